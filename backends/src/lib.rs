@@ -1,0 +1,25 @@
+//! Kernels and backends that run a CoLaNet spiking network on a batch.
+//!
+//! - [`scalar`]: the reference kernel, straight from snnTorch's equations.
+//! - [`simd`]: the `wide` SIMD kernel: blocked input projection, vectorised
+//!   LIF update, event-driven later layers, caller-provided workspace.
+//! - [`provider`]: the [`CoLaNetProvider`] trait and its CPU implementations.
+//! - [`dispatch`]: the closed [`Backend`] enum, [`BackendKind`] parsing
+//!   (`CX_BACKEND`), and the falling-back [`Dispatcher`].
+//! - [`trace`]: optional per-step recording, free when unused.
+//!
+//! `docs/BACKENDS.md` says how to add a backend.
+
+pub mod dispatch;
+pub mod error;
+pub mod provider;
+pub mod scalar;
+pub mod simd;
+pub mod trace;
+
+pub use dispatch::{
+    Backend, BackendKind, BackendStats, ConcreteKind, Dispatcher, FallbackPolicy, BACKEND_ENV,
+};
+pub use error::BackendError;
+pub use provider::{CoLaNetProvider, ScalarBackend, SimdBackend, BATCH_MAX_LIMIT};
+pub use trace::{NoTrace, Trace, TraceSink};

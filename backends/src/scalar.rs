@@ -1,0 +1,144 @@
+//! The scalar reference kernel: written straight from snnTorch's equations,
+//! one sample, one step, one neuron at a time. It is the oracle every other
+//! kernel is tested against, so clarity wins over speed here.
+//!
+//! Per sample and layer `l` (1-based), with direct input encoding:
+//!
+//! ```text
+//! I_1[t]  = W_1 · x + b_1                          (the same at every step)
+//! I_l[t]  = W_l · (g_{l-1} · s_{l-1}[t]) + b_l      (l > 1)
+//! r       = mem[t-1] > thr                         (reset from the previous membrane)
+//! subtract: mem[t] = beta·mem[t-1] + I[t] − r·thr
+//! zero:     mem[t] = beta·(1 − r)·mem[t-1] + I[t]
+//! none:     mem[t] = beta·mem[t-1] + I[t]
+//! s[t]    = mem[t] > thr                           (reported mem is not yet reset)
+//! ```
+//!
+//! Dot products accumulate with a fused multiply-add in ascending input
+//! order from zero, then add the bias. The SIMD kernel keeps that order, so
+//! the two agree bit for bit.
+
+use crate::trace::TraceSink;
+use cx_components::{LifLayer, Readout, ResetMechanism, SnnModel};
+
+/// Scratch memory for [`forward`]: one current, membrane and spike vector
+/// per layer. Sized once per model.
+#[derive(Clone, Debug)]
+pub struct ScalarWorkspace {
+    current: Vec<Vec<f32>>,
+    mem: Vec<Vec<f32>>,
+    spk: Vec<Vec<bool>>,
+    spike_idx: Vec<u32>,
+}
+
+impl ScalarWorkspace {
+    /// A workspace for `model`.
+    pub fn new(model: &SnnModel) -> Self {
+        let widths: Vec<usize> = model.layers().iter().map(|l| l.outputs).collect();
+        let widest = widths.iter().copied().max().unwrap_or(0);
+        Self {
+            current: widths.iter().map(|&n| vec![0.0; n]).collect(),
+            mem: widths.iter().map(|&n| vec![0.0; n]).collect(),
+            spk: widths.iter().map(|&n| vec![false; n]).collect(),
+            spike_idx: Vec::with_capacity(widest),
+        }
+    }
+}
+
+/// `W · input + b`, accumulating `fma(input[i], w[o][i], acc)` in ascending `i`.
+pub fn linear(layer: &LifLayer, input: &[f32], current: &mut [f32]) {
+    for (o, cur) in current.iter_mut().enumerate() {
+        let mut acc = 0.0f32;
+        for (&w, &v) in layer.weight_row(o).iter().zip(input) {
+            acc = v.mul_add(w, acc);
+        }
+        *cur = acc + layer.bias[o];
+    }
+}
+
+/// Like [`linear`], for an input of spikes each worth `graded` when set.
+pub fn linear_spikes(layer: &LifLayer, spikes: &[bool], graded: f32, current: &mut [f32]) {
+    for (o, cur) in current.iter_mut().enumerate() {
+        let mut acc = 0.0f32;
+        for (&w, &s) in layer.weight_row(o).iter().zip(spikes) {
+            let v = if s { graded } else { 0.0 };
+            acc = v.mul_add(w, acc);
+        }
+        *cur = acc + layer.bias[o];
+    }
+}
+
+/// One Leaky step for every neuron of a layer.
+pub fn lif_step(
+    mem: &mut [f32],
+    current: &[f32],
+    beta: &[f32],
+    threshold: &[f32],
+    reset: ResetMechanism,
+    spk: &mut [bool],
+) {
+    for n in 0..mem.len() {
+        let fired_before = mem[n] > threshold[n];
+        mem[n] = match reset {
+            ResetMechanism::Subtract => {
+                let r = if fired_before { threshold[n] } else { 0.0 };
+                beta[n] * mem[n] + current[n] - r
+            }
+            ResetMechanism::Zero => {
+                let kept = if fired_before { 0.0 } else { mem[n] };
+                beta[n] * kept + current[n]
+            }
+            ResetMechanism::None => beta[n] * mem[n] + current[n],
+        };
+        spk[n] = mem[n] > threshold[n];
+    }
+}
+
+/// Runs `batch` samples of `x` (`[batch][inputs]` row-major) through the
+/// model and fills `out`'s spike counts and final membranes (not the
+/// probabilities: see [`Readout::calibrate`]). Shapes are the caller's
+/// responsibility; [`crate::CoLaNetProvider::infer`] checks them.
+pub fn forward<S: TraceSink>(
+    model: &SnnModel,
+    x: &[f32],
+    batch: usize,
+    ws: &mut ScalarWorkspace,
+    out: &mut Readout,
+    trace: &mut S,
+) {
+    let layers = model.layers();
+    let last = layers.len() - 1;
+    let outputs = model.outputs();
+    for b in 0..batch {
+        let input = &x[b * model.inputs()..(b + 1) * model.inputs()];
+        linear(&layers[0], input, &mut ws.current[0]);
+        ws.mem.iter_mut().for_each(|m| m.fill(0.0));
+        let counts = &mut out.spike_count[b * outputs..(b + 1) * outputs];
+        counts.fill(0);
+        for t in 0..model.steps() as usize {
+            for (l, layer) in layers.iter().enumerate() {
+                if l > 0 {
+                    let graded = layers[l - 1].graded_spikes_factor;
+                    linear_spikes(layer, &ws.spk[l - 1], graded, &mut ws.current[l]);
+                }
+                lif_step(
+                    &mut ws.mem[l],
+                    &ws.current[l],
+                    &layer.beta,
+                    &layer.threshold,
+                    layer.reset,
+                    &mut ws.spk[l],
+                );
+                ws.spike_idx.clear();
+                ws.spike_idx
+                    .extend((0..layer.outputs as u32).filter(|&n| ws.spk[l][n as usize]));
+                trace.on_step(b, l, t, &ws.mem[l], &ws.spike_idx);
+            }
+            for (count, &s) in counts.iter_mut().zip(&ws.spk[last]) {
+                *count += s as u32;
+            }
+        }
+        out.mem_last[b * outputs..(b + 1) * outputs].copy_from_slice(&ws.mem[last]);
+    }
+    out.set_batch(batch);
+}

@@ -1,0 +1,62 @@
+//! Per-step recording of every layer's spikes and membranes.
+//!
+//! Kernels are generic over [`TraceSink`]; with [`NoTrace`] every call is an
+//! empty inline function, so the hot path pays nothing for the option.
+
+/// Receives one layer's state after each time step of one sample.
+pub trait TraceSink {
+    /// Called after `layer` (0-based) finished `step` of `sample`: `mem` has
+    /// one value per neuron (not yet reset), `spikes` lists the neurons that
+    /// fired, ascending.
+    fn on_step(&mut self, sample: usize, layer: usize, step: usize, mem: &[f32], spikes: &[u32]);
+}
+
+/// Records nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoTrace;
+
+impl TraceSink for NoTrace {
+    #[inline(always)]
+    fn on_step(&mut self, _: usize, _: usize, _: usize, _: &[f32], _: &[u32]) {}
+}
+
+/// One layer's full trace, `[batch][step][neuron]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LayerTrace {
+    /// 0/1 spikes.
+    pub spk: Vec<Vec<Vec<u8>>>,
+    /// Membranes.
+    pub mem: Vec<Vec<Vec<f32>>>,
+}
+
+/// Records everything, for `cx model run --trace` and the conformance tests.
+/// Allocates as it goes; never used on the serving path.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trace {
+    /// One entry per layer, input first.
+    pub layers: Vec<LayerTrace>,
+}
+
+impl TraceSink for Trace {
+    fn on_step(&mut self, sample: usize, layer: usize, step: usize, mem: &[f32], spikes: &[u32]) {
+        if self.layers.len() <= layer {
+            self.layers.resize_with(layer + 1, LayerTrace::default);
+        }
+        let lt = &mut self.layers[layer];
+        if lt.spk.len() <= sample {
+            lt.spk.resize_with(sample + 1, Vec::new);
+            lt.mem.resize_with(sample + 1, Vec::new);
+        }
+        let (spk_rows, mem_rows) = (&mut lt.spk[sample], &mut lt.mem[sample]);
+        if spk_rows.len() <= step {
+            spk_rows.resize_with(step + 1, Vec::new);
+            mem_rows.resize_with(step + 1, Vec::new);
+        }
+        let mut spk = vec![0u8; mem.len()];
+        for &s in spikes {
+            spk[s as usize] = 1;
+        }
+        spk_rows[step] = spk;
+        mem_rows[step] = mem.to_vec();
+    }
+}

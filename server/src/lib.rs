@@ -1,0 +1,1 @@
+//! The `cx` command-line front end and, later, the TCP server.

@@ -334,6 +334,16 @@ fn validate(layers: &[LifLayer], steps: u32, meta: &ModelMeta) -> Result<()> {
             ),
         });
     }
+    if let Some(key) = meta
+        .extra
+        .keys()
+        .find(|k| file::KNOWN_KEYS.contains(&k.as_str()))
+    {
+        return Err(Error::BadMetadata {
+            key: key.clone(),
+            reason: "is written from its own field, so it cannot also be an extra key".into(),
+        });
+    }
     meta.calibration.validate(outputs)
 }
 

@@ -29,6 +29,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<(Vec<LifLayer>, u32, ModelMeta)> {
     let layer_count = (1..)
         .take_while(|i| tensors.tensor(&format!("fc{i}.weight")).is_ok())
         .count();
+    if layer_count == 0 {
+        return Err(missing("fc1.weight"));
+    }
+    // Before `check_names`, whose cost grows with layers x tensors.
+    super::check_limit("number of layers", layer_count, super::limits::LAYERS_MAX)?;
     check_names(&tensors, layer_count)?;
     let layers = (1..=layer_count)
         .map(|n| parse_layer(&tensors, n))
@@ -75,6 +80,18 @@ fn parse_layer(tensors: &SafeTensors<'_>, n: usize) -> Result<LifLayer> {
             })
         }
     };
+    // Before anything is sized by the shape: a header can claim any width
+    // with a zero dimension and no data.
+    super::check_limit(
+        &format!("fc{n} input width"),
+        inputs,
+        super::limits::WIDTH_MAX,
+    )?;
+    super::check_limit(
+        &format!("fc{n} output width"),
+        outputs,
+        super::limits::WIDTH_MAX,
+    )?;
     let bias_name = format!("fc{n}.bias");
     let bias = match tensors.tensor(&bias_name) {
         Ok(view) => f32_vec(&bias_name, &view, &[outputs])?,
@@ -181,6 +198,17 @@ fn parse_reset(name: &str, view: &TensorView<'_>) -> Result<ResetMechanism> {
         rule: "reset_mechanism_val must be 0 (subtract), 1 (zero) or 2 (none)",
     })
 }
+
+/// The metadata keys written from [`ModelMeta`]'s own fields and the step
+/// count; `ModelMeta::extra` may not hold them.
+pub(super) const KNOWN_KEYS: [&str; 6] = [
+    "steps",
+    "cx.name",
+    "cx.version",
+    "cx.feature_schema_id",
+    "cx.offer_ids",
+    "cx.calibration",
+];
 
 fn parse_meta(mut raw: HashMap<String, String>, outputs: usize) -> Result<(u32, ModelMeta)> {
     let bad = |key: &str, reason: String| Error::BadMetadata {

@@ -40,6 +40,16 @@ impl FromStr for BackendKind {
     }
 }
 
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Scalar => "scalar",
+            Self::Simd => "simd",
+            Self::Auto => "auto",
+        })
+    }
+}
+
 impl BackendKind {
     /// The kind named by `CX_BACKEND`, or `None` when it is unset.
     pub fn from_env() -> Result<Option<Self>> {
@@ -259,7 +269,7 @@ impl<P: CoLaNetProvider> Dispatcher<P> {
                     slot.stats.batches_ok += 1;
                     return Ok(i);
                 }
-                Err(e) if is_caller_error(&e) => return Err(e),
+                Err(e) if e.is_caller_error() => return Err(e),
                 Err(e) => {
                     record_failure(slot, &self.policy, now_ns, i < last);
                     last_err = Some(e);
@@ -288,16 +298,6 @@ impl<P: CoLaNetProvider> Dispatcher<P> {
     pub fn model(&self) -> &Arc<SnnModel> {
         self.slots[0].provider.model()
     }
-}
-
-fn is_caller_error(e: &BackendError) -> bool {
-    matches!(
-        e,
-        BackendError::BatchTooLarge { .. }
-            | BackendError::InputShape { .. }
-            | BackendError::NonFiniteInput { .. }
-            | BackendError::ReadoutShape { .. }
-    )
 }
 
 fn record_failure<P>(slot: &mut Slot<P>, policy: &FallbackPolicy, now_ns: u64, has_next: bool) {

@@ -78,5 +78,19 @@ pub enum BackendError {
     },
 }
 
+impl BackendError {
+    /// Whether the error is in the caller's input (shape, batch size,
+    /// non-finite features), so that no other backend would do better.
+    pub fn is_caller_error(&self) -> bool {
+        matches!(
+            self,
+            Self::BatchTooLarge { .. }
+                | Self::InputShape { .. }
+                | Self::NonFiniteInput { .. }
+                | Self::ReadoutShape { .. }
+        )
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = BackendError> = std::result::Result<T, E>;

@@ -5,10 +5,20 @@
 
 /// Receives one layer's state after each time step of one sample.
 pub trait TraceSink {
-    /// Called after `layer` (0-based) finished `step` of `sample`: `mem` has
-    /// one value per neuron (not yet reset), `spikes` lists the neurons that
-    /// fired, ascending.
-    fn on_step(&mut self, sample: usize, layer: usize, step: usize, mem: &[f32], spikes: &[u32]);
+    /// Called after `layer` (0-based) finished `step` of `sample` for the
+    /// neurons `first..first + mem.len()`: `mem` holds their membranes (not
+    /// yet reset), `spikes` lists those that fired, ascending, by absolute
+    /// index. A kernel may report a layer's step in several such pieces, in
+    /// any order.
+    fn on_step(
+        &mut self,
+        sample: usize,
+        layer: usize,
+        step: usize,
+        first: usize,
+        mem: &[f32],
+        spikes: &[u32],
+    );
 }
 
 /// Records nothing.
@@ -17,7 +27,7 @@ pub struct NoTrace;
 
 impl TraceSink for NoTrace {
     #[inline(always)]
-    fn on_step(&mut self, _: usize, _: usize, _: usize, _: &[f32], _: &[u32]) {}
+    fn on_step(&mut self, _: usize, _: usize, _: usize, _: usize, _: &[f32], _: &[u32]) {}
 }
 
 /// One layer's full trace, `[batch][step][neuron]`.
@@ -38,7 +48,15 @@ pub struct Trace {
 }
 
 impl TraceSink for Trace {
-    fn on_step(&mut self, sample: usize, layer: usize, step: usize, mem: &[f32], spikes: &[u32]) {
+    fn on_step(
+        &mut self,
+        sample: usize,
+        layer: usize,
+        step: usize,
+        first: usize,
+        mem: &[f32],
+        spikes: &[u32],
+    ) {
         if self.layers.len() <= layer {
             self.layers.resize_with(layer + 1, LayerTrace::default);
         }
@@ -52,11 +70,15 @@ impl TraceSink for Trace {
             spk_rows.resize_with(step + 1, Vec::new);
             mem_rows.resize_with(step + 1, Vec::new);
         }
-        let mut spk = vec![0u8; mem.len()];
+        let (spk, mems) = (&mut spk_rows[step], &mut mem_rows[step]);
+        let end = first + mem.len();
+        if spk.len() < end {
+            spk.resize(end, 0);
+            mems.resize(end, 0.0);
+        }
+        mems[first..end].copy_from_slice(mem);
         for &s in spikes {
             spk[s as usize] = 1;
         }
-        spk_rows[step] = spk;
-        mem_rows[step] = mem.to_vec();
     }
 }

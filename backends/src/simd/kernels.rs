@@ -35,7 +35,7 @@ pub fn vectors_for(width: usize) -> usize {
 /// exact (`fma(0, w, acc) == acc`) and pays off on one-hot features.
 pub fn project(x: &[f32], inputs: usize, wt: &[f32x16], bias: &[f32x16], cur: &mut [f32x16]) {
     let nv = bias.len();
-    let batch = if inputs == 0 { 0 } else { x.len() / inputs };
+    let batch = x.len().checked_div(inputs).unwrap_or(0);
     debug_assert_eq!(wt.len(), inputs * nv);
     debug_assert!(cur.len() >= batch * nv);
     let mut b = 0;
@@ -110,70 +110,117 @@ fn project_tile<const R: usize, const V: usize>(
     }
 }
 
-/// Event-driven projection of a spiking layer: `cur = Σ_{h in spikes}
-/// graded · wt[h] + bias`, touching only the weight rows of neurons that
-/// fired. `spikes` is ascending; `wt` is `[inputs][nv]` vectors.
-pub fn accumulate_spikes(
-    spikes: &[u32],
-    wt: &[f32x16],
-    graded: f32,
-    bias: &[f32x16],
-    cur: &mut [f32x16],
-) {
-    let nv = bias.len();
-    let mut v0 = 0;
-    while v0 + TILE_VECTORS <= nv {
-        accumulate_tile::<TILE_VECTORS>(spikes, wt, graded, v0, bias, cur);
-        v0 += TILE_VECTORS;
-    }
-    while v0 < nv {
-        accumulate_tile::<1>(spikes, wt, graded, v0, bias, cur);
-        v0 += 1;
-    }
-}
-
+/// Event-driven input of one 16-neuron tile of a spiking layer for `N`
+/// samples at once: `acc[k] = Σ_{h in spikes[k]} graded · tile[h]`,
+/// touching only the weight rows of neurons that fired. Each list is
+/// ascending; `tile` is the tile's column of the weight matrix, one vector
+/// per input neuron (contiguous, so a 512-input tile is 32 KiB and stays in
+/// L1 while a chunk of samples streams by).
+///
+/// The samples advance in lockstep: a single running sum is a chain of
+/// dependent adds (4 cycles each), while `N` independent sums keep the load
+/// ports busy. Each sample's own sum keeps the scalar reference's order.
 #[inline(always)]
-fn accumulate_tile<const V: usize>(
-    spikes: &[u32],
-    wt: &[f32x16],
+pub fn accumulate_tile<const N: usize>(
+    spikes: [&[u32]; N],
+    tile: &[f32x16],
     graded: f32,
-    v0: usize,
-    bias: &[f32x16],
-    cur: &mut [f32x16],
-) {
-    let nv = bias.len();
-    let mut acc = [f32x16::ZERO; V];
-    let row = |h: u32| -> &[f32x16; V] {
-        let start = h as usize * nv + v0;
-        wt[start..start + V]
-            .try_into()
-            .expect("tile lies inside the row")
-    };
+) -> [f32x16; N] {
+    let mut acc = [f32x16::ZERO; N];
+    let common = spikes.iter().map(|s| s.len()).min().unwrap_or(0);
     if graded == 1.0 {
         // fma(1, w, acc) rounds exactly like acc + w.
-        for &h in spikes {
-            let w = row(h);
-            for v in 0..V {
-                acc[v] += w[v];
+        for i in 0..common {
+            for k in 0..N {
+                acc[k] += tile[spikes[k][i] as usize];
+            }
+        }
+        for k in 0..N {
+            for &h in &spikes[k][common..] {
+                acc[k] += tile[h as usize];
             }
         }
     } else {
         let g = f32x16::splat(graded);
-        for &h in spikes {
-            let w = row(h);
-            for v in 0..V {
-                acc[v] = g.mul_add(w[v], acc[v]);
+        for i in 0..common {
+            for k in 0..N {
+                acc[k] = g.mul_add(tile[spikes[k][i] as usize], acc[k]);
+            }
+        }
+        for k in 0..N {
+            for &h in &spikes[k][common..] {
+                acc[k] = g.mul_add(tile[h as usize], acc[k]);
             }
         }
     }
-    for v in 0..V {
-        cur[v0 + v] = acc[v] + bias[v0 + v];
+    acc
+}
+
+/// Spike-list slack: [`push_fired`] writes whole groups of 8 indices, so a
+/// spike buffer holds `vectors * LANES + SPIKES_SLACK` entries.
+pub const SPIKES_SLACK: usize = LANES;
+
+/// For each byte `m`, the positions of its set bits, ascending, padded with zeros.
+const SET_BITS: [[u8; 8]; 256] = {
+    let mut table = [[0u8; 8]; 256];
+    let mut m = 0;
+    while m < 256 {
+        let (mut bit, mut n) = (0, 0);
+        while bit < 8 {
+            if m & (1 << bit) != 0 {
+                table[m][n] = bit as u8;
+                n += 1;
+            }
+            bit += 1;
+        }
+        m += 1;
     }
+    table
+};
+
+/// Appends `base + lane` for every set bit of the 16-bit `bits` to
+/// `spikes[count..]`, returns the new count. Branch-free: it writes 8
+/// candidates per byte and advances by the byte's popcount, so the cost does
+/// not depend on how many neurons fired (a loop over bits mispredicts its
+/// exit once per vector, which cost more than the whole LIF update).
+#[inline(always)]
+pub fn push_fired(base: u32, bits: u32, spikes: &mut [u32], count: usize) -> usize {
+    let mut count = count;
+    for (half, byte) in [bits & 0xff, (bits >> 8) & 0xff].into_iter().enumerate() {
+        let lanes = &SET_BITS[byte as usize];
+        let offset = base + 8 * half as u32;
+        let dst: &mut [u32; 8] = (&mut spikes[count..count + 8]).try_into().expect("8 lanes");
+        for k in 0..8 {
+            dst[k] = offset + lanes[k] as u32;
+        }
+        count += byte.count_ones() as usize;
+    }
+    count
+}
+
+/// One Leaky step for 16 neurons: returns the new membrane (not yet reset)
+/// and the bitmask of the lanes that fire.
+#[inline(always)]
+pub fn lif_one(
+    mem: f32x16,
+    cur: f32x16,
+    beta: f32x16,
+    threshold: f32x16,
+    reset: ResetMechanism,
+) -> (f32x16, u32) {
+    let fired_before = mem.simd_gt(threshold);
+    let next = match reset {
+        ResetMechanism::Subtract => (beta * mem + cur) - (fired_before & threshold),
+        ResetMechanism::Zero => beta * fired_before.select(f32x16::ZERO, mem) + cur,
+        ResetMechanism::None => beta * mem + cur,
+    };
+    (next, next.simd_gt(threshold).to_bitmask())
 }
 
 /// One Leaky step for a layer, vectorised across neurons. Writes the indices
 /// of the neurons that fire, ascending, to the front of `spikes` (which holds
-/// at least `mem.len() * LANES` entries) and returns how many there are.
+/// at least `mem.len() * LANES + SPIKES_SLACK` entries) and returns how many
+/// there are.
 pub fn lif_step(
     mem: &mut [f32x16],
     cur: &[f32x16],
@@ -182,23 +229,12 @@ pub fn lif_step(
     reset: ResetMechanism,
     spikes: &mut [u32],
 ) -> usize {
-    debug_assert!(spikes.len() >= mem.len() * LANES);
+    debug_assert!(spikes.len() >= mem.len() * LANES + SPIKES_SLACK);
     let mut fired_count = 0;
     for i in 0..mem.len() {
-        let (m, th) = (mem[i], threshold[i]);
-        let fired_before = m.simd_gt(th);
-        let next = match reset {
-            ResetMechanism::Subtract => (beta[i] * m + cur[i]) - (fired_before & th),
-            ResetMechanism::Zero => beta[i] * fired_before.select(f32x16::ZERO, m) + cur[i],
-            ResetMechanism::None => beta[i] * m + cur[i],
-        };
+        let (next, bits) = lif_one(mem[i], cur[i], beta[i], threshold[i], reset);
         mem[i] = next;
-        let mut bits = next.simd_gt(th).to_bitmask();
-        while bits != 0 {
-            spikes[fired_count] = (i * LANES) as u32 + bits.trailing_zeros();
-            fired_count += 1;
-            bits &= bits - 1;
-        }
+        fired_count = push_fired((i * LANES) as u32, bits, spikes, fired_count);
     }
     fired_count
 }

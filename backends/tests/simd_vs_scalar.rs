@@ -1,0 +1,147 @@
+//! Property tests: the SIMD kernel equals the scalar reference on random
+//! models and batches, including widths that are not a multiple of the lane
+//! width, batch 1 and an empty batch. The kernels keep the same order of
+//! floating-point operations, so spikes and membranes must be identical.
+
+mod common;
+
+use common::run_traced;
+use cx_backends::{scalar, simd, ConcreteKind};
+use cx_components::{LifLayer, ModelMeta, ResetMechanism, SnnModel};
+use proptest::prelude::*;
+use std::sync::Arc;
+use wide::f32x16;
+
+fn reset_strategy() -> impl Strategy<Value = ResetMechanism> {
+    prop_oneof![
+        Just(ResetMechanism::Subtract),
+        Just(ResetMechanism::Zero),
+        Just(ResetMechanism::None)
+    ]
+}
+
+fn values(len: usize, scale: f32) -> impl Strategy<Value = Vec<f32>> {
+    prop::collection::vec(-scale..scale, len)
+}
+
+/// A layer with random weights; beta and threshold either shared or per neuron,
+/// graded spikes either 1 or another value.
+fn layer_strategy(inputs: usize, outputs: usize) -> impl Strategy<Value = LifLayer> {
+    let scale = 3.0 / (inputs as f32).sqrt();
+    (
+        values(inputs * outputs, scale),
+        values(outputs, 0.5),
+        prop::collection::vec(0.0f32..=1.0, outputs),
+        prop::collection::vec(0.2f32..2.0, outputs),
+        any::<bool>(),
+        reset_strategy(),
+        prop_oneof![Just(1.0f32), 0.25f32..2.0],
+    )
+        .prop_map(
+            move |(weight, bias, beta, threshold, shared, reset, graded)| LifLayer {
+                inputs,
+                outputs,
+                weight,
+                bias,
+                beta: if shared { vec![beta[0]; outputs] } else { beta },
+                threshold: if shared {
+                    vec![threshold[0]; outputs]
+                } else {
+                    threshold
+                },
+                reset,
+                graded_spikes_factor: graded,
+            },
+        )
+}
+
+fn model_strategy() -> impl Strategy<Value = SnnModel> {
+    (prop::collection::vec(1usize..70, 2..=4), 1u32..12)
+        .prop_flat_map(|(widths, steps)| {
+            let layers: Vec<_> = widths
+                .windows(2)
+                .map(|w| layer_strategy(w[0], w[1]))
+                .collect();
+            (layers, Just(steps))
+        })
+        .prop_map(|(layers, steps)| {
+            let outputs = layers.last().unwrap().outputs;
+            SnnModel::new(layers, steps, ModelMeta::defaults(outputs)).expect("valid random model")
+        })
+}
+
+/// Features in [-1, 2), with about a third exactly zero (the sparse path).
+fn batch_strategy(inputs: usize) -> impl Strategy<Value = (usize, Vec<f32>)> {
+    prop_oneof![Just(0usize), Just(1usize), 2usize..11, 17usize..40].prop_flat_map(move |batch| {
+        let feature = prop_oneof![1 => Just(0.0f32), 2 => -1.0f32..2.0];
+        (Just(batch), prop::collection::vec(feature, batch * inputs))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn simd_forward_equals_scalar(
+        (model, (batch, x)) in model_strategy().prop_flat_map(|m| {
+            let inputs = m.inputs();
+            (Just(m), batch_strategy(inputs))
+        })
+    ) {
+        let model = Arc::new(model);
+        let (out_s, trace_s) = run_traced(ConcreteKind::Scalar, &model, &x, batch);
+        let (out_v, trace_v) = run_traced(ConcreteKind::Simd, &model, &x, batch);
+        prop_assert_eq!(out_s.batch(), batch);
+        prop_assert_eq!(out_v.batch(), batch);
+        let n = batch * model.outputs();
+        prop_assert_eq!(&out_s.spike_count[..n], &out_v.spike_count[..n]);
+        prop_assert_eq!(&out_s.mem_last[..n], &out_v.mem_last[..n]);
+        prop_assert_eq!(&out_s.probability[..n], &out_v.probability[..n]);
+        prop_assert_eq!(trace_s, trace_v);
+    }
+
+    #[test]
+    fn blocked_projection_equals_scalar_linear(
+        inputs in 1usize..40, outputs in 1usize..90, batch in 0usize..11, seed in any::<u64>()
+    ) {
+        let mut rng = seed;
+        let mut next = || { rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((rng >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0 };
+        let weight: Vec<f32> = (0..inputs * outputs).map(|_| next()).collect();
+        let bias: Vec<f32> = (0..outputs).map(|_| next()).collect();
+        let x: Vec<f32> = (0..batch * inputs).map(|i| if i % 3 == 0 { 0.0 } else { next() }).collect();
+        let layer = LifLayer::new(inputs, outputs, weight, bias, 0.9, 1.0, ResetMechanism::Subtract);
+        let packed = simd::PackedLayer::pack(&layer, simd::WeightLayout::InputMajor);
+        let mut cur = vec![f32x16::ZERO; batch * packed.vectors()];
+        simd::kernels::project(&x, inputs, &packed.wt, &packed.bias, &mut cur);
+        let mut expect = vec![0.0; outputs];
+        for b in 0..batch {
+            scalar::linear(&layer, &x[b * inputs..(b + 1) * inputs], &mut expect);
+            let row: Vec<f32> = cur[b * packed.vectors()..(b + 1) * packed.vectors()]
+                .iter().flat_map(|v| v.to_array()).take(outputs).collect();
+            prop_assert_eq!(&row, &expect, "row {}", b);
+        }
+    }
+}
+
+#[test]
+fn empty_batch_writes_nothing_and_reports_zero_rows() {
+    let layer = LifLayer::new(
+        3,
+        2,
+        vec![0.5; 6],
+        vec![0.0; 2],
+        0.9,
+        1.0,
+        ResetMechanism::Subtract,
+    );
+    let model = Arc::new(SnnModel::new(vec![layer], 4, ModelMeta::defaults(2)).unwrap());
+    for kind in [ConcreteKind::Scalar, ConcreteKind::Simd] {
+        let (out, trace) = run_traced(kind, &model, &[], 0);
+        assert_eq!(out.batch(), 0, "{kind:?}");
+        assert!(trace.layers.is_empty(), "{kind:?}: no steps recorded");
+        assert!(
+            out.spike_count.iter().all(|&c| c == 0),
+            "{kind:?}: buffers untouched"
+        );
+    }
+}

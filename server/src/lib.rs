@@ -1,1 +1,13 @@
 //! The `cx` command-line front end and, later, the TCP server.
+//!
+//! The binary (`src/main.rs`) only parses arguments and prints errors; the
+//! commands live here so that they can be tested without a process:
+//!
+//! - [`cli`]: the clap argument definitions and the `cx model inspect` and
+//!   `cx model run` commands.
+//! - [`error`]: [`Error`], the crate's single error type.
+
+pub mod cli;
+pub mod error;
+
+pub use error::Error;

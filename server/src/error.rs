@@ -1,0 +1,173 @@
+//! The crate's single error type.
+
+use cx_engine::backends::BackendError;
+use cx_engine::components;
+
+/// Everything a `cx` command can report. Each variant names the file, row or
+/// setting at fault; the underlying error, when there is one, is its
+/// [`std::error::Error::source`] (see [`render_chain`] to print both).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model file could not be read (missing, unreadable, a directory).
+    #[error("cannot read model {path}")]
+    ModelRead {
+        /// The model file as given.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The model file was read but is not a valid model (truncated,
+    /// corrupted, wrong shapes, out-of-range values, over a limit).
+    #[error("cannot load model {path}")]
+    Model {
+        /// The model file as given.
+        path: String,
+        /// Why.
+        #[source]
+        source: components::Error,
+    },
+    /// The input file (or stdin) could not be read.
+    #[error("cannot read input {origin}")]
+    InputRead {
+        /// The file as given, or `stdin`.
+        origin: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The input is not valid JSON; the source names the line and column.
+    #[error("input {origin} is not valid JSON")]
+    InputJson {
+        /// The file as given, or `stdin`.
+        origin: String,
+        /// The parser's error, with line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The input is valid JSON but not a batch of feature vectors the model takes.
+    #[error("{origin}: {reason}")]
+    BadInput {
+        /// The file as given, or `stdin`.
+        origin: String,
+        /// What is wrong, naming the row and feature.
+        reason: String,
+    },
+    /// `CX_BACKEND` names no known backend.
+    #[error("environment variable {var} is invalid")]
+    BackendEnv {
+        /// The variable's name, `CX_BACKEND`.
+        var: &'static str,
+        /// The parse error, which names the value.
+        #[source]
+        source: BackendError,
+    },
+    /// A backend could not be initialised.
+    #[error("cannot initialise backend `{backend}` for batches of up to {batch_max}")]
+    BackendInit {
+        /// The backend asked for (`scalar`, `simd` or `auto`).
+        backend: &'static str,
+        /// The batch size it was initialised for.
+        batch_max: usize,
+        /// The backend's error.
+        #[source]
+        source: BackendError,
+    },
+    /// A backend failed to run a chunk of the input.
+    #[error("backend failed on input rows {first_row}..{end_row}")]
+    Backend {
+        /// First input row of the failing chunk.
+        first_row: usize,
+        /// One past the last input row of the failing chunk.
+        end_row: usize,
+        /// The backend's error.
+        #[source]
+        source: BackendError,
+    },
+    /// A `--trace` run would record more values than [`crate::cli::run::TRACE_VALUES_MAX`].
+    #[error(
+        "--trace would record {values} values ({rows} rows x {steps} steps x {neurons} neurons), \
+         more than the limit of {limit}; trace fewer rows"
+    )]
+    TraceTooLarge {
+        /// Values the trace would hold.
+        values: u128,
+        /// Input rows.
+        rows: usize,
+        /// Time steps per row.
+        steps: u32,
+        /// Neurons over all layers.
+        neurons: usize,
+        /// The limit.
+        limit: u128,
+    },
+    /// A backend produced a trace that does not cover every sample, step and neuron.
+    #[error("backend `{backend}` produced an incomplete trace: {reason}")]
+    IncompleteTrace {
+        /// The backend's device name.
+        backend: String,
+        /// What was missing.
+        reason: String,
+    },
+    /// Writing the result failed (e.g. stdout closed).
+    #[error("cannot write output")]
+    Output(#[source] std::io::Error),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error and its chain of sources as one line, `outer: inner: innermost`.
+///
+/// A source whose message already appears in the line is skipped: some
+/// errors (e.g. `cx_components::Error::Io`) print their source themselves
+/// and also return it from `source()`.
+pub fn render_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        next = cause.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_joins_sources() {
+        let err = Error::Model {
+            path: "m.safetensors".into(),
+            source: components::Error::MissingTensor {
+                name: "fc1.weight".into(),
+            },
+        };
+        assert_eq!(
+            render_chain(&err),
+            "cannot load model m.safetensors: tensor `fc1.weight` is missing"
+        );
+    }
+
+    #[test]
+    fn chain_skips_a_source_already_printed() {
+        // `components::Error::Io` prints its source and also returns it.
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let err = Error::Model {
+            path: "m.safetensors".into(),
+            source: components::Error::Io {
+                path: "m.safetensors".into(),
+                source: io,
+            },
+        };
+        assert_eq!(
+            render_chain(&err),
+            "cannot load model m.safetensors: m.safetensors: gone"
+        );
+    }
+}

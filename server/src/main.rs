@@ -1,0 +1,34 @@
+//! `cx`: the CampaignExpress command line. Parses arguments, runs the
+//! command from the `cx_server` library, and prints any error to stderr
+//! with a non-zero exit status.
+
+use clap::Parser;
+use cx_server::cli::{execute, Cli, Streams};
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let message = cx_server::error::render_chain(err.as_ref());
+            // If stderr is gone too there is nobody left to tell.
+            let _ = writeln!(std::io::stderr().lock(), "cx: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut streams = Streams {
+        stdin: &mut stdin.lock(),
+        stdout: &mut stdout.lock(),
+        stderr: &mut stderr.lock(),
+    };
+    execute(cli, &mut streams)?;
+    Ok(())
+}

@@ -110,9 +110,10 @@ proptest! {
         let bias: Vec<f32> = (0..outputs).map(|_| next()).collect();
         let x: Vec<f32> = (0..batch * inputs).map(|i| if i % 3 == 0 { 0.0 } else { next() }).collect();
         let layer = LifLayer::new(inputs, outputs, weight, bias, 0.9, 1.0, ResetMechanism::Subtract);
-        let packed = simd::PackedLayer::pack(&layer, simd::WeightLayout::InputMajor);
+        let packed = simd::PackedLayer::pack(&layer, simd::kernels::PROJECT_TILE_VECTORS);
         let mut cur = vec![f32x16::ZERO; batch * packed.vectors()];
-        simd::kernels::project(&x, inputs, &packed.wt, &packed.bias, &mut cur);
+        let mut cols = vec![0; simd::kernels::column_lists_len(batch, inputs)];
+        simd::kernels::project(&packed, &x, &mut cur, &mut cols);
         let mut expect = vec![0.0; outputs];
         for b in 0..batch {
             scalar::linear(&layer, &x[b * inputs..(b + 1) * inputs], &mut expect);

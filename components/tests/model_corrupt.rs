@@ -18,7 +18,7 @@ fn header_len(bytes: &[u8]) -> usize {
 /// A file with the given header text, padded to 8, and `data` after it.
 fn with_header(header: &[u8], data: &[u8]) -> Vec<u8> {
     let mut h = header.to_vec();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();

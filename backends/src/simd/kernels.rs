@@ -8,6 +8,14 @@
 //! operations (fused multiply-add in ascending input order from zero, then
 //! the bias; `beta·mem + I − r·thr` as separate roundings), so the results
 //! are bit-identical to `crate::scalar` on targets with FMA.
+//!
+//! `unsafe` is allowed in this module for two reasons, each with a `SAFETY`
+//! note: the event-driven sum in [`accumulate_tile`] indexes a weight tile
+//! by spike index, and a bounds check per spike costs more than the add it
+//! guards (the indices are checked once per list, with a vectorised max,
+//! instead); and on AVX-512 builds [`push_fired`] calls the `vpcompressd`
+//! intrinsic, which `wide` does not expose.
+#![allow(unsafe_code)]
 
 use cx_components::ResetMechanism;
 use wide::f32x16;
@@ -15,141 +23,181 @@ use wide::f32x16;
 /// Lanes per vector.
 pub const LANES: usize = 16;
 
-/// Column tile width, in vectors, of the register-blocked loops: 4 vectors
-/// (64 neurons) times 4 batch rows keeps 16 accumulators in registers.
-const TILE_VECTORS: usize = 4;
-/// Batch rows the input projection computes together, sharing each weight load.
-const TILE_ROWS: usize = 4;
-
 /// Vectors needed for `width` lanes.
 pub fn vectors_for(width: usize) -> usize {
     width.div_ceil(LANES)
 }
 
+/// Vectors per column tile of the input projection: 2 vectors (32 neurons)
+/// times 8 batch rows keeps 16 accumulators in registers, and a tile of up
+/// to 384 inputs (48 KiB) stays in L1 while every row block of the batch
+/// streams past it.
+pub const PROJECT_TILE_VECTORS: usize = 2;
+/// Batch rows the input projection computes together, sharing each weight load.
+const PROJECT_ROWS: usize = 8;
+
+/// The row blocks of a batch: `(first_row, rows)` with `rows` 8 while at
+/// least 8 remain, then one block of 4 if possible, then single rows.
+fn row_blocks(batch: usize) -> impl Iterator<Item = (usize, usize)> {
+    let full = batch / PROJECT_ROWS * PROJECT_ROWS;
+    let four = if batch - full >= 4 { 4 } else { 0 };
+    (0..full)
+        .step_by(PROJECT_ROWS)
+        .map(|b| (b, PROJECT_ROWS))
+        .chain((four > 0).then_some((full, 4)))
+        .chain((full + four..batch).map(|b| (b, 1)))
+}
+
+/// Scratch entries [`project`] needs for `batch_max` rows of `inputs` features.
+pub fn column_lists_len(batch_max: usize, inputs: usize) -> usize {
+    (batch_max / PROJECT_ROWS + 4) * (inputs + 1)
+}
+
 /// Input projection over a batch: `cur[b] = W · x[b] + bias` for every row
-/// `b` of `x` (`[batch][inputs]` row-major). `wt` is the transposed weight,
-/// `[inputs][nv]` vectors; `cur` is `[batch][nv]`.
+/// `b` of `x` (`[batch][inputs]` row-major) into `cur` (`[batch][vectors]`).
+/// `cols` is scratch of [`column_lists_len`] entries.
 ///
-/// Blocked: 4 rows share each weight load, 4 vectors of neurons at a time.
-/// A column `d` that is zero in all rows of a block is skipped, which is
-/// exact (`fma(0, w, acc) == acc`) and pays off on one-hot features.
-pub fn project(x: &[f32], inputs: usize, wt: &[f32x16], bias: &[f32x16], cur: &mut [f32x16]) {
-    let nv = bias.len();
+/// Blocked for the cache and the registers: the outer loop walks the
+/// layer's column tiles, each small enough to stay in L1, and the inner loop
+/// runs every block of 8 rows past it, so each weight load feeds 8 rows.
+/// Each block first lists the input columns that are non-zero in any of its
+/// rows and skips the rest, which is exact (`fma(0, w, acc) == acc`) and
+/// pays off on one-hot features.
+pub fn project(layer: &super::PackedLayer, x: &[f32], cur: &mut [f32x16], cols: &mut [u32]) {
+    let inputs = layer.inputs;
     let batch = x.len().checked_div(inputs).unwrap_or(0);
-    debug_assert_eq!(wt.len(), inputs * nv);
-    debug_assert!(cur.len() >= batch * nv);
-    let mut b = 0;
-    while b + TILE_ROWS <= batch {
-        let rows = &x[b * inputs..(b + TILE_ROWS) * inputs];
-        project_rows::<TILE_ROWS>(
-            rows,
-            inputs,
-            wt,
-            bias,
-            &mut cur[b * nv..(b + TILE_ROWS) * nv],
-        );
-        b += TILE_ROWS;
+    let stride = inputs + 1;
+    for (i, (first, rows)) in row_blocks(batch).enumerate() {
+        let list = &mut cols[i * stride..(i + 1) * stride];
+        let (count, entries) = list.split_first_mut().expect("stride > 0");
+        let block = &x[first * inputs..(first + rows) * inputs];
+        *count = nonzero_columns(block, rows, inputs, entries) as u32;
     }
-    while b < batch {
-        let rows = &x[b * inputs..(b + 1) * inputs];
-        project_rows::<1>(rows, inputs, wt, bias, &mut cur[b * nv..(b + 1) * nv]);
-        b += 1;
-    }
-}
-
-fn project_rows<const R: usize>(
-    x: &[f32],
-    inputs: usize,
-    wt: &[f32x16],
-    bias: &[f32x16],
-    cur: &mut [f32x16],
-) {
-    let nv = bias.len();
-    let mut v0 = 0;
-    while v0 + TILE_VECTORS <= nv {
-        project_tile::<R, TILE_VECTORS>(x, inputs, wt, v0, bias, cur);
-        v0 += TILE_VECTORS;
-    }
-    while v0 < nv {
-        project_tile::<R, 1>(x, inputs, wt, v0, bias, cur);
-        v0 += 1;
-    }
-}
-
-/// `R` rows by `V` vectors of the projection, accumulated in registers.
-#[inline(always)]
-fn project_tile<const R: usize, const V: usize>(
-    x: &[f32],
-    inputs: usize,
-    wt: &[f32x16],
-    v0: usize,
-    bias: &[f32x16],
-    cur: &mut [f32x16],
-) {
-    let nv = bias.len();
-    let mut acc = [[f32x16::ZERO; V]; R];
-    for d in 0..inputs {
-        let xs: [f32; R] = std::array::from_fn(|r| x[r * inputs + d]);
-        if xs.iter().all(|&v| v == 0.0) {
-            continue;
-        }
-        let w: &[f32x16; V] = wt[d * nv + v0..d * nv + v0 + V]
-            .try_into()
-            .expect("tile lies inside the row");
-        for r in 0..R {
-            let xr = f32x16::splat(xs[r]);
-            for v in 0..V {
-                acc[r][v] = xr.mul_add(w[v], acc[r][v]);
+    for t in 0..layer.tiles() {
+        let (v0, width, tile) = layer.tile(t);
+        for (i, (first, rows)) in row_blocks(batch).enumerate() {
+            let list = &cols[i * stride..(i + 1) * stride];
+            let block = Block {
+                x: &x[first * inputs..(first + rows) * inputs],
+                inputs,
+                cols: &list[1..1 + list[0] as usize],
+                tile,
+                v0,
+                bias: &layer.bias,
+            };
+            let out = &mut cur[first * layer.vectors()..];
+            match (rows, width) {
+                (PROJECT_ROWS, 2) => block.run::<PROJECT_ROWS, 2>(out),
+                (PROJECT_ROWS, _) => block.run::<PROJECT_ROWS, 1>(out),
+                (4, 2) => block.run::<4, 2>(out),
+                (4, _) => block.run::<4, 1>(out),
+                (_, 2) => block.run::<1, 2>(out),
+                (_, _) => block.run::<1, 1>(out),
             }
         }
     }
-    for r in 0..R {
-        for v in 0..V {
-            cur[r * nv + v0 + v] = acc[r][v] + bias[v0 + v];
+}
+
+/// Writes to the front of `cols` the columns `d` where any of the `rows`
+/// rows of `x` is non-zero, ascending; returns how many. Branch-free.
+fn nonzero_columns(x: &[f32], rows: usize, inputs: usize, cols: &mut [u32]) -> usize {
+    let mut n = 0;
+    for d in 0..inputs {
+        cols[n] = d as u32;
+        n += (0..rows).any(|r| x[r * inputs + d] != 0.0) as usize;
+    }
+    n
+}
+
+/// One block of rows against one column tile of the projection.
+struct Block<'a> {
+    x: &'a [f32],
+    inputs: usize,
+    cols: &'a [u32],
+    tile: &'a [f32x16],
+    v0: usize,
+    bias: &'a [f32x16],
+}
+
+impl Block<'_> {
+    /// `R` rows by `V` vectors, accumulated in registers, written to `cur`
+    /// (which starts at the block's first row).
+    #[inline(always)]
+    fn run<const R: usize, const V: usize>(&self, cur: &mut [f32x16]) {
+        debug_assert!(V == 1 || self.tile.len() == (self.inputs + 1) * V);
+        let nv = self.bias.len();
+        let rows: [&[f32]; R] =
+            std::array::from_fn(|r| &self.x[r * self.inputs..(r + 1) * self.inputs]);
+        let mut acc = [[f32x16::ZERO; V]; R];
+        for &d in self.cols {
+            let d = d as usize;
+            let w: &[f32x16; V] = self.tile[d * V..(d + 1) * V].try_into().expect("tile row");
+            for r in 0..R {
+                let xr = f32x16::splat(rows[r][d]);
+                for v in 0..V {
+                    acc[r][v] = xr.mul_add(w[v], acc[r][v]);
+                }
+            }
+        }
+        for r in 0..R {
+            for v in 0..V {
+                cur[r * nv + self.v0 + v] = acc[r][v] + self.bias[self.v0 + v];
+            }
         }
     }
 }
 
-/// Event-driven input of one 16-neuron tile of a spiking layer for `N`
-/// samples at once: `acc[k] = Σ_{h in spikes[k]} graded · tile[h]`,
-/// touching only the weight rows of neurons that fired. Each list is
-/// ascending; `tile` is the tile's column of the weight matrix, one vector
-/// per input neuron (contiguous, so a 512-input tile is 32 KiB and stays in
-/// L1 while a chunk of samples streams by).
+/// Event-driven input of 16-neuron tiles of a spiking layer, `N` sums at
+/// once: `acc[k] = Σ_{h in spikes[k]} graded · tiles[k][h]`, touching only
+/// the weight rows of neurons that fired. A tile is one column of the weight
+/// matrix, one vector per input neuron plus a final zero row (contiguous, so
+/// a 512-input tile is 32 KiB and stays in L1 while a chunk of samples
+/// streams by). The `N` sums are either `N` samples against one tile or one
+/// sample against `N` tiles.
 ///
-/// The samples advance in lockstep: a single running sum is a chain of
+/// The sums advance in lockstep: a single running sum is a chain of
 /// dependent adds (4 cycles each), while `N` independent sums keep the load
-/// ports busy. Each sample's own sum keeps the scalar reference's order.
+/// ports busy. The lists are therefore all the same length: a shorter one is
+/// padded with the zero row's index, and adding that row changes nothing
+/// (`acc + 0 == acc`). Each sum keeps the scalar reference's ascending
+/// order.
+// Indexing all N lists by one position is the lockstep itself.
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 pub fn accumulate_tile<const N: usize>(
     spikes: [&[u32]; N],
-    tile: &[f32x16],
+    tiles: [&[f32x16]; N],
     graded: f32,
 ) -> [f32x16; N] {
+    let len = spikes[0].len();
+    for (list, tile) in spikes.iter().zip(&tiles) {
+        let max = list.iter().copied().max().unwrap_or(0) as usize;
+        assert!(list.len() == len, "lockstep lists have equal lengths");
+        assert!(
+            list.is_empty() || max < tile.len(),
+            "spike index {max} is outside a tile of {} rows",
+            tile.len()
+        );
+    }
+    // Reads row `h` of tile `k` without a bounds check.
+    let row = |k: usize, h: u32| -> f32x16 {
+        // SAFETY: every index in list `k` was checked above to be less than
+        // `tiles[k].len()`, and `h` is one of those indices.
+        unsafe { *tiles[k].get_unchecked(h as usize) }
+    };
     let mut acc = [f32x16::ZERO; N];
-    let common = spikes.iter().map(|s| s.len()).min().unwrap_or(0);
     if graded == 1.0 {
         // fma(1, w, acc) rounds exactly like acc + w.
-        for i in 0..common {
+        for i in 0..len {
             for k in 0..N {
-                acc[k] += tile[spikes[k][i] as usize];
-            }
-        }
-        for k in 0..N {
-            for &h in &spikes[k][common..] {
-                acc[k] += tile[h as usize];
+                acc[k] += row(k, spikes[k][i]);
             }
         }
     } else {
         let g = f32x16::splat(graded);
-        for i in 0..common {
+        for i in 0..len {
             for k in 0..N {
-                acc[k] = g.mul_add(tile[spikes[k][i] as usize], acc[k]);
-            }
-        }
-        for k in 0..N {
-            for &h in &spikes[k][common..] {
-                acc[k] = g.mul_add(tile[h as usize], acc[k]);
+                acc[k] = g.mul_add(row(k, spikes[k][i]), acc[k]);
             }
         }
     }
@@ -179,12 +227,43 @@ const SET_BITS: [[u8; 8]; 256] = {
 };
 
 /// Appends `base + lane` for every set bit of the 16-bit `bits` to
-/// `spikes[count..]`, returns the new count. Branch-free: it writes 8
-/// candidates per byte and advances by the byte's popcount, so the cost does
-/// not depend on how many neurons fired (a loop over bits mispredicts its
-/// exit once per vector, which cost more than the whole LIF update).
+/// `spikes[count..]`, ascending, and returns the new count. `spikes` must
+/// hold at least `count + LANES` entries. Branch-free: a loop over the bits
+/// would mispredict its exit once per vector, which costs more than the
+/// whole LIF update.
 #[inline(always)]
 pub fn push_fired(base: u32, bits: u32, spikes: &mut [u32], count: usize) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    {
+        // SAFETY: this code is only compiled for targets with AVX-512F
+        // (the cfg above), so the CPU running it supports the instruction.
+        let lanes = unsafe { compress_lanes_avx512(base, bits as u16) };
+        spikes[count..count + LANES].copy_from_slice(&lanes);
+        count + bits.count_ones() as usize
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+    push_fired_portable(base, bits, spikes, count)
+}
+
+/// `base + lane` for the set lanes of `bits`, packed to the front
+/// (`vpcompressd`); the other entries are zero.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn compress_lanes_avx512(base: u32, bits: u16) -> [u32; LANES] {
+    use std::arch::x86_64::{
+        _mm512_add_epi32, _mm512_maskz_compress_epi32, _mm512_set1_epi32, _mm512_set_epi32,
+    };
+    let iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    let lanes = _mm512_add_epi32(iota, _mm512_set1_epi32(base as i32));
+    let packed: wide::i32x16 = _mm512_maskz_compress_epi32(bits, lanes).into();
+    bytemuck::cast(packed)
+}
+
+/// The portable form of [`push_fired`]: a table of each byte's set bits,
+/// 8 candidates written per byte, the count advanced by its popcount.
+#[inline(always)]
+pub fn push_fired_portable(base: u32, bits: u32, spikes: &mut [u32], count: usize) -> usize {
     let mut count = count;
     for (half, byte) in [bits & 0xff, (bits >> 8) & 0xff].into_iter().enumerate() {
         let lanes = &SET_BITS[byte as usize];

@@ -21,28 +21,25 @@ use cx_components::{LifLayer, Readout, ResetMechanism, SnnModel};
 use kernels::{vectors_for, LANES};
 use wide::f32x16;
 
-/// How a packed layer's weights are laid out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WeightLayout {
-    /// `[inputs][vectors]`: row `i` holds input `i`'s weights into every
-    /// neuron. The first layer's blocked projection reads rows.
-    InputMajor,
-    /// `[vectors][inputs]`: tile `v` holds, for each input, the weights into
-    /// neurons `16v..16v+16`, contiguously. Spiking layers read one tile at a
-    /// time, so it stays in L1 while a whole chunk of samples streams by.
-    TileMajor,
-}
-
 /// One layer, transposed and padded for the kernels.
+///
+/// The weights are stored in column tiles: tile `t` covers the neuron
+/// vectors `t·W .. t·W + w` (`W` = [`PackedLayer::tile_vectors`], `w` = `W`
+/// except for a narrower last tile) and holds, for each input `d` in turn,
+/// those `w` vectors of weights from `d`, then one row of zeros (input
+/// [`PackedLayer::inputs`], the sentinel that pads spike lists). A tile is
+/// therefore one contiguous block of `(inputs + 1) · w` vectors that a
+/// kernel can keep in L1 while it streams a batch past it: 32 KiB for 512
+/// inputs and `w = 1`.
 #[derive(Clone, Debug)]
 pub struct PackedLayer {
     /// Width of the input.
     pub inputs: usize,
     /// Neurons (unpadded).
     pub outputs: usize,
-    /// Layout of `wt`.
-    pub layout: WeightLayout,
-    /// `W^T`, padded with zero weights, in `layout` order.
+    /// Vectors per column tile.
+    pub tile_vectors: usize,
+    /// `W^T` in column tiles, padded with zero weights.
     pub wt: Vec<f32x16>,
     /// Bias, padded with zeros.
     pub bias: Vec<f32x16>,
@@ -70,24 +67,25 @@ fn to_vectors(flat: &[f32]) -> Vec<f32x16> {
 }
 
 impl PackedLayer {
-    /// Transposes and pads `layer` into `layout`.
-    pub fn pack(layer: &LifLayer, layout: WeightLayout) -> Self {
+    /// Transposes and pads `layer` into column tiles of `tile_vectors` vectors.
+    pub fn pack(layer: &LifLayer, tile_vectors: usize) -> Self {
+        assert!(tile_vectors > 0, "a tile holds at least one vector");
         let nv = vectors_for(layer.outputs);
-        let mut flat = vec![0.0f32; layer.inputs * nv * LANES];
+        let rows = layer.inputs + 1;
+        let mut flat = vec![0.0f32; rows * nv * LANES];
         for o in 0..layer.outputs {
-            let (tile, lane) = (o / LANES, o % LANES);
-            for (i, &w) in layer.weight_row(o).iter().enumerate() {
-                let vector = match layout {
-                    WeightLayout::InputMajor => i * nv + tile,
-                    WeightLayout::TileMajor => tile * layer.inputs + i,
-                };
+            let (v, lane) = (o / LANES, o % LANES);
+            let first = v - v % tile_vectors;
+            let width = tile_vectors.min(nv - first);
+            for (d, &w) in layer.weight_row(o).iter().enumerate() {
+                let vector = first * rows + d * width + (v - first);
                 flat[vector * LANES + lane] = w;
             }
         }
         Self {
             inputs: layer.inputs,
             outputs: layer.outputs,
-            layout,
+            tile_vectors,
             wt: to_vectors(&flat),
             bias: pad(&layer.bias, nv, 0.0),
             beta: pad(&layer.beta, nv, 0.0),
@@ -102,11 +100,19 @@ impl PackedLayer {
         self.bias.len()
     }
 
-    /// The weights into neurons `16v..16v+16`, one vector per input
-    /// (a [`WeightLayout::TileMajor`] layer only).
-    pub fn tile(&self, v: usize) -> &[f32x16] {
-        debug_assert_eq!(self.layout, WeightLayout::TileMajor);
-        &self.wt[v * self.inputs..(v + 1) * self.inputs]
+    /// Number of column tiles.
+    pub fn tiles(&self) -> usize {
+        self.vectors().div_ceil(self.tile_vectors)
+    }
+
+    /// Column tile `t`: its first vector, its width in vectors, and its
+    /// weights (`[inputs + 1][width]` vectors, the last row zero).
+    pub fn tile(&self, t: usize) -> (usize, usize, &[f32x16]) {
+        let first = t * self.tile_vectors;
+        let width = self.tile_vectors.min(self.vectors() - first);
+        let rows = self.inputs + 1;
+        let start = first * rows;
+        (first, width, &self.wt[start..start + width * rows])
     }
 }
 
@@ -121,13 +127,15 @@ pub struct PackedModel {
 }
 
 impl PackedModel {
-    /// Repacks `model`.
+    /// Repacks `model`: the first layer in tiles of
+    /// [`kernels::PROJECT_TILE_VECTORS`], the spiking layers in tiles of one
+    /// vector (the unit of their event-driven sums).
     pub fn pack(model: &SnnModel) -> Self {
-        let layout = |l: usize| {
+        let tile_vectors = |l: usize| {
             if l == 0 {
-                WeightLayout::InputMajor
+                kernels::PROJECT_TILE_VECTORS
             } else {
-                WeightLayout::TileMajor
+                1
             }
         };
         Self {
@@ -135,7 +143,7 @@ impl PackedModel {
                 .layers()
                 .iter()
                 .enumerate()
-                .map(|(l, layer)| PackedLayer::pack(layer, layout(l)))
+                .map(|(l, layer)| PackedLayer::pack(layer, tile_vectors(l)))
                 .collect(),
             steps: model.steps(),
         }
@@ -170,6 +178,35 @@ impl SpikeLog {
         let start = slot * self.slot_len;
         &self.indices[start..start + self.counts[slot]]
     }
+
+    /// The first `len` entries of a slot: its spikes, then whatever padding
+    /// [`SpikeLog::pad_group`] wrote.
+    fn slot_padded(&self, slot: usize, len: usize) -> &[u32] {
+        let start = slot * self.slot_len;
+        &self.indices[start..start + len]
+    }
+
+    /// For each step, pads the slots of samples `s..s + n` with `sentinel`
+    /// up to the longest of them, so they can be summed in lockstep; returns
+    /// nothing, the padded length per step is [`SpikeLog::group_len`].
+    fn pad_group(&mut self, s: usize, n: usize, steps: usize, sentinel: u32) {
+        for t in 0..steps {
+            let longest = self.group_len(s, n, steps, t);
+            for k in 0..n {
+                let slot = (s + k) * steps + t;
+                let start = slot * self.slot_len;
+                self.indices[start + self.counts[slot]..start + longest].fill(sentinel);
+            }
+        }
+    }
+
+    /// The longest slot of samples `s..s + n` at step `t`.
+    fn group_len(&self, s: usize, n: usize, steps: usize, t: usize) -> usize {
+        (0..n)
+            .map(|k| self.counts[(s + k) * steps + t])
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// Scratch memory for [`forward`], sized at creation for a model and a
@@ -182,6 +219,8 @@ pub struct SimdWorkspace {
     cur0: Vec<f32x16>,
     /// Layer-1 membranes of the sample being run.
     mem0: Vec<f32x16>,
+    /// Non-zero input columns of each block of rows (see [`kernels::project`]).
+    cols: Vec<u32>,
     logs: Vec<SpikeLog>,
 }
 
@@ -202,6 +241,7 @@ impl SimdWorkspace {
             chunk,
             cur0: vec![f32x16::ZERO; batch_max * packed.layers[0].vectors()],
             mem0: vec![f32x16::ZERO; packed.layers[0].vectors()],
+            cols: vec![0; kernels::column_lists_len(batch_max, packed.layers[0].inputs)],
             logs: packed
                 .layers
                 .iter()
@@ -235,11 +275,10 @@ pub fn forward<S: TraceSink>(
 ) {
     let first = &packed.layers[0];
     kernels::project(
+        first,
         &x[..batch * first.inputs],
-        first.inputs,
-        &first.wt,
-        &first.bias,
         &mut ws.cur0,
+        &mut ws.cols,
     );
     let mut start = 0;
     while start < batch {
@@ -255,6 +294,7 @@ pub fn forward<S: TraceSink>(
 
 /// Layer 1 for samples `start..start + len`, every step, into `ws.logs[0]`;
 /// in a one-layer model it also fills `out`.
+#[inline(never)]
 fn first_layer<S: TraceSink>(
     packed: &PackedModel,
     ws: &mut SimdWorkspace,
@@ -301,10 +341,13 @@ fn first_layer<S: TraceSink>(
 }
 
 /// Samples whose tile sums run in lockstep (see [`kernels::accumulate_tile`]).
-const LOCKSTEP: usize = 4;
+const LOCKSTEP: usize = 8;
+/// Tiles of one sample whose sums run in lockstep, for samples left over.
+const TILE_LOCKSTEP: usize = 4;
 
 /// Spiking layer `l` for samples `start..start + len`, tile by tile, reading
 /// `ws.logs[l - 1]` and writing `ws.logs[l]`; the last layer also fills `out`.
+#[inline(never)]
 fn spiking_layer<S: TraceSink>(
     packed: &PackedModel,
     l: usize,
@@ -316,8 +359,15 @@ fn spiking_layer<S: TraceSink>(
 ) {
     let steps = packed.steps as usize;
     let (before, rest) = ws.logs.split_at_mut(l);
-    let (input_log, log) = (&before[l - 1], &mut rest[0]);
+    let (input_log, log) = (&mut before[l - 1], &mut rest[0]);
     log.counts[..len * steps].fill(0);
+    let sentinel = packed.layers[l].inputs as u32;
+    let mut s = 0;
+    while s + LOCKSTEP <= len {
+        input_log.pad_group(s, LOCKSTEP, steps, sentinel);
+        s += LOCKSTEP;
+    }
+    let input_log = &*input_log;
     let mut cx = TileCx {
         packed,
         l,
@@ -327,15 +377,23 @@ fn spiking_layer<S: TraceSink>(
         out,
         trace,
     };
-    for v in 0..packed.layers[l].vectors() {
-        let mut s = 0;
-        while s + LOCKSTEP <= len {
-            cx.run::<LOCKSTEP>(v, s);
-            s += LOCKSTEP;
+    let vectors = packed.layers[l].vectors();
+    let whole = len / LOCKSTEP * LOCKSTEP;
+    for v in 0..vectors {
+        for s in (0..whole).step_by(LOCKSTEP) {
+            cx.run::<LOCKSTEP>(std::array::from_fn(|k| (s + k, v)));
         }
-        while s < len {
-            cx.run::<1>(v, s);
-            s += 1;
+    }
+    // Samples left over run on their own, with a few tiles in lockstep
+    // instead (one list, independent sums per tile).
+    for s in whole..len {
+        let mut v = 0;
+        while v + TILE_LOCKSTEP <= vectors {
+            cx.run::<TILE_LOCKSTEP>(std::array::from_fn(|k| (s, v + k)));
+            v += TILE_LOCKSTEP;
+        }
+        for v in v..vectors {
+            cx.run::<1>([(s, v)]);
         }
     }
 }
@@ -352,46 +410,55 @@ struct TileCx<'a, S> {
 }
 
 impl<S: TraceSink> TileCx<'_, S> {
-    /// Tile `v` of the layer, every step, for chunk samples `s..s + N`.
+    /// Every step of the layer for `N` (chunk sample, tile) pairs at once:
+    /// either `N` samples of one tile or `N` consecutive tiles of one sample.
     #[inline(always)]
-    fn run<const N: usize>(&mut self, v: usize, s: usize) {
+    fn run<const N: usize>(&mut self, pairs: [(usize, usize); N]) {
         let layer = &self.packed.layers[self.l];
         let graded = self.packed.layers[self.l - 1].graded_spikes_factor;
         let steps = self.packed.steps as usize;
-        let tile = layer.tile(v);
-        let (bias, beta, threshold) = (layer.bias[v], layer.beta[v], layer.threshold[v]);
-        let lanes = (layer.outputs - v * LANES).min(LANES);
+        let tiles: [&[f32x16]; N] = std::array::from_fn(|k| layer.tile(pairs[k].1).2);
         let mut mem = [f32x16::ZERO; N];
         let mut fired_steps = [f32x16::ZERO; N];
         for t in 0..steps {
-            let lists: [&[u32]; N] =
-                std::array::from_fn(|k| self.input_log.slot((s + k) * steps + t));
-            let sums = kernels::accumulate_tile(lists, tile, graded);
-            for k in 0..N {
+            // Padded to a common length by `pad_group` where the samples differ.
+            let longest = pairs
+                .iter()
+                .map(|&(s, _)| self.input_log.counts[s * steps + t])
+                .max()
+                .unwrap_or(0);
+            let lists: [&[u32]; N] = std::array::from_fn(|k| {
+                self.input_log.slot_padded(pairs[k].0 * steps + t, longest)
+            });
+            let sums = kernels::accumulate_tile(lists, tiles, graded);
+            for (k, &(s, v)) in pairs.iter().enumerate() {
+                let (bias, beta, threshold) = (layer.bias[v], layer.beta[v], layer.threshold[v]);
                 let (next, bits) =
                     kernels::lif_one(mem[k], sums[k] + bias, beta, threshold, layer.reset);
                 mem[k] = next;
                 fired_steps[k] += next.simd_gt(threshold) & f32x16::ONE;
-                let slot = (s + k) * steps + t;
+                let slot = s * steps + t;
                 let count = self.log.counts[slot];
                 let spikes =
                     &mut self.log.indices[slot * self.log.slot_len..(slot + 1) * self.log.slot_len];
                 let fired = kernels::push_fired((v * LANES) as u32, bits, spikes, count);
                 self.log.counts[slot] = fired;
-                let sample = self.start + s + k;
+                let lanes = (layer.outputs - v * LANES).min(LANES);
+                let mem_lanes = &next.as_array()[..lanes];
                 self.trace.on_step(
-                    sample,
+                    self.start + s,
                     self.l,
                     t,
                     v * LANES,
-                    &next.as_array()[..lanes],
+                    mem_lanes,
                     &spikes[count..fired],
                 );
             }
         }
         if self.l + 1 == self.packed.layers.len() {
-            for k in 0..N {
-                let row = (self.start + s + k) * layer.outputs + v * LANES;
+            for (k, &(s, v)) in pairs.iter().enumerate() {
+                let lanes = (layer.outputs - v * LANES).min(LANES);
+                let row = (self.start + s) * layer.outputs + v * LANES;
                 self.out.mem_last[row..row + lanes].copy_from_slice(&mem[k].as_array()[..lanes]);
                 let counts = &mut self.out.spike_count[row..row + lanes];
                 for (c, &f) in counts.iter_mut().zip(fired_steps[k].as_array()) {

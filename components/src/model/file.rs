@@ -346,7 +346,7 @@ fn encode(entries: &[Entry], metadata: &BTreeMap<String, String>) -> Vec<u8> {
         offset = end;
     }
     let mut header_bytes = serde_json::to_vec(&header).expect("plain data always serialises");
-    while header_bytes.len() % 8 != 0 {
+    while !header_bytes.len().is_multiple_of(8) {
         header_bytes.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + header_bytes.len() + offset);

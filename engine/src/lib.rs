@@ -5,3 +5,8 @@
 
 pub use cx_backends as backends;
 pub use cx_components as components;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -132,7 +132,7 @@ pub fn forward<S: TraceSink>(
                 ws.spike_idx.clear();
                 ws.spike_idx
                     .extend((0..layer.outputs as u32).filter(|&n| ws.spk[l][n as usize]));
-                trace.on_step(b, l, t, 0, &ws.mem[l], &ws.spike_idx);
+                trace.on_step(b, l, t, 0, &ws.mem[l], ws.spike_idx.iter().copied());
             }
             for (count, &s) in counts.iter_mut().zip(&ws.spk[last]) {
                 *count += s as u32;

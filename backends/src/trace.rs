@@ -10,14 +10,14 @@ pub trait TraceSink {
     /// yet reset), `spikes` lists those that fired, ascending, by absolute
     /// index. A kernel may report a layer's step in several such pieces, in
     /// any order.
-    fn on_step(
+    fn on_step<I: IntoIterator<Item = u32>>(
         &mut self,
         sample: usize,
         layer: usize,
         step: usize,
         first: usize,
         mem: &[f32],
-        spikes: &[u32],
+        spikes: I,
     );
 }
 
@@ -27,7 +27,16 @@ pub struct NoTrace;
 
 impl TraceSink for NoTrace {
     #[inline(always)]
-    fn on_step(&mut self, _: usize, _: usize, _: usize, _: usize, _: &[f32], _: &[u32]) {}
+    fn on_step<I: IntoIterator<Item = u32>>(
+        &mut self,
+        _: usize,
+        _: usize,
+        _: usize,
+        _: usize,
+        _: &[f32],
+        _: I,
+    ) {
+    }
 }
 
 /// One layer's full trace, `[batch][step][neuron]`.
@@ -48,14 +57,14 @@ pub struct Trace {
 }
 
 impl TraceSink for Trace {
-    fn on_step(
+    fn on_step<I: IntoIterator<Item = u32>>(
         &mut self,
         sample: usize,
         layer: usize,
         step: usize,
         first: usize,
         mem: &[f32],
-        spikes: &[u32],
+        spikes: I,
     ) {
         if self.layers.len() <= layer {
             self.layers.resize_with(layer + 1, LayerTrace::default);
@@ -77,7 +86,7 @@ impl TraceSink for Trace {
             mems.resize(end, 0.0);
         }
         mems[first..end].copy_from_slice(mem);
-        for &s in spikes {
+        for s in spikes {
             spk[s as usize] = 1;
         }
     }

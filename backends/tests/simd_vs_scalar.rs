@@ -146,3 +146,25 @@ fn empty_batch_writes_nothing_and_reports_zero_rows() {
         );
     }
 }
+
+#[test]
+fn push_fired_matches_the_portable_form_for_every_mask() {
+    for bits in 0u32..=0xffff {
+        let mut fast = vec![u32::MAX; 64];
+        let mut portable = vec![u32::MAX; 64];
+        let n_fast = simd::kernels::push_fired(32, bits, &mut fast, 3);
+        let n_portable = simd::kernels::push_fired_portable(32, bits, &mut portable, 3);
+        assert_eq!(n_fast, n_portable, "count for {bits:#x}");
+        assert_eq!(n_fast, 3 + bits.count_ones() as usize);
+        assert_eq!(
+            fast[3..n_fast],
+            portable[3..n_portable],
+            "lanes for {bits:#x}"
+        );
+        let expect: Vec<u32> = (0..16)
+            .filter(|l| bits & (1 << l) != 0)
+            .map(|l| (32 + l) << simd::kernels::ROW_SHIFT)
+            .collect();
+        assert_eq!(fast[3..n_fast], expect[..], "lanes for {bits:#x}");
+    }
+}

@@ -211,7 +211,7 @@ fn leaky_neuron_cases_match_snntorch_for_all_reset_mechanisms() {
                     near || spk[i] == (r_spk == 1.0),
                     "{label} t{t} n{i}: scalar spike"
                 );
-                let simd_spk = spikes[..fired].contains(&(i as u32));
+                let simd_spk = spikes[..fired].contains(&((i as u32) << simd::kernels::ROW_SHIFT));
                 assert!(
                     near || simd_spk == (r_spk == 1.0),
                     "{label} t{t} n{i}: simd spike"

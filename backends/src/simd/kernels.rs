@@ -148,7 +148,8 @@ impl Block<'_> {
 }
 
 /// Event-driven input of 16-neuron tiles of a spiking layer, `N` sums at
-/// once: `acc[k] = Σ_{h in spikes[k]} graded · tiles[k][h]`, touching only
+/// once: `acc[k] = Σ_{h in spikes[k]} graded · tiles[k][h]` (each `h` given
+/// as its row's byte offset, `h << ROW_SHIFT`), touching only
 /// the weight rows of neurons that fired. A tile is one column of the weight
 /// matrix, one vector per input neuron plus a final zero row (contiguous, so
 /// a 512-input tile is 32 KiB and stays in L1 while a chunk of samples
@@ -174,16 +175,26 @@ pub fn accumulate_tile<const N: usize>(
         let max = list.iter().copied().max().unwrap_or(0) as usize;
         assert!(list.len() == len, "lockstep lists have equal lengths");
         assert!(
-            list.is_empty() || max < tile.len(),
-            "spike index {max} is outside a tile of {} rows",
+            list.is_empty() || (max >> ROW_SHIFT) < tile.len(),
+            "spike offset {max} is outside a tile of {} rows",
             tile.len()
         );
     }
-    // Reads row `h` of tile `k` without a bounds check.
-    let row = |k: usize, h: u32| -> f32x16 {
-        // SAFETY: every index in list `k` was checked above to be less than
-        // `tiles[k].len()`, and `h` is one of those indices.
-        unsafe { *tiles[k].get_unchecked(h as usize) }
+    // Reads the row at byte offset `offset` of tile `k` without a bounds check.
+    let row = |k: usize, offset: u32| -> f32x16 {
+        debug_assert_eq!(offset % (1 << ROW_SHIFT), 0);
+        // SAFETY: every offset in list `k` was checked above to address a
+        // row inside `tiles[k]` (offset >> ROW_SHIFT < len, and offsets are
+        // multiples of the 64-byte row size by construction in
+        // `push_fired`), and `offset` is one of those offsets. `f32x16` is
+        // 64-byte aligned, so the row is aligned too.
+        unsafe {
+            *tiles[k]
+                .as_ptr()
+                .cast::<u8>()
+                .add(offset as usize)
+                .cast::<f32x16>()
+        }
     };
     let mut acc = [f32x16::ZERO; N];
     if graded == 1.0 {
@@ -203,6 +214,11 @@ pub fn accumulate_tile<const N: usize>(
     }
     acc
 }
+
+/// Spike lists hold byte offsets of weight rows, `neuron << ROW_SHIFT`:
+/// a spiking layer's tile has one 64-byte vector per input neuron, and an
+/// offset indexes it without a shift per spike.
+pub const ROW_SHIFT: u32 = 6;
 
 /// Spike-list slack: [`push_fired`] writes whole groups of 8 indices, so a
 /// spike buffer holds `vectors * LANES + SPIKES_SLACK` entries.
@@ -226,8 +242,8 @@ const SET_BITS: [[u8; 8]; 256] = {
     table
 };
 
-/// Appends `base + lane` for every set bit of the 16-bit `bits` to
-/// `spikes[count..]`, ascending, and returns the new count. `spikes` must
+/// Appends `(base + lane) << ROW_SHIFT` for every set bit of the 16-bit
+/// `bits` to `spikes[count..]`, ascending, and returns the new count. `spikes` must
 /// hold at least `count + LANES` entries. Branch-free: a loop over the bits
 /// would mispredict its exit once per vector, which costs more than the
 /// whole LIF update.
@@ -245,17 +261,19 @@ pub fn push_fired(base: u32, bits: u32, spikes: &mut [u32], count: usize) -> usi
     push_fired_portable(base, bits, spikes, count)
 }
 
-/// `base + lane` for the set lanes of `bits`, packed to the front
-/// (`vpcompressd`); the other entries are zero.
+/// `(base + lane) << ROW_SHIFT` for the set lanes of `bits`, packed to the
+/// front (`vpcompressd`); the other entries are zero.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn compress_lanes_avx512(base: u32, bits: u16) -> [u32; LANES] {
     use std::arch::x86_64::{
         _mm512_add_epi32, _mm512_maskz_compress_epi32, _mm512_set1_epi32, _mm512_set_epi32,
+        _mm512_slli_epi32,
     };
     let iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    let lanes = _mm512_add_epi32(iota, _mm512_set1_epi32(base as i32));
+    let neurons = _mm512_add_epi32(iota, _mm512_set1_epi32(base as i32));
+    let lanes = _mm512_slli_epi32::<ROW_SHIFT>(neurons);
     let packed: wide::i32x16 = _mm512_maskz_compress_epi32(bits, lanes).into();
     bytemuck::cast(packed)
 }
@@ -270,7 +288,7 @@ pub fn push_fired_portable(base: u32, bits: u32, spikes: &mut [u32], count: usiz
         let offset = base + 8 * half as u32;
         let dst: &mut [u32; 8] = (&mut spikes[count..count + 8]).try_into().expect("8 lanes");
         for k in 0..8 {
-            dst[k] = offset + lanes[k] as u32;
+            dst[k] = (offset + lanes[k] as u32) << ROW_SHIFT;
         }
         count += byte.count_ones() as usize;
     }

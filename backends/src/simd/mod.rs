@@ -156,7 +156,8 @@ const SPIKE_LOG_ENTRIES_MAX: usize = 1 << 20;
 const CHUNK_SAMPLES_MAX: usize = 16;
 
 /// The spikes of one layer for every sample of a chunk and every step:
-/// `[sample][step]` lists of ascending neuron indices, each in a fixed slot.
+/// `[sample][step]` lists of the firing neurons, ascending, as row offsets
+/// (`neuron << kernels::ROW_SHIFT`), each in a fixed slot.
 #[derive(Clone, Debug)]
 struct SpikeLog {
     slot_len: usize,
@@ -323,7 +324,8 @@ fn first_layer<S: TraceSink>(
             );
             log.counts[slot] = fired;
             let mem: &[f32] = bytemuck::cast_slice(&ws.mem0);
-            trace.on_step(start + s, 0, t, 0, &mem[..layer.outputs], &spikes[..fired]);
+            let fired_neurons = spikes[..fired].iter().map(|&o| o >> kernels::ROW_SHIFT);
+            trace.on_step(start + s, 0, t, 0, &mem[..layer.outputs], fired_neurons);
         }
         if is_last {
             let row = (start + s) * layer.outputs;
@@ -332,8 +334,8 @@ fn first_layer<S: TraceSink>(
             let counts = &mut out.spike_count[row..row + layer.outputs];
             counts.fill(0);
             for t in 0..steps {
-                for &n in log.slot(s * steps + t) {
-                    counts[n as usize] += 1;
+                for &offset in log.slot(s * steps + t) {
+                    counts[(offset >> kernels::ROW_SHIFT) as usize] += 1;
                 }
             }
         }
@@ -361,7 +363,7 @@ fn spiking_layer<S: TraceSink>(
     let (before, rest) = ws.logs.split_at_mut(l);
     let (input_log, log) = (&mut before[l - 1], &mut rest[0]);
     log.counts[..len * steps].fill(0);
-    let sentinel = packed.layers[l].inputs as u32;
+    let sentinel = (packed.layers[l].inputs as u32) << kernels::ROW_SHIFT;
     let mut s = 0;
     while s + LOCKSTEP <= len {
         input_log.pad_group(s, LOCKSTEP, steps, sentinel);
@@ -451,7 +453,9 @@ impl<S: TraceSink> TileCx<'_, S> {
                     t,
                     v * LANES,
                     mem_lanes,
-                    &spikes[count..fired],
+                    spikes[count..fired]
+                        .iter()
+                        .map(|&o| o >> kernels::ROW_SHIFT),
                 );
             }
         }

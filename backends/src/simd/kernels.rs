@@ -73,27 +73,93 @@ pub fn project(layer: &super::PackedLayer, x: &[f32], cur: &mut [f32x16], cols: 
         let block = &x[first * inputs..(first + rows) * inputs];
         *count = nonzero_columns(block, rows, inputs, entries) as u32;
     }
+    let block_of = |i: usize, first: usize, rows: usize| {
+        let list = &cols[i * stride..(i + 1) * stride];
+        (
+            &x[first * inputs..(first + rows) * inputs],
+            &list[1..1 + list[0] as usize],
+        )
+    };
+    let nv = layer.vectors();
     for t in 0..layer.tiles() {
         let (v0, width, tile) = layer.tile(t);
-        for (i, (first, rows)) in row_blocks(batch).enumerate() {
-            let list = &cols[i * stride..(i + 1) * stride];
+        for (i, (first, rows)) in row_blocks(batch).enumerate().filter(|(_, (_, r))| *r > 1) {
+            let (x, cols) = block_of(i, first, rows);
             let block = Block {
-                x: &x[first * inputs..(first + rows) * inputs],
+                x,
                 inputs,
-                cols: &list[1..1 + list[0] as usize],
+                cols,
                 tile,
                 v0,
                 bias: &layer.bias,
             };
-            let out = &mut cur[first * layer.vectors()..];
+            let out = &mut cur[first * nv..];
             match (rows, width) {
                 (PROJECT_ROWS, 2) => block.run::<PROJECT_ROWS, 2>(out),
                 (PROJECT_ROWS, _) => block.run::<PROJECT_ROWS, 1>(out),
-                (4, 2) => block.run::<4, 2>(out),
-                (4, _) => block.run::<4, 1>(out),
-                (_, 2) => block.run::<1, 2>(out),
-                (_, _) => block.run::<1, 1>(out),
+                (_, 2) => block.run::<4, 2>(out),
+                (_, _) => block.run::<4, 1>(out),
             }
+        }
+    }
+    // A single row has too few independent sums per tile to hide the FMA
+    // latency, so it runs several tiles at once.
+    for (i, (first, _)) in row_blocks(batch).enumerate().filter(|(_, (_, r))| *r == 1) {
+        let (x, cols) = block_of(i, first, 1);
+        let out = &mut cur[first * nv..(first + 1) * nv];
+        let mut t = 0;
+        while t + SINGLE_ROW_TILES <= layer.tiles() && layer.tile(t + SINGLE_ROW_TILES - 1).1 == 2 {
+            single_row_tiles::<SINGLE_ROW_TILES>(layer, t, x, cols, out);
+            t += SINGLE_ROW_TILES;
+        }
+        for t in t..layer.tiles() {
+            let (v0, width, tile) = layer.tile(t);
+            let block = Block {
+                x,
+                inputs,
+                cols,
+                tile,
+                v0,
+                bias: &layer.bias,
+            };
+            match width {
+                2 => block.run::<1, 2>(out),
+                _ => block.run::<1, 1>(out),
+            }
+        }
+    }
+}
+
+/// Column tiles one row runs at once: 4 tiles of 2 vectors give 8
+/// independent sums, enough to cover the FMA latency.
+const SINGLE_ROW_TILES: usize = 4;
+
+/// One row against the `G` full-width (2-vector) tiles starting at tile `t`.
+fn single_row_tiles<const G: usize>(
+    layer: &super::PackedLayer,
+    t: usize,
+    x: &[f32],
+    cols: &[u32],
+    cur: &mut [f32x16],
+) {
+    debug_assert_eq!(layer.tile_vectors, 2);
+    let tiles: [&[f32x16]; G] = std::array::from_fn(|g| layer.tile(t + g).2);
+    let mut acc = [[f32x16::ZERO; 2]; G];
+    for &d in cols {
+        let d = d as usize;
+        let xd = f32x16::splat(x[d]);
+        for g in 0..G {
+            let w: &[f32x16; 2] = tiles[g][d * 2..d * 2 + 2].try_into().expect("tile row");
+            for v in 0..2 {
+                acc[g][v] = xd.mul_add(w[v], acc[g][v]);
+            }
+        }
+    }
+    let v0 = t * layer.tile_vectors;
+    for g in 0..G {
+        for v in 0..2 {
+            let vector = v0 + 2 * g + v;
+            cur[vector] = acc[g][v] + layer.bias[vector];
         }
     }
 }

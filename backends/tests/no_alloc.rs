@@ -1,0 +1,58 @@
+//! The SIMD and scalar backends allocate nothing per call once initialised:
+//! every buffer is sized in `init`. Counted with `allocation-counter`, whose
+//! global allocator tallies the allocations made inside `measure`.
+
+mod common;
+
+use common::fixture;
+use cx_backends::{CoLaNetProvider, ScalarBackend, SimdBackend};
+use cx_components::{Readout, SnnModel};
+use std::sync::Arc;
+
+fn assert_no_allocation_per_call<P: CoLaNetProvider>(name: &str) {
+    let model = Arc::new(SnnModel::load(fixture("snntorch_net_small.safetensors")).unwrap());
+    let batch_max = 37;
+    let mut backend = P::init(model.clone(), batch_max).unwrap();
+    let mut out = Readout::with_capacity(batch_max, model.outputs());
+    let x: Vec<f32> = (0..batch_max * model.inputs())
+        .map(|i| (i % 11) as f32 * 0.2 - 0.4)
+        .collect();
+    backend.infer(&x, batch_max, &mut out).unwrap(); // warm-up
+    let mut spikes = 0u64;
+    let info = allocation_counter::measure(|| {
+        for batch in [batch_max, 1, 0, 8, 17, batch_max] {
+            for _ in 0..50 {
+                backend
+                    .infer(&x[..batch * model.inputs()], batch, &mut out)
+                    .unwrap();
+                spikes += out.spike_count[..batch * model.outputs()]
+                    .iter()
+                    .map(|&c| c as u64)
+                    .sum::<u64>();
+            }
+        }
+    });
+    assert_eq!(info.count_total, 0, "{name} allocated during inference");
+    assert!(spikes > 0, "{name}: the runs did real work");
+}
+
+#[test]
+fn simd_backend_allocates_nothing_per_call() {
+    assert_no_allocation_per_call::<SimdBackend>("simd");
+}
+
+#[test]
+fn scalar_backend_allocates_nothing_per_call() {
+    assert_no_allocation_per_call::<ScalarBackend>("scalar");
+}
+
+#[test]
+fn the_counter_sees_an_allocation() {
+    let info = allocation_counter::measure(|| {
+        std::hint::black_box(vec![1u8; 64]);
+    });
+    assert_eq!(
+        info.count_total, 1,
+        "the measurement works, so zero above means zero"
+    );
+}

@@ -156,10 +156,10 @@ fn single_row_tiles<const G: usize>(
         }
     }
     let v0 = t * layer.tile_vectors;
-    for g in 0..G {
-        for v in 0..2 {
+    for (g, sums) in acc.iter().enumerate() {
+        for (v, &sum) in sums.iter().enumerate() {
             let vector = v0 + 2 * g + v;
-            cur[vector] = acc[g][v] + layer.bias[vector];
+            cur[vector] = sum + layer.bias[vector];
         }
     }
 }

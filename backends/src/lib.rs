@@ -7,6 +7,8 @@
 //! - [`dispatch`]: the closed [`Backend`] enum, [`BackendKind`] parsing
 //!   (`CX_BACKEND`), and the falling-back [`Dispatcher`].
 //! - [`trace`]: optional per-step recording, free when unused.
+//! - [`train`]: surrogate-gradient training whose forward pass is the scalar
+//!   reference, and quality metrics.
 //!
 //! `docs/BACKENDS.md` says how to add a backend.
 
@@ -16,6 +18,7 @@ pub mod provider;
 pub mod scalar;
 pub mod simd;
 pub mod trace;
+pub mod train;
 
 pub use dispatch::{
     Backend, BackendKind, BackendStats, ConcreteKind, Dispatcher, FallbackPolicy, BACKEND_ENV,

@@ -13,7 +13,7 @@
 mod calibration;
 mod file;
 
-pub use calibration::Calibration;
+pub use calibration::{sigmoid, Calibration};
 
 use crate::error::{Error, Result};
 use std::fmt;

@@ -90,9 +90,57 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// A dataset spec is malformed or does not fit the file it describes.
+    #[error("dataset spec: {0}")]
+    BadSpec(String),
     /// Input data does not fit the model (wrong width, wrong batch size, non-finite features).
     #[error("bad input: {0}")]
     BadInput(String),
+    /// A feature row's length does not match the schema or normalisation using it.
+    #[error("feature row has {found} values, the {what} needs {expected}")]
+    WrongRowWidth {
+        /// What needs the row, e.g. "feature schema".
+        what: &'static str,
+        /// The length it needs (at least, for a normalisation).
+        expected: usize,
+        /// The row's length.
+        found: usize,
+    },
+    /// A feature schema's parameters are unusable (e.g. a block with zero buckets).
+    #[error("bad feature schema: {0}")]
+    BadSchema(String),
+    /// Feature normalisation statistics are malformed, or do not fit the schema.
+    #[error("bad feature normalisation: {0}")]
+    BadFeatureNorm(String),
+    /// A synthetic-data generator setting is outside its documented range.
+    #[error("synthetic data config field `{field}` is {value}: {rule}")]
+    SynthConfig {
+        /// The field of `SynthConfig`.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// The rule it breaks, e.g. "must be in 1..=1024".
+        rule: &'static str,
+    },
+    /// A synthetic click-log CSV line is malformed, or a row cannot be written as one.
+    #[error("synthetic CSV line {line}, column `{column}`: {reason}")]
+    SynthCsv {
+        /// 1-based line number (the header is line 1).
+        line: u64,
+        /// The column at fault.
+        column: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading or writing a synthetic click-log CSV failed.
+    #[error("synthetic CSV line {line}: {source}")]
+    SynthCsvIo {
+        /// 1-based line number being read or written.
+        line: u64,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Shorthand for results of this crate.

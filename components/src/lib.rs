@@ -8,13 +8,23 @@
 //! - [`model`]: the spiking-network model (`Linear -> Leaky` layers), its
 //!   safetensors file format, validation, metadata and calibration.
 //! - [`readout`]: the caller-owned output buffers a forward pass fills.
+//! - [`dataset`]: click logs read from CSV through a TOML dataset spec.
+//! - [`features`]: the versioned feature schema (request context to a
+//!   fixed-width feature row) and its normalisation statistics.
+//! - [`synth`]: a deterministic synthetic click-log generator with a
+//!   documented ground-truth click model, and its CSV form.
 //!
 //! Every fallible call returns [`Error`], one enum for the whole crate.
 
+pub mod dataset;
 pub mod error;
+pub mod features;
 pub mod model;
 pub mod readout;
+pub mod synth;
 
 pub use error::Error;
+pub use features::{ExtractStats, FeatureNorm, FeatureSchema, RequestContext};
 pub use model::{Calibration, LifLayer, ModelId, ModelMeta, ResetMechanism, SnnModel};
 pub use readout::Readout;
+pub use synth::{Generator, SynthConfig, SynthRow};

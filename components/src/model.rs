@@ -14,6 +14,7 @@ mod calibration;
 mod file;
 
 pub use calibration::{sigmoid, Calibration};
+pub use file::{read_f32_tensors, write_f32_tensors, F32Tensors};
 
 use crate::error::{Error, Result};
 use std::fmt;

@@ -357,3 +357,41 @@ fn encode(entries: &[Entry], metadata: &BTreeMap<String, String>) -> Vec<u8> {
     }
     out
 }
+
+/// Writes named `F32` tensors and metadata deterministically (tensors in name order).
+pub fn write_f32_tensors(
+    tensors: &[(&str, &[usize], &[f32])],
+    metadata: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut entries: Vec<Entry> = tensors
+        .iter()
+        .map(|(name, shape, values)| f32_entry(name.to_string(), shape.to_vec(), values))
+        .collect();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    encode(&entries, metadata)
+}
+
+/// Named `F32` tensors (shape and values) and string metadata, as read from a file.
+pub type F32Tensors = (
+    BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    BTreeMap<String, String>,
+);
+
+/// Reads every tensor of a safetensors file, all of which must be `F32`, and its metadata.
+pub fn read_f32_tensors(bytes: &[u8]) -> Result<F32Tensors> {
+    let container = |e: safetensors::SafeTensorError| Error::Container(e.to_string());
+    let tensors = SafeTensors::deserialize(bytes).map_err(container)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(container)?;
+    let mut out = BTreeMap::new();
+    for (name, view) in tensors.tensors() {
+        let values = f32_vec(&name, &view, view.shape())?;
+        out.insert(name, (view.shape().to_vec(), values));
+    }
+    let metadata = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Ok((out, metadata))
+}

@@ -46,11 +46,15 @@ impl ScalarWorkspace {
 }
 
 /// `W · input + b`, accumulating `fma(input[i], w[o][i], acc)` in ascending `i`.
+/// Zero inputs are skipped, which changes nothing (`fma(0, w, acc) == acc`)
+/// and makes sparse feature rows cheap.
 pub fn linear(layer: &LifLayer, input: &[f32], current: &mut [f32]) {
     for (o, cur) in current.iter_mut().enumerate() {
         let mut acc = 0.0f32;
         for (&w, &v) in layer.weight_row(o).iter().zip(input) {
-            acc = v.mul_add(w, acc);
+            if v != 0.0 {
+                acc = v.mul_add(w, acc);
+            }
         }
         *cur = acc + layer.bias[o];
     }

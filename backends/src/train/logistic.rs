@@ -139,3 +139,61 @@ impl MomentPair {
         }
     }
 }
+
+/// Metadata key naming what a file holds; a logistic baseline says `logistic`.
+pub const KIND_KEY: &str = "cx.kind";
+
+impl Logistic {
+    /// The baseline as a safetensors file: `lr.weight` `[outputs, inputs]`,
+    /// `lr.bias` `[outputs]`, and `metadata` plus `cx.kind = logistic`.
+    pub fn to_bytes(&self, metadata: &std::collections::BTreeMap<String, String>) -> Vec<u8> {
+        let mut metadata = metadata.clone();
+        metadata.insert(KIND_KEY.into(), "logistic".into());
+        cx_components::model::write_f32_tensors(
+            &[
+                ("lr.bias", &[self.outputs], &self.bias),
+                ("lr.weight", &[self.outputs, self.inputs], &self.weight),
+            ],
+            &metadata,
+        )
+    }
+
+    /// Reads a baseline written by [`Logistic::to_bytes`], with its metadata.
+    pub fn from_bytes(
+        bytes: &[u8],
+    ) -> Result<(Self, std::collections::BTreeMap<String, String>), TrainError> {
+        let bad = |m: String| TrainError::Data(format!("logistic baseline file: {m}"));
+        let (tensors, metadata) = cx_components::model::read_f32_tensors(bytes)?;
+        if metadata.get(KIND_KEY).map(String::as_str) != Some("logistic") {
+            return Err(bad(format!("metadata `{KIND_KEY}` is not `logistic`")));
+        }
+        let (Some((w_shape, weight)), Some((b_shape, bias))) =
+            (tensors.get("lr.weight"), tensors.get("lr.bias"))
+        else {
+            return Err(bad("tensors `lr.weight` and `lr.bias` are required".into()));
+        };
+        let (outputs, inputs) = match w_shape.as_slice() {
+            &[o, i] if o > 0 && i > 0 => (o, i),
+            other => {
+                return Err(bad(format!(
+                    "`lr.weight` has shape {other:?}, expected [outputs, inputs]"
+                )))
+            }
+        };
+        if b_shape.as_slice() != [outputs] {
+            return Err(bad(format!(
+                "`lr.bias` has shape {b_shape:?}, expected [{outputs}]"
+            )));
+        }
+        if weight.iter().chain(bias).any(|v| !v.is_finite()) {
+            return Err(bad("a weight or bias is not finite".into()));
+        }
+        let model = Self {
+            inputs,
+            outputs,
+            weight: weight.clone(),
+            bias: bias.clone(),
+        };
+        Ok((model, metadata))
+    }
+}

@@ -254,7 +254,9 @@ fn dense_input_gradient(
     for (j, &g) in g_cur.iter().enumerate() {
         g_bias[j] += g;
         for (gw, &v) in g_weight[j * inputs..(j + 1) * inputs].iter_mut().zip(x) {
-            *gw += g * v;
+            if v != 0.0 {
+                *gw += g * v;
+            }
         }
     }
 }

@@ -109,6 +109,32 @@ pub enum Error {
         /// What was missing.
         reason: String,
     },
+    /// A data, spec or output file could not be read or written.
+    #[error("cannot access {path}")]
+    File {
+        /// The file as given.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A click log or its dataset spec is unusable.
+    #[error("{what} {path}")]
+    Data {
+        /// What was being read, e.g. "cannot use dataset spec".
+        what: &'static str,
+        /// The file as given.
+        path: String,
+        /// Why.
+        #[source]
+        source: components::Error,
+    },
+    /// Training or evaluation could not proceed.
+    #[error("{0}")]
+    Train(#[from] cx_engine::backends::train::TrainError),
+    /// A model does not fit the data or the feature schema it is used with.
+    #[error("{0}")]
+    Mismatch(String),
     /// Writing the result failed (e.g. stdout closed).
     #[error("cannot write output")]
     Output(#[source] std::io::Error),

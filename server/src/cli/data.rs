@@ -1,0 +1,149 @@
+//! The shared path from a click log to feature rows, used by `cx train` and
+//! `cx eval`: read the CSV through its dataset spec, report what was
+//! rejected, map offers to output columns, and extract features with the
+//! versioned schema.
+
+use crate::error::{Error, Result};
+use cx_engine::components::dataset::{read_click_log, ClickLog, DatasetSpec, LoadReport};
+use cx_engine::components::{FeatureNorm, FeatureSchema};
+use std::io::Write;
+use std::path::Path;
+
+/// Metadata key of a model's feature normalisation (JSON of [`FeatureNorm`]).
+pub const FEATURE_NORM_KEY: &str = "cx.feature_norm";
+/// Metadata key of a model's training summary (JSON).
+pub const TRAINING_KEY: &str = "cx.training";
+
+/// Labelled feature rows, each with its output column.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rows {
+    /// Features, `[rows][width]`.
+    pub x: Vec<f32>,
+    /// Feature width.
+    pub width: usize,
+    /// Output column of each row.
+    pub column: Vec<u32>,
+    /// 1.0 for a click.
+    pub label: Vec<f32>,
+}
+
+impl Rows {
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.label.len()
+    }
+
+    /// Whether no rows are held.
+    pub fn is_empty(&self) -> bool {
+        self.label.is_empty()
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Rows {
+        let mut out = Rows {
+            width: self.width,
+            ..Rows::default()
+        };
+        for &i in indices {
+            out.x
+                .extend_from_slice(&self.x[i * self.width..(i + 1) * self.width]);
+            out.column.push(self.column[i]);
+            out.label.push(self.label[i]);
+        }
+        out
+    }
+
+    /// A view for the trainer.
+    pub fn examples(&self) -> cx_engine::backends::train::Examples<'_> {
+        cx_engine::backends::train::Examples {
+            x: &self.x,
+            inputs: self.width,
+            column: &self.column,
+            label: &self.label,
+        }
+    }
+}
+
+/// Reads `data` through the spec at `spec`, printing the load report to `log`.
+pub fn read(data: &Path, spec: &Path, log: &mut dyn Write) -> Result<(ClickLog, DatasetSpec)> {
+    let spec_value = DatasetSpec::load(spec).map_err(|source| Error::Data {
+        what: "cannot use dataset spec",
+        path: spec.display().to_string(),
+        source,
+    })?;
+    let file = std::fs::File::open(data).map_err(|source| Error::File {
+        path: data.display().to_string(),
+        source,
+    })?;
+    let (click_log, report) =
+        read_click_log(std::io::BufReader::new(file), &spec_value, usize::MAX).map_err(
+            |source| Error::Data {
+                what: "cannot read click log",
+                path: data.display().to_string(),
+                source,
+            },
+        )?;
+    write_report(log, &data.display().to_string(), &report)?;
+    if click_log.is_empty() {
+        return Err(Error::Mismatch(format!(
+            "{}: no usable rows",
+            data.display()
+        )));
+    }
+    Ok((click_log, spec_value))
+}
+
+fn write_report(log: &mut dyn Write, origin: &str, report: &LoadReport) -> Result<()> {
+    writeln!(
+        log,
+        "{origin}: {} rows read, {} kept, {} rejected",
+        report.rows_read,
+        report.rows_kept,
+        report.rows_rejected()
+    )
+    .map_err(Error::Output)?;
+    for (reason, count) in &report.rejected {
+        writeln!(log, "  rejected ({reason}): {count}").map_err(Error::Output)?;
+    }
+    for example in &report.examples {
+        writeln!(log, "  e.g. {example}").map_err(Error::Output)?;
+    }
+    Ok(())
+}
+
+/// Keeps the rows showing one of `offer_ids`, extracts their features and
+/// applies `norm`. Prints how many rows were dropped for their offer.
+pub fn featurize(
+    mut click_log: ClickLog,
+    offer_ids: &[u64],
+    schema: &FeatureSchema,
+    norm: Option<&FeatureNorm>,
+    log: &mut dyn Write,
+) -> Result<Rows> {
+    let (column, dropped) = click_log.keep_offers(offer_ids);
+    if dropped > 0 {
+        writeln!(
+            log,
+            "  dropped {dropped} rows whose offer is not one of the {} output columns",
+            offer_ids.len()
+        )
+        .map_err(Error::Output)?;
+    }
+    let width = schema.width();
+    let mut x = vec![0.0f32; click_log.len() * width];
+    for (ctx, row) in click_log.contexts.iter().zip(x.chunks_exact_mut(width)) {
+        schema
+            .extract(ctx, row)
+            .map_err(|e| Error::Mismatch(format!("feature extraction: {e}")))?;
+        if let Some(norm) = norm {
+            norm.apply(row)
+                .map_err(|e| Error::Mismatch(format!("feature normalisation: {e}")))?;
+        }
+    }
+    Ok(Rows {
+        x,
+        width,
+        column,
+        label: click_log.labels,
+    })
+}

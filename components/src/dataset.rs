@@ -48,6 +48,10 @@ pub struct DatasetSpec {
     /// Where site and app traffic share a file (as in Avazu): which rows are app traffic, and
     /// the app columns to read for them.
     pub app: Option<AppSpec>,
+    /// Column holding the true click probability, where the data is synthetic and it is
+    /// known (`p_true`); `cx eval` then reports the oracle's AUC beside the model's. Never
+    /// a feature.
+    pub oracle: Option<String>,
     /// Separator of list values (segments, categories) inside one cell; default `|`.
     #[serde(default = "default_list_separator")]
     pub list_separator: String,
@@ -192,6 +196,9 @@ impl DatasetSpec {
         if let Some(t) = &self.time {
             named.push(("time.column".into(), &t.column));
         }
+        if let Some(o) = &self.oracle {
+            named.push(("oracle".into(), o));
+        }
         let fields = [
             ("user_id", &f.user_id),
             ("user_segments", &f.user_segments),
@@ -239,6 +246,8 @@ pub struct ClickLog {
     pub labels: Vec<f32>,
     /// Offer shown (0 for every row when the spec names no offer column).
     pub offers: Vec<u64>,
+    /// True click probability of each row, when the spec names an oracle column; else empty.
+    pub oracle: Vec<f32>,
 }
 
 impl ClickLog {
@@ -323,6 +332,7 @@ impl LoadReport {
 struct Resolved {
     label: usize,
     offer: Option<usize>,
+    oracle: Option<usize>,
     time: Option<(usize, TimeFormat)>,
     fields: HashMap<&'static str, usize>,
     app: Option<ResolvedApp>,
@@ -376,6 +386,7 @@ fn resolve(spec: &DatasetSpec, header: &csv::StringRecord) -> Result<Resolved> {
     Ok(Resolved {
         label: at(&spec.label),
         offer: spec.offer.as_ref().map(|o| at(&o.column)),
+        oracle: spec.oracle.as_deref().map(at),
         time: spec.time.as_ref().map(|t| (at(&t.column), t.format)),
         fields,
         app: spec.app.as_ref().map(|a| ResolvedApp {
@@ -426,10 +437,11 @@ pub fn read_click_log<R: Read>(
         }
         report.rows_read += 1;
         match parse_row(&record, spec, &resolved) {
-            Ok((ctx, label, offer)) => {
+            Ok((ctx, label, offer, oracle)) => {
                 log.contexts.push(ctx);
                 log.labels.push(label);
                 log.offers.push(offer);
+                log.oracle.extend(oracle);
             }
             Err((kind, detail)) => report.reject(line, kind, detail),
         }
@@ -460,7 +472,7 @@ fn parse_row(
     record: &csv::StringRecord,
     spec: &DatasetSpec,
     r: &Resolved,
-) -> std::result::Result<(RequestContext, f32, u64), Rejection> {
+) -> std::result::Result<(RequestContext, f32, u64, Option<f32>), Rejection> {
     let label = match cell(record, r.label, "label")? {
         "" => return Err(("label missing", "the label cell is empty".into())),
         "1" | "1.0" | "true" => 1.0,
@@ -471,12 +483,22 @@ fn parse_row(
         None => 0,
         Some(i) => parse_int::<u64>(cell(record, i, "offer")?, "offer")?,
     };
+    let oracle = match r.oracle {
+        None => None,
+        Some(i) => {
+            let v = cell(record, i, "oracle")?;
+            match v.parse::<f32>() {
+                Ok(p) if (0.0..=1.0).contains(&p) => Some(p),
+                _ => return Err(("bad oracle", format!("oracle `{v}` is not a probability"))),
+            }
+        }
+    };
     let mut ctx = RequestContext::default();
     if let Some((i, format)) = r.time {
         ctx.timestamp = parse_time(cell(record, i, "time")?, format)?;
     }
     fill_fields(record, spec, r, &mut ctx)?;
-    Ok((ctx, label, offer))
+    Ok((ctx, label, offer, oracle))
 }
 
 fn fill_fields(

@@ -12,8 +12,9 @@ use super::{readout, Examples, Network};
 pub const ROWS_MIN: usize = 30;
 /// Newton iterations per column.
 const ITERATIONS: usize = 25;
-/// Ridge penalty that keeps the 3x3 system well posed.
-const RIDGE: f64 = 1e-3;
+/// Ridge penalty per row that keeps the 3x3 system well posed even when a
+/// column's firing rate barely varies.
+const RIDGE_PER_ROW: f64 = 1e-4;
 
 /// Refits `net`'s readout on `heldout`. Returns how many columns were refitted.
 pub fn calibrate(net: &mut Network, heldout: Examples<'_>) -> usize {
@@ -47,15 +48,18 @@ pub fn calibrate(net: &mut Network, heldout: Examples<'_>) -> usize {
 }
 
 /// Ridge-regularised logistic regression on three features by Newton's
-/// method. `None` if it does not converge to finite values.
+/// method with a backtracking line search (a step is taken only when it
+/// lowers the penalised loss, so the fit cannot diverge on separable or
+/// nearly constant data). `None` if it ends on non-finite values.
 fn newton(rows: &[([f64; 3], f64)], start: [f64; 3]) -> Option<[f64; 3]> {
+    let ridge = RIDGE_PER_ROW * rows.len() as f64;
     let mut w = start;
+    let mut loss = penalised_loss(rows, w, ridge);
     for _ in 0..ITERATIONS {
         let mut grad = [0.0f64; 3];
         let mut hess = [[0.0f64; 3]; 3];
         for (x, y) in rows {
-            let z: f64 = (0..3).map(|k| w[k] * x[k]).sum();
-            let p = 1.0 / (1.0 + (-z).exp());
+            let p = logistic(dot(w, *x));
             let s = (p * (1.0 - p)).max(1e-9);
             for i in 0..3 {
                 grad[i] += (p - y) * x[i];
@@ -65,20 +69,56 @@ fn newton(rows: &[([f64; 3], f64)], start: [f64; 3]) -> Option<[f64; 3]> {
             }
         }
         for i in 0..3 {
-            grad[i] += RIDGE * w[i];
-            hess[i][i] += RIDGE;
+            grad[i] += ridge * w[i];
+            hess[i][i] += ridge;
         }
         let step = solve3(hess, grad)?;
-        for i in 0..3 {
-            w[i] -= step[i];
-        }
-        if step.iter().map(|s| s.abs()).fold(0.0, f64::max) < 1e-9 {
+        let mut scale = 1.0;
+        let accepted = loop {
+            let candidate = [
+                w[0] - scale * step[0],
+                w[1] - scale * step[1],
+                w[2] - scale * step[2],
+            ];
+            let candidate_loss = penalised_loss(rows, candidate, ridge);
+            if candidate_loss <= loss {
+                break Some((candidate, candidate_loss));
+            }
+            scale *= 0.5;
+            if scale < 1e-6 {
+                break None;
+            }
+        };
+        let Some((next, next_loss)) = accepted else {
+            break;
+        };
+        let moved = (0..3).map(|i| (next[i] - w[i]).abs()).fold(0.0, f64::max);
+        (w, loss) = (next, next_loss);
+        if moved < 1e-9 {
             break;
         }
     }
-    w.iter()
-        .all(|v| v.is_finite() && v.abs() < 1e6)
-        .then_some(w)
+    w.iter().all(|v| v.is_finite()).then_some(w)
+}
+
+fn dot(w: [f64; 3], x: [f64; 3]) -> f64 {
+    w[0] * x[0] + w[1] * x[1] + w[2] * x[2]
+}
+
+fn logistic(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Summed cross-entropy plus the ridge penalty.
+fn penalised_loss(rows: &[([f64; 3], f64)], w: [f64; 3], ridge: f64) -> f64 {
+    let data: f64 = rows
+        .iter()
+        .map(|(x, y)| {
+            let p = logistic(dot(w, *x)).clamp(1e-12, 1.0 - 1e-12);
+            -(y * p.ln() + (1.0 - y) * (1.0 - p).ln())
+        })
+        .sum();
+    data + 0.5 * ridge * w.iter().map(|v| v * v).sum::<f64>()
 }
 
 /// Solves `a x = b` for a 3x3 system by Cramer's rule; `None` if singular.
@@ -114,6 +154,25 @@ mod tests {
         for (got, want) in x.iter().zip([1.0, 1.0, 1.0]) {
             assert!((got - want).abs() < 1e-12, "{x:?}");
         }
+    }
+
+    #[test]
+    fn newton_stays_finite_and_bounded_on_separable_data() {
+        // Every positive has feature 1, every negative feature 0: plain Newton diverges.
+        let rows: Vec<([f64; 3], f64)> = (0..100)
+            .map(|i| {
+                (
+                    [f64::from(u8::from(i < 10)), 0.0, 1.0],
+                    if i < 10 { 1.0 } else { 0.0 },
+                )
+            })
+            .collect();
+        let w = newton(&rows, [0.0, 0.0, 0.0]).unwrap();
+        assert!(
+            w.iter().all(|v| v.abs() < 50.0),
+            "the ridge keeps it bounded: {w:?}"
+        );
+        assert!(w[0] > 1.0, "and it still separates: {w:?}");
     }
 
     #[test]

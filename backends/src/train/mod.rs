@@ -72,6 +72,9 @@ pub struct TrainConfig {
     pub learning_rate: f32,
     /// Passes over the data (default 5).
     pub epochs: usize,
+    /// Decoupled weight decay (AdamW) on the layers' weights, per step
+    /// (default 0.2); keeps the wide hashed first layer from memorising.
+    pub weight_decay: f32,
     /// Samples per gradient step (default 64).
     pub batch_size: usize,
     /// Seed of the initial weights and the shuffling (default 7).
@@ -93,6 +96,7 @@ impl Default for TrainConfig {
             threshold: 1.0,
             learning_rate: 0.002,
             epochs: 5,
+            weight_decay: 0.2,
             batch_size: 64,
             seed: 7,
             surrogate_slope: 25.0,
@@ -361,6 +365,12 @@ fn check_config(config: &TrainConfig) -> Result<(), TrainError> {
             format!("{} is not a positive number", config.learning_rate),
         );
     }
+    if !(0.0..1.0).contains(&config.weight_decay) {
+        return bad(
+            "weight_decay",
+            format!("{} is not in [0, 1)", config.weight_decay),
+        );
+    }
     if !(1..=limits::EPOCHS_MAX).contains(&config.epochs) {
         return bad(
             "epochs",
@@ -406,7 +416,7 @@ pub fn train(
     let base_rate = data.label.iter().sum::<f32>() / data.len() as f32;
     let mut net = Network::init(config, data.inputs, outputs, base_rate);
     let mut grads = Gradients::zeros_like(&net);
-    let mut adam = Adam::new(grads.len(), config.learning_rate);
+    let mut adam = Adam::new(grads.len(), config.learning_rate, config.weight_decay);
     let mut traj = Trajectory::new(&net);
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_5eed);
@@ -522,7 +532,7 @@ fn backprop(
     grads.w_mem[o] += dz * mem_last;
     grads.out_bias[o] += dz;
     traj.seed_output_gradient(o, dz * net.w_rate[o] / net.steps as f32, dz * net.w_mem[o]);
-    traj.backward(net, config.surrogate_slope, row.x, grads);
+    traj.backward(net, config.surrogate_slope, grads);
     loss
 }
 

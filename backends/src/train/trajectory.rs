@@ -40,6 +40,8 @@ pub(super) struct Trajectory {
     /// Input current of the step being run, per layer (layer 0: the same at
     /// every step). Kept apart so a layer can read the previous one's spikes.
     current: Vec<Vec<f32>>,
+    /// The row's non-zero features `(index, value)`, ascending.
+    nonzero: Vec<(u32, f32)>,
 }
 
 impl Trajectory {
@@ -69,13 +71,21 @@ impl Trajectory {
             steps,
             layers,
             current: net.layers.iter().map(|l| vec![0.0; l.outputs]).collect(),
+            nonzero: Vec::with_capacity(net.layers[0].inputs),
         }
     }
 
     /// Runs one row forward through the scalar reference kernel, recording
     /// every layer's membranes, spikes and reset decisions.
     pub(super) fn forward(&mut self, net: &Network, x: &[f32]) {
-        scalar::linear(&net.layers[0], x, &mut self.current[0]);
+        self.nonzero.clear();
+        self.nonzero.extend(
+            x.iter()
+                .enumerate()
+                .filter(|(_, v)| **v != 0.0)
+                .map(|(i, &v)| (i as u32, v)),
+        );
+        scalar::linear_nonzero(&net.layers[0], &self.nonzero, &mut self.current[0]);
         for l in &mut self.layers {
             l.mem_work.fill(0.0);
         }
@@ -140,7 +150,7 @@ impl Trajectory {
     }
 
     /// Backpropagates through time and layers, adding to `grads`.
-    pub(super) fn backward(&mut self, net: &Network, slope: f32, x: &[f32], grads: &mut Gradients) {
+    pub(super) fn backward(&mut self, net: &Network, slope: f32, grads: &mut Gradients) {
         let last = net.layers.len() - 1;
         for l in (0..=last).rev() {
             let layer = &net.layers[l];
@@ -169,9 +179,9 @@ impl Trajectory {
                 }
             }
             if l == 0 {
-                dense_input_gradient(
+                first_layer_gradient(
                     layer,
-                    x,
+                    &self.nonzero,
                     &lt.g_cur_total,
                     &mut grads.weight[0],
                     &mut grads.bias[0],
@@ -241,11 +251,12 @@ fn spiking_input_gradient(
     }
 }
 
-/// For the dense first layer: weight and bias gradients from the gradient of
-/// its (constant) current summed over the steps.
-fn dense_input_gradient(
+/// For the first layer: weight and bias gradients from the gradient of its
+/// (constant) current summed over the steps; only the row's non-zero
+/// features have a weight gradient.
+fn first_layer_gradient(
     layer: &LifLayer,
-    x: &[f32],
+    nonzero: &[(u32, f32)],
     g_cur: &[f32],
     g_weight: &mut [f32],
     g_bias: &mut [f32],
@@ -253,10 +264,9 @@ fn dense_input_gradient(
     let inputs = layer.inputs;
     for (j, &g) in g_cur.iter().enumerate() {
         g_bias[j] += g;
-        for (gw, &v) in g_weight[j * inputs..(j + 1) * inputs].iter_mut().zip(x) {
-            if v != 0.0 {
-                *gw += g * v;
-            }
+        let row = &mut g_weight[j * inputs..(j + 1) * inputs];
+        for &(i, v) in nonzero {
+            row[i as usize] += g * v;
         }
     }
 }

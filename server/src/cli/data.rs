@@ -25,6 +25,8 @@ pub struct Rows {
     pub column: Vec<u32>,
     /// 1.0 for a click.
     pub label: Vec<f32>,
+    /// True click probability per row, for synthetic data with an oracle column; else empty.
+    pub oracle: Vec<f32>,
 }
 
 impl Rows {
@@ -49,6 +51,7 @@ impl Rows {
                 .extend_from_slice(&self.x[i * self.width..(i + 1) * self.width]);
             out.column.push(self.column[i]);
             out.label.push(self.label[i]);
+            out.oracle.extend(self.oracle.get(i));
         }
         out
     }
@@ -145,5 +148,6 @@ pub fn featurize(
         width,
         column,
         label: click_log.labels,
+        oracle: click_log.oracle,
     })
 }

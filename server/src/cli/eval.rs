@@ -63,6 +63,10 @@ pub struct EvalOutput {
     /// The logistic baseline, with `--baseline`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Report>,
+    /// The true click probabilities, where the data is synthetic and the spec names them:
+    /// the best any model could do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<Quality>,
 }
 
 /// Scored rows: the data and both models' probabilities.
@@ -77,7 +81,7 @@ pub struct Scored {
 
 /// Runs the command.
 pub fn eval(args: &EvalArgs, streams: &mut Streams<'_>) -> Result<()> {
-    let model = load_model(&args.model)?;
+    let model = load_model(args.model.as_deref())?;
     let scored = score(args, &model, streams)?;
     let report = |p: &[f32]| Report {
         quality: Quality::of(p, &scored.rows),
@@ -93,6 +97,8 @@ pub fn eval(args: &EvalArgs, streams: &mut Streams<'_>) -> Result<()> {
             / scored.rows.len() as f64,
         model: report(&scored.model),
         baseline: scored.baseline.as_deref().map(report),
+        oracle: (!scored.rows.oracle.is_empty())
+            .then(|| Quality::of(&scored.rows.oracle, &scored.rows)),
     };
     if let Some(dir) = &args.plot {
         super::plot::write_plots(dir, &scored)?;
@@ -139,11 +145,13 @@ pub fn score(args: &EvalArgs, model: &SnnModel, streams: &mut Streams<'_>) -> Re
 fn model_features(model: &SnnModel, schema: &FeatureSchema) -> Result<(FeatureNorm, String)> {
     match model.meta().feature_schema_id.as_deref() {
         Some(id) if id == schema.id() => {}
-        Some(id) => return Err(Error::Mismatch(format!(
+        Some(id) => {
+            return Err(Error::Mismatch(format!(
             "the model was trained with feature schema {id}, but this build extracts schema {}; \
                  retrain it, or use the build it was trained with",
             schema.id()
-        ))),
+        )))
+        }
         None => return Err(Error::Mismatch(
             "the model records no feature schema (cx.feature_schema_id), so its inputs are unknown"
                 .into(),

@@ -1,6 +1,6 @@
 //! `cx model inspect FILE [--json]`.
 
-use super::{load_model, write_json, InspectArgs};
+use super::{load_model, model_path_name, write_json, InspectArgs};
 use crate::error::{Error, Result};
 use cx_engine::components::{Calibration, LifLayer, SnnModel};
 use serde::Serialize;
@@ -274,8 +274,8 @@ fn clean(text: &str) -> String {
 
 /// Runs the command: loads the model and prints its report.
 pub fn inspect(args: &InspectArgs, stdout: &mut dyn Write) -> Result<()> {
-    let model = load_model(&args.model)?;
-    let report = ModelReport::of(&model, &args.model.display().to_string());
+    let model = load_model(args.model.as_deref())?;
+    let report = ModelReport::of(&model, &model_path_name(args.model.as_deref()));
     if args.json {
         write_json(stdout, &report, args.pretty)
     } else {

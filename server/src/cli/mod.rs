@@ -13,6 +13,7 @@ pub mod input;
 pub mod inspect;
 pub mod plot;
 pub mod run;
+pub mod synth;
 pub mod train;
 
 use crate::error::{Error, Result};
@@ -49,6 +50,33 @@ pub enum Command {
     /// Score a CSV click log with a trained model through the serving
     /// backends and report AUC, log loss and calibration.
     Eval(EvalArgs),
+    /// Write a synthetic click log (CSV) from the generator with a known
+    /// ground-truth click model (docs/SYNTHETIC_DATA.md).
+    Synth(SynthArgs),
+}
+
+/// Arguments of `cx synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Rows to write.
+    #[arg(long)]
+    pub rows: u64,
+    /// Seed of the synthetic world (users, publishers, offers, ground truth) and its rows.
+    #[arg(long, default_value_t = 2024)]
+    pub seed: u64,
+    /// Index of the first row: rows are a pure function of the seed and their index, so a
+    /// later range is a fresh sample of the same world (e.g. for evaluation).
+    #[arg(long, default_value_t = 0)]
+    pub first_row: u64,
+    /// Offers in the catalog.
+    #[arg(long, default_value_t = 16)]
+    pub offers: u32,
+    /// Mean click probability the ground truth is calibrated to.
+    #[arg(long, default_value_t = 0.05)]
+    pub ctr: f64,
+    /// Output file [default: stdout].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Arguments of `cx train`.
@@ -85,6 +113,9 @@ pub struct TrainArgs {
     /// Passes over the training rows.
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
+    /// Decoupled weight decay (AdamW) on the layers' weights.
+    #[arg(long, default_value_t = 0.2)]
+    pub weight_decay: f32,
     /// Rows per gradient step.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
@@ -118,6 +149,7 @@ impl TrainArgs {
             beta_output: self.beta_output,
             learning_rate: self.lr,
             epochs: self.epochs,
+            weight_decay: self.weight_decay,
             batch_size: self.batch_size,
             seed: self.seed,
             ..Default::default()
@@ -139,9 +171,9 @@ the held-out AUC and log loss. The same flags and data give the same bytes.";
 /// Arguments of `cx eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The model (.safetensors) written by `cx train`.
+    /// The model (.safetensors) written by `cx train` [default: the bundled default model].
     #[arg(long, value_name = "MODEL")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// The click log (CSV with a header line).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
@@ -176,9 +208,9 @@ pub enum ModelCommand {
 #[derive(Debug, Args)]
 #[command(after_long_help = INSPECT_HELP)]
 pub struct InspectArgs {
-    /// The model file (.safetensors).
+    /// The model file (.safetensors) [default: the bundled default model].
     #[arg(value_name = "FILE")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -199,9 +231,9 @@ SHA-256 of the file, as `sha256sum FILE` prints it.";
 #[derive(Debug, Args)]
 #[command(after_long_help = RUN_HELP)]
 pub struct RunArgs {
-    /// The model file (.safetensors).
+    /// The model file (.safetensors) [default: the bundled default model].
     #[arg(value_name = "FILE")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// The JSON batch of feature vectors to run, or `-` for stdin.
     #[arg(long, short, value_name = "X.json")]
     pub input: PathBuf,
@@ -281,11 +313,18 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Model(ModelCommand::Run(args)) => run::run(args, streams),
         Command::Train(args) => train::train(args, streams),
         Command::Eval(args) => eval::eval(args, streams),
+        Command::Synth(args) => synth::synth(args, streams),
     }
 }
 
-/// Loads a model file, naming it in the error.
-pub fn load_model(path: &Path) -> Result<SnnModel> {
+/// Loads a model file, naming it in the error; without a path, the bundled default model.
+pub fn load_model(path: Option<&Path>) -> Result<SnnModel> {
+    let Some(path) = path else {
+        return cx_engine::default_model().map_err(|source| Error::Model {
+            path: cx_engine::DEFAULT_MODEL_NAME.into(),
+            source,
+        });
+    };
     SnnModel::load(path).map_err(|source| {
         let path = path.display().to_string();
         match source {
@@ -293,6 +332,14 @@ pub fn load_model(path: &Path) -> Result<SnnModel> {
             source => Error::Model { path, source },
         }
     })
+}
+
+/// How a model path is shown: the path, or the bundled default's name.
+pub fn model_path_name(path: Option<&Path>) -> String {
+    path.map_or_else(
+        || cx_engine::DEFAULT_MODEL_NAME.to_string(),
+        |p| p.display().to_string(),
+    )
 }
 
 /// Writes `value` as one line of JSON (indented if `pretty`).

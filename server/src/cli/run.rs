@@ -58,7 +58,7 @@ pub fn run(args: &RunArgs, streams: &mut Streams<'_>) -> Result<()> {
             })?
             .unwrap_or_default(),
     };
-    let model = Arc::new(load_model(&args.model)?);
+    let model = Arc::new(load_model(args.model.as_deref())?);
     let origin = input::origin(&args.input);
     let bytes = input::read_source(&args.input, streams.stdin)?;
     let batch = input::parse_batch(&bytes, model.inputs(), &origin)?;

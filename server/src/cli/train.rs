@@ -57,6 +57,14 @@ pub struct TrainSummary {
     pub epochs: usize,
     /// Seed.
     pub seed: u64,
+    /// Adam learning rate.
+    pub learning_rate: f32,
+    /// Decoupled weight decay.
+    pub weight_decay: f32,
+    /// Rows per gradient step.
+    pub batch_size: usize,
+    /// Membrane decay of the hidden and output layers.
+    pub beta: [f32; 2],
     /// Mean training loss of each epoch.
     pub epoch_loss: Vec<f64>,
     /// The spiking model on the held-out rows, after calibration.
@@ -118,6 +126,10 @@ pub fn train(args: &TrainArgs, streams: &mut Streams<'_>) -> Result<()> {
         steps: config.steps,
         epochs: config.epochs,
         seed: config.seed,
+        learning_rate: config.learning_rate,
+        weight_decay: config.weight_decay,
+        batch_size: config.batch_size,
+        beta: [config.beta_hidden, config.beta_output],
         epoch_loss: history.iter().map(|e| e.loss_mean).collect(),
         holdout,
         baseline,

@@ -17,12 +17,20 @@ struct Estimate {
 }
 
 fn estimate(dir: &Path, group: &str, backend: &str, batch: usize) -> Result<Estimate> {
-    let path = dir.join(group).join(backend).join(batch.to_string()).join("new/estimates.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let path = dir
+        .join(group)
+        .join(backend)
+        .join(batch.to_string())
+        .join("new/estimates.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let median = &json["median"];
     let per_sample = |v: &serde_json::Value| -> Result<f64> {
-        let ns = v.as_f64().with_context(|| format!("{}: missing median", path.display()))?;
+        let ns = v
+            .as_f64()
+            .with_context(|| format!("{}: missing median", path.display()))?;
         Ok(ns / 1000.0 / batch as f64)
     };
     Ok(Estimate {
@@ -36,8 +44,12 @@ fn main() -> Result<()> {
     let dir = std::env::args()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/criterion")));
-    println!("| shape | batch | scalar µs/sample | SIMD µs/sample (95% CI of median) | scalar / SIMD |");
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/criterion"))
+        });
+    println!(
+        "| shape | batch | scalar µs/sample | SIMD µs/sample (95% CI of median) | scalar / SIMD |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: |");
     for shape in KERNEL_SHAPES {
         let group = format!("kernel_{shape}_T8");

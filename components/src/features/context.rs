@@ -50,7 +50,20 @@ pub struct RequestContext {
     pub bid_floor: f64,
     /// When the request arrived: unix seconds, UTC.
     pub timestamp: i64,
+    /// Generic hashed features, each a `name=value` item, for attributes the
+    /// schema has no field for (a dataset spec's `hashed` columns, e.g.
+    /// Avazu's `C14`). Multi-hot; only the first
+    /// [`limits::LIST_ITEMS_MAX`](super::limits::LIST_ITEMS_MAX) are read.
+    pub extra: Vec<String>,
+    /// Generic numeric features (a dataset spec's `numeric` columns), each
+    /// read as `ln(1 + v)` with `v` clamped to
+    /// `[0, `[`limits::EXTRA_NUMERIC_MAX`](super::limits::EXTRA_NUMERIC_MAX)`]`;
+    /// unused slots stay 0.
+    pub extra_numeric: [f64; EXTRA_NUMERIC_SLOTS],
 }
+
+/// Slots of [`RequestContext::extra_numeric`].
+pub const EXTRA_NUMERIC_SLOTS: usize = 4;
 
 /// Declares an enumeration over an OpenRTB integer list whose slot in the
 /// one-hot block is its OpenRTB value, with `Unknown` in slot 0.

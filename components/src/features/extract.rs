@@ -73,6 +73,9 @@ impl FeatureSchema {
         row[l.placement_px] = log_px(ctx.placement_width, stats);
         row[l.placement_px + 1] = log_px(ctx.placement_height, stats);
         row[l.bid_floor] = log_money(ctx.bid_floor, stats);
+        for (slot, &v) in ctx.extra_numeric.iter().enumerate() {
+            row[l.extra_numeric + slot] = log_extra(v, stats);
+        }
         for (offset, period) in [(l.hour_of_day, 24), (l.hour_of_week, 168)] {
             let (sin, cos) = cycle(hour_index(ctx.timestamp, period), period);
             row[offset] = sin;
@@ -94,6 +97,7 @@ impl FeatureSchema {
         keys.set_all(&l.categories, b"category=", &ctx.categories);
         keys.set(&l.user_id, b"user_id=", &[ctx.user_id.as_bytes()]);
         keys.set_all(&l.user_segments, b"user_segment=", &ctx.user_segments);
+        keys.set_all(&l.extra, b"extra=", &ctx.extra);
     }
 }
 
@@ -167,6 +171,18 @@ fn log_money(floor: f64, stats: &mut ExtractStats) -> f32 {
     };
     // NaN compares unequal to itself, so it counts; -0.0 == 0.0 does not.
     stats.clamped += u32::from(clamped != floor);
+    clamped.ln_1p() as f32
+}
+
+/// A generic numeric feature, `ln(1 + v)` with `v` clamped to
+/// `[0, EXTRA_NUMERIC_MAX]` (NaN reads as 0); clamping is counted.
+fn log_extra(v: f64, stats: &mut ExtractStats) -> f32 {
+    let clamped = if v > 0.0 {
+        v.min(limits::EXTRA_NUMERIC_MAX)
+    } else {
+        0.0
+    };
+    stats.clamped += u32::from(clamped != v);
     clamped.ln_1p() as f32
 }
 

@@ -44,7 +44,7 @@ mod schema;
 
 pub use context::{
     placement_size_slot, AdPosition, ConnectionType, DeviceType, Os, RequestContext,
-    PLACEMENT_SIZES, PLACEMENT_SIZE_SLOTS,
+    EXTRA_NUMERIC_SLOTS, PLACEMENT_SIZES, PLACEMENT_SIZE_SLOTS,
 };
 pub use extract::{bucket, ExtractStats};
 pub use norm::{FeatureNorm, STD_MIN};
@@ -68,6 +68,9 @@ pub mod limits {
     pub const FLOOR_MAX: f64 = 1000.0;
     /// Largest placement side in pixels told apart; larger ones read as this value.
     pub const PLACEMENT_PX_MAX: u32 = 8192;
+    /// Largest generic numeric feature told apart; larger ones read as this
+    /// value, and negative or non-finite ones as 0.
+    pub const EXTRA_NUMERIC_MAX: f64 = 1e9;
     /// Longest [`super::FeatureNorm`] JSON accepted, in bytes.
     pub const NORM_JSON_BYTES_MAX: usize = 1 << 20;
 }

@@ -6,7 +6,9 @@
 //! The blocks are the documentation; the layout is a flat struct of offsets
 //! so that extraction is straight-line code with no lookups.
 
-use super::context::{AdPosition, ConnectionType, DeviceType, Os, PLACEMENT_SIZE_SLOTS};
+use super::context::{
+    AdPosition, ConnectionType, DeviceType, Os, EXTRA_NUMERIC_SLOTS, PLACEMENT_SIZE_SLOTS,
+};
 use super::limits;
 use crate::error::{Error, Result};
 use std::fmt::Write as _;
@@ -47,6 +49,8 @@ pub struct SchemaConfig {
     pub user_id_buckets: u32,
     /// Buckets of `user_segments`.
     pub segment_buckets: u32,
+    /// Buckets of `extra`, the generic hashed features.
+    pub extra_buckets: u32,
 }
 
 impl SchemaConfig {
@@ -60,9 +64,10 @@ impl SchemaConfig {
         category_buckets: 256,
         user_id_buckets: 512,
         segment_buckets: 256,
+        extra_buckets: 512,
     };
 
-    fn buckets(&self) -> [(&'static str, u32); 7] {
+    fn buckets(&self) -> [(&'static str, u32); 8] {
         [
             ("country", self.country_buckets),
             ("region", self.region_buckets),
@@ -71,6 +76,7 @@ impl SchemaConfig {
             ("categories", self.category_buckets),
             ("user_id", self.user_id_buckets),
             ("user_segments", self.segment_buckets),
+            ("extra", self.extra_buckets),
         ]
     }
 }
@@ -242,6 +248,8 @@ pub(super) struct Layout {
     pub categories: HashBlock,
     pub user_id: HashBlock,
     pub user_segments: HashBlock,
+    pub extra_numeric: usize,
+    pub extra: HashBlock,
 }
 
 /// Appends blocks at increasing offsets.
@@ -297,7 +305,7 @@ impl Builder {
 /// Lays out the blocks of a schema, in row order.
 fn build(config: &SchemaConfig) -> (Vec<Block>, Layout) {
     let mut b = Builder {
-        blocks: Vec::with_capacity(17),
+        blocks: Vec::with_capacity(19),
         seed: config.seed,
     };
     let layout = Layout {
@@ -340,6 +348,20 @@ fn build(config: &SchemaConfig) -> (Vec<Block>, Layout) {
             "user_segment=<segment>",
             config.segment_buckets,
         ),
+        extra_numeric: b.push(
+            "extra_numeric",
+            BlockKind::Log1p {
+                inputs: &[
+                    "extra_numeric[0]",
+                    "extra_numeric[1]",
+                    "extra_numeric[2]",
+                    "extra_numeric[3]",
+                ],
+                max: limits::EXTRA_NUMERIC_MAX,
+            },
+            EXTRA_NUMERIC_SLOTS,
+        ),
+        extra: b.multi_hot("extra", "extra=<name>=<value>", config.extra_buckets),
     };
     (b.blocks, layout)
 }

@@ -7,7 +7,8 @@
 //! so that the hidden layer fires at a realistic 10-35% rate). Nothing they
 //! output is ever presented as a prediction.
 
-use cx_components::{LifLayer, ModelMeta, ResetMechanism, SnnModel};
+use cx_backends::train::init_layer;
+use cx_components::{ModelMeta, SnnModel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -42,45 +43,14 @@ pub const KERNEL_SHAPES: [Shape; 2] = [
     },
 ];
 
-/// torch's `Linear` initialisation (uniform in `±1/sqrt(inputs)` for weight
-/// and bias), with the weight scaled by `gain`.
-fn linear(rng: &mut ChaCha8Rng, inputs: usize, outputs: usize, gain: f32) -> (Vec<f32>, Vec<f32>) {
-    let bound = 1.0 / (inputs as f32).sqrt();
-    let weight = (0..inputs * outputs)
-        .map(|_| gain * rng.random_range(-bound..bound))
-        .collect();
-    let bias = (0..outputs)
-        .map(|_| rng.random_range(-bound..bound))
-        .collect();
-    (weight, bias)
-}
-
 /// A two-layer `Linear -> Leaky` network at `shape` with `steps` time steps,
 /// initialised like the snnTorch reference script (fc1 x3, fc2 x4, beta 0.9
 /// and 0.8, threshold 1, reset by subtraction).
 pub fn snntorch_style_model(shape: Shape, steps: u32, seed: u64) -> SnnModel {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (w1, b1) = linear(&mut rng, shape.inputs, shape.hidden, 3.0);
-    let (w2, b2) = linear(&mut rng, shape.hidden, shape.outputs, 4.0);
     let layers = vec![
-        LifLayer::new(
-            shape.inputs,
-            shape.hidden,
-            w1,
-            b1,
-            0.9,
-            1.0,
-            ResetMechanism::Subtract,
-        ),
-        LifLayer::new(
-            shape.hidden,
-            shape.outputs,
-            w2,
-            b2,
-            0.8,
-            1.0,
-            ResetMechanism::Subtract,
-        ),
+        init_layer(&mut rng, shape.inputs, shape.hidden, 3.0, 0.9, 1.0),
+        init_layer(&mut rng, shape.hidden, shape.outputs, 4.0, 0.8, 1.0),
     ];
     let mut meta = ModelMeta::defaults(shape.outputs);
     meta.name = format!("bench-{shape}");

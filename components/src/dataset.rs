@@ -160,6 +160,29 @@ pub struct AppSpec {
     pub categories: Option<String>,
 }
 
+impl FieldColumns {
+    /// Each context field's key and the column named for it, if any.
+    fn by_key(&self) -> [(&'static str, &Option<String>); 15] {
+        [
+            ("user_id", &self.user_id),
+            ("user_segments", &self.user_segments),
+            ("device_type", &self.device_type),
+            ("os", &self.os),
+            ("connection_type", &self.connection_type),
+            ("country", &self.country),
+            ("region", &self.region),
+            ("site_id", &self.site_id),
+            ("domain", &self.domain),
+            ("categories", &self.categories),
+            ("placement_width", &self.placement_width),
+            ("placement_height", &self.placement_height),
+            ("ad_position", &self.ad_position),
+            ("bid_floor", &self.bid_floor),
+            ("is_app", &self.is_app),
+        ]
+    }
+}
+
 impl DatasetSpec {
     /// Parses a TOML spec; the error names the offending key.
     pub fn from_toml(text: &str) -> Result<Self> {
@@ -215,23 +238,7 @@ impl DatasetSpec {
         if let Some(o) = &self.oracle {
             named.push(("oracle".into(), o));
         }
-        let fields = [
-            ("user_id", &f.user_id),
-            ("user_segments", &f.user_segments),
-            ("device_type", &f.device_type),
-            ("os", &f.os),
-            ("connection_type", &f.connection_type),
-            ("country", &f.country),
-            ("region", &f.region),
-            ("site_id", &f.site_id),
-            ("domain", &f.domain),
-            ("categories", &f.categories),
-            ("placement_width", &f.placement_width),
-            ("placement_height", &f.placement_height),
-            ("ad_position", &f.ad_position),
-            ("bid_floor", &f.bid_floor),
-            ("is_app", &f.is_app),
-        ];
+        let fields = f.by_key();
         for (key, column) in fields {
             if let Some(c) = column {
                 named.push((format!("fields.{key}"), c));
@@ -386,23 +393,7 @@ fn resolve(spec: &DatasetSpec, header: &csv::StringRecord) -> Result<Resolved> {
     let at = |c: &str| index[c];
     let f = &spec.fields;
     let mut fields = HashMap::new();
-    for (key, column) in [
-        ("user_id", &f.user_id),
-        ("user_segments", &f.user_segments),
-        ("device_type", &f.device_type),
-        ("os", &f.os),
-        ("connection_type", &f.connection_type),
-        ("country", &f.country),
-        ("region", &f.region),
-        ("site_id", &f.site_id),
-        ("domain", &f.domain),
-        ("categories", &f.categories),
-        ("placement_width", &f.placement_width),
-        ("placement_height", &f.placement_height),
-        ("ad_position", &f.ad_position),
-        ("bid_floor", &f.bid_floor),
-        ("is_app", &f.is_app),
-    ] {
+    for (key, column) in f.by_key() {
         if let Some(c) = column {
             fields.insert(key, at(c));
         }

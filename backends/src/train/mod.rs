@@ -286,8 +286,11 @@ impl Network {
     }
 }
 
-/// torch's `Linear` init (uniform in `±1/sqrt(inputs)`), the weight scaled by `gain`.
-fn init_layer(
+/// A `Linear -> Leaky` layer with torch's `Linear` init (weight and bias
+/// uniform in `±1/sqrt(inputs)`), the weight scaled by `gain`, reset by
+/// subtraction. The trainer starts from it; the benchmarks build their
+/// snnTorch-style workloads with it.
+pub fn init_layer(
     rng: &mut ChaCha8Rng,
     inputs: usize,
     outputs: usize,

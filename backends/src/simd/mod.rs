@@ -175,6 +175,11 @@ impl SpikeLog {
         }
     }
 
+    fn slot(&self, slot: usize) -> &[u32] {
+        let start = slot * self.slot_len;
+        &self.indices[start..start + self.counts[slot]]
+    }
+
     /// The first `len` entries of a slot: its spikes, then whatever padding
     /// [`SpikeLog::pad_group`] wrote.
     fn slot_padded(&self, slot: usize, len: usize) -> &[u32] {
@@ -213,6 +218,8 @@ pub struct SimdWorkspace {
     chunk: usize,
     /// Layer-1 currents, `[batch_max][vectors]`.
     cur0: Vec<f32x16>,
+    /// Layer-1 membranes of the sample being run.
+    mem0: Vec<f32x16>,
     /// Non-zero input columns of each block of rows (see [`kernels::project`]).
     cols: Vec<u32>,
     logs: Vec<SpikeLog>,
@@ -234,6 +241,7 @@ impl SimdWorkspace {
             batch_max,
             chunk,
             cur0: vec![f32x16::ZERO; batch_max * packed.layers[0].vectors()],
+            mem0: vec![f32x16::ZERO; packed.layers[0].vectors()],
             cols: vec![0; kernels::column_lists_len(batch_max, packed.layers[0].inputs)],
             logs: packed
                 .layers
@@ -276,12 +284,62 @@ pub fn forward<S: TraceSink>(
     let mut start = 0;
     while start < batch {
         let len = ws.chunk.min(batch - start);
-        for l in 0..packed.layers.len() {
-            run_layer(packed, l, ws, start, len, out, trace);
+        first_layer(packed, ws, start, len, out, trace);
+        for l in 1..packed.layers.len() {
+            spiking_layer(packed, l, ws, start, len, out, trace);
         }
         start += len;
     }
     out.set_batch(batch);
+}
+
+/// Layer 1 for samples `start..start + len`, every step, into `ws.logs[0]`;
+/// in a one-layer model it also fills `out`.
+#[inline(never)]
+fn first_layer<S: TraceSink>(
+    packed: &PackedModel,
+    ws: &mut SimdWorkspace,
+    start: usize,
+    len: usize,
+    out: &mut Readout,
+    trace: &mut S,
+) {
+    let layer = &packed.layers[0];
+    let is_last = packed.layers.len() == 1;
+    let (nv, steps) = (layer.vectors(), packed.steps as usize);
+    let log = &mut ws.logs[0];
+    for s in 0..len {
+        let cur = &ws.cur0[(start + s) * nv..(start + s + 1) * nv];
+        ws.mem0.fill(f32x16::ZERO);
+        for t in 0..steps {
+            let slot = s * steps + t;
+            let spikes = &mut log.indices[slot * log.slot_len..(slot + 1) * log.slot_len];
+            let fired = kernels::lif_step(
+                &mut ws.mem0,
+                cur,
+                &layer.beta,
+                &layer.threshold,
+                layer.reset,
+                spikes,
+            );
+            log.counts[slot] = fired;
+            let mem: &[f32] = bytemuck::cast_slice(&ws.mem0);
+            let fired_neurons = spikes[..fired].iter().map(|&o| o >> kernels::ROW_SHIFT);
+            trace.on_step(start + s, 0, t, 0, &mem[..layer.outputs], fired_neurons);
+        }
+        if is_last {
+            let row = (start + s) * layer.outputs;
+            let mem: &[f32] = bytemuck::cast_slice(&ws.mem0);
+            out.mem_last[row..row + layer.outputs].copy_from_slice(&mem[..layer.outputs]);
+            let counts = &mut out.spike_count[row..row + layer.outputs];
+            counts.fill(0);
+            for t in 0..steps {
+                for &offset in log.slot(s * steps + t) {
+                    counts[(offset >> kernels::ROW_SHIFT) as usize] += 1;
+                }
+            }
+        }
+    }
 }
 
 /// Samples whose tile sums run in lockstep (see [`kernels::accumulate_tile`]).
@@ -289,12 +347,10 @@ const LOCKSTEP: usize = 8;
 /// Tiles of one sample whose sums run in lockstep, for samples left over.
 const TILE_LOCKSTEP: usize = 4;
 
-/// Layer `l` for chunk samples `start..start + len`, every step, tile by
-/// tile, writing its spikes to `ws.logs[l]`; the last layer also fills `out`.
-/// Layer 0's input is its precomputed current; a later layer's is the
-/// previous layer's spike log.
+/// Spiking layer `l` for samples `start..start + len`, tile by tile, reading
+/// `ws.logs[l - 1]` and writing `ws.logs[l]`; the last layer also fills `out`.
 #[inline(never)]
-fn run_layer<S: TraceSink>(
+fn spiking_layer<S: TraceSink>(
     packed: &PackedModel,
     l: usize,
     ws: &mut SimdWorkspace,
@@ -305,25 +361,19 @@ fn run_layer<S: TraceSink>(
 ) {
     let steps = packed.steps as usize;
     let (before, rest) = ws.logs.split_at_mut(l);
-    let log = &mut rest[0];
+    let (input_log, log) = (&mut before[l - 1], &mut rest[0]);
     log.counts[..len * steps].fill(0);
-    let input = match before.last_mut() {
-        None => {
-            let nv = packed.layers[0].vectors();
-            Input::Current(&ws.cur0[start * nv..(start + len) * nv])
-        }
-        Some(input_log) => {
-            let sentinel = (packed.layers[l].inputs as u32) << kernels::ROW_SHIFT;
-            for s in (0..len / LOCKSTEP * LOCKSTEP).step_by(LOCKSTEP) {
-                input_log.pad_group(s, LOCKSTEP, steps, sentinel);
-            }
-            Input::Spikes(input_log)
-        }
-    };
+    let sentinel = (packed.layers[l].inputs as u32) << kernels::ROW_SHIFT;
+    let mut s = 0;
+    while s + LOCKSTEP <= len {
+        input_log.pad_group(s, LOCKSTEP, steps, sentinel);
+        s += LOCKSTEP;
+    }
+    let input_log = &*input_log;
     let mut cx = TileCx {
         packed,
         l,
-        input,
+        input_log,
         log,
         start,
         out,
@@ -350,19 +400,11 @@ fn run_layer<S: TraceSink>(
     }
 }
 
-/// A layer's input for one chunk.
-enum Input<'a> {
-    /// Layer 0: its current, the same at every step, `[chunk sample][vectors]`.
-    Current(&'a [f32x16]),
-    /// A later layer: the previous layer's spikes, padded for lockstep.
-    Spikes(&'a SpikeLog),
-}
-
-/// What running one tile of a layer for a few samples needs.
+/// What running one tile of a spiking layer for a few samples needs.
 struct TileCx<'a, S> {
     packed: &'a PackedModel,
     l: usize,
-    input: Input<'a>,
+    input_log: &'a SpikeLog,
     log: &'a mut SpikeLog,
     start: usize,
     out: &'a mut Readout,
@@ -370,47 +412,31 @@ struct TileCx<'a, S> {
 }
 
 impl<S: TraceSink> TileCx<'_, S> {
-    /// The input current of each (chunk sample, tile) pair at step `t`.
-    #[inline(always)]
-    fn current<const N: usize>(&self, pairs: &[(usize, usize); N], t: usize) -> [f32x16; N] {
-        let layer = &self.packed.layers[self.l];
-        match self.input {
-            Input::Current(cur0) => {
-                let nv = layer.vectors();
-                std::array::from_fn(|k| cur0[pairs[k].0 * nv + pairs[k].1])
-            }
-            Input::Spikes(input_log) => {
-                let steps = self.packed.steps as usize;
-                let graded = self.packed.layers[self.l - 1].graded_spikes_factor;
-                let tiles: [&[f32x16]; N] = std::array::from_fn(|k| layer.tile(pairs[k].1).2);
-                // Padded to a common length by `pad_group` where the samples differ.
-                let longest = pairs
-                    .iter()
-                    .map(|&(s, _)| input_log.counts[s * steps + t])
-                    .max()
-                    .unwrap_or(0);
-                let lists: [&[u32]; N] =
-                    std::array::from_fn(|k| input_log.slot_padded(pairs[k].0 * steps + t, longest));
-                let sums = kernels::accumulate_tile(lists, tiles, graded);
-                std::array::from_fn(|k| sums[k] + layer.bias[pairs[k].1])
-            }
-        }
-    }
-
     /// Every step of the layer for `N` (chunk sample, tile) pairs at once:
     /// either `N` samples of one tile or `N` consecutive tiles of one sample.
     #[inline(always)]
     fn run<const N: usize>(&mut self, pairs: [(usize, usize); N]) {
         let layer = &self.packed.layers[self.l];
+        let graded = self.packed.layers[self.l - 1].graded_spikes_factor;
         let steps = self.packed.steps as usize;
+        let tiles: [&[f32x16]; N] = std::array::from_fn(|k| layer.tile(pairs[k].1).2);
         let mut mem = [f32x16::ZERO; N];
         let mut fired_steps = [f32x16::ZERO; N];
         for t in 0..steps {
-            let current = self.current(&pairs, t);
+            // Padded to a common length by `pad_group` where the samples differ.
+            let longest = pairs
+                .iter()
+                .map(|&(s, _)| self.input_log.counts[s * steps + t])
+                .max()
+                .unwrap_or(0);
+            let lists: [&[u32]; N] = std::array::from_fn(|k| {
+                self.input_log.slot_padded(pairs[k].0 * steps + t, longest)
+            });
+            let sums = kernels::accumulate_tile(lists, tiles, graded);
             for (k, &(s, v)) in pairs.iter().enumerate() {
-                let (beta, threshold) = (layer.beta[v], layer.threshold[v]);
+                let (bias, beta, threshold) = (layer.bias[v], layer.beta[v], layer.threshold[v]);
                 let (next, bits) =
-                    kernels::lif_one(mem[k], current[k], beta, threshold, layer.reset);
+                    kernels::lif_one(mem[k], sums[k] + bias, beta, threshold, layer.reset);
                 mem[k] = next;
                 fired_steps[k] += next.simd_gt(threshold) & f32x16::ONE;
                 let slot = s * steps + t;

@@ -141,6 +141,34 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// An OpenRTB bid request that cannot be read: invalid JSON, a missing
+    /// required field or a wrong type. `path` names the field
+    /// (`imp[0].banner.w`), or is `$` for the document itself.
+    #[error("OpenRTB request: `{path}`: {reason}")]
+    OpenRtb {
+        /// JSON path of the offending field.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An offer catalog that cannot be used; `offer` is the offer id (or
+    /// index) when the problem is in one offer.
+    #[error("offer catalog: {where_}: {reason}")]
+    Catalog {
+        /// Where: `offer 1003 field revenue`, `file`, ...
+        where_: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A bounded store was configured with an unusable size.
+    #[error("{store}: {reason}")]
+    BadStoreConfig {
+        /// Which store (`decision cache`, `frequency store`, ...).
+        store: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Shorthand for results of this crate.

@@ -17,11 +17,15 @@
 //!
 //! Every fallible call returns [`Error`], one enum for the whole crate.
 
+pub mod catalog;
 pub mod dataset;
 pub mod error;
 pub mod features;
 pub mod model;
+pub mod openrtb;
+pub mod pipeline;
 pub mod readout;
+pub mod store;
 pub mod synth;
 
 pub use error::Error;

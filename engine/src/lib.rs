@@ -1,23 +1,56 @@
-//! The embeddable engine (`Engine::builder()`, `submit`, `tick`, `poll`). It
-//! arrives with the engine issue; today this crate re-exports the backend
-//! layer so that the server depends on the engine only, as the graph
-//! `components <- backends <- systems <- engine <- server` requires.
+//! The embeddable CampaignExpress engine: requests in, decisions out, on
+//! the host's clock.
+//!
+//! ```
+//! use cx_engine::{Engine, components::features::{DeviceType, RequestContext}};
+//!
+//! let mut engine = Engine::builder().seed(7).build()?; // bundled model, catalog, config
+//! let ticket = engine.submit(RequestContext {
+//!     device_type: DeviceType::from_openrtb(4),
+//!     country: "USA".into(),
+//!     placement_width: 300,
+//!     placement_height: 250,
+//!     ..RequestContext::default()
+//! })?;
+//! engine.tick(1_767_225_600_000_000_000); // host time, unix ns
+//! let decision = engine.poll().expect("decided in one tick");
+//! assert_eq!(decision.ticket, ticket);
+//! for offer in decision.offers() {
+//!     let explained: f32 = offer.explanation().map(|f| f.contribution).sum();
+//!     assert!((explained - offer.score).abs() < 1e-6);
+//! }
+//! # Ok::<(), cx_engine::Error>(())
+//! ```
+//!
+//! - [`Engine`] / [`EngineBuilder`]: the game-loop API (`submit`, `tick`,
+//!   `poll`, `drain`, `stats`, `swap_model`), and [`EngineBuilder::install`]
+//!   for hosts with their own bevy_ecs World.
+//! - [`EngineConfig`]: TOML, `CX_ENGINE_*` environment overrides, or code.
+//! - [`openrtb`]: OpenRTB 2.5/2.6 bid requests in, bid responses out.
+//! - [`EngineStats`]: counters and per-stage latency percentiles.
 
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod json;
+pub mod openrtb;
+pub mod stats;
+
+pub use config::EngineConfig;
 pub use cx_backends as backends;
 pub use cx_components as components;
+pub use cx_systems as systems;
+pub use engine::{
+    load_serving, Engine, EngineBuilder, FallbackSource, ModelSource, Port, DEFAULT_BASELINE_BYTES,
+    DEFAULT_CATALOG_TOML, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_NAME,
+};
+pub use error::{Error, Result};
+pub use stats::{EngineStats, ModelInfo, StageLatency};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
-
-/// The bundled default model's file bytes (`models/default.safetensors`):
-/// trained by `cx train` on the synthetic generator's data, with the command
-/// recorded in `models/README.md`. It is what `cx` uses when no model is named.
-pub const DEFAULT_MODEL_BYTES: &[u8] = include_bytes!("../../models/default.safetensors");
-
-/// What `cx` shows as the bundled default model's path.
-pub const DEFAULT_MODEL_NAME: &str = "<bundled default model>";
 
 /// The bundled default model, parsed and validated.
 pub fn default_model() -> Result<components::SnnModel, components::Error> {

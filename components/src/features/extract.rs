@@ -1,4 +1,6 @@
-//! Extraction: one [`RequestContext`] into one caller-owned row.
+//! Extraction: one [`RequestContext`] into one caller-owned row, dense
+//! ([`FeatureSchema::extract`]) or sparse ([`FeatureSchema::extract_sparse`]).
+//! Both write through one private sink trait, so they cannot disagree.
 //!
 //! Nothing here allocates. A hashed key (`domain=` followed by the value) is
 //! assembled in a fixed stack buffer and hashed in one call, so the hash is
@@ -51,39 +53,89 @@ impl FeatureSchema {
         }
         row.fill(0.0);
         let mut stats = ExtractStats::default();
-        self.write_enums(ctx, row);
-        self.write_numbers(ctx, row, &mut stats);
-        self.write_hashed(ctx, row, &mut stats);
+        self.write_all(ctx, row, &mut stats);
         Ok(stats)
     }
 
-    fn write_enums(&self, ctx: &RequestContext, row: &mut [f32]) {
-        let l = &self.layout;
-        row[l.device_type + ctx.device_type.slot()] = 1.0;
-        row[l.os + ctx.os.slot()] = 1.0;
-        row[l.connection_type + ctx.connection_type.slot()] = 1.0;
-        row[l.ad_position + ctx.ad_position.slot()] = 1.0;
-        row[l.inventory + usize::from(ctx.is_app)] = 1.0;
-        let size = placement_size_slot(ctx.placement_width, ctx.placement_height);
-        row[l.placement_size + size] = 1.0;
+    /// Writes the non-zero features of `ctx` as `(column, value)` pairs into
+    /// `columns` and `values`, which must each hold at least
+    /// [`SPARSE_NONZERO_MAX`] entries ([`Error::WrongRowWidth`] otherwise), and
+    /// returns how many were written. Scattering them into a zeroed row gives
+    /// exactly [`extract`](Self::extract)'s row: pairs come in a fixed order,
+    /// and a column can repeat (two keys hashed to one bucket) with the same
+    /// value, so scatter by assignment. Never allocates.
+    pub fn extract_sparse(
+        &self,
+        ctx: &RequestContext,
+        columns: &mut [u32],
+        values: &mut [f32],
+    ) -> Result<(usize, ExtractStats)> {
+        let room = columns.len().min(values.len());
+        if room < SPARSE_NONZERO_MAX {
+            return Err(Error::WrongRowWidth {
+                what: "sparse feature row",
+                expected: SPARSE_NONZERO_MAX,
+                found: room,
+            });
+        }
+        let mut sink = SparseSink {
+            columns,
+            values,
+            len: 0,
+        };
+        let mut stats = ExtractStats::default();
+        self.write_all(ctx, &mut sink, &mut stats);
+        Ok((sink.len, stats))
     }
 
-    fn write_numbers(&self, ctx: &RequestContext, row: &mut [f32], stats: &mut ExtractStats) {
+    fn write_all<R: RowSink + ?Sized>(
+        &self,
+        ctx: &RequestContext,
+        row: &mut R,
+        stats: &mut ExtractStats,
+    ) {
+        self.write_enums(ctx, row);
+        self.write_numbers(ctx, row, stats);
+        self.write_hashed(ctx, row, stats);
+    }
+
+    fn write_enums<R: RowSink + ?Sized>(&self, ctx: &RequestContext, row: &mut R) {
         let l = &self.layout;
-        row[l.placement_px] = log_px(ctx.placement_width, stats);
-        row[l.placement_px + 1] = log_px(ctx.placement_height, stats);
-        row[l.bid_floor] = log_money(ctx.bid_floor, stats);
+        row.put(l.device_type + ctx.device_type.slot(), 1.0);
+        row.put(l.os + ctx.os.slot(), 1.0);
+        row.put(l.connection_type + ctx.connection_type.slot(), 1.0);
+        row.put(l.ad_position + ctx.ad_position.slot(), 1.0);
+        row.put(l.inventory + usize::from(ctx.is_app), 1.0);
+        let size = placement_size_slot(ctx.placement_width, ctx.placement_height);
+        row.put(l.placement_size + size, 1.0);
+    }
+
+    fn write_numbers<R: RowSink + ?Sized>(
+        &self,
+        ctx: &RequestContext,
+        row: &mut R,
+        stats: &mut ExtractStats,
+    ) {
+        let l = &self.layout;
+        row.put(l.placement_px, log_px(ctx.placement_width, stats));
+        row.put(l.placement_px + 1, log_px(ctx.placement_height, stats));
+        row.put(l.bid_floor, log_money(ctx.bid_floor, stats));
         for (slot, &v) in ctx.extra_numeric.iter().enumerate() {
-            row[l.extra_numeric + slot] = log_extra(v, stats);
+            row.put(l.extra_numeric + slot, log_extra(v, stats));
         }
         for (offset, period) in [(l.hour_of_day, 24), (l.hour_of_week, 168)] {
             let (sin, cos) = cycle(hour_index(ctx.timestamp, period), period);
-            row[offset] = sin;
-            row[offset + 1] = cos;
+            row.put(offset, sin);
+            row.put(offset + 1, cos);
         }
     }
 
-    fn write_hashed(&self, ctx: &RequestContext, row: &mut [f32], stats: &mut ExtractStats) {
+    fn write_hashed<R: RowSink + ?Sized>(
+        &self,
+        ctx: &RequestContext,
+        row: &mut R,
+        stats: &mut ExtractStats,
+    ) {
         let l = &self.layout;
         let mut keys = KeyBuf::new(row, stats);
         keys.set(&l.country, b"country=", &[ctx.country.as_bytes()]);
@@ -102,14 +154,14 @@ impl FeatureSchema {
 }
 
 /// Assembles keys on the stack and sets their buckets in the row.
-struct KeyBuf<'a> {
+struct KeyBuf<'a, R: RowSink + ?Sized> {
     bytes: [u8; KEY_BYTES_MAX],
-    row: &'a mut [f32],
+    row: &'a mut R,
     stats: &'a mut ExtractStats,
 }
 
-impl<'a> KeyBuf<'a> {
-    fn new(row: &'a mut [f32], stats: &'a mut ExtractStats) -> Self {
+impl<'a, R: RowSink + ?Sized> KeyBuf<'a, R> {
+    fn new(row: &'a mut R, stats: &'a mut ExtractStats) -> Self {
         Self {
             bytes: [0; KEY_BYTES_MAX],
             row,
@@ -140,7 +192,7 @@ impl<'a> KeyBuf<'a> {
             len = end;
         }
         let column = block.offset + bucket(&self.bytes[..len], block.seed, block.buckets);
-        self.row[column] = 1.0;
+        self.row.put(column, 1.0);
     }
 
     /// [`Self::set`] for each of the first [`limits::LIST_ITEMS_MAX`] items;
@@ -150,6 +202,49 @@ impl<'a> KeyBuf<'a> {
         self.stats.dropped_items += (items.len() - read) as u32;
         for item in &items[..read] {
             self.set(block, prefix, &[item.as_bytes()]);
+        }
+    }
+}
+
+/// Most `(column, value)` pairs [`FeatureSchema::extract_sparse`] writes:
+/// six one-hot blocks, eleven numeric columns, five single hashed keys and
+/// three hashed lists of at most [`limits::LIST_ITEMS_MAX`] items (118 in
+/// v1), rounded up. A test checks the bound against the schema.
+pub const SPARSE_NONZERO_MAX: usize = 128;
+
+/// Where extraction writes: a dense row, or a sparse list of pairs.
+trait RowSink {
+    /// Sets `column` to `value`.
+    fn put(&mut self, column: usize, value: f32);
+}
+
+impl RowSink for [f32] {
+    fn put(&mut self, column: usize, value: f32) {
+        self[column] = value;
+    }
+}
+
+/// Caller-owned sparse output; zeros are not written.
+struct SparseSink<'a> {
+    columns: &'a mut [u32],
+    values: &'a mut [f32],
+    len: usize,
+}
+
+impl RowSink for SparseSink<'_> {
+    fn put(&mut self, column: usize, value: f32) {
+        if value == 0.0 {
+            return;
+        }
+        // The caller checked room for SPARSE_NONZERO_MAX pairs, which bounds
+        // what the schema can write; `get_mut` keeps a violated bound from panicking.
+        if let (Some(c), Some(v)) = (
+            self.columns.get_mut(self.len),
+            self.values.get_mut(self.len),
+        ) {
+            *c = column as u32;
+            *v = value;
+            self.len += 1;
         }
     }
 }
@@ -195,6 +290,49 @@ fn cycle(index: i64, period: u32) -> (f32, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparse_extraction_scatters_to_the_dense_row() {
+        let schema = FeatureSchema::v1();
+        let many: Vec<String> = (0..40).map(|i| format!("item-{i}")).collect();
+        let ctx = RequestContext {
+            user_id: "u1".into(),
+            user_segments: many.clone(),
+            categories: many.clone(),
+            extra: many,
+            country: "USA".into(),
+            region: "CA".into(),
+            site_id: "s".into(),
+            domain: "d.com".into(),
+            placement_width: 300,
+            placement_height: 250,
+            bid_floor: 2.0,
+            extra_numeric: [1.0, 2.0, 3.0, 4.0],
+            timestamp: 1_704_261_600 + 3 * 3600,
+            ..RequestContext::default()
+        };
+        let mut dense = vec![0.0; schema.width()];
+        let dense_stats = schema.extract(&ctx, &mut dense).unwrap();
+        let mut columns = [0u32; SPARSE_NONZERO_MAX];
+        let mut values = [0f32; SPARSE_NONZERO_MAX];
+        let (len, stats) = schema
+            .extract_sparse(&ctx, &mut columns, &mut values)
+            .unwrap();
+        assert_eq!(stats, dense_stats);
+        let mut scattered = vec![0.0; schema.width()];
+        for (&c, &v) in columns[..len].iter().zip(&values[..len]) {
+            scattered[c as usize] = v;
+        }
+        assert_eq!(scattered, dense);
+        // Every list full: the most pairs the schema can write, within the bound.
+        assert!(len <= SPARSE_NONZERO_MAX);
+        assert!(len > 6 + 11 + 5 + 3 * limits::LIST_ITEMS_MAX - 10, "{len}");
+        let mut short = [0u32; SPARSE_NONZERO_MAX - 1];
+        let err = schema
+            .extract_sparse(&ctx, &mut short, &mut values)
+            .unwrap_err();
+        assert!(matches!(err, Error::WrongRowWidth { .. }), "{err}");
+    }
 
     #[test]
     fn money_is_log_scaled_and_clamped() {
@@ -244,7 +382,7 @@ mod tests {
             buckets: 50,
             seed: 7,
         };
-        KeyBuf::new(&mut row, &mut stats).set(&block, b"region=", &[b"USA", b"-", b"CA"]);
+        KeyBuf::new(row.as_mut_slice(), &mut stats).set(&block, b"region=", &[b"USA", b"-", b"CA"]);
         let expect = 10 + bucket(b"region=USA-CA", 7, 50);
         assert_eq!(row[expect], 1.0);
         assert_eq!(row.iter().sum::<f32>(), 1.0);
@@ -261,7 +399,7 @@ mod tests {
             seed: 1,
         };
         let long = vec![b'x'; limits::VALUE_BYTES_MAX + 1];
-        let mut keys = KeyBuf::new(&mut row, &mut stats);
+        let mut keys = KeyBuf::new(row.as_mut_slice(), &mut stats);
         keys.set(&block, b"domain=", &[b""]);
         keys.set(&block, b"domain=", &[&long]);
         keys.set(&block, b"region=", &[&long, b"-", b"CA"]);

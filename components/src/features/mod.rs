@@ -46,7 +46,7 @@ pub use context::{
     placement_size_slot, AdPosition, ConnectionType, DeviceType, Os, RequestContext,
     EXTRA_NUMERIC_SLOTS, PLACEMENT_SIZES, PLACEMENT_SIZE_SLOTS,
 };
-pub use extract::{bucket, ExtractStats};
+pub use extract::{bucket, ExtractStats, SPARSE_NONZERO_MAX};
 pub use norm::{FeatureNorm, STD_MIN};
 pub use schema::{
     Block, BlockKind, FeatureSchema, SchemaConfig, ID_HEX_LEN, SCHEMA_VERSION, SEED_V1,

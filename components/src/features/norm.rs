@@ -102,6 +102,11 @@ impl FeatureNorm {
         })
     }
 
+    /// The standardised columns, ascending.
+    pub fn columns(&self) -> &[usize] {
+        &self.columns
+    }
+
     /// Normalises the listed columns of `row` in place; allocates nothing.
     /// [`Error::WrongRowWidth`] if a listed column lies past the row's end
     /// (the row is then left unchanged).

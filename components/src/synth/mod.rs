@@ -205,3 +205,32 @@ pub struct SynthRow {
     /// The ground-truth click probability the click was drawn with.
     pub p_true: f32,
 }
+
+impl SynthRow {
+    /// The request context of this impression: exactly what the dataset
+    /// loader reads from the row's CSV line under
+    /// `models/specs/synthetic.toml`, so a model trained on the CSV sees the
+    /// same features when the engine is fed the row directly.
+    pub fn to_context(&self) -> crate::features::RequestContext {
+        use crate::features::{AdPosition, ConnectionType, DeviceType, RequestContext};
+        RequestContext {
+            user_id: self.user_id.to_string(),
+            user_segments: self.segments.iter().map(u32::to_string).collect(),
+            device_type: DeviceType::from_openrtb(i64::from(self.device_type)),
+            os: crate::features::Os::parse(self.os.as_str()),
+            connection_type: ConnectionType::from_openrtb(i64::from(self.conn_type)),
+            country: self.country.clone(),
+            region: self.region.clone(),
+            site_id: self.site_or_app_id.clone(),
+            is_app: self.is_app,
+            domain: self.domain.clone(),
+            categories: self.categories.clone(),
+            placement_width: u32::from(self.width),
+            placement_height: u32::from(self.height),
+            ad_position: AdPosition::from_openrtb(i64::from(self.position)),
+            bid_floor: self.bid_floor,
+            timestamp: self.ts_unix,
+            ..RequestContext::default()
+        }
+    }
+}

@@ -110,8 +110,7 @@ pub fn train(args: &TrainArgs, streams: &mut Streams<'_>) -> Result<()> {
             &train_rows,
             &holdout_rows,
             outputs,
-            &schema,
-            &offer_ids,
+            baseline_meta(&schema, &offer_ids, &norm),
             path,
         )?),
     };
@@ -196,24 +195,34 @@ fn train_baseline(
     train_rows: &Rows,
     holdout_rows: &Rows,
     outputs: usize,
-    schema: &FeatureSchema,
-    offer_ids: &[u64],
+    meta: BTreeMap<String, String>,
     path: &Path,
 ) -> Result<Quality> {
     let baseline = train::train_logistic(config, train_rows.examples(), outputs)?;
     let quality = Quality::of(&baseline.predict(holdout_rows.examples()), holdout_rows);
-    let meta = BTreeMap::from([
-        ("cx.feature_schema_id".to_string(), schema.id().to_string()),
-        (
-            "cx.offer_ids".to_string(),
-            serde_json::to_string(offer_ids).expect("integers serialise"),
-        ),
-    ]);
     std::fs::write(path, baseline.to_bytes(&meta)).map_err(|source| Error::File {
         path: path.display().to_string(),
         source,
     })?;
     Ok(quality)
+}
+
+/// What a baseline file records about its training: the feature schema,
+/// the offers, and the normalisation its rows were trained with (a serving
+/// engine applies it before scoring with the baseline).
+fn baseline_meta(
+    schema: &FeatureSchema,
+    offer_ids: &[u64],
+    norm: &FeatureNorm,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cx.feature_schema_id".to_string(), schema.id().to_string()),
+        (
+            "cx.offer_ids".to_string(),
+            serde_json::to_string(offer_ids).expect("integers serialise"),
+        ),
+        (FEATURE_NORM_KEY.to_string(), norm.to_json()),
+    ])
 }
 
 /// Probabilities of a logistic baseline file for `rows`, checking it fits.

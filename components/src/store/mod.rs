@@ -1,0 +1,59 @@
+//! Bounded, allocation-free stores for the engine's mutable state.
+//!
+//! - [`DecisionCache`]: recent model score rows, keyed by a caller-computed
+//!   64-bit hash of model id and feature row, with a time-to-live.
+//! - [`FrequencyStore`]: impressions per (user, offer) in a fixed window, for
+//!   frequency caps.
+//! - [`BudgetLedger`]: spend per offer against a daily budget.
+//!
+//! Three rules hold for every store:
+//!
+//! 1. **All memory is allocated in `new`.** Sizes come from the config and are
+//!    checked against documented limits there ([`crate::Error::BadStoreConfig`]
+//!    names the field at fault). No method allocates afterwards, so a store
+//!    never grows: when it is full it evicts, and says so in its statistics.
+//! 2. **Time comes from the caller.** Every method that depends on time takes
+//!    `now_ns: u64`, nanoseconds on the host's clock (the Unix epoch for the
+//!    budget ledger, which needs calendar days). Nothing here reads a clock,
+//!    so the engine is deterministic given its clock, and tests can jump time
+//!    freely, backwards included.
+//! 3. **No input panics.** Out-of-range indices, wrong row widths and
+//!    non-finite amounts give an error, `None` or `false`.
+//!
+//! # Layout
+//!
+//! The two keyed stores are *set-associative*: `capacity` is rounded up to a
+//! power of two (at least [`WAYS`]) and split into sets of [`WAYS`] entries. A
+//! key hashes to one set and may live in any of its ways, so a lookup scans
+//! at most eight neighbouring slots, with no probing chains, tombstones or
+//! rehashing, and a full set evicts within itself. The price is that a set
+//! can fill (and evict) while others still have room; with eight ways and a
+//! good hash that costs a few percent of effective capacity.
+//!
+//! Each field lives in its own flat array (structure of arrays) rather than in
+//! an array of entry structs: a lookup scans the eight keys of one set, which
+//! are 64 contiguous bytes (one cache line), and only touches the other
+//! arrays for the way that matched. The price is that reading a whole entry
+//! touches one line per field instead of one line in all.
+
+pub mod budget;
+pub mod cache;
+pub mod frequency;
+
+pub use budget::{BudgetExhausted, BudgetLedger, BUDGET_MAX, OFFERS_MAX};
+pub use cache::{
+    CacheConfig, CacheStats, DecisionCache, CACHE_ENTRIES_MAX, CACHE_VALUE_BYTES_MAX,
+    CACHE_WIDTH_MAX,
+};
+pub use frequency::{FrequencyConfig, FrequencyStats, FrequencyStore, FREQUENCY_ENTRIES_MAX};
+
+/// Entries per set in the set-associative stores.
+pub const WAYS: usize = 8;
+
+/// Number of sets for a requested capacity: the capacity rounded up to a
+/// power of two, at least one full set, divided by [`WAYS`]. The caller has
+/// already checked `capacity` against a limit that is a power of two, so the
+/// rounding cannot overflow.
+fn set_count(capacity: usize) -> usize {
+    capacity.next_power_of_two().max(WAYS) / WAYS
+}

@@ -1,0 +1,231 @@
+//! The engine's configuration: one serde type with documented defaults,
+//! read from code, a TOML file, and `CX_ENGINE_*` environment overrides
+//! (merged in that order by `figment`).
+//!
+//! Environment keys name a field path with `__` between levels:
+//! `CX_ENGINE_SEED=7`, `CX_ENGINE_BATCH__BATCH_MAX=32`,
+//! `CX_ENGINE_DECIDE__WEIGHTS__REVENUE=0.8`.
+
+use crate::error::{Error, Result};
+use cx_backends::BackendKind;
+use cx_components::store::{CacheConfig, FrequencyConfig};
+use cx_systems::{BatchPolicy, DecideConfig};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Prefix of the environment overrides.
+pub const ENV_PREFIX: &str = "CX_ENGINE_";
+
+/// Longest config file read, bytes.
+pub const CONFIG_BYTES_MAX: u64 = 1 << 20;
+
+/// Most requests in flight (submitted and not yet polled) any engine allows.
+pub const IN_FLIGHT_LIMIT: usize = 1 << 20;
+
+/// Everything an engine is configured with. `docs/CONFIG.md` lists every key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Most requests submitted and not yet polled; `submit` answers
+    /// `Overloaded` beyond it. Also sizes the ingress, the egress and the
+    /// slot-indexed rows. Default 4096.
+    pub in_flight_max: usize,
+    /// `scalar`, `simd` or `auto` (default). `CX_BACKEND` and the builder's
+    /// `backend` override it.
+    pub backend: String,
+    /// Seed of the exploration draws. Default 0.
+    pub seed: u64,
+    /// Inference batching.
+    pub batch: BatchPolicy,
+    /// The decision cache.
+    pub cache: CacheSection,
+    /// The frequency-cap store.
+    pub frequency: FrequencySection,
+    /// Scoring, rules and pricing.
+    pub decide: DecideConfig,
+}
+
+/// `[cache]`: the L1 decision cache of model scores.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSection {
+    /// Entries; 0 turns the cache off. Default 65536.
+    pub capacity: usize,
+    /// Time to live of an entry, ms (entries also expire when their time
+    /// features do, at the end of the hour). Default 60000.
+    pub ttl_ms: u64,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        Self {
+            capacity: 65_536,
+            ttl_ms: 60_000,
+        }
+    }
+}
+
+/// `[frequency]`: the per-user, per-offer impression store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FrequencySection {
+    /// `(user, offer)` entries. Default 65536.
+    pub capacity: usize,
+}
+
+impl Default for FrequencySection {
+    fn default() -> Self {
+        Self { capacity: 65_536 }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            in_flight_max: 4096,
+            backend: "auto".into(),
+            seed: 0,
+            batch: BatchPolicy::default(),
+            cache: CacheSection::default(),
+            frequency: FrequencySection::default(),
+            decide: DecideConfig::default(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Parses TOML (missing keys take their defaults) and validates it.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        Self::extract(
+            Figment::from(Serialized::defaults(Self::default())).merge(Toml::string(text)),
+        )
+    }
+
+    /// Defaults, then the TOML file at `path` (if any), then the
+    /// `CX_ENGINE_*` environment overrides; validated.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        if let Some(path) = path {
+            figment = figment.merge(Toml::string(&read_config(path)?));
+        }
+        Self::extract(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+    }
+
+    fn extract(figment: Figment) -> Result<Self> {
+        let config: Self = figment
+            .extract()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every section against its limits.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=IN_FLIGHT_LIMIT).contains(&self.in_flight_max) {
+            return Err(Error::Config(format!(
+                "`in_flight_max` is {}, not in 1..={IN_FLIGHT_LIMIT}",
+                self.in_flight_max
+            )));
+        }
+        self.backend_kind()?;
+        self.batch.validate()?;
+        self.decide.validate()?;
+        Ok(())
+    }
+
+    /// The configured backend.
+    pub fn backend_kind(&self) -> Result<BackendKind> {
+        self.backend
+            .parse()
+            .map_err(|e| Error::Config(format!("`backend`: {e}")))
+    }
+
+    /// The cache section as the store takes it.
+    pub fn cache_config(&self) -> CacheConfig {
+        CacheConfig {
+            capacity: self.cache.capacity,
+            ttl_ns: self.cache.ttl_ms.saturating_mul(1_000_000),
+        }
+    }
+
+    /// The frequency section as the store takes it.
+    pub fn frequency_config(&self) -> FrequencyConfig {
+        FrequencyConfig {
+            capacity: self.frequency.capacity,
+        }
+    }
+}
+
+fn read_config(path: &Path) -> Result<String> {
+    let load = |source| Error::Load {
+        what: "config",
+        path: path.display().to_string(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(load)?.len();
+    if len > CONFIG_BYTES_MAX {
+        return Err(Error::Config(format!(
+            "{} is {len} bytes, more than the limit of {CONFIG_BYTES_MAX}",
+            path.display()
+        )));
+    }
+    std::fs::read_to_string(path).map_err(load)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_keeps_the_rest() {
+        let config = EngineConfig::from_toml_str(
+            "seed = 9\n[batch]\nbatch_max = 32\n[decide.weights]\nrevenue = 0.8\n",
+        )
+        .unwrap();
+        assert_eq!(config.seed, 9);
+        assert_eq!(config.batch.batch_max, 32);
+        assert_eq!(config.batch.wait_us_max, 500);
+        assert_eq!(config.decide.weights.revenue, 0.8);
+        assert_eq!(config.decide.weights.click, 1.0);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[batch]\nbatch_maxx = 3\n", "batch_maxx"),
+            ("[batch]\nbatch_max = \"many\"\n", "batch_max"),
+            ("[batch]\nbatch_max = 0\n", "batch.batch_max"),
+            ("in_flight_max = 0\n", "in_flight_max"),
+            ("backend = \"gpu\"\n", "backend"),
+            ("[decide]\ntop_k = 99\n", "decide.top_k"),
+            ("seed = [", "seed"),
+        ];
+        for (text, needle) in cases {
+            let err = EngineConfig::from_toml_str(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_not_the_defaults() {
+        let err = EngineConfig::load(Some(Path::new("/nonexistent/cx.toml"))).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/cx.toml"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's test jail returns its own error type
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cx.toml", "seed = 1\n[batch]\nbatch_max = 8\n")?;
+            jail.set_env("CX_ENGINE_SEED", "7");
+            jail.set_env("CX_ENGINE_BATCH__WAIT_US_MAX", "100");
+            let config = EngineConfig::load(Some(Path::new("cx.toml"))).expect("loads");
+            assert_eq!(config.seed, 7);
+            assert_eq!(config.batch.batch_max, 8);
+            assert_eq!(config.batch.wait_us_max, 100);
+            Ok(())
+        });
+    }
+}

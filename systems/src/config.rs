@@ -1,0 +1,304 @@
+//! The pipeline's tunables, as serde types with documented defaults. The
+//! engine reads them from TOML and environment overrides; each section is
+//! also an ECS resource its systems read.
+
+use crate::error::{Error, Result};
+use bevy_ecs::prelude::Resource;
+use cx_components::pipeline::TOP_K_MAX;
+use serde::{Deserialize, Serialize};
+
+/// Most rows one inference batch may hold (the backends' own limit).
+pub const BATCH_MAX_LIMIT: usize = cx_backends::BATCH_MAX_LIMIT;
+
+/// Most requests one tick may take from the ingress.
+pub const INGEST_MAX_LIMIT: usize = 1 << 16;
+
+/// How rows that missed the cache are grouped into inference batches: a
+/// Nagle-style policy. Every tick runs full batches of `batch_max` rows; a
+/// last, partial batch runs at once when the ingress is drained (nothing is
+/// queued behind it) or its oldest row has waited `wait_us_max`, and is
+/// held for the next tick otherwise.
+#[derive(Resource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchPolicy {
+    /// Rows per inference batch. Default 16 (see `docs/BENCHMARKS.md`).
+    pub batch_max: usize,
+    /// Longest a partial batch is held while more requests are queued, µs.
+    /// Default 500, the seed design's value.
+    pub wait_us_max: u64,
+    /// Most requests one tick takes from the ingress; the rest wait for the
+    /// next tick. Bounds the work, and so the latency, of one tick. Default 1024.
+    pub ingest_max: usize,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        Self {
+            batch_max: 16,
+            wait_us_max: 500,
+            ingest_max: 1024,
+        }
+    }
+}
+
+impl BatchPolicy {
+    /// Checks every field against its limit.
+    pub fn validate(&self) -> Result<()> {
+        in_range("batch.batch_max", self.batch_max, 1, BATCH_MAX_LIMIT)?;
+        in_range("batch.ingest_max", self.ingest_max, 1, INGEST_MAX_LIMIT)?;
+        in_range(
+            "batch.wait_us_max",
+            self.wait_us_max as usize,
+            0,
+            10_000_000,
+        )
+    }
+}
+
+/// Weights of the multi-objective blend: each multiplies one
+/// [`Objective`](cx_components::pipeline::Objective) term.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectiveWeights {
+    /// Weight of `p`.
+    pub click: f32,
+    /// Weight of `p * conversion_rate`.
+    pub conversion: f32,
+    /// Weight of `p * conversion_rate * revenue / revenue_scale`.
+    pub revenue: f32,
+    /// Weight of `p * conversion_rate * lifetime_value / ltv_scale`.
+    pub lifetime_value: f32,
+    /// Weight of `p * engagement`.
+    pub engagement: f32,
+    /// Weight of `p * retention`.
+    pub retention: f32,
+}
+
+impl Default for ObjectiveWeights {
+    fn default() -> Self {
+        Self {
+            click: 1.0,
+            conversion: 0.5,
+            revenue: 0.5,
+            lifetime_value: 0.25,
+            engagement: 0.1,
+            retention: 0.1,
+        }
+    }
+}
+
+impl ObjectiveWeights {
+    /// The weights in [`OBJECTIVES`](cx_components::pipeline::OBJECTIVES) order.
+    pub fn as_array(&self) -> [f32; 6] {
+        [
+            self.click,
+            self.conversion,
+            self.revenue,
+            self.lifetime_value,
+            self.engagement,
+            self.retention,
+        ]
+    }
+}
+
+/// How the decide system scores, filters, ranks and prices offers.
+/// `docs/DECISIONS.md` gives the formulas.
+#[derive(Resource, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecideConfig {
+    /// Offers per decision, 1..=8. Default 3.
+    pub top_k: usize,
+    /// The objective blend's weights.
+    pub weights: ObjectiveWeights,
+    /// Currency amount that counts as 1 in the revenue term. Default 10.
+    pub revenue_scale: f32,
+    /// Currency amount that counts as 1 in the lifetime-value term. Default 100.
+    pub ltv_scale: f32,
+    /// Added when the offer targets one of the user's segments. Default 0.01.
+    pub segment_bonus: f32,
+    /// Added when the offer's categories match the page's. Default 0.01.
+    pub context_bonus: f32,
+    /// Fatigue: subtracted, times `min(1, seen / fatigue_impressions)`, where
+    /// `seen` is the user's impressions of the offer in the window. Default 0.02.
+    pub fatigue_weight: f32,
+    /// Impressions at which fatigue is full. Default 10.
+    pub fatigue_impressions: u32,
+    /// Window of impressions counted for fatigue (and for offers without a
+    /// frequency cap), seconds. Default 86400.
+    pub fatigue_window_s: u32,
+    /// Multiplies the catalog's per-offer `boost` (in `[-1, 1]`). Default 0.02.
+    pub boost_weight: f32,
+    /// Largest exploration bonus: each offer gets `exploration_weight * u`
+    /// with `u` in `[0, 1)` drawn from the seed, the ticket and the offer.
+    /// Default 0.002; 0 turns exploration off.
+    pub exploration_weight: f32,
+    /// Bid shading in `[0, 1]`: the bid is `floor + shading * (value - floor)`,
+    /// capped at the offer's `max_bid_cpm`. Default 0.5.
+    pub bid_shading: f64,
+}
+
+impl Default for DecideConfig {
+    fn default() -> Self {
+        Self {
+            top_k: 3,
+            weights: ObjectiveWeights::default(),
+            revenue_scale: 10.0,
+            ltv_scale: 100.0,
+            segment_bonus: 0.01,
+            context_bonus: 0.01,
+            fatigue_weight: 0.02,
+            fatigue_impressions: 10,
+            fatigue_window_s: 86_400,
+            boost_weight: 0.02,
+            exploration_weight: 0.002,
+            bid_shading: 0.5,
+        }
+    }
+}
+
+/// Largest weight or bonus accepted; keeps every score finite.
+pub const WEIGHT_MAX: f32 = 1e6;
+
+impl DecideConfig {
+    /// Checks every field: weights finite and in `[0, WEIGHT_MAX]`, scales
+    /// positive, `top_k` in `1..=TOP_K_MAX`, shading in `[0, 1]`.
+    pub fn validate(&self) -> Result<()> {
+        in_range("decide.top_k", self.top_k, 1, TOP_K_MAX)?;
+        let w = &self.weights;
+        let weights = [
+            ("decide.weights.click", w.click),
+            ("decide.weights.conversion", w.conversion),
+            ("decide.weights.revenue", w.revenue),
+            ("decide.weights.lifetime_value", w.lifetime_value),
+            ("decide.weights.engagement", w.engagement),
+            ("decide.weights.retention", w.retention),
+            ("decide.segment_bonus", self.segment_bonus),
+            ("decide.context_bonus", self.context_bonus),
+            ("decide.fatigue_weight", self.fatigue_weight),
+            ("decide.boost_weight", self.boost_weight),
+            ("decide.exploration_weight", self.exploration_weight),
+        ];
+        for (field, value) in weights {
+            if !(0.0..=WEIGHT_MAX).contains(&value) {
+                return Err(Error::Config {
+                    field,
+                    reason: format!("{value} is not in [0, {WEIGHT_MAX}]"),
+                });
+            }
+        }
+        for (field, value) in [
+            ("decide.revenue_scale", self.revenue_scale),
+            ("decide.ltv_scale", self.ltv_scale),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(Error::Config {
+                    field,
+                    reason: format!("{value} must be finite and positive"),
+                });
+            }
+        }
+        if !(0.0..=1.0).contains(&self.bid_shading) {
+            return Err(Error::Config {
+                field: "decide.bid_shading",
+                reason: format!("{} is not in [0, 1]", self.bid_shading),
+            });
+        }
+        in_range(
+            "decide.fatigue_impressions",
+            self.fatigue_impressions as usize,
+            1,
+            1 << 20,
+        )?;
+        in_range(
+            "decide.fatigue_window_s",
+            self.fatigue_window_s as usize,
+            1,
+            366 * 86_400,
+        )
+    }
+}
+
+fn in_range(field: &'static str, value: usize, min: usize, max: usize) -> Result<()> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            field,
+            reason: format!("{value} is not in {min}..={max}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        BatchPolicy::default().validate().unwrap();
+        DecideConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(DecideConfig, &str)> = vec![
+            (
+                DecideConfig {
+                    top_k: 0,
+                    ..Default::default()
+                },
+                "decide.top_k",
+            ),
+            (
+                DecideConfig {
+                    top_k: TOP_K_MAX + 1,
+                    ..Default::default()
+                },
+                "decide.top_k",
+            ),
+            (
+                DecideConfig {
+                    weights: ObjectiveWeights {
+                        revenue: f32::NAN,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "decide.weights.revenue",
+            ),
+            (
+                DecideConfig {
+                    exploration_weight: -1.0,
+                    ..Default::default()
+                },
+                "decide.exploration_weight",
+            ),
+            (
+                DecideConfig {
+                    ltv_scale: 0.0,
+                    ..Default::default()
+                },
+                "decide.ltv_scale",
+            ),
+            (
+                DecideConfig {
+                    bid_shading: 1.5,
+                    ..Default::default()
+                },
+                "decide.bid_shading",
+            ),
+        ];
+        for (config, field) in cases {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "{err} should name {field}");
+        }
+        let err = BatchPolicy {
+            batch_max: 0,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("batch.batch_max"), "{err}");
+    }
+}

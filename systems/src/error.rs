@@ -1,0 +1,28 @@
+//! The one error type of the systems crate.
+
+/// What can go wrong setting up or reconfiguring the pipeline. Nothing in a
+/// running schedule returns an error: per-request problems become counted
+/// outcomes (a fallback score, a no-bid cause) instead.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A config field out of its documented range.
+    #[error("config `{field}`: {reason}")]
+    Config {
+        /// The field, as `section.key`.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// A model, fallback scorer, catalog or schema that do not fit together.
+    #[error("{0}")]
+    Mismatch(String),
+    /// A data-layer error (model file, catalog, store sizes).
+    #[error(transparent)]
+    Components(#[from] cx_components::Error),
+    /// A backend that could not be initialised.
+    #[error(transparent)]
+    Backend(#[from] cx_backends::BackendError),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

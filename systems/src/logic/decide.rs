@@ -1,0 +1,245 @@
+//! Deciding one request: hard rules, the multi-objective blend, the
+//! explanation factors, top-k and the bid price. `docs/DECISIONS.md` states
+//! the same rules as formulas.
+//!
+//! [`decide`] reads state (frequency counts, budgets) and changes nothing;
+//! [`commit`] spends the winner's frequency-cap impression and budget. The
+//! split is what makes simulation mode exact: a simulated request runs
+//! `decide` only.
+
+use super::NS_PER_S;
+use crate::config::DecideConfig;
+use cx_components::catalog::{Catalog, Ineligible};
+use cx_components::features::RequestContext;
+use cx_components::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
+use cx_components::store::{BudgetLedger, FrequencyStore};
+
+/// Everything [`decide`] reads for one request.
+pub struct DecideInputs<'a> {
+    /// The request.
+    pub ctx: &'a RequestContext,
+    /// Calibrated click probability per model output column.
+    pub probabilities: &'a [f32],
+    /// Where the probabilities came from; [`ScoreSource::Failed`] (or
+    /// [`ScoreSource::None`]) means there are none.
+    pub source: ScoreSource,
+    /// Per catalog offer, its model output column (`None`: the model does
+    /// not score it).
+    pub columns: &'a [Option<u32>],
+    /// The offers.
+    pub catalog: &'a Catalog,
+    /// Per-user impression counts.
+    pub frequency: &'a FrequencyStore,
+    /// Per-offer daily spend.
+    pub budget: &'a BudgetLedger,
+    /// Weights and rules.
+    pub config: &'a DecideConfig,
+    /// The user's hash (0: unknown user, so no caps and no fatigue).
+    pub user_hash: u64,
+    /// The request's ticket, for the exploration draw.
+    pub ticket: Ticket,
+    /// The engine's seed, for the exploration draw.
+    pub seed: u64,
+    /// Host time, unix ns.
+    pub now_ns: u64,
+}
+
+/// Decides one request into `out` (reset first). Reads state, changes none.
+pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
+    out.reset(out.ticket, out.simulated);
+    out.source = inputs.source;
+    let scored = matches!(
+        inputs.source,
+        ScoreSource::Model | ScoreSource::Cache | ScoreSource::Fallback
+    );
+    for i in 0..inputs.catalog.len() {
+        if !scored {
+            out.exclude(NoBidCause::ScoringFailed);
+            continue;
+        }
+        match consider_offer(inputs, i) {
+            Ok(offer) => {
+                out.eligible = out.eligible.saturating_add(1);
+                out.consider(offer, inputs.config.top_k);
+            }
+            Err(cause) => out.exclude(cause),
+        }
+    }
+    out.settle();
+}
+
+/// One offer through the rules, in order: model column, eligibility,
+/// frequency cap, floor, budget; then its score and explanation.
+fn consider_offer(inputs: &DecideInputs<'_>, i: usize) -> Result<ChosenOffer, NoBidCause> {
+    let catalog = inputs.catalog;
+    let config = inputs.config;
+    let column = inputs.columns.get(i).copied().flatten();
+    let p = column
+        .and_then(|c| inputs.probabilities.get(c as usize))
+        .copied()
+        .ok_or(NoBidCause::NotScored)?;
+    catalog
+        .check_eligibility(i, inputs.ctx)
+        .map_err(ineligible_cause)?;
+    let seen = impressions_seen(inputs, i);
+    if let Some(cap) = catalog.frequency_cap(i) {
+        if inputs.user_hash != 0 && seen >= cap.impressions {
+            return Err(NoBidCause::FrequencyCapped);
+        }
+    }
+    let objectives = catalog.objectives();
+    let cvr = objectives.conversion_rate[i];
+    let value_cpm = 1000.0 * f64::from(p) * f64::from(cvr) * f64::from(objectives.revenue[i]);
+    let max_bid = f64::from(catalog.max_bid_cpm()[i]);
+    let bid_cpm = bid_price(value_cpm, inputs.ctx.bid_floor, max_bid, config.bid_shading)
+        .ok_or(NoBidCause::BelowFloor)?;
+    if !inputs.budget.can_spend(i, bid_cpm / 1000.0, inputs.now_ns) {
+        return Err(NoBidCause::BudgetExhausted);
+    }
+    Ok(score_offer(inputs, i, p, seen, bid_cpm))
+}
+
+/// The blend and the explanation of an eligible offer.
+fn score_offer(
+    inputs: &DecideInputs<'_>,
+    i: usize,
+    p: f32,
+    seen: u32,
+    bid_cpm: f64,
+) -> ChosenOffer {
+    let catalog = inputs.catalog;
+    let config = inputs.config;
+    let o = catalog.objectives();
+    let cvr = o.conversion_rate[i];
+    let values = [
+        p,
+        p * cvr,
+        p * cvr * o.revenue[i] / config.revenue_scale,
+        p * cvr * o.lifetime_value[i] / config.ltv_scale,
+        p * o.engagement[i],
+        p * o.retention[i],
+    ];
+    let mut objectives = [0.0f32; 6];
+    for ((term, w), v) in objectives
+        .iter_mut()
+        .zip(config.weights.as_array())
+        .zip(values)
+    {
+        *term = w * v;
+    }
+    let model_prediction: f32 = objectives.iter().sum();
+    let fatigue = (seen as f32 / config.fatigue_impressions as f32).min(1.0);
+    let offer_id = catalog.ids()[i];
+    // In FACTOR_KINDS order.
+    let factors = [
+        flag(catalog.segment_match(i, inputs.ctx), config.segment_bonus),
+        -config.fatigue_weight * fatigue,
+        flag(catalog.category_match(i, inputs.ctx), config.context_bonus),
+        model_prediction,
+        config.boost_weight * catalog.boost()[i],
+        config.exploration_weight * exploration_draw(inputs.seed, inputs.ticket, offer_id),
+    ];
+    ChosenOffer {
+        offer_id,
+        catalog_index: i as u32,
+        score: factors.iter().sum(),
+        p_click: p,
+        bid_cpm,
+        factors,
+        objectives,
+    }
+}
+
+fn flag(on: bool, bonus: f32) -> f32 {
+    if on {
+        bonus
+    } else {
+        0.0
+    }
+}
+
+/// The user's impressions of offer `i` in its window (0 for an unknown user).
+fn impressions_seen(inputs: &DecideInputs<'_>, i: usize) -> u32 {
+    if inputs.user_hash == 0 {
+        return 0;
+    }
+    let window_ns = window_s(inputs.catalog, inputs.config, i) * NS_PER_S;
+    inputs
+        .frequency
+        .count(inputs.user_hash, i as u32, inputs.now_ns, window_ns)
+}
+
+/// The counting window of offer `i`: its frequency cap's, else the fatigue window.
+fn window_s(catalog: &Catalog, config: &DecideConfig, i: usize) -> u64 {
+    catalog
+        .frequency_cap(i)
+        .map_or(config.fatigue_window_s, |cap| cap.window_s)
+        .into()
+}
+
+fn ineligible_cause(why: Ineligible) -> NoBidCause {
+    match why {
+        Ineligible::DeviceType => NoBidCause::DeviceType,
+        Ineligible::Country => NoBidCause::Country,
+        Ineligible::PlacementSize => NoBidCause::PlacementSize,
+        Ineligible::Channel => NoBidCause::Channel,
+    }
+}
+
+/// The bid, CPM: `floor + shading * (value - floor)`, capped at `max_bid`.
+/// `None` (no bid) when the value or the cap is below the floor, or the bid
+/// would not be positive. A floor that is not finite and positive counts as
+/// no floor. The result is never below the floor.
+pub fn bid_price(value_cpm: f64, floor_cpm: f64, max_bid_cpm: f64, shading: f64) -> Option<f64> {
+    let floor = if floor_cpm.is_finite() && floor_cpm > 0.0 {
+        floor_cpm
+    } else {
+        0.0
+    };
+    if !value_cpm.is_finite() || value_cpm < floor || max_bid_cpm.is_nan() || max_bid_cpm < floor {
+        return None;
+    }
+    let bid = (floor + shading.clamp(0.0, 1.0) * (value_cpm - floor)).min(max_bid_cpm);
+    (bid > 0.0).then_some(bid.max(floor))
+}
+
+/// A uniform draw in `[0, 1)` fixed by the seed, the ticket and the offer:
+/// deterministic, and independent of what else the engine decided, so a
+/// simulated request draws exactly what a real one would.
+pub fn exploration_draw(seed: u64, ticket: Ticket, offer_id: u64) -> f32 {
+    let mut bytes = [0u8; 24];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(&ticket.0.to_le_bytes());
+    bytes[16..].copy_from_slice(&offer_id.to_le_bytes());
+    let h = xxhash_rust::xxh3::xxh3_64(&bytes);
+    // The top 24 bits, exactly representable in an f32.
+    (h >> 40) as f32 / (1u32 << 24) as f32
+}
+
+/// Spends the decision's first offer: one impression against the user's
+/// frequency count and the bid (`bid_cpm / 1000`) against the offer's daily
+/// budget. Only the top offer is charged: it is the one bid or shown; the
+/// others are alternatives. Does nothing for a simulated or empty decision.
+pub fn commit(
+    decision: &Decision,
+    catalog: &Catalog,
+    config: &DecideConfig,
+    frequency: &mut FrequencyStore,
+    budget: &mut BudgetLedger,
+    user_hash: u64,
+    now_ns: u64,
+) {
+    let Some(top) = decision.offers().first() else {
+        return;
+    };
+    if decision.simulated {
+        return;
+    }
+    let i = top.catalog_index as usize;
+    if user_hash != 0 {
+        let window_ns = window_s(catalog, config, i) * NS_PER_S;
+        frequency.record(user_hash, i as u32, now_ns, window_ns);
+    }
+    // `decide` checked `can_spend` for this bid, and nothing ran in between.
+    let _ = budget.spend(i, top.bid_cpm / 1000.0, now_ns);
+}

@@ -234,8 +234,10 @@ impl EngineBuilder {
 
     /// Inserts the pipeline's resources into `world` and its systems into
     /// `schedule`, for a host that runs its own World: each frame, set the
-    /// [`TickClock`] resource and run the schedule; submit and poll through
-    /// the returned [`Port`].
+    /// [`TickClock`] resource, run the schedule, and call
+    /// `world.clear_trackers()` (bevy_app's `App::update` does this; a bare
+    /// World that skips it accumulates removed-component events without
+    /// bound); submit and poll through the returned [`Port`].
     pub fn install(self, world: &mut World, schedule: &mut Schedule) -> Result<Port> {
         let resolved = self.resolve()?;
         let port = resolved.insert_resources(world)?;
@@ -457,6 +459,10 @@ impl Engine {
         self.world.resource_mut::<TickClock>().now_ns = now_ns;
         let before = self.world.resource::<Counters>().decided;
         self.schedule.run(&mut self.world);
+        // Despawning records removed-component events until the trackers
+        // are cleared; a World that is never cleared grows without bound
+        // (bevy_app clears them every frame; a bare World must do it itself).
+        self.world.clear_trackers();
         let decided = self.world.resource::<Counters>().decided - before;
         let ns = self.clock.delta_as_nanos(start, self.clock.raw());
         self.tick_ns.saturating_record(ns.max(1));

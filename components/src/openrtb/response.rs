@@ -210,7 +210,7 @@ impl BidResponse {
     ///
     /// - `id` is the request's id;
     /// - `nbr` is set only when there is no seat bid;
-    /// - `cur`, when the request lists currencies, is one of them;
+    /// - `cur`, when the request lists currencies and the response bids, is one of them;
     /// - every seat bid holds at least one bid;
     /// - every bid has a non-empty id, unique within the response, and an
     ///   `impid` naming an impression of the request;
@@ -234,7 +234,8 @@ impl BidResponse {
             ));
         }
         let cur = self.currency();
-        if !request.cur.is_empty() && !request.cur.iter().any(|c| c == cur) {
+        // A no-bid carries no price, so its currency is moot.
+        if !self.is_no_bid() && !request.cur.is_empty() && !request.cur.iter().any(|c| c == cur) {
             return Err(openrtb_error(
                 "cur",
                 format!("`{cur}` is not one of the request's {:?}", request.cur),

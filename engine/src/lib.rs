@@ -52,6 +52,11 @@ pub use stats::{EngineStats, ModelInfo, StageLatency};
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+/// The examples in `docs/ARCHITECTURE.md`, compiled and run as doctests.
+#[doc = include_str!("../../docs/ARCHITECTURE.md")]
+#[cfg(doctest)]
+pub struct ArchitectureDoctests;
+
 /// The bundled default model, parsed and validated.
 pub fn default_model() -> Result<components::SnnModel, components::Error> {
     components::SnnModel::from_bytes(DEFAULT_MODEL_BYTES)

@@ -135,6 +135,16 @@ pub enum Error {
     /// A model does not fit the data or the feature schema it is used with.
     #[error("{0}")]
     Mismatch(String),
+    /// The engine could not be set up from the given model, fallback,
+    /// catalog, config or backend.
+    #[error("{what}")]
+    Engine {
+        /// What was being set up, naming the option or file at fault.
+        what: String,
+        /// The engine's error.
+        #[source]
+        source: cx_engine::Error,
+    },
     /// Writing the result failed (e.g. stdout closed).
     #[error("cannot write output")]
     Output(#[source] std::io::Error),

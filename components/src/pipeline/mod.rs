@@ -45,6 +45,16 @@ pub struct Request {
     pub simulate: bool,
 }
 
+impl From<RequestContext> for Request {
+    /// A request to decide for real (not simulated).
+    fn from(ctx: RequestContext) -> Self {
+        Self {
+            ctx,
+            simulate: false,
+        }
+    }
+}
+
 /// The request's row index in the slot-indexed resources ([`FeatureRows`],
 /// [`ScoreRows`]); owned by the entity from ingest until it is despawned.
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! - [`inspect`]: `cx model inspect FILE [--json]`.
 //! - [`run`]: `cx model run FILE --input X.json [--backend B] [--trace]`.
 //! - [`input`]: parsing the JSON batch of feature vectors `run` reads.
+//! - [`score`]: `cx score [FILE|-]`, OpenRTB bid requests through the engine.
 
 pub mod data;
 pub mod eval;
@@ -13,6 +14,7 @@ pub mod input;
 pub mod inspect;
 pub mod plot;
 pub mod run;
+pub mod score;
 pub mod synth;
 pub mod train;
 
@@ -28,7 +30,7 @@ use std::path::{Path, PathBuf};
 #[command(
     name = "cx",
     version,
-    about = "CampaignExpress: train, inspect, run and evaluate spiking-network offer models",
+    about = "CampaignExpress: train, inspect, run and evaluate spiking-network offer models, and score bid requests",
     propagate_version = true
 )]
 pub struct Cli {
@@ -53,7 +55,86 @@ pub enum Command {
     /// Write a synthetic click log (CSV) from the generator with a known
     /// ground-truth click model (docs/SYNTHETIC_DATA.md).
     Synth(SynthArgs),
+    /// Decide OpenRTB 2.5/2.6 bid requests (JSONL, or one JSON document)
+    /// with the engine and print each one's BidResponse and decisions as JSON.
+    Score(ScoreArgs),
 }
+
+/// Arguments of `cx score`.
+#[derive(Debug, Args)]
+#[command(after_long_help = SCORE_HELP)]
+pub struct ScoreArgs {
+    /// The bid requests: a file, or `-` for stdin.
+    #[arg(value_name = "FILE", default_value = "-")]
+    pub input: PathBuf,
+    /// The model (.safetensors) [default: the bundled default model].
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<PathBuf>,
+    /// The fallback scorer: a baseline written by `cx train --baseline`
+    /// [default: the bundled baseline with the bundled model, else none].
+    #[arg(long, value_name = "FILE")]
+    pub fallback: Option<PathBuf>,
+    /// Serve without a fallback scorer.
+    #[arg(long, conflicts_with = "fallback")]
+    pub no_fallback: bool,
+    /// The offer catalog (TOML, docs/CATALOG.md) [default: the bundled catalog].
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// The engine config (TOML); CX_ENGINE_* environment variables override
+    /// it, and apply without it too [default: the built-in defaults].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Backend: `scalar`, `simd` or `auto` [default: $CX_BACKEND if set, else
+    /// the config's `backend`, which defaults to auto].
+    #[arg(long, short, value_name = "B", value_parser = parse_backend)]
+    pub backend: Option<BackendKind>,
+    /// Seed of the exploration draws [default: the config's `seed`].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Host clock for every decision, unix milliseconds [default: the wall
+    /// clock, read per request]. With it (and a fixed seed) the output is
+    /// reproducible.
+    #[arg(long, value_name = "MS", value_parser = score::parse_now_ms)]
+    pub now_ms: Option<u64>,
+    /// At the end, print the engine's statistics (counters, latencies) as
+    /// JSON to stderr.
+    #[arg(long)]
+    pub stats: bool,
+    /// Indent each output object (it then spans several lines).
+    #[arg(long)]
+    pub pretty: bool,
+}
+
+const SCORE_HELP: &str = "\
+INPUT
+  OpenRTB 2.5/2.6 BidRequest JSON, in one of three shapes:
+    - one request per line (JSONL);
+    - one wrapper object per line, {\"request\": {...}, ...}: its \"request\"
+      field is the request, other fields are ignored;
+    - one request spanning several lines (a pretty-printed document): used
+      when the first non-blank line is not JSON on its own and the whole
+      input is one JSON object.
+  Blank lines are skipped. A request may be at most 1048576 bytes. A whole
+  line over 1114112 bytes gets an error and is discarded without being held
+  in memory.
+
+OUTPUT
+  One JSON object per request, in input order, on stdout:
+    {\"line\": N, \"response\": BidResponse,
+     \"decisions\": [{\"imp_id\": ID, \"decision\": {...} or null,
+                    \"skipped\": null or a reason}, ...]}
+  where N is the request's first line, and each decision lists the chosen
+  offers best first with their score, click probability, bid and the
+  factors that sum to the score. A line that is not a valid request gets
+    {\"line\": N, \"error\": \"... naming the field ...\"}
+  and scoring goes on. Decisions spend frequency caps and budgets (except
+  for requests with test = 1), so each request sees the ones before it.
+
+EXIT STATUS
+  0 when the input was read to its end, whatever its lines held; non-zero,
+  with a message on stderr, for a bad option, model, fallback, catalog or
+  config (checked before any input is read), an unreadable input or an
+  unwritable output.";
 
 /// Arguments of `cx synth`.
 #[derive(Debug, Args)]
@@ -314,6 +395,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Train(args) => train::train(args, streams),
         Command::Eval(args) => eval::eval(args, streams),
         Command::Synth(args) => synth::synth(args, streams),
+        Command::Score(args) => score::score(args, streams),
     }
 }
 
@@ -384,5 +466,12 @@ mod tests {
         assert!(RUN_HELP.contains(&chunk), "{chunk}");
         let trace = format!("limited to {} values", run::TRACE_VALUES_MAX);
         assert!(RUN_HELP.contains(&trace), "{trace}");
+        let line = format!("line over {} bytes", score::LINE_BYTES_MAX);
+        assert!(SCORE_HELP.contains(&line), "{line}");
+        let request = format!(
+            "at most {} bytes",
+            cx_engine::components::openrtb::limits::REQUEST_BYTES_MAX
+        );
+        assert!(SCORE_HELP.contains(&request), "{request}");
     }
 }

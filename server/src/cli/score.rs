@@ -1,0 +1,523 @@
+//! `cx score [FILE|-]`: decides OpenRTB 2.5/2.6 bid requests with the
+//! engine and prints, for each one, its BidResponse and the decision behind
+//! every impression, one JSON object per request.
+//!
+//! Input (a file, or stdin for `-`) is read line by line, each line bounded
+//! by [`LINE_BYTES_MAX`], in one of three shapes:
+//!
+//! - JSONL: one BidRequest per line;
+//! - JSONL of wrappers, `{"request": {...}, ...}`, whose `request` is the
+//!   BidRequest (other fields are ignored);
+//! - one JSON object spanning several lines (a pretty-printed example): when
+//!   the first non-blank line is not JSON on its own and the whole input,
+//!   at most [`LINE_BYTES_MAX`] bytes, is one JSON object.
+//!
+//! Blank lines are skipped. A line that is not a valid request gets an
+//! error object naming the field, and scoring goes on with the next line.
+
+use super::input::origin;
+use super::{load_model, ScoreArgs, Streams};
+use crate::error::{Error, Result};
+use cx_engine::components::catalog::Catalog;
+use cx_engine::components::openrtb::{self, limits::REQUEST_BYTES_MAX, BidRequest, BidResponse};
+use cx_engine::json::decision_json;
+use cx_engine::openrtb::OpenRtbOutcome;
+use cx_engine::systems::resources::FallbackScorer;
+use cx_engine::{Engine, EngineConfig, FallbackSource, ModelSource};
+use serde::Serialize;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Longest input line read, bytes: the OpenRTB document limit
+/// ([`REQUEST_BYTES_MAX`]) plus room for a `{"request": ...}` wrapper's
+/// other fields. A longer line is skipped (read in chunks and discarded,
+/// never held whole) and answered with an error. It is also the most a
+/// multi-line document may span.
+pub const LINE_BYTES_MAX: usize = REQUEST_BYTES_MAX + (64 << 10);
+
+/// Largest `--now-ms` accepted: the last millisecond whose nanoseconds fit in a `u64`.
+pub const NOW_MS_MAX: u64 = u64::MAX / 1_000_000;
+
+/// Capacity of the input buffer, bytes.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Runs the command: sets up the engine (failing before any input is read
+/// if a named file or setting is unusable), then scores the input.
+pub fn score(args: &ScoreArgs, streams: &mut Streams<'_>) -> Result<()> {
+    let mut engine = build_engine(args)?;
+    let input_origin = origin(&args.input);
+    let reader: Box<dyn BufRead + '_> = if args.input.as_os_str() == "-" {
+        Box::new(BufReader::with_capacity(READ_CHUNK, &mut *streams.stdin))
+    } else {
+        let file = std::fs::File::open(&args.input).map_err(|source| Error::InputRead {
+            origin: input_origin.clone(),
+            source,
+        })?;
+        Box::new(BufReader::with_capacity(READ_CHUNK, file))
+    };
+    let mut scorer = Scorer {
+        engine: &mut engine,
+        now_ms: args.now_ms,
+        pretty: args.pretty,
+        out: BufWriter::new(&mut *streams.stdout),
+    };
+    let mut lines = Lines::new(reader, input_origin);
+    score_input(&mut lines, &mut scorer)?;
+    if args.stats {
+        super::write_json(streams.stderr, &engine.stats(), args.pretty)?;
+    }
+    Ok(())
+}
+
+/// The engine the options describe. Every named file is read and checked
+/// here, so a bad one fails the command before any input is read.
+fn build_engine(args: &ScoreArgs) -> Result<Engine> {
+    let config = EngineConfig::load(args.config.as_deref()).map_err(|source| Error::Engine {
+        what: match &args.config {
+            Some(path) => format!("cannot use config {}", path.display()),
+            None => "cannot use the CX_ENGINE_* environment overrides".into(),
+        },
+        source,
+    })?;
+    let mut builder = Engine::builder().config(config);
+    if let Some(path) = &args.model {
+        // Loaded once here for a message that names the file and says what is wrong.
+        load_model(Some(path))?;
+        builder = builder.model(ModelSource::Path(path.clone()));
+    }
+    builder = builder.fallback(match (&args.fallback, args.no_fallback) {
+        (_, true) => FallbackSource::None,
+        (Some(path), false) => FallbackSource::Bytes(read_fallback(path)?),
+        (None, false) => FallbackSource::Auto,
+    });
+    if let Some(path) = &args.catalog {
+        // `Catalog::from_path` names the file in its errors (and bounds its size).
+        let catalog = Catalog::from_path(path).map_err(|source| Error::Engine {
+            what: "cannot use --catalog".into(),
+            source: source.into(),
+        })?;
+        builder = builder.catalog(catalog);
+    }
+    if let Some(kind) = args.backend {
+        builder = builder.backend(kind);
+    }
+    if let Some(seed) = args.seed {
+        builder = builder.seed(seed);
+    }
+    builder.build().map_err(|source| Error::Engine {
+        what: "cannot set up the engine".into(),
+        source,
+    })
+}
+
+/// Reads and checks a fallback scorer file, so that its errors name it.
+fn read_fallback(path: &Path) -> Result<Arc<[u8]>> {
+    let what = || format!("cannot use --fallback {}", path.display());
+    let limit = cx_engine::components::model::limits::FILE_BYTES_MAX;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(limit.saturating_add(1)).read_to_end(&mut bytes))
+        .map_err(|source| Error::File {
+            path: path.display().to_string(),
+            source,
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::Mismatch(format!(
+            "{}: the file is more than the limit of {limit} bytes",
+            what()
+        )));
+    }
+    FallbackScorer::from_bytes(&bytes).map_err(|source| Error::Engine {
+        what: what(),
+        source: source.into(),
+    })?;
+    Ok(bytes.into())
+}
+
+/// Reads every request of the input and scores it, detecting a single
+/// document that spans several lines.
+fn score_input(lines: &mut Lines<'_>, scorer: &mut Scorer<'_, '_>) -> Result<()> {
+    let first = loop {
+        match lines.next_line()? {
+            None => return scorer.flush(),
+            Some(Line::Text(_, text)) if is_blank(&text) => continue,
+            Some(line) => break line,
+        }
+    };
+    match first {
+        Line::Text(number, text) if !is_json(&text) => {
+            // Either a pretty-printed document or a bad first line: hold lines
+            // until the input ends or the held text passes the line limit.
+            let mut held_bytes = text.len();
+            let mut held = vec![Line::Text(number, text)];
+            let mut whole = true;
+            while let Some(line) = lines.next_line()? {
+                let fits = match &line {
+                    Line::Text(_, text) => {
+                        held_bytes = held_bytes.saturating_add(text.len() + 1);
+                        held_bytes <= LINE_BYTES_MAX
+                    }
+                    Line::TooLong { .. } => false,
+                };
+                held.push(line);
+                if !fits {
+                    whole = false;
+                    break;
+                }
+            }
+            if whole {
+                let mut document = Vec::with_capacity(held_bytes);
+                for line in &held {
+                    if let Line::Text(_, text) = line {
+                        document.extend_from_slice(text);
+                        document.push(b'\n');
+                    }
+                }
+                if is_json_object(&document) {
+                    scorer.score_request(number, &document)?;
+                    return scorer.flush();
+                }
+            }
+            for line in held {
+                scorer.score_line(line)?;
+            }
+        }
+        line => scorer.score_line(line)?,
+    }
+    while let Some(line) = lines.next_line()? {
+        scorer.score_line(line)?;
+    }
+    scorer.flush()
+}
+
+/// Whether `text` is only white space.
+fn is_blank(text: &[u8]) -> bool {
+    text.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Whether `text` is one complete JSON value.
+fn is_json(text: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+/// Whether `text` is one complete JSON object.
+fn is_json_object(text: &[u8]) -> bool {
+    text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && is_json(text)
+}
+
+/// One line of input, without its line terminator.
+enum Line {
+    /// Its 1-based number and its bytes (at most [`LINE_BYTES_MAX`]).
+    Text(usize, Vec<u8>),
+    /// A line over [`LINE_BYTES_MAX`], skipped.
+    TooLong {
+        /// Its 1-based number.
+        number: usize,
+        /// Its length, bytes.
+        bytes: u64,
+    },
+}
+
+/// The input's lines, each read with a bounded buffer.
+struct Lines<'a> {
+    reader: Box<dyn BufRead + 'a>,
+    origin: String,
+    number: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(reader: Box<dyn BufRead + 'a>, origin: String) -> Self {
+        Self {
+            reader,
+            origin,
+            number: 0,
+        }
+    }
+
+    /// The next line, or `None` at the end of the input. A line longer than
+    /// [`LINE_BYTES_MAX`] is consumed chunk by chunk and not kept.
+    fn next_line(&mut self) -> Result<Option<Line>> {
+        let mut text = Vec::new();
+        let mut bytes: u64 = 0;
+        let mut too_long = false;
+        let mut read_any = false;
+        loop {
+            let chunk = match self.reader.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(Error::InputRead {
+                        origin: self.origin.clone(),
+                        source,
+                    })
+                }
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            read_any = true;
+            let newline = chunk.iter().position(|&b| b == b'\n');
+            let part = &chunk[..newline.unwrap_or(chunk.len())];
+            bytes += part.len() as u64;
+            if !too_long {
+                if text.len() + part.len() > LINE_BYTES_MAX {
+                    too_long = true;
+                    text = Vec::new();
+                } else {
+                    text.extend_from_slice(part);
+                }
+            }
+            let used = newline.map_or(chunk.len(), |i| i + 1);
+            self.reader.consume(used);
+            if newline.is_some() {
+                break;
+            }
+        }
+        if !read_any {
+            return Ok(None);
+        }
+        self.number += 1;
+        if too_long {
+            return Ok(Some(Line::TooLong {
+                number: self.number,
+                bytes,
+            }));
+        }
+        if text.last() == Some(&b'\r') {
+            text.pop();
+        }
+        if self.number == 1 {
+            if let Some(rest) = text.strip_prefix(b"\xEF\xBB\xBF") {
+                text = rest.to_vec();
+            }
+        }
+        Ok(Some(Line::Text(self.number, text)))
+    }
+}
+
+/// The engine and where its answers go.
+struct Scorer<'e, 'o> {
+    engine: &'e mut Engine,
+    now_ms: Option<u64>,
+    pretty: bool,
+    out: BufWriter<&'o mut dyn Write>,
+}
+
+/// The output object for a scored request.
+#[derive(Serialize)]
+struct Scored<'a> {
+    line: usize,
+    response: &'a BidResponse,
+    decisions: Vec<ImpDecision<'a>>,
+}
+
+/// One impression's decision in the output.
+#[derive(Serialize)]
+struct ImpDecision<'a> {
+    imp_id: &'a str,
+    decision: Option<Value>,
+    skipped: Option<&'static str>,
+}
+
+/// The output object for a line that could not be scored.
+#[derive(Serialize)]
+struct Failed {
+    line: usize,
+    error: String,
+}
+
+impl Scorer<'_, '_> {
+    /// Scores one line (skipping a blank one).
+    fn score_line(&mut self, line: Line) -> Result<()> {
+        match line {
+            Line::Text(_, text) if is_blank(&text) => Ok(()),
+            Line::Text(number, text) => self.score_request(number, &text),
+            Line::TooLong { number, bytes } => self.write(&Failed {
+                line: number,
+                error: format!(
+                    "line is {bytes} bytes, more than the limit of {LINE_BYTES_MAX} bytes; skipped"
+                ),
+            }),
+        }
+    }
+
+    /// Parses, decides and answers the request in `text`, which starts on line `number`.
+    fn score_request(&mut self, number: usize, text: &[u8]) -> Result<()> {
+        let request = match parse(text) {
+            Ok(request) => request,
+            Err(error) => {
+                return self.write(&Failed {
+                    line: number,
+                    error,
+                })
+            }
+        };
+        let now_ns = match self.now_ms {
+            Some(ms) => ms.saturating_mul(1_000_000),
+            None => wall_clock_ns(),
+        };
+        match self.engine.decide_openrtb(&request, now_ns) {
+            Ok(outcome) => {
+                let scored = scored(number, &outcome, self.engine.catalog());
+                self.write(&scored)
+            }
+            Err(error) => {
+                // A refusal part-way (e.g. more impressions than `in_flight_max`)
+                // can leave requests in flight; decide and drop them so the
+                // next request finds an idle engine.
+                if self.engine.in_flight() > 0 {
+                    self.engine.run_until_decided(now_ns);
+                    self.engine.drain().for_each(drop);
+                }
+                self.write(&Failed {
+                    line: number,
+                    error: error.to_string(),
+                })
+            }
+        }
+    }
+
+    fn write<T: Serialize>(&mut self, value: &T) -> Result<()> {
+        let written = if self.pretty {
+            serde_json::to_writer_pretty(&mut self.out, value)
+        } else {
+            serde_json::to_writer(&mut self.out, value)
+        };
+        written.map_err(|e| Error::Output(e.into()))?;
+        self.out.write_all(b"\n").map_err(Error::Output)?;
+        // One write per answer, so a reader of a pipe sees each as it is decided.
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(Error::Output)
+    }
+}
+
+/// The output object of a decided request.
+fn scored<'a>(number: usize, outcome: &'a OpenRtbOutcome, catalog: &Catalog) -> Scored<'a> {
+    Scored {
+        line: number,
+        response: &outcome.response,
+        decisions: outcome
+            .impressions
+            .iter()
+            .map(|imp| ImpDecision {
+                imp_id: &imp.imp_id,
+                decision: imp.decision.as_ref().map(|d| decision_json(d, catalog)),
+                skipped: imp.skipped,
+            })
+            .collect(),
+    }
+}
+
+/// The request in `text`: a BidRequest document, or a `{"request": {...}}`
+/// wrapper around one. The error message names the field at fault.
+fn parse(text: &[u8]) -> std::result::Result<BidRequest, String> {
+    let direct = match openrtb::parse_request(text) {
+        Ok(request) => return Ok(request),
+        Err(error) => error,
+    };
+    let Some(inner) = wrapped_request(text) else {
+        return Err(direct.to_string());
+    };
+    let inner = serde_json::to_vec(&inner).map_err(|e| format!("`request`: {e}"))?;
+    openrtb::parse_request(&inner).map_err(|error| match error {
+        cx_engine::components::Error::OpenRtb { path, reason } => {
+            let path = if path == "$" {
+                "request".to_string()
+            } else {
+                format!("request.{path}")
+            };
+            cx_engine::components::Error::OpenRtb { path, reason }.to_string()
+        }
+        other => other.to_string(),
+    })
+}
+
+/// The `request` field of a wrapper object: an object with a `request`
+/// field and no `imp` (so never a BidRequest itself).
+fn wrapped_request(text: &[u8]) -> Option<Value> {
+    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(text) else {
+        return None;
+    };
+    if fields.contains_key("imp") {
+        return None;
+    }
+    fields.remove("request")
+}
+
+/// The wall clock, unix ns (0 before 1970, saturating after 2554).
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// clap's parser for `--now-ms`: unix ms, at most [`NOW_MS_MAX`].
+pub(super) fn parse_now_ms(text: &str) -> std::result::Result<u64, String> {
+    let ms: u64 = text
+        .parse()
+        .map_err(|e| format!("`{text}` is not a whole number of milliseconds: {e}"))?;
+    if ms > NOW_MS_MAX {
+        return Err(format!(
+            "{ms} is more than {NOW_MS_MAX} (unix ms must fit in u64 nanoseconds)"
+        ));
+    }
+    Ok(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(input: &[u8]) -> Vec<Line> {
+        let mut lines = Lines::new(Box::new(BufReader::with_capacity(7, input)), "t".into());
+        std::iter::from_fn(|| lines.next_line().expect("reads")).collect()
+    }
+
+    #[test]
+    fn lines_are_numbered_bounded_and_stripped() {
+        let long = vec![b'x'; LINE_BYTES_MAX + 1];
+        let mut input = b"\xEF\xBB\xBFa\r\n\n".to_vec();
+        input.extend_from_slice(&long);
+        input.extend_from_slice(b"\nlast");
+        let lines = lines_of(&input);
+        assert_eq!(lines.len(), 4);
+        assert!(matches!(&lines[0], Line::Text(1, t) if t == b"a"));
+        assert!(matches!(&lines[1], Line::Text(2, t) if t.is_empty()));
+        assert!(matches!(
+            &lines[2],
+            Line::TooLong { number: 3, bytes } if *bytes == long.len() as u64
+        ));
+        assert!(matches!(&lines[3], Line::Text(4, t) if t == b"last"));
+    }
+
+    #[test]
+    fn a_line_at_the_limit_is_kept() {
+        let exact = vec![b'x'; LINE_BYTES_MAX];
+        let lines = lines_of(&exact);
+        assert!(matches!(&lines[..], [Line::Text(1, t)] if t.len() == LINE_BYTES_MAX));
+    }
+
+    #[test]
+    fn wrapper_errors_name_the_inner_field() {
+        let err = parse(br#"{"source": "s", "request": {"id": "r", "imp": [{}]}}"#).unwrap_err();
+        assert!(err.contains("`request.imp[0].id`"), "{err}");
+        let err = parse(br#"{"request": 3}"#).unwrap_err();
+        assert!(err.contains("`request`"), "{err}");
+        let err = parse(br#"{"id": "r", "imp": "x"}"#).unwrap_err();
+        assert!(err.contains("`imp`"), "{err}");
+        assert!(parse(br#"{"request": {"id": "r", "imp": [{"id": "1"}]}}"#).is_ok());
+    }
+
+    #[test]
+    fn now_ms_is_bounded() {
+        assert_eq!(parse_now_ms("1767225600000"), Ok(1_767_225_600_000));
+        assert!(parse_now_ms(&NOW_MS_MAX.to_string()).is_ok());
+        assert!(parse_now_ms(&(NOW_MS_MAX + 1).to_string()).is_err());
+        assert!(parse_now_ms("-1").is_err());
+    }
+}

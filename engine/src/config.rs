@@ -209,6 +209,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_the_config_docs_parses() {
+        let doc = include_str!("../../docs/CONFIG.md");
+        let start = doc.find("```toml\n").expect("an example") + "```toml\n".len();
+        let end = start + doc[start..].find("```").expect("closed");
+        let config = EngineConfig::from_toml_str(&doc[start..end]).expect("valid");
+        assert_eq!(config.seed, 42);
+        assert_eq!(config.batch.batch_max, 32);
+        assert_eq!(config.decide.top_k, 1);
+    }
+
+    #[test]
     fn a_missing_file_is_an_error_not_the_defaults() {
         let err = EngineConfig::load(Some(Path::new("/nonexistent/cx.toml"))).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/cx.toml"), "{err}");

@@ -3,8 +3,8 @@
 //! The binary (`src/main.rs`) only parses arguments and prints errors; the
 //! commands live here so that they can be tested without a process:
 //!
-//! - [`cli`]: the clap argument definitions and the `cx model inspect` and
-//!   `cx model run` commands.
+//! - [`cli`]: the clap argument definitions and the commands: `model inspect`,
+//!   `model run`, `synth`, `train`, `eval` and `score`.
 //! - [`error`]: [`Error`], the crate's single error type.
 
 pub mod cli;

@@ -123,8 +123,9 @@ pub struct DecideConfig {
     pub fatigue_weight: f32,
     /// Impressions at which fatigue is full. Default 10.
     pub fatigue_impressions: u32,
-    /// Window of impressions counted for fatigue (and for offers without a
-    /// frequency cap), seconds. Default 86400.
+    /// Window, seconds, in which impressions are counted for fatigue for an
+    /// offer without a frequency cap; an offer with a cap counts in its cap's
+    /// window (the store keeps one window per user and offer). Default 86400.
     pub fatigue_window_s: u32,
     /// Multiplies the catalog's per-offer `boost` (in `[-1, 1]`). Default 0.02.
     pub boost_weight: f32,

@@ -1,0 +1,412 @@
+//! The pipeline's systems in a bare bevy_ecs World, set up by hand the way
+//! a host with its own World would: every resource inserted from the public
+//! types, [`add_pipeline`] on a plain `Schedule`, submissions pushed into the
+//! ingress and decisions popped from the egress.
+
+use bevy_ecs::prelude::*;
+use crossbeam::queue::ArrayQueue;
+use cx_backends::BackendKind;
+use cx_components::catalog::Catalog;
+use cx_components::features::{DeviceType, FeatureSchema, RequestContext};
+use cx_components::pipeline::{
+    Decision, FeatureRows, Phase, Request, ScoreRows, ScoreSource, SlotPool, Ticket,
+};
+use cx_components::store::{
+    BudgetLedger, CacheConfig, DecisionCache, FrequencyConfig, FrequencyStore,
+};
+use cx_components::{ModelId, SnnModel};
+use cx_systems::resources::{
+    Counters, Egress, FallbackScorer, Ingress, Latencies, Schema, Scoring, Seed, ServingModel,
+    Submission, TickClock, WallClock,
+};
+use cx_systems::{add_pipeline, BatchPolicy, DecideConfig, PipelineSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// 2023-11-14T22:13:20Z, unix seconds.
+const T0_S: i64 = 1_700_000_000;
+const T0_NS: u64 = T0_S as u64 * 1_000_000_000;
+
+fn models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+fn read_model_file(name: &str) -> Vec<u8> {
+    let path = models_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// A host's World, schedule and queues.
+struct Host {
+    world: World,
+    schedule: Schedule,
+    ingress: Arc<ArrayQueue<Submission>>,
+    egress: Arc<ArrayQueue<Decision>>,
+    clock: quanta::Clock,
+    slots: usize,
+    next_ticket: u64,
+}
+
+impl Host {
+    /// The bundled model, fallback and catalog, the given batch policy,
+    /// `slots` requests in flight and a decision cache of
+    /// `cache_capacity` entries (0: off).
+    fn new(policy: BatchPolicy, slots: usize, cache_capacity: usize) -> Self {
+        let mut host = Self::without_pipeline(policy, slots, cache_capacity);
+        add_pipeline(&mut host.schedule);
+        host
+    }
+
+    /// Every resource inserted, the schedule still empty.
+    fn without_pipeline(policy: BatchPolicy, slots: usize, cache_capacity: usize) -> Self {
+        let schema = FeatureSchema::v1();
+        let model_bytes = read_model_file("default.safetensors");
+        let model = SnnModel::from_bytes(&model_bytes).expect("the bundled model loads");
+        let id = ModelId::of_bytes(&model_bytes);
+        let fallback = FallbackScorer::from_bytes(&read_model_file("baseline.safetensors"))
+            .expect("the bundled baseline loads");
+        let serving =
+            ServingModel::new(model, id, Some(fallback), &schema).expect("model fits schema");
+        let catalog = Catalog::from_path(&models_dir().join("catalog.toml"))
+            .expect("the bundled catalog loads");
+        let outputs = serving.model.outputs();
+        let scoring = Scoring::new(serving, &catalog, BackendKind::Scalar, policy.batch_max)
+            .expect("scoring state");
+        let budgets: Vec<Option<f64>> = (0..catalog.len())
+            .map(|i| catalog.daily_budget(i))
+            .collect();
+        let ingress = Arc::new(ArrayQueue::new(slots));
+        let egress = Arc::new(ArrayQueue::new(slots));
+        let clock = quanta::Clock::new();
+
+        let mut world = World::new();
+        world.insert_resource(Ingress(ingress.clone()));
+        world.insert_resource(Egress(egress.clone()));
+        world.insert_resource(TickClock { now_ns: T0_NS });
+        world.insert_resource(WallClock(clock.clone()));
+        world.insert_resource(Seed(7));
+        world.insert_resource(policy);
+        world.insert_resource(DecideConfig::default());
+        world.insert_resource(Schema(schema));
+        world.insert_resource(scoring);
+        world.insert_resource(SlotPool::new(slots).unwrap());
+        world.insert_resource(FeatureRows::new(slots).unwrap());
+        world.insert_resource(ScoreRows::new(slots, outputs).unwrap());
+        world.insert_resource(
+            DecisionCache::new(
+                CacheConfig {
+                    capacity: cache_capacity,
+                    ttl_ns: 60_000_000_000,
+                },
+                outputs,
+            )
+            .unwrap(),
+        );
+        world.insert_resource(FrequencyStore::new(FrequencyConfig { capacity: 1024 }).unwrap());
+        world.insert_resource(BudgetLedger::new(&budgets).unwrap());
+        world.insert_resource(catalog);
+        world.insert_resource(Counters::default());
+        world.insert_resource(Latencies::new());
+        Self {
+            world,
+            schedule: Schedule::default(),
+            ingress,
+            egress,
+            clock,
+            slots,
+            next_ticket: 1,
+        }
+    }
+
+    /// Queues `request`, returning its ticket.
+    fn submit(&mut self, request: Request) -> Ticket {
+        let ticket = Ticket(self.next_ticket);
+        self.next_ticket += 1;
+        let submission = Submission {
+            ticket,
+            request,
+            submitted_raw: self.clock.raw(),
+        };
+        assert!(self.ingress.push(submission).is_ok(), "ingress full");
+        ticket
+    }
+
+    /// Runs one tick at `now_ns`.
+    fn tick(&mut self, now_ns: u64) {
+        self.world.resource_mut::<TickClock>().now_ns = now_ns;
+        self.schedule.run(&mut self.world);
+    }
+
+    fn poll(&mut self) -> Vec<Decision> {
+        std::iter::from_fn(|| self.egress.pop()).collect()
+    }
+
+    fn counters(&self) -> Counters {
+        self.world.resource::<Counters>().clone()
+    }
+
+    /// Request entities alive (every one carries a `Ticket`).
+    fn request_entities(&mut self) -> usize {
+        self.world.query::<&Ticket>().iter(&self.world).count()
+    }
+
+    /// Request entities in `phase`.
+    fn in_phase(&mut self, phase: Phase) -> usize {
+        self.world
+            .query::<&Phase>()
+            .iter(&self.world)
+            .filter(|p| **p == phase)
+            .count()
+    }
+
+    fn slots_in_use(&self) -> usize {
+        self.world.resource::<SlotPool>().in_use()
+    }
+
+    /// Nothing left in flight: no request entity, every slot free, both
+    /// queues empty.
+    fn assert_idle(&mut self) {
+        assert_eq!(self.request_entities(), 0, "request entities left");
+        assert_eq!(self.slots_in_use(), 0, "slots not returned");
+        assert_eq!(
+            self.world.resource::<SlotPool>().capacity(),
+            self.slots,
+            "the pool keeps its size"
+        );
+        assert!(self.ingress.is_empty());
+        assert!(self.egress.is_empty());
+    }
+}
+
+/// A distinct request for user `k` (distinct features, so no two share a
+/// cache entry unless `k` repeats).
+fn request(k: u64) -> Request {
+    Request {
+        ctx: RequestContext {
+            user_id: format!("user-{k}"),
+            user_segments: vec![(k % 64).to_string()],
+            device_type: if k.is_multiple_of(2) {
+                DeviceType::Phone
+            } else {
+                DeviceType::PersonalComputer
+            },
+            country: "USA".into(),
+            site_id: format!("site-{}", k % 7),
+            domain: format!("news{k}.example"),
+            categories: vec!["IAB19".into()],
+            placement_width: 300,
+            placement_height: 250,
+            timestamp: T0_S,
+            ..RequestContext::default()
+        },
+        simulate: false,
+    }
+}
+
+#[test]
+fn every_submission_is_decided_once_and_released() {
+    let mut host = Host::new(BatchPolicy::default(), 64, 1024);
+    let mut tickets: Vec<Ticket> = (0..40).map(|k| host.submit(request(k))).collect();
+    host.tick(T0_NS);
+    let decisions = host.poll();
+    let mut decided: Vec<Ticket> = decisions.iter().map(|d| d.ticket).collect();
+    decided.sort();
+    tickets.sort();
+    assert_eq!(decided, tickets, "each ticket decided exactly once");
+    for d in &decisions {
+        assert_ne!(
+            d.source,
+            ScoreSource::None,
+            "ticket {:?} was scored",
+            d.ticket
+        );
+        assert_eq!(d.offers().is_empty(), d.no_bid.is_some());
+        assert!(!d.simulated);
+    }
+    let c = host.counters();
+    assert_eq!(c.ingested, 40);
+    assert_eq!(c.decided, 40);
+    assert_eq!(c.inferred_rows, 40, "every row went through the model");
+    assert_eq!(c.failed_batches, 0);
+    assert_eq!(c.batches, 3, "40 rows in batches of 16: 16 + 16 + 8");
+    assert_eq!(
+        c.no_offer,
+        decisions.iter().filter(|d| d.no_bid.is_some()).count() as u64
+    );
+    assert!(
+        decisions.iter().any(|d| !d.offers().is_empty()),
+        "the bundled catalog serves some of these requests"
+    );
+    host.assert_idle();
+    // Latencies were recorded for every request.
+    let latencies = host.world.resource::<Latencies>();
+    assert_eq!(latencies.stages.last().unwrap().len(), 40);
+
+    // The same requests again, later in the same hour: served from the cache.
+    let again: Vec<Ticket> = (0..40).map(|k| host.submit(request(k))).collect();
+    host.tick(T0_NS + 1_000_000);
+    let decisions = host.poll();
+    assert_eq!(decisions.len(), 40);
+    for d in &decisions {
+        assert!(again.contains(&d.ticket));
+        assert_eq!(d.source, ScoreSource::Cache, "ticket {:?}", d.ticket);
+    }
+    assert_eq!(host.counters().batches, 3, "no new inference batch");
+    host.assert_idle();
+}
+
+#[test]
+fn nagle_holds_a_partial_batch_while_work_is_queued() {
+    let policy = BatchPolicy {
+        batch_max: 4,
+        wait_us_max: 500,
+        ingest_max: 3,
+    };
+    let mut host = Host::new(policy, 16, 0);
+    for k in 0..5 {
+        host.submit(request(k));
+    }
+    // Tick 1 takes 3 of the 5: a partial batch with 2 still queued, no wait yet.
+    host.tick(T0_NS);
+    let c = host.counters();
+    assert_eq!(c.ingested, 3);
+    assert_eq!(c.batches, 0, "the partial batch is held");
+    assert_eq!(c.decided, 0);
+    assert_eq!(host.in_phase(Phase::Pending), 3);
+    assert_eq!(host.slots_in_use(), 3);
+    assert_eq!(host.ingress.len(), 2);
+    assert!(host.poll().is_empty());
+
+    // Tick 2 drains the ingress: 5 pending run at once, as 4 + 1.
+    host.tick(T0_NS);
+    let c = host.counters();
+    assert_eq!(c.ingested, 5);
+    assert_eq!(c.batches, 2);
+    assert_eq!(c.inferred_rows, 5);
+    assert_eq!(c.decided, 5);
+    let mut tickets: Vec<u64> = host.poll().iter().map(|d| d.ticket.0).collect();
+    tickets.sort_unstable();
+    assert_eq!(tickets, [1, 2, 3, 4, 5]);
+    host.assert_idle();
+}
+
+/// Submits 8 with `ingest_max` 3 and `batch_max` 4; tick 1 at T0 holds 3
+/// rows; tick 2 at `T0 + wait` ingests 3 more with 2 still queued. Returns
+/// the counters after tick 2.
+fn second_tick_after(wait_ns: u64) -> (Counters, Host) {
+    let policy = BatchPolicy {
+        batch_max: 4,
+        wait_us_max: 500,
+        ingest_max: 3,
+    };
+    let mut host = Host::new(policy, 16, 0);
+    for k in 0..8 {
+        host.submit(request(k));
+    }
+    host.tick(T0_NS);
+    assert_eq!(host.counters().batches, 0);
+    host.tick(T0_NS + wait_ns);
+    assert_eq!(host.ingress.len(), 2, "work still queued");
+    (host.counters(), host)
+}
+
+#[test]
+fn nagle_flushes_the_partial_batch_once_the_wait_has_passed() {
+    // Not yet: 6 pending, only the full batch of 4 runs.
+    let (c, mut early) = second_tick_after(499_000);
+    assert_eq!(c.batches, 1);
+    assert_eq!(c.decided, 4);
+    assert_eq!(early.in_phase(Phase::Pending), 2);
+    // The oldest row has waited wait_us_max: the partial batch runs too.
+    let (c, mut host) = second_tick_after(500_000);
+    assert_eq!(c.batches, 2, "4 + 2");
+    assert_eq!(c.inferred_rows, 6);
+    assert_eq!(c.decided, 6);
+    assert_eq!(host.in_phase(Phase::Pending), 0);
+    assert_eq!(host.poll().len(), 6);
+    // The last 2 drain the ingress and run at once.
+    host.tick(T0_NS + 500_000);
+    assert_eq!(host.counters().decided, 8);
+    assert_eq!(host.poll().len(), 2);
+    host.assert_idle();
+    early.tick(T0_NS + 499_000);
+    assert_eq!(early.counters().decided, 8);
+}
+
+#[test]
+fn simulated_requests_change_no_state() {
+    let mut host = Host::new(BatchPolicy::default(), 32, 1024);
+    let frequency = host.world.resource::<FrequencyStore>().clone();
+    let budget = host.world.resource::<BudgetLedger>().clone();
+    for k in 0..20 {
+        let mut r = request(k);
+        r.simulate = true;
+        host.submit(r);
+    }
+    host.tick(T0_NS);
+    let decisions = host.poll();
+    assert_eq!(decisions.len(), 20);
+    assert!(decisions.iter().all(|d| d.simulated));
+    assert!(decisions.iter().any(|d| !d.offers().is_empty()));
+    assert_eq!(host.counters().simulated, 20);
+    assert_eq!(*host.world.resource::<FrequencyStore>(), frequency);
+    assert_eq!(*host.world.resource::<BudgetLedger>(), budget);
+    assert_eq!(host.world.resource::<DecisionCache>().stats().len, 0);
+    host.assert_idle();
+
+    // The same requests for real spend the winners' caps and budgets.
+    for k in 0..20 {
+        host.submit(request(k));
+    }
+    host.tick(T0_NS);
+    let real = host.poll();
+    let winners = real.iter().filter(|d| !d.offers().is_empty()).count() as u64;
+    assert!(winners > 0);
+    assert_eq!(
+        host.world.resource::<FrequencyStore>().stats().records,
+        winners,
+        "one impression per winning (known) user"
+    );
+}
+
+/// What host systems ordered around the pipeline saw.
+#[derive(Resource, Default)]
+struct Seen {
+    before: Vec<u64>,
+    after: Vec<u64>,
+}
+
+fn observe_before(counters: Res<Counters>, mut seen: ResMut<Seen>) {
+    seen.before.push(counters.decided);
+}
+
+fn observe_after(counters: Res<Counters>, mut seen: ResMut<Seen>) {
+    seen.after.push(counters.decided);
+}
+
+#[test]
+fn host_systems_order_around_the_pipeline_set() {
+    let mut host = Host::without_pipeline(BatchPolicy::default(), 32, 1024);
+    // Added after the pipeline: without `.after(PipelineSet)` the
+    // executor runs `observe_after` first (checked: it then sees
+    // [0, 10, 13]), so the set ordering is what this test exercises.
+    add_pipeline(&mut host.schedule);
+    host.schedule
+        .add_systems(observe_before.before(PipelineSet));
+    host.schedule.add_systems(observe_after.after(PipelineSet));
+    host.world.init_resource::<Seen>();
+    for k in 0..10 {
+        host.submit(request(k));
+    }
+    host.tick(T0_NS);
+    for k in 10..13 {
+        host.submit(request(k));
+    }
+    host.tick(T0_NS + 1_000);
+    host.tick(T0_NS + 2_000);
+    let seen = host.world.resource::<Seen>();
+    assert_eq!(seen.after, [10, 13, 13], "after: this tick's counters");
+    assert_eq!(seen.before, [0, 10, 13], "before: the previous tick's");
+    assert_eq!(host.poll().len(), 13);
+    host.assert_idle();
+}

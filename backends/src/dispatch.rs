@@ -7,6 +7,7 @@
 
 use crate::error::{BackendError, Result};
 use crate::provider::{validate_readout, CoLaNetProvider, ScalarBackend, SimdBackend};
+use crate::sparse::SparseRows;
 use crate::trace::TraceSink;
 use cx_components::{Readout, SnnModel};
 use std::str::FromStr;
@@ -120,6 +121,13 @@ impl CoLaNetProvider for Backend {
         match self {
             Self::Scalar(b) => b.infer(x, batch, out),
             Self::Simd(b) => b.infer(x, batch, out),
+        }
+    }
+
+    fn infer_sparse(&mut self, rows: &SparseRows<'_>, out: &mut Readout) -> Result<()> {
+        match self {
+            Self::Scalar(b) => b.infer_sparse(rows, out),
+            Self::Simd(b) => b.infer_sparse(rows, out),
         }
     }
 
@@ -250,6 +258,30 @@ impl<P: CoLaNetProvider> Dispatcher<P> {
         out: &mut Readout,
         now_ns: u64,
     ) -> Result<usize> {
+        self.run(out, now_ns, |provider, out| provider.infer(x, batch, out))
+    }
+
+    /// [`infer`](Self::infer) for a sparse batch
+    /// ([`CoLaNetProvider::infer_sparse`]), with the same validation and
+    /// fallback.
+    pub fn infer_sparse(
+        &mut self,
+        rows: &SparseRows<'_>,
+        out: &mut Readout,
+        now_ns: u64,
+    ) -> Result<usize> {
+        self.run(out, now_ns, |provider, out| {
+            provider.infer_sparse(rows, out)
+        })
+    }
+
+    /// Runs `pass` down the chain until a backend's readout validates.
+    fn run(
+        &mut self,
+        out: &mut Readout,
+        now_ns: u64,
+        mut pass: impl FnMut(&mut P, &mut Readout) -> Result<()>,
+    ) -> Result<usize> {
         let last = self.slots.len() - 1;
         let mut last_err = None;
         for (i, slot) in self.slots.iter_mut().enumerate() {
@@ -259,9 +291,7 @@ impl<P: CoLaNetProvider> Dispatcher<P> {
                 continue;
             }
             let steps = slot.provider.model().steps();
-            let result = slot
-                .provider
-                .infer(x, batch, out)
+            let result = pass(&mut slot.provider, out)
                 .and_then(|()| validate_readout(&slot.stats.device, steps, out));
             match result {
                 Ok(()) => {

@@ -24,6 +24,12 @@ pub enum BackendError {
         /// Features per sample the model takes.
         inputs: usize,
     },
+    /// A sparse batch whose bounds, columns or order are malformed.
+    #[error("sparse input: {reason}")]
+    SparseInput {
+        /// What is wrong, naming the row and column.
+        reason: String,
+    },
     /// A feature is NaN or infinite.
     #[error("input sample {sample}, feature {feature} is not finite ({value})")]
     NonFiniteInput {
@@ -87,6 +93,7 @@ impl BackendError {
             Self::BatchTooLarge { .. }
                 | Self::InputShape { .. }
                 | Self::NonFiniteInput { .. }
+                | Self::SparseInput { .. }
                 | Self::ReadoutShape { .. }
         )
     }

@@ -6,6 +6,8 @@
 //! - [`provider`]: the [`CoLaNetProvider`] trait and its CPU implementations.
 //! - [`dispatch`]: the closed [`Backend`] enum, [`BackendKind`] parsing
 //!   (`CX_BACKEND`), and the falling-back [`Dispatcher`].
+//! - [`sparse`]: batches given as each row's non-zeros ([`SparseRows`]),
+//!   which every backend runs with the dense path's exact results.
 //! - [`trace`]: optional per-step recording, free when unused.
 //! - [`train`]: surrogate-gradient training whose forward pass is the scalar
 //!   reference, and quality metrics.
@@ -17,6 +19,7 @@ pub mod error;
 pub mod provider;
 pub mod scalar;
 pub mod simd;
+pub mod sparse;
 pub mod trace;
 pub mod train;
 
@@ -25,4 +28,5 @@ pub use dispatch::{
 };
 pub use error::BackendError;
 pub use provider::{CoLaNetProvider, ScalarBackend, SimdBackend, BATCH_MAX_LIMIT};
+pub use sparse::SparseRows;
 pub use trace::{NoTrace, Trace, TraceSink};

@@ -4,6 +4,7 @@
 use crate::error::{BackendError, Result};
 use crate::scalar::{self, ScalarWorkspace};
 use crate::simd::{self, PackedModel, SimdWorkspace};
+use crate::sparse::{check_sparse, SparseRows};
 use crate::trace::TraceSink;
 use cx_components::{Readout, SnnModel};
 use std::sync::Arc;
@@ -22,6 +23,11 @@ pub trait CoLaNetProvider: Sized {
     /// fills `out`'s first `batch` rows: spike counts, final membranes and
     /// calibrated probabilities.
     fn infer(&mut self, x: &[f32], batch: usize, out: &mut Readout) -> Result<()>;
+
+    /// [`infer`](Self::infer) for a batch given as each row's non-zero
+    /// features: the same result as the scattered dense rows, at a cost that
+    /// follows the non-zeros.
+    fn infer_sparse(&mut self, rows: &SparseRows<'_>, out: &mut Readout) -> Result<()>;
 
     /// A human-readable device name, e.g. `cpu-simd(f32x16, avx512f)`.
     fn device_name(&self) -> &str;
@@ -79,6 +85,29 @@ pub fn check_input(
             value: x[i],
         }),
     }
+}
+
+/// Checks a sparse batch's shapes ([`check_sparse`]) against `model`,
+/// `batch_max` and `out`.
+pub fn check_sparse_input(
+    model: &SnnModel,
+    rows: &SparseRows<'_>,
+    batch_max: usize,
+    out: &Readout,
+) -> Result<()> {
+    let batch = rows.batch();
+    if batch > batch_max {
+        return Err(BackendError::BatchTooLarge { batch, batch_max });
+    }
+    if out.outputs() != model.outputs() || out.batch_max() < batch {
+        return Err(BackendError::ReadoutShape {
+            batch_max: out.batch_max(),
+            outputs: out.outputs(),
+            batch,
+            model_outputs: model.outputs(),
+        });
+    }
+    check_sparse(rows, model.inputs())
 }
 
 /// Checks a filled readout: finite membranes, counts at most `T`,
@@ -147,6 +176,19 @@ impl CoLaNetProvider for ScalarBackend {
         self.infer_traced(x, batch, out, &mut crate::trace::NoTrace)
     }
 
+    fn infer_sparse(&mut self, rows: &SparseRows<'_>, out: &mut Readout) -> Result<()> {
+        check_sparse_input(&self.model, rows, self.batch_max, out)?;
+        scalar::forward_sparse(
+            &self.model,
+            rows,
+            &mut self.ws,
+            out,
+            &mut crate::trace::NoTrace,
+        );
+        out.calibrate(&self.model.meta().calibration, self.model.steps());
+        Ok(())
+    }
+
     fn device_name(&self) -> &str {
         "cpu-scalar"
     }
@@ -208,6 +250,19 @@ impl CoLaNetProvider for SimdBackend {
 
     fn infer(&mut self, x: &[f32], batch: usize, out: &mut Readout) -> Result<()> {
         self.infer_traced(x, batch, out, &mut crate::trace::NoTrace)
+    }
+
+    fn infer_sparse(&mut self, rows: &SparseRows<'_>, out: &mut Readout) -> Result<()> {
+        check_sparse_input(&self.model, rows, self.ws.batch_max(), out)?;
+        simd::forward_sparse(
+            &self.packed,
+            rows,
+            &mut self.ws,
+            out,
+            &mut crate::trace::NoTrace,
+        );
+        out.calibrate(&self.model.meta().calibration, self.model.steps());
+        Ok(())
     }
 
     fn device_name(&self) -> &str {

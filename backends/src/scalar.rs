@@ -75,6 +75,19 @@ pub fn linear_nonzero(layer: &LifLayer, nonzero: &[(u32, f32)], current: &mut [f
     }
 }
 
+/// [`linear_nonzero`] over a row given as two parallel slices (columns
+/// strictly ascending), as a [`SparseRows`](crate::sparse::SparseRows) row holds it.
+pub fn linear_sparse(layer: &LifLayer, columns: &[u32], values: &[f32], current: &mut [f32]) {
+    for (o, cur) in current.iter_mut().enumerate() {
+        let row = layer.weight_row(o);
+        let mut acc = 0.0f32;
+        for (&i, &v) in columns.iter().zip(values) {
+            acc = v.mul_add(row[i as usize], acc);
+        }
+        *cur = acc + layer.bias[o];
+    }
+}
+
 /// Like [`linear`], for an input of spikes each worth `graded` when set.
 pub fn linear_spikes(layer: &LifLayer, spikes: &[bool], graded: f32, current: &mut [f32]) {
     for (o, cur) in current.iter_mut().enumerate() {
@@ -125,12 +138,44 @@ pub fn forward<S: TraceSink>(
     out: &mut Readout,
     trace: &mut S,
 ) {
+    let first = &model.layers()[0];
+    let inputs = model.inputs();
+    run(model, batch, ws, out, trace, |b, current| {
+        linear(first, &x[b * inputs..(b + 1) * inputs], current);
+    });
+}
+
+/// [`forward`] for a sparse batch (checked by the caller): the same
+/// operations on the non-zeros, so the same result as the scattered rows.
+pub fn forward_sparse<S: TraceSink>(
+    model: &SnnModel,
+    rows: &crate::sparse::SparseRows<'_>,
+    ws: &mut ScalarWorkspace,
+    out: &mut Readout,
+    trace: &mut S,
+) {
+    let first = &model.layers()[0];
+    run(model, rows.batch(), ws, out, trace, |b, current| {
+        let (columns, values) = rows.row(b);
+        linear_sparse(first, columns, values, current);
+    });
+}
+
+/// Every sample through every step and layer; `first_current(b, current)`
+/// writes sample `b`'s layer-1 input current.
+fn run<S: TraceSink>(
+    model: &SnnModel,
+    batch: usize,
+    ws: &mut ScalarWorkspace,
+    out: &mut Readout,
+    trace: &mut S,
+    mut first_current: impl FnMut(usize, &mut [f32]),
+) {
     let layers = model.layers();
     let last = layers.len() - 1;
     let outputs = model.outputs();
     for b in 0..batch {
-        let input = &x[b * model.inputs()..(b + 1) * model.inputs()];
-        linear(&layers[0], input, &mut ws.current[0]);
+        first_current(b, &mut ws.current[0]);
         ws.mem.iter_mut().for_each(|m| m.fill(0.0));
         let counts = &mut out.spike_count[b * outputs..(b + 1) * outputs];
         counts.fill(0);

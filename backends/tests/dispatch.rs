@@ -10,6 +10,7 @@ mod common;
 use common::fixture;
 use cx_backends::{
     BackendError, BackendKind, CoLaNetProvider, Dispatcher, FallbackPolicy, ScalarBackend,
+    SparseRows,
 };
 use cx_components::{Readout, SnnModel};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -37,6 +38,34 @@ impl CoLaNetProvider for Flaky {
 
     fn infer(&mut self, x: &[f32], batch: usize, out: &mut Readout) -> Result<(), BackendError> {
         self.inner.infer(x, batch, out)?;
+        self.misbehave(out)
+    }
+
+    fn infer_sparse(
+        &mut self,
+        rows: &SparseRows<'_>,
+        out: &mut Readout,
+    ) -> Result<(), BackendError> {
+        self.inner.infer_sparse(rows, out)?;
+        self.misbehave(out)
+    }
+
+    fn device_name(&self) -> &str {
+        self.name
+    }
+
+    fn is_available(&self) -> bool {
+        true
+    }
+
+    fn model(&self) -> &Arc<SnnModel> {
+        self.inner.model()
+    }
+}
+
+impl Flaky {
+    /// Fails as the current mode says, after a real pass filled `out`.
+    fn misbehave(&self, out: &mut Readout) -> Result<(), BackendError> {
         match self.mode.load(Ordering::SeqCst) {
             ERRORS => Err(BackendError::Unavailable {
                 backend: self.name.into(),
@@ -52,18 +81,6 @@ impl CoLaNetProvider for Flaky {
             }
             _ => Ok(()),
         }
-    }
-
-    fn device_name(&self) -> &str {
-        self.name
-    }
-
-    fn is_available(&self) -> bool {
-        true
-    }
-
-    fn model(&self) -> &Arc<SnnModel> {
-        self.inner.model()
     }
 }
 
@@ -141,6 +158,30 @@ fn errors_and_invalid_outputs_fall_back_and_are_counted() {
     assert_eq!((stats[0].failures, stats[0].fallbacks), (4, 4));
     assert_eq!((stats[1].batches_ok, stats[1].failures), (3, 1));
     assert_eq!(stats[2].batches_ok, 1);
+}
+
+#[test]
+fn sparse_batches_fall_back_like_dense_ones() {
+    let (mut d, primary, _) = chain(FallbackPolicy {
+        failures_to_quarantine: 100,
+        quarantine_ns: 1,
+    });
+    let mut out = Readout::with_capacity(8, 5);
+    let rows = SparseRows {
+        starts: &[0, 2, 3],
+        columns: &[0, 7, 12],
+        values: &[0.5, -1.0, 2.0],
+    };
+    assert_eq!(d.infer_sparse(&rows, &mut out, 0).unwrap(), 0);
+    let healthy = out.probability[..2 * 5].to_vec();
+    primary.store(NAN_OUTPUT, Ordering::SeqCst);
+    assert_eq!(
+        d.infer_sparse(&rows, &mut out, 0).unwrap(),
+        1,
+        "served by the secondary"
+    );
+    assert_eq!(&out.probability[..2 * 5], &healthy[..]);
+    assert_eq!(d.stats()[0].failures, 1);
 }
 
 #[test]

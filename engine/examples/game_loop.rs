@@ -77,7 +77,9 @@ fn main() -> anyhow::Result<()> {
 
 fn report(stats: &EngineStats, submitted: u64, overloaded: u64, offers: u64) {
     let us = |stage: &str, f: fn(&cx_engine::StageLatency) -> u64| {
-        stats.latency_of(stage).map_or(0.0, |l| f(l) as f64 / 1000.0)
+        stats
+            .latency_of(stage)
+            .map_or(0.0, |l| f(l) as f64 / 1000.0)
     };
     println!(
         "ticks {:>6}  submitted {submitted:>8}  overloaded {overloaded:>5}  decided {:>8}  with offer {offers:>8}  \

@@ -261,3 +261,60 @@ fn requests_nothing_fits_get_a_cause() {
     assert!(d[0].offers().is_empty());
     assert_eq!(d[0].no_bid, Some(NoBidCause::BelowFloor));
 }
+
+#[test]
+fn served_probabilities_equal_the_dense_evaluation_path_bit_for_bit() {
+    use cx_engine::backends::{BackendKind, Dispatcher, FallbackPolicy};
+    use cx_engine::components::features::{FeatureNorm, FeatureSchema};
+    use cx_engine::components::Readout;
+    use std::sync::Arc;
+
+    let mut engine = Engine::builder().build().expect("engine");
+    let mut ctxs = contexts(64, 9);
+    // A fixed time, so the dense rows below see the same time features.
+    for ctx in &mut ctxs {
+        ctx.timestamp = (T0_NS / 1_000_000_000) as i64;
+    }
+    let decisions = decide_all(&mut engine, &ctxs, T0_NS);
+
+    // The path `cx eval` and the trainer use: dense rows, normalised, through the dispatcher.
+    let model = Arc::new(cx_engine::default_model().expect("model"));
+    let schema = FeatureSchema::v1();
+    let norm = FeatureNorm::from_json(&model.meta().extra["cx.feature_norm"]).expect("norm");
+    let mut x = vec![0.0f32; ctxs.len() * schema.width()];
+    for (ctx, row) in ctxs.iter().zip(x.chunks_exact_mut(schema.width())) {
+        schema.extract(ctx, row).expect("extract");
+        norm.apply(row).expect("norm");
+    }
+    let mut dispatcher = Dispatcher::new(
+        model.clone(),
+        BackendKind::Scalar,
+        64,
+        FallbackPolicy::default(),
+    )
+    .unwrap();
+    let mut out = Readout::with_capacity(64, model.outputs());
+    dispatcher
+        .infer(&x, ctxs.len(), &mut out, 0)
+        .expect("dense scalar");
+
+    let mut compared = 0;
+    for (b, d) in decisions.iter().enumerate() {
+        for o in d.offers() {
+            let column = model
+                .meta()
+                .offer_ids
+                .iter()
+                .position(|&id| id == o.offer_id)
+                .unwrap();
+            assert_eq!(
+                o.p_click,
+                out.probability_row(b)[column],
+                "request {b}, offer {}",
+                o.offer_id
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 64, "compared {compared} probabilities");
+}

@@ -13,7 +13,7 @@ use crossbeam::queue::ArrayQueue;
 use cx_backends::train::Logistic;
 use cx_backends::{BackendKind, Dispatcher, FallbackPolicy};
 use cx_components::catalog::Catalog;
-use cx_components::features::{FeatureNorm, FeatureSchema};
+use cx_components::features::{FeatureNorm, FeatureSchema, SPARSE_NONZERO_MAX};
 use cx_components::pipeline::{Decision, NoBidCause, Request, Ticket};
 use cx_components::{ModelId, Readout, SnnModel};
 use hdrhistogram::Histogram;
@@ -209,9 +209,11 @@ fn check_fallback(f: &FallbackScorer, model: &SnnModel, schema: &FeatureSchema) 
 /// The scoring state: the serving model and its backend chain, the catalog
 /// mapping, and the buffers of one inference batch.
 ///
-/// Layout: `dense` is one `[batch_max][inputs]` block, all zero between
-/// batches; the infer system scatters each sparse row into it, runs the
-/// kernels over the contiguous block, and zeroes exactly what it wrote.
+/// Layout: one batch is a compressed-sparse-row block: `batch_starts`
+/// (`batch_max + 1` row bounds) over `batch_columns` / `batch_values`, room
+/// for `batch_max` normalised sparse rows. The kernels read only the
+/// non-zeros, with results identical to the dense rows; a dense
+/// `[batch][inputs]` block would cost a scan of thousands of zeros per row.
 #[derive(Resource)]
 pub struct Scoring {
     /// The model being served.
@@ -222,8 +224,12 @@ pub struct Scoring {
     pub columns: Vec<Option<u32>>,
     /// Rows per batch.
     pub batch_max: usize,
-    /// The dense batch block, `[batch_max][inputs]`.
-    pub dense: Vec<f32>,
+    /// Row bounds of the batch's sparse rows (`batch + 1` used).
+    pub batch_starts: Vec<u32>,
+    /// Columns of the batch's normalised non-zeros.
+    pub batch_columns: Vec<u32>,
+    /// Their values.
+    pub batch_values: Vec<f32>,
     /// The slot of each row in the current batch.
     pub batch_slots: Vec<u32>,
     /// The batch's readout.
@@ -257,11 +263,14 @@ impl Scoring {
         )?;
         let inputs = serving.model.inputs();
         let outputs = serving.model.outputs();
+        let row_max = SPARSE_NONZERO_MAX + serving.norm.columns.len();
         Ok(Self {
             dispatcher,
             columns,
             batch_max,
-            dense: vec![0.0; batch_max * inputs],
+            batch_starts: Vec::with_capacity(batch_max + 1),
+            batch_columns: vec![0; batch_max * row_max],
+            batch_values: vec![0.0; batch_max * row_max],
             batch_slots: Vec::with_capacity(batch_max),
             readout: Readout::with_capacity(batch_max, outputs),
             scratch: vec![0.0; inputs],

@@ -16,6 +16,7 @@ use crate::resources::{
     Counters, Egress, Ingress, Latencies, Schema, Scoring, Seed, TickClock, WallClock, TOTAL_STAGE,
 };
 use bevy_ecs::prelude::*;
+use cx_backends::SparseRows;
 use cx_components::catalog::Catalog;
 use cx_components::pipeline::{
     Decision, FeatureRows, Fingerprint, NoBidCause, Phase, Request, ScoreRows, ScoreSource, Slot,
@@ -219,9 +220,9 @@ fn pending_rows(query: &Query<(&Slot, &mut Phase, &mut StageTimes)>) -> (usize, 
     (pending, oldest_ns)
 }
 
-/// Gathers the batch's sparse rows into the dense block, runs the kernels,
-/// writes each row's probabilities (or marks the batch failed), and zeroes
-/// what it wrote into the block.
+/// Gathers the batch's sparse rows, normalised, into one CSR block, runs
+/// the kernels on it, and writes each row's probabilities (or marks the
+/// batch failed).
 fn run_batch(
     scoring: &mut Scoring,
     rows: &FeatureRows,
@@ -229,28 +230,54 @@ fn run_batch(
     now_ns: u64,
     counters: &mut Counters,
 ) {
-    let batch = scoring.batch_slots.len();
-    if batch == 0 {
+    if scoring.batch_slots.is_empty() {
         return;
     }
-    let inputs = scoring.inputs();
     let Scoring {
         serving,
         dispatcher,
-        dense,
+        batch_starts,
+        batch_columns,
+        batch_values,
         batch_slots,
         readout,
         ..
     } = scoring;
-    for (dense_row, &slot) in dense.chunks_exact_mut(inputs).zip(batch_slots.iter()) {
-        scatter(dense_row, rows, slot);
-        // The normalisation was checked against the schema at load time.
-        let _ = serving.norm.apply(dense_row);
+    batch_starts.clear();
+    batch_starts.push(0);
+    let mut used = 0;
+    let mut gathered = true;
+    for &slot in batch_slots.iter() {
+        let (columns, values) = rows.row(slot);
+        // Room for every row was reserved at start (pairs + norm columns), so
+        // this cannot fail; if it did, the batch goes to the fallback scorer.
+        match serving.norm.apply_sparse(
+            columns,
+            values,
+            &mut batch_columns[used..],
+            &mut batch_values[used..],
+        ) {
+            Ok(written) => used += written,
+            Err(_) => gathered = false,
+        }
+        batch_starts.push(used as u32);
     }
+    let batch = SparseRows {
+        starts: batch_starts,
+        columns: &batch_columns[..used],
+        values: &batch_values[..used],
+    };
     counters.batches += 1;
-    match dispatcher.infer(&dense[..batch * inputs], batch, readout, now_ns) {
+    let result = if gathered {
+        dispatcher.infer_sparse(&batch, readout, now_ns)
+    } else {
+        Err(cx_backends::BackendError::SparseInput {
+            reason: "a row did not fit the batch buffer".into(),
+        })
+    };
+    match result {
         Ok(_) => {
-            counters.inferred_rows += batch as u64;
+            counters.inferred_rows += batch_slots.len() as u64;
             for (r, &slot) in batch_slots.iter().enumerate() {
                 copy_row(scores.row_mut(slot), readout.probability_row(r));
                 scores.set_source(slot, ScoreSource::Model);
@@ -262,9 +289,6 @@ fn run_batch(
                 scores.set_source(slot, ScoreSource::Failed);
             }
         }
-    }
-    for (dense_row, &slot) in dense.chunks_exact_mut(inputs).zip(batch_slots.iter()) {
-        unscatter(dense_row, rows, slot, serving.norm.columns());
     }
     batch_slots.clear();
 }

@@ -164,6 +164,55 @@ fn single_row_tiles<const G: usize>(
     }
 }
 
+/// Input projection of a sparse batch: `cur[r] = W · x[r] + bias` for each
+/// row, reading only the row's non-zeros. For every output vector it
+/// accumulates `fma(value, weight, acc)` over the row's columns in ascending
+/// order from zero and then adds the bias: exactly the operations of
+/// [`project`] and of the scalar reference on the scattered row.
+pub fn project_sparse(
+    layer: &super::PackedLayer,
+    rows: &crate::sparse::SparseRows<'_>,
+    cur: &mut [f32x16],
+) {
+    let nv = layer.vectors();
+    for (r, out) in cur.chunks_exact_mut(nv).take(rows.batch()).enumerate() {
+        let (columns, values) = rows.row(r);
+        for t in 0..layer.tiles() {
+            let (v0, width, tile) = layer.tile(t);
+            match width {
+                2 => sparse_tile::<2>(tile, columns, values, &layer.bias[v0..], &mut out[v0..]),
+                _ => sparse_tile::<1>(tile, columns, values, &layer.bias[v0..], &mut out[v0..]),
+            }
+        }
+    }
+}
+
+/// One row against one column tile of `V` vectors: the sum over the row's
+/// non-zeros in registers, then the bias.
+#[inline(always)]
+fn sparse_tile<const V: usize>(
+    tile: &[f32x16],
+    columns: &[u32],
+    values: &[f32],
+    bias: &[f32x16],
+    out: &mut [f32x16],
+) {
+    let mut acc = [f32x16::ZERO; V];
+    for (&c, &v) in columns.iter().zip(values) {
+        let c = c as usize;
+        let Some(w) = tile.get(c * V..(c + 1) * V) else {
+            continue; // unreachable: columns are checked against the inputs
+        };
+        let x = f32x16::splat(v);
+        for k in 0..V {
+            acc[k] = x.mul_add(w[k], acc[k]);
+        }
+    }
+    for k in 0..V {
+        out[k] = acc[k] + bias[k];
+    }
+}
+
 /// Writes to the front of `cols` the columns `d` where any of the `rows`
 /// rows of `x` is non-zero, ascending; returns how many. Branch-free.
 fn nonzero_columns(x: &[f32], rows: usize, inputs: usize, cols: &mut [u32]) -> usize {

@@ -281,6 +281,33 @@ pub fn forward<S: TraceSink>(
         &mut ws.cur0,
         &mut ws.cols,
     );
+    run_chunks(packed, batch, ws, out, trace);
+}
+
+/// [`forward`] for a sparse batch (checked by the caller): the input
+/// projection reads only each row's non-zeros
+/// ([`kernels::project_sparse`]), in the same order as the dense path, so
+/// the result is the same as for the scattered rows.
+pub fn forward_sparse<S: TraceSink>(
+    packed: &PackedModel,
+    rows: &crate::sparse::SparseRows<'_>,
+    ws: &mut SimdWorkspace,
+    out: &mut Readout,
+    trace: &mut S,
+) {
+    let batch = rows.batch();
+    kernels::project_sparse(&packed.layers[0], rows, &mut ws.cur0);
+    run_chunks(packed, batch, ws, out, trace);
+}
+
+/// Every layer after the projection, chunk by chunk of samples.
+fn run_chunks<S: TraceSink>(
+    packed: &PackedModel,
+    batch: usize,
+    ws: &mut SimdWorkspace,
+    out: &mut Readout,
+    trace: &mut S,
+) {
     let mut start = 0;
     while start < batch {
         let len = ws.chunk.min(batch - start);

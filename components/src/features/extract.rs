@@ -60,10 +60,11 @@ impl FeatureSchema {
     /// Writes the non-zero features of `ctx` as `(column, value)` pairs into
     /// `columns` and `values`, which must each hold at least
     /// [`SPARSE_NONZERO_MAX`] entries ([`Error::WrongRowWidth`] otherwise), and
-    /// returns how many were written. Scattering them into a zeroed row gives
-    /// exactly [`extract`](Self::extract)'s row: pairs come in a fixed order,
-    /// and a column can repeat (two keys hashed to one bucket) with the same
-    /// value, so scatter by assignment. Never allocates.
+    /// returns how many were written. The pairs are sorted by column with no
+    /// column twice (two keys hashed to one bucket set it once), so
+    /// scattering them into a zeroed row gives exactly
+    /// [`extract`](Self::extract)'s row, and equal rows give equal pairs.
+    /// Never allocates.
     pub fn extract_sparse(
         &self,
         ctx: &RequestContext,
@@ -85,7 +86,9 @@ impl FeatureSchema {
         };
         let mut stats = ExtractStats::default();
         self.write_all(ctx, &mut sink, &mut stats);
-        Ok((sink.len, stats))
+        let written = sink.len;
+        let len = sort_pairs(&mut columns[..written], &mut values[..written]);
+        Ok((len, stats))
     }
 
     fn write_all<R: RowSink + ?Sized>(
@@ -212,6 +215,36 @@ impl<'a, R: RowSink + ?Sized> KeyBuf<'a, R> {
 /// v1), rounded up. A test checks the bound against the schema.
 pub const SPARSE_NONZERO_MAX: usize = 128;
 
+/// Sorts `(column, value)` pairs by column in place and drops repeated
+/// columns (keeping the later value, as a dense row's assignment would);
+/// returns the new length. Insertion sort: extraction writes most blocks
+/// in column order already, and there are at most [`SPARSE_NONZERO_MAX`].
+fn sort_pairs(columns: &mut [u32], values: &mut [f32]) -> usize {
+    let n = columns.len().min(values.len());
+    for i in 1..n {
+        let (c, v) = (columns[i], values[i]);
+        let mut j = i;
+        while j > 0 && columns[j - 1] > c {
+            columns[j] = columns[j - 1];
+            values[j] = values[j - 1];
+            j -= 1;
+        }
+        columns[j] = c;
+        values[j] = v;
+    }
+    let mut len = 0;
+    for i in 0..n {
+        if len > 0 && columns[len - 1] == columns[i] {
+            values[len - 1] = values[i];
+        } else {
+            columns[len] = columns[i];
+            values[len] = values[i];
+            len += 1;
+        }
+    }
+    len
+}
+
 /// Where extraction writes: a dense row, or a sparse list of pairs.
 trait RowSink {
     /// Sets `column` to `value`.
@@ -324,6 +357,11 @@ mod tests {
             scattered[c as usize] = v;
         }
         assert_eq!(scattered, dense);
+        assert!(
+            columns[..len].windows(2).all(|w| w[0] < w[1]),
+            "sorted, no repeats"
+        );
+        assert_eq!(len, dense.iter().filter(|v| **v != 0.0).count());
         // Every list full: the most pairs the schema can write, within the bound.
         assert!(len <= SPARSE_NONZERO_MAX);
         assert!(len > 6 + 11 + 5 + 3 * limits::LIST_ITEMS_MAX - 10, "{len}");
@@ -332,6 +370,20 @@ mod tests {
             .extract_sparse(&ctx, &mut short, &mut values)
             .unwrap_err();
         assert!(matches!(err, Error::WrongRowWidth { .. }), "{err}");
+    }
+
+    #[test]
+    fn pairs_sort_and_keep_one_of_each_column() {
+        let mut columns = [9, 2, 5, 2, 1, 9];
+        let mut values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let len = sort_pairs(&mut columns, &mut values);
+        assert_eq!(&columns[..len], &[1, 2, 5, 9]);
+        assert_eq!(
+            &values[..len],
+            &[5.0, 4.0, 3.0, 6.0],
+            "the later value wins"
+        );
+        assert_eq!(sort_pairs(&mut [], &mut []), 0);
     }
 
     #[test]

@@ -126,6 +126,66 @@ impl FeatureNorm {
         Ok(())
     }
 
+    /// [`apply`](Self::apply) for a sparse row: `columns` strictly ascending
+    /// with their `values` (the rest of the row is zero). Writes the
+    /// normalised row's non-zeros, ascending, into `out_columns` and
+    /// `out_values` (each at least `columns.len() + self.columns.len()`
+    /// long, [`Error::WrongRowWidth`] otherwise) and returns how many. A
+    /// normalised column appears even where the row held 0 (its value is
+    /// `-mean / std`); a result of exactly 0 is left out. Scattering the
+    /// output gives exactly the dense [`apply`](Self::apply) of the scattered
+    /// input. Never allocates.
+    pub fn apply_sparse(
+        &self,
+        columns: &[u32],
+        values: &[f32],
+        out_columns: &mut [u32],
+        out_values: &mut [f32],
+    ) -> Result<usize> {
+        let need = columns.len() + self.columns.len();
+        let room = out_columns.len().min(out_values.len());
+        if room < need {
+            return Err(Error::WrongRowWidth {
+                what: "sparse normalisation output",
+                expected: need,
+                found: room,
+            });
+        }
+        let (mut i, mut k, mut n) = (0, 0, 0);
+        let mut push = |c: u32, v: f32| {
+            if v != 0.0 {
+                out_columns[n] = c;
+                out_values[n] = v;
+                n += 1;
+            }
+        };
+        while i < columns.len() || k < self.columns.len() {
+            let row_c = columns.get(i).map(|&c| c as usize);
+            let norm_c = self.columns.get(k).copied();
+            match (row_c, norm_c) {
+                (Some(c), Some(d)) if c == d => {
+                    push(c as u32, (values[i] - self.mean[k]) / self.std[k]);
+                    i += 1;
+                    k += 1;
+                }
+                (Some(c), Some(d)) if c > d => {
+                    push(d as u32, (0.0 - self.mean[k]) / self.std[k]);
+                    k += 1;
+                }
+                (Some(c), _) => {
+                    push(c as u32, values[i]);
+                    i += 1;
+                }
+                (None, Some(d)) => {
+                    push(d as u32, (0.0 - self.mean[k]) / self.std[k]);
+                    k += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        Ok(n)
+    }
+
     /// Checks the rules in the type's docs, and the limits: at most
     /// [`crate::model::limits::WIDTH_MAX`] columns, each below that width.
     pub fn validate(&self) -> Result<()> {
@@ -249,6 +309,36 @@ mod tests {
         let mut row = [9.0, 6.0, 9.0, 0.0];
         n.apply(&mut row).unwrap();
         assert_eq!(row, [9.0, 1.0, 9.0, 2.0]);
+    }
+
+    #[test]
+    fn sparse_apply_equals_dense_apply_on_the_scattered_row() {
+        let n = norm(vec![1, 3, 6], vec![2.0, -1.0, 0.5], vec![4.0, 0.5, 2.0]);
+        // Column 6 normalises to exactly 0 (x == mean), column 1 is absent.
+        for (columns, values) in [
+            (vec![0u32, 3, 5, 6], vec![9.0f32, 2.0, -1.0, 0.5]),
+            (vec![], vec![]),
+            (vec![7], vec![1.5]),
+        ] {
+            let mut dense = [0.0f32; 8];
+            for (&c, &v) in columns.iter().zip(&values) {
+                dense[c as usize] = v;
+            }
+            n.apply(&mut dense).unwrap();
+            let (mut oc, mut ov) = ([0u32; 7], [0f32; 7]);
+            let len = n.apply_sparse(&columns, &values, &mut oc, &mut ov).unwrap();
+            let mut scattered = [0.0f32; 8];
+            for (&c, &v) in oc[..len].iter().zip(&ov[..len]) {
+                scattered[c as usize] = v;
+            }
+            assert_eq!(scattered, dense, "{columns:?}");
+            assert!(oc[..len].windows(2).all(|w| w[0] < w[1]));
+            assert!(ov[..len].iter().all(|&v| v != 0.0));
+        }
+        let err = n
+            .apply_sparse(&[0], &[1.0], &mut [0; 3], &mut [0.0; 3])
+            .unwrap_err();
+        assert!(matches!(err, Error::WrongRowWidth { .. }), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use super::NS_PER_S;
 use crate::config::DecideConfig;
-use cx_components::catalog::{Catalog, Ineligible};
+use cx_components::catalog::{self, Catalog, Ineligible};
 use cx_components::features::RequestContext;
 use cx_components::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
 use cx_components::store::{BudgetLedger, FrequencyStore};
@@ -47,6 +47,7 @@ pub struct DecideInputs<'a> {
 /// Decides one request into `out` (reset first). Reads state, changes none.
 pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
     out.reset(out.ticket, out.simulated);
+    let segments = SegmentHashes::of(inputs.ctx);
     out.source = inputs.source;
     let scored = matches!(
         inputs.source,
@@ -57,7 +58,7 @@ pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
             out.exclude(NoBidCause::ScoringFailed);
             continue;
         }
-        match consider_offer(inputs, i) {
+        match consider_offer(inputs, &segments, i) {
             Ok(offer) => {
                 out.eligible = out.eligible.saturating_add(1);
                 out.consider(offer, inputs.config.top_k);
@@ -70,7 +71,11 @@ pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
 
 /// One offer through the rules, in order: model column, eligibility,
 /// frequency cap, floor, budget; then its score and explanation.
-fn consider_offer(inputs: &DecideInputs<'_>, i: usize) -> Result<ChosenOffer, NoBidCause> {
+fn consider_offer(
+    inputs: &DecideInputs<'_>,
+    segments: &SegmentHashes,
+    i: usize,
+) -> Result<ChosenOffer, NoBidCause> {
     let catalog = inputs.catalog;
     let config = inputs.config;
     let column = inputs.columns.get(i).copied().flatten();
@@ -96,12 +101,44 @@ fn consider_offer(inputs: &DecideInputs<'_>, i: usize) -> Result<ChosenOffer, No
     if !inputs.budget.can_spend(i, bid_cpm / 1000.0, inputs.now_ns) {
         return Err(NoBidCause::BudgetExhausted);
     }
-    Ok(score_offer(inputs, i, p, seen, bid_cpm))
+    Ok(score_offer(inputs, segments, i, p, seen, bid_cpm))
+}
+
+/// The request's segments hashed once ([`catalog::item_hash`]), for every
+/// offer's segment match: the first `CONTEXT_ITEMS_MAX` segments, skipping
+/// over-long ones, as [`Catalog::segment_match`] reads them.
+struct SegmentHashes {
+    hashes: [u64; catalog::limits::CONTEXT_ITEMS_MAX],
+    len: usize,
+}
+
+impl SegmentHashes {
+    fn of(ctx: &RequestContext) -> Self {
+        let mut out = Self {
+            hashes: [0; catalog::limits::CONTEXT_ITEMS_MAX],
+            len: 0,
+        };
+        let usable = ctx
+            .user_segments
+            .iter()
+            .take(catalog::limits::CONTEXT_ITEMS_MAX)
+            .filter(|s| s.len() <= catalog::limits::SEGMENT_BYTES_MAX);
+        for segment in usable {
+            out.hashes[out.len] = catalog::item_hash(segment);
+            out.len += 1;
+        }
+        out
+    }
+
+    fn as_slice(&self) -> &[u64] {
+        &self.hashes[..self.len]
+    }
 }
 
 /// The blend and the explanation of an eligible offer.
 fn score_offer(
     inputs: &DecideInputs<'_>,
+    segments: &SegmentHashes,
     i: usize,
     p: f32,
     seen: u32,
@@ -132,7 +169,10 @@ fn score_offer(
     let offer_id = catalog.ids()[i];
     // In FACTOR_KINDS order.
     let factors = [
-        flag(catalog.segment_match(i, inputs.ctx), config.segment_bonus),
+        flag(
+            catalog.segment_match_hashes(i, segments.as_slice()),
+            config.segment_bonus,
+        ),
         -config.fatigue_weight * fatigue,
         flag(catalog.category_match(i, inputs.ctx), config.context_bonus),
         model_prediction,
@@ -203,17 +243,21 @@ pub fn bid_price(value_cpm: f64, floor_cpm: f64, max_bid_cpm: f64, shading: f64)
     (bid > 0.0).then_some(bid.max(floor))
 }
 
-/// A uniform draw in `[0, 1)` fixed by the seed, the ticket and the offer:
+/// A uniform draw in `[0, 1)` fixed by the seed, the ticket and the offer
+/// (splitmix64 mixing of the three):
 /// deterministic, and independent of what else the engine decided, so a
 /// simulated request draws exactly what a real one would.
 pub fn exploration_draw(seed: u64, ticket: Ticket, offer_id: u64) -> f32 {
-    let mut bytes = [0u8; 24];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    bytes[8..16].copy_from_slice(&ticket.0.to_le_bytes());
-    bytes[16..].copy_from_slice(&offer_id.to_le_bytes());
-    let h = xxhash_rust::xxh3::xxh3_64(&bytes);
+    let h = mix64(mix64(mix64(seed) ^ ticket.0) ^ offer_id);
     // The top 24 bits, exactly representable in an f32.
     (h >> 40) as f32 / (1u32 << 24) as f32
+}
+
+/// The splitmix64 finaliser, a cheap bijective mixer with full avalanche.
+fn mix64(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Spends the decision's first offer: one impression against the user's

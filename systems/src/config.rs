@@ -21,7 +21,10 @@ pub const INGEST_MAX_LIMIT: usize = 1 << 16;
 #[derive(Resource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatchPolicy {
-    /// Rows per inference batch. Default 16 (see `docs/BENCHMARKS.md`).
+    /// Rows per inference batch. Default 8: in `docs/BENCHMARKS.md`,
+    /// throughput stops rising beyond it while tick latency keeps growing
+    /// with the batch, and 8 is the largest batch whose p99 tick stayed under
+    /// 100 µs.
     pub batch_max: usize,
     /// Longest a partial batch is held while more requests are queued, µs.
     /// Default 500, the seed design's value.
@@ -34,7 +37,7 @@ pub struct BatchPolicy {
 impl Default for BatchPolicy {
     fn default() -> Self {
         Self {
-            batch_max: 16,
+            batch_max: 8,
             wait_us_max: 500,
             ingest_max: 1024,
         }

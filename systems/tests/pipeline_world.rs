@@ -205,7 +205,11 @@ fn request(k: u64) -> Request {
 
 #[test]
 fn every_submission_is_decided_once_and_released() {
-    let mut host = Host::new(BatchPolicy::default(), 64, 1024);
+    let policy = BatchPolicy {
+        batch_max: 16,
+        ..BatchPolicy::default()
+    };
+    let mut host = Host::new(policy, 64, 1024);
     let mut tickets: Vec<Ticket> = (0..40).map(|k| host.submit(request(k))).collect();
     host.tick(T0_NS);
     let decisions = host.poll();

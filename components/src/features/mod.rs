@@ -7,13 +7,14 @@
 //! same [`FeatureSchema::extract`], so their rows cannot drift apart, and a
 //! model records the [`FeatureSchema::id`] it was trained with.
 //!
-//! Data layout: a row is dense, `width()` contiguous `f32`s, although almost
-//! all of them are zero (about 30 non-zero out of 2,612 in v1). Dense rows
-//! stack into the `[batch][inputs]` slice the kernels take with no
-//! conversion, and the SIMD kernel already skips input columns that are
-//! zero across a block of rows; a sparse index list would save memory but
-//! cost a scatter per row in front of every kernel. Extraction writes into a
-//! caller-owned row and allocates nothing.
+//! Data layout: a row has two forms. Dense ([`FeatureSchema::extract`]):
+//! `width()` contiguous `f32`s, almost all zero (a few dozen non-zero out of
+//! 3,128 in v1), which the trainer and `cx eval` stack into `[batch][inputs]`.
+//! Sparse ([`FeatureSchema::extract_sparse`]): the non-zero `(column, value)`
+//! pairs, sorted, which the serving engine keeps per request (about 1 KiB
+//! instead of 12 KiB) and feeds to the kernels as CSR batches, so serving
+//! never scans the zeros. Scattering the sparse form gives the dense form
+//! exactly. Extraction writes into caller-owned buffers and allocates nothing.
 //!
 //! `docs/FEATURES.md` documents every block, the seed, the bucket counts,
 //! the clamps and what changes the id.

@@ -10,7 +10,7 @@
 use cx_components::store::{
     BudgetExhausted, BudgetLedger, CacheConfig, CacheStats, DecisionCache, FrequencyConfig,
     FrequencyStats, FrequencyStore, BUDGET_MAX, CACHE_ENTRIES_MAX, CACHE_VALUE_BYTES_MAX,
-    CACHE_WIDTH_MAX, FREQUENCY_ENTRIES_MAX, OFFERS_MAX, WAYS,
+    CACHE_WIDTH_MAX, FREQUENCY_ENTRIES_MAX, OFFERS_MAX, OFFERS_PER_USER, WAYS,
 };
 use cx_components::Error;
 use proptest::prelude::*;
@@ -117,7 +117,10 @@ fn stores_are_ecs_resources() {
         world.resource_mut::<DecisionCache>().get(1, 1),
         Some(&[1.0, 2.0, 3.0][..])
     );
-    assert_eq!(world.resource::<FrequencyStore>().capacity(), 16);
+    assert_eq!(
+        world.resource::<FrequencyStore>().capacity(),
+        WAYS * OFFERS_PER_USER
+    );
     assert_eq!(world.resource::<BudgetLedger>().remaining(0, 0), Some(1.0));
 }
 
@@ -456,23 +459,31 @@ fn frequency_extreme_windows() {
 
 #[test]
 fn frequency_evicts_under_pressure_but_stays_bounded() {
-    let mut s = freq(64);
-    let w = u64::MAX; // nothing ever ends, so a new pair must evict
+    let mut s = freq(64); // one set of 8 user slots, 8 offers each
+    assert_eq!((s.sets(), s.capacity()), (1, WAYS * OFFERS_PER_USER));
+    let w = u64::MAX; // nothing ever ends, so a new user must evict
     for user in 0..10_000u64 {
         s.record(user, 1, user, w);
         assert!(s.stats().len <= s.capacity());
     }
     let st = s.stats();
-    assert_eq!(st.len, 64);
-    assert_eq!(st.evictions, 10_000 - 64);
+    assert_eq!(st.len, WAYS);
+    assert_eq!(st.evictions, 10_000 - WAYS as u64);
     assert_eq!(st.reclaimed, 0);
-    // Only recent users survive: oldest-last-impression eviction keeps, in
-    // each set, the eight latest users that hashed there.
-    let kept = (0..10_000u64)
+    // Only the most recent users survive: oldest-last-impression eviction.
+    let kept: Vec<u64> = (0..10_000u64)
         .filter(|&u| s.count(u, 1, 10_000, w) == 1)
+        .collect();
+    assert_eq!(kept, (10_000 - WAYS as u64..10_000).collect::<Vec<_>>());
+    // One user with more offers than a slot holds keeps the latest ones.
+    for offer in 0..20u32 {
+        s.record(5, offer, 20_000 + u64::from(offer), w);
+    }
+    let offers_kept = (0..20u32)
+        .filter(|&o| s.count(5, o, 30_000, w) == 1)
         .count();
-    assert_eq!(kept, 64);
-    assert!((0..1_000u64).all(|u| s.count(u, 1, 10_000, w) == 0));
+    assert_eq!(offers_kept, OFFERS_PER_USER);
+    assert!(s.stats().len <= s.capacity());
 }
 
 #[test]
@@ -497,15 +508,20 @@ fn frequency_count_does_not_mutate() {
     assert_eq!(s, before);
 }
 
-/// The frequency store's documented semantics, one list of entries per set in
-/// way order.
+/// The frequency store's documented semantics: per set, a list of user
+/// slots in way order, each with its entries in entry order.
 struct RefFreq {
-    sets: Vec<Vec<RefFreqEntry>>,
+    sets: Vec<Vec<RefUser>>,
     stats: FrequencyStats,
 }
 
-struct RefFreqEntry {
+struct RefUser {
     user: u64,
+    last_ns: u64,
+    entries: Vec<RefFreqEntry>,
+}
+
+struct RefFreqEntry {
     offer: u32,
     count: u32,
     start_ns: u64,
@@ -517,23 +533,75 @@ fn window_ended(start_ns: u64, window_ns: u64, now_ns: u64) -> bool {
     now_ns.saturating_sub(start_ns) >= window_ns
 }
 
+impl RefFreqEntry {
+    fn ended(&self, now_ns: u64) -> bool {
+        window_ended(self.start_ns, self.window_ns, now_ns)
+    }
+}
+
 impl RefFreq {
     fn count(&self, set: usize, user: u64, offer: u32, now_ns: u64, window_ns: u64) -> u32 {
-        match self.sets[set]
-            .iter()
-            .find(|e| e.user == user && e.offer == offer)
-        {
+        let Some(u) = self.sets[set].iter().find(|u| u.user == user) else {
+            return 0;
+        };
+        match u.entries.iter().find(|e| e.offer == offer) {
             Some(e) if !window_ended(e.start_ns, window_ns, now_ns) => e.count,
             _ => 0,
         }
     }
 
+    /// Counts an entry dropped for room.
+    fn drop_entry(stats: &mut FrequencyStats, e: &RefFreqEntry, now_ns: u64) {
+        if e.ended(now_ns) {
+            stats.reclaimed += 1;
+        } else {
+            stats.evictions += 1;
+        }
+        stats.len -= 1;
+    }
+
+    /// The index of the oldest (by last impression, then position) among
+    /// `items` whose class is lowest, classes from `class`.
+    fn victim<T>(items: &[T], class: impl Fn(&T) -> u8, last: impl Fn(&T) -> u64) -> usize {
+        items
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, x)| (class(x), last(x), *i))
+            .map(|(i, _)| i)
+            .unwrap()
+    }
+
     fn record(&mut self, set: usize, user: u64, offer: u32, now_ns: u64, window_ns: u64) {
         self.stats.records += 1;
+        let stats = &mut self.stats;
         let list = &mut self.sets[set];
-        if let Some(e) = list.iter_mut().find(|e| e.user == user && e.offer == offer) {
+        let u = match list.iter().position(|u| u.user == user) {
+            Some(u) => u,
+            None => {
+                let fresh = RefUser {
+                    user,
+                    last_ns: now_ns,
+                    entries: Vec::new(),
+                };
+                if list.len() < WAYS {
+                    list.push(fresh);
+                    list.len() - 1
+                } else {
+                    let all_ended = |u: &RefUser| u.entries.iter().all(|e| e.ended(now_ns));
+                    let v = Self::victim(list, |u| if all_ended(u) { 1 } else { 2 }, |u| u.last_ns);
+                    for e in &list[v].entries {
+                        Self::drop_entry(stats, e, now_ns);
+                    }
+                    list[v] = fresh;
+                    v
+                }
+            }
+        };
+        let slot = &mut list[u];
+        slot.last_ns = now_ns;
+        if let Some(e) = slot.entries.iter_mut().find(|e| e.offer == offer) {
             if window_ended(e.start_ns, window_ns, now_ns) {
-                self.stats.window_resets += 1;
+                stats.window_resets += 1;
                 e.count = 0;
                 e.start_ns = now_ns;
             }
@@ -543,38 +611,24 @@ impl RefFreq {
             return;
         }
         let new = RefFreqEntry {
-            user,
             offer,
             count: 1,
             start_ns: now_ns,
             window_ns,
             last_ns: now_ns,
         };
-        if list.len() < WAYS {
-            self.stats.len += 1;
-            list.push(new);
+        stats.len += 1;
+        if slot.entries.len() < OFFERS_PER_USER {
+            slot.entries.push(new);
             return;
         }
-        // Oldest last impression among ended windows, else among all; the
-        // first way wins a tie.
-        let oldest = |ended: bool| {
-            list.iter()
-                .enumerate()
-                .filter(|(_, e)| !ended || window_ended(e.start_ns, e.window_ns, now_ns))
-                .min_by_key(|(i, e)| (e.last_ns, *i))
-                .map(|(i, _)| i)
-        };
-        let victim = match oldest(true) {
-            Some(i) => {
-                self.stats.reclaimed += 1;
-                i
-            }
-            None => {
-                self.stats.evictions += 1;
-                oldest(false).unwrap()
-            }
-        };
-        list[victim] = new;
+        let v = Self::victim(
+            &slot.entries,
+            |e| if e.ended(now_ns) { 1 } else { 2 },
+            |e| e.last_ns,
+        );
+        Self::drop_entry(stats, &slot.entries[v], now_ns);
+        slot.entries[v] = new;
     }
 }
 
@@ -616,12 +670,12 @@ proptest! {
             match op {
                 FreqOp::Record(user, offer, w) => {
                     s.record(user, offer, now, w);
-                    r.record(s.set_of(user, offer), user, offer, now, w);
+                    r.record(s.set_of(user), user, offer, now, w);
                 }
                 FreqOp::Count(user, offer, w) => {
                     let before = s.clone();
                     let got = s.count(user, offer, now, w);
-                    prop_assert_eq!(got, r.count(s.set_of(user, offer), user, offer, now, w));
+                    prop_assert_eq!(got, r.count(s.set_of(user), user, offer, now, w));
                     prop_assert_eq!(&s, &before);
                 }
                 FreqOp::Advance(dt) => now = now.saturating_add(dt),
@@ -876,18 +930,24 @@ fn frequency_store_allocates_nothing_after_new() {
     let mut s = freq(64);
     let mut seen = 0u64;
     let info = allocation_counter::measure(|| {
+        // Eviction pressure: 97 users for 8 user slots.
         for i in 0..5_000u64 {
             let (user, offer) = (i % 97, (i % 5) as u32);
             s.record(user, offer, i * 10, 2_000);
             seen += s.count(user, offer, i * 10 + 5, 2_000) as u64;
-            // A hot pair, never evicted, whose window keeps rolling over.
-            s.record(1_000, 0, i * 10, 2_000);
+        }
+        // Then one pair whose window keeps rolling over.
+        for i in 0..1_000u64 {
+            s.record(1_000, 0, 100_000 + i * 10, 2_000);
         }
         std::hint::black_box(s.stats());
     });
     assert_eq!(info.count_total, 0, "the frequency store allocated");
     let st = s.stats();
-    assert!(seen > 0 && st.evictions > 0 && st.window_resets > 0);
+    assert!(
+        seen > 0 && st.evictions > 0 && st.window_resets > 0,
+        "{st:?} seen {seen}"
+    );
 }
 
 #[test]

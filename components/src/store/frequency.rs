@@ -11,29 +11,39 @@
 //!
 //! # Bounded by design
 //!
-//! The store holds at most [`FrequencyStore::capacity`] entries. When the set
-//! a new (user, offer) pair hashes to is full, it reuses an entry whose
-//! window has ended, else it evicts the entry with the oldest last
-//! impression and counts an eviction. **An evicted user starts again from
-//! zero, so they may see that offer again before their cap would have
+//! The store holds at most [`FrequencyStore::capacity`] entries: user slots
+//! times [`OFFERS_PER_USER`]. A new user takes an empty slot of its set, else
+//! the slot whose entries have all ended with the oldest last impression,
+//! else evicts the slot with the oldest last impression (all its entries). A
+//! user's new offer takes an empty entry of the user's slot, else the one
+//! whose window has ended with the oldest last impression, else evicts the
+//! entry with the oldest last impression. Every entry pushed out while still
+//! in its window counts as an eviction. **An evicted entry starts again from
+//! zero, so that user may see that offer again before their cap would have
 //! allowed.** Size the store for the active (user, offer) pairs of one window
 //! and watch [`FrequencyStats::evictions`].
 //!
 //! # Layout
 //!
-//! Set-associative (see [the module docs](super)) with [`WAYS`] ways per set,
-//! the set chosen by a mixed user hash plus the offer index (a user's offers
-//! sit in adjacent sets). Flat arrays per field,
-//! indexed by slot: `user` (u64), `offer` (u32), `count` (u32),
-//! `window_start_ns`, `window_ns` (the window length recorded with the
-//! entry, so that eviction can tell whether an entry of another offer has
-//! ended) and `last_ns` (u64 each): 40 bytes per entry. A `count` of 0 marks
-//! an empty slot, since a stored entry has at least one impression; every
-//! user hash and offer index, 0 included, is a usable key.
+//! Two levels, keyed by user first: a set-associative table of user slots
+//! ([`WAYS`] ways per set, the set chosen by a mixed user hash), and per user
+//! slot a block of [`OFFERS_PER_USER`] entries. One decision asks about every
+//! offer for one user; with this layout the first question finds the user's
+//! slot and its block (one cache line per field: 8 entries of `u32` or
+//! `u64`), and the others hit the same lines, instead of one random line per
+//! offer. Flat arrays per field: per user slot `user` (u64), `used` (u8),
+//! `user_last_ns`; per entry `offer` (u32), `count` (u32),
+//! `window_start_ns`, `window_ns` (the window recorded with the entry, so
+//! that eviction can tell whether it has ended) and `last_ns`. A `count` of 0
+//! marks an empty entry and a `used` of 0 an empty user slot; every user hash
+//! and offer index, 0 included, is a usable key.
 
 use super::{set_count, WAYS};
 use crate::error::{Error, Result};
 use bevy_ecs::prelude::Resource;
+
+/// Entries (offers) kept per user slot.
+pub const OFFERS_PER_USER: usize = 8;
 
 /// The splitmix64 finaliser: spreads any 64-bit value (a small test id as
 /// well as a real hash) over all bits.
@@ -52,7 +62,8 @@ const STORE: &str = "frequency store";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrequencyConfig {
     /// (user, offer) entries to hold; rounded up to a power of two of at
-    /// least [`WAYS`]. Must be in `1..=FREQUENCY_ENTRIES_MAX`.
+    /// least [`WAYS`] user slots of [`OFFERS_PER_USER`] entries. Must be in
+    /// `1..=FREQUENCY_ENTRIES_MAX`.
     pub capacity: usize,
 }
 
@@ -63,9 +74,9 @@ pub struct FrequencyStats {
     pub records: u64,
     /// Windows restarted for an entry whose previous window had ended.
     pub window_resets: u64,
-    /// New entries that took the slot of an entry whose window had ended.
+    /// Entries dropped for room whose window had ended.
     pub reclaimed: u64,
-    /// New entries that pushed out an entry still inside its window.
+    /// Entries dropped for room while still inside their window.
     pub evictions: u64,
     /// Entries held now, including ones whose window has ended.
     pub len: usize,
@@ -76,9 +87,15 @@ pub struct FrequencyStats {
 #[derive(Resource, Clone, Debug, PartialEq, Eq)]
 pub struct FrequencyStore {
     set_mask: usize,
+    /// Per user slot: the user hash.
     user: Vec<u64>,
+    /// Per user slot: entries in use; 0 marks an empty slot.
+    used: Vec<u8>,
+    /// Per user slot: the latest impression of any of its entries.
+    user_last_ns: Vec<u64>,
+    /// Per entry (`[user_slots][OFFERS_PER_USER]`): the offer.
     offer: Vec<u32>,
-    /// Impressions in the current window; 0 marks an empty slot.
+    /// Impressions in the current window; 0 marks an empty entry.
     count: Vec<u32>,
     window_start_ns: Vec<u64>,
     window_ns: Vec<u64>,
@@ -100,16 +117,19 @@ impl FrequencyStore {
                 ),
             });
         }
-        let sets = set_count(config.capacity);
-        let slots = sets * WAYS;
+        let sets = set_count(config.capacity.div_ceil(OFFERS_PER_USER));
+        let users = sets * WAYS;
+        let entries = users * OFFERS_PER_USER;
         Ok(Self {
             set_mask: sets - 1,
-            user: vec![0; slots],
-            offer: vec![0; slots],
-            count: vec![0; slots],
-            window_start_ns: vec![0; slots],
-            window_ns: vec![0; slots],
-            last_ns: vec![0; slots],
+            user: vec![0; users],
+            used: vec![0; users],
+            user_last_ns: vec![0; users],
+            offer: vec![0; entries],
+            count: vec![0; entries],
+            window_start_ns: vec![0; entries],
+            window_ns: vec![0; entries],
+            last_ns: vec![0; entries],
             stats: FrequencyStats::default(),
         })
     }
@@ -118,95 +138,145 @@ impl FrequencyStore {
     /// that is current at `now_ns`: 0 if there is no entry or its window has
     /// ended. Read-only.
     pub fn count(&self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) -> u32 {
-        match self.find(user_hash, offer) {
-            Some(s) if !ended(self.window_start_ns[s], window_ns, now_ns) => self.count[s],
+        let Some(u) = self.find_user(user_hash) else {
+            return 0;
+        };
+        match self.find_entry(u, offer) {
+            Some(e) if !ended(self.window_start_ns[e], window_ns, now_ns) => self.count[e],
             _ => 0,
         }
     }
 
     /// Records one impression of `offer` to `user_hash` at `now_ns`, opening a
     /// new window of `window_ns` if there is none or the current one has
-    /// ended. A new pair takes an empty way of its set, else the way whose
-    /// window has ended with the oldest last impression, else evicts the way
-    /// with the oldest last impression.
+    /// ended. Makes room as the [module docs](self) say.
     pub fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) {
         self.stats.records += 1;
-        let slot = match self.find(user_hash, offer) {
-            Some(s) => {
-                if ended(self.window_start_ns[s], window_ns, now_ns) {
-                    self.stats.window_resets += 1;
-                    self.count[s] = 0;
-                    self.window_start_ns[s] = now_ns;
-                }
-                s
-            }
-            None => {
-                let s = self.victim(user_hash, offer, now_ns);
-                if self.count[s] == 0 {
-                    self.stats.len += 1;
-                } else if ended(self.window_start_ns[s], self.window_ns[s], now_ns) {
-                    self.stats.reclaimed += 1;
-                } else {
-                    self.stats.evictions += 1;
-                }
-                self.user[s] = user_hash;
-                self.offer[s] = offer;
-                self.count[s] = 0;
-                self.window_start_ns[s] = now_ns;
-                s
-            }
+        let u = match self.find_user(user_hash) {
+            Some(u) => u,
+            None => self.claim_user(user_hash, now_ns),
         };
-        self.count[slot] = self.count[slot].saturating_add(1);
-        self.window_ns[slot] = window_ns;
-        self.last_ns[slot] = now_ns;
+        let e = match self.find_entry(u, offer) {
+            Some(e) => {
+                if ended(self.window_start_ns[e], window_ns, now_ns) {
+                    self.stats.window_resets += 1;
+                    self.count[e] = 0;
+                    self.window_start_ns[e] = now_ns;
+                }
+                e
+            }
+            None => self.claim_entry(u, offer, now_ns),
+        };
+        self.count[e] = self.count[e].saturating_add(1);
+        self.window_ns[e] = window_ns;
+        self.last_ns[e] = now_ns;
+        self.user_last_ns[u] = now_ns;
     }
 
-    /// Counters since creation, and the entries held now.
+    /// Counters since creation.
     pub fn stats(&self) -> FrequencyStats {
         self.stats
     }
 
-    /// Entries the store can hold: the configured capacity rounded up to a
-    /// power of two of at least [`WAYS`].
+    /// Entries the store can hold: user slots times [`OFFERS_PER_USER`].
     pub fn capacity(&self) -> usize {
         self.count.len()
     }
 
-    /// Number of sets (capacity / [`WAYS`]).
+    /// Number of sets of user slots.
     pub fn sets(&self) -> usize {
         self.set_mask + 1
     }
 
-    /// The set the pair maps to. Exposed so that tests and diagnostics can
-    /// reason about eviction.
-    ///
-    /// The user's offers map to consecutive sets (the mixed user hash plus
-    /// the offer index), so the lookups of one decision, which ask about
-    /// every offer for one user, walk adjacent memory that the prefetcher
-    /// follows, instead of one random cache line per offer.
-    pub fn set_of(&self, user_hash: u64, offer: u32) -> usize {
-        (mix64(user_hash).wrapping_add(u64::from(offer)) as usize) & self.set_mask
+    /// The set of user slots `user_hash` maps to. Exposed so that tests and
+    /// diagnostics can reason about eviction.
+    pub fn set_of(&self, user_hash: u64) -> usize {
+        (mix64(user_hash) as usize) & self.set_mask
     }
 
-    fn find(&self, user_hash: u64, offer: u32) -> Option<usize> {
-        let base = self.set_of(user_hash, offer) * WAYS;
-        (base..base + WAYS)
-            .find(|&s| self.count[s] != 0 && self.user[s] == user_hash && self.offer[s] == offer)
+    fn find_user(&self, user_hash: u64) -> Option<usize> {
+        let base = self.set_of(user_hash) * WAYS;
+        (base..base + WAYS).find(|&u| self.used[u] != 0 && self.user[u] == user_hash)
     }
 
-    fn victim(&self, user_hash: u64, offer: u32, now_ns: u64) -> usize {
-        let base = self.set_of(user_hash, offer) * WAYS;
-        let rank = |s: usize| {
-            let class = if self.count[s] == 0 {
+    fn find_entry(&self, u: usize, offer: u32) -> Option<usize> {
+        let base = u * OFFERS_PER_USER;
+        (base..base + OFFERS_PER_USER).find(|&e| self.count[e] != 0 && self.offer[e] == offer)
+    }
+
+    /// A user slot for `user_hash`: empty, else the oldest whose entries
+    /// have all ended, else the oldest; its entries are dropped and counted.
+    fn claim_user(&mut self, user_hash: u64, now_ns: u64) -> usize {
+        let base = self.set_of(user_hash) * WAYS;
+        let rank = |u: usize| {
+            let class = if self.used[u] == 0 {
                 0u8
-            } else if ended(self.window_start_ns[s], self.window_ns[s], now_ns) {
+            } else if self
+                .entries(u)
+                .all(|e| self.count[e] == 0 || self.entry_ended(e, now_ns))
+            {
                 1
             } else {
                 2
             };
-            (class, self.last_ns[s])
+            (class, self.user_last_ns[u])
         };
-        (base..base + WAYS).min_by_key(|&s| rank(s)).unwrap_or(base)
+        let u = (base..base + WAYS).min_by_key(|&u| rank(u)).unwrap_or(base);
+        for e in u * OFFERS_PER_USER..(u + 1) * OFFERS_PER_USER {
+            if self.count[e] != 0 {
+                self.drop_entry(e, now_ns);
+            }
+        }
+        self.user[u] = user_hash;
+        self.used[u] = 0;
+        self.user_last_ns[u] = now_ns;
+        u
+    }
+
+    /// An entry of user slot `u` for `offer`: empty, else the oldest whose
+    /// window has ended, else the oldest (dropped and counted).
+    fn claim_entry(&mut self, u: usize, offer: u32, now_ns: u64) -> usize {
+        let rank = |e: usize| {
+            let class = if self.count[e] == 0 {
+                0u8
+            } else if self.entry_ended(e, now_ns) {
+                1
+            } else {
+                2
+            };
+            (class, self.last_ns[e])
+        };
+        let base = u * OFFERS_PER_USER;
+        let e = self.entries(u).min_by_key(|&e| rank(e)).unwrap_or(base);
+        if self.count[e] != 0 {
+            self.drop_entry(e, now_ns);
+        }
+        self.used[u] += 1;
+        self.stats.len += 1;
+        self.offer[e] = offer;
+        self.window_start_ns[e] = now_ns;
+        e
+    }
+
+    /// Empties entry `e`, counting it as reclaimed (window ended) or evicted.
+    fn drop_entry(&mut self, e: usize, now_ns: u64) {
+        if self.entry_ended(e, now_ns) {
+            self.stats.reclaimed += 1;
+        } else {
+            self.stats.evictions += 1;
+        }
+        self.count[e] = 0;
+        self.stats.len -= 1;
+        let u = e / OFFERS_PER_USER;
+        self.used[u] = self.used[u].saturating_sub(1);
+    }
+
+    fn entries(&self, u: usize) -> std::ops::Range<usize> {
+        u * OFFERS_PER_USER..(u + 1) * OFFERS_PER_USER
+    }
+
+    fn entry_ended(&self, e: usize, now_ns: u64) -> bool {
+        ended(self.window_start_ns[e], self.window_ns[e], now_ns)
     }
 }
 
@@ -227,8 +297,11 @@ mod tests {
             assert!(err.to_string().contains("capacity"), "{err}");
         }
         let s = FrequencyStore::new(FrequencyConfig { capacity: 100 }).unwrap();
-        assert_eq!(s.capacity(), 128);
-        assert_eq!(s.sets(), 16);
+        // 100 entries = 13 user slots, rounded up to 16 = 2 sets of 8.
+        assert_eq!(s.capacity(), 16 * OFFERS_PER_USER);
+        assert_eq!(s.sets(), 2);
+        let one = FrequencyStore::new(FrequencyConfig { capacity: 1 }).unwrap();
+        assert_eq!((one.sets(), one.capacity()), (1, WAYS * OFFERS_PER_USER));
     }
 
     #[test]
@@ -243,7 +316,8 @@ mod tests {
     fn count_saturates() {
         let mut s = FrequencyStore::new(FrequencyConfig { capacity: 8 }).unwrap();
         s.record(1, 2, 0, 100);
-        let slot = s.find(1, 2).unwrap();
+        let u = s.find_user(1).unwrap();
+        let slot = s.find_entry(u, 2).unwrap();
         s.count[slot] = u32::MAX - 1;
         s.record(1, 2, 1, 100);
         s.record(1, 2, 2, 100);
@@ -251,8 +325,9 @@ mod tests {
     }
 
     #[test]
-    fn full_set_reuses_ended_window_before_evicting() {
-        let mut s = FrequencyStore::new(FrequencyConfig { capacity: WAYS }).unwrap();
+    fn full_set_reuses_ended_users_before_evicting() {
+        let mut s = FrequencyStore::new(FrequencyConfig { capacity: 1 }).unwrap();
+        assert_eq!(s.sets(), 1);
         for user in 0..WAYS as u64 {
             // User 3's entry has a short window; the others a long one.
             let window = if user == 3 { 10 } else { 1_000 };
@@ -270,5 +345,25 @@ mod tests {
             "user 0 had the oldest impression"
         );
         assert_eq!(s.count(1, 0, 21, 1_000), 1);
+        assert_eq!(s.stats().len, WAYS);
+    }
+
+    #[test]
+    fn a_users_offers_share_one_slot_and_the_oldest_offer_makes_room() {
+        let mut s = FrequencyStore::new(FrequencyConfig { capacity: 64 }).unwrap();
+        for offer in 0..OFFERS_PER_USER as u32 {
+            s.record(7, offer, u64::from(offer), 1_000);
+        }
+        assert_eq!(s.stats().len, OFFERS_PER_USER);
+        // A ninth offer evicts the offer with the oldest last impression (0).
+        s.record(7, 100, 50, 1_000);
+        assert_eq!(s.stats().evictions, 1);
+        assert_eq!(s.count(7, 0, 51, 1_000), 0);
+        assert_eq!(s.count(7, 1, 51, 1_000), 1);
+        assert_eq!(s.count(7, 100, 51, 1_000), 1);
+        // Re-recording keeps the same entry.
+        s.record(7, 100, 52, 1_000);
+        assert_eq!(s.count(7, 100, 53, 1_000), 2);
+        assert_eq!(s.stats().len, OFFERS_PER_USER);
     }
 }

@@ -45,7 +45,9 @@ pub use cache::{
     CacheConfig, CacheStats, DecisionCache, CACHE_ENTRIES_MAX, CACHE_VALUE_BYTES_MAX,
     CACHE_WIDTH_MAX,
 };
-pub use frequency::{FrequencyConfig, FrequencyStats, FrequencyStore, FREQUENCY_ENTRIES_MAX};
+pub use frequency::{
+    FrequencyConfig, FrequencyStats, FrequencyStore, FREQUENCY_ENTRIES_MAX, OFFERS_PER_USER,
+};
 
 /// Entries per set in the set-associative stores.
 pub const WAYS: usize = 8;

@@ -173,7 +173,8 @@ fn score_offer(
             catalog.segment_match_hashes(i, segments.as_slice()),
             config.segment_bonus,
         ),
-        -config.fatigue_weight * fatigue,
+        // `0 - x`, not `-x`: no fatigue is +0, not -0 (which JSON would show).
+        0.0 - config.fatigue_weight * fatigue,
         flag(catalog.category_match(i, inputs.ctx), config.context_bonus),
         model_prediction,
         config.boost_weight * catalog.boost()[i],

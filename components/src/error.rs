@@ -169,6 +169,10 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A wire-protocol frame or payload that cannot be decoded, or a value
+    /// that cannot be encoded (see [`crate::protocol`]).
+    #[error("wire protocol: {0}")]
+    Protocol(#[from] crate::protocol::ProtocolError),
 }
 
 /// Shorthand for results of this crate.

@@ -14,6 +14,9 @@
 //!   fixed-width feature row) and its normalisation statistics.
 //! - [`synth`]: a deterministic synthetic click-log generator with a
 //!   documented ground-truth click model, and its CSV form.
+//! - [`protocol`]: the binary wire protocol's constants, limits and codec
+//!   (framing, every message's encoder and decoder); its errors are a plain
+//!   `Copy` [`protocol::ProtocolError`] that converts into [`Error`].
 //!
 //! Every fallible call returns [`Error`], one enum for the whole crate.
 
@@ -24,6 +27,7 @@ pub mod features;
 pub mod model;
 pub mod openrtb;
 pub mod pipeline;
+pub mod protocol;
 pub mod readout;
 pub mod store;
 pub mod synth;

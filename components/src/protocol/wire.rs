@@ -1,0 +1,251 @@
+//! The fixed-layout parts of the wire format as `bytemuck` [`Pod`] structs.
+//!
+//! Every field is a little-endian byte array (the `*Le` scalars below), so
+//! every struct has alignment 1 and no implicit padding: a struct can be
+//! viewed in place at any offset of a receive buffer with
+//! [`bytemuck::try_from_bytes`], which then fails only on a wrong length,
+//! and the view means the same bytes on every target. The conversion to a
+//! native number happens in the accessor (`u32::from_le_bytes`, a plain load
+//! on little-endian targets), never by reinterpreting memory, so no
+//! compile-time endianness check is needed. Gaps that a C layout would pad
+//! are explicit `reserved` fields that must be zero.
+//!
+//! Offsets and meanings: `docs/PROTOCOL.md`.
+
+use bytemuck::{Pod, Zeroable};
+use std::fmt;
+
+macro_rules! le_scalar {
+    ($(#[$meta:meta])* $name:ident, $native:ty, $n:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+        #[repr(transparent)]
+        pub struct $name(pub [u8; $n]);
+
+        impl $name {
+            /// The little-endian encoding of `value`.
+            pub const fn new(value: $native) -> Self {
+                Self(value.to_le_bytes())
+            }
+
+            /// The value.
+            pub const fn get(self) -> $native {
+                <$native>::from_le_bytes(self.0)
+            }
+        }
+
+        impl From<$native> for $name {
+            fn from(value: $native) -> Self {
+                Self::new(value)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.get(), f)
+            }
+        }
+    };
+}
+
+le_scalar!(
+    /// A little-endian `u16` on the wire (alignment 1).
+    U16Le, u16, 2
+);
+le_scalar!(
+    /// A little-endian `u32` on the wire (alignment 1).
+    U32Le, u32, 4
+);
+le_scalar!(
+    /// A little-endian `u64` on the wire (alignment 1).
+    U64Le, u64, 8
+);
+le_scalar!(
+    /// A little-endian two's-complement `i64` on the wire (alignment 1).
+    I64Le, i64, 8
+);
+le_scalar!(
+    /// A little-endian IEEE 754 binary32 on the wire (alignment 1).
+    F32Le, f32, 4
+);
+le_scalar!(
+    /// A little-endian IEEE 754 binary64 on the wire (alignment 1).
+    F64Le, f64, 8
+);
+
+/// The 24-byte header that starts every frame. Its layout is the same in
+/// every protocol version, so a receiver can always find the next frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct FrameHeader {
+    /// Offset 0: [`super::MAGIC`], `"CXWP"`.
+    pub magic: [u8; 4],
+    /// Offset 4: the protocol version the payload is written in.
+    pub version: u8,
+    /// Offset 5: the [`super::MessageType`] code.
+    pub message_type: u8,
+    /// Offset 6: frame flags; none are defined in version 1, must be 0.
+    pub flags: U16Le,
+    /// Offset 8: payload bytes after the header, at most
+    /// [`super::limits::PAYLOAD_BYTES_MAX`].
+    pub payload_len: U32Le,
+    /// Offset 12: must be 0.
+    pub reserved: U32Le,
+    /// Offset 16: the request id, chosen by the client and echoed by every
+    /// response to that request.
+    pub request_id: U64Le,
+}
+
+/// The payload of `hello` (8 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct HelloWire {
+    /// Offset 0: oldest version the client speaks (at least 1).
+    pub min_version: u8,
+    /// Offset 1: newest version the client speaks (at least `min_version`).
+    pub max_version: u8,
+    /// Offset 2: must be 0.
+    pub reserved: [u8; 6],
+}
+
+/// The payload of `hello_ack` (16 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct HelloAckWire {
+    /// Offset 0: the version chosen for the connection.
+    pub version: u8,
+    /// Offset 1: most offers per impression in a decision.
+    pub top_k_max: u8,
+    /// Offset 2: most impressions per decision (and per OpenRTB request).
+    pub imps_max: U16Le,
+    /// Offset 4: largest frame the server accepts, header included.
+    pub frame_bytes_max: U32Le,
+    /// Offset 8: most requests in flight per connection.
+    pub in_flight_max: U32Le,
+    /// Offset 12: must be 0.
+    pub reserved: U32Le,
+}
+
+/// The payload of `ping` and `pong` (8 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct PingWire {
+    /// Offset 0: an opaque value, echoed by the pong.
+    pub nonce: U64Le,
+}
+
+/// The fixed part of `error` (4 bytes), followed by the message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct ErrorWire {
+    /// Offset 0: the [`super::ErrorCode`].
+    pub code: U16Le,
+    /// Offset 2: message bytes that follow, at most
+    /// [`super::limits::ERROR_MESSAGE_BYTES_MAX`].
+    pub message_len: U16Le,
+}
+
+/// The fixed part of `score_context` (64 bytes), followed by the strings
+/// and lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct ContextWire {
+    /// Offset 0: bid floor, CPM; finite.
+    pub bid_floor: F64Le,
+    /// Offset 8: arrival time, unix seconds (0: the server stamps it).
+    pub timestamp: I64Le,
+    /// Offset 16: the generic numeric features; finite.
+    pub extra_numeric: [F64Le; 4],
+    /// Offset 48: placement width in pixels.
+    pub placement_width: U32Le,
+    /// Offset 52: placement height in pixels.
+    pub placement_height: U32Le,
+    /// Offset 56: OpenRTB `device.devicetype` (0: unknown).
+    pub device_type: u8,
+    /// Offset 57: operating system code (0: other; see the spec).
+    pub os: u8,
+    /// Offset 58: OpenRTB `device.connectiontype` (0: unknown).
+    pub connection_type: u8,
+    /// Offset 59: OpenRTB `imp.banner.pos` (0: unknown).
+    pub ad_position: u8,
+    /// Offset 60: 1 for an app, 0 for a site.
+    pub is_app: u8,
+    /// Offset 61: score flags ([`super::SCORE_FLAG_SIMULATE`]).
+    pub flags: u8,
+    /// Offset 62: must be 0.
+    pub reserved: U16Le,
+}
+
+/// The fixed part of `score_openrtb` (4 bytes), followed by the JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct OpenRtbWire {
+    /// Offset 0: score flags ([`super::SCORE_FLAG_SIMULATE`]).
+    pub flags: u8,
+    /// Offset 1: must be 0.
+    pub reserved: [u8; 3],
+}
+
+/// The fixed part of `decision` (4 bytes), followed by the impressions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct DecisionWire {
+    /// Offset 0: impressions that follow, 1 to [`super::limits::IMPS_MAX`].
+    pub imp_count: U16Le,
+    /// Offset 2: must be 0.
+    pub reserved: U16Le,
+}
+
+/// The fixed part of one impression of a `decision` (8 bytes), followed by
+/// the impression id and the offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct ImpWire {
+    /// Offset 0: [`super::SkipReason`] code, 0 when the impression was decided.
+    pub skipped: u8,
+    /// Offset 1: no-offer cause code (`NoBidCause` index + 1), 0 when offers were chosen.
+    pub no_offer: u8,
+    /// Offset 2: score source code.
+    pub source: u8,
+    /// Offset 3: impression flags ([`super::IMP_FLAG_SIMULATED`]).
+    pub flags: u8,
+    /// Offset 4: offers that follow, 0 to [`super::limits::TOP_K_MAX`].
+    pub offer_count: u8,
+    /// Offset 5: must be 0.
+    pub reserved: u8,
+    /// Offset 6: impression id bytes that follow, at most
+    /// [`super::limits::IMP_ID_BYTES_MAX`].
+    pub imp_id_len: U16Le,
+}
+
+/// One offer of an impression (48 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct OfferWire {
+    /// Offset 0: the catalog's offer id.
+    pub offer_id: U64Le,
+    /// Offset 8: bid price, CPM; finite.
+    pub bid_cpm: F64Le,
+    /// Offset 16: blended score (the sum of the factors); finite.
+    pub score: F32Le,
+    /// Offset 20: calibrated click probability; finite.
+    pub p_click: F32Le,
+    /// Offset 24: the six explanation factors in `FACTOR_KINDS` order; finite.
+    pub factors: [F32Le; 6],
+}
+
+/// Sizes and alignment checked at compile time: the structs are exactly
+/// their documented sizes and can be viewed at any offset.
+const _: () = {
+    use std::mem::{align_of, size_of};
+    assert!(size_of::<FrameHeader>() == 24 && align_of::<FrameHeader>() == 1);
+    assert!(size_of::<HelloWire>() == 8 && align_of::<HelloWire>() == 1);
+    assert!(size_of::<HelloAckWire>() == 16 && align_of::<HelloAckWire>() == 1);
+    assert!(size_of::<PingWire>() == 8 && align_of::<PingWire>() == 1);
+    assert!(size_of::<ErrorWire>() == 4 && align_of::<ErrorWire>() == 1);
+    assert!(size_of::<ContextWire>() == 64 && align_of::<ContextWire>() == 1);
+    assert!(size_of::<OpenRtbWire>() == 4 && align_of::<OpenRtbWire>() == 1);
+    assert!(size_of::<DecisionWire>() == 4 && align_of::<DecisionWire>() == 1);
+    assert!(size_of::<ImpWire>() == 8 && align_of::<ImpWire>() == 1);
+    assert!(size_of::<OfferWire>() == 48 && align_of::<OfferWire>() == 1);
+};

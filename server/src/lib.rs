@@ -5,9 +5,13 @@
 //!
 //! - [`cli`]: the clap argument definitions and the commands: `model inspect`,
 //!   `model run`, `synth`, `train`, `eval` and `score`.
+//! - [`conn`]: one TCP connection's protocol state machine (frames in,
+//!   engine submissions, decisions in, response bytes out), without sockets,
+//!   for the event loops to drive.
 //! - [`error`]: [`Error`], the crate's single error type.
 
 pub mod cli;
+pub mod conn;
 pub mod error;
 
 pub use error::Error;

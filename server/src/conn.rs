@@ -1,0 +1,641 @@
+//! One client connection's protocol state machine, independent of sockets
+//! and threads: bytes in ([`Connection::on_bytes`]), engine decisions in
+//! ([`Connection::on_decision`]), response bytes out
+//! ([`Connection::output`] / [`Connection::consume_output`]). The io_uring
+//! event loop and the epoll fallback both drive this type; neither holds
+//! protocol logic of its own.
+//!
+//! # Ownership
+//!
+//! A [`Connection`] owns its two byte buffers and the book-keeping of its
+//! requests in flight. It does not own the engine: every submission goes
+//! through a [`Submit`] sink that the event loop lends for the call, so one
+//! engine can serve many connections. The event loop owns the routing of
+//! decisions back to connections: its [`Submit`] implementation knows which
+//! connection it is submitting for, so it records `ticket -> connection`
+//! itself, and hands each polled [`Decision`] to that connection's
+//! [`Connection::on_decision`]. A decision for a ticket the connection does
+//! not know (or no longer cares about) is ignored.
+//!
+//! # Buffers and limits
+//!
+//! - **Read buffer.** Received bytes are appended to it and complete frames
+//!   are decoded from its front with [`protocol::decode_frame`]; the bytes
+//!   of consumed frames are removed once per [`Connection::on_bytes`] call
+//!   (one `memmove` of the partial tail). It never holds more than
+//!   [`READ_BUFFER_MAX`] bytes: one maximal frame plus [`READ_SLACK_BYTES`].
+//!   Since [`protocol::decode_frame`] never waits for more than a maximal
+//!   frame, a connection can always make progress. The buffer grows on
+//!   demand and shrinks back to [`READ_BUFFER_KEEP_BYTES`] once a large
+//!   frame is gone, so idle connections stay small.
+//! - **Write buffer.** Every response frame is appended to it (responses
+//!   are coalesced, so one send can carry many); the event loop sends from
+//!   [`Connection::output`] and reports what went out with
+//!   [`Connection::consume_output`].
+//! - **Slow clients.** While [`Connection::output`] holds
+//!   [`WRITE_PAUSE_BYTES`] or more, the connection decodes no new frame:
+//!   received bytes stay in the read buffer, [`Connection::wants_read`] is
+//!   false (the event loop stops reading that socket, so TCP flow control
+//!   pushes back on the peer), and the next call to
+//!   [`Connection::on_bytes`] (with an empty slice, once output drained)
+//!   resumes decoding. Responses to requests already in flight are still
+//!   written, so the write buffer is bounded by [`WRITE_BUFFER_MAX`]: the
+//!   pause threshold, plus one answer per request in flight, plus the one
+//!   frame written when the threshold was crossed.
+//! - **In flight.** At most [`limits::IN_FLIGHT_MAX`] score requests are
+//!   in flight; one more is answered `too_many_in_flight` at once. A ping
+//!   or hello is answered while it is decoded, so it is in flight only for
+//!   that moment: it counts towards the limit (a ping arriving when the
+//!   limit is reached is refused too), but never holds a slot.
+//! - **Tickets.** An OpenRTB request submits one engine request per
+//!   impression, so the ticket map holds at most [`TICKETS_MAX`] entries;
+//!   a request that would exceed it is answered `overloaded`. A decided
+//!   impression is kept (about 700 bytes) until its whole request is
+//!   decided, so a connection full of maximal OpenRTB requests holds at
+//!   most about 45 MiB of decisions; `score_context` requests, one
+//!   impression each, are answered as soon as their decision arrives.
+//!
+//! # Rules (docs/PROTOCOL.md, "Connection")
+//!
+//! `hello` is optional and only valid as the first frame (a later one gets
+//! `invalid_payload`; no shared version gets `unsupported_version` and the
+//! connection closes). A server-only type from the client gets
+//! `unknown_message_type`. Recoverable framing and payload errors answer
+//! the frame's request id and go on; a fatal one writes one `error` frame
+//! (the frame's request id when its magic was right, else 0), sets
+//! [`Connection::is_closing`], and ignores all further input. After
+//! [`Connection::shutdown`], every new request frame is answered
+//! `shutting_down`; requests in flight still complete. Responses are
+//! written as decisions arrive, so in any order.
+//!
+//! # Not here
+//!
+//! - Request deadlines (`timeout`): the connection has no clock; the event
+//!   loop will need to expire requests.
+//! - OpenRTB `badv`: the binary `decision` lists the engine's offers as
+//!   decided. The engine's advertiser-domain filter
+//!   (`cx_engine::openrtb`'s `first_allowed`) is private and needs the
+//!   catalog, which the connection does not hold; the client applies
+//!   `badv` (or a later change filters offers here with a catalog).
+//! - `imp` kinds the engine does not serve are decided like any other, as
+//!   `Engine::decide_openrtb` does; only the currency rule skips.
+
+use cx_engine::components::openrtb::{self, BidRequest};
+use cx_engine::components::pipeline::{Decision, Request, Ticket};
+use cx_engine::components::protocol::{
+    self, limits, DecisionWriter, Decoded, ErrorCode, HelloAck, ImpOutcome, MessageType,
+    SkipReason, VERSION,
+};
+use std::collections::HashMap;
+
+/// Bytes the read buffer may hold beyond one maximal frame, so the event
+/// loop can read in large chunks while a big frame is completing.
+pub const READ_SLACK_BYTES: usize = 64 * 1024;
+
+/// Most bytes the read buffer holds: one maximal frame plus
+/// [`READ_SLACK_BYTES`].
+pub const READ_BUFFER_MAX: usize = limits::FRAME_BYTES_MAX + READ_SLACK_BYTES;
+
+/// Capacity the read buffer shrinks back to once it holds no more than this.
+pub const READ_BUFFER_KEEP_BYTES: usize = 64 * 1024;
+
+/// Output size at which the connection stops decoding new frames until
+/// the peer reads (see the module docs, "Slow clients").
+pub const WRITE_PAUSE_BYTES: usize = 256 * 1024;
+
+/// Largest frame a connection writes as a direct answer to one decoded
+/// frame: an error with a full message (hello_ack and pong are smaller).
+pub const DIRECT_ANSWER_BYTES_MAX: usize =
+    limits::HEADER_BYTES + 4 + limits::ERROR_MESSAGE_BYTES_MAX;
+
+/// Upper bound of the write buffer: the pause threshold, the frame that
+/// crossed it, and one maximal decision per request in flight.
+pub const WRITE_BUFFER_MAX: usize = WRITE_PAUSE_BYTES
+    + DIRECT_ANSWER_BYTES_MAX
+    + limits::IN_FLIGHT_MAX * (limits::HEADER_BYTES + limits::DECISION_BYTES_MAX);
+
+/// Most engine tickets one connection waits for: every request in flight
+/// an OpenRTB request of [`limits::IMPS_MAX`] impressions.
+pub const TICKETS_MAX: usize = limits::IN_FLIGHT_MAX * limits::IMPS_MAX;
+
+/// Ticket-map capacity reserved when a connection is created.
+pub const TICKETS_RESERVED: usize = limits::IN_FLIGHT_MAX;
+
+/// The engine could not take a request now ([`ErrorCode::Overloaded`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overloaded;
+
+/// Where a connection submits engine requests: the event loop implements it
+/// over the engine (and records which connection each ticket belongs to).
+pub trait Submit {
+    /// Queues `request`; [`Overloaded`] when there is no room (nothing
+    /// queued).
+    fn submit(&mut self, request: Request) -> Result<Ticket, Overloaded>;
+}
+
+impl<F: FnMut(Request) -> Result<Ticket, Overloaded>> Submit for F {
+    fn submit(&mut self, request: Request) -> Result<Ticket, Overloaded> {
+        self(request)
+    }
+}
+
+/// One impression of a request in flight. The states live inline in one
+/// `Vec` per request, allocated once when it is read; boxing the decision
+/// would add an allocation per impression decided.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum ImpState {
+    /// Submitted; waiting for this ticket's decision.
+    Waiting(Ticket),
+    /// Decided.
+    Decided(Decision),
+    /// Not submitted.
+    Skipped(SkipReason),
+}
+
+/// A score request in flight.
+#[derive(Debug)]
+struct Pending {
+    request_id: u64,
+    /// `(imp_id, state)` in request order; one with an empty id for a
+    /// `score_context`.
+    imps: Vec<(String, ImpState)>,
+    /// Impressions still [`ImpState::Waiting`].
+    waiting: usize,
+}
+
+/// Whom a submitted ticket's decision belongs to.
+#[derive(Clone, Copy, Debug)]
+enum Owner {
+    /// Impression `imp` of the request in slot `slot`.
+    Imp { slot: usize, imp: usize },
+    /// A request that was answered without it (its later impressions were
+    /// refused `overloaded`): the decision is dropped.
+    Orphan,
+}
+
+/// The protocol state of one client connection. See the [module docs](self).
+#[derive(Debug)]
+pub struct Connection {
+    read_buf: Vec<u8>,
+    write_buf: Vec<u8>,
+    /// Bytes of `write_buf` already reported sent.
+    write_pos: usize,
+    /// Requests in flight, by slot (at most [`limits::IN_FLIGHT_MAX`] slots).
+    slots: Vec<Option<Pending>>,
+    free_slots: Vec<usize>,
+    in_flight: usize,
+    tickets: HashMap<Ticket, Owner>,
+    version: u8,
+    frames_seen: u64,
+    closing: bool,
+    shutting_down: bool,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Connection {
+    /// A fresh connection: protocol version 1 until a hello says otherwise,
+    /// nothing buffered, nothing in flight.
+    pub fn new() -> Self {
+        Self {
+            read_buf: Vec::new(),
+            write_buf: Vec::new(),
+            write_pos: 0,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            in_flight: 0,
+            tickets: HashMap::with_capacity(TICKETS_RESERVED),
+            version: VERSION,
+            frames_seen: 0,
+            closing: false,
+            shutting_down: false,
+        }
+    }
+
+    /// The protocol version in use (negotiated by a hello, else 1).
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// Score requests in flight (read, not yet answered).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Whether a fatal error (or a failed negotiation) ended the
+    /// connection: send [`Self::output`], then close. Input is ignored.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Whether [`Self::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Whether the event loop may close the socket now: the connection is
+    /// closing, or shutting down with nothing in flight, and all output was
+    /// sent.
+    pub fn is_done(&self) -> bool {
+        self.output().is_empty() && (self.closing || (self.shutting_down && self.in_flight == 0))
+    }
+
+    /// Bytes the read buffer can take now.
+    pub fn read_capacity(&self) -> usize {
+        READ_BUFFER_MAX.saturating_sub(self.read_buf.len())
+    }
+
+    /// Bytes received but not yet decoded (a partial frame, or frames held
+    /// back while output is paused).
+    pub fn buffered_input(&self) -> usize {
+        self.read_buf.len()
+    }
+
+    /// Whether the write buffer is over [`WRITE_PAUSE_BYTES`], so no new
+    /// frame is decoded until the peer reads.
+    pub fn is_write_paused(&self) -> bool {
+        self.output().len() >= WRITE_PAUSE_BYTES
+    }
+
+    /// Whether the event loop should read from the socket: not closing, not
+    /// paused for a slow client, and room in the read buffer.
+    pub fn wants_read(&self) -> bool {
+        !self.closing && !self.is_write_paused() && self.read_capacity() > 0
+    }
+
+    /// Response bytes not yet sent, in order.
+    pub fn output(&self) -> &[u8] {
+        self.write_buf.get(self.write_pos..).unwrap_or(&[])
+    }
+
+    /// Records that the first `n` bytes of [`Self::output`] were sent
+    /// (clamped to its length).
+    pub fn consume_output(&mut self, n: usize) {
+        self.write_pos = (self.write_pos + n).min(self.write_buf.len());
+        if self.write_pos == self.write_buf.len() {
+            self.write_buf.clear();
+            self.write_pos = 0;
+        } else if self.write_pos >= WRITE_PAUSE_BYTES / 2 {
+            self.write_buf.drain(..self.write_pos);
+            self.write_pos = 0;
+        }
+    }
+
+    /// Stops taking new requests: every new request frame is answered
+    /// `shutting_down`; requests in flight are still answered. The
+    /// connection [`is_done`](Self::is_done) once they are and the output
+    /// was sent.
+    pub fn shutdown(&mut self) {
+        self.shutting_down = true;
+    }
+
+    /// Takes received bytes (at most [`Self::read_capacity`] of them) and
+    /// decodes every complete frame, answering or submitting each; returns
+    /// how many bytes of `bytes` were taken. Bytes not taken must be
+    /// offered again later; an event loop that reads at most
+    /// [`Self::read_capacity`] bytes never has any. Call it with an empty
+    /// slice to resume decoding after output drained below
+    /// [`WRITE_PAUSE_BYTES`]. Once [`Self::is_closing`], input is taken and
+    /// dropped.
+    pub fn on_bytes(&mut self, bytes: &[u8], sink: &mut impl Submit) -> usize {
+        if self.closing {
+            return bytes.len();
+        }
+        let mut taken = 0;
+        loop {
+            let n = (bytes.len() - taken).min(self.read_capacity());
+            self.read_buf
+                .extend_from_slice(bytes.get(taken..taken + n).unwrap_or(&[]));
+            taken += n;
+            self.decode_buffered(sink);
+            if self.closing {
+                return bytes.len();
+            }
+            if taken == bytes.len() || n == 0 || self.read_capacity() == 0 {
+                return taken;
+            }
+        }
+    }
+
+    /// Hands the connection a decision the engine made for one of its
+    /// tickets. When it completes its request, the `decision` response is
+    /// written. Unknown tickets are ignored.
+    pub fn on_decision(&mut self, decision: Decision) {
+        let Some(owner) = self.tickets.remove(&decision.ticket) else {
+            return;
+        };
+        let Owner::Imp { slot, imp } = owner else {
+            return;
+        };
+        let Some(Some(pending)) = self.slots.get_mut(slot) else {
+            return;
+        };
+        if let Some((_, state)) = pending.imps.get_mut(imp) {
+            if matches!(state, ImpState::Waiting(t) if *t == decision.ticket) {
+                *state = ImpState::Decided(decision);
+                pending.waiting = pending.waiting.saturating_sub(1);
+            }
+        }
+        if pending.waiting == 0 {
+            self.complete(slot);
+        }
+    }
+
+    /// Decodes frames from the read buffer until it holds no whole frame,
+    /// output is paused, or the connection closes; then drops what was
+    /// consumed.
+    fn decode_buffered(&mut self, sink: &mut impl Submit) {
+        let buf = std::mem::take(&mut self.read_buf);
+        let mut pos = 0;
+        while !self.closing && !self.is_write_paused() {
+            let rest = buf.get(pos..).unwrap_or(&[]);
+            if rest.is_empty() {
+                break;
+            }
+            match protocol::decode_frame(rest) {
+                Decoded::NeedMore { .. } => break,
+                Decoded::Invalid {
+                    error,
+                    consumed,
+                    request_id,
+                } => {
+                    pos += consumed.max(1);
+                    self.frames_seen += 1;
+                    let id = request_id.unwrap_or(0);
+                    self.error(id, error.code(), &error.to_string());
+                    if error.is_fatal() {
+                        self.closing = true;
+                    }
+                }
+                Decoded::Frame {
+                    header,
+                    payload,
+                    consumed,
+                } => {
+                    pos += consumed;
+                    let first = self.frames_seen == 0;
+                    self.frames_seen += 1;
+                    self.on_frame(header.message_type, header.request_id, payload, first, sink);
+                }
+            }
+        }
+        self.read_buf = buf;
+        if self.closing {
+            self.read_buf.clear();
+        } else {
+            self.read_buf.drain(..pos.min(self.read_buf.len()));
+        }
+        if self.read_buf.len() <= READ_BUFFER_KEEP_BYTES
+            && self.read_buf.capacity() > READ_BUFFER_KEEP_BYTES
+        {
+            self.read_buf.shrink_to(READ_BUFFER_KEEP_BYTES);
+        }
+    }
+
+    /// Answers or submits one frame with a valid header.
+    fn on_frame(
+        &mut self,
+        message_type: MessageType,
+        request_id: u64,
+        payload: &[u8],
+        first: bool,
+        sink: &mut impl Submit,
+    ) {
+        if !message_type.is_from_client() {
+            let msg = format!("{} is sent by servers only", message_type.label());
+            self.error(request_id, ErrorCode::UnknownMessageType, &msg);
+            return;
+        }
+        if self.shutting_down {
+            self.error(
+                request_id,
+                ErrorCode::ShuttingDown,
+                "the server is shutting down",
+            );
+            return;
+        }
+        if self.in_flight >= limits::IN_FLIGHT_MAX {
+            let msg = format!("limit {}", limits::IN_FLIGHT_MAX);
+            self.error(request_id, ErrorCode::TooManyInFlight, &msg);
+            return;
+        }
+        match message_type {
+            MessageType::Hello => self.on_hello(request_id, payload, first),
+            MessageType::Ping => match protocol::decode_ping(payload) {
+                Ok(nonce) => protocol::encode_pong(&mut self.write_buf, request_id, nonce),
+                Err(e) => self.error(request_id, e.code(), &e.to_string()),
+            },
+            MessageType::ScoreContext => match protocol::decode_score_context(payload) {
+                Ok((ctx, simulate)) => {
+                    let request = Request { ctx, simulate };
+                    self.submit_request(request_id, vec![(String::new(), Some(request))], sink);
+                }
+                Err(e) => self.error(request_id, e.code(), &e.to_string()),
+            },
+            MessageType::ScoreOpenRtb => match protocol::decode_score_openrtb(payload) {
+                Ok((json, simulate)) => self.on_openrtb(request_id, json, simulate, sink),
+                Err(e) => self.error(request_id, e.code(), &e.to_string()),
+            },
+            // Server-only types were refused above.
+            MessageType::HelloAck
+            | MessageType::Pong
+            | MessageType::Decision
+            | MessageType::Error => {}
+        }
+    }
+
+    fn on_hello(&mut self, request_id: u64, payload: &[u8], first: bool) {
+        if !first {
+            self.error(
+                request_id,
+                ErrorCode::InvalidPayload,
+                "hello: only valid as the connection's first frame",
+            );
+            return;
+        }
+        match protocol::decode_hello(payload) {
+            Ok(hello) => match hello.negotiate() {
+                Some(version) => {
+                    self.version = version;
+                    protocol::encode_hello_ack(
+                        &mut self.write_buf,
+                        request_id,
+                        HelloAck::ours(version),
+                    );
+                }
+                None => {
+                    let msg = format!(
+                        "hello: versions {}..={} requested, this server speaks {}..={}",
+                        hello.min_version,
+                        hello.max_version,
+                        protocol::VERSION_MIN,
+                        VERSION
+                    );
+                    self.error(request_id, ErrorCode::UnsupportedVersion, &msg);
+                    self.closing = true;
+                }
+            },
+            Err(e) => self.error(request_id, e.code(), &e.to_string()),
+        }
+    }
+
+    /// Parses an OpenRTB document and submits one request per impression
+    /// (none for an impression in another currency).
+    fn on_openrtb(&mut self, request_id: u64, json: &[u8], simulate: bool, sink: &mut impl Submit) {
+        let request: BidRequest = match openrtb::parse_request(json) {
+            Ok(r) => r,
+            Err(e) => {
+                self.error(request_id, ErrorCode::InvalidPayload, &e.to_string());
+                return;
+            }
+        };
+        let impressions = request.impressions();
+        if impressions.len() > limits::IMPS_MAX {
+            let msg = format!(
+                "imp: {} impressions, the limit is {}",
+                impressions.len(),
+                limits::IMPS_MAX
+            );
+            self.error(request_id, ErrorCode::InvalidPayload, &msg);
+            return;
+        }
+        if let Some((i, imp)) = impressions
+            .iter()
+            .enumerate()
+            .find(|(_, imp)| imp.imp_id.len() > limits::IMP_ID_BYTES_MAX)
+        {
+            let msg = format!(
+                "imp[{i}].id: {} bytes, the limit is {}",
+                imp.imp_id.len(),
+                limits::IMP_ID_BYTES_MAX
+            );
+            self.error(request_id, ErrorCode::InvalidPayload, &msg);
+            return;
+        }
+        let currency = cx_engine::openrtb::CURRENCY;
+        let usd_ok = request.cur.is_empty() || request.cur.iter().any(|c| c == currency);
+        let simulate = simulate || request.is_test();
+        let imps = impressions
+            .into_iter()
+            .map(|imp| {
+                let request = (usd_ok && imp.bid_floor_currency == currency).then_some(Request {
+                    ctx: imp.ctx,
+                    simulate,
+                });
+                (imp.imp_id, request)
+            })
+            .collect();
+        self.submit_request(request_id, imps, sink);
+    }
+
+    /// Takes a slot for a score request, submits its impressions (`None`:
+    /// skipped for its currency), and answers it at once when nothing is
+    /// left to wait for. Called only below the in-flight limit.
+    fn submit_request(
+        &mut self,
+        request_id: u64,
+        imps: Vec<(String, Option<Request>)>,
+        sink: &mut impl Submit,
+    ) {
+        let submissions = imps.iter().filter(|(_, r)| r.is_some()).count();
+        if self.tickets.len() + submissions > TICKETS_MAX {
+            let msg = format!("the connection waits for {} decisions", self.tickets.len());
+            self.error(request_id, ErrorCode::Overloaded, &msg);
+            return;
+        }
+        let slot = match self.free_slots.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        let mut states = Vec::with_capacity(imps.len());
+        let mut waiting = 0;
+        for (i, (imp_id, request)) in imps.into_iter().enumerate() {
+            let state = match request {
+                None => ImpState::Skipped(SkipReason::Currency),
+                Some(request) => match sink.submit(request) {
+                    Ok(ticket) => {
+                        self.tickets.insert(ticket, Owner::Imp { slot, imp: i });
+                        waiting += 1;
+                        ImpState::Waiting(ticket)
+                    }
+                    Err(Overloaded) => {
+                        // Decisions already asked for will be dropped.
+                        for (_, s) in &states {
+                            if let ImpState::Waiting(t) = s {
+                                self.tickets.insert(*t, Owner::Orphan);
+                            }
+                        }
+                        self.free_slots.push(slot);
+                        self.error(
+                            request_id,
+                            ErrorCode::Overloaded,
+                            "the engine is at capacity",
+                        );
+                        return;
+                    }
+                },
+            };
+            states.push((imp_id, state));
+        }
+        if let Some(entry) = self.slots.get_mut(slot) {
+            *entry = Some(Pending {
+                request_id,
+                imps: states,
+                waiting,
+            });
+        }
+        self.in_flight += 1;
+        if waiting == 0 {
+            self.complete(slot);
+        }
+    }
+
+    /// Writes the response of the request in `slot` and frees the slot.
+    fn complete(&mut self, slot: usize) {
+        let Some(pending) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.free_slots.push(slot);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.closing {
+            return;
+        }
+        let mut writer = DecisionWriter::new(&mut self.write_buf, pending.request_id);
+        let mut failure = None;
+        for (imp_id, state) in &pending.imps {
+            let outcome = match state {
+                ImpState::Decided(d) => ImpOutcome::Decided(d),
+                ImpState::Skipped(reason) => ImpOutcome::Skipped(*reason),
+                ImpState::Waiting(_) => ImpOutcome::Skipped(SkipReason::NotDecided),
+            };
+            if let Err(e) = writer.push(imp_id, outcome) {
+                failure = Some(e);
+                break;
+            }
+        }
+        let result = match failure {
+            Some(e) => {
+                // Dropping the writer removes the partial frame.
+                drop(writer);
+                Err(e)
+            }
+            None => writer.finish().map(|_| ()),
+        };
+        if let Err(e) = result {
+            let msg = format!("the decision could not be encoded: {e}");
+            self.error(pending.request_id, ErrorCode::Internal, &msg);
+        }
+    }
+
+    fn error(&mut self, request_id: u64, code: ErrorCode, message: &str) {
+        protocol::encode_error(&mut self.write_buf, request_id, code, message);
+    }
+}

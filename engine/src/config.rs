@@ -159,19 +159,8 @@ impl EngineConfig {
 }
 
 fn read_config(path: &Path) -> Result<String> {
-    let load = |source| Error::Load {
-        what: "config",
-        path: path.display().to_string(),
-        source,
-    };
-    let len = std::fs::metadata(path).map_err(load)?.len();
-    if len > CONFIG_BYTES_MAX {
-        return Err(Error::Config(format!(
-            "{} is {len} bytes, more than the limit of {CONFIG_BYTES_MAX}",
-            path.display()
-        )));
-    }
-    std::fs::read_to_string(path).map_err(load)
+    let bytes = crate::engine::read_limited(path, CONFIG_BYTES_MAX, "config")?;
+    String::from_utf8(bytes).map_err(|_| Error::Config(format!("{} is not UTF-8", path.display())))
 }
 
 #[cfg(test)]

@@ -78,8 +78,8 @@ impl ModelSource {
     }
 }
 
-/// Reads a file of at most `limit` bytes.
-fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>> {
+/// Reads a file of at most `limit` bytes; `what` names it in errors.
+pub(crate) fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>> {
     let load = |source| Error::Load {
         what,
         path: path.display().to_string(),

@@ -1,34 +1,10 @@
 //! The engine end to end: submit, tick, poll, on the bundled model and catalog.
 
-use cx_engine::components::features::RequestContext;
+mod common;
+
+use common::{contexts, decide_all, MS, T0_NS};
 use cx_engine::components::pipeline::{Decision, NoBidCause, ScoreSource, FACTOR_KINDS};
-use cx_engine::components::{Generator, SynthConfig};
 use cx_engine::{Engine, EngineConfig, Error, FallbackSource, ModelSource};
-
-/// 2026-01-01 00:00 UTC, ns.
-const T0_NS: u64 = 1_767_225_600_000_000_000;
-const MS: u64 = 1_000_000;
-
-/// Synthetic requests arriving now: timestamp 0, so the engine stamps the tick's time.
-fn contexts(n: usize, seed: u64) -> Vec<RequestContext> {
-    let mut generator = Generator::new(SynthConfig::default(), seed).expect("generator");
-    (0..n)
-        .map(|_| RequestContext {
-            timestamp: 0,
-            ..generator.next_row().to_context()
-        })
-        .collect()
-}
-
-fn decide_all(engine: &mut Engine, ctxs: &[RequestContext], now_ns: u64) -> Vec<Decision> {
-    for ctx in ctxs {
-        engine.submit(ctx.clone()).expect("room");
-    }
-    engine.run_until_decided(now_ns);
-    let mut out: Vec<Decision> = engine.drain().collect();
-    out.sort_by_key(|d| d.ticket);
-    out
-}
 
 #[test]
 fn every_request_gets_one_explained_decision() {

@@ -1,31 +1,13 @@
 //! Model life cycle: the fallback scorer catches invalid model output, and
 //! a hot swap takes effect at a tick boundary.
 
-use cx_engine::components::features::RequestContext;
+mod common;
+
+use common::{contexts, decide_all, T0_NS};
 use cx_engine::components::pipeline::{Decision, ScoreSource};
-use cx_engine::components::{Generator, SnnModel, SynthConfig};
+use cx_engine::components::SnnModel;
 use cx_engine::{Engine, FallbackSource, ModelSource, DEFAULT_BASELINE_BYTES, DEFAULT_MODEL_BYTES};
 use std::sync::Arc;
-
-const T0_NS: u64 = 1_767_225_600_000_000_000;
-
-fn contexts(n: usize, seed: u64) -> Vec<RequestContext> {
-    let mut generator = Generator::new(SynthConfig::default(), seed).expect("generator");
-    (0..n)
-        .map(|_| RequestContext {
-            timestamp: 0,
-            ..generator.next_row().to_context()
-        })
-        .collect()
-}
-
-fn decide_all(engine: &mut Engine, ctxs: &[RequestContext], now_ns: u64) -> Vec<Decision> {
-    for ctx in ctxs {
-        engine.submit(ctx.clone()).expect("room");
-    }
-    engine.run_until_decided(now_ns);
-    engine.drain().collect()
-}
 
 /// The default model with `edit` applied to its output layer
 /// (`weight`, `bias`), as file bytes.

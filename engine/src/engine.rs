@@ -266,7 +266,7 @@ impl EngineBuilder {
             port,
             staged: None,
             clock: quanta::Clock::new(),
-            tick_ns: crate::stats::new_histogram(),
+            tick_ns: cx_systems::resources::new_histogram(),
             ticks: 0,
             backend,
             model,

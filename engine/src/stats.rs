@@ -4,7 +4,7 @@
 use crate::engine::{Engine, EngineParts};
 use cx_components::pipeline::NoBidCause;
 use cx_components::store::{DecisionCache, FrequencyStore};
-use cx_systems::resources::{Counters, Latencies, Scoring, LATENCY_NS_MAX, LATENCY_STAGES};
+use cx_systems::resources::{Counters, Latencies, Scoring, LATENCY_STAGES};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -187,9 +187,4 @@ impl EngineStats {
     pub fn latency_of(&self, stage: &str) -> Option<&StageLatency> {
         self.latency.iter().find(|l| l.stage == stage)
     }
-}
-
-/// An empty histogram with the engine's fixed latency bounds.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, LATENCY_NS_MAX, 3).expect("constant bounds are valid")
 }

@@ -45,9 +45,9 @@ use bevy_ecs::prelude::Resource;
 /// Entries (offers) kept per user slot.
 pub const OFFERS_PER_USER: usize = 8;
 
-/// The splitmix64 finaliser: spreads any 64-bit value (a small test id as
-/// well as a real hash) over all bits.
-fn mix64(mut x: u64) -> u64 {
+/// The splitmix64 finaliser: a cheap bijective mixer that spreads any 64-bit
+/// value (a small test id as well as a real hash) over all bits.
+pub fn mix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)

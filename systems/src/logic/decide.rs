@@ -12,7 +12,7 @@ use crate::config::DecideConfig;
 use cx_components::catalog::{self, Catalog, Ineligible};
 use cx_components::features::RequestContext;
 use cx_components::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
-use cx_components::store::{BudgetLedger, FrequencyStore};
+use cx_components::store::{mix64, BudgetLedger, FrequencyStore};
 
 /// Everything [`decide`] reads for one request.
 pub struct DecideInputs<'a> {
@@ -252,13 +252,6 @@ pub fn exploration_draw(seed: u64, ticket: Ticket, offer_id: u64) -> f32 {
     let h = mix64(mix64(mix64(seed) ^ ticket.0) ^ offer_id);
     // The top 24 bits, exactly representable in an f32.
     (h >> 40) as f32 / (1u32 << 24) as f32
-}
-
-/// The splitmix64 finaliser, a cheap bijective mixer with full avalanche.
-fn mix64(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// Spends the decision's first offer: one impression against the user's

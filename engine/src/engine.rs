@@ -439,6 +439,12 @@ impl Engine {
         })
     }
 
+    /// Queues one request as given (its `simulate` flag included); the
+    /// server's connections submit through this.
+    pub fn submit_request(&mut self, request: Request) -> Result<Ticket> {
+        self.port.submit(request)
+    }
+
     /// Queues one request to decide in simulation mode: the same decision,
     /// but no frequency cap or budget is spent and no cache entry written.
     pub fn submit_simulated(&mut self, ctx: RequestContext) -> Result<Ticket> {
@@ -539,6 +545,20 @@ impl Engine {
         self.model = staged.info;
     }
 
+    /// The running totals a metrics exporter polls after every tick: a few
+    /// loads, unlike [`stats`](Self::stats), which builds percentiles.
+    pub fn counts(&self) -> EngineCounts {
+        let counters = self.world.resource::<Counters>();
+        let cache = self.world.resource::<DecisionCache>().stats();
+        EngineCounts {
+            decided: counters.decided,
+            batches: counters.batches,
+            inferred_rows: counters.inferred_rows,
+            cache_hits: cache.hits,
+            cache_misses: cache.misses,
+        }
+    }
+
     /// Counters and latency percentiles per stage.
     pub fn stats(&self) -> EngineStats {
         EngineStats::collect(self)
@@ -574,6 +594,21 @@ impl Engine {
             model: &self.model,
         }
     }
+}
+
+/// Running totals since the engine was built (see [`Engine::counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineCounts {
+    /// Decisions emitted.
+    pub decided: u64,
+    /// Inference batches run.
+    pub batches: u64,
+    /// Rows scored by the model.
+    pub inferred_rows: u64,
+    /// Decision-cache hits.
+    pub cache_hits: u64,
+    /// Decision-cache misses.
+    pub cache_misses: u64,
 }
 
 /// What [`EngineStats::collect`] reads.

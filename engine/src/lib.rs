@@ -41,8 +41,8 @@ pub use cx_backends as backends;
 pub use cx_components as components;
 pub use cx_systems as systems;
 pub use engine::{
-    load_serving, Engine, EngineBuilder, FallbackSource, ModelSource, Port, DEFAULT_BASELINE_BYTES,
-    DEFAULT_CATALOG_TOML, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_NAME,
+    load_serving, Engine, EngineBuilder, EngineCounts, FallbackSource, ModelSource, Port,
+    DEFAULT_BASELINE_BYTES, DEFAULT_CATALOG_TOML, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_NAME,
 };
 pub use error::{Error, Result};
 pub use stats::{EngineStats, ModelInfo, StageLatency};

@@ -174,6 +174,26 @@ enum Owner {
     Orphan,
 }
 
+/// What a connection did since the event loop last asked
+/// ([`Connection::take_counts`]), for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnCounts {
+    /// Frames decoded (valid or not).
+    pub frames_received: u64,
+    /// Frames written (answers, decisions, errors).
+    pub frames_sent: u64,
+    /// `error` frames written, indexed like [`ErrorCode::ALL`].
+    pub errors: [u64; ErrorCode::ALL.len()],
+}
+
+impl ConnCounts {
+    /// `error` frames written with `code`.
+    pub fn errors_of(&self, code: ErrorCode) -> u64 {
+        let index = ErrorCode::ALL.iter().position(|&c| c == code);
+        index.and_then(|i| self.errors.get(i)).copied().unwrap_or(0)
+    }
+}
+
 /// The protocol state of one client connection. See the [module docs](self).
 #[derive(Debug)]
 pub struct Connection {
@@ -190,6 +210,7 @@ pub struct Connection {
     frames_seen: u64,
     closing: bool,
     shutting_down: bool,
+    counts: ConnCounts,
 }
 
 impl Default for Connection {
@@ -214,6 +235,7 @@ impl Connection {
             frames_seen: 0,
             closing: false,
             shutting_down: false,
+            counts: ConnCounts::default(),
         }
     }
 
@@ -284,6 +306,11 @@ impl Connection {
             self.write_buf.drain(..self.write_pos);
             self.write_pos = 0;
         }
+    }
+
+    /// What the connection did since the last call; resets the counts.
+    pub fn take_counts(&mut self) -> ConnCounts {
+        std::mem::take(&mut self.counts)
     }
 
     /// Stops taking new requests: every new request frame is answered
@@ -366,6 +393,7 @@ impl Connection {
                 } => {
                     pos += consumed.max(1);
                     self.frames_seen += 1;
+                    self.counts.frames_received += 1;
                     let id = request_id.unwrap_or(0);
                     self.error(id, error.code(), &error.to_string());
                     if error.is_fatal() {
@@ -380,6 +408,7 @@ impl Connection {
                     pos += consumed;
                     let first = self.frames_seen == 0;
                     self.frames_seen += 1;
+                    self.counts.frames_received += 1;
                     self.on_frame(header.message_type, header.request_id, payload, first, sink);
                 }
             }
@@ -427,7 +456,10 @@ impl Connection {
         match message_type {
             MessageType::Hello => self.on_hello(request_id, payload, first),
             MessageType::Ping => match protocol::decode_ping(payload) {
-                Ok(nonce) => protocol::encode_pong(&mut self.write_buf, request_id, nonce),
+                Ok(nonce) => {
+                    protocol::encode_pong(&mut self.write_buf, request_id, nonce);
+                    self.counts.frames_sent += 1;
+                }
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
             MessageType::ScoreContext => match protocol::decode_score_context(payload) {
@@ -467,6 +499,7 @@ impl Connection {
                         request_id,
                         HelloAck::ours(version),
                     );
+                    self.counts.frames_sent += 1;
                 }
                 None => {
                     let msg = format!(
@@ -629,13 +662,22 @@ impl Connection {
             }
             None => writer.finish().map(|_| ()),
         };
-        if let Err(e) = result {
-            let msg = format!("the decision could not be encoded: {e}");
-            self.error(pending.request_id, ErrorCode::Internal, &msg);
+        match result {
+            Ok(()) => self.counts.frames_sent += 1,
+            Err(e) => {
+                let msg = format!("the decision could not be encoded: {e}");
+                self.error(pending.request_id, ErrorCode::Internal, &msg);
+            }
         }
     }
 
     fn error(&mut self, request_id: u64, code: ErrorCode, message: &str) {
         protocol::encode_error(&mut self.write_buf, request_id, code, message);
+        self.counts.frames_sent += 1;
+        if let Some(i) = ErrorCode::ALL.iter().position(|&c| c == code) {
+            if let Some(n) = self.counts.errors.get_mut(i) {
+                *n += 1;
+            }
+        }
     }
 }

@@ -145,6 +145,51 @@ pub enum Error {
         #[source]
         source: cx_engine::Error,
     },
+    /// A server setting is invalid; the message names the key and value.
+    #[error("{0}")]
+    Config(String),
+    /// The server config file could not be read.
+    #[error("cannot read config {path}")]
+    ConfigRead {
+        /// The file as given.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A socket could not be set up (bind, listen, options).
+    #[error("cannot {op} {addr}")]
+    Socket {
+        /// What was being done (`bind`, `listen`, ...).
+        op: &'static str,
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The event loop could not start or failed (io_uring or epoll setup).
+    #[error("event loop ({io}): {what}")]
+    EventLoop {
+        /// `uring` or `epoll`.
+        io: &'static str,
+        /// What failed.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The admin (metrics) endpoint could not start.
+    #[error("admin endpoint")]
+    Admin(#[source] crate::metrics::MetricsError),
+    /// A worker thread could not be started or ended abnormally.
+    #[error("worker {worker}: {what}")]
+    Worker {
+        /// The worker's index.
+        worker: usize,
+        /// What happened.
+        what: String,
+    },
     /// Writing the result failed (e.g. stdout closed).
     #[error("cannot write output")]
     Output(#[source] std::io::Error),

@@ -1,17 +1,36 @@
-//! The `cx` command-line front end and, later, the TCP server.
+//! The `cx` command-line front end and the TCP server (`cx serve`).
 //!
 //! The binary (`src/main.rs`) only parses arguments and prints errors; the
 //! commands live here so that they can be tested without a process:
 //!
 //! - [`cli`]: the clap argument definitions and the commands: `model inspect`,
 //!   `model run`, `synth`, `train`, `eval` and `score`.
+//! - [`client`]: a blocking, pipelined client of the wire protocol over
+//!   one TCP connection (the library behind `cx client`).
 //! - [`conn`]: one TCP connection's protocol state machine (frames in,
 //!   engine submissions, decisions in, response bytes out), without sockets,
 //!   for the event loops to drive.
+//! - [`config`]: `cx serve`'s configuration (defaults, TOML, environment,
+//!   flags).
+//! - [`epoll`]: the epoll event loop (the fallback).
 //! - [`error`]: [`Error`], the crate's single error type.
+//! - [`metrics`]: the Prometheus metrics ([`metrics::Metrics`]) and the
+//!   admin HTTP endpoint serving `/metrics` and `/healthz`.
+//! - [`serve`]: the server: listeners, worker threads, shutdown and reload.
+//! - [`uring`]: the io_uring event loop.
+//! - [`worker`]: one worker thread's engine and connections, shared by both
+//!   event loops.
 
 pub mod cli;
+pub mod client;
+pub mod config;
 pub mod conn;
+pub mod epoll;
 pub mod error;
+pub mod metrics;
+pub mod serve;
+#[cfg(target_os = "linux")]
+pub mod uring;
+pub mod worker;
 
 pub use error::Error;

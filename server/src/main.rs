@@ -23,11 +23,12 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
+    // Stderr stays unlocked: the server's threads log to it (tracing), and
+    // a lock held here for the whole command would block them.
     let mut streams = Streams {
         stdin: &mut stdin.lock(),
         stdout: &mut stdout.lock(),
-        stderr: &mut stderr.lock(),
+        stderr: &mut std::io::stderr(),
     };
     execute(cli, &mut streams)?;
     Ok(())

@@ -7,7 +7,11 @@
 //! - [`run`]: `cx model run FILE --input X.json [--backend B] [--trace]`.
 //! - [`input`]: parsing the JSON batch of feature vectors `run` reads.
 //! - [`score`]: `cx score [FILE|-]`, OpenRTB bid requests through the engine.
+//! - [`serve`]: `cx serve`, the decision server over the wire protocol.
+//! - [`client`]: `cx client --addr A [FILE|-]`, OpenRTB bid requests to a
+//!   decision server over the wire protocol.
 
+pub mod client;
 pub mod data;
 pub mod eval;
 pub mod input;
@@ -15,6 +19,7 @@ pub mod inspect;
 pub mod plot;
 pub mod run;
 pub mod score;
+pub mod serve;
 pub mod synth;
 pub mod train;
 
@@ -58,6 +63,12 @@ pub enum Command {
     /// Decide OpenRTB 2.5/2.6 bid requests (JSONL, or one JSON document)
     /// with the engine and print each one's BidResponse and decisions as JSON.
     Score(ScoreArgs),
+    /// Run the decision server: the binary protocol over TCP (io_uring,
+    /// or epoll), with Prometheus metrics on an admin port.
+    Serve(serve::ServeArgs),
+    /// Send OpenRTB bid requests (JSONL) to a decision server over the
+    /// binary protocol, pipelined, and print each one's decision as JSON.
+    Client(client::ClientArgs),
 }
 
 /// Arguments of `cx score`.
@@ -396,6 +407,8 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Eval(args) => eval::eval(args, streams),
         Command::Synth(args) => synth::synth(args, streams),
         Command::Score(args) => score::score(args, streams),
+        Command::Client(args) => client::client(args, streams),
+        Command::Serve(args) => serve::serve(args, streams),
     }
 }
 

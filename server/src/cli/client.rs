@@ -1,0 +1,680 @@
+//! `cx client --addr HOST:PORT [FILE|-]`: sends OpenRTB bid requests to a
+//! decision server over the binary protocol ([`crate::client`]) and prints
+//! each one's decision, one JSON object per request, in input order.
+//!
+//! This module owns the command's options ([`ClientArgs`]), its input
+//! reading (the shapes `cx score` reads: JSONL, `{"request": ...}`
+//! wrappers, or one pretty-printed document), the window of requests in
+//! flight (at most `--depth`, answered in any order, printed in input
+//! order) and the output objects.
+
+use super::input::origin;
+use super::score::LINE_BYTES_MAX;
+use super::Streams;
+use crate::client::{Client, ClientError, Response, ResponseBody};
+use crate::error::{Error, Result};
+use clap::Args;
+use cx_engine::components::pipeline::FACTOR_KINDS;
+use cx_engine::components::protocol::{limits, DecisionResponse, ErrorCode, ImpDecision};
+use cx_engine::json::source_label;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default of `--depth`: requests in flight at once.
+pub const DEPTH_DEFAULT: u32 = 32;
+
+/// Largest `--depth`: the protocol's in-flight limit.
+pub const DEPTH_MAX: u32 = limits::IN_FLIGHT_MAX as u32;
+
+/// Default of `--timeout-ms`.
+pub const TIMEOUT_MS_DEFAULT: u64 = 10_000;
+
+/// Capacity of the input buffer, bytes. When it runs dry, the requests
+/// read so far are answered before more input is read (see the help).
+const READ_CHUNK_BYTES: usize = 256 << 10;
+
+/// Arguments of `cx client`.
+#[derive(Debug, Args)]
+#[command(after_long_help = CLIENT_HELP)]
+pub struct ClientArgs {
+    /// The decision server's address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: String,
+    /// The bid requests: a file, or `-` for stdin.
+    #[arg(value_name = "FILE", default_value = "-")]
+    pub input: PathBuf,
+    /// Most requests in flight at once (1 to 1024; also at most the
+    /// server's own limit).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEPTH_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(DEPTH_MAX))
+    )]
+    pub depth: u32,
+    /// Ask for every decision in simulation mode (no budget, frequency cap
+    /// or cache is spent).
+    #[arg(long)]
+    pub simulate: bool,
+    /// Limit on connecting and on each wait for the server, milliseconds;
+    /// 0: wait forever.
+    #[arg(long, value_name = "MS", default_value_t = TIMEOUT_MS_DEFAULT)]
+    pub timeout_ms: u64,
+}
+
+const CLIENT_HELP: &str = "\
+INPUT
+  OpenRTB 2.5/2.6 BidRequest JSON, in the shapes `cx score` reads:
+    - one request per line (JSONL);
+    - one wrapper object per line, {\"request\": {...}, ...}: its \"request\"
+      field is sent, other fields are ignored;
+    - one request spanning several lines (a pretty-printed document): used
+      when the first non-blank line is not JSON on its own and the whole
+      input is one JSON object.
+  Blank lines are skipped. Lines are sent as they are (the server parses
+  them); a request over 1048576 bytes, or a line over 1114112 bytes, is not
+  sent and gets the error frame_too_large.
+
+PIPELINING
+  The client says hello, then keeps up to --depth requests in flight on one
+  connection (at most the server's own limit). Answers may come back in any
+  order; they are printed in input order. When the input has no more bytes
+  buffered (a slow pipe, a terminal), the requests read so far are answered
+  and printed before more input is read.
+
+OUTPUT
+  One JSON object per request, in input order, on stdout:
+    {\"line\": N, \"decisions\": [{\"imp_id\": ID, \"skipped\": null or a reason,
+       \"no_offer\": null or a cause, \"source\": \"model\", \"simulated\": false,
+       \"offers\": [{\"offer_id\": 7, \"score\": 0.4, \"p_click\": 0.03,
+                   \"bid_cpm\": 1.2, \"factors\": [{\"kind\": \"ModelPrediction\",
+                   \"contribution\": 0.3}, ...]}, ...]}, ...]}
+  where N is the request's first line, one decision per impression, offers
+  best first, and the six factors sum to the score. A request the server
+  refuses gets
+    {\"line\": N, \"error\": {\"code\": \"invalid_payload\", \"code_num\": 5,
+                          \"message\": \"... naming the field ...\"}}
+  with the protocol's error code (docs/PROTOCOL.md), and the run goes on.
+
+EXIT STATUS
+  0 when the input was read to its end and every request answered,
+  whatever the answers; non-zero, with a message on stderr, for a bad
+  option, an unreadable input, an unwritable output, or a connection that
+  fails, times out (--timeout-ms) or breaks the protocol.
+
+EXAMPLE
+  cx serve --listen 127.0.0.1:7070 &
+  cx client --addr 127.0.0.1:7070 --depth 64 requests.jsonl > decisions.jsonl
+  head -1 requests.jsonl | cx client --addr 127.0.0.1:7070 --simulate";
+
+/// Runs the command: connects and says hello (failing before any input is
+/// read if the server cannot be reached), then sends the input's requests
+/// and prints their answers.
+pub fn client(args: &ClientArgs, streams: &mut Streams<'_>) -> Result<()> {
+    let mut client = connect(args).map_err(|e| link_error(&args.addr, e))?;
+    let ack = client.hello().map_err(|e| link_error(&args.addr, e))?;
+    let depth = args.depth.min(ack.in_flight_max).max(1) as usize;
+    let input_origin = origin(&args.input);
+    let source: Box<dyn Read + '_> = if args.input.as_os_str() == "-" {
+        Box::new(&mut *streams.stdin)
+    } else {
+        let file = std::fs::File::open(&args.input).map_err(|source| Error::InputRead {
+            origin: input_origin.clone(),
+            source,
+        })?;
+        Box::new(file)
+    };
+    let mut lines = Lines::new(source, input_origin);
+    let mut window = Window {
+        client,
+        addr: &args.addr,
+        depth,
+        simulate: args.simulate,
+        slots: VecDeque::with_capacity(depth),
+        first_seq: 0,
+        ids: HashMap::with_capacity(depth),
+        out: BufWriter::new(&mut *streams.stdout),
+    };
+    read_input(&mut lines, &mut window)?;
+    window.finish()
+}
+
+/// The connection, with `--timeout-ms` applied.
+fn connect(args: &ClientArgs) -> std::result::Result<Client, ClientError> {
+    if args.timeout_ms == 0 {
+        Client::connect(args.addr.as_str())
+    } else {
+        Client::connect_timeout(args.addr.as_str(), Duration::from_millis(args.timeout_ms))
+    }
+}
+
+/// A connection failure as the crate's error, naming the server once.
+fn link_error(addr: &str, error: ClientError) -> Error {
+    let source = match error {
+        ClientError::Connect { source, .. } => source,
+        other => std::io::Error::other(other),
+    };
+    Error::File {
+        path: format!("server {addr}"),
+        source,
+    }
+}
+
+/// What to do with one input request.
+enum Item {
+    /// Send this document.
+    Send(Vec<u8>),
+    /// Answer it here without sending: the protocol would refuse it.
+    Refuse {
+        /// The error code the server would answer.
+        code: ErrorCode,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Reads every request of the input and hands it to the window, detecting
+/// a single document that spans several lines (as `cx score` does).
+fn read_input(lines: &mut Lines<'_>, window: &mut Window<'_, '_>) -> Result<()> {
+    let first = loop {
+        match lines.next_line()? {
+            None => return Ok(()),
+            Some(Line::Text(_, text)) if is_blank(&text) => continue,
+            Some(line) => break line,
+        }
+    };
+    let held = match first {
+        Line::Text(number, text) if !is_json(&text) => match hold_document(lines, number, text)? {
+            Held::Document(number, document) => return window.submit(number, item(&document)),
+            Held::Lines(held) => held,
+        },
+        line => vec![line],
+    };
+    for line in held {
+        submit_line(window, lines, line)?;
+    }
+    while let Some(line) = lines.next_line()? {
+        submit_line(window, lines, line)?;
+    }
+    Ok(())
+}
+
+/// What [`hold_document`] found.
+enum Held {
+    /// The whole input is one JSON object starting on this line.
+    Document(usize, Vec<u8>),
+    /// The lines read so far, to be sent one by one.
+    Lines(Vec<Line>),
+}
+
+/// After a first line that is not JSON on its own: the whole input as one
+/// document when it fits in [`LINE_BYTES_MAX`] and is one JSON object;
+/// else the lines read so far.
+fn hold_document(lines: &mut Lines<'_>, number: usize, text: Vec<u8>) -> Result<Held> {
+    let mut held_bytes = text.len();
+    let mut held = vec![Line::Text(number, text)];
+    while let Some(line) = lines.next_line()? {
+        let fits = match &line {
+            Line::Text(_, text) => {
+                held_bytes = held_bytes.saturating_add(text.len() + 1);
+                held_bytes <= LINE_BYTES_MAX
+            }
+            Line::TooLong { .. } => false,
+        };
+        held.push(line);
+        if !fits {
+            return Ok(Held::Lines(held));
+        }
+    }
+    let mut document = Vec::with_capacity(held_bytes + 1);
+    for line in &held {
+        if let Line::Text(_, text) = line {
+            document.extend_from_slice(text);
+            document.push(b'\n');
+        }
+    }
+    if is_json_object(&document) {
+        Ok(Held::Document(number, document))
+    } else {
+        Ok(Held::Lines(held))
+    }
+}
+
+/// Hands one line to the window (skipping a blank one); when the input
+/// has nothing more buffered, lets the window catch up first.
+fn submit_line(window: &mut Window<'_, '_>, lines: &Lines<'_>, line: Line) -> Result<()> {
+    match line {
+        Line::Text(_, text) if is_blank(&text) => {}
+        Line::Text(number, text) => window.submit(number, item(&text))?,
+        Line::TooLong { number, bytes } => window.submit(
+            number,
+            Item::Refuse {
+                code: ErrorCode::FrameTooLarge,
+                message: format!(
+                    "line is {bytes} bytes, more than the limit of {LINE_BYTES_MAX} bytes; not sent"
+                ),
+            },
+        )?,
+    }
+    if lines.is_drained() {
+        window.catch_up()?;
+    }
+    Ok(())
+}
+
+/// What to send for the request text of one line (or document).
+fn item(text: &[u8]) -> Item {
+    let document = match wrapped_request(text) {
+        Some(inner) => match serde_json::to_vec(&inner) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return Item::Refuse {
+                    code: ErrorCode::InvalidPayload,
+                    message: format!("`request`: {e}"),
+                }
+            }
+        },
+        None => text.to_vec(),
+    };
+    if document.len() > limits::OPENRTB_JSON_BYTES_MAX {
+        return Item::Refuse {
+            code: ErrorCode::FrameTooLarge,
+            message: format!(
+                "the request is {} bytes, more than the limit of {} bytes; not sent",
+                document.len(),
+                limits::OPENRTB_JSON_BYTES_MAX
+            ),
+        };
+    }
+    Item::Send(document)
+}
+
+/// The `request` field of a wrapper object: an object with a `request`
+/// field and no `imp` (so never a BidRequest itself).
+fn wrapped_request(text: &[u8]) -> Option<serde_json::Value> {
+    let mentions_request = text.windows(9).any(|w| w == b"\"request\"");
+    if !mentions_request {
+        return None;
+    }
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_slice(text) else {
+        return None;
+    };
+    if fields.contains_key("imp") {
+        return None;
+    }
+    fields.remove("request")
+}
+
+/// Whether `text` is only white space.
+fn is_blank(text: &[u8]) -> bool {
+    text.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Whether `text` is one complete JSON value.
+fn is_json(text: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+/// Whether `text` is one complete JSON object.
+fn is_json_object(text: &[u8]) -> bool {
+    text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && is_json(text)
+}
+
+/// One line of input, without its line terminator.
+enum Line {
+    /// Its 1-based number and its bytes (at most [`LINE_BYTES_MAX`]).
+    Text(usize, Vec<u8>),
+    /// A line over [`LINE_BYTES_MAX`], skipped.
+    TooLong {
+        /// Its 1-based number.
+        number: usize,
+        /// Its length, bytes.
+        bytes: u64,
+    },
+}
+
+/// The input's lines, each read with a bounded buffer.
+struct Lines<'a> {
+    reader: BufReader<Box<dyn Read + 'a>>,
+    origin: String,
+    number: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(source: Box<dyn Read + 'a>, origin: String) -> Self {
+        Self {
+            reader: BufReader::with_capacity(READ_CHUNK_BYTES, source),
+            origin,
+            number: 0,
+        }
+    }
+
+    /// Whether the next line needs a read from the source (which may block).
+    fn is_drained(&self) -> bool {
+        self.reader.buffer().is_empty()
+    }
+
+    /// The next line, or `None` at the end of the input. A line longer than
+    /// [`LINE_BYTES_MAX`] is consumed chunk by chunk and not kept.
+    fn next_line(&mut self) -> Result<Option<Line>> {
+        let mut text = Vec::new();
+        let mut bytes: u64 = 0;
+        let mut too_long = false;
+        let mut read_any = false;
+        loop {
+            let chunk = match self.reader.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(Error::InputRead {
+                        origin: self.origin.clone(),
+                        source,
+                    })
+                }
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            read_any = true;
+            let newline = chunk.iter().position(|&b| b == b'\n');
+            let part = chunk.get(..newline.unwrap_or(chunk.len())).unwrap_or(&[]);
+            bytes += part.len() as u64;
+            if !too_long && text.len() + part.len() > LINE_BYTES_MAX {
+                too_long = true;
+                text = Vec::new();
+            } else if !too_long {
+                text.extend_from_slice(part);
+            }
+            let used = newline.map_or(chunk.len(), |i| i + 1);
+            self.reader.consume(used);
+            if newline.is_some() {
+                break;
+            }
+        }
+        if !read_any {
+            return Ok(None);
+        }
+        self.number += 1;
+        if too_long {
+            return Ok(Some(Line::TooLong {
+                number: self.number,
+                bytes,
+            }));
+        }
+        if text.last() == Some(&b'\r') {
+            text.pop();
+        }
+        if self.number == 1 && text.starts_with(b"\xEF\xBB\xBF") {
+            text.drain(..3);
+        }
+        Ok(Some(Line::Text(self.number, text)))
+    }
+}
+
+/// One request of the window, in input order.
+struct Slot {
+    /// Its first input line.
+    line: usize,
+    /// Its output line (JSON and a newline), once answered.
+    output: Option<Vec<u8>>,
+}
+
+/// The requests in flight and the answered ones waiting for an earlier
+/// request's answer, in input order: at most `depth` of them.
+struct Window<'a, 'o> {
+    client: Client,
+    addr: &'a str,
+    depth: usize,
+    simulate: bool,
+    slots: VecDeque<Slot>,
+    /// Sequence number (input order) of `slots[0]`.
+    first_seq: usize,
+    /// Request id -> sequence number, for the requests in flight.
+    ids: HashMap<u64, usize>,
+    out: BufWriter<&'o mut dyn Write>,
+}
+
+impl Window<'_, '_> {
+    /// Sends (or answers) the request of input line `line`, first waiting
+    /// for answers while the window is full.
+    fn submit(&mut self, line: usize, item: Item) -> Result<()> {
+        while self.slots.len() >= self.depth {
+            self.receive_one()?;
+        }
+        let output = match item {
+            Item::Send(document) => match self.client.send_openrtb(&document, self.simulate) {
+                Ok(id) => {
+                    self.ids.insert(id, self.first_seq + self.slots.len());
+                    None
+                }
+                Err(ClientError::Encode { source, .. }) => {
+                    Some(failed_line(line, source.code(), &source.to_string())?)
+                }
+                Err(e) => return Err(link_error(self.addr, e)),
+            },
+            Item::Refuse { code, message } => Some(failed_line(line, code, &message)?),
+        };
+        self.slots.push_back(Slot { line, output });
+        self.write_ready()
+    }
+
+    /// Sends what is queued and waits until every request so far is
+    /// answered and printed.
+    fn catch_up(&mut self) -> Result<()> {
+        while !self.slots.is_empty() {
+            self.receive_one()?;
+        }
+        self.out.flush().map_err(Error::Output)
+    }
+
+    /// Answers everything left, then flushes the output.
+    fn finish(mut self) -> Result<()> {
+        self.catch_up()
+    }
+
+    /// Sends what is queued, waits for one answer, and prints what is
+    /// ready. The output is flushed before waiting, so a reader sees every
+    /// answer that can be printed.
+    fn receive_one(&mut self) -> Result<()> {
+        self.write_ready()?;
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        self.out.flush().map_err(Error::Output)?;
+        self.client.flush().map_err(|e| link_error(self.addr, e))?;
+        let response = self.client.recv().map_err(|e| link_error(self.addr, e))?;
+        let Some(seq) = self.ids.remove(&response.request_id) else {
+            return Err(link_error(self.addr, stray(response)));
+        };
+        let index = seq.saturating_sub(self.first_seq);
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.output = Some(answer_line(slot.line, &response.body)?);
+        }
+        self.write_ready()
+    }
+
+    /// Prints the answered requests at the front of the window.
+    fn write_ready(&mut self) -> Result<()> {
+        while self.slots.front().is_some_and(|s| s.output.is_some()) {
+            if let Some(Slot {
+                output: Some(bytes),
+                ..
+            }) = self.slots.pop_front()
+            {
+                self.out.write_all(&bytes).map_err(Error::Output)?;
+            }
+            self.first_seq += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The error for a response that answers no request in flight.
+fn stray(response: Response) -> ClientError {
+    let what = match response.body {
+        ResponseBody::Error { code, message } if response.request_id == 0 => {
+            format!("an error about no request: {code} ({message})")
+        }
+        _ => format!(
+            "a response for request id {}, which is not in flight",
+            response.request_id
+        ),
+    };
+    ClientError::Unexpected { what }
+}
+
+/// The output object of a decided request.
+#[derive(Serialize)]
+struct Decided<'a> {
+    line: usize,
+    decisions: Vec<ImpOut<'a>>,
+}
+
+/// One impression's decision in the output.
+#[derive(Serialize)]
+struct ImpOut<'a> {
+    imp_id: &'a str,
+    skipped: Option<&'static str>,
+    no_offer: Option<&'static str>,
+    source: &'static str,
+    simulated: bool,
+    offers: Vec<OfferOut>,
+}
+
+/// One chosen offer in the output.
+#[derive(Serialize)]
+struct OfferOut {
+    offer_id: u64,
+    score: f32,
+    p_click: f32,
+    bid_cpm: f64,
+    factors: Vec<FactorOut>,
+}
+
+/// One explanation factor in the output.
+#[derive(Serialize)]
+struct FactorOut {
+    kind: &'static str,
+    contribution: f32,
+}
+
+/// The output object of a refused request.
+#[derive(Serialize)]
+struct Failed<'a> {
+    line: usize,
+    error: ErrorOut<'a>,
+}
+
+/// The error of a refused request.
+#[derive(Serialize)]
+struct ErrorOut<'a> {
+    code: &'static str,
+    code_num: u16,
+    message: &'a str,
+}
+
+/// The output line for an answer to a score request.
+fn answer_line(line: usize, body: &ResponseBody) -> Result<Vec<u8>> {
+    match body {
+        ResponseBody::Decision(decision) => json_line(&decided(line, decision)),
+        ResponseBody::Error { code, message } => failed_line(line, *code, message),
+        ResponseBody::Pong(_) | ResponseBody::HelloAck(_) => failed_line(
+            line,
+            ErrorCode::Internal,
+            "the server answered the score request with a pong or hello_ack",
+        ),
+    }
+}
+
+fn failed_line(line: usize, code: ErrorCode, message: &str) -> Result<Vec<u8>> {
+    json_line(&Failed {
+        line,
+        error: ErrorOut {
+            code: code.label(),
+            code_num: code.code(),
+            message,
+        },
+    })
+}
+
+fn decided(line: usize, decision: &DecisionResponse) -> Decided<'_> {
+    Decided {
+        line,
+        decisions: decision.imps.iter().map(imp_out).collect(),
+    }
+}
+
+fn imp_out(imp: &ImpDecision) -> ImpOut<'_> {
+    ImpOut {
+        imp_id: &imp.imp_id,
+        skipped: imp.skipped.map(|r| r.label()),
+        no_offer: imp.no_offer.map(|c| c.label()),
+        source: source_label(imp.source),
+        simulated: imp.simulated,
+        offers: imp
+            .offers
+            .iter()
+            .map(|o| OfferOut {
+                offer_id: o.offer_id,
+                score: o.score,
+                p_click: o.p_click,
+                bid_cpm: o.bid_cpm,
+                factors: FACTOR_KINDS
+                    .iter()
+                    .zip(o.factors)
+                    .map(|(kind, contribution)| FactorOut {
+                        kind: kind.name(),
+                        contribution,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// `value` as one line of JSON, newline included.
+fn json_line<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec(value).map_err(|e| Error::Output(e.into()))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_text_states_the_real_limits() {
+        let line = format!("line over {LINE_BYTES_MAX} bytes");
+        assert!(CLIENT_HELP.contains(&line), "{line}");
+        let request = format!("over {} bytes", limits::OPENRTB_JSON_BYTES_MAX);
+        assert!(CLIENT_HELP.contains(&request), "{request}");
+        assert_eq!(DEPTH_MAX, 1024);
+    }
+
+    #[test]
+    fn wrappers_are_unwrapped_and_requests_sent_as_they_are() {
+        let Item::Send(inner) = item(br#"{"source": "s", "request": {"id": "r"}}"#) else {
+            panic!("a wrapper is sent");
+        };
+        assert_eq!(inner, br#"{"id":"r"}"#);
+        let direct = br#"{"id": "r", "imp": [], "request": 1}"#;
+        assert!(matches!(item(direct), Item::Send(bytes) if bytes == direct));
+        assert!(matches!(item(b"not json"), Item::Send(bytes) if bytes == b"not json"));
+    }
+
+    #[test]
+    fn oversized_requests_are_refused_without_sending() {
+        let big = vec![b' '; limits::OPENRTB_JSON_BYTES_MAX + 1];
+        assert!(matches!(
+            item(&big),
+            Item::Refuse {
+                code: ErrorCode::FrameTooLarge,
+                ..
+            }
+        ));
+    }
+}

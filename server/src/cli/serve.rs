@@ -1,0 +1,223 @@
+//! `cx serve`: the decision server. Loads the configuration (defaults,
+//! `--config` TOML, `CX_SERVE_*` / `CX_ENGINE_*` environment, flags),
+//! starts [`Server`], prints one JSON line saying where it listens, and
+//! runs until SIGTERM or SIGINT (graceful: requests already accepted are
+//! answered). SIGHUP reloads the model file. A second SIGTERM/SIGINT during
+//! shutdown exits at once with status 1.
+
+use crate::cli::Streams;
+use crate::config::{IoMode, ServerConfig};
+use crate::error::{Error, Result};
+use crate::serve::Server;
+use clap::Args;
+use figment::providers::Serialized;
+use figment::Figment;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the main thread looks at the signal flags.
+const SIGNAL_POLL: Duration = Duration::from_millis(25);
+
+const SERVE_HELP: &str = "\
+Configuration, lowest precedence first: built-in defaults, the --config
+TOML file, environment variables, then these flags (docs/CONFIG.md lists
+every key). Server keys are CX_SERVE_<KEY> (CX_SERVE_LISTEN=127.0.0.1:7000,
+CX_SERVE_IO=epoll); engine keys are CX_ENGINE_<KEY> with `__` between levels
+(CX_ENGINE_BATCH__BATCH_MAX=16), as for `cx score`.
+
+On start it prints one JSON line to stdout:
+  {\"listen\":\"127.0.0.1:7070\",\"admin\":\"127.0.0.1:9464\",\"io\":\"uring\",\"workers\":1,\"model\":\"...\"}
+
+Signals: SIGTERM or SIGINT stop taking new requests, answer every request
+already accepted, then exit (a second one exits at once). SIGHUP re-reads
+the model file and serves it from the next tick; a model that fails to load
+is logged and the old one keeps serving.
+
+Logs go to stderr, filtered by RUST_LOG (default `info`).
+
+Example:
+  cx serve --listen 127.0.0.1:7070 --admin-listen 127.0.0.1:9464
+  curl -s 127.0.0.1:9464/metrics | grep ml_predictions_total
+  cx client --addr 127.0.0.1:7070 components/tests/fixtures/openrtb/prebid_sample.jsonl";
+
+/// Arguments of `cx serve`.
+#[derive(Debug, Args)]
+#[command(after_long_help = SERVE_HELP)]
+pub struct ServeArgs {
+    /// A TOML config file (server keys, and the engine's under [engine]).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the binary protocol [default: 127.0.0.1:7070].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Address of /metrics and /healthz; an empty string turns it off
+    /// [default: 127.0.0.1:9464].
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+    /// Worker threads, each with its own event loop and engine; 0 = one per
+    /// core [default: 1].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Event loop: io_uring, epoll, or auto (io_uring when the kernel
+    /// allows it) [default: auto].
+    #[arg(long, value_enum)]
+    pub io: Option<IoMode>,
+    /// Connections open at once, over all workers [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub connections_max: Option<usize>,
+    /// Close a connection with nothing in flight after this long without
+    /// input [default: 60000].
+    #[arg(long, value_name = "MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// Close a connection that does not read its responses for this long
+    /// [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub slow_client_timeout_ms: Option<u64>,
+    /// On SIGTERM, how long requests in flight may take [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub shutdown_timeout_ms: Option<u64>,
+    /// The model (.safetensors) [default: the bundled default model].
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<PathBuf>,
+    /// The fallback scorer [default: the bundled baseline with the bundled
+    /// model, else none].
+    #[arg(long, value_name = "FILE")]
+    pub fallback: Option<PathBuf>,
+    /// The offer catalog (TOML) [default: the bundled catalog].
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// The flags that were given, as a figment layer.
+#[derive(Serialize)]
+struct Overrides<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_listen: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    io: Option<IoMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connections_max: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idle_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slow_client_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shutdown_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog: Option<&'a PathBuf>,
+}
+
+impl ServeArgs {
+    /// The configuration these flags select (with the file and environment).
+    pub fn load_config(&self) -> Result<ServerConfig> {
+        let overrides = Overrides {
+            listen: self.listen,
+            admin_listen: self.admin_listen.as_deref(),
+            workers: self.workers,
+            io: self.io,
+            connections_max: self.connections_max,
+            idle_timeout_ms: self.idle_timeout_ms,
+            slow_client_timeout_ms: self.slow_client_timeout_ms,
+            shutdown_timeout_ms: self.shutdown_timeout_ms,
+            model: self.model.as_ref(),
+            fallback: self.fallback.as_ref(),
+            catalog: self.catalog.as_ref(),
+        };
+        let layer = Figment::from(Serialized::defaults(overrides));
+        ServerConfig::load(self.config.as_deref(), layer)
+    }
+}
+
+/// Installs the `tracing` subscriber: stderr, filtered by `RUST_LOG`
+/// (default `info`). A second call (tests) keeps the first.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs `cx serve` until a termination signal.
+pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> Result<()> {
+    let config = args.load_config()?;
+    if args.print_config {
+        let text = toml::to_string(&config)
+            .map_err(|e| Error::Config(format!("cannot print the config: {e}")))?;
+        return write!(streams.stdout, "{text}").map_err(Error::Output);
+    }
+    init_tracing();
+    let signals = Signals::install()?;
+    let workers = config.worker_count();
+    let server = Server::start(config)?;
+    let started = serde_json::json!({
+        "listen": server.local_addr().to_string(),
+        "admin": server.admin_addr().map(|a| a.to_string()),
+        "io": server.io().label(),
+        "workers": workers,
+        "model": server.model().id,
+    });
+    writeln!(streams.stdout, "{started}").map_err(Error::Output)?;
+    streams.stdout.flush().map_err(Error::Output)?;
+    signals.wait(&server);
+    tracing::info!("shutting down: answering the requests in flight");
+    server.shutdown();
+    server.wait()
+}
+
+/// The flags the signal handlers set.
+struct Signals {
+    terminate: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let terminate = Arc::new(AtomicBool::new(false));
+        let reload = Arc::new(AtomicBool::new(false));
+        let fail =
+            |e: std::io::Error| Error::Config(format!("cannot install signal handlers: {e}"));
+        for signal in [SIGTERM, SIGINT] {
+            // A second signal while shutting down exits at once.
+            signal_hook::flag::register_conditional_shutdown(signal, 1, terminate.clone())
+                .map_err(fail)?;
+            signal_hook::flag::register(signal, terminate.clone()).map_err(fail)?;
+        }
+        signal_hook::flag::register(SIGHUP, reload.clone()).map_err(fail)?;
+        Ok(Self { terminate, reload })
+    }
+
+    /// Serves reload signals until a termination signal.
+    fn wait(&self, server: &Server) {
+        while !self.terminate.load(Ordering::Acquire) {
+            std::thread::sleep(SIGNAL_POLL);
+            if self.reload.swap(false, Ordering::AcqRel) {
+                match server.reload() {
+                    Ok(info) => tracing::info!(model = %info.id, "model reload ordered"),
+                    Err(e) => tracing::error!(
+                        error = %crate::error::render_chain(&e),
+                        "model reload failed; the old model keeps serving"
+                    ),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `cx serve`'s configuration: built-in defaults, then a TOML file, then
+//! environment variables, then command-line flags (each overrides the one
+//! before; merged by `figment`). `docs/CONFIG.md` lists every key.
+//!
+//! The server keys are top-level; the engine's (`docs/CONFIG.md`, "Engine")
+//! sit under `[engine]`, so one file configures both. Environment: a server
+//! key `k` is `CX_SERVE_K` (`CX_SERVE_LISTEN=127.0.0.1:7000`); an engine key
+//! is `CX_ENGINE_...` exactly as for `cx score`, with `__` between levels
+//! (`CX_ENGINE_BATCH__BATCH_MAX=16`).
+
+use crate::error::Error;
+use cx_engine::EngineConfig;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Prefix of the server's environment variables.
+pub const ENV_PREFIX: &str = "CX_SERVE_";
+
+/// Largest config file read, bytes.
+pub const CONFIG_BYTES_MAX: u64 = 1 << 20;
+
+/// Most worker threads.
+pub const WORKERS_MAX: usize = 256;
+
+/// Most connections, over all workers.
+pub const CONNECTIONS_LIMIT: usize = 1 << 20;
+
+/// How sockets are driven.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IoMode {
+    /// io_uring where the kernel allows it, else epoll (logged).
+    #[default]
+    Auto,
+    /// io_uring only: fail to start without it.
+    Uring,
+    /// epoll only.
+    Epoll,
+}
+
+impl IoMode {
+    /// The lowercase name, as in the config.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Uring => "uring",
+            Self::Epoll => "epoll",
+        }
+    }
+}
+
+/// Everything `cx serve` is configured with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the binary protocol. Default `127.0.0.1:7070`.
+    pub listen: SocketAddr,
+    /// Address of the admin HTTP port (`/metrics`, `/healthz`); `None`
+    /// (an empty string in TOML or the environment) turns it off. Default
+    /// `127.0.0.1:9464`.
+    #[serde(with = "optional_addr")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Worker threads, each with its own event loop and engine; 0 means one
+    /// per available core. Default 1.
+    pub workers: usize,
+    /// `auto`, `uring` or `epoll`. Default `auto`.
+    pub io: IoMode,
+    /// Connections open at once, over all workers; more are closed at
+    /// accept. Default 1024.
+    pub connections_max: usize,
+    /// A connection with nothing in flight that sends nothing for this long
+    /// is closed. Default 60000.
+    pub idle_timeout_ms: u64,
+    /// A connection that does not read its responses for this long is
+    /// closed. Default 10000.
+    pub slow_client_timeout_ms: u64,
+    /// After SIGTERM/SIGINT, how long requests in flight may take before
+    /// the server exits anyway. Default 10000.
+    pub shutdown_timeout_ms: u64,
+    /// The model file; `None` serves the bundled default model.
+    pub model: Option<PathBuf>,
+    /// The fallback scorer file; `None`: the bundled baseline with the
+    /// bundled model, else none.
+    pub fallback: Option<PathBuf>,
+    /// The offer catalog; `None`: the bundled catalog.
+    pub catalog: Option<PathBuf>,
+    /// The engine, as in `docs/CONFIG.md`.
+    pub engine: EngineConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            workers: 1,
+            io: IoMode::Auto,
+            connections_max: 1024,
+            idle_timeout_ms: 60_000,
+            slow_client_timeout_ms: 10_000,
+            shutdown_timeout_ms: 10_000,
+            model: None,
+            fallback: None,
+            catalog: None,
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+/// `admin_listen` in TOML and the environment: an address, or an empty
+/// string for none.
+mod optional_addr {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::net::SocketAddr;
+
+    pub fn serialize<S: Serializer>(v: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(addr) => s.collect_str(addr),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        text.trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not an address: {e}")))
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, then the TOML file at `path` (if any), then the
+    /// environment, then `overrides` (the command line's flags); validated.
+    pub fn load(path: Option<&Path>, overrides: Figment) -> Result<Self, Error> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        if let Some(path) = path {
+            figment = figment.merge(Toml::string(&read_config(path)?));
+        }
+        let engine_env = Env::prefixed(cx_engine::config::ENV_PREFIX)
+            .split("__")
+            .map(|key| format!("engine.{key}").into());
+        let server_env = Env::prefixed(ENV_PREFIX)
+            .split("__")
+            .filter(|key| !key.as_str().starts_with("engine"));
+        let figment = figment.merge(engine_env).merge(server_env).merge(overrides);
+        let config: Self = figment
+            .extract()
+            .map_err(|e| Error::Config(format!("server config: {e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every key against its limits.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |key: &str, why: String| Err(Error::Config(format!("{key}: {why}")));
+        if self.workers > WORKERS_MAX {
+            return bad("workers", format!("{} is over {WORKERS_MAX}", self.workers));
+        }
+        if self.connections_max == 0 || self.connections_max > CONNECTIONS_LIMIT {
+            return bad(
+                "connections_max",
+                format!("{} is not in 1..={CONNECTIONS_LIMIT}", self.connections_max),
+            );
+        }
+        for (key, ms) in [
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("slow_client_timeout_ms", self.slow_client_timeout_ms),
+            ("shutdown_timeout_ms", self.shutdown_timeout_ms),
+        ] {
+            if ms == 0 || ms > 24 * 3600 * 1000 {
+                return bad(key, format!("{ms} is not in 1..=86400000"));
+            }
+        }
+        if Some(self.listen) == self.admin_listen && self.listen.port() != 0 {
+            return bad("admin_listen", "is the same address as listen".into());
+        }
+        self.engine
+            .validate()
+            .map_err(|e| Error::Config(format!("engine: {e}")))
+    }
+
+    /// Worker threads to start: `workers`, or one per available core.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(WORKERS_MAX)),
+            n => n,
+        }
+    }
+}
+
+fn read_config(path: &Path) -> Result<String, Error> {
+    let read = |source| Error::ConfigRead {
+        path: path.display().to_string(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(read)?.len();
+    if len > CONFIG_BYTES_MAX {
+        return Err(Error::Config(format!(
+            "config {} is {len} bytes, more than the limit of {CONFIG_BYTES_MAX}",
+            path.display()
+        )));
+    }
+    std::fs::read_to_string(path).map_err(read)
+}

@@ -1,0 +1,440 @@
+//! The TCP server behind `cx serve`: binds the protocol port, starts one
+//! worker thread per configured core, each with its own event loop
+//! (io_uring, or epoll as the fallback) and its own [`Engine`] built from
+//! the same model bytes, and the admin HTTP endpoint. [`Server`] is the
+//! handle: its address, shutdown, model reload, and `wait`.
+//!
+//! # Threads and sharing
+//!
+//! Workers share nothing on the request path. Each binds its own listening
+//! socket to the same address with `SO_REUSEPORT`, so the kernel spreads
+//! connections across them, and each connection stays on its worker for
+//! life. The model file is read once and its bytes (an `Arc`) handed to
+//! every engine; each engine parses its own weights, so a worker never
+//! waits on another. What they do share is [`Control`] (shutdown and
+//! reload orders, read at [`HOUSEKEEPING_INTERVAL`]) and the [`Metrics`]
+//! registry (atomics).
+//!
+//! # Shutdown
+//!
+//! [`Server::shutdown`] sets a flag; at its next housekeeping each worker
+//! stops accepting, tells every connection to answer new requests
+//! `shutting_down`, keeps serving what is in flight, and closes each
+//! connection once its answers are sent. It exits when none is left, or
+//! after `shutdown_timeout_ms` (closing what remains, logged).
+
+use crate::config::{IoMode, ServerConfig};
+use crate::error::Error;
+use crate::metrics::{AdminServer, Health, Metrics};
+use crate::worker::{Worker, WorkerLimits};
+use cx_engine::{Engine, FallbackSource, ModelInfo, ModelSource};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often a worker checks for shutdown, reload and timeouts.
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The listen backlog.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// Host time for engine ticks: unix ns.
+pub fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Why a worker's loop returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopExit {
+    /// Shutdown finished: every connection was answered and closed.
+    Drained,
+    /// Shutdown timed out with connections still open; they were closed.
+    TimedOut,
+}
+
+/// A model reload order: new bytes for every worker.
+struct Reload {
+    model: Arc<[u8]>,
+    fallback: FallbackSource,
+}
+
+/// Orders from the server handle to its workers.
+#[derive(Default)]
+pub struct Control {
+    shutdown: AtomicBool,
+    shutdown_timeout_ms: AtomicU64,
+    reload_generation: AtomicU64,
+    reload: Mutex<Option<Arc<Reload>>>,
+}
+
+impl Control {
+    /// A worker's view: when to look next, and what it has applied.
+    pub fn watch(&self) -> Watch {
+        Watch {
+            next_due: Instant::now(),
+            reload_seen: self.reload_generation.load(Ordering::Acquire),
+            deadline: None,
+        }
+    }
+
+    fn shutdown_requested(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    fn latest_reload(&self) -> Option<Arc<Reload>> {
+        self.reload.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+/// One worker's housekeeping state (see [`Control::watch`]).
+pub struct Watch {
+    next_due: Instant,
+    reload_seen: u64,
+    deadline: Option<Instant>,
+}
+
+impl Watch {
+    /// Whether housekeeping is due at `now` (then schedules the next).
+    pub fn due(&mut self, now: Instant) -> bool {
+        if now < self.next_due {
+            return false;
+        }
+        self.next_due = now + HOUSEKEEPING_INTERVAL;
+        true
+    }
+
+    /// Publishes counts, applies a new reload order, starts draining on a
+    /// shutdown order. Returns an exit when the shutdown deadline passed.
+    pub fn housekeeping(&mut self, worker: &mut Worker, control: &Control) -> Option<LoopExit> {
+        worker.publish_counts();
+        let generation = control.reload_generation.load(Ordering::Acquire);
+        if generation != self.reload_seen {
+            self.reload_seen = generation;
+            if let Some(order) = control.latest_reload() {
+                match worker.reload(order.model.clone(), order.fallback.clone()) {
+                    Ok(info) => tracing::info!(model = %info.id, "model staged for the next tick"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "model reload failed; serving the old model")
+                    }
+                }
+            }
+        }
+        if control.shutdown_requested() && !worker.is_draining() {
+            worker.shutdown();
+            let ms = control.shutdown_timeout_ms.load(Ordering::Acquire);
+            self.deadline = Some(Instant::now() + Duration::from_millis(ms));
+        }
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => {
+                tracing::warn!(
+                    connections = worker.open_connections(),
+                    "shutdown timed out; closing the remaining connections"
+                );
+                Some(LoopExit::TimedOut)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A running server. See the [module docs](self).
+pub struct Server {
+    local_addr: SocketAddr,
+    admin: Option<AdminServer>,
+    io: IoMode,
+    control: Arc<Control>,
+    health: Health,
+    metrics: Metrics,
+    workers: Vec<JoinHandle<Result<LoopExit, Error>>>,
+    config: ServerConfig,
+    model: ModelInfo,
+}
+
+impl Server {
+    /// Loads the model and catalog, binds, and starts the workers and the
+    /// admin endpoint. Fails (starting nothing) on any bad setting, an
+    /// address in use, or `io = "uring"` without io_uring.
+    pub fn start(config: ServerConfig) -> Result<Server, Error> {
+        config.validate()?;
+        let io = resolve_io(config.io)?;
+        let workers = config.worker_count();
+        let model_bytes = read_model(config.model.as_deref())?;
+        let metrics = Metrics::new();
+        let health = Health::new();
+        let control = Arc::new(Control::default());
+        control
+            .shutdown_timeout_ms
+            .store(config.shutdown_timeout_ms, Ordering::Release);
+        let per_worker = config.connections_max.div_ceil(workers);
+        let limits = WorkerLimits {
+            connections_max: per_worker,
+            idle_timeout_ns: config.idle_timeout_ms.saturating_mul(1_000_000),
+            slow_client_timeout_ns: config.slow_client_timeout_ms.saturating_mul(1_000_000),
+        };
+        let mut engines = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            engines.push(build_engine(&config, &model_bytes)?);
+        }
+        let model = engines
+            .first()
+            .map(|e| e.model().clone())
+            .ok_or_else(|| Error::Config("workers: none to start".into()))?;
+        let listeners = bind_listeners(config.listen, workers)?;
+        let local_addr = listeners
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .unwrap_or(config.listen);
+        let admin = match config.admin_listen {
+            Some(addr) => Some(
+                AdminServer::spawn(addr, metrics.clone(), health.clone()).map_err(Error::Admin)?,
+            ),
+            None => None,
+        };
+        let mut handles = Vec::with_capacity(workers);
+        for (index, (listener, engine)) in listeners.into_iter().zip(engines).enumerate() {
+            let worker = Worker::new(engine, metrics.clone(), limits);
+            let control = control.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("cx-worker-{index}"))
+                .spawn(move || run_worker(io, listener, worker, &control, per_worker))
+                .map_err(|e| Error::Worker {
+                    worker: index,
+                    what: format!("cannot start its thread: {e}"),
+                })?;
+            handles.push(handle);
+        }
+        tracing::info!(
+            addr = %local_addr,
+            admin = ?admin.as_ref().map(AdminServer::local_addr),
+            io = io.label(),
+            workers,
+            model = %model.id,
+            "serving"
+        );
+        Ok(Server {
+            local_addr,
+            admin,
+            io,
+            control,
+            health,
+            metrics,
+            workers: handles,
+            config,
+            model,
+        })
+    }
+
+    /// The protocol address (the real port when the config asked for 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The admin endpoint's address, if it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::local_addr)
+    }
+
+    /// The event loop the workers run (`uring` or `epoll`, never `auto`).
+    pub fn io(&self) -> IoMode {
+        self.io
+    }
+
+    /// The model served at start.
+    pub fn model(&self) -> &ModelInfo {
+        &self.model
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Starts a graceful shutdown (see the [module docs](self)); returns at
+    /// once. `/healthz` answers `draining` from now on.
+    pub fn shutdown(&self) {
+        self.health.set_draining();
+        self.control.shutdown.store(true, Ordering::Release);
+    }
+
+    /// Re-reads the configured model file (and fallback), checks it, and
+    /// orders every worker to serve it from its next tick. A model that
+    /// fails to load is reported here and changes nothing.
+    pub fn reload(&self) -> Result<ModelInfo, Error> {
+        let bytes = read_model(self.config.model.as_deref())?;
+        let fallback = fallback_source(&self.config);
+        let schema = cx_engine::components::features::FeatureSchema::v1();
+        let (_, info) =
+            cx_engine::load_serving(&ModelSource::Bytes(bytes.clone()), &fallback, &schema)
+                .map_err(|source| Error::Engine {
+                    what: "model reload".into(),
+                    source,
+                })?;
+        let mut slot = self
+            .control
+            .reload
+            .lock()
+            .map_err(|_| Error::Config("reload: the control lock is poisoned".into()))?;
+        let generation = self.control.reload_generation.load(Ordering::Acquire) + 1;
+        *slot = Some(Arc::new(Reload {
+            model: bytes,
+            fallback,
+        }));
+        self.control
+            .reload_generation
+            .store(generation, Ordering::Release);
+        Ok(info)
+    }
+
+    /// Waits for every worker to finish (after [`Self::shutdown`]), then
+    /// stops the admin endpoint. Returns the first worker error.
+    pub fn wait(mut self) -> Result<(), Error> {
+        let mut result = Ok(());
+        for (index, handle) in self.workers.drain(..).enumerate() {
+            let outcome = handle.join().map_err(|_| Error::Worker {
+                worker: index,
+                what: "panicked".into(),
+            });
+            match outcome.and_then(|r| r) {
+                Ok(exit) => tracing::info!(worker = index, ?exit, "worker stopped"),
+                Err(e) => {
+                    tracing::error!(worker = index, error = %e, "worker failed");
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                }
+            }
+        }
+        if let Some(admin) = self.admin.take() {
+            admin.stop();
+        }
+        result
+    }
+}
+
+fn run_worker(
+    io: IoMode,
+    listener: TcpListener,
+    worker: Worker,
+    control: &Control,
+    connections_max: usize,
+) -> Result<LoopExit, Error> {
+    match io {
+        #[cfg(target_os = "linux")]
+        IoMode::Uring => crate::uring::run(listener, worker, control, connections_max),
+        _ => crate::epoll::run(listener, worker, control, connections_max),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn probe_uring() -> Result<(), Error> {
+    crate::uring::probe()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn probe_uring() -> Result<(), Error> {
+    Err(Error::EventLoop {
+        io: "uring",
+        what: "io_uring exists only on Linux".into(),
+        source: std::io::ErrorKind::Unsupported.into(),
+    })
+}
+
+/// `auto` becomes `uring` when the kernel offers what the loop needs, else
+/// `epoll`; `uring` fails without it.
+fn resolve_io(io: IoMode) -> Result<IoMode, Error> {
+    match io {
+        IoMode::Epoll => Ok(IoMode::Epoll),
+        IoMode::Uring => probe_uring().map(|()| IoMode::Uring),
+        IoMode::Auto => match probe_uring() {
+            Ok(()) => Ok(IoMode::Uring),
+            Err(e) => {
+                tracing::warn!(reason = %crate::error::render_chain(&e), "io_uring unavailable; using epoll");
+                Ok(IoMode::Epoll)
+            }
+        },
+    }
+}
+
+fn fallback_source(config: &ServerConfig) -> FallbackSource {
+    match (&config.fallback, &config.model) {
+        (Some(path), _) => FallbackSource::Path(path.clone()),
+        (None, None) => FallbackSource::Bytes(Arc::from(cx_engine::DEFAULT_BASELINE_BYTES)),
+        (None, Some(_)) => FallbackSource::None,
+    }
+}
+
+fn read_model(path: Option<&std::path::Path>) -> Result<Arc<[u8]>, Error> {
+    let Some(path) = path else {
+        return Ok(Arc::from(cx_engine::DEFAULT_MODEL_BYTES));
+    };
+    let read = |source| Error::ModelRead {
+        path: path.display().to_string(),
+        source,
+    };
+    let limit = cx_engine::components::model::limits::FILE_BYTES_MAX;
+    let len = std::fs::metadata(path).map_err(read)?.len();
+    if len > limit {
+        return Err(Error::Config(format!(
+            "model {} is {len} bytes, more than the limit of {limit}",
+            path.display()
+        )));
+    }
+    Ok(std::fs::read(path).map_err(read)?.into())
+}
+
+fn build_engine(config: &ServerConfig, model: &Arc<[u8]>) -> Result<Engine, Error> {
+    let mut builder = Engine::builder()
+        .model(ModelSource::Bytes(model.clone()))
+        .fallback(fallback_source(config))
+        .config(config.engine.clone());
+    if let Some(path) = &config.catalog {
+        builder = builder.catalog_path(path);
+    }
+    builder.build().map_err(|source| Error::Engine {
+        what: "cannot set up the engine".into(),
+        source,
+    })
+}
+
+/// One listening socket per worker on the same address (`SO_REUSEPORT`
+/// when there are several); the first fixes the port when `addr` asks for 0.
+fn bind_listeners(addr: SocketAddr, workers: usize) -> Result<Vec<TcpListener>, Error> {
+    let mut listeners = Vec::with_capacity(workers);
+    let mut addr = addr;
+    for _ in 0..workers {
+        let listener = bind_one(addr, workers > 1)?;
+        if let Ok(bound) = listener.local_addr() {
+            addr = bound;
+        }
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+fn bind_one(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, Error> {
+    let fail = |op, source| Error::Socket {
+        op,
+        addr: addr.to_string(),
+        source,
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(|e| fail("create a socket for", e))?;
+    socket
+        .set_reuse_address(true)
+        .map_err(|e| fail("set SO_REUSEADDR on", e))?;
+    if reuse_port {
+        socket
+            .set_reuse_port(true)
+            .map_err(|e| fail("set SO_REUSEPORT on", e))?;
+    }
+    socket.bind(&addr.into()).map_err(|e| fail("bind", e))?;
+    socket
+        .listen(LISTEN_BACKLOG)
+        .map_err(|e| fail("listen on", e))?;
+    Ok(socket.into())
+}

@@ -1,0 +1,651 @@
+//! The io_uring event loop: one ring per worker, multishot accept,
+//! multishot receive into provided buffers, and sends from per-connection
+//! buffers; all submissions of a turn go to the kernel in one
+//! `io_uring_enter`. It owns one worker's sockets and the memory the kernel
+//! reads and writes; every protocol and engine step is the [`Worker`]'s,
+//! shared with the epoll loop.
+//!
+//! # Why `unsafe` here
+//!
+//! Submitting an io_uring operation hands the kernel raw pointers to memory
+//! it will read or write later, which the compiler cannot check; the crate
+//! marks those pushes `unsafe`. This module opts in to `unsafe_code` for
+//! exactly those pushes and for adopting accepted file descriptors. The
+//! invariants each one relies on:
+//!
+//! - **Provided buffers** ([`BUFFER_COUNT`] × [`BUFFER_BYTES`], one
+//!   allocation made at start and never resized) outlive every receive:
+//!   the loop does not return, and so does not free them, while any
+//!   operation is in flight (`ops` counts them; see [`UringLoop::finish`]).
+//!   A buffer the kernel filled is read once, then handed back.
+//! - **Send buffers** belong to a connection's [`USock`] and are not
+//!   touched while its one send is in flight; a socket is dropped only once
+//!   its send and receive have completed.
+//!
+//! # Data layout
+//!
+//! Sockets live in a slab indexed like the worker's connections
+//! ([`ConnId::index`]); a slot stays taken until the socket's operations
+//! complete, and only then is the connection released to the worker, so a
+//! slot is never shared by two sockets. Each completion's `user_data` packs
+//! the operation kind, the slot and the connection's generation
+//! ([`pack`]), so a late completion for a closed socket is recognised.
+//!
+//! # Flow control
+//!
+//! Multishot receive cannot be paused; when a connection stops wanting
+//! input (a slow client), the loop cancels the receive, keeps whatever was
+//! already delivered in the socket's `stash` (bounded by the provided
+//! buffers), and re-arms once the output drains.
+
+#![allow(unsafe_code)] // io_uring submissions and fd adoption; see the module docs.
+
+use crate::error::Error;
+use crate::serve::{unix_now_ns, Control, LoopExit, HOUSEKEEPING_INTERVAL};
+use crate::worker::{CloseReason, ConnId, Worker};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::time::{Duration, Instant};
+
+/// Submission queue entries per ring (the completion queue is twice that).
+pub const RING_ENTRIES: u32 = 4096;
+
+/// Provided receive buffers per worker.
+pub const BUFFER_COUNT: u16 = 256;
+
+/// Bytes per provided receive buffer.
+pub const BUFFER_BYTES: usize = 16 * 1024;
+
+/// Most bytes one send takes from a connection's output.
+pub const SEND_CHUNK_BYTES: usize = 256 * 1024;
+
+/// How long [`UringLoop::finish`] waits for cancelled operations before
+/// giving up (and leaking the buffers rather than freeing memory the
+/// kernel may still use).
+pub const FINISH_WAIT: Duration = Duration::from_secs(2);
+
+const BUFFER_GROUP: u16 = 0;
+
+const KIND_ACCEPT: u64 = 1;
+const KIND_RECV: u64 = 2;
+const KIND_SEND: u64 = 3;
+const KIND_CANCEL: u64 = 4;
+const KIND_PROVIDE: u64 = 5;
+
+/// The oldest kernel with multishot receive (6.0; multishot accept is 5.19).
+pub const KERNEL_MIN: (u32, u32) = (6, 0);
+
+/// `user_data` of an operation: kind (8 bits), slot (24), generation (32).
+pub fn pack(kind: u64, index: u32, generation: u32) -> u64 {
+    (kind << 56) | ((u64::from(index) & 0xff_ffff) << 32) | u64::from(generation)
+}
+
+/// The inverse of [`pack`].
+pub fn unpack(user_data: u64) -> (u64, u32, u32) {
+    (
+        user_data >> 56,
+        ((user_data >> 32) & 0xff_ffff) as u32,
+        user_data as u32,
+    )
+}
+
+fn uring_error(what: &str, source: std::io::Error) -> Error {
+    Error::EventLoop {
+        io: "uring",
+        what: what.into(),
+        source,
+    }
+}
+
+/// Checks that this process can run the io_uring loop: the kernel is at
+/// least [`KERNEL_MIN`] (multishot receive), a ring can be created (a
+/// seccomp policy or `io_uring_disabled` may forbid it), and it offers
+/// every operation the loop submits.
+pub fn probe() -> Result<(), Error> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_err(|e| uring_error("read the kernel version", e))?;
+    let version = parse_kernel_version(&release);
+    if version < Some(KERNEL_MIN) {
+        let why = format!(
+            "kernel {} is older than {}.{} (multishot receive)",
+            release.trim(),
+            KERNEL_MIN.0,
+            KERNEL_MIN.1
+        );
+        return Err(uring_error(&why, std::io::ErrorKind::Unsupported.into()));
+    }
+    let ring = IoUring::new(8).map_err(|e| uring_error("create a ring", e))?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| uring_error("probe the ring's operations", e))?;
+    for (code, name) in [
+        (opcode::AcceptMulti::CODE, "accept"),
+        (opcode::RecvMulti::CODE, "recv"),
+        (opcode::Send::CODE, "send"),
+        (opcode::ProvideBuffers::CODE, "provide_buffers"),
+        (opcode::AsyncCancel::CODE, "async_cancel"),
+    ] {
+        if !probe.is_supported(code) {
+            let why = format!("the kernel lacks the {name} operation");
+            return Err(uring_error(&why, std::io::ErrorKind::Unsupported.into()));
+        }
+    }
+    Ok(())
+}
+
+/// `6.18.44-fc` → `Some((6, 18))`.
+pub fn parse_kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim().split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// One connection's socket and the buffers the kernel uses for it.
+struct USock {
+    stream: TcpStream,
+    id: ConnId,
+    recv_armed: bool,
+    cancel_sent: bool,
+    send_in_flight: bool,
+    send_buf: Vec<u8>,
+    /// Received bytes the connection could not take yet.
+    stash: Vec<u8>,
+    /// Set once the socket is being closed: why.
+    closing: Option<CloseReason>,
+}
+
+struct UringLoop {
+    ring: IoUring,
+    listener: Option<TcpListener>,
+    accept_armed: bool,
+    socks: Vec<Option<USock>>,
+    buffers: Box<[u8]>,
+    /// Operations submitted whose last completion has not arrived.
+    ops: usize,
+    dirty: Vec<ConnId>,
+    ids: Vec<ConnId>,
+    completions: Vec<(u64, i32, u32)>,
+}
+
+/// Runs one worker on `listener` until shutdown completes.
+pub fn run(
+    listener: TcpListener,
+    mut worker: Worker,
+    control: &Control,
+    connections_max: usize,
+) -> Result<LoopExit, Error> {
+    if connections_max > 0xff_ffff {
+        return Err(Error::Config(format!(
+            "connections_max: {connections_max} per worker is over the io_uring loop's 16777215"
+        )));
+    }
+    let ring = IoUring::builder()
+        .setup_cqsize(RING_ENTRIES * 2)
+        .build(RING_ENTRIES)
+        .map_err(|e| uring_error("create the ring", e))?;
+    let mut ul = UringLoop {
+        ring,
+        listener: Some(listener),
+        accept_armed: false,
+        socks: (0..connections_max).map(|_| None).collect(),
+        buffers: vec![0; usize::from(BUFFER_COUNT) * BUFFER_BYTES].into_boxed_slice(),
+        ops: 0,
+        dirty: Vec::with_capacity(connections_max),
+        ids: Vec::with_capacity(connections_max),
+        completions: Vec::with_capacity(RING_ENTRIES as usize * 2),
+    };
+    ul.provide_all();
+    ul.arm_accept();
+    let mut state = control.watch();
+    let exit = loop {
+        ul.wait(worker.engine().in_flight() > 0)?;
+        ul.handle_completions(&mut worker);
+        worker.run_engine(unix_now_ns());
+        ul.flush(&mut worker);
+        if state.due(Instant::now()) {
+            if let Some(exit) = state.housekeeping(&mut worker, control) {
+                break exit;
+            }
+            if worker.is_draining() {
+                ul.stop_accepting();
+            } else if !ul.accept_armed {
+                ul.arm_accept();
+            }
+            ul.expire(&mut worker);
+            ul.close_finished(&mut worker);
+            if worker.is_draining() && worker.open_connections() == 0 {
+                break LoopExit::Drained;
+            }
+        }
+    };
+    ul.finish(&mut worker);
+    Ok(exit)
+}
+
+impl UringLoop {
+    /// Queues one operation, submitting first if the queue is full.
+    ///
+    /// # Safety
+    ///
+    /// Every buffer `entry` points to must stay valid and untouched by the
+    /// loop until the operation's last completion.
+    unsafe fn push(&mut self, entry: squeue::Entry) {
+        loop {
+            // SAFETY: the caller guarantees the entry's buffers outlive it.
+            let pushed = unsafe { self.ring.submission().push(&entry) };
+            if pushed.is_ok() {
+                self.ops += 1;
+                return;
+            }
+            // Full: hand the queue to the kernel and retry.
+            if let Err(e) = self.ring.submit() {
+                tracing::error!(error = %e, "io_uring submit failed");
+                return;
+            }
+        }
+    }
+
+    /// Pushes an operation that references no memory of ours.
+    fn push_plain(&mut self, entry: squeue::Entry) {
+        // SAFETY: accept (no address out-pointer), cancel and close-like
+        // entries carry no buffer pointer.
+        unsafe { self.push(entry) }
+    }
+
+    fn provide_all(&mut self) {
+        let addr = self.buffers.as_mut_ptr();
+        let entry =
+            opcode::ProvideBuffers::new(addr, BUFFER_BYTES as i32, BUFFER_COUNT, BUFFER_GROUP, 0)
+                .build()
+                .user_data(pack(KIND_PROVIDE, 0, 0));
+        // SAFETY: `buffers` is allocated once, never resized, and not freed
+        // while operations are in flight (see `finish`).
+        unsafe { self.push(entry) }
+    }
+
+    fn provide_one(&mut self, bid: u16) {
+        let offset = usize::from(bid) * BUFFER_BYTES;
+        let Some(buf) = self.buffers.get_mut(offset..offset + BUFFER_BYTES) else {
+            return;
+        };
+        let entry = opcode::ProvideBuffers::new(
+            buf.as_mut_ptr(),
+            BUFFER_BYTES as i32,
+            1,
+            BUFFER_GROUP,
+            bid,
+        )
+        .build()
+        .user_data(pack(KIND_PROVIDE, 0, 0));
+        // SAFETY: as in `provide_all`; the loop has finished reading this
+        // buffer before handing it back.
+        unsafe { self.push(entry) }
+    }
+
+    fn arm_accept(&mut self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        let fd = types::Fd(listener.as_raw_fd());
+        let entry = opcode::AcceptMulti::new(fd)
+            .build()
+            .user_data(pack(KIND_ACCEPT, 0, 0));
+        self.push_plain(entry);
+        self.accept_armed = true;
+    }
+
+    fn arm_recv(&mut self, index: usize) {
+        let Some(Some(sock)) = self.socks.get_mut(index) else {
+            return;
+        };
+        if sock.recv_armed || sock.closing.is_some() {
+            return;
+        }
+        sock.recv_armed = true;
+        sock.cancel_sent = false;
+        let fd = types::Fd(sock.stream.as_raw_fd());
+        let entry = opcode::RecvMulti::new(fd, BUFFER_GROUP)
+            .build()
+            .user_data(pack(KIND_RECV, sock.id.index, sock.id.generation));
+        // SAFETY: the kernel receives into the provided buffers, which
+        // outlive every operation (see `provide_all`).
+        unsafe { self.push(entry) }
+    }
+
+    fn cancel_recv(&mut self, index: usize) {
+        let Some(Some(sock)) = self.socks.get_mut(index) else {
+            return;
+        };
+        if !sock.recv_armed || sock.cancel_sent {
+            return;
+        }
+        sock.cancel_sent = true;
+        let target = pack(KIND_RECV, sock.id.index, sock.id.generation);
+        let entry = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(pack(KIND_CANCEL, 0, 0));
+        self.push_plain(entry);
+    }
+
+    /// Submits everything queued and waits for at least one completion (at
+    /// most [`HOUSEKEEPING_INTERVAL`]), or only submits when `busy`.
+    fn wait(&mut self, busy: bool) -> Result<(), Error> {
+        let result = if busy {
+            self.ring.submit()
+        } else {
+            let ts = types::Timespec::from(HOUSEKEEPING_INTERVAL);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            self.ring.submitter().submit_with_args(1, &args)
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(uring_error("submit and wait", e)),
+        }
+    }
+
+    fn handle_completions(&mut self, worker: &mut Worker) {
+        let mut completions = std::mem::take(&mut self.completions);
+        completions.clear();
+        completions.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for &(user_data, result, flags) in &completions {
+            if !cqueue::more(flags) {
+                self.ops = self.ops.saturating_sub(1);
+            }
+            let (kind, index, generation) = unpack(user_data);
+            match kind {
+                KIND_ACCEPT => self.on_accept(result, flags, worker),
+                KIND_RECV => self.on_recv(index as usize, generation, result, flags, worker),
+                KIND_SEND => self.on_send(index as usize, generation, result, worker),
+                KIND_PROVIDE if result < 0 => {
+                    tracing::error!(errno = -result, "io_uring could not take receive buffers");
+                }
+                _ => {}
+            }
+        }
+        self.completions = completions;
+    }
+
+    fn on_accept(&mut self, result: i32, flags: u32, worker: &mut Worker) {
+        if !cqueue::more(flags) {
+            self.accept_armed = false;
+        }
+        if result < 0 {
+            if result != -libc::ECANCELED {
+                tracing::warn!(errno = -result, "accept failed");
+            }
+            return;
+        }
+        // SAFETY: a successful accept returns a new descriptor that nothing
+        // else owns; the TcpStream takes sole ownership and closes it.
+        let stream = unsafe { TcpStream::from_raw_fd(result) };
+        let Some(id) = worker.open() else {
+            return; // full or draining: dropping the stream closes it
+        };
+        let _ = stream.set_nodelay(true);
+        let index = id.index as usize;
+        let Some(slot) = self.socks.get_mut(index) else {
+            worker.close(id, CloseReason::Peer);
+            return;
+        };
+        *slot = Some(USock {
+            stream,
+            id,
+            recv_armed: false,
+            cancel_sent: false,
+            send_in_flight: false,
+            send_buf: Vec::new(),
+            stash: Vec::new(),
+            closing: None,
+        });
+        self.arm_recv(index);
+    }
+
+    fn sock_of(&mut self, index: usize, generation: u32) -> Option<&mut USock> {
+        self.socks
+            .get_mut(index)
+            .and_then(Option::as_mut)
+            .filter(|s| s.id.generation == generation)
+    }
+
+    fn on_recv(
+        &mut self,
+        index: usize,
+        generation: u32,
+        result: i32,
+        flags: u32,
+        worker: &mut Worker,
+    ) {
+        let more = cqueue::more(flags);
+        let bid = cqueue::buffer_select(flags);
+        let offset = bid.map(|b| usize::from(b) * BUFFER_BYTES);
+        let len = usize::try_from(result).unwrap_or(0).min(BUFFER_BYTES);
+        let bytes = offset
+            .and_then(|o| self.buffers.get(o..o + len))
+            .unwrap_or(&[]);
+        let Some(sock) = self
+            .socks
+            .get_mut(index)
+            .and_then(Option::as_mut)
+            .filter(|s| s.id.generation == generation)
+        else {
+            if let Some(bid) = bid {
+                self.provide_one(bid);
+            }
+            return;
+        };
+        if !more {
+            sock.recv_armed = false;
+            sock.cancel_sent = false;
+        }
+        let id = sock.id;
+        if result > 0 && sock.closing.is_none() {
+            if sock.stash.is_empty() {
+                let taken = worker.on_bytes(id, bytes);
+                sock.stash
+                    .extend_from_slice(bytes.get(taken..).unwrap_or(&[]));
+            } else {
+                sock.stash.extend_from_slice(bytes);
+            }
+        }
+        let paused = !worker.wants_read(id) || !sock.stash.is_empty();
+        if let Some(bid) = bid {
+            self.provide_one(bid);
+        }
+        match result {
+            0 => self.begin_close(index, CloseReason::Peer),
+            r if r < 0 && r != -libc::ENOBUFS && r != -libc::ECANCELED => {
+                self.begin_close(index, CloseReason::Peer)
+            }
+            _ if paused => self.cancel_recv(index),
+            // ENOBUFS (re-armed once buffers came back) or a finished shot.
+            _ if !more => self.arm_recv(index),
+            _ => {}
+        }
+        self.try_release(index, worker);
+    }
+
+    fn on_send(&mut self, index: usize, generation: u32, result: i32, worker: &mut Worker) {
+        let Some(sock) = self.sock_of(index, generation) else {
+            return;
+        };
+        sock.send_in_flight = false;
+        let id = sock.id;
+        let closing = sock.closing.is_some();
+        if result < 0 {
+            self.begin_close(index, CloseReason::Peer);
+        } else if !closing {
+            worker.sent(id, result as usize);
+            self.pump(index, worker);
+            self.dirty.push(id);
+        }
+        self.try_release(index, worker);
+    }
+
+    /// After output drained: feeds stashed input, and re-arms the receive
+    /// when the connection wants more.
+    fn pump(&mut self, index: usize, worker: &mut Worker) {
+        let Some(Some(sock)) = self.socks.get_mut(index) else {
+            return;
+        };
+        if sock.closing.is_some() {
+            return;
+        }
+        let id = sock.id;
+        let taken = worker.on_bytes(id, &sock.stash);
+        sock.stash.drain(..taken.min(sock.stash.len()));
+        if sock.stash.is_empty() && worker.wants_read(id) {
+            self.arm_recv(index);
+        }
+    }
+
+    /// Starts sends for every connection with output and no send in flight.
+    fn flush(&mut self, worker: &mut Worker) {
+        let mut ids = std::mem::take(&mut self.ids);
+        worker.take_dirty(&mut ids);
+        ids.append(&mut self.dirty);
+        for &id in &ids {
+            self.send(id, worker);
+        }
+        ids.clear();
+        self.ids = ids;
+    }
+
+    fn send(&mut self, id: ConnId, worker: &mut Worker) {
+        let index = id.index as usize;
+        let Some(sock) = self.sock_of(index, id.generation) else {
+            return;
+        };
+        if sock.send_in_flight || sock.closing.is_some() {
+            return;
+        }
+        let output = worker.output(id);
+        if output.is_empty() {
+            if worker.is_done(id) {
+                self.begin_close(index, CloseReason::Done);
+                self.try_release(index, worker);
+            }
+            return;
+        }
+        let n = output.len().min(SEND_CHUNK_BYTES);
+        sock.send_buf.clear();
+        sock.send_buf
+            .extend_from_slice(output.get(..n).unwrap_or(&[]));
+        sock.send_in_flight = true;
+        let fd = types::Fd(sock.stream.as_raw_fd());
+        let entry = opcode::Send::new(fd, sock.send_buf.as_ptr(), n as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(pack(KIND_SEND, id.index, id.generation));
+        worker.send_blocked(id);
+        // SAFETY: `send_buf` is not touched while `send_in_flight`, and the
+        // socket (with its buffer) is dropped only after this completes.
+        unsafe { self.push(entry) }
+    }
+
+    /// Shuts the socket down so its operations complete; the slot is
+    /// released once they have.
+    fn begin_close(&mut self, index: usize, reason: CloseReason) {
+        let Some(Some(sock)) = self.socks.get_mut(index) else {
+            return;
+        };
+        if sock.closing.is_none() {
+            sock.closing = Some(reason);
+            let _ = sock.stream.shutdown(Shutdown::Both);
+        }
+        self.cancel_recv(index);
+    }
+
+    /// Drops a closing socket whose operations have all completed, and
+    /// releases its connection to the worker.
+    fn try_release(&mut self, index: usize, worker: &mut Worker) {
+        let Some(slot) = self.socks.get_mut(index) else {
+            return;
+        };
+        let ready = slot
+            .as_ref()
+            .is_some_and(|s| s.closing.is_some() && !s.recv_armed && !s.send_in_flight);
+        if !ready {
+            return;
+        }
+        if let Some(sock) = slot.take() {
+            worker.close(sock.id, sock.closing.unwrap_or(CloseReason::Done));
+        }
+    }
+
+    fn expire(&mut self, worker: &mut Worker) {
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        worker.expired(worker.now_ns(), &mut ids);
+        for &id in &ids {
+            self.begin_close(id.index as usize, CloseReason::Timeout);
+            self.try_release(id.index as usize, worker);
+        }
+        ids.clear();
+        self.ids = ids;
+    }
+
+    fn close_finished(&mut self, worker: &mut Worker) {
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        worker.all(&mut ids);
+        for &id in &ids {
+            if worker.is_done(id) {
+                self.begin_close(id.index as usize, CloseReason::Done);
+                self.try_release(id.index as usize, worker);
+            }
+        }
+        ids.clear();
+        self.ids = ids;
+    }
+
+    fn stop_accepting(&mut self) {
+        if self.accept_armed {
+            let entry = opcode::AsyncCancel::new(pack(KIND_ACCEPT, 0, 0))
+                .build()
+                .user_data(pack(KIND_CANCEL, 0, 0));
+            self.push_plain(entry);
+            self.accept_armed = false;
+        }
+        self.listener = None;
+    }
+
+    /// Closes every socket and waits until the kernel holds no operation,
+    /// so the buffers can be freed. If that takes over [`FINISH_WAIT`],
+    /// the buffers are leaked instead of freed.
+    fn finish(mut self, worker: &mut Worker) {
+        self.stop_accepting();
+        for index in 0..self.socks.len() {
+            self.begin_close(index, CloseReason::Abandoned);
+            self.try_release(index, worker);
+        }
+        let deadline = Instant::now() + FINISH_WAIT;
+        while self.ops > 0 && Instant::now() < deadline {
+            if self.wait(false).is_err() {
+                break;
+            }
+            self.handle_completions(worker);
+        }
+        if self.ops > 0 {
+            tracing::error!(
+                ops = self.ops,
+                "io_uring operations outstanding at exit; leaking their buffers"
+            );
+            std::mem::forget(self);
+        }
+    }
+}

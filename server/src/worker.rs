@@ -1,0 +1,481 @@
+//! One server thread's state, independent of how its sockets are driven:
+//! its own [`Engine`], its connections, and the routing of decisions back
+//! to them. The io_uring loop ([`crate::uring`]) and the epoll loop
+//! ([`crate::epoll`]) own only sockets and buffers, and call in here for
+//! everything else, so both paths answer the same bytes the same way.
+//!
+//! # Data layout
+//!
+//! Connections live in a slab (`Vec` of slots, allocated for
+//! `connections_max` at start) addressed by [`ConnId`]: a slot index plus a
+//! generation, so an id that outlived its connection (a late completion,
+//! a decision for a closed connection) is recognised and ignored instead of
+//! reaching the slot's next occupant. Routes from engine tickets to
+//! connections live in one hash map sized for the engine's in-flight limit.
+//! Connections that wrote output since the loop last looked are queued in
+//! `dirty`, so a loop sends only where there is something to send.
+//!
+//! # Ticks
+//!
+//! [`Worker::run_engine`] runs after each batch of socket completions: it
+//! ticks until every request in flight is decided (the engine's own batch
+//! policy splits the work into batches of `batch_max`), so load batches
+//! requests naturally and an idle server adds no wait.
+
+use crate::conn::{Connection, Overloaded, Submit};
+use crate::metrics::Metrics;
+use cx_engine::components::pipeline::{Request, Ticket};
+use cx_engine::components::protocol::ErrorCode;
+use cx_engine::{Engine, EngineCounts, FallbackSource, ModelInfo, ModelSource};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// While draining, how long a connection with nothing left to answer must
+/// have been quiet before it is closed.
+pub const DRAIN_QUIET_NS: u64 = 100_000_000;
+
+/// A connection's address in a [`Worker`]: slot index and generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    /// The slot.
+    pub index: u32,
+    /// Which occupant of the slot.
+    pub generation: u32,
+}
+
+/// A worker's limits, from the server config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerLimits {
+    /// Connections this worker holds at once; more are refused.
+    pub connections_max: usize,
+    /// A connection with nothing in flight and nothing to send, that sent
+    /// no bytes for this long, is closed.
+    pub idle_timeout_ns: u64,
+    /// A connection whose pending output made no progress for this long
+    /// (a client that does not read) is closed.
+    pub slow_client_timeout_ns: u64,
+}
+
+/// Why a connection was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed, or the socket failed.
+    Peer,
+    /// The protocol ended it (a fatal error, or shutdown finished).
+    Done,
+    /// Idle or slow-client timeout.
+    Timeout,
+    /// The server stopped before it finished.
+    Abandoned,
+}
+
+struct Live {
+    conn: Connection,
+    /// Monotonic ns of the last byte received or sent.
+    active_ns: u64,
+    /// Monotonic ns since when output has been waiting without progress.
+    stalled_since_ns: Option<u64>,
+    dirty: bool,
+}
+
+struct Slot {
+    generation: u32,
+    live: Option<Live>,
+}
+
+/// Where a ticket's decision goes, and when it was submitted.
+#[derive(Clone, Copy)]
+struct Route {
+    conn: ConnId,
+    submitted_raw: u64,
+}
+
+/// One server thread's engine and connections. See the [module docs](self).
+pub struct Worker {
+    engine: Engine,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    open: usize,
+    routes: HashMap<Ticket, Route>,
+    dirty: Vec<ConnId>,
+    metrics: Metrics,
+    limits: WorkerLimits,
+    counts: EngineCounts,
+    clock: quanta::Clock,
+    started: std::time::Instant,
+    draining: bool,
+}
+
+/// The [`Submit`] sink one connection's frames go through: submits to the
+/// engine and records the route back.
+struct Sink<'a> {
+    engine: &'a mut Engine,
+    routes: &'a mut HashMap<Ticket, Route>,
+    conn: ConnId,
+    now_raw: u64,
+    overloaded: u64,
+}
+
+impl Submit for Sink<'_> {
+    fn submit(&mut self, request: Request) -> Result<Ticket, Overloaded> {
+        match self.engine.submit_request(request) {
+            Ok(ticket) => {
+                let route = Route {
+                    conn: self.conn,
+                    submitted_raw: self.now_raw,
+                };
+                self.routes.insert(ticket, route);
+                Ok(ticket)
+            }
+            Err(_) => {
+                self.overloaded += 1;
+                Err(Overloaded)
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// A worker over `engine`, with room for `limits.connections_max`
+    /// connections.
+    pub fn new(engine: Engine, metrics: Metrics, limits: WorkerLimits) -> Self {
+        let in_flight_max = engine.config().in_flight_max;
+        let counts = engine.counts();
+        let slots = (0..limits.connections_max)
+            .map(|_| Slot {
+                generation: 0,
+                live: None,
+            })
+            .collect();
+        let free = (0..limits.connections_max as u32).rev().collect();
+        Self {
+            engine,
+            slots,
+            free,
+            open: 0,
+            routes: HashMap::with_capacity(in_flight_max),
+            dirty: Vec::with_capacity(limits.connections_max),
+            metrics,
+            limits,
+            counts,
+            clock: quanta::Clock::new(),
+            started: std::time::Instant::now(),
+            draining: false,
+        }
+    }
+
+    /// Monotonic now, ns since the worker started (the clock timeouts are
+    /// measured on).
+    pub fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Connections open.
+    pub fn open_connections(&self) -> usize {
+        self.open
+    }
+
+    /// Whether [`Self::shutdown`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// The engine (read-only).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Takes a new connection, or `None` (counted as refused) when the
+    /// worker is full or draining; the caller then closes the socket.
+    pub fn open(&mut self) -> Option<ConnId> {
+        if self.draining {
+            self.metrics.connection_refused();
+            return None;
+        }
+        let Some(index) = self.free.pop() else {
+            self.metrics.connection_refused();
+            return None;
+        };
+        let now_ns = self.now_ns();
+        let slot = self.slots.get_mut(index as usize)?;
+        slot.live = Some(Live {
+            conn: Connection::new(),
+            active_ns: now_ns,
+            stalled_since_ns: None,
+            dirty: false,
+        });
+        self.open += 1;
+        self.metrics.connection_opened();
+        Some(ConnId {
+            index,
+            generation: slot.generation,
+        })
+    }
+
+    fn live(&self, id: ConnId) -> Option<&Live> {
+        let slot = self.slots.get(id.index as usize)?;
+        (slot.generation == id.generation)
+            .then_some(slot.live.as_ref())
+            .flatten()
+    }
+
+    fn live_mut(&mut self, id: ConnId) -> Option<&mut Live> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        (slot.generation == id.generation)
+            .then_some(slot.live.as_mut())
+            .flatten()
+    }
+
+    /// Whether `id` is an open connection.
+    pub fn is_open(&self, id: ConnId) -> bool {
+        self.live(id).is_some()
+    }
+
+    /// Hands received bytes to the connection; returns how many it took
+    /// (see [`Connection::on_bytes`]). An empty slice resumes decoding
+    /// after a write pause.
+    pub fn on_bytes(&mut self, id: ConnId, bytes: &[u8]) -> usize {
+        let now_ns = self.now_ns();
+        let now_raw = self.clock.raw();
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return bytes.len();
+        };
+        let Some(live) = slot
+            .live
+            .as_mut()
+            .filter(|_| slot.generation == id.generation)
+        else {
+            return bytes.len();
+        };
+        if !bytes.is_empty() {
+            live.active_ns = now_ns;
+        }
+        let mut sink = Sink {
+            engine: &mut self.engine,
+            routes: &mut self.routes,
+            conn: id,
+            now_raw,
+            overloaded: 0,
+        };
+        let taken = live.conn.on_bytes(bytes, &mut sink);
+        let overloaded = sink.overloaded;
+        let has_output = !live.conn.output().is_empty();
+        if has_output && !live.dirty {
+            live.dirty = true;
+            self.dirty.push(id);
+        }
+        self.metrics.add_overloaded(overloaded);
+        taken
+    }
+
+    /// Ticks the engine until every request in flight is decided, and
+    /// hands each decision to its connection. Returns the decisions made.
+    pub fn run_engine(&mut self, now_unix_ns: u64) -> usize {
+        if self.engine.in_flight() == 0 {
+            return 0;
+        }
+        self.engine.run_until_decided(now_unix_ns);
+        self.route_decisions();
+        let before = self.counts.decided;
+        self.publish_engine_counts();
+        let decided = self.counts.decided.saturating_sub(before);
+        if decided > 0 {
+            self.metrics.observe_batch_size(decided);
+        }
+        decided as usize
+    }
+
+    fn route_decisions(&mut self) {
+        let now_raw = self.clock.raw();
+        while let Some(decision) = self.engine.poll() {
+            let Some(route) = self.routes.remove(&decision.ticket) else {
+                continue;
+            };
+            let seconds = self.clock.delta_as_nanos(route.submitted_raw, now_raw) as f64 * 1e-9;
+            self.metrics.observe_inference_seconds(seconds);
+            let id = route.conn;
+            let Some(live) = self.live_mut(id) else {
+                continue;
+            };
+            live.conn.on_decision(decision);
+            if !live.dirty && !live.conn.output().is_empty() {
+                live.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    fn publish_engine_counts(&mut self) {
+        let now = self.engine.counts();
+        let before = std::mem::replace(&mut self.counts, now);
+        self.metrics
+            .add_predictions(now.decided.saturating_sub(before.decided));
+        self.metrics.add_cache(
+            now.cache_hits.saturating_sub(before.cache_hits),
+            now.cache_misses.saturating_sub(before.cache_misses),
+        );
+    }
+
+    /// Moves the connections that wrote output since the last call into
+    /// `out` (cleared first).
+    pub fn take_dirty(&mut self, out: &mut Vec<ConnId>) {
+        out.clear();
+        std::mem::swap(out, &mut self.dirty);
+        for &id in out.iter() {
+            if let Some(live) = self.live_mut(id) {
+                live.dirty = false;
+            }
+        }
+    }
+
+    /// The connection's unsent output (empty for an unknown id).
+    pub fn output(&self, id: ConnId) -> &[u8] {
+        self.live(id).map_or(&[], |l| l.conn.output())
+    }
+
+    /// Records that `n` bytes of the output were sent.
+    pub fn sent(&mut self, id: ConnId, n: usize) {
+        let now_ns = self.now_ns();
+        let Some(live) = self.live_mut(id) else {
+            return;
+        };
+        live.conn.consume_output(n);
+        if n > 0 {
+            live.active_ns = now_ns;
+            live.stalled_since_ns = None;
+        }
+        if !live.conn.output().is_empty() && live.stalled_since_ns.is_none() {
+            live.stalled_since_ns = Some(now_ns);
+        }
+    }
+
+    /// Records that output is waiting for the socket (the send would block).
+    pub fn send_blocked(&mut self, id: ConnId) {
+        let now_ns = self.now_ns();
+        if let Some(live) = self.live_mut(id) {
+            live.stalled_since_ns.get_or_insert(now_ns);
+        }
+    }
+
+    /// Whether the loop should read from this connection now.
+    pub fn wants_read(&self, id: ConnId) -> bool {
+        self.live(id).is_some_and(|l| l.conn.wants_read())
+    }
+
+    /// Bytes the connection can take now.
+    pub fn read_capacity(&self, id: ConnId) -> usize {
+        self.live(id).map_or(0, |l| l.conn.read_capacity())
+    }
+
+    /// Whether the connection is finished and all its output sent: close
+    /// it. While draining, a connection with nothing in flight also waits
+    /// until it has been quiet for [`DRAIN_QUIET_NS`], so that requests
+    /// already on their way are answered `shutting_down` rather than lost
+    /// in a close (which would also reset the connection under the
+    /// answers).
+    pub fn is_done(&self, id: ConnId) -> bool {
+        let now_ns = self.now_ns();
+        self.live(id).is_none_or(|l| {
+            l.conn.is_done()
+                && (l.conn.is_closing() || now_ns.saturating_sub(l.active_ns) >= DRAIN_QUIET_NS)
+        })
+    }
+
+    /// Forgets a connection (its socket is closed by the caller). Decisions
+    /// still due to it are dropped when they arrive.
+    pub fn close(&mut self, id: ConnId, reason: CloseReason) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        if slot.generation != id.generation {
+            return;
+        }
+        let Some(mut live) = slot.live.take() else {
+            return;
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.open -= 1;
+        let counts = live.conn.take_counts();
+        self.publish_conn_counts(&counts);
+        self.metrics.connection_closed();
+        if reason == CloseReason::Timeout {
+            self.metrics.add_timeouts(1);
+        }
+    }
+
+    fn publish_conn_counts(&self, counts: &crate::conn::ConnCounts) {
+        self.metrics.add_frames_received(counts.frames_received);
+        self.metrics.add_frames_sent(counts.frames_sent);
+        for (&code, &n) in ErrorCode::ALL.iter().zip(&counts.errors) {
+            if n > 0 {
+                self.metrics.add_errors(code, n);
+            }
+        }
+    }
+
+    /// Publishes every open connection's frame and error counts.
+    pub fn publish_counts(&mut self) {
+        for i in 0..self.slots.len() {
+            let counts = match self.slots.get_mut(i).and_then(|s| s.live.as_mut()) {
+                Some(live) => live.conn.take_counts(),
+                None => continue,
+            };
+            self.publish_conn_counts(&counts);
+        }
+    }
+
+    /// Appends to `out` the connections that timed out at `now_ns`: idle
+    /// ones and slow clients (see [`WorkerLimits`]).
+    pub fn expired(&self, now_ns: u64, out: &mut Vec<ConnId>) {
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(live) = &slot.live else { continue };
+            let idle = live.conn.in_flight() == 0
+                && live.conn.output().is_empty()
+                && now_ns.saturating_sub(live.active_ns) >= self.limits.idle_timeout_ns;
+            let slow = live
+                .stalled_since_ns
+                .is_some_and(|t| now_ns.saturating_sub(t) >= self.limits.slow_client_timeout_ns);
+            if idle || slow {
+                out.push(ConnId {
+                    index: index as u32,
+                    generation: slot.generation,
+                });
+            }
+        }
+    }
+
+    /// Appends to `out` every open connection.
+    pub fn all(&self, out: &mut Vec<ConnId>) {
+        for (index, slot) in self.slots.iter().enumerate() {
+            if slot.live.is_some() {
+                out.push(ConnId {
+                    index: index as u32,
+                    generation: slot.generation,
+                });
+            }
+        }
+    }
+
+    /// Stops taking connections and requests: every connection answers
+    /// new requests `shutting_down` and finishes those in flight.
+    pub fn shutdown(&mut self) {
+        self.draining = true;
+        for slot in &mut self.slots {
+            if let Some(live) = &mut slot.live {
+                live.conn.shutdown();
+            }
+        }
+    }
+
+    /// Stages a new model (applied at the next tick boundary).
+    pub fn reload(
+        &mut self,
+        model: Arc<[u8]>,
+        fallback: FallbackSource,
+    ) -> cx_engine::Result<ModelInfo> {
+        let result = self.engine.swap_model(ModelSource::Bytes(model), fallback);
+        self.metrics.model_reloaded(result.is_ok());
+        result
+    }
+}

@@ -1,0 +1,802 @@
+//! The server end to end: `Server::start` on an ephemeral port, driven by
+//! the client library over real sockets, once per event loop (epoll, and
+//! io_uring where this kernel allows it). Covers every message type,
+//! concurrent pipelined connections, malformed frames, slow and idle
+//! clients, overload, connection limits, metrics, reload, and shutdown
+//! with requests in flight. `cx serve` itself (signals, config precedence)
+//! is tested at the end through the binary.
+
+use cx_engine::components::features::{DeviceType, RequestContext};
+use cx_engine::components::protocol::{self, ErrorCode, Hello};
+use cx_server::client::{Client, ClientError, Response, ResponseBody};
+use cx_server::config::{IoMode, ServerConfig};
+use cx_server::serve::Server;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const FIXTURE: &str = "../components/tests/fixtures/openrtb/2.5_mobile.json";
+
+fn fixture() -> Vec<u8> {
+    std::fs::read(FIXTURE).expect("the OpenRTB fixture exists")
+}
+
+/// The event loops this machine can run: epoll always, io_uring when the
+/// probe passes (the tests say so when it does not).
+fn io_modes() -> Vec<IoMode> {
+    match cx_server::uring::probe() {
+        Ok(()) => vec![IoMode::Epoll, IoMode::Uring],
+        Err(e) => {
+            eprintln!(
+                "io_uring unavailable here, testing epoll only: {}",
+                cx_server::error::render_chain(&e)
+            );
+            vec![IoMode::Epoll]
+        }
+    }
+}
+
+fn config(io: IoMode) -> ServerConfig {
+    ServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        io,
+        ..ServerConfig::default()
+    }
+}
+
+fn start(config: ServerConfig) -> Server {
+    let io = config.io;
+    let server = Server::start(config).expect("the server starts");
+    assert_eq!(server.io(), io, "the server runs the loop asked for");
+    server
+}
+
+fn connect(server: &Server) -> Client {
+    let mut client = Client::connect(server.local_addr()).expect("connects");
+    client
+        .set_timeout(Some(Duration::from_secs(10)))
+        .expect("sets a timeout");
+    client
+}
+
+fn context(i: u32) -> RequestContext {
+    RequestContext {
+        device_type: DeviceType::from_openrtb(4),
+        country: "USA".into(),
+        placement_width: 300,
+        placement_height: 250,
+        user_id: format!("user-{i}"),
+        ..RequestContext::default()
+    }
+}
+
+fn stop(server: Server) {
+    server.shutdown();
+    server.wait().expect("the workers stop cleanly");
+}
+
+/// Reads until the server closes the connection; returns the bytes read.
+fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("sets a timeout");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) => panic!("the server neither answered nor closed: {e}"),
+        }
+    }
+}
+
+/// The `error` frames in `bytes`: (request id, code).
+fn error_frames(bytes: &[u8]) -> Vec<(u64, ErrorCode)> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let protocol::Decoded::Frame {
+        header,
+        payload,
+        consumed,
+    } = protocol::decode_frame(rest)
+    {
+        if let Ok(e) = protocol::decode_error(payload) {
+            out.push((header.request_id, e.code));
+        }
+        rest = &rest[consumed..];
+    }
+    out
+}
+
+fn expect_decision(response: &Response) -> &cx_engine::components::protocol::DecisionResponse {
+    match &response.body {
+        ResponseBody::Decision(d) => d,
+        other => panic!("expected a decision, got {other:?}"),
+    }
+}
+
+fn scrape(server: &Server, path: &str) -> (u16, String) {
+    let addr = server.admin_addr().expect("the admin endpoint runs");
+    let mut stream = TcpStream::connect(addr).expect("connects to the admin port");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("writes");
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .expect("reads the response");
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("an HTTP status line");
+    (status, text)
+}
+
+/// The value of the sample `name` (exact, labels included) in metrics text.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+}
+
+#[test]
+fn every_message_type_is_answered() {
+    for io in io_modes() {
+        let server = start(config(io));
+        let mut client = connect(&server);
+        let ack = client.hello().expect("hello is answered");
+        assert_eq!(ack.version, protocol::VERSION, "{io:?}");
+        client.ping(42).expect("ping is answered with its nonce");
+
+        let response = client.score_openrtb(&fixture(), false).expect("answered");
+        let decision = expect_decision(&response);
+        assert!(!decision.imps.is_empty(), "{io:?}: one entry per imp");
+        assert!(decision.imps.iter().all(|i| !i.imp_id.is_empty()));
+
+        let response = client.score_context(&context(1), true).expect("answered");
+        let decision = expect_decision(&response);
+        assert_eq!(decision.imps.len(), 1);
+        assert!(
+            decision.imps[0].simulated,
+            "{io:?}: the simulate flag holds"
+        );
+
+        // A server-only type from a client is refused, and the connection
+        // goes on.
+        let mut frame = Vec::new();
+        protocol::encode_pong(&mut frame, 77, 1);
+        client.send_raw(&frame).expect("sends");
+        client.flush().expect("flushes");
+        let response = client.recv().expect("answered");
+        assert_eq!(response.request_id, 77);
+        assert!(
+            matches!(
+                response.body,
+                ResponseBody::Error {
+                    code: ErrorCode::UnknownMessageType,
+                    ..
+                }
+            ),
+            "{io:?}: {response:?}"
+        );
+        client.ping(43).expect("the connection still works");
+        stop(server);
+    }
+}
+
+#[test]
+fn many_connections_pipeline_concurrently() {
+    const CONNECTIONS: usize = 12;
+    const REQUESTS: usize = 200;
+    for io in io_modes() {
+        let server = start(config(io));
+        let addr = server.local_addr();
+        let json = fixture();
+        let threads: Vec<_> = (0..CONNECTIONS)
+            .map(|c| {
+                let json = json.clone();
+                std::thread::spawn(move || {
+                    let mut client = Client::connect(addr).expect("connects");
+                    client
+                        .set_timeout(Some(Duration::from_secs(10)))
+                        .expect("timeout");
+                    let mut sent = Vec::new();
+                    for i in 0..REQUESTS {
+                        let id = if i % 2 == 0 {
+                            client.send_openrtb(&json, true)
+                        } else {
+                            client.send_context(&context((c * REQUESTS + i) as u32), false)
+                        };
+                        sent.push(id.expect("queued"));
+                        if i % 32 == 31 {
+                            client.flush().expect("flushes");
+                        }
+                    }
+                    client.flush().expect("flushes");
+                    let mut answered = BTreeMap::new();
+                    for _ in 0..REQUESTS {
+                        let r = client.recv().expect("every request is answered");
+                        assert!(matches!(r.body, ResponseBody::Decision(_)), "{r:?}");
+                        *answered.entry(r.request_id).or_insert(0) += 1;
+                    }
+                    sent.sort_unstable();
+                    let ids: Vec<u64> = answered.keys().copied().collect();
+                    assert_eq!(ids, sent, "each request id answered");
+                    assert!(answered.values().all(|&n| n == 1), "exactly once");
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a client thread failed");
+        }
+        let (_, text) = scrape(&server, "/metrics");
+        let predictions = sample(&text, "ml_predictions_total");
+        // Half the requests are OpenRTB with one or more imps each.
+        assert!(
+            predictions >= (CONNECTIONS * REQUESTS) as f64,
+            "{io:?}: {predictions}"
+        );
+        stop(server);
+    }
+}
+
+#[test]
+fn malformed_frames_get_errors_and_fatal_ones_close() {
+    let header = |magic: &[u8; 4], version: u8, kind: u8, len: u32, id: u64| {
+        let mut h = Vec::new();
+        h.extend_from_slice(magic);
+        h.push(version);
+        h.push(kind);
+        h.extend_from_slice(&0u16.to_le_bytes());
+        h.extend_from_slice(&len.to_le_bytes());
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h.extend_from_slice(&id.to_le_bytes());
+        h
+    };
+    for io in io_modes() {
+        let server = start(config(io));
+        let fatal: [(&str, Vec<u8>, ErrorCode); 3] = [
+            (
+                "bad magic",
+                header(b"XXXX", 1, 0x03, 8, 5),
+                ErrorCode::MalformedFrame,
+            ),
+            (
+                "oversize length",
+                header(b"CXWP", 1, 0x11, u32::MAX, 6),
+                ErrorCode::FrameTooLarge,
+            ),
+            (
+                "garbage",
+                b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+                ErrorCode::MalformedFrame,
+            ),
+        ];
+        for (what, bytes, code) in fatal {
+            let mut stream = TcpStream::connect(server.local_addr()).expect("connects");
+            stream.write_all(&bytes).expect("writes");
+            let answer = read_to_close(&mut stream);
+            let errors = error_frames(&answer);
+            assert_eq!(errors.len(), 1, "{io:?} {what}: one final error frame");
+            assert_eq!(errors[0].1, code, "{io:?} {what}");
+        }
+
+        // Recoverable: an unknown type and a bad payload are answered with
+        // the frame's request id, and the connection goes on.
+        let mut client = connect(&server);
+        let mut unknown = header(b"CXWP", 1, 0x7f, 8, 9);
+        unknown.extend_from_slice(&[0; 8]);
+        client.send_raw(&unknown).expect("sends");
+        client.flush().expect("flushes");
+        let r = client.recv().expect("answered");
+        assert_eq!(r.request_id, 9);
+        assert!(matches!(
+            r.body,
+            ResponseBody::Error {
+                code: ErrorCode::UnknownMessageType,
+                ..
+            }
+        ));
+        let r = client.score_openrtb(b"{not json", false).expect("answered");
+        assert!(
+            matches!(
+                &r.body,
+                ResponseBody::Error {
+                    code: ErrorCode::InvalidPayload,
+                    ..
+                }
+            ),
+            "{io:?}: {r:?}"
+        );
+        client.ping(1).expect("the connection still works");
+
+        // Truncated: half a frame, then the client goes away; the server
+        // stays up.
+        let mut stream = TcpStream::connect(server.local_addr()).expect("connects");
+        let mut frame = Vec::new();
+        protocol::encode_score_openrtb(&mut frame, 3, &fixture(), false).expect("encodes");
+        stream.write_all(&frame[..frame.len() / 2]).expect("writes");
+        drop(stream);
+        let mut client = connect(&server);
+        client
+            .ping(2)
+            .expect("the server still serves after a truncated frame");
+
+        let (_, text) = scrape(&server, "/metrics");
+        assert!(
+            sample(&text, "cx_errors_total{code=\"malformed_frame\"}") >= 2.0,
+            "{io:?}"
+        );
+        assert!(
+            sample(&text, "cx_errors_total{code=\"frame_too_large\"}") >= 1.0,
+            "{io:?}"
+        );
+        stop(server);
+    }
+}
+
+#[test]
+fn a_slow_client_is_cut_off_without_stalling_others() {
+    for io in io_modes() {
+        let server = start(ServerConfig {
+            slow_client_timeout_ms: 300,
+            ..config(io)
+        });
+        // The slow client pipelines far more responses than the socket
+        // buffers hold (its own receive buffer is made small) and never
+        // reads.
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        socket.set_recv_buffer_size(4096).expect("sets SO_RCVBUF");
+        socket
+            .connect(&server.local_addr().into())
+            .expect("connects");
+        let mut slow: TcpStream = socket.into();
+        slow.set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let writer = std::thread::spawn(move || {
+            // Batches under the in-flight limit, until the server stops
+            // reading (the write blocks, then times out) or cuts it off.
+            let mut frames = Vec::new();
+            for batch in 0..400u64 {
+                frames.clear();
+                for id in batch * 500 + 1..=batch * 500 + 500 {
+                    protocol::encode_score_context(&mut frames, id, &context(id as u32), true)
+                        .expect("encodes");
+                }
+                if slow.write_all(&frames).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            slow
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let started = Instant::now();
+        let mut other = connect(&server);
+        other.ping(5).expect("another client is served meanwhile");
+        assert!(started.elapsed() < Duration::from_secs(2), "{io:?}");
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, text) = scrape(&server, "/metrics");
+            if sample(&text, "cx_connection_timeouts_total") >= 1.0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{io:?}: the slow client was never cut off:\n{}",
+                text.lines()
+                    .filter(|l| l.starts_with("cx_"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let slow = writer.join().expect("the writer thread ends");
+        drop(slow);
+        other.ping(6).expect("the other client still works");
+        stop(server);
+    }
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    for io in io_modes() {
+        let server = start(ServerConfig {
+            idle_timeout_ms: 200,
+            ..config(io)
+        });
+        let mut stream = TcpStream::connect(server.local_addr()).expect("connects");
+        let started = Instant::now();
+        let answer = read_to_close(&mut stream);
+        assert!(answer.is_empty(), "{io:?}: closed without a frame");
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "{io:?}: not before the timeout"
+        );
+        stop(server);
+    }
+}
+
+#[test]
+fn overload_is_answered_at_once_and_nothing_accepted_is_lost() {
+    for io in io_modes() {
+        let mut cfg = config(io);
+        cfg.engine.in_flight_max = 8;
+        let server = start(cfg);
+        let mut client = connect(&server);
+        let mut frames = Vec::new();
+        let total = 400u64;
+        for id in 1..=total {
+            protocol::encode_score_context(&mut frames, id, &context(id as u32), false)
+                .expect("encodes");
+        }
+        // One write: the server reads many frames per turn, far more than
+        // the engine's 8 places.
+        client.send_raw(&frames).expect("sends");
+        client.flush().expect("flushes");
+        let mut decided = 0;
+        let mut overloaded = 0;
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..total {
+            let r = client.recv().expect("every request is answered");
+            assert!(seen.insert(r.request_id), "answered once");
+            match r.body {
+                ResponseBody::Decision(_) => decided += 1,
+                ResponseBody::Error {
+                    code: ErrorCode::Overloaded,
+                    ..
+                } => overloaded += 1,
+                other => panic!("{io:?}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(seen.len() as u64, total);
+        assert!(overloaded > 0, "{io:?}: the full engine refused some");
+        assert!(decided >= 8, "{io:?}: and decided what it took");
+        let (_, text) = scrape(&server, "/metrics");
+        assert_eq!(
+            sample(&text, "cx_overloaded_total"),
+            overloaded as f64,
+            "{io:?}"
+        );
+        stop(server);
+    }
+}
+
+#[test]
+fn connections_over_the_limit_are_closed_at_accept() {
+    for io in io_modes() {
+        let server = start(ServerConfig {
+            connections_max: 2,
+            ..config(io)
+        });
+        let mut a = connect(&server);
+        let mut b = connect(&server);
+        a.ping(1).expect("first is served");
+        b.ping(1).expect("second is served");
+        let mut c = TcpStream::connect(server.local_addr()).expect("the kernel accepts");
+        assert!(
+            read_to_close(&mut c).is_empty(),
+            "{io:?}: the third is closed"
+        );
+        drop(a);
+        // Once one leaves, a new one is served.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut d = connect(&server);
+            if d.ping(2).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{io:?}: the freed place was never reused"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (_, text) = scrape(&server, "/metrics");
+        assert!(sample(&text, "cx_connections_refused_total") >= 1.0);
+        stop(server);
+    }
+}
+
+#[test]
+fn shutdown_answers_every_accepted_request() {
+    for io in io_modes() {
+        let server = start(config(io));
+        let mut client = connect(&server);
+        let json = fixture();
+        let mut sent = Vec::new();
+        for i in 0..300u32 {
+            let id = if i % 3 == 0 {
+                client.send_openrtb(&json, true)
+            } else {
+                client.send_context(&context(i), false)
+            };
+            sent.push(id.expect("queued"));
+        }
+        client.flush().expect("flushes");
+        server.shutdown();
+        let (status, _) = scrape(&server, "/healthz");
+        assert_eq!(status, 503, "{io:?}: draining");
+        let waiter = std::thread::spawn(move || server.wait());
+        let mut answered = BTreeMap::new();
+        loop {
+            match client.recv() {
+                Ok(r) => {
+                    let kind = match r.body {
+                        ResponseBody::Decision(_) => "decision",
+                        ResponseBody::Error {
+                            code: ErrorCode::ShuttingDown,
+                            ..
+                        } => "shutting_down",
+                        other => panic!("{io:?}: unexpected {other:?}"),
+                    };
+                    assert!(answered.insert(r.request_id, kind).is_none(), "once each");
+                }
+                Err(ClientError::Closed { buffered: 0 }) => break,
+                Err(e) => panic!("{io:?}: {e:?}"),
+            }
+        }
+        let ids: Vec<u64> = answered.keys().copied().collect();
+        assert_eq!(ids, sent, "{io:?}: every request answered before the close");
+        waiter
+            .join()
+            .expect("the waiter ends")
+            .expect("the server drained cleanly");
+    }
+}
+
+#[test]
+fn reload_swaps_the_model_and_a_bad_file_keeps_the_old_one() {
+    let dir = std::env::temp_dir().join(format!("cx-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let model = dir.join("model.safetensors");
+    std::fs::write(&model, cx_engine::DEFAULT_MODEL_BYTES).expect("writes the model");
+    for io in io_modes() {
+        std::fs::write(&model, cx_engine::DEFAULT_MODEL_BYTES).expect("writes the model");
+        let server = start(ServerConfig {
+            model: Some(model.clone()),
+            ..config(io)
+        });
+        let mut client = connect(&server);
+        expect_decision(&client.score_context(&context(1), true).expect("answered"));
+        let info = server.reload().expect("the same model reloads");
+        assert_eq!(info.id, server.model().id);
+
+        std::fs::write(&model, &cx_engine::DEFAULT_MODEL_BYTES[..100]).expect("truncates");
+        let err = server.reload().expect_err("a truncated model is refused");
+        assert!(
+            cx_server::error::render_chain(&err).contains("model"),
+            "{io:?}: {err}"
+        );
+        // Still serving (the old model), after the workers saw the order.
+        std::thread::sleep(Duration::from_millis(100));
+        let r = client.score_context(&context(2), true).expect("answered");
+        expect_decision(&r);
+        let (_, text) = scrape(&server, "/metrics");
+        assert_eq!(
+            sample(&text, "cx_model_reloads_total{result=\"ok\"}"),
+            1.0,
+            "{io:?}"
+        );
+        stop(server);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn metrics_and_health_are_served() {
+    for io in io_modes() {
+        let server = start(config(io));
+        let (status, body) = scrape(&server, "/healthz");
+        assert_eq!(status, 200, "{body}");
+        let mut client = connect(&server);
+        for i in 0..5 {
+            expect_decision(&client.score_context(&context(i), false).expect("answered"));
+        }
+        // The same context again is a cache hit.
+        expect_decision(&client.score_context(&context(0), false).expect("answered"));
+        let (_, text) = scrape(&server, "/metrics");
+        assert_eq!(sample(&text, "ml_predictions_total"), 6.0, "{io:?}");
+        assert!(sample(&text, "ml_cache_hits_total") >= 1.0, "{io:?}");
+        assert!(sample(&text, "ml_cache_misses_total") >= 1.0, "{io:?}");
+        assert_eq!(
+            sample(&text, "ml_inference_duration_seconds_count"),
+            6.0,
+            "{io:?}"
+        );
+        assert_eq!(sample(&text, "cx_connections_active"), 1.0, "{io:?}");
+        stop(server);
+    }
+}
+
+#[test]
+fn hello_with_no_shared_version_closes() {
+    for io in io_modes() {
+        let server = start(config(io));
+        let mut stream = TcpStream::connect(server.local_addr()).expect("connects");
+        let mut frame = Vec::new();
+        protocol::encode_hello(
+            &mut frame,
+            1,
+            Hello {
+                min_version: 9,
+                max_version: 9,
+            },
+        );
+        stream.write_all(&frame).expect("writes");
+        let errors = error_frames(&read_to_close(&mut stream));
+        assert_eq!(errors, vec![(1, ErrorCode::UnsupportedVersion)], "{io:?}");
+        stop(server);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The `cx serve` binary: signals and configuration.
+
+fn cx() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cx"))
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("runs kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+#[test]
+fn cx_serve_drains_on_sigterm_and_reloads_on_sighup() {
+    for io in io_modes() {
+        let mut child = cx()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "",
+                "--io",
+                io_label(io),
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cx serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reads the start line");
+        let started: serde_json::Value = serde_json::from_str(&line).expect("a JSON start line");
+        assert_eq!(started["io"], io_label(io));
+        assert!(started["admin"].is_null(), "the admin port is off");
+        let addr: SocketAddr = started["listen"]
+            .as_str()
+            .expect("listen")
+            .parse()
+            .expect("addr");
+
+        let mut client = Client::connect(addr).expect("connects");
+        client
+            .set_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        client.ping(1).expect("served");
+        signal(child.id(), "HUP");
+        let mut sent = Vec::new();
+        for i in 0..200u32 {
+            sent.push(client.send_context(&context(i), false).expect("queued"));
+        }
+        client.flush().expect("flushes");
+        signal(child.id(), "TERM");
+        let mut answered = Vec::new();
+        loop {
+            match client.recv() {
+                Ok(r) => {
+                    assert!(
+                        matches!(
+                            r.body,
+                            ResponseBody::Decision(_)
+                                | ResponseBody::Error {
+                                    code: ErrorCode::ShuttingDown,
+                                    ..
+                                }
+                        ),
+                        "{r:?}"
+                    );
+                    answered.push(r.request_id);
+                }
+                Err(ClientError::Closed { buffered: 0 }) => break,
+                Err(e) => panic!("{io:?}: {e:?}"),
+            }
+        }
+        answered.sort_unstable();
+        assert_eq!(answered, sent, "{io:?}: every request answered");
+        let output = child.wait_with_output().expect("exits");
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{io:?}: exit {:?}\n{log}",
+            output.status
+        );
+        assert!(
+            log.contains("model reload ordered"),
+            "{io:?}: SIGHUP reloads:\n{log}"
+        );
+        assert!(log.contains("shutting down"), "{log}");
+    }
+}
+
+fn io_label(io: IoMode) -> &'static str {
+    io.label()
+}
+
+#[test]
+fn cx_serve_config_precedence_is_file_then_env_then_flags() {
+    let dir = std::env::temp_dir().join(format!("cx-serve-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file: PathBuf = dir.join("serve.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:7001\"\nworkers = 3\nidle_timeout_ms = 5000\n[engine.batch]\nbatch_max = 4\n",
+    )
+    .expect("writes");
+    let output = cx()
+        .args(["serve", "--print-config", "--config"])
+        .arg(&file)
+        .args(["--workers", "2"])
+        .env("CX_SERVE_WORKERS", "5")
+        .env("CX_SERVE_IDLE_TIMEOUT_MS", "7000")
+        .env("CX_ENGINE_BATCH__BATCH_MAX", "16")
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let config: toml::Value = toml::from_str(&text).expect("prints TOML");
+    assert_eq!(
+        config["listen"].as_str(),
+        Some("127.0.0.1:7001"),
+        "from the file"
+    );
+    assert_eq!(
+        config["workers"].as_integer(),
+        Some(2),
+        "the flag beats env and file"
+    );
+    assert_eq!(
+        config["idle_timeout_ms"].as_integer(),
+        Some(7000),
+        "env beats the file"
+    );
+    assert_eq!(
+        config["engine"]["batch"]["batch_max"].as_integer(),
+        Some(16),
+        "engine env"
+    );
+
+    let output = cx()
+        .args(["serve", "--print-config", "--config"])
+        .arg(&file)
+        .env("CX_SERVE_CONNECTIONS_MAX", "0")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(err.contains("connections_max"), "names the key: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -80,6 +80,10 @@ pub struct ServerConfig {
     /// After SIGTERM/SIGINT, how long requests in flight may take before
     /// the server exits anyway. Default 10000.
     pub shutdown_timeout_ms: u64,
+    /// Benchmark baseline: send every received byte straight back, through
+    /// the same event loop, without decoding or deciding anything. Default
+    /// false.
+    pub echo: bool,
     /// The model file; `None` serves the bundled default model.
     pub model: Option<PathBuf>,
     /// The fallback scorer file; `None`: the bundled baseline with the
@@ -102,6 +106,7 @@ impl Default for ServerConfig {
             idle_timeout_ms: 60_000,
             slow_client_timeout_ms: 10_000,
             shutdown_timeout_ms: 10_000,
+            echo: false,
             model: None,
             fallback: None,
             catalog: None,

@@ -349,6 +349,18 @@ impl Connection {
         }
     }
 
+    /// Echo mode (the benchmark baseline, `cx serve --echo`): appends
+    /// received bytes to the output as they are, without decoding; returns
+    /// how many were taken (none beyond [`WRITE_BUFFER_MAX`] of output, so
+    /// a client that does not read is paused like any other).
+    pub fn on_echo_bytes(&mut self, bytes: &[u8]) -> usize {
+        let room = WRITE_BUFFER_MAX.saturating_sub(self.output().len());
+        let n = bytes.len().min(room);
+        self.write_buf
+            .extend_from_slice(bytes.get(..n).unwrap_or(&[]));
+        n
+    }
+
     /// Hands the connection a decision the engine made for one of its
     /// tickets. When it completes its request, the `decision` response is
     /// written. Unknown tickets are ignored.

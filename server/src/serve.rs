@@ -197,7 +197,8 @@ impl Server {
         };
         let mut handles = Vec::with_capacity(workers);
         for (index, (listener, engine)) in listeners.into_iter().zip(engines).enumerate() {
-            let worker = Worker::new(engine, metrics.clone(), limits);
+            let mut worker = Worker::new(engine, metrics.clone(), limits);
+            worker.set_echo(config.echo);
             let control = control.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("cx-worker-{index}"))
@@ -213,6 +214,7 @@ impl Server {
             admin = ?admin.as_ref().map(AdminServer::local_addr),
             io = io.label(),
             workers,
+            echo = config.echo,
             model = %model.id,
             "serving"
         );

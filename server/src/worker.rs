@@ -104,6 +104,7 @@ pub struct Worker {
     clock: quanta::Clock,
     started: std::time::Instant,
     draining: bool,
+    echo: bool,
 }
 
 /// The [`Submit`] sink one connection's frames go through: submits to the
@@ -161,7 +162,14 @@ impl Worker {
             clock: quanta::Clock::new(),
             started: std::time::Instant::now(),
             draining: false,
+            echo: false,
         }
+    }
+
+    /// Echo mode: every connection sends back the bytes it receives, and
+    /// the engine is never asked (the baseline of `cx serve --echo`).
+    pub fn set_echo(&mut self, echo: bool) {
+        self.echo = echo;
     }
 
     /// Monotonic now, ns since the worker started (the clock timeouts are
@@ -249,6 +257,14 @@ impl Worker {
         };
         if !bytes.is_empty() {
             live.active_ns = now_ns;
+        }
+        if self.echo {
+            let taken = live.conn.on_echo_bytes(bytes);
+            if taken > 0 && !live.dirty {
+                live.dirty = true;
+                self.dirty.push(id);
+            }
+            return taken;
         }
         let mut sink = Sink {
             engine: &mut self.engine,

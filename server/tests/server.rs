@@ -641,6 +641,37 @@ fn hello_with_no_shared_version_closes() {
     }
 }
 
+#[test]
+fn echo_mode_sends_every_byte_back() {
+    for io in io_modes() {
+        let server = start(ServerConfig {
+            echo: true,
+            ..config(io)
+        });
+        let mut client = connect(&server);
+        // Clients of the echo baseline send `pong` frames: echoed, they
+        // read as answers.
+        let mut frames = Vec::new();
+        for id in 1..=500u64 {
+            protocol::encode_pong(&mut frames, id, id * 3);
+        }
+        client.send_raw(&frames).expect("sends");
+        client.flush().expect("flushes");
+        for id in 1..=500u64 {
+            let r = client.recv().expect("echoed");
+            assert_eq!(r.request_id, id, "{io:?}: in order");
+            assert_eq!(r.body, ResponseBody::Pong(id * 3));
+        }
+        let (_, text) = scrape(&server, "/metrics");
+        assert_eq!(
+            sample(&text, "ml_predictions_total"),
+            0.0,
+            "{io:?}: no engine"
+        );
+        stop(server);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The `cx serve` binary: signals and configuration.
 

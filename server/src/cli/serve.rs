@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// The offer catalog (TOML) [default: the bundled catalog].
     #[arg(long, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
+    /// Benchmark baseline: echo every received byte back through the same
+    /// event loop, deciding nothing (clients send `pong` frames and read
+    /// them back).
+    #[arg(long)]
+    pub echo: bool,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -115,6 +120,8 @@ struct Overrides<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     shutdown_timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    echo: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<&'a PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fallback: Option<&'a PathBuf>,
@@ -134,6 +141,7 @@ impl ServeArgs {
             idle_timeout_ms: self.idle_timeout_ms,
             slow_client_timeout_ms: self.slow_client_timeout_ms,
             shutdown_timeout_ms: self.shutdown_timeout_ms,
+            echo: self.echo.then_some(true),
             model: self.model.as_ref(),
             fallback: self.fallback.as_ref(),
             catalog: self.catalog.as_ref(),
@@ -166,12 +174,14 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> Result<()> {
     init_tracing();
     let signals = Signals::install()?;
     let workers = config.worker_count();
+    let echo = config.echo;
     let server = Server::start(config)?;
     let started = serde_json::json!({
         "listen": server.local_addr().to_string(),
         "admin": server.admin_addr().map(|a| a.to_string()),
         "io": server.io().label(),
         "workers": workers,
+        "echo": echo,
         "model": server.model().id,
     });
     writeln!(streams.stdout, "{started}").map_err(Error::Output)?;

@@ -155,9 +155,10 @@ impl ServerConfig {
             .split("__")
             .filter(|key| !key.as_str().starts_with("engine"));
         let figment = figment.merge(engine_env).merge(server_env).merge(overrides);
+        let origin = path.map_or_else(String::new, |p| format!(" ({})", p.display()));
         let config: Self = figment
             .extract()
-            .map_err(|e| Error::Config(format!("server config: {e}")))?;
+            .map_err(|e| Error::Config(format!("server config{origin}: {e}")))?;
         config.validate()?;
         Ok(config)
     }

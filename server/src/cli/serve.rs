@@ -56,7 +56,7 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     /// Address of /metrics and /healthz; an empty string turns it off
     /// [default: 127.0.0.1:9464].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_optional_addr)]
     pub admin_listen: Option<String>,
     /// Worker threads, each with its own event loop and engine; 0 = one per
     /// core [default: 1].
@@ -98,6 +98,17 @@ pub struct ServeArgs {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+}
+
+/// `--admin-listen`: an address, or an empty string for none.
+fn parse_optional_addr(text: &str) -> std::result::Result<String, String> {
+    if text.trim().is_empty() {
+        return Ok(String::new());
+    }
+    text.trim()
+        .parse::<SocketAddr>()
+        .map(|a| a.to_string())
+        .map_err(|e| format!("{e} (give IP:PORT, or \"\" to turn the admin port off)"))
 }
 
 /// The flags that were given, as a figment layer.

@@ -397,10 +397,10 @@ fn build_engine(config: &ServerConfig, model: &Arc<[u8]>) -> Result<Engine, Erro
     if let Some(path) = &config.catalog {
         builder = builder.catalog_path(path);
     }
-    let model = config
-        .model
-        .as_ref()
-        .map_or_else(|| cx_engine::DEFAULT_MODEL_NAME.to_string(), |p| p.display().to_string());
+    let model = config.model.as_ref().map_or_else(
+        || cx_engine::DEFAULT_MODEL_NAME.to_string(),
+        |p| p.display().to_string(),
+    );
     builder.build().map_err(|source| Error::Engine {
         what: format!("cannot set up the engine with model {model}"),
         source,

@@ -198,7 +198,11 @@ fn many_connections_pipeline_concurrently() {
     const CONNECTIONS: usize = 12;
     const REQUESTS: usize = 200;
     for io in io_modes() {
-        let server = start(config(io));
+        // Two workers on one port (SO_REUSEPORT), each with its own engine.
+        let server = start(ServerConfig {
+            workers: 2,
+            ..config(io)
+        });
         let addr = server.local_addr();
         let json = fixture();
         let threads: Vec<_> = (0..CONNECTIONS)

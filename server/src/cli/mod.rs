@@ -7,10 +7,12 @@
 //! - [`run`]: `cx model run FILE --input X.json [--backend B] [--trace]`.
 //! - [`input`]: parsing the JSON batch of feature vectors `run` reads.
 //! - [`score`]: `cx score [FILE|-]`, OpenRTB bid requests through the engine.
+//! - [`bench`]: `cx bench ...`, which runs the `cx-bench` benchmark tool.
 //! - [`serve`]: `cx serve`, the decision server over the wire protocol.
 //! - [`client`]: `cx client --addr A [FILE|-]`, OpenRTB bid requests to a
 //!   decision server over the wire protocol.
 
+pub mod bench;
 pub mod client;
 pub mod data;
 pub mod eval;
@@ -66,6 +68,10 @@ pub enum Command {
     /// Run the decision server: the binary protocol over TCP (io_uring,
     /// or epoll), with Prometheus metrics on an admin port.
     Serve(serve::ServeArgs),
+    /// Run the benchmarks (`kernel`, `engine`, `load`, `all`) with the
+    /// `cx-bench` tool from the cx-benches crate, which must be built
+    /// (`cargo build --release -p cx-benches`).
+    Bench(bench::BenchArgs),
     /// Send OpenRTB bid requests (JSONL) to a decision server over the
     /// binary protocol, pipelined, and print each one's decision as JSON.
     Client(client::ClientArgs),
@@ -409,6 +415,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Score(args) => score::score(args, streams),
         Command::Client(args) => client::client(args, streams),
         Command::Serve(args) => serve::serve(args, streams),
+        Command::Bench(args) => bench::bench(args),
     }
 }
 

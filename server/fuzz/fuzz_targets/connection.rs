@@ -1,0 +1,162 @@
+//! Fuzz target: the server's per-connection state machine,
+//! `cx_server::conn::Connection`, with no engine and no socket.
+//!
+//! Input layout: the received byte stream, then 4 control bytes at the
+//! end (trailing, so that a seed frame from the protocol corpus keeps its
+//! leading frames whole):
+//!
+//! - bytes 0-1 (u16 LE): where the stream is split into two `on_bytes`
+//!   calls (taken modulo its length + 1);
+//! - byte 2: which submissions are refused: submission `k` gets
+//!   `Err(Overloaded)` when bit `k % 8` is set, else `Ok(Ticket(k))`;
+//! - byte 3: what happens between and after the two chunks: bit 0 deliver
+//!   a decision for every ticket handed out so far, bit 1 in reverse order,
+//!   bit 2 call `shutdown()`, bit 3 send only half of the output.
+//!
+//! Checked after every step: no panic; every byte of `output()` is a
+//! sequence of whole, valid frames of server-sent types whose payloads
+//! decode; `in_flight() <= IN_FLIGHT_MAX`; `on_bytes` takes everything it
+//! has capacity for; once every ticket has been decided, nothing is in
+//! flight.
+#![no_main]
+
+use cx_components::pipeline::{ChosenOffer, Decision, Request, Ticket, TOP_K_MAX};
+use cx_components::protocol::limits::{HEADER_BYTES, IN_FLIGHT_MAX};
+use cx_components::protocol::{decode_frame, decode_message, Decoded};
+use cx_server::conn::{Connection, Overloaded, WRITE_BUFFER_MAX};
+use libfuzzer_sys::fuzz_target;
+
+/// The stand-in for the engine: hands out tickets, refusing by a bit mask.
+struct Engine {
+    submitted: u64,
+    refuse_mask: u8,
+    /// Tickets handed out and not yet decided.
+    waiting: Vec<Ticket>,
+}
+
+impl Engine {
+    fn submit(&mut self, _request: Request) -> Result<Ticket, Overloaded> {
+        let k = self.submitted;
+        self.submitted += 1;
+        if self.refuse_mask & (1 << (k % 8)) != 0 {
+            return Err(Overloaded);
+        }
+        let ticket = Ticket(k);
+        self.waiting.push(ticket);
+        Ok(ticket)
+    }
+
+    /// Delivers a decision for every waiting ticket: a no-bid for odd
+    /// tickets, one offer for even ones.
+    fn decide_all(&mut self, conn: &mut Connection, reverse: bool) {
+        let mut tickets = std::mem::take(&mut self.waiting);
+        if reverse {
+            tickets.reverse();
+        }
+        for ticket in tickets {
+            let mut decision = Decision::default();
+            decision.reset(ticket, false);
+            if ticket.0 % 2 == 0 {
+                let offer = ChosenOffer {
+                    offer_id: ticket.0,
+                    score: 1.0,
+                    p_click: 0.5,
+                    bid_cpm: 2.0,
+                    ..ChosenOffer::default()
+                };
+                decision.consider(offer, TOP_K_MAX);
+            }
+            decision.settle();
+            conn.on_decision(decision);
+        }
+    }
+}
+
+/// Checks the connection's invariants and that its output is well formed.
+fn check(conn: &Connection) {
+    assert!(conn.in_flight() <= IN_FLIGHT_MAX, "in flight {}", conn.in_flight());
+    let out = conn.output();
+    assert!(out.len() <= WRITE_BUFFER_MAX, "output {} bytes", out.len());
+    let mut pos = 0;
+    while pos < out.len() {
+        match decode_frame(&out[pos..]) {
+            Decoded::Frame {
+                header,
+                payload,
+                consumed,
+            } => {
+                assert!(
+                    !header.message_type.is_from_client(),
+                    "server wrote a {:?}",
+                    header.message_type
+                );
+                if let Err(e) = decode_message(header.message_type, payload) {
+                    panic!("server wrote a bad {:?} payload: {e}", header.message_type);
+                }
+                assert_eq!(consumed, HEADER_BYTES + payload.len());
+                pos += consumed;
+            }
+            other => panic!("output at {pos} of {}: {other:?}", out.len()),
+        }
+    }
+}
+
+/// Feeds `bytes`, checking that all of it is taken while there is room.
+fn feed(conn: &mut Connection, engine: &mut Engine, bytes: &[u8]) {
+    let room = conn.read_capacity();
+    let taken = conn.on_bytes(bytes, &mut |r: Request| engine.submit(r));
+    assert!(taken <= bytes.len());
+    if bytes.len() <= room || conn.is_closing() {
+        assert_eq!(taken, bytes.len(), "room for {room}");
+    }
+    check(conn);
+}
+
+/// Sends all of the output, or half of it.
+fn send(conn: &mut Connection, half: bool) {
+    let n = conn.output().len();
+    conn.consume_output(if half { n / 2 } else { n });
+    check(conn);
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((stream, control)) = data.split_last_chunk::<4>() else {
+        return;
+    };
+    let split = usize::from(u16::from_le_bytes([control[0], control[1]])) % (stream.len() + 1);
+    let flags = control[3];
+    let (decide, reverse, shutdown, half) =
+        (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0, flags & 8 != 0);
+    let mut engine = Engine {
+        submitted: 0,
+        refuse_mask: control[2],
+        waiting: Vec::new(),
+    };
+    let mut conn = Connection::new();
+    check(&conn);
+
+    let (first, second) = stream.split_at(split);
+    feed(&mut conn, &mut engine, first);
+    if decide {
+        engine.decide_all(&mut conn, reverse);
+        check(&conn);
+    }
+    if shutdown {
+        conn.shutdown();
+    }
+    send(&mut conn, half);
+    feed(&mut conn, &mut engine, second);
+    send(&mut conn, half);
+    // Resume after output drained, as the event loop does.
+    feed(&mut conn, &mut engine, &[]);
+
+    // Every request in flight is waiting for a ticket: once all are
+    // decided, nothing is in flight.
+    engine.decide_all(&mut conn, reverse);
+    check(&conn);
+    assert_eq!(conn.in_flight(), 0, "in flight after every ticket was decided");
+    if shutdown || conn.is_closing() {
+        send(&mut conn, false);
+        assert!(conn.is_done(), "shut down, nothing in flight, output sent");
+    }
+});

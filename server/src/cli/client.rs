@@ -9,7 +9,7 @@
 //! order) and the output objects.
 
 use super::input::origin;
-use super::score::LINE_BYTES_MAX;
+use super::lines::{is_blank, is_json, is_json_object, Line, Lines, LINE_BYTES_MAX};
 use super::Streams;
 use crate::client::{Client, ClientError, Response, ResponseBody};
 use crate::error::{Error, Result};
@@ -19,7 +19,7 @@ use cx_engine::components::protocol::{limits, DecisionResponse, ErrorCode, ImpDe
 use cx_engine::json::source_label;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -127,7 +127,7 @@ pub fn client(args: &ClientArgs, streams: &mut Streams<'_>) -> Result<()> {
         })?;
         Box::new(file)
     };
-    let mut lines = Lines::new(source, input_origin);
+    let mut lines = Lines::new(source, input_origin, READ_CHUNK_BYTES);
     let mut window = Window {
         client,
         addr: &args.addr,
@@ -306,112 +306,6 @@ fn wrapped_request(text: &[u8]) -> Option<serde_json::Value> {
         return None;
     }
     fields.remove("request")
-}
-
-/// Whether `text` is only white space.
-fn is_blank(text: &[u8]) -> bool {
-    text.iter().all(u8::is_ascii_whitespace)
-}
-
-/// Whether `text` is one complete JSON value.
-fn is_json(text: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
-}
-
-/// Whether `text` is one complete JSON object.
-fn is_json_object(text: &[u8]) -> bool {
-    text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && is_json(text)
-}
-
-/// One line of input, without its line terminator.
-enum Line {
-    /// Its 1-based number and its bytes (at most [`LINE_BYTES_MAX`]).
-    Text(usize, Vec<u8>),
-    /// A line over [`LINE_BYTES_MAX`], skipped.
-    TooLong {
-        /// Its 1-based number.
-        number: usize,
-        /// Its length, bytes.
-        bytes: u64,
-    },
-}
-
-/// The input's lines, each read with a bounded buffer.
-struct Lines<'a> {
-    reader: BufReader<Box<dyn Read + 'a>>,
-    origin: String,
-    number: usize,
-}
-
-impl<'a> Lines<'a> {
-    fn new(source: Box<dyn Read + 'a>, origin: String) -> Self {
-        Self {
-            reader: BufReader::with_capacity(READ_CHUNK_BYTES, source),
-            origin,
-            number: 0,
-        }
-    }
-
-    /// Whether the next line needs a read from the source (which may block).
-    fn is_drained(&self) -> bool {
-        self.reader.buffer().is_empty()
-    }
-
-    /// The next line, or `None` at the end of the input. A line longer than
-    /// [`LINE_BYTES_MAX`] is consumed chunk by chunk and not kept.
-    fn next_line(&mut self) -> Result<Option<Line>> {
-        let mut text = Vec::new();
-        let mut bytes: u64 = 0;
-        let mut too_long = false;
-        let mut read_any = false;
-        loop {
-            let chunk = match self.reader.fill_buf() {
-                Ok(chunk) => chunk,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(Error::InputRead {
-                        origin: self.origin.clone(),
-                        source,
-                    })
-                }
-            };
-            if chunk.is_empty() {
-                break;
-            }
-            read_any = true;
-            let newline = chunk.iter().position(|&b| b == b'\n');
-            let part = chunk.get(..newline.unwrap_or(chunk.len())).unwrap_or(&[]);
-            bytes += part.len() as u64;
-            if !too_long && text.len() + part.len() > LINE_BYTES_MAX {
-                too_long = true;
-                text = Vec::new();
-            } else if !too_long {
-                text.extend_from_slice(part);
-            }
-            let used = newline.map_or(chunk.len(), |i| i + 1);
-            self.reader.consume(used);
-            if newline.is_some() {
-                break;
-            }
-        }
-        if !read_any {
-            return Ok(None);
-        }
-        self.number += 1;
-        if too_long {
-            return Ok(Some(Line::TooLong {
-                number: self.number,
-                bytes,
-            }));
-        }
-        if text.last() == Some(&b'\r') {
-            text.pop();
-        }
-        if self.number == 1 && text.starts_with(b"\xEF\xBB\xBF") {
-            text.drain(..3);
-        }
-        Ok(Some(Line::Text(self.number, text)))
-    }
 }
 
 /// One request of the window, in input order.

@@ -5,6 +5,8 @@
 //!
 //! - [`inspect`]: `cx model inspect FILE [--json]`.
 //! - [`run`]: `cx model run FILE --input X.json [--backend B] [--trace]`.
+//! - [`lines`]: bounded line-by-line reading of request input (`score`,
+//!   `client`).
 //! - [`input`]: parsing the JSON batch of feature vectors `run` reads.
 //! - [`score`]: `cx score [FILE|-]`, OpenRTB bid requests through the engine.
 //! - [`bench`]: `cx bench ...`, which runs the `cx-bench` benchmark tool.
@@ -18,6 +20,7 @@ pub mod data;
 pub mod eval;
 pub mod input;
 pub mod inspect;
+pub mod lines;
 pub mod plot;
 pub mod run;
 pub mod score;

@@ -16,6 +16,7 @@
 //! error object naming the field, and scoring goes on with the next line.
 
 use super::input::origin;
+use super::lines::{is_blank, is_json, is_json_object, Line, Lines};
 use super::{load_model, ScoreArgs, Streams};
 use crate::error::{Error, Result};
 use cx_engine::components::catalog::Catalog;
@@ -26,7 +27,7 @@ use cx_engine::systems::resources::FallbackScorer;
 use cx_engine::{Engine, EngineConfig, FallbackSource, ModelSource};
 use serde::Serialize;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -48,14 +49,14 @@ const READ_CHUNK: usize = 64 << 10;
 pub fn score(args: &ScoreArgs, streams: &mut Streams<'_>) -> Result<()> {
     let mut engine = build_engine(args)?;
     let input_origin = origin(&args.input);
-    let reader: Box<dyn BufRead + '_> = if args.input.as_os_str() == "-" {
-        Box::new(BufReader::with_capacity(READ_CHUNK, &mut *streams.stdin))
+    let reader: Box<dyn Read + '_> = if args.input.as_os_str() == "-" {
+        Box::new(&mut *streams.stdin)
     } else {
         let file = std::fs::File::open(&args.input).map_err(|source| Error::InputRead {
             origin: input_origin.clone(),
             source,
         })?;
-        Box::new(BufReader::with_capacity(READ_CHUNK, file))
+        Box::new(file)
     };
     let mut scorer = Scorer {
         engine: &mut engine,
@@ -63,7 +64,7 @@ pub fn score(args: &ScoreArgs, streams: &mut Streams<'_>) -> Result<()> {
         pretty: args.pretty,
         out: BufWriter::new(&mut *streams.stdout),
     };
-    let mut lines = Lines::new(reader, input_origin);
+    let mut lines = Lines::new(reader, input_origin, READ_CHUNK);
     score_input(&mut lines, &mut scorer)?;
     if args.stats {
         super::write_json(streams.stderr, &engine.stats(), args.pretty)?;
@@ -190,111 +191,6 @@ fn score_input(lines: &mut Lines<'_>, scorer: &mut Scorer<'_, '_>) -> Result<()>
         scorer.score_line(line)?;
     }
     scorer.flush()
-}
-
-/// Whether `text` is only white space.
-fn is_blank(text: &[u8]) -> bool {
-    text.iter().all(u8::is_ascii_whitespace)
-}
-
-/// Whether `text` is one complete JSON value.
-fn is_json(text: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
-}
-
-/// Whether `text` is one complete JSON object.
-fn is_json_object(text: &[u8]) -> bool {
-    text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && is_json(text)
-}
-
-/// One line of input, without its line terminator.
-enum Line {
-    /// Its 1-based number and its bytes (at most [`LINE_BYTES_MAX`]).
-    Text(usize, Vec<u8>),
-    /// A line over [`LINE_BYTES_MAX`], skipped.
-    TooLong {
-        /// Its 1-based number.
-        number: usize,
-        /// Its length, bytes.
-        bytes: u64,
-    },
-}
-
-/// The input's lines, each read with a bounded buffer.
-struct Lines<'a> {
-    reader: Box<dyn BufRead + 'a>,
-    origin: String,
-    number: usize,
-}
-
-impl<'a> Lines<'a> {
-    fn new(reader: Box<dyn BufRead + 'a>, origin: String) -> Self {
-        Self {
-            reader,
-            origin,
-            number: 0,
-        }
-    }
-
-    /// The next line, or `None` at the end of the input. A line longer than
-    /// [`LINE_BYTES_MAX`] is consumed chunk by chunk and not kept.
-    fn next_line(&mut self) -> Result<Option<Line>> {
-        let mut text = Vec::new();
-        let mut bytes: u64 = 0;
-        let mut too_long = false;
-        let mut read_any = false;
-        loop {
-            let chunk = match self.reader.fill_buf() {
-                Ok(chunk) => chunk,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(Error::InputRead {
-                        origin: self.origin.clone(),
-                        source,
-                    })
-                }
-            };
-            if chunk.is_empty() {
-                break;
-            }
-            read_any = true;
-            let newline = chunk.iter().position(|&b| b == b'\n');
-            let part = &chunk[..newline.unwrap_or(chunk.len())];
-            bytes += part.len() as u64;
-            if !too_long {
-                if text.len() + part.len() > LINE_BYTES_MAX {
-                    too_long = true;
-                    text = Vec::new();
-                } else {
-                    text.extend_from_slice(part);
-                }
-            }
-            let used = newline.map_or(chunk.len(), |i| i + 1);
-            self.reader.consume(used);
-            if newline.is_some() {
-                break;
-            }
-        }
-        if !read_any {
-            return Ok(None);
-        }
-        self.number += 1;
-        if too_long {
-            return Ok(Some(Line::TooLong {
-                number: self.number,
-                bytes,
-            }));
-        }
-        if text.last() == Some(&b'\r') {
-            text.pop();
-        }
-        if self.number == 1 {
-            if let Some(rest) = text.strip_prefix(b"\xEF\xBB\xBF") {
-                text = rest.to_vec();
-            }
-        }
-        Ok(Some(Line::Text(self.number, text)))
-    }
 }
 
 /// The engine and where its answers go.
@@ -474,7 +370,7 @@ mod tests {
     use super::*;
 
     fn lines_of(input: &[u8]) -> Vec<Line> {
-        let mut lines = Lines::new(Box::new(BufReader::with_capacity(7, input)), "t".into());
+        let mut lines = Lines::new(Box::new(input), "t".into(), 7);
         std::iter::from_fn(|| lines.next_line().expect("reads")).collect()
     }
 

@@ -72,11 +72,21 @@ impl Engine {
     }
 }
 
-/// Checks the connection's invariants and that its output is well formed.
-fn check(conn: &Connection) {
-    assert!(conn.in_flight() <= IN_FLIGHT_MAX, "in flight {}", conn.in_flight());
-    let out = conn.output();
-    assert!(out.len() <= WRITE_BUFFER_MAX, "output {} bytes", out.len());
+/// Checks the connection's invariants and that its output, after the
+/// bytes already sent, is well formed.
+fn check(conn: &Connection, sent: &[u8]) {
+    assert!(
+        conn.in_flight() <= IN_FLIGHT_MAX,
+        "in flight {}",
+        conn.in_flight()
+    );
+    assert!(
+        conn.output().len() <= WRITE_BUFFER_MAX,
+        "output {} bytes",
+        conn.output().len()
+    );
+    // A half send can stop inside a frame: decode the whole stream.
+    let out = [sent, conn.output()].concat();
     let mut pos = 0;
     while pos < out.len() {
         match decode_frame(&out[pos..]) {
@@ -102,21 +112,23 @@ fn check(conn: &Connection) {
 }
 
 /// Feeds `bytes`, checking that all of it is taken while there is room.
-fn feed(conn: &mut Connection, engine: &mut Engine, bytes: &[u8]) {
+fn feed(conn: &mut Connection, engine: &mut Engine, sent: &[u8], bytes: &[u8]) {
     let room = conn.read_capacity();
     let taken = conn.on_bytes(bytes, &mut |r: Request| engine.submit(r));
     assert!(taken <= bytes.len());
     if bytes.len() <= room || conn.is_closing() {
         assert_eq!(taken, bytes.len(), "room for {room}");
     }
-    check(conn);
+    check(conn, sent);
 }
 
-/// Sends all of the output, or half of it.
-fn send(conn: &mut Connection, half: bool) {
+/// Sends all of the output, or half of it, appending it to `sent`.
+fn send(conn: &mut Connection, sent: &mut Vec<u8>, half: bool) {
     let n = conn.output().len();
-    conn.consume_output(if half { n / 2 } else { n });
-    check(conn);
+    let n = if half { n / 2 } else { n };
+    sent.extend_from_slice(&conn.output()[..n]);
+    conn.consume_output(n);
+    check(conn, sent);
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -125,38 +137,48 @@ fuzz_target!(|data: &[u8]| {
     };
     let split = usize::from(u16::from_le_bytes([control[0], control[1]])) % (stream.len() + 1);
     let flags = control[3];
-    let (decide, reverse, shutdown, half) =
-        (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0, flags & 8 != 0);
+    let (decide, reverse, shutdown, half) = (
+        flags & 1 != 0,
+        flags & 2 != 0,
+        flags & 4 != 0,
+        flags & 8 != 0,
+    );
     let mut engine = Engine {
         submitted: 0,
         refuse_mask: control[2],
         waiting: Vec::new(),
     };
     let mut conn = Connection::new();
-    check(&conn);
+    // Everything `consume_output` was told went out, in order.
+    let mut sent = Vec::new();
+    check(&conn, &sent);
 
     let (first, second) = stream.split_at(split);
-    feed(&mut conn, &mut engine, first);
+    feed(&mut conn, &mut engine, &sent, first);
     if decide {
         engine.decide_all(&mut conn, reverse);
-        check(&conn);
+        check(&conn, &sent);
     }
     if shutdown {
         conn.shutdown();
     }
-    send(&mut conn, half);
-    feed(&mut conn, &mut engine, second);
-    send(&mut conn, half);
+    send(&mut conn, &mut sent, half);
+    feed(&mut conn, &mut engine, &sent, second);
+    send(&mut conn, &mut sent, half);
     // Resume after output drained, as the event loop does.
-    feed(&mut conn, &mut engine, &[]);
+    feed(&mut conn, &mut engine, &sent, &[]);
 
     // Every request in flight is waiting for a ticket: once all are
     // decided, nothing is in flight.
     engine.decide_all(&mut conn, reverse);
-    check(&conn);
-    assert_eq!(conn.in_flight(), 0, "in flight after every ticket was decided");
+    check(&conn, &sent);
+    assert_eq!(
+        conn.in_flight(),
+        0,
+        "in flight after every ticket was decided"
+    );
     if shutdown || conn.is_closing() {
-        send(&mut conn, false);
+        send(&mut conn, &mut sent, false);
         assert!(conn.is_done(), "shut down, nothing in flight, output sent");
     }
 });

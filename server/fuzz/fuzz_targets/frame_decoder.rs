@@ -39,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
                 pos += consumed;
             }
             Decoded::NeedMore { at_least } => {
-                assert!(at_least > rest.len(), "NeedMore({at_least}) with {} buffered", rest.len());
+                assert!(
+                    at_least > rest.len(),
+                    "NeedMore({at_least}) with {} buffered",
+                    rest.len()
+                );
                 assert!(at_least <= FRAME_BYTES_MAX);
                 break;
             }
@@ -56,7 +60,10 @@ fuzz_target!(|data: &[u8]| {
                 if error.is_fatal() {
                     assert_eq!(consumed, rest.len(), "a fatal error takes the buffer");
                 } else {
-                    assert!(request_id.is_some(), "recoverable {error} without request id");
+                    assert!(
+                        request_id.is_some(),
+                        "recoverable {error} without request id"
+                    );
                     assert!(consumed >= HEADER_BYTES);
                 }
                 let _ = (error.code(), error.to_string());

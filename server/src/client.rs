@@ -3,8 +3,11 @@
 //!
 //! This module owns the client side of a connection: the request ids it
 //! hands out, a write buffer that coalesces requests (many frames go out in
-//! one `write`), a bounded read buffer, and the decoding of the server's
-//! frames into [`Response`]s. It speaks the protocol through
+//! one `write`), a bounded read buffer, the decoding of the server's
+//! frames into [`Response`]s, and the split of a connection into a
+//! sending and a receiving half. The two sides' state lives in two
+//! separate structs, so that a split moves each to its own thread with no
+//! lock and no copy; an unsplit [`Client`] holds both. It speaks the protocol through
 //! [`cx_engine::components::protocol`] and holds no protocol rules of its
 //! own beyond the client's: ids are numbered from 1, a `hello` is sent first
 //! or not at all, and a fatal framing error ends the connection.
@@ -39,6 +42,39 @@
 //! # Ok::<(), cx_server::client::ClientError>(())
 //! ```
 //!
+//! # Splitting a connection
+//!
+//! [`Client::split`] turns a client into a [`ClientWriter`] and a
+//! [`ClientReader`], for a sender thread that keeps a schedule while a
+//! receiver thread waits for responses (the load generator in
+//! `cx-benches` works this way). Each half owns its buffers: the writer
+//! the write buffer and the request ids, the reader the read buffer and the
+//! responses kept aside; neither locks anything. They share the socket
+//! (behind an `Arc`, read and written through `&TcpStream`) and one
+//! broken flag, so a fatal error seen by either half fails every later
+//! call on both with [`ClientError::Broken`]. Say `hello` before
+//! splitting: round trips need both halves.
+//!
+//! ```no_run
+//! use cx_server::client::Client;
+//!
+//! let mut client = Client::connect("127.0.0.1:7070")?;
+//! client.hello()?;
+//! let (mut writer, mut reader) = client.split();
+//! let sender = std::thread::spawn(move || {
+//!     for nonce in 0..100 {
+//!         writer.send_ping(nonce)?;
+//!     }
+//!     writer.flush()
+//! });
+//! for _ in 0..100 {
+//!     let response = reader.recv()?;
+//!     println!("answer to request {}", response.request_id);
+//! }
+//! sender.join().expect("the sender does not panic")?;
+//! # Ok::<(), cx_server::client::ClientError>(())
+//! ```
+//!
 //! # Limits
 //!
 //! The read buffer never holds more than [`READ_BUFFER_MAX`] bytes: one
@@ -67,6 +103,8 @@ use cx_engine::components::protocol::{
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bytes asked of the socket per read (at most).
@@ -240,17 +278,82 @@ pub enum ResponseBody {
 /// [module docs](self).
 #[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
-    write_buf: Vec<u8>,
-    read_buf: Vec<u8>,
-    /// Bytes at the front of `read_buf` already decoded.
-    read_pos: usize,
-    /// Responses received by a round trip for other requests.
-    stashed: VecDeque<Response>,
+    link: Link,
+    outbox: Outbox,
+    inbox: Inbox,
+    ack: Option<HelloAck>,
+}
+
+/// The sending half of a [`Client`] after [`Client::split`]: it queues
+/// requests, numbers them and writes them out. See the
+/// [module docs](self#splitting-a-connection).
+#[derive(Debug)]
+pub struct ClientWriter {
+    link: Link,
+    outbox: Outbox,
+    ack: Option<HelloAck>,
+}
+
+/// The receiving half of a [`Client`] after [`Client::split`]: it reads
+/// and decodes the server's responses. See the
+/// [module docs](self#splitting-a-connection).
+#[derive(Debug)]
+pub struct ClientReader {
+    link: Link,
+    inbox: Inbox,
+}
+
+/// The socket and the connection's broken flag, shared by both halves of
+/// a split client (reads and writes go through `&TcpStream`).
+#[derive(Clone, Debug)]
+struct Link {
+    stream: Arc<TcpStream>,
+    /// Set by the first fatal error on either half; every later call on
+    /// either half fails with [`ClientError::Broken`].
+    broken: Arc<AtomicBool>,
+}
+
+impl Link {
+    fn ensure_open(&self) -> Result<(), ClientError> {
+        if self.broken.load(Ordering::Acquire) {
+            Err(ClientError::Broken)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn set_broken(&self) {
+        self.broken.store(true, Ordering::Release);
+    }
+
+    fn socket_option(
+        &self,
+        set: impl FnOnce(&TcpStream) -> std::io::Result<()>,
+    ) -> Result<(), ClientError> {
+        set(&self.stream).map_err(|source| ClientError::Io {
+            op: "set the socket timeout",
+            source,
+        })
+    }
+}
+
+/// The sending side's state: the write buffer and the request ids.
+#[derive(Debug)]
+struct Outbox {
+    buf: Vec<u8>,
     next_id: u64,
     frames_sent: u64,
-    ack: Option<HelloAck>,
-    broken: bool,
+}
+
+/// The receiving side's state: the read buffer and the responses kept
+/// aside by round trips.
+#[derive(Debug)]
+struct Inbox {
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` already decoded.
+    pos: usize,
+    /// Responses received by a round trip for other requests.
+    stashed: VecDeque<Response>,
 }
 
 impl Client {
@@ -307,16 +410,44 @@ impl Client {
             source,
         })?;
         Ok(Self {
-            stream,
-            write_buf: Vec::with_capacity(4096),
-            read_buf: Vec::new(),
-            read_pos: 0,
-            stashed: VecDeque::new(),
-            next_id: 1,
-            frames_sent: 0,
+            link: Link {
+                stream: Arc::new(stream),
+                broken: Arc::new(AtomicBool::new(false)),
+            },
+            outbox: Outbox {
+                buf: Vec::with_capacity(4096),
+                next_id: 1,
+                frames_sent: 0,
+            },
+            inbox: Inbox {
+                buf: Vec::new(),
+                pos: 0,
+                stashed: VecDeque::new(),
+            },
             ack: None,
-            broken: false,
         })
+    }
+
+    /// Splits the connection into a [`ClientWriter`] and a
+    /// [`ClientReader`] that can be moved to two threads, so that one keeps
+    /// sending while the other waits for responses. Each half owns its
+    /// buffers; requests queued but not flushed go to the writer, responses
+    /// kept aside by round trips go to the reader, and request ids go on
+    /// from [`Self::next_request_id`]. Both halves share the socket (its
+    /// timeouts are per direction: [`ClientWriter::set_write_timeout`],
+    /// [`ClientReader::set_read_timeout`]) and its broken state; the
+    /// socket closes when both are dropped.
+    pub fn split(self) -> (ClientWriter, ClientReader) {
+        let writer = ClientWriter {
+            link: self.link.clone(),
+            outbox: self.outbox,
+            ack: self.ack,
+        };
+        let reader = ClientReader {
+            link: self.link,
+            inbox: self.inbox,
+        };
+        (writer, reader)
     }
 
     /// Sets the read and write timeout (`None`: wait forever). A call that
@@ -325,13 +456,8 @@ impl Client {
     /// out loses nothing and may be repeated; a write that timed out breaks
     /// the connection (part of a frame may have been sent).
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
-        let op = "set the socket timeout";
-        self.stream
-            .set_read_timeout(timeout)
-            .map_err(|source| ClientError::Io { op, source })?;
-        self.stream
-            .set_write_timeout(timeout)
-            .map_err(|source| ClientError::Io { op, source })
+        self.link.socket_option(|s| s.set_read_timeout(timeout))?;
+        self.link.socket_option(|s| s.set_write_timeout(timeout))
     }
 
     /// The server's `hello_ack`, once [`Self::hello`] succeeded.
@@ -342,23 +468,23 @@ impl Client {
     /// The request id the next `send_*` will use (ids count up from 1 and
     /// skip 0, which the server uses for errors about no request).
     pub fn next_request_id(&self) -> u64 {
-        self.next_id
+        self.outbox.next_id
     }
 
     /// Negotiates the version: sends a `hello` (this build's versions) and
     /// waits for its `hello_ack`. Only valid as the connection's first
     /// request; an `error` answer is [`ClientError::Refused`].
     pub fn hello(&mut self) -> Result<HelloAck, ClientError> {
-        if self.frames_sent > 0 {
+        if self.outbox.frames_sent > 0 {
             return Err(ClientError::Unexpected {
                 what: "hello asked for after other requests: it must be the first frame".into(),
             });
         }
-        let id = self.take_id();
-        protocol::encode_hello(&mut self.write_buf, id, Hello::ours());
-        self.frames_sent += 1;
+        let id = self.outbox.take_id();
+        protocol::encode_hello(&mut self.outbox.buf, id, Hello::ours());
+        self.outbox.frames_sent += 1;
         self.flush()?;
-        let response = self.wait_for(id)?;
+        let response = self.inbox.wait_for(&self.link, id)?;
         match response.body {
             ResponseBody::HelloAck(ack) => {
                 self.ack = Some(ack);
@@ -373,15 +499,7 @@ impl Client {
     /// id. A document over the protocol's limit is refused
     /// ([`ClientError::Encode`]) and nothing is queued.
     pub fn send_openrtb(&mut self, json: &[u8], simulate: bool) -> Result<u64, ClientError> {
-        self.ensure_open()?;
-        let id = self.next_id;
-        protocol::encode_score_openrtb(&mut self.write_buf, id, json, simulate).map_err(
-            |source| ClientError::Encode {
-                message: "score_openrtb",
-                source,
-            },
-        )?;
-        self.queued()
+        self.outbox.send_openrtb(&self.link, json, simulate)
     }
 
     /// Queues a `score_context` request; returns its request id. A string
@@ -392,61 +510,30 @@ impl Client {
         ctx: &RequestContext,
         simulate: bool,
     ) -> Result<u64, ClientError> {
-        self.ensure_open()?;
-        let id = self.next_id;
-        protocol::encode_score_context(&mut self.write_buf, id, ctx, simulate).map_err(
-            |source| ClientError::Encode {
-                message: "score_context",
-                source,
-            },
-        )?;
-        self.queued()
+        self.outbox.send_context(&self.link, ctx, simulate)
     }
 
     /// Queues a `ping` carrying `nonce`; returns its request id.
     pub fn send_ping(&mut self, nonce: u64) -> Result<u64, ClientError> {
-        self.ensure_open()?;
-        protocol::encode_ping(&mut self.write_buf, self.next_id, nonce);
-        self.queued()
+        self.outbox.send_ping(&self.link, nonce)
     }
 
     /// Queues bytes as they are, after the frames already queued (for
     /// tests of the server's handling of malformed frames); writes them
     /// out at [`WRITE_FLUSH_BYTES`] like any request.
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.ensure_open()?;
-        self.write_buf.extend_from_slice(bytes);
-        self.frames_sent += 1;
-        self.flush_if_full()
+        self.outbox.send_raw(&self.link, bytes)
     }
 
     /// Writes every queued request to the socket.
     pub fn flush(&mut self) -> Result<(), ClientError> {
-        self.ensure_open()?;
-        if self.write_buf.is_empty() {
-            return Ok(());
-        }
-        let written = self
-            .stream
-            .write_all(&self.write_buf)
-            .and_then(|()| self.stream.flush());
-        self.write_buf.clear();
-        written.map_err(|source| {
-            self.broken = true;
-            ClientError::Io {
-                op: WRITE_OP,
-                source,
-            }
-        })
+        self.outbox.flush(&self.link)
     }
 
     /// The next response: one kept aside by a round trip, else the next
     /// frame from the socket (reading as needed). Does not flush.
     pub fn recv(&mut self) -> Result<Response, ClientError> {
-        if let Some(response) = self.stashed.pop_front() {
-            return Ok(response);
-        }
-        self.read_frame()
+        self.inbox.recv(&self.link)
     }
 
     /// Round trip: sends a `score_openrtb` request and waits for its
@@ -454,7 +541,7 @@ impl Client {
     pub fn score_openrtb(&mut self, json: &[u8], simulate: bool) -> Result<Response, ClientError> {
         let id = self.send_openrtb(json, simulate)?;
         self.flush()?;
-        self.wait_for(id)
+        self.inbox.wait_for(&self.link, id)
     }
 
     /// Round trip: sends a `score_context` request and waits for its
@@ -466,7 +553,7 @@ impl Client {
     ) -> Result<Response, ClientError> {
         let id = self.send_context(ctx, simulate)?;
         self.flush()?;
-        self.wait_for(id)
+        self.inbox.wait_for(&self.link, id)
     }
 
     /// Round trip: pings with `nonce` and waits for the pong; an answer
@@ -474,7 +561,7 @@ impl Client {
     pub fn ping(&mut self, nonce: u64) -> Result<(), ClientError> {
         let id = self.send_ping(nonce)?;
         self.flush()?;
-        let response = self.wait_for(id)?;
+        let response = self.inbox.wait_for(&self.link, id)?;
         match response.body {
             ResponseBody::Pong(echo) if echo == nonce => Ok(()),
             ResponseBody::Pong(echo) => Err(ClientError::Unexpected {
@@ -483,13 +570,155 @@ impl Client {
             other => Err(unexpected_answer(response.request_id, "ping", other)),
         }
     }
+}
 
-    /// Takes the id of the request just appended to the write buffer;
-    /// writes the buffer out when it is full.
-    fn queued(&mut self) -> Result<u64, ClientError> {
+impl ClientWriter {
+    /// Queues a `score_openrtb` request; returns its request id (see
+    /// [`Client::send_openrtb`]).
+    pub fn send_openrtb(&mut self, json: &[u8], simulate: bool) -> Result<u64, ClientError> {
+        self.outbox.send_openrtb(&self.link, json, simulate)
+    }
+
+    /// Queues a `score_context` request; returns its request id (see
+    /// [`Client::send_context`]).
+    pub fn send_context(
+        &mut self,
+        ctx: &RequestContext,
+        simulate: bool,
+    ) -> Result<u64, ClientError> {
+        self.outbox.send_context(&self.link, ctx, simulate)
+    }
+
+    /// Queues a `ping` carrying `nonce`; returns its request id.
+    pub fn send_ping(&mut self, nonce: u64) -> Result<u64, ClientError> {
+        self.outbox.send_ping(&self.link, nonce)
+    }
+
+    /// Queues bytes as they are (see [`Client::send_raw`]).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.outbox.send_raw(&self.link, bytes)
+    }
+
+    /// Writes every queued request to the socket.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        self.outbox.flush(&self.link)
+    }
+
+    /// The request id the next `send_*` will use.
+    pub fn next_request_id(&self) -> u64 {
+        self.outbox.next_id
+    }
+
+    /// The `hello_ack` the client received before the split, if any.
+    pub fn hello_ack(&self) -> Option<HelloAck> {
+        self.ack
+    }
+
+    /// Whether the connection is broken (by a fatal error on either half):
+    /// every later call then fails with [`ClientError::Broken`].
+    pub fn is_broken(&self) -> bool {
+        self.link.ensure_open().is_err()
+    }
+
+    /// Sets the socket's write timeout (`None`: wait forever). A write that
+    /// times out breaks the connection, for both halves.
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
+        self.link.socket_option(|s| s.set_write_timeout(timeout))
+    }
+}
+
+impl ClientReader {
+    /// The next response: one kept aside by a round trip before the
+    /// split, else the next frame from the socket (see [`Client::recv`]).
+    pub fn recv(&mut self) -> Result<Response, ClientError> {
+        self.inbox.recv(&self.link)
+    }
+
+    /// Whether the connection is broken (by a fatal error on either half).
+    pub fn is_broken(&self) -> bool {
+        self.link.ensure_open().is_err()
+    }
+
+    /// Sets the socket's read timeout (`None`: wait forever). A read that
+    /// times out loses nothing: [`Self::recv`] may be called again.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
+        self.link.socket_option(|s| s.set_read_timeout(timeout))
+    }
+}
+
+impl Outbox {
+    fn send_openrtb(
+        &mut self,
+        link: &Link,
+        json: &[u8],
+        simulate: bool,
+    ) -> Result<u64, ClientError> {
+        link.ensure_open()?;
+        protocol::encode_score_openrtb(&mut self.buf, self.next_id, json, simulate).map_err(
+            |source| ClientError::Encode {
+                message: "score_openrtb",
+                source,
+            },
+        )?;
+        self.queued(link)
+    }
+
+    fn send_context(
+        &mut self,
+        link: &Link,
+        ctx: &RequestContext,
+        simulate: bool,
+    ) -> Result<u64, ClientError> {
+        link.ensure_open()?;
+        protocol::encode_score_context(&mut self.buf, self.next_id, ctx, simulate).map_err(
+            |source| ClientError::Encode {
+                message: "score_context",
+                source,
+            },
+        )?;
+        self.queued(link)
+    }
+
+    fn send_ping(&mut self, link: &Link, nonce: u64) -> Result<u64, ClientError> {
+        link.ensure_open()?;
+        protocol::encode_ping(&mut self.buf, self.next_id, nonce);
+        self.queued(link)
+    }
+
+    fn send_raw(&mut self, link: &Link, bytes: &[u8]) -> Result<(), ClientError> {
+        link.ensure_open()?;
+        self.buf.extend_from_slice(bytes);
+        self.frames_sent += 1;
+        self.flush_if_full(link)
+    }
+
+    /// Writes the buffer out; a failure breaks the connection.
+    fn flush(&mut self, link: &Link) -> Result<(), ClientError> {
+        if let Err(e) = link.ensure_open() {
+            self.buf.clear();
+            return Err(e);
+        }
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut stream = &*link.stream;
+        let written = stream.write_all(&self.buf).and_then(|()| stream.flush());
+        self.buf.clear();
+        written.map_err(|source| {
+            link.set_broken();
+            ClientError::Io {
+                op: WRITE_OP,
+                source,
+            }
+        })
+    }
+
+    /// Takes the id of the request just appended to the buffer; writes the
+    /// buffer out when it is full.
+    fn queued(&mut self, link: &Link) -> Result<u64, ClientError> {
         let id = self.take_id();
         self.frames_sent += 1;
-        self.flush_if_full()?;
+        self.flush_if_full(link)?;
         Ok(id)
     }
 
@@ -499,32 +728,34 @@ impl Client {
         id
     }
 
-    fn ensure_open(&self) -> Result<(), ClientError> {
-        if self.broken {
-            Err(ClientError::Broken)
+    fn flush_if_full(&mut self, link: &Link) -> Result<(), ClientError> {
+        if self.buf.len() >= WRITE_FLUSH_BYTES {
+            self.flush(link)
         } else {
             Ok(())
         }
     }
+}
 
-    fn flush_if_full(&mut self) -> Result<(), ClientError> {
-        if self.write_buf.len() >= WRITE_FLUSH_BYTES {
-            self.flush()
-        } else {
-            Ok(())
+impl Inbox {
+    /// A response kept aside, else the next frame.
+    fn recv(&mut self, link: &Link) -> Result<Response, ClientError> {
+        if let Some(response) = self.stashed.pop_front() {
+            return Ok(response);
         }
+        self.read_frame(link)
     }
 
     /// Reads responses until the one for `request_id` (or an error about
     /// no request, id 0), keeping the others for [`Self::recv`].
-    fn wait_for(&mut self, request_id: u64) -> Result<Response, ClientError> {
+    fn wait_for(&mut self, link: &Link, request_id: u64) -> Result<Response, ClientError> {
         if let Some(i) = self.stashed.iter().position(|r| answers(r, request_id)) {
             if let Some(response) = self.stashed.remove(i) {
                 return Ok(response);
             }
         }
         loop {
-            let response = self.read_frame()?;
+            let response = self.read_frame(link)?;
             if answers(&response, request_id) {
                 return Ok(response);
             }
@@ -542,10 +773,10 @@ impl Client {
 
     /// Decodes the next frame from the read buffer, reading from the socket
     /// until one is whole.
-    fn read_frame(&mut self) -> Result<Response, ClientError> {
-        self.ensure_open()?;
+    fn read_frame(&mut self, link: &Link) -> Result<Response, ClientError> {
+        link.ensure_open()?;
         loop {
-            let buffered = self.read_buf.get(self.read_pos..).unwrap_or(&[]);
+            let buffered = self.buf.get(self.pos..).unwrap_or(&[]);
             if !buffered.is_empty() {
                 match protocol::decode_frame(buffered) {
                     Decoded::NeedMore { .. } => {}
@@ -555,7 +786,7 @@ impl Client {
                         consumed,
                     } => {
                         let decoded = to_response(header.message_type, header.request_id, payload);
-                        self.read_pos += consumed;
+                        self.pos += consumed;
                         return decoded;
                     }
                     Decoded::Invalid {
@@ -563,9 +794,9 @@ impl Client {
                         consumed,
                         request_id,
                     } => {
-                        self.read_pos += consumed.max(1);
+                        self.pos += consumed.max(1);
                         if error.is_fatal() {
-                            self.break_connection();
+                            self.break_connection(link);
                         }
                         return Err(ClientError::Protocol {
                             request_id,
@@ -574,37 +805,37 @@ impl Client {
                     }
                 }
             }
-            self.fill()?;
+            self.fill(link)?;
         }
     }
 
     /// Reads once from the socket into the read buffer, first dropping the
     /// bytes already decoded.
-    fn fill(&mut self) -> Result<(), ClientError> {
-        self.read_buf
-            .drain(..self.read_pos.min(self.read_buf.len()));
-        self.read_pos = 0;
-        if self.read_buf.len() <= READ_BUFFER_KEEP_BYTES
-            && self.read_buf.capacity() > 2 * READ_BUFFER_KEEP_BYTES
+    fn fill(&mut self, link: &Link) -> Result<(), ClientError> {
+        self.buf.drain(..self.pos.min(self.buf.len()));
+        self.pos = 0;
+        if self.buf.len() <= READ_BUFFER_KEEP_BYTES
+            && self.buf.capacity() > 2 * READ_BUFFER_KEEP_BYTES
         {
-            self.read_buf.shrink_to(READ_BUFFER_KEEP_BYTES);
+            self.buf.shrink_to(READ_BUFFER_KEEP_BYTES);
         }
-        let held = self.read_buf.len();
+        let held = self.buf.len();
         // `decode_frame` never waits for more than one maximal frame, so
         // there is always room here.
         let room = READ_BUFFER_MAX.saturating_sub(held).min(READ_CHUNK_BYTES);
-        self.read_buf.resize(held + room, 0);
+        self.buf.resize(held + room, 0);
+        let mut stream = &*link.stream;
         let read = loop {
-            match self.stream.read(&mut self.read_buf[held..]) {
+            match stream.read(&mut self.buf[held..]) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
         };
         let n = *read.as_ref().unwrap_or(&0);
-        self.read_buf.truncate(held + n);
+        self.buf.truncate(held + n);
         match read {
             Ok(0) => {
-                self.break_connection();
+                self.break_connection(link);
                 Err(ClientError::Closed { buffered: held })
             }
             Ok(_) => Ok(()),
@@ -614,7 +845,7 @@ impl Client {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 );
                 if !timeout {
-                    self.break_connection();
+                    self.break_connection(link);
                 }
                 Err(ClientError::Io {
                     op: READ_OP,
@@ -624,11 +855,10 @@ impl Client {
         }
     }
 
-    fn break_connection(&mut self) {
-        self.broken = true;
-        self.read_buf = Vec::new();
-        self.read_pos = 0;
-        self.write_buf.clear();
+    fn break_connection(&mut self, link: &Link) {
+        link.set_broken();
+        self.buf = Vec::new();
+        self.pos = 0;
     }
 }
 

@@ -560,6 +560,119 @@ fn closed_port() -> SocketAddr {
 }
 
 // ---------------------------------------------------------------------------
+// The split client: a writer and a reader on two threads
+// ---------------------------------------------------------------------------
+
+#[test]
+fn split_halves_send_and_receive_on_two_threads() {
+    let mut client = connect(engine_server());
+    client.hello().expect("hello");
+    let (mut writer, mut reader) = client.split();
+    assert_eq!(writer.hello_ack(), Some(HelloAck::ours(1)));
+    assert_eq!(writer.next_request_id(), 2, "ids go on after the hello");
+    const N: u32 = 200;
+    let sender = std::thread::spawn(move || {
+        let mut ids = Vec::new();
+        for i in 0..N {
+            let id = if i % 10 == 0 {
+                writer.send_ping(u64::from(i))
+            } else {
+                writer.send_context(&context(i), true)
+            };
+            ids.push(id.expect("queue"));
+            if i % 16 == 15 {
+                writer.flush().expect("flush");
+            }
+        }
+        writer.flush().expect("flush the rest");
+        (writer, ids)
+    });
+    let mut answered = HashMap::new();
+    for _ in 0..N {
+        let response = reader.recv().expect("response");
+        let pong = matches!(response.body, ResponseBody::Pong(_));
+        if !pong {
+            assert_eq!(decision(&response).imps.len(), 1);
+        }
+        assert!(
+            answered.insert(response.request_id, pong).is_none(),
+            "one answer per request"
+        );
+    }
+    let (writer, ids) = sender.join().expect("the sender does not panic");
+    let expected: Vec<u64> = (2..2 + u64::from(N)).collect();
+    assert_eq!(ids, expected, "ids are consecutive");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(answered[id], i % 10 == 0, "request {id} got its own kind");
+    }
+    assert!(!writer.is_broken() && !reader.is_broken());
+}
+
+#[test]
+fn split_hands_queued_requests_and_kept_responses_to_each_half() {
+    let mut client = connect(engine_server());
+    let json = serde_json::to_vec(&fixture_requests()[0]).expect("json");
+    let kept = client.send_openrtb(&json, true).expect("queue");
+    client.score_openrtb(&json, true).expect("round trip");
+    let queued = client.send_ping(77).expect("queued, not flushed");
+    let (mut writer, mut reader) = client.split();
+    writer.flush().expect("the writer has the queued ping");
+    let first = reader.recv().expect("the kept response");
+    assert_eq!(first.request_id, kept);
+    decision(&first);
+    let pong = reader.recv().expect("pong");
+    assert_eq!(pong.request_id, queued);
+    assert_eq!(pong.body, ResponseBody::Pong(77));
+    assert_eq!(writer.next_request_id(), queued + 1);
+}
+
+#[test]
+fn a_fatal_error_on_the_reader_breaks_the_writer_too() {
+    let addr = scripted_server(PING_BYTES, b"garbage!".to_vec(), true);
+    let (mut writer, mut reader) = connect(addr).split();
+    writer.send_ping(1).expect("queue");
+    writer.flush().expect("flush");
+    let err = reader.recv().unwrap_err();
+    assert!(err.is_fatal(), "{err:?}");
+    assert!(reader.is_broken() && writer.is_broken());
+    assert!(matches!(writer.send_ping(2), Err(ClientError::Broken)));
+    assert!(matches!(writer.flush(), Err(ClientError::Broken)));
+    assert!(matches!(reader.recv(), Err(ClientError::Broken)));
+}
+
+#[test]
+fn a_read_timeout_on_the_reader_loses_nothing() {
+    let mut reply = Vec::new();
+    protocol::encode_pong(&mut reply, 1, 5);
+    let addr = scripted_server(2 * PING_BYTES, reply, true);
+    let (mut writer, mut reader) = connect(addr).split();
+    reader
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("read timeout");
+    writer
+        .set_write_timeout(Some(TIMEOUT))
+        .expect("write timeout");
+    writer.send_ping(5).expect("queue");
+    writer.flush().expect("flush");
+    // The scripted server answers only once it has read two pings.
+    let err = reader.recv().unwrap_err();
+    assert!(err.is_timeout() && !err.is_fatal(), "{err:?}");
+    writer.send_ping(6).expect("still usable");
+    writer.flush().expect("flush");
+    reader
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("read timeout");
+    let pong = reader.recv().expect("the answer after the timeout");
+    assert_eq!(
+        pong,
+        Response {
+            request_id: 1,
+            body: ResponseBody::Pong(5)
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------
 // `cx client`
 // ---------------------------------------------------------------------------
 

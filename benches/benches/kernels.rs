@@ -1,61 +1,45 @@
 //! Kernel throughput: scalar reference against the SIMD kernel, at the two
 //! benchmark shapes, T = 8, batches 1, 16, 64 and 256, single-threaded.
+//! The workloads are `cx_benches::kernel_bench`'s (shared with
+//! `cx-bench kernel` and the `kernel_report` example).
 //!
 //! Run: `cargo bench -p cx-benches --bench kernels`. Criterion reports time
 //! per batch and samples per second; µs per sample is time / batch.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use cx_backends::{CoLaNetProvider, ScalarBackend, SimdBackend, Trace};
-use cx_benches::{dense_inputs, snntorch_style_model, KERNEL_SHAPES};
-use cx_components::Readout;
-use std::hint::black_box;
-use std::sync::Arc;
+use cx_backends::{CoLaNetProvider, ScalarBackend, SimdBackend};
+use cx_benches::kernel_bench::{
+    firing_rates, kernel_model, KernelRunner, KERNEL_BATCHES, KERNEL_STEPS,
+};
+use cx_benches::KERNEL_SHAPES;
 use std::time::Duration;
-
-const STEPS: u32 = 8;
-const BATCHES: [usize; 4] = [1, 16, 64, 256];
 
 fn bench_backend<P: CoLaNetProvider>(c: &mut Criterion, label: &str) {
     for shape in KERNEL_SHAPES {
-        let model = Arc::new(snntorch_style_model(shape, STEPS, 7));
-        let mut group = c.benchmark_group(format!("kernel/{shape}/T{STEPS}"));
+        let model = kernel_model(shape);
+        let mut group = c.benchmark_group(format!("kernel/{shape}/T{KERNEL_STEPS}"));
         group
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2))
             .sample_size(20);
-        for batch in BATCHES {
-            let x = dense_inputs(shape.inputs, batch, 11);
-            let mut backend = P::init(model.clone(), batch).expect("init");
-            let mut out = Readout::with_capacity(batch, shape.outputs);
+        for batch in KERNEL_BATCHES {
+            let mut runner = KernelRunner::<P>::new(model.clone(), shape, batch).expect("init");
             group.throughput(Throughput::Elements(batch as u64));
             group.bench_function(BenchmarkId::new(label, batch), |b| {
-                b.iter(|| {
-                    backend
-                        .infer(black_box(&x), batch, &mut out)
-                        .expect("infer")
-                })
+                b.iter(|| runner.run().expect("infer"))
             });
         }
         group.finish();
     }
 }
 
-/// Prints the hidden layer's firing rate on the benchmark inputs, so the
-/// report can show the workload fires at a realistic rate.
+/// Prints the layers' firing rates on the benchmark inputs, so the report
+/// can show the workload fires at a realistic rate.
 fn report_firing_rates() {
     for shape in KERNEL_SHAPES {
-        let model = Arc::new(snntorch_style_model(shape, STEPS, 7));
-        let x = dense_inputs(shape.inputs, 64, 11);
-        let mut backend = SimdBackend::init(model, 64).expect("init");
-        let mut out = Readout::with_capacity(64, shape.outputs);
-        let mut trace = Trace::default();
-        backend
-            .infer_traced(&x, 64, &mut out, &mut trace)
-            .expect("infer");
-        for (l, layer) in trace.layers.iter().enumerate() {
-            let spikes: Vec<u8> = layer.spk.iter().flatten().flatten().copied().collect();
-            let rate = spikes.iter().map(|&s| s as f64).sum::<f64>() / spikes.len() as f64;
-            eprintln!("firing rate {shape} layer {}: {:.3}", l + 1, rate);
+        let rates = firing_rates(shape).expect("infer");
+        for (l, rate) in rates.layer_rates.iter().enumerate() {
+            eprintln!("firing rate {shape} layer {}: {rate:.3}", l + 1);
         }
     }
 }

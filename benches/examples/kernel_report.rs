@@ -1,11 +1,18 @@
-//! Summarises the criterion kernel benchmarks as a markdown table of
-//! microseconds per sample (median, with criterion's 95% interval of the
-//! median), and the scalar/SIMD ratio measured in the same run.
+//! The kernel benchmark summary as markdown: µs per sample of the scalar
+//! and SIMD kernels by shape and batch, the SIMD speedup within each
+//! repeat, and each cell against the core's measured FMA peak.
 //!
-//! Run after `cargo bench -p cx-benches --bench kernels`:
-//! `cargo run --release -p cx-benches --example kernel_report [CRITERION_DIR]`.
+//! - By default it runs the benchmark in process
+//!   (`cx_benches::kernel_bench`, about 20 s; `--quick` for a few
+//!   seconds; `--json FILE` also writes the report as JSON):
+//!   `cargo run --release -p cx-benches --example kernel_report [-- --quick] [--repeats N] [--json FILE]`.
+//! - With `--criterion [DIR]` it summarises a criterion run instead
+//!   (criterion's median and the 95% interval of the median), after
+//!   `cargo bench -p cx-benches --bench kernels`:
+//!   `cargo run --release -p cx-benches --example kernel_report -- --criterion [CRITERION_DIR]`.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use cx_benches::kernel_bench::{run_kernel_bench, KernelBenchOptions, KERNEL_BATCHES};
 use cx_benches::KERNEL_SHAPES;
 use std::path::{Path, PathBuf};
 
@@ -40,22 +47,17 @@ fn estimate(dir: &Path, group: &str, backend: &str, batch: usize) -> Result<Esti
     })
 }
 
-fn main() -> Result<()> {
-    let dir = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/criterion"))
-        });
+/// Prints the criterion run in `dir` as a table.
+fn criterion_table(dir: &Path) -> Result<()> {
     println!(
         "| shape | batch | scalar µs/sample | SIMD µs/sample (95% CI of median) | scalar / SIMD |"
     );
     println!("| --- | ---: | ---: | ---: | ---: |");
     for shape in KERNEL_SHAPES {
         let group = format!("kernel_{shape}_T8");
-        for batch in [1, 16, 64, 256] {
-            let scalar = estimate(&dir, &group, "scalar", batch)?;
-            let simd = estimate(&dir, &group, "simd", batch)?;
+        for batch in KERNEL_BATCHES {
+            let scalar = estimate(dir, &group, "scalar", batch)?;
+            let simd = estimate(dir, &group, "simd", batch)?;
             println!(
                 "| {shape} | {batch} | {:.1} | {:.2} ({:.2}-{:.2}) | {:.0}x |",
                 scalar.median,
@@ -65,6 +67,38 @@ fn main() -> Result<()> {
                 scalar.median / simd.median
             );
         }
+    }
+    Ok(())
+}
+
+fn default_criterion_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/criterion"))
+}
+
+fn main() -> Result<()> {
+    let mut options = KernelBenchOptions::default();
+    let mut json = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--criterion" => {
+                let dir = args.next().map_or_else(default_criterion_dir, PathBuf::from);
+                return criterion_table(&dir);
+            }
+            "--quick" => options.quick = true,
+            "--repeats" => {
+                let n = args.next().context("--repeats needs a value")?;
+                options.repeats = Some(n.parse().context("--repeats")?);
+            }
+            "--json" => json = Some(args.next().context("--json needs a file")?),
+            _ => bail!("unknown argument {arg}; expected --quick, --repeats N, --json FILE or --criterion [DIR]"),
+        }
+    }
+    let report = run_kernel_bench(&options)?;
+    print!("{}", report.to_markdown());
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {path}"))?;
     }
     Ok(())
 }

@@ -1,5 +1,11 @@
 //! Helpers shared by the benchmarks: reproducible models and inputs at the
-//! benchmark shapes.
+//! benchmark shapes, in-process engine workloads ([`engine`]), and the
+//! open-loop load generator against a running server ([`load`], behind
+//! the `cx-bench load` command), with its error type ([`Error`]). The
+//! kernel and engine benchmark summaries behind `cx-bench kernel` and
+//! `cx-bench engine` are [`kernel_bench`] and [`engine_bench`]; they record
+//! the machine ([`machine`]), the FMA peak ([`fma_peak`]) and allocations
+//! ([`alloc_count`]).
 //!
 //! The models here are *benchmark workloads*, not trained models: their
 //! weights are drawn the way a freshly initialised snnTorch network's are
@@ -7,13 +13,24 @@
 //! so that the hidden layer fires at a realistic 10-35% rate). Nothing they
 //! output is ever presented as a prediction.
 
+pub mod alloc_count;
+pub mod engine_bench;
+pub mod error;
+pub mod fma_peak;
+pub mod kernel_bench;
+pub mod load;
+pub mod machine;
+pub mod spread;
+
+pub use error::{Error, Result};
+
 use cx_backends::train::init_layer;
 use cx_components::{ModelMeta, SnnModel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// A benchmark shape: inputs, hidden neurons, outputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Shape {
     /// Input features `D`.
     pub inputs: usize,

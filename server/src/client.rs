@@ -350,6 +350,10 @@ struct Outbox {
 #[derive(Debug)]
 struct Inbox {
     buf: Vec<u8>,
+    /// Where each read lands before its bytes are appended to `buf`
+    /// (allocated once, so a read costs a copy of what arrived rather than
+    /// zeroing a whole chunk).
+    scratch: Box<[u8]>,
     /// Bytes at the front of `buf` already decoded.
     pos: usize,
     /// Responses received by a round trip for other requests.
@@ -421,6 +425,7 @@ impl Client {
             },
             inbox: Inbox {
                 buf: Vec::new(),
+                scratch: vec![0; READ_CHUNK_BYTES].into_boxed_slice(),
                 pos: 0,
                 stashed: VecDeque::new(),
             },
@@ -822,17 +827,17 @@ impl Inbox {
         let held = self.buf.len();
         // `decode_frame` never waits for more than one maximal frame, so
         // there is always room here.
-        let room = READ_BUFFER_MAX.saturating_sub(held).min(READ_CHUNK_BYTES);
-        self.buf.resize(held + room, 0);
+        let room = READ_BUFFER_MAX.saturating_sub(held).min(self.scratch.len());
+        let scratch = self.scratch.get_mut(..room).unwrap_or(&mut []);
         let mut stream = &*link.stream;
         let read = loop {
-            match stream.read(&mut self.buf[held..]) {
+            match stream.read(scratch) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
         };
         let n = *read.as_ref().unwrap_or(&0);
-        self.buf.truncate(held + n);
+        self.buf.extend_from_slice(scratch.get(..n).unwrap_or(&[]));
         match read {
             Ok(0) => {
                 self.break_connection(link);

@@ -1,5 +1,6 @@
 //! [`Error`], the one error type of the crate's library code (the load
-//! generator, its sweep and its plot; the kernel and engine benchmarks).
+//! generator, its sweep and its plot; the kernel and engine benchmarks;
+//! `cx-bench all`).
 //!
 //! Every variant names what the user can fix: the option (`--rate`,
 //! `--mix`, `--compare`, ...) with its value, the file with what was being
@@ -78,12 +79,35 @@ pub enum Error {
         #[source]
         source: Box<cx_engine::Error>,
     },
+    /// A server run in process (by `cx-bench all`) could not start or
+    /// stop cleanly.
+    #[error("in-process server: {what}")]
+    LocalServer {
+        /// What was being done: which server, starting or stopping.
+        what: String,
+        /// The server's error (boxed: it is large, and rare).
+        #[source]
+        source: Box<cx_server::Error>,
+    },
 }
 
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// The error and every source below it, joined by `: ` (what a report
+    /// records, where `Display` gives only the top line).
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(e) = source {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            source = e.source();
+        }
+        text
+    }
+
     /// An [`Error::Option`] for `option` given `value`, breaking `rule`.
     pub fn option(option: &'static str, value: impl ToString, rule: impl Into<String>) -> Self {
         Self::Option {

@@ -5,7 +5,9 @@
 //! kernel and engine benchmark summaries behind `cx-bench kernel` and
 //! `cx-bench engine` are [`kernel_bench`] and [`engine_bench`]; they record
 //! the machine ([`machine`]), the FMA peak ([`fma_peak`]) and allocations
-//! ([`alloc_count`]).
+//! ([`alloc_count`]). [`all`] runs every benchmark in one process, servers
+//! included, and writes a summary of where the targets stand (`cx-bench
+//! all`).
 //!
 //! The models here are *benchmark workloads*, not trained models: their
 //! weights are drawn the way a freshly initialised snnTorch network's are
@@ -13,6 +15,7 @@
 //! so that the hidden layer fires at a realistic 10-35% rate). Nothing they
 //! output is ever presented as a prediction.
 
+pub mod all;
 pub mod alloc_count;
 pub mod engine_bench;
 pub mod error;

@@ -4,8 +4,8 @@
 //! out.
 //!
 //! This module owns the load's options ([`LoadConfig`], with their
-//! bounds), the request mix ([`RequestPool`]: synthetic contexts or
-//! replayed OpenRTB documents), the send schedule ([`Schedule`],
+//! bounds), the request mix ([`RequestPool`]: synthetic contexts,
+//! replayed OpenRTB documents, or `pong` frames for the echo baseline), the send schedule ([`Schedule`],
 //! [`Pacer`]), the threads that drive the connections ([`run`]), what they
 //! measure ([`Tally`], [`LoadReport`]), the rate sweep ([`sweep`]) and its
 //! plot ([`plot`]). It talks to the server only through
@@ -56,12 +56,13 @@ mod schedule;
 pub mod sweep;
 mod tally;
 
+pub(crate) use config::{check_count, check_rate};
 pub use config::{
     LoadConfig, Mix, CONNECTIONS_MAX, DEPTH_MAX, DRAIN_S_MAX, DURATION_S_MAX, MIX_FILE_BYTES_MAX,
     POOL_MAX, RATE_PER_S_MAX, WARMUP_S_MAX,
 };
 pub use pool::RequestPool;
-pub use report::{write_json, LoadReport, Percentiles};
+pub use report::{write_json, write_text, LoadReport, Percentiles};
 pub use runner::{run, run_with_pool};
 pub use schedule::{Clock, ManualClock, MonotonicClock, Pacer, Schedule};
 pub use sweep::{run_sweep, SweepConfig, SweepReport, SweepStep};

@@ -234,6 +234,72 @@ fn replayed_openrtb_wrappers_are_decided() {
 }
 
 #[test]
+fn the_echo_mix_measures_the_bare_loop_of_an_echo_server() {
+    assert_eq!("echo".parse::<Mix>().expect("a mix"), Mix::Echo);
+    assert_eq!(Mix::Echo.to_string(), "echo");
+    let server = Server::start(ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        admin_listen: None,
+        echo: true,
+        ..ServerConfig::default()
+    })
+    .expect("the echo server starts");
+    let config = LoadConfig {
+        mix: Mix::Echo,
+        ..short_load(&server)
+    };
+    let report = run(&config).expect("the load runs");
+    check_report(&report);
+    assert_eq!(report.mix, "echo");
+    assert_eq!(report.scheduled, 1000, "0.5 s at 2000/s");
+    // Every echoed pong is an answer to its own request: ok, nothing
+    // unreadable, nothing unattributed.
+    assert!(report.ok > 0, "{report:#?}");
+    assert_eq!(report.errors(), 0, "{report:#?}");
+    assert_eq!(report.unattributed, 0, "{report:#?}");
+    assert!(report.connection_errors.is_empty(), "{report:#?}");
+
+    // The same through the binary.
+    let addr = server.local_addr().to_string();
+    let (ok, stdout, stderr) = cx_bench(&[
+        "load",
+        "--addr",
+        &addr,
+        "--quiet",
+        "--mix",
+        "echo",
+        "--rate",
+        "1000",
+        "--duration-s",
+        "0.2",
+        "--warmup-s",
+        "0.05",
+        "--connections",
+        "1",
+    ]);
+    stop(server);
+    assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("mix echo"), "{stdout}");
+}
+
+#[test]
+fn pongs_are_not_decisions_from_a_decision_server() {
+    // A decision server does not echo: the echo mix against it must not
+    // count anything as ok (without a hello, the server refuses it).
+    let server = start_server();
+    let config = LoadConfig {
+        mix: Mix::Echo,
+        duration_s: 0.2,
+        drain_s: 1.0,
+        ..short_load(&server)
+    };
+    let report = run(&config).expect("the load runs");
+    stop(server);
+    assert_eq!(report.ok, 0, "{report:#?}");
+    assert_eq!(report.latency_ok.count, 0);
+}
+
+#[test]
 fn a_sweep_writes_json_and_svg_and_compares_with_an_earlier_one() {
     let server = start_server();
     let dir = scratch("sweep");
@@ -314,6 +380,33 @@ fn a_sweep_writes_json_and_svg_and_compares_with_an_earlier_one() {
     let text = std::fs::read_to_string(&cli_svg).expect("the binary's plot");
     assert!(text.contains("<svg") && text.contains("sweep.json"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sweep_goes_on_past_a_miss_when_asked() {
+    let server = start_server();
+    let config = SweepConfig {
+        load: LoadConfig {
+            warmup_s: 0.05,
+            connections: 1,
+            ..short_load(&server)
+        },
+        start_rate_per_s: 300.0,
+        max_rate_per_s: 900.0,
+        step_factor: 1.8,
+        step_s: 0.2,
+        // Impossible: every step misses.
+        slo_us: 0.001,
+        stop_after_misses: 2,
+        ..SweepConfig::default()
+    };
+    let sweep = run_sweep(&config, |_| {}).expect("the sweep runs");
+    stop(server);
+    // Two misses in a row end it (one, if the first step found the server
+    // saturated; a slow debug build may).
+    assert!((1..=2).contains(&sweep.steps.len()), "{sweep:#?}");
+    assert!(sweep.steps.iter().all(|s| !s.within_slo));
+    assert_eq!(sweep.best_rate_per_s, None);
 }
 
 fn path(p: &Path) -> &str {
@@ -445,6 +538,13 @@ fn bad_options_are_refused_naming_the_option() {
 fn bad_sweep_options_are_refused_naming_the_option() {
     let sweep = SweepConfig::default();
     let cases: Vec<(SweepConfig, &str)> = vec![
+        (
+            SweepConfig {
+                stop_after_misses: 0,
+                ..sweep.clone()
+            },
+            "--stop-after-misses",
+        ),
         (
             SweepConfig {
                 step_factor: 1.0,

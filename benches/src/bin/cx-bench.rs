@@ -1,24 +1,37 @@
 //! `cx-bench`: the benchmark command line.
 //!
 //! Only argument parsing and printing live here; the work is in the
-//! `cx_benches` library, so that other commands (`kernel`, `engine`, and an
-//! `all` that runs every benchmark) can call it too. Each subcommand is one
-//! variant of [`Command`] with its own `Args` struct.
+//! `cx_benches` library (`kernel_bench`, `engine_bench`, `load`, `all`).
+//! Each subcommand is one variant of [`Command`] with its own `Args`
+//! struct. The binary installs the counting allocator, so that the engine
+//! benchmark counts heap allocations per request.
 //!
 //! ```text
+//! cx-bench kernel --quick --json kernel.json --md kernel.md
+//! cx-bench engine --batches 1,16,64 --repeats 5 --run-ms 300
 //! cx-bench load --addr 127.0.0.1:7070 --rate 50000 --duration-s 5 --connections 4 --depth 64
 //! cx-bench load --addr 127.0.0.1:7070 --sweep --slo-us 1000 --json sweep.json --svg sweep.svg
+//! cx-bench all --quick --out bench-results
 //! ```
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use cx_benches::all::{run_all, AllOptions, TargetStatus, DEFAULT_OUT_DIR, TARGET_RATE_PER_S};
+use cx_benches::alloc_count::CountingAllocator;
+use cx_benches::engine_bench::{run_engine_bench, EngineBenchOptions};
+use cx_benches::kernel_bench::{parse_shape, run_kernel_bench, KernelBackend, KernelBenchOptions};
 use cx_benches::load::plot::write_sweep_svg;
 use cx_benches::load::sweep::step_line;
-use cx_benches::load::{self, write_json, LoadConfig, Mix, SweepConfig, SweepReport};
+use cx_benches::load::{self, write_json, write_text, LoadConfig, Mix, SweepConfig, SweepReport};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// CampaignExpress benchmarks: `load` drives a running `cx serve`.
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// CampaignExpress benchmarks: the kernel and the engine in process,
+/// `load` against a running `cx serve`, or `all` of them with servers in
+/// process.
 #[derive(Debug, Parser)]
 #[command(name = "cx-bench", version)]
 struct Cli {
@@ -29,11 +42,178 @@ struct Cli {
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The scalar and SIMD kernels: µs per sample by shape and batch,
+    /// against the core's measured FMA peak (about 20 s; --quick: a few).
+    Kernel(KernelArgs),
+    /// The whole engine in process, one thread: decisions per second and
+    /// tick latency by batch size, against the naive path, with heap
+    /// allocations per request (about 45 s; --quick: a few).
+    Engine(EngineArgs),
     /// Offer a fixed request rate to a running `cx serve` (open loop) and
     /// report throughput and latency; with --sweep, step the rate up to
     /// find the highest one within a p99 SLO.
     Load(LoadArgs),
+    /// Every benchmark in one process: kernel, engine, then servers in
+    /// process against the load generator (a sweep, half load, 2x
+    /// overload, the bare echo loop), into one folder with a summary of
+    /// the targets; exits non-zero if any part failed (a few minutes;
+    /// --quick: seconds).
+    All(AllArgs),
 }
+
+/// Arguments of `cx-bench kernel`.
+#[derive(Debug, Args)]
+struct KernelArgs {
+    /// A few seconds: batches 1 and 16, 3 short repeats.
+    #[arg(long)]
+    quick: bool,
+    /// Shapes DxHxO, comma-separated (default 64x256x16,256x512x64).
+    #[arg(long, value_name = "DxHxO,..", value_delimiter = ',')]
+    shapes: Vec<String>,
+    /// Batch sizes, comma-separated (default 1,16,64,256; quick 1,16).
+    #[arg(long, value_name = "N,..", value_delimiter = ',')]
+    batches: Vec<usize>,
+    /// Kernels, comma-separated: scalar, simd (default both).
+    #[arg(long, value_name = "scalar|simd,..", value_delimiter = ',')]
+    backends: Vec<String>,
+    /// Repeats per cell (default 7; quick 3).
+    #[arg(long, value_name = "N")]
+    repeats: Option<usize>,
+    /// Least time of one repeat of one cell, ms (default 150; quick 20).
+    #[arg(long, value_name = "MS")]
+    repeat_ms: Option<u64>,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "OUT.json")]
+    json: Option<PathBuf>,
+    /// Write the report as markdown here (it is printed either way).
+    #[arg(long, value_name = "OUT.md")]
+    md: Option<PathBuf>,
+}
+
+/// Arguments of `cx-bench engine`.
+#[derive(Debug, Args)]
+struct EngineArgs {
+    /// A few seconds: batches 1, 16 and 64, 3 short repeats.
+    #[arg(long)]
+    quick: bool,
+    /// SIMD batch sizes, comma-separated (default 1,4,8,16,32,64; quick
+    /// 1,16,64).
+    #[arg(long, value_name = "N,..", value_delimiter = ',')]
+    batches: Vec<usize>,
+    /// Repeats (default 9; quick 3).
+    #[arg(long, value_name = "N")]
+    repeats: Option<usize>,
+    /// Least timed run of each setup in each repeat, ms (default 500;
+    /// quick 30).
+    #[arg(long, value_name = "MS")]
+    run_ms: Option<u64>,
+    /// Leave out the cache-on setup.
+    #[arg(long)]
+    no_cache_row: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "OUT.json")]
+    json: Option<PathBuf>,
+    /// Write the report as markdown here (it is printed either way).
+    #[arg(long, value_name = "OUT.md")]
+    md: Option<PathBuf>,
+}
+
+/// Arguments of `cx-bench all`. Unset values take the mode's default.
+#[derive(Debug, Args)]
+#[command(after_long_help = ALL_HELP)]
+struct AllArgs {
+    /// Tiny rates and windows: a smoke run of every part (seconds); no
+    /// target is assessed.
+    #[arg(long)]
+    quick: bool,
+    /// The folder every output goes to.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT_DIR)]
+    out: PathBuf,
+    /// The reference rate, requests per second: the sweep's throughput
+    /// target; the fixed-rate runs offer half of it (default 150000;
+    /// quick 4000).
+    #[arg(long, value_name = "REQ_PER_S")]
+    rate: Option<f64>,
+    /// The SLO: p99 latency of the accepted requests, µs (default 1000).
+    #[arg(long, value_name = "US")]
+    slo_us: Option<f64>,
+    /// Repeats of each fixed-rate run, each on a fresh server (default 3;
+    /// quick 1).
+    #[arg(long, value_name = "N")]
+    load_repeats: Option<usize>,
+    /// Each fixed-rate run's measured window, seconds (default 5; quick
+    /// 0.2).
+    #[arg(long, value_name = "S")]
+    duration_s: Option<f64>,
+    /// Load offered before each window and not counted, seconds (default
+    /// 1; quick 0.05).
+    #[arg(long, value_name = "S")]
+    warmup_s: Option<f64>,
+    /// Each sweep step's measured window, seconds (default 3; quick 0.2).
+    #[arg(long, value_name = "S")]
+    step_s: Option<f64>,
+    /// The sweep's first rate, requests per second (default: --rate
+    /// divided by --step-factor 6 times, 2 in quick mode, so that a step
+    /// offers exactly --rate).
+    #[arg(long, value_name = "REQ_PER_S")]
+    start_rate: Option<f64>,
+    /// The sweep's highest rate, requests per second (default 1000000;
+    /// quick: --rate).
+    #[arg(long, value_name = "REQ_PER_S")]
+    max_rate: Option<f64>,
+    /// Each sweep step's rate over the previous one's (default 1.5; quick
+    /// 2).
+    #[arg(long, value_name = "X")]
+    step_factor: Option<f64>,
+    /// The sweep stops after this many steps in a row miss the SLO, or at
+    /// a miss where the server no longer keeps up (default 3).
+    #[arg(long, value_name = "N")]
+    stop_after_misses: Option<usize>,
+    /// Connections of every load run (default 4; quick 2).
+    #[arg(long, value_name = "N")]
+    connections: Option<usize>,
+    /// Most requests in flight per connection (default 64; quick 32).
+    #[arg(long, value_name = "N")]
+    depth: Option<usize>,
+    /// The engine's in_flight_max in the overload runs, small so that the
+    /// server sheds load (default 64).
+    #[arg(long, value_name = "N")]
+    overload_in_flight_max: Option<usize>,
+    /// Leave the server and the load generator unpinned.
+    #[arg(long)]
+    no_pin: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+const ALL_HELP: &str = "\
+OUTPUTS (in --out)
+  kernel.json, kernel.md     the kernel benchmark
+  engine.json, engine.md     the engine benchmark
+  sweep.json, sweep.svg      the rate sweep against the in-process server
+  load-half.json             fixed rate at half of --rate
+  echo.json                  the bare echo loop at the same rate, and the
+                             server's latency over it
+  load-overload.json         twice the sweep's best rate, small in_flight_max
+  summary.md, summary.json   the machine, the command, medians and ranges,
+                             and each target with where it stands
+
+THREADS
+  With two or more cores, each server's worker runs on the first core the
+  process may use and the load generator on the second; otherwise (or with
+  --no-pin) unpinned, as the summary says.
+
+EXIT STATUS
+  Non-zero if any part failed or any output did not read back. A target
+  not met is a result, not a failure.
+
+EXAMPLE
+  cargo build --release --bin cx --bin cx-bench
+  target/release/cx bench all --out bench-results";
 
 /// Arguments of `cx-bench load`.
 #[derive(Debug, Args)]
@@ -55,9 +235,10 @@ struct LoadArgs {
     /// Most requests in flight per connection (1 to 1024).
     #[arg(long, value_name = "N", default_value_t = LoadConfig::default().depth)]
     depth: usize,
-    /// `synth` (the synthetic generator, sent as score_context) or an
-    /// OpenRTB JSONL file (sent as score_openrtb).
-    #[arg(long, value_name = "synth|FILE", default_value = "synth")]
+    /// `synth` (the synthetic generator, sent as score_context), `echo`
+    /// (pong frames, for `cx serve --echo`: the bare event loop; no hello),
+    /// or an OpenRTB JSONL file (sent as score_openrtb).
+    #[arg(long, value_name = "synth|echo|FILE", default_value = "synth")]
     mix: String,
     /// The synthetic generator's seed.
     #[arg(long, value_name = "N", default_value_t = LoadConfig::default().seed)]
@@ -123,6 +304,11 @@ struct SweepArgs {
     #[arg(long, value_name = "S", requires = "sweep",
           default_value_t = SweepConfig::default().step_s)]
     step_s: f64,
+    /// Stop after this many steps in a row miss the SLO (or at a miss
+    /// where the server no longer keeps up).
+    #[arg(long, value_name = "N", requires = "sweep",
+          default_value_t = SweepConfig::default().stop_after_misses)]
+    stop_after_misses: usize,
     /// Plot the latency percentiles against offered load as SVG here.
     #[arg(long, value_name = "OUT.svg", requires = "sweep")]
     svg: Option<PathBuf>,
@@ -142,6 +328,11 @@ COUNTS
   Over the requests due in the window: sent = ok + overloaded + other
   errors + unanswered, and scheduled = sent + unsent.
 
+ECHO BASELINE
+  cx serve --echo --listen 127.0.0.1:7071 &
+  cx-bench load --addr 127.0.0.1:7071 --mix echo --rate 50000
+  measures the bare event loop: the same load, nothing decoded or decided.
+
 EXAMPLE
   cx serve --listen 127.0.0.1:7070 &
   cx-bench load --addr 127.0.0.1:7070 --rate 50000 --duration-s 5 --json load.json
@@ -151,7 +342,10 @@ EXAMPLE
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Kernel(args) => kernel_command(args),
+        Command::Engine(args) => engine_command(args),
         Command::Load(args) => load_command(args),
+        Command::All(args) => all_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -159,6 +353,136 @@ fn main() -> ExitCode {
             eprintln!("cx-bench: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `Some(list)` unless `list` is empty (the flag was not given).
+fn given<T>(list: Vec<T>) -> Option<Vec<T>> {
+    (!list.is_empty()).then_some(list)
+}
+
+/// `cx-bench kernel`.
+fn kernel_command(args: &KernelArgs) -> Result<()> {
+    let shapes = args
+        .shapes
+        .iter()
+        .map(|s| parse_shape(s))
+        .collect::<cx_benches::Result<Vec<_>>>()?;
+    let backends = args
+        .backends
+        .iter()
+        .map(|b| b.parse::<KernelBackend>())
+        .collect::<cx_benches::Result<Vec<_>>>()?;
+    let options = KernelBenchOptions {
+        quick: args.quick,
+        shapes: given(shapes),
+        batches: given(args.batches.clone()),
+        backends: given(backends),
+        repeats: args.repeats,
+        repeat_ms: args.repeat_ms,
+    };
+    let report = run_kernel_bench(&options)?;
+    let md = report.to_markdown();
+    print!("{md}");
+    if let Some(path) = &args.json {
+        write_json(path, "--json", &report)?;
+    }
+    if let Some(path) = &args.md {
+        write_text(path, "--md", &md)?;
+    }
+    Ok(())
+}
+
+/// `cx-bench engine`.
+fn engine_command(args: &EngineArgs) -> Result<()> {
+    let options = EngineBenchOptions {
+        quick: args.quick,
+        batches: given(args.batches.clone()),
+        repeats: args.repeats,
+        run_ms: args.run_ms,
+        cache_row: args.no_cache_row.then_some(false),
+        progress: !args.quiet,
+    };
+    let report = run_engine_bench(&options)?;
+    let md = report.to_markdown();
+    print!("{md}");
+    if let Some(path) = &args.json {
+        write_json(path, "--json", &report)?;
+    }
+    if let Some(path) = &args.md {
+        write_text(path, "--md", &md)?;
+    }
+    Ok(())
+}
+
+/// The command line as typed, each argument quoted where a shell needs it.
+fn command_line() -> String {
+    std::env::args()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+            if plain {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `cx-bench all`: prints the summary; fails if any part failed or any
+/// output did not read back.
+fn all_command(args: &AllArgs) -> Result<()> {
+    let options = AllOptions {
+        quick: args.quick,
+        out_dir: args.out.clone(),
+        rate_per_s: args.rate,
+        slo_us: args.slo_us,
+        load_repeats: args.load_repeats,
+        duration_s: args.duration_s,
+        warmup_s: args.warmup_s,
+        step_s: args.step_s,
+        start_rate_per_s: args.start_rate,
+        max_rate_per_s: args.max_rate,
+        step_factor: args.step_factor,
+        stop_after_misses: args.stop_after_misses,
+        connections: args.connections,
+        depth: args.depth,
+        overload_in_flight_max: args.overload_in_flight_max,
+        no_pin: args.no_pin,
+        command: command_line(),
+        progress: !args.quiet,
+    };
+    let report = run_all(&options)?;
+    print!("{}", report.to_markdown());
+    for e in &report.errors {
+        eprintln!("cx-bench all: {}: {}", e.part, e.error);
+    }
+    let not_met = report
+        .targets
+        .iter()
+        .filter(|t| t.status == TargetStatus::NotMet)
+        .count();
+    eprintln!(
+        "cx-bench all: {} files in {}; {} of {} targets not met (reference {:.0}/s; the issue's {:.0}/s){}",
+        report.files.len(),
+        report.out_dir,
+        not_met,
+        report.targets.len(),
+        report.settings.reference_rate_per_s,
+        TARGET_RATE_PER_S,
+        if report.quick { "; quick mode assesses none" } else { "" }
+    );
+    if report.errors.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} error(s): a part failed or an output did not read back (listed above)",
+            report.errors.len()
+        )
     }
 }
 
@@ -209,6 +533,7 @@ fn sweep_command(args: &LoadArgs, load: LoadConfig) -> Result<()> {
         step_s: s.step_s,
         slo_us: s.slo_us,
         failed_ratio_max: s.max_failed_ratio,
+        stop_after_misses: s.stop_after_misses,
     };
     let report = load::run_sweep(&config, |step| println!("{}", step_line(step)))?;
     if let Some(best) = report.summary().lines().last() {

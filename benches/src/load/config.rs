@@ -2,7 +2,7 @@
 //! their checks, each error naming the command-line option at fault.
 //!
 //! A plain struct of plain values: it is built by the `cx-bench` binary
-//! from flags, or by code (the sweep, a future `all` command), and checked
+//! from flags, or by code (the sweep, `cx-bench all`), and checked
 //! once by [`LoadConfig::validate`] before anything connects.
 
 use crate::error::{Error, Result};
@@ -44,6 +44,12 @@ pub enum Mix {
     /// The synthetic generator (`cx_components::synth`), sent as
     /// `score_context`.
     Synth,
+    /// `pong` frames, for the bare event loop of `cx serve --echo` (the
+    /// benchmark baseline): the echo server sends every byte back, so each
+    /// frame returns as an answer (a `pong`, counted as ok). No hello is
+    /// exchanged (the echo server would only echo it). A file named `echo`
+    /// is given as `./echo`.
+    Echo,
     /// OpenRTB BidRequests replayed from a JSONL file (plain documents or
     /// `{"request": ...}` wrappers, or one pretty-printed document), sent
     /// as `score_openrtb`.
@@ -53,14 +59,15 @@ pub enum Mix {
 impl FromStr for Mix {
     type Err = Error;
 
-    /// `synth`, or the path of a JSONL file (never empty).
+    /// `synth`, `echo`, or the path of a JSONL file (never empty).
     fn from_str(text: &str) -> Result<Self> {
         match text {
             "synth" => Ok(Self::Synth),
+            "echo" => Ok(Self::Echo),
             "" => Err(Error::option(
                 "--mix",
                 "\"\"",
-                "must be `synth` or a JSONL file",
+                "must be `synth`, `echo` or a JSONL file",
             )),
             path => Ok(Self::OpenRtb(PathBuf::from(path))),
         }
@@ -71,6 +78,7 @@ impl fmt::Display for Mix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Synth => f.write_str("synth"),
+            Self::Echo => f.write_str("echo"),
             Self::OpenRtb(path) => write!(f, "{}", path.display()),
         }
     }
@@ -103,7 +111,7 @@ pub struct LoadConfig {
     /// The synthetic generator's seed (`--seed`).
     pub seed: u64,
     /// Distinct requests cycled through: synthetic rows generated, or the
-    /// first requests of the file (`--pool`).
+    /// first requests of the file (`--pool`); unused by the echo mix.
     pub pool: usize,
     /// Ask for every decision in simulation mode: no budget, frequency cap
     /// or cache entry is spent (`--simulate`).

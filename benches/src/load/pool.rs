@@ -7,7 +7,8 @@
 //! are encoded at send time rather than stored as frames, because the
 //! client assigns each request its id when it encodes it. Every request is
 //! checked against the protocol's limits here, so a send cannot fail to
-//! encode mid-run.
+//! encode mid-run. The echo mix keeps nothing: each `pong` frame is
+//! encoded at send time with the id the run gives it.
 
 use super::config::{Mix, MIX_FILE_BYTES_MAX};
 use crate::error::{Error, Result};
@@ -15,6 +16,7 @@ use cx_engine::components::features::RequestContext;
 use cx_engine::components::protocol::{self, limits};
 use cx_engine::components::{Generator, SynthConfig};
 use cx_server::client::{ClientError, ClientWriter};
+use std::cell::RefCell;
 use std::io::Read;
 use std::path::Path;
 
@@ -36,17 +38,40 @@ enum Kind {
     /// Sent as `score_openrtb`: document `j` is
     /// `bytes[ends[j - 1]..ends[j]]` (from 0 for the first).
     Documents { bytes: Vec<u8>, ends: Vec<usize> },
+    /// `pong` frames for an echo server, sent raw.
+    Echo,
+}
+
+thread_local! {
+    /// Where the sender thread encodes an echo frame before queueing it
+    /// (one buffer per thread, reused: no allocation per request).
+    static ECHO_FRAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl RequestPool {
     /// The pool `mix` describes, at most `pool` requests: synthetic rows
     /// `0..pool` of the default generator with `seed`, or the first `pool`
-    /// requests of the file.
+    /// requests of the file (the echo mix ignores both).
     pub fn build(mix: &Mix, seed: u64, pool: usize) -> Result<Self> {
         match mix {
             Mix::Synth => Self::synth(seed, pool),
+            Mix::Echo => Ok(Self::echo()),
             Mix::OpenRtb(path) => Self::from_file(path, pool),
         }
+    }
+
+    /// The echo mix: `pong` frames for `cx serve --echo`.
+    pub fn echo() -> Self {
+        Self {
+            kind: Kind::Echo,
+            label: "echo".into(),
+        }
+    }
+
+    /// Whether this is the echo mix: no hello is exchanged, and a `pong`
+    /// (not a decision) is the expected answer.
+    pub fn is_echo(&self) -> bool {
+        matches!(self.kind, Kind::Echo)
     }
 
     /// `n` requests from the default synthetic generator with `seed`, each
@@ -99,11 +124,12 @@ impl RequestPool {
         })
     }
 
-    /// Requests in the pool (at least 1).
+    /// Requests in the pool (at least 1; the echo mix counts as 1).
     pub fn len(&self) -> usize {
         match &self.kind {
             Kind::Contexts(contexts) => contexts.len(),
             Kind::Documents { ends, .. } => ends.len(),
+            Kind::Echo => 1,
         }
     }
 
@@ -112,16 +138,19 @@ impl RequestPool {
         self.len() == 0
     }
 
-    /// `synth`, or the replayed file.
+    /// `synth`, `echo`, or the replayed file.
     pub fn label(&self) -> &str {
         &self.label
     }
 
     /// Queues request `index` (taken modulo the pool's size) on `writer`;
-    /// returns its request id.
+    /// returns its request id. The writer numbers score requests itself;
+    /// an echo frame, queued raw, carries `raw_id` (the id the writer would
+    /// have given it) and `index` as its nonce.
     pub fn send(
         &self,
         index: u64,
+        raw_id: u64,
         writer: &mut ClientWriter,
         simulate: bool,
     ) -> std::result::Result<u64, ClientError> {
@@ -138,6 +167,11 @@ impl RequestPool {
                 let end = ends.get(j).copied().unwrap_or(start);
                 writer.send_openrtb(bytes.get(start..end).unwrap_or(&[]), simulate)
             }
+            Kind::Echo => ECHO_FRAME.with_borrow_mut(|frame| {
+                frame.clear();
+                protocol::encode_pong(frame, raw_id, index);
+                writer.send_raw(frame).map(|()| raw_id)
+            }),
         }
     }
 }

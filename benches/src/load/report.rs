@@ -81,7 +81,7 @@ impl Percentiles {
 pub struct LoadReport {
     /// The server's address.
     pub addr: String,
-    /// The request mix: `synth` or the replayed file.
+    /// The request mix: `synth`, `echo` or the replayed file.
     pub mix: String,
     /// Distinct requests cycled through.
     pub pool: usize,
@@ -107,7 +107,8 @@ pub struct LoadReport {
     pub scheduled: u64,
     /// Of those, requests sent.
     pub sent: u64,
-    /// Answered with a decision.
+    /// Answered with a decision (with the echo mix: with the echoed
+    /// `pong`).
     pub ok: u64,
     /// Answered with `overloaded`.
     pub overloaded: u64,
@@ -203,6 +204,25 @@ pub fn write_json<T: Serialize>(
         .map_err(|e| file_error("write it", std::io::Error::other(e)))?;
     bytes.push(b'\n');
     std::fs::write(path, bytes).map_err(|e| file_error("write it", e))
+}
+
+/// Writes `text` to `path` (named by `option` in errors), creating the
+/// file's folder if needed.
+pub fn write_text(
+    path: &std::path::Path,
+    option: &'static str,
+    text: &str,
+) -> crate::error::Result<()> {
+    let file_error = |op, source| crate::error::Error::File {
+        option,
+        path: path.display().to_string(),
+        op,
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| file_error("create its folder", e))?;
+    }
+    std::fs::write(path, text).map_err(|e| file_error("write it", e))
 }
 
 /// `value` rounded to 3 decimals: short in JSON, and read back exactly.

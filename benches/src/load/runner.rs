@@ -81,6 +81,9 @@ struct SendConn {
     writer: ClientWriter,
     pacer: Pacer,
     warmup_k: u64,
+    /// The request id of the connection's first request (its `k`-th has
+    /// `first_id + k`).
+    first_id: u64,
     error: Option<String>,
 }
 
@@ -108,7 +111,7 @@ pub fn run_with_pool(config: &LoadConfig, pool: &RequestPool) -> Result<LoadRepo
     if pool.is_empty() {
         return Err(Error::Run("the request pool is empty".into()));
     }
-    let (links, depth) = connect_all(config)?;
+    let (links, depth) = connect_all(config, pool.is_echo())?;
     let schedule = Schedule::new(
         config.rate_per_s,
         config.connections,
@@ -138,9 +141,10 @@ struct Driven {
     tally: Tally,
 }
 
-/// Connects `config.connections` clients, says hello on each, and splits
-/// them; returns them with the depth capped by the server's limit.
-fn connect_all(config: &LoadConfig) -> Result<(Vec<Link>, usize)> {
+/// Connects `config.connections` clients, says hello on each (not to an
+/// echo server, which would only echo it), and splits them; returns them
+/// with the depth capped by the server's limit.
+fn connect_all(config: &LoadConfig, echo: bool) -> Result<(Vec<Link>, usize)> {
     let mut links = Vec::with_capacity(config.connections);
     let mut depth = config.depth;
     let server_error = |what: &str, source| Error::Server {
@@ -151,10 +155,12 @@ fn connect_all(config: &LoadConfig) -> Result<(Vec<Link>, usize)> {
     for _ in 0..config.connections {
         let mut client = Client::connect_timeout(config.addr.as_str(), CONNECT_TIMEOUT)
             .map_err(|e| server_error("cannot connect", e))?;
-        let ack = client
-            .hello()
-            .map_err(|e| server_error("the hello failed", e))?;
-        depth = depth.min(ack.in_flight_max as usize).max(1);
+        if !echo {
+            let ack = client
+                .hello()
+                .map_err(|e| server_error("the hello failed", e))?;
+            depth = depth.min(ack.in_flight_max as usize).max(1);
+        }
         let first_id = client.next_request_id();
         let (writer, reader) = client.split();
         links.push(Link {
@@ -183,6 +189,7 @@ fn drive<'scope, 'env>(
             writer: link.writer,
             pacer: Pacer::new(&ctx.schedule, conn, depth),
             warmup_k: ctx.schedule.warmup_count(conn),
+            first_id: link.first_id,
             error: None,
         });
         match spawn_receiver(scope, ctx, conn, link.reader, link.first_id) {
@@ -316,7 +323,11 @@ fn send_due(
     for _ in 0..n {
         let k = conn.pacer.take();
         let global = ctx.schedule.index(index, k);
-        if let Err(e) = ctx.pool.send(global, &mut conn.writer, ctx.simulate) {
+        let raw_id = conn.first_id.wrapping_add(k);
+        if let Err(e) = ctx
+            .pool
+            .send(global, raw_id, &mut conn.writer, ctx.simulate)
+        {
             conn.error = Some(e.to_string());
             return None;
         }
@@ -455,10 +466,16 @@ impl<'a> Receiver<'a> {
     }
 
     fn on_response(&mut self, response: &Response, arrival_ns: u64) {
+        // A decision answers a score request; against an echo server, the
+        // echoed `pong` is the answer (see `Mix::Echo`).
+        let echo = self.ctx.pool.is_echo();
         let outcome = match &response.body {
-            ResponseBody::Decision(_) => Outcome::Decision,
+            ResponseBody::Decision(_) if !echo => Outcome::Decision,
+            ResponseBody::Pong(_) if echo => Outcome::Decision,
             ResponseBody::Error { code, .. } => Outcome::Error(*code),
-            ResponseBody::Pong(_) | ResponseBody::HelloAck(_) => Outcome::Invalid,
+            ResponseBody::Decision(_) | ResponseBody::Pong(_) | ResponseBody::HelloAck(_) => {
+                Outcome::Invalid
+            }
         };
         self.on_answer(response.request_id, arrival_ns, outcome);
     }

@@ -1,6 +1,9 @@
 //! The rate sweep: runs the load at rising offered rates, one step after
 //! another, to find the highest rate the server serves within a latency
-//! SLO ([`run_sweep`]).
+//! SLO ([`run_sweep`]). It stops after `--stop-after-misses` steps in a row
+//! miss the SLO (1 by default), or at the first miss whose server no
+//! longer keeps up (achieved below [`SATURATED_SHARE`] of offered): on a
+//! noisy machine a low rate can miss on a stall while higher ones pass.
 //!
 //! This module owns the sweep's options ([`SweepConfig`]), the rule for
 //! passing a step ([`within_slo`]) and the result ([`SweepReport`], every
@@ -8,7 +11,7 @@
 //! `--compare`). Steps run one at a time on fresh connections, with the
 //! same request pool, built once.
 
-use super::config::{check_rate, check_seconds, LoadConfig, DURATION_S_MAX};
+use super::config::{check_count, check_rate, check_seconds, LoadConfig, DURATION_S_MAX};
 use super::pool::RequestPool;
 use super::report::{round3, LoadReport};
 use super::runner::run_with_pool;
@@ -22,6 +25,11 @@ pub const SWEEP_STEPS_MAX: usize = 100;
 
 /// Largest `--slo-us`: the histograms' upper bound, 60 s.
 pub const SLO_US_MAX: f64 = 60_000_000.0;
+
+/// A step that missed the SLO and achieved less than this share of the
+/// rate it offered ends the sweep: the server is saturated, and higher
+/// rates would only queue more.
+pub const SATURATED_SHARE: f64 = 0.9;
 
 /// Everything a sweep is configured with.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +55,10 @@ pub struct SweepConfig {
     /// The SLO also needs at most this share of the requests due to fail
     /// (errors, unanswered, unsent) (`--max-failed-ratio`).
     pub failed_ratio_max: f64,
+    /// The sweep stops after this many steps in a row miss the SLO
+    /// (`--stop-after-misses`; 1: at the first miss), or sooner at a
+    /// saturated miss ([`SATURATED_SHARE`]).
+    pub stop_after_misses: usize,
 }
 
 impl Default for SweepConfig {
@@ -60,6 +72,7 @@ impl Default for SweepConfig {
             step_s: 5.0,
             slo_us: 1000.0,
             failed_ratio_max: 0.01,
+            stop_after_misses: 1,
         }
     }
 }
@@ -92,6 +105,11 @@ impl SweepConfig {
                 "must be from 0 to 1",
             ));
         }
+        check_count(
+            "--stop-after-misses",
+            self.stop_after_misses,
+            SWEEP_STEPS_MAX,
+        )?;
         self.step_config(self.start_rate_per_s).validate()?;
         self.rates().map(|_| ())
     }
@@ -186,8 +204,9 @@ pub struct SweepReport {
     pub best_rate_per_s: Option<f64>,
     /// The rate achieved at that step, requests per second.
     pub best_achieved_rate_per_s: Option<f64>,
-    /// The steps, in the order they ran. The sweep stops after the first
-    /// step that misses the SLO.
+    /// The steps, in the order they ran. The sweep stops after
+    /// [`SweepConfig::stop_after_misses`] steps in a row miss the SLO, or
+    /// at a saturated miss.
     pub steps: Vec<SweepStep>,
 }
 
@@ -251,8 +270,11 @@ pub fn step_line(step: &SweepStep) -> String {
 }
 
 /// Runs the sweep: builds the request pool once, then one load step per
-/// rate of [`SweepConfig::rates`], stopping after the first step that
-/// misses the SLO. Calls `on_step` after each step (to print progress).
+/// rate of [`SweepConfig::rates`], stopping after
+/// [`SweepConfig::stop_after_misses`] steps in a row miss the SLO, or at a
+/// miss whose achieved rate is below [`SATURATED_SHARE`] of the offered
+/// one. The best rate is the highest that met the SLO. Calls `on_step`
+/// after each step (to print progress).
 pub fn run_sweep(config: &SweepConfig, mut on_step: impl FnMut(&SweepStep)) -> Result<SweepReport> {
     config.validate()?;
     let rates = config.rates()?;
@@ -265,6 +287,7 @@ pub fn run_sweep(config: &SweepConfig, mut on_step: impl FnMut(&SweepStep)) -> R
         best_achieved_rate_per_s: None,
         steps: Vec::with_capacity(rates.len()),
     };
+    let mut misses = 0;
     for rate in rates {
         let step_report = run_with_pool(&config.step_config(rate), &pool)?;
         let step = SweepStep {
@@ -273,12 +296,17 @@ pub fn run_sweep(config: &SweepConfig, mut on_step: impl FnMut(&SweepStep)) -> R
         };
         on_step(&step);
         let passed = step.within_slo;
+        let saturated =
+            step.report.achieved_rate_per_s < SATURATED_SHARE * step.report.offered_rate_per_s;
         if passed {
+            misses = 0;
             report.best_rate_per_s = Some(rate);
             report.best_achieved_rate_per_s = Some(step.report.achieved_rate_per_s);
+        } else {
+            misses += 1;
         }
         report.steps.push(step);
-        if !passed {
+        if !passed && (saturated || misses >= config.stop_after_misses) {
             break;
         }
     }

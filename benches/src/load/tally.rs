@@ -14,13 +14,15 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// Label of a response the codec refused, or of a kind that does not
-/// answer a score request (a pong, a hello_ack).
+/// answer what was sent (a pong or hello_ack to a score request, a
+/// decision to an echo frame).
 pub const INVALID_RESPONSE: &str = "invalid_response";
 
 /// How the server answered one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A decision (with or without offers: it was accepted and decided).
+    /// A decision (with or without offers: it was accepted and decided);
+    /// with the echo mix, the echoed `pong`.
     Decision,
     /// An `error` frame with this code.
     Error(ErrorCode),

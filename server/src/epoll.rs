@@ -50,6 +50,8 @@ struct EpollLoop {
     scratch: Vec<u8>,
     dirty: Vec<ConnId>,
     ids: Vec<ConnId>,
+    /// Scratch for [`Worker::closable`].
+    due: Vec<(ConnId, CloseReason)>,
 }
 
 fn event_loop_error(what: &str, source: std::io::Error) -> Error {
@@ -78,6 +80,7 @@ pub fn run(
         scratch: vec![0; READ_CHUNK_BYTES],
         dirty: Vec::with_capacity(connections_max),
         ids: Vec::with_capacity(connections_max),
+        due: Vec::with_capacity(connections_max),
     };
     if let Some(l) = ev.listener.as_mut() {
         ev.poll
@@ -121,8 +124,7 @@ pub fn run(
             if worker.is_draining() {
                 ev.stop_accepting();
             }
-            ev.expire(&mut worker);
-            ev.close_finished(&mut worker);
+            ev.close_due(&mut worker);
             if worker.is_draining() && worker.open_connections() == 0 {
                 return Ok(LoopExit::Drained);
             }
@@ -308,28 +310,16 @@ impl EpollLoop {
         }
     }
 
-    fn expire(&mut self, worker: &mut Worker) {
-        let mut ids = std::mem::take(&mut self.ids);
-        ids.clear();
-        worker.expired(worker.now_ns(), &mut ids);
-        for &id in &ids {
-            self.close(id.index as usize, worker, CloseReason::Timeout);
+    /// Closes every connection the worker says is due (timed out or
+    /// finished).
+    fn close_due(&mut self, worker: &mut Worker) {
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        worker.closable(&mut due);
+        for &(id, reason) in &due {
+            self.close(id.index as usize, worker, reason);
         }
-        ids.clear();
-        self.ids = ids;
-    }
-
-    fn close_finished(&mut self, worker: &mut Worker) {
-        let mut ids = std::mem::take(&mut self.ids);
-        ids.clear();
-        worker.all(&mut ids);
-        for &id in &ids {
-            if worker.is_done(id) {
-                self.close(id.index as usize, worker, CloseReason::Done);
-            }
-        }
-        ids.clear();
-        self.ids = ids;
+        self.due = due;
     }
 
     fn close_all(&mut self, worker: &mut Worker, reason: CloseReason) {

@@ -167,6 +167,8 @@ struct UringLoop {
     ops: usize,
     dirty: Vec<ConnId>,
     ids: Vec<ConnId>,
+    /// Scratch for [`Worker::closable`].
+    due: Vec<(ConnId, CloseReason)>,
     completions: Vec<(u64, i32, u32)>,
 }
 
@@ -195,6 +197,7 @@ pub fn run(
         ops: 0,
         dirty: Vec::with_capacity(connections_max),
         ids: Vec::with_capacity(connections_max),
+        due: Vec::with_capacity(connections_max),
         completions: Vec::with_capacity(RING_ENTRIES as usize * 2),
     };
     ul.provide_all();
@@ -214,8 +217,7 @@ pub fn run(
             } else if !ul.accept_armed {
                 ul.arm_accept();
             }
-            ul.expire(&mut worker);
-            ul.close_finished(&mut worker);
+            ul.close_due(&mut worker);
             if worker.is_draining() && worker.open_connections() == 0 {
                 break LoopExit::Drained;
             }
@@ -587,30 +589,17 @@ impl UringLoop {
         }
     }
 
-    fn expire(&mut self, worker: &mut Worker) {
-        let mut ids = std::mem::take(&mut self.ids);
-        ids.clear();
-        worker.expired(worker.now_ns(), &mut ids);
-        for &id in &ids {
-            self.begin_close(id.index as usize, CloseReason::Timeout);
+    /// Closes every connection the worker says is due (timed out or
+    /// finished).
+    fn close_due(&mut self, worker: &mut Worker) {
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        worker.closable(&mut due);
+        for &(id, reason) in &due {
+            self.begin_close(id.index as usize, reason);
             self.try_release(id.index as usize, worker);
         }
-        ids.clear();
-        self.ids = ids;
-    }
-
-    fn close_finished(&mut self, worker: &mut Worker) {
-        let mut ids = std::mem::take(&mut self.ids);
-        ids.clear();
-        worker.all(&mut ids);
-        for &id in &ids {
-            if worker.is_done(id) {
-                self.begin_close(id.index as usize, CloseReason::Done);
-                self.try_release(id.index as usize, worker);
-            }
-        }
-        ids.clear();
-        self.ids = ids;
+        self.due = due;
     }
 
     fn stop_accepting(&mut self) {

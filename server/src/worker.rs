@@ -441,34 +441,33 @@ impl Worker {
         }
     }
 
-    /// Appends to `out` the connections that timed out at `now_ns`: idle
-    /// ones and slow clients (see [`WorkerLimits`]).
-    pub fn expired(&self, now_ns: u64, out: &mut Vec<ConnId>) {
-        for (index, slot) in self.slots.iter().enumerate() {
-            let Some(live) = &slot.live else { continue };
-            let idle = live.conn.in_flight() == 0
-                && live.conn.output().is_empty()
-                && now_ns.saturating_sub(live.active_ns) >= self.limits.idle_timeout_ns;
-            let slow = live
-                .stalled_since_ns
-                .is_some_and(|t| now_ns.saturating_sub(t) >= self.limits.slow_client_timeout_ns);
-            if idle || slow {
-                out.push(ConnId {
-                    index: index as u32,
-                    generation: slot.generation,
-                });
-            }
-        }
+    /// Whether the connection timed out at `now_ns`: idle, or a slow
+    /// client (see [`WorkerLimits`]).
+    fn is_expired(&self, live: &Live, now_ns: u64) -> bool {
+        let idle = live.conn.in_flight() == 0
+            && live.conn.output().is_empty()
+            && now_ns.saturating_sub(live.active_ns) >= self.limits.idle_timeout_ns;
+        let slow = live
+            .stalled_since_ns
+            .is_some_and(|t| now_ns.saturating_sub(t) >= self.limits.slow_client_timeout_ns);
+        idle || slow
     }
 
-    /// Appends to `out` every open connection.
-    pub fn all(&self, out: &mut Vec<ConnId>) {
+    /// Appends to `out` every connection the loop should close now, and
+    /// why: timed out (see [`WorkerLimits`]) or finished
+    /// ([`Self::is_done`]).
+    pub fn closable(&self, out: &mut Vec<(ConnId, CloseReason)>) {
+        let now_ns = self.now_ns();
         for (index, slot) in self.slots.iter().enumerate() {
-            if slot.live.is_some() {
-                out.push(ConnId {
-                    index: index as u32,
-                    generation: slot.generation,
-                });
+            let Some(live) = &slot.live else { continue };
+            let id = ConnId {
+                index: index as u32,
+                generation: slot.generation,
+            };
+            if self.is_expired(live, now_ns) {
+                out.push((id, CloseReason::Timeout));
+            } else if self.is_done(id) {
+                out.push((id, CloseReason::Done));
             }
         }
     }

@@ -191,19 +191,14 @@ pub fn write_json<T: Serialize>(
     option: &'static str,
     value: &T,
 ) -> crate::error::Result<()> {
-    let file_error = |op, source| crate::error::Error::File {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| crate::error::Error::File {
         option,
         path: path.display().to_string(),
-        op,
-        source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| file_error("create its folder", e))?;
-    }
-    let mut bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| file_error("write it", std::io::Error::other(e)))?;
-    bytes.push(b'\n');
-    std::fs::write(path, bytes).map_err(|e| file_error("write it", e))
+        op: "write it",
+        source: std::io::Error::other(e),
+    })?;
+    text.push('\n');
+    write_text(path, option, &text)
 }
 
 /// Writes `text` to `path` (named by `option` in errors), creating the

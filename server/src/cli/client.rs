@@ -9,7 +9,7 @@
 //! order) and the output objects.
 
 use super::input::origin;
-use super::lines::{is_blank, is_json, is_json_object, Line, Lines, LINE_BYTES_MAX};
+use super::lines::{hold_document, is_blank, is_json, Held, Line, Lines, LINE_BYTES_MAX};
 use super::Streams;
 use crate::client::{Client, ClientError, Response, ResponseBody};
 use crate::error::{Error, Result};
@@ -200,47 +200,6 @@ fn read_input(lines: &mut Lines<'_>, window: &mut Window<'_, '_>) -> Result<()> 
         submit_line(window, lines, line)?;
     }
     Ok(())
-}
-
-/// What [`hold_document`] found.
-enum Held {
-    /// The whole input is one JSON object starting on this line.
-    Document(usize, Vec<u8>),
-    /// The lines read so far, to be sent one by one.
-    Lines(Vec<Line>),
-}
-
-/// After a first line that is not JSON on its own: the whole input as one
-/// document when it fits in [`LINE_BYTES_MAX`] and is one JSON object;
-/// else the lines read so far.
-fn hold_document(lines: &mut Lines<'_>, number: usize, text: Vec<u8>) -> Result<Held> {
-    let mut held_bytes = text.len();
-    let mut held = vec![Line::Text(number, text)];
-    while let Some(line) = lines.next_line()? {
-        let fits = match &line {
-            Line::Text(_, text) => {
-                held_bytes = held_bytes.saturating_add(text.len() + 1);
-                held_bytes <= LINE_BYTES_MAX
-            }
-            Line::TooLong { .. } => false,
-        };
-        held.push(line);
-        if !fits {
-            return Ok(Held::Lines(held));
-        }
-    }
-    let mut document = Vec::with_capacity(held_bytes + 1);
-    for line in &held {
-        if let Line::Text(_, text) = line {
-            document.extend_from_slice(text);
-            document.push(b'\n');
-        }
-    }
-    if is_json_object(&document) {
-        Ok(Held::Document(number, document))
-    } else {
-        Ok(Held::Lines(held))
-    }
 }
 
 /// Hands one line to the window (skipping a blank one); when the input

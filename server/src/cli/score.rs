@@ -16,7 +16,7 @@
 //! error object naming the field, and scoring goes on with the next line.
 
 use super::input::origin;
-use super::lines::{is_blank, is_json, is_json_object, Line, Lines};
+use super::lines::{hold_document, is_blank, is_json, Held, Line, Lines};
 use super::{load_model, ScoreArgs, Streams};
 use crate::error::{Error, Result};
 use cx_engine::components::catalog::Catalog;
@@ -149,40 +149,17 @@ fn score_input(lines: &mut Lines<'_>, scorer: &mut Scorer<'_, '_>) -> Result<()>
     };
     match first {
         Line::Text(number, text) if !is_json(&text) => {
-            // Either a pretty-printed document or a bad first line: hold lines
-            // until the input ends or the held text passes the line limit.
-            let mut held_bytes = text.len();
-            let mut held = vec![Line::Text(number, text)];
-            let mut whole = true;
-            while let Some(line) = lines.next_line()? {
-                let fits = match &line {
-                    Line::Text(_, text) => {
-                        held_bytes = held_bytes.saturating_add(text.len() + 1);
-                        held_bytes <= LINE_BYTES_MAX
-                    }
-                    Line::TooLong { .. } => false,
-                };
-                held.push(line);
-                if !fits {
-                    whole = false;
-                    break;
-                }
-            }
-            if whole {
-                let mut document = Vec::with_capacity(held_bytes);
-                for line in &held {
-                    if let Line::Text(_, text) = line {
-                        document.extend_from_slice(text);
-                        document.push(b'\n');
-                    }
-                }
-                if is_json_object(&document) {
+            // Either a pretty-printed document or a bad first line.
+            match hold_document(lines, number, text)? {
+                Held::Document(number, document) => {
                     scorer.score_request(number, &document)?;
                     return scorer.flush();
                 }
-            }
-            for line in held {
-                scorer.score_line(line)?;
+                Held::Lines(held) => {
+                    for line in held {
+                        scorer.score_line(line)?;
+                    }
+                }
             }
         }
         line => scorer.score_line(line)?,

@@ -232,7 +232,9 @@ impl EpollLoop {
             let buf = self.scratch.get_mut(..capacity).unwrap_or(&mut []);
             match sock.stream.read(buf) {
                 Ok(0) => {
-                    self.close(index, worker, CloseReason::Peer);
+                    // Half-closed: answer what arrived, then close.
+                    worker.peer_closed(id);
+                    sock.readable = false;
                     return false;
                 }
                 Ok(n) => {

@@ -469,7 +469,8 @@ impl UringLoop {
             self.provide_one(bid);
         }
         match result {
-            0 => self.begin_close(index, CloseReason::Peer),
+            // Half-closed: answer what arrived, then close (`close_due`).
+            0 => worker.peer_closed(id),
             r if r < 0 && r != -libc::ENOBUFS && r != -libc::ECANCELED => {
                 self.begin_close(index, CloseReason::Peer)
             }

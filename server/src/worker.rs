@@ -472,6 +472,16 @@ impl Worker {
         }
     }
 
+    /// The peer finished sending (end of stream): no request will follow,
+    /// so the connection is shut down like at a drain; what it already
+    /// sent is still answered, and it is closed once that is written
+    /// ([`Self::closable`]).
+    pub fn peer_closed(&mut self, id: ConnId) {
+        if let Some(live) = self.live_mut(id) {
+            live.conn.shutdown();
+        }
+    }
+
     /// Stops taking connections and requests: every connection answers
     /// new requests `shutting_down` and finishes those in flight.
     pub fn shutdown(&mut self) {

@@ -414,6 +414,34 @@ fn a_slow_client_is_cut_off_without_stalling_others() {
 }
 
 #[test]
+fn a_client_that_half_closes_still_gets_its_answers() {
+    for io in io_modes() {
+        let server = start(config(io));
+        let mut stream = TcpStream::connect(server.local_addr()).expect("connects");
+        let mut frames = Vec::new();
+        protocol::encode_ping(&mut frames, 1, 7);
+        protocol::encode_score_context(&mut frames, 2, &context(1), true).expect("encodes");
+        stream.write_all(&frames).expect("writes");
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("half-closes");
+        let answer = read_to_close(&mut stream);
+        let mut ids = Vec::new();
+        let mut rest = &answer[..];
+        while let protocol::Decoded::Frame {
+            header, consumed, ..
+        } = protocol::decode_frame(rest)
+        {
+            ids.push(header.request_id);
+            rest = &rest[consumed..];
+        }
+        assert_eq!(ids, vec![1, 2], "{io:?}: the pong, then the decision");
+        assert!(error_frames(&answer).is_empty(), "{io:?}");
+        stop(server);
+    }
+}
+
+#[test]
 fn idle_connections_are_closed() {
     for io in io_modes() {
         let server = start(ServerConfig {

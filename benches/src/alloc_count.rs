@@ -24,10 +24,13 @@
 
 // This module opts in to `unsafe_code` (denied in the workspace): a global
 // allocator is an `unsafe impl GlobalAlloc`. Every method only counts, then
-// forwards its arguments unchanged to the system allocator.
+// forwards its arguments unchanged to mimalloc, the allocator `cx` itself
+// installs, so the servers `cx-bench all` runs in process allocate as the
+// real one does.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use mimalloc::MiMalloc;
+use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::hint::black_box;
 
@@ -57,7 +60,7 @@ thread_local! {
     static ALLOCATED_BYTES: Cell<u64> = const { Cell::new(0) };
 }
 
-/// The system allocator, counting each allocation on the calling thread.
+/// mimalloc, counting each allocation on the calling thread.
 /// Install it with `#[global_allocator]` in the program (see the module
 /// documentation).
 #[derive(Clone, Copy, Debug, Default)]
@@ -89,33 +92,33 @@ fn count(bytes: usize) {
     let _ = ALLOCATED_BYTES.try_with(|n| n.set(n.get().wrapping_add(bytes as u64)));
 }
 
-// SAFETY: every method forwards its arguments unchanged to `System`, which
+// SAFETY: every method forwards its arguments unchanged to `MiMalloc`, which
 // upholds `GlobalAlloc`'s contract; counting touches only this thread's
 // `Cell`s, never allocates, and cannot unwind.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
         // SAFETY: the caller's `layout` contract (non-zero size) is passed on as is.
-        unsafe { System.alloc(layout) }
+        unsafe { MiMalloc.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
         // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { MiMalloc.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` (every allocation above
+        // SAFETY: `ptr` was allocated by `MiMalloc` (every allocation above
         // forwards to it) with this `layout`, as the caller guarantees.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { MiMalloc.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count(new_size);
-        // SAFETY: `ptr` came from `System` with `layout`, and `new_size`
+        // SAFETY: `ptr` came from `MiMalloc` with `layout`, and `new_size`
         // meets `realloc`'s contract, as the caller guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { MiMalloc.realloc(ptr, layout, new_size) }
     }
 }
 

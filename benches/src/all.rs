@@ -8,20 +8,25 @@
 //!    `kernel.md`.
 //! 3. The engine benchmark ([`run_engine_bench`]): `engine.json`,
 //!    `engine.md`.
-//! 4. The load part, against servers started in this process (one
+//! 4. The stall probe ([`run_stall_probe`]), every core at once: how
+//!    steadily this machine runs a fixed work unit, the floor under every
+//!    tail latency below: `stall.json`, `stall.md`.
+//! 5. The load part, against servers started in this process (one
 //!    worker; see `local` for how threads are pinned):
-//!    - a sweep of offered rates, up to the first step whose accepted p99
-//!      misses the SLO: `sweep.json`, `sweep.svg`;
+//!    - a sweep of offered rates, up until the server no longer keeps up
+//!      (its capacity: the highest achieved rate): `sweep.json`,
+//!      `sweep.svg`;
 //!    - fixed-rate runs at half the reference rate (`--rate`, the issue's
 //!      150k requests/s by default): `load-half.json`;
 //!    - the bare echo loop (`echo: true`, the `echo` mix) at the same
 //!      rate, alternating with the half-load runs: `echo.json`, with the
 //!      server's latency over the echo's within each repeat;
-//!    - fixed-rate runs at twice the sweep's best rate against a server
+//!    - fixed-rate runs at twice the server's capacity against a server
 //!      with a small engine `in_flight_max`, which must shed load with
 //!      `overloaded`: `load-overload.json`.
-//! 5. The summary: `summary.md` and `summary.json` ([`AllReport`]).
-//! 6. Every output read back ([`verify_outputs`]).
+//! 6. The summary: `summary.md` and `summary.json` ([`AllReport`]), with
+//!    the stall probe's fluid-queue estimate of the wait at half load.
+//! 7. Every output read back ([`verify_outputs`]).
 //!
 //! A part that fails is recorded in [`AllReport::errors`] and the others
 //! go on; so is a run whose connections broke, whose answers could not be
@@ -47,7 +52,7 @@ pub use plan::{
 };
 pub use report::{
     AllReport, EchoReport, EngineHighlight, KernelHighlight, LoadSeries, PartError, Pinning,
-    SeriesSummary, ServerSetup, SweepHighlight, SweepPoint, Target, TargetStatus,
+    SeriesSummary, ServerSetup, StallHighlight, SweepHighlight, SweepPoint, Target, TargetStatus,
     ECHO_RATIO_TARGET, HALF_P999_TARGET_US, HALF_P99_TARGET_US, OVERLOAD_P99_TARGET_US,
 };
 pub use verify::verify_outputs;
@@ -57,16 +62,19 @@ use crate::error::{Error, Result};
 use crate::kernel_bench::run_kernel_bench;
 use crate::load::{write_json, write_text};
 use crate::machine::MachineInfo;
+use crate::stall::run_stall_probe;
 use report::Parts;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Every file `cx-bench all` may write, in the order it writes them.
-pub const OUTPUT_FILES: [&str; 11] = [
+pub const OUTPUT_FILES: [&str; 13] = [
     "kernel.json",
     "kernel.md",
     "engine.json",
     "engine.md",
+    "stall.json",
+    "stall.md",
     "sweep.json",
     "sweep.svg",
     "load-half.json",
@@ -179,6 +187,17 @@ pub fn run_all(options: &AllOptions) -> Result<AllReport> {
         out.wrote("engine", "engine.md", md);
     }
 
+    if plan.progress {
+        eprintln!("== stall probe");
+    }
+    let stall = out.record("stall", run_stall_probe(&plan.stall));
+    if let Some(st) = &stall {
+        let json = write_json(&out.path("stall.json"), "--out", st);
+        out.wrote("stall", "stall.json", json);
+        let md = write_text(&out.path("stall.md"), "--out", &st.to_markdown());
+        out.wrote("stall", "stall.md", md);
+    }
+
     let load = local::run_load_part(&plan, &mut out);
 
     let parts = Parts {
@@ -188,6 +207,7 @@ pub fn run_all(options: &AllOptions) -> Result<AllReport> {
         half: load.half.as_ref(),
         overload: load.overload.as_ref(),
         echo: load.echo.as_ref(),
+        stall: stall.as_ref(),
     };
     let mut files = out.files;
     files.extend(["summary.md".to_string(), "summary.json".to_string()]);
@@ -202,6 +222,7 @@ pub fn run_all(options: &AllOptions) -> Result<AllReport> {
         kernel: parts.kernel_highlights(),
         engine: parts.engine_highlight(),
         sweep: parts.sweep_highlight(),
+        stall: parts.stall_highlight(&plan.settings),
         half: load.half.as_ref().map(|s| s.summary.clone()),
         overload: load.overload.as_ref().map(|s| s.summary.clone()),
         echo: load.echo.as_ref().map(|e| e.echo.summary.clone()),

@@ -24,6 +24,7 @@ pub mod kernel_bench;
 pub mod load;
 pub mod machine;
 pub mod spread;
+pub mod stall;
 
 pub use error::{Error, Result};
 

@@ -16,6 +16,7 @@ use cx_benches::alloc_count::CountingAllocator;
 use cx_benches::engine_bench::EngineBenchReport;
 use cx_benches::kernel_bench::KernelBenchReport;
 use cx_benches::load::SweepReport;
+use cx_benches::stall::StallReport;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,6 +76,9 @@ fn quick_all_writes_every_output_and_each_parses_back() {
     assert!(!sweep.steps.is_empty());
     let svg = std::fs::read_to_string(dir.join("sweep.svg")).expect("the plot");
     assert!(svg.contains("<svg"), "the stale file was replaced");
+    let stall: StallReport = read(&dir.join("stall.json"));
+    assert!(!stall.cores.is_empty());
+    assert!(stall.cores.iter().all(|c| c.units > 0 && c.windows > 0));
     let half: LoadSeries = read(&dir.join("load-half.json"));
     assert_eq!((half.name.as_str(), half.runs.len()), ("half", 1));
     assert!(!half.server.echo && half.summary.ok_total > 0);
@@ -107,7 +111,22 @@ fn quick_all_writes_every_output_and_each_parses_back() {
         "quick mode assesses no target"
     );
     let md = std::fs::read_to_string(dir.join("summary.md")).expect("summary.md");
-    for needle in ["# cx-bench all", "tests/all.rs", "## Targets", "Threads:"] {
+    let stall_summary = summary.stall.as_ref().expect("the stall probe ran");
+    assert_eq!(stall_summary.cores.len(), stall.cores.len());
+    assert!(
+        stall_summary
+            .cores
+            .iter()
+            .all(|c| c.window_slowdowns.is_empty()),
+        "the summary leaves the window series to stall.json"
+    );
+    for needle in [
+        "# cx-bench all",
+        "tests/all.rs",
+        "## Targets",
+        "Threads:",
+        "## The machine's steadiness",
+    ] {
         assert!(md.contains(needle), "{needle}: {md}");
     }
     assert!(md.contains(&summary.machine.cpu_model), "{md}");
@@ -133,7 +152,10 @@ fn all_refuses_bad_options_before_running() {
 
 #[test]
 fn the_binary_refuses_bad_options_naming_them() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 12] = [
+        (&["stall", "--duration-s", "0"], "--duration-s"),
+        (&["stall", "--window-ms", "0"], "--window-ms"),
+        (&["stall", "--slow-factor", "0.5"], "--slow-factor"),
         (&["kernel", "--shapes", "64x256"], "--shapes"),
         (&["kernel", "--batches", "0"], "--batches"),
         (&["kernel", "--backends", "gpu"], "--backends"),

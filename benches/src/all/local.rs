@@ -423,30 +423,21 @@ fn run_overload(
 ) -> Option<LoadSeries> {
     let plan = runner.plan;
     let s = &plan.settings;
-    let (base, from) = match sweep {
-        Some(SweepReport {
-            best_rate_per_s: Some(best),
-            ..
-        }) => (*best, "the sweep's best rate"),
-        Some(sweep) => match sweep
-            .steps
-            .iter()
-            .map(|step| step.report.achieved_rate_per_s)
-            .reduce(f64::max)
-        {
-            Some(achieved) if achieved > 0.0 => (
-                achieved,
-                "the sweep's highest achieved rate (no step met the SLO)",
+    let (base, from) = match sweep.and_then(SweepReport::capacity_per_s) {
+        Some(capacity) => (
+            capacity,
+            "the server's capacity (the sweep's highest achieved rate)",
+        ),
+        None => match sweep.and_then(|sw| sw.steps.last()) {
+            Some(last) if last.report.achieved_rate_per_s > 0.0 => (
+                last.report.achieved_rate_per_s,
+                "the sweep's last achieved rate (it never saturated the server)",
             ),
             _ => (
                 s.reference_rate_per_s,
-                "the reference rate (the sweep achieved nothing)",
+                "the reference rate (the sweep did not run or achieved nothing)",
             ),
         },
-        None => (
-            s.reference_rate_per_s,
-            "the reference rate (the sweep did not run)",
-        ),
     };
     let rate = (2.0 * base).min(RATE_PER_S_MAX);
     if plan.progress {

@@ -5,8 +5,9 @@
 use crate::engine_bench::EngineBenchOptions;
 use crate::error::{Error, Result};
 use crate::kernel_bench::KernelBenchOptions;
-use crate::load::sweep::SweepConfig;
+use crate::load::sweep::{SweepConfig, SWEEP_STEPS_MAX};
 use crate::load::{check_count, check_rate, LoadConfig, Mix, RATE_PER_S_MAX};
+use crate::stall::StallOptions;
 use cx_engine::config::IN_FLIGHT_LIMIT;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -62,7 +63,8 @@ pub struct AllOptions {
     /// default 1.5, quick 2).
     pub step_factor: Option<f64>,
     /// The sweep stops after this many steps in a row miss the SLO, or at
-    /// a saturated miss (`--stop-after-misses`; default 3).
+    /// a saturated miss (`--stop-after-misses`; default 100, the most a
+    /// sweep may have: it goes on until the server no longer keeps up).
     pub stop_after_misses: Option<usize>,
     /// Connections of every load run (`--connections`; default 4, quick 2).
     pub connections: Option<usize>,
@@ -176,6 +178,8 @@ pub struct AllPlan {
     pub kernel: KernelBenchOptions,
     /// The engine benchmark's options.
     pub engine: EngineBenchOptions,
+    /// The stall probe's options.
+    pub stall: StallOptions,
 }
 
 /// One mode's load defaults.
@@ -192,6 +196,8 @@ struct LoadDefaults {
     connections: usize,
     depth: usize,
     pool: usize,
+    /// The stall probe's length, ms.
+    stall_ms: u64,
 }
 
 /// The full mode: a few minutes on a 2-core machine.
@@ -207,6 +213,7 @@ const FULL: LoadDefaults = LoadDefaults {
     connections: 4,
     depth: 64,
     pool: 65_536,
+    stall_ms: 10_000,
 };
 
 /// The quick mode: tiny rates and windows, a few seconds in all.
@@ -222,14 +229,18 @@ const QUICK: LoadDefaults = LoadDefaults {
     connections: 2,
     depth: 32,
     pool: 1024,
+    stall_ms: 200,
 };
 
 /// The SLO's default, µs.
 const SLO_US: f64 = 1000.0;
 
-/// The sweep's default `--stop-after-misses`: a low rate may miss the SLO
-/// on a stall of the host while higher ones pass.
-const STOP_AFTER_MISSES: usize = 3;
+/// The sweep's default `--stop-after-misses`: as many as a sweep may have
+/// steps, so that it goes on until the server no longer keeps up (or the
+/// highest rate): the last steps measure the server's capacity, which the
+/// overload runs and the stall model need. A low rate may also miss the
+/// SLO on a stall of the host while higher ones pass.
+const STOP_AFTER_MISSES: usize = SWEEP_STEPS_MAX;
 
 /// The default `in_flight_max` of the overload runs.
 const OVERLOAD_IN_FLIGHT_MAX: usize = 64;
@@ -296,6 +307,10 @@ impl AllPlan {
                 progress: options.progress,
                 ..EngineBenchOptions::default()
             },
+            stall: StallOptions {
+                duration_ms: d.stall_ms,
+                ..StallOptions::default()
+            },
         };
         plan.check()?;
         Ok(plan)
@@ -309,6 +324,7 @@ impl AllPlan {
             s.overload_in_flight_max,
             IN_FLIGHT_LIMIT,
         )?;
+        self.stall.validate()?;
         // The fixed-rate load (its rate is half of --rate, checked above).
         self.load_config(s.half_rate_per_s, Mix::Synth).validate()?;
         self.sweep_config().validate()

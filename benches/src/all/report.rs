@@ -10,6 +10,7 @@ use crate::load::sweep::SweepReport;
 use crate::load::LoadReport;
 use crate::machine::MachineInfo;
 use crate::spread::Spread;
+use crate::stall::{queue_delay_ms, CoreStall, QueueDelay, StallReport};
 use crate::Shape;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -245,8 +246,31 @@ pub struct SweepHighlight {
     pub best_rate_per_s: Option<f64>,
     /// The rate achieved at that step.
     pub best_achieved_rate_per_s: Option<f64>,
+    /// The highest rate any step achieved: the server's capacity.
+    #[serde(default)]
+    pub capacity_per_s: Option<f64>,
     /// Every step.
     pub steps: Vec<SweepPoint>,
+}
+
+/// The stall probe in the summary: each core's figures (without the
+/// window series, which `stall.json` keeps), and what its windows predict
+/// for the server at half load.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StallHighlight {
+    /// The window, ms.
+    pub window_ms: u64,
+    /// The slow threshold.
+    pub slow_factor: f64,
+    /// Each core, in the order the probe ran them (the server's first).
+    pub cores: Vec<CoreStall>,
+    /// Steal time the guest reported over the probe, ms.
+    pub steal_ms: Option<f64>,
+    /// Half the reference rate over the server's capacity, if the sweep
+    /// measured one.
+    pub half_load_fraction: Option<f64>,
+    /// The fluid-queue wait at that load, from the first core's windows.
+    pub half_load_wait: Option<QueueDelay>,
 }
 
 /// Everything `cx-bench all` did (`summary.json`).
@@ -272,6 +296,9 @@ pub struct AllReport {
     pub engine: Option<EngineHighlight>,
     /// The sweep, if it ran.
     pub sweep: Option<SweepHighlight>,
+    /// The stall probe, if it ran.
+    #[serde(default)]
+    pub stall: Option<StallHighlight>,
     /// At half the reference rate, if it ran.
     pub half: Option<SeriesSummary>,
     /// At 2x overload, if it ran.
@@ -303,6 +330,7 @@ pub(crate) struct Parts<'a> {
     pub half: Option<&'a LoadSeries>,
     pub overload: Option<&'a LoadSeries>,
     pub echo: Option<&'a EchoReport>,
+    pub stall: Option<&'a StallReport>,
 }
 
 impl Parts<'_> {
@@ -344,6 +372,7 @@ impl Parts<'_> {
         Some(SweepHighlight {
             best_rate_per_s: s.best_rate_per_s,
             best_achieved_rate_per_s: s.best_achieved_rate_per_s,
+            capacity_per_s: s.capacity_per_s(),
             steps: s
                 .steps
                 .iter()
@@ -355,6 +384,40 @@ impl Parts<'_> {
                     within_slo: step.within_slo,
                 })
                 .collect(),
+        })
+    }
+
+    /// The stall probe's figures, with the wait its first core's windows
+    /// predict at half load when the sweep measured the capacity.
+    pub fn stall_highlight(&self, settings: &AllSettings) -> Option<StallHighlight> {
+        let st = self.stall?;
+        let half_load_fraction = self
+            .sweep
+            .and_then(SweepReport::capacity_per_s)
+            .map(|capacity| settings.half_rate_per_s / capacity)
+            .filter(|&u| u > 0.0 && u < 1.0);
+        let half_load_wait = half_load_fraction.and_then(|u| {
+            let first = st.cores.first()?;
+            Some(queue_delay_ms(
+                &first.window_slowdowns,
+                st.window_ms as f64,
+                u,
+            ))
+        });
+        Some(StallHighlight {
+            window_ms: st.window_ms,
+            slow_factor: st.slow_factor,
+            cores: st
+                .cores
+                .iter()
+                .map(|c| CoreStall {
+                    window_slowdowns: Vec::new(),
+                    ..c.clone()
+                })
+                .collect(),
+            steal_ms: st.steal_ms,
+            half_load_fraction,
+            half_load_wait,
         })
     }
 
@@ -492,6 +555,7 @@ impl AllReport {
         let mut md = String::new();
         self.write_header(&mut md);
         self.write_targets(&mut md);
+        self.write_stall(&mut md);
         self.write_sweep(&mut md);
         self.write_series(&mut md);
         self.write_kernel_engine(&mut md);
@@ -543,6 +607,72 @@ impl AllReport {
         md.push('\n');
     }
 
+    fn write_stall(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "## The machine's steadiness (`stall.md`, `stall.json`)\n"
+        );
+        let Some(st) = &self.stall else {
+            let _ = writeln!(md, "Did not run (see Errors).\n");
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "Every core at once times the same in-cache work unit; a window ({} ms) is slow when its units take at least {}x the fastest unit of the run. No I/O, no lock: whatever slows these windows slows the server too.\n",
+            st.window_ms, st.slow_factor
+        );
+        let _ = writeln!(
+            md,
+            "| core | slowdown p50 | p99 | max | slow windows | >= 4x | longest slow stretch ms | core time lost |"
+        );
+        let _ = writeln!(
+            md,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for c in &st.cores {
+            let core = c.core.map_or("unpinned".to_string(), |id| id.to_string());
+            let _ = writeln!(
+                md,
+                "| {core} | {:.2}x | {:.2}x | {:.1}x | {:.1}% | {:.1}% | {:.0} | {:.1}% |",
+                c.slowdown_p50,
+                c.slowdown_p99,
+                c.slowdown_max,
+                100.0 * c.slow_share,
+                100.0 * c.slow_4x_share,
+                c.slow_stretch_ms_max,
+                100.0 * c.time_lost_share
+            );
+        }
+        if let Some(steal) = st.steal_ms {
+            let _ = writeln!(
+                md,
+                "\nSteal time the guest kernel reported meanwhile: {steal:.0} ms."
+            );
+        }
+        match (st.half_load_fraction, &st.half_load_wait) {
+            (Some(u), Some(wait)) => {
+                let measured = self.half.as_ref().map_or_else(
+                    || "not measured".into(),
+                    |h| format!("{} µs", h.p99_us.show(1)),
+                );
+                let _ = writeln!(
+                    md,
+                    "\nHalf load is {:.0}% of the server's capacity (the sweep's highest achieved rate). A fluid queue replaying the first core's windows at that load waits p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, from the machine alone; the server's measured p99 at half load: {measured}.\n",
+                    100.0 * u,
+                    wait.delay_ms_p99,
+                    wait.delay_ms_p999,
+                    wait.delay_ms_max
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    md,
+                    "\nNo capacity was measured (no sweep step saturated the server), so no wait is estimated.\n"
+                );
+            }
+        }
+    }
+
     fn write_sweep(&self, md: &mut String) {
         let s = &self.settings;
         let _ = writeln!(md, "## Load: the sweep (`sweep.json`, `sweep.svg`)\n");
@@ -564,6 +694,21 @@ impl AllReport {
             let _ = writeln!(md, "Did not run (see Errors).\n");
             return;
         };
+        match sweep.capacity_per_s {
+            Some(capacity) => {
+                let _ = writeln!(
+                    md,
+                    "The server's capacity, the highest rate any step achieved once a step saturated it: {}/s.\n",
+                    kilo(capacity)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "No step saturated the server: its capacity is above the rates offered.\n"
+                );
+            }
+        }
         let _ = writeln!(
             md,
             "| offered/s | achieved/s | accepted p99 µs | failed | SLO |"

@@ -6,6 +6,7 @@ use super::report::{AllReport, EchoReport, LoadSeries};
 use crate::engine_bench::EngineBenchReport;
 use crate::kernel_bench::KernelBenchReport;
 use crate::load::SweepReport;
+use crate::stall::StallReport;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -27,6 +28,7 @@ fn verify_one(path: &Path, name: &str) -> std::result::Result<(), String> {
         "engine.json" => parse::<EngineBenchReport>(&text),
         "sweep.json" => parse::<SweepReport>(&text),
         "echo.json" => parse::<EchoReport>(&text),
+        "stall.json" => parse::<StallReport>(&text),
         "summary.json" => parse::<AllReport>(&text),
         n if n.starts_with("load-") && n.ends_with(".json") => parse::<LoadSeries>(&text),
         n if n.ends_with(".svg") => {

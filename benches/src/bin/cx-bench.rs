@@ -23,6 +23,7 @@ use cx_benches::kernel_bench::{parse_shape, run_kernel_bench, KernelBackend, Ker
 use cx_benches::load::plot::write_sweep_svg;
 use cx_benches::load::sweep::step_line;
 use cx_benches::load::{self, write_json, write_text, LoadConfig, Mix, SweepConfig, SweepReport};
+use cx_benches::stall::{run_stall_probe, StallOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,6 +54,11 @@ enum Command {
     /// report throughput and latency; with --sweep, step the rate up to
     /// find the highest one within a p99 SLO.
     Load(LoadArgs),
+    /// How steadily this machine runs a fixed in-cache work unit on each
+    /// core at once: the share of 10 ms windows in which a core was slowed
+    /// 2x or more, and how long such stretches last. The floor under any
+    /// tail latency measured here (10 s).
+    Stall(StallArgs),
     /// Every benchmark in one process: kernel, engine, then servers in
     /// process against the load generator (a sweep, half load, 2x
     /// overload, the bare echo loop), into one folder with a summary of
@@ -121,6 +127,27 @@ struct EngineArgs {
     md: Option<PathBuf>,
 }
 
+/// Arguments of `cx-bench stall`.
+#[derive(Debug, Args)]
+struct StallArgs {
+    /// How long each core's thread runs, seconds.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    duration_s: f64,
+    /// The window over which unit times are averaged, ms.
+    #[arg(long, value_name = "MS", default_value_t = StallOptions::default().window_ms)]
+    window_ms: u64,
+    /// A window at least this many times slower than the fastest unit
+    /// counts as slow.
+    #[arg(long, value_name = "X", default_value_t = StallOptions::default().slow_factor)]
+    slow_factor: f64,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "OUT.json")]
+    json: Option<PathBuf>,
+    /// Write the report as markdown here (it is printed either way).
+    #[arg(long, value_name = "OUT.md")]
+    md: Option<PathBuf>,
+}
+
 /// Arguments of `cx-bench all`. Unset values take the mode's default.
 #[derive(Debug, Args)]
 #[command(after_long_help = ALL_HELP)]
@@ -169,7 +196,9 @@ struct AllArgs {
     #[arg(long, value_name = "X")]
     step_factor: Option<f64>,
     /// The sweep stops after this many steps in a row miss the SLO, or at
-    /// a miss where the server no longer keeps up (default 3).
+    /// a miss where the server no longer keeps up (default 100, the most a
+    /// sweep may have: it goes on until the server no longer keeps up,
+    /// which measures its capacity).
     #[arg(long, value_name = "N")]
     stop_after_misses: Option<usize>,
     /// Connections of every load run (default 4; quick 2).
@@ -198,7 +227,9 @@ OUTPUTS (in --out)
   load-half.json             fixed rate at half of --rate
   echo.json                  the bare echo loop at the same rate, and the
                              server's latency over it
-  load-overload.json         twice the sweep's best rate, small in_flight_max
+  stall.json, stall.md       the stall probe: how steadily each core runs
+  load-overload.json         twice the server's capacity (the sweep's highest
+                             achieved rate), small in_flight_max
   summary.md, summary.json   the machine, the command, medians and ranges,
                              and each target with where it stands
 
@@ -345,6 +376,7 @@ fn main() -> ExitCode {
         Command::Kernel(args) => kernel_command(args),
         Command::Engine(args) => engine_command(args),
         Command::Load(args) => load_command(args),
+        Command::Stall(args) => stall_command(args),
         Command::All(args) => all_command(args),
     };
     match result {
@@ -359,6 +391,31 @@ fn main() -> ExitCode {
 /// `Some(list)` unless `list` is empty (the flag was not given).
 fn given<T>(list: Vec<T>) -> Option<Vec<T>> {
     (!list.is_empty()).then_some(list)
+}
+
+/// `cx-bench stall`.
+fn stall_command(args: &StallArgs) -> Result<()> {
+    if !(args.duration_s.is_finite() && args.duration_s > 0.0) {
+        anyhow::bail!(
+            "--duration-s {}: must be a positive number of seconds",
+            args.duration_s
+        );
+    }
+    let options = StallOptions {
+        duration_ms: (args.duration_s * 1000.0).round() as u64,
+        window_ms: args.window_ms,
+        slow_factor: args.slow_factor,
+    };
+    let report = run_stall_probe(&options)?;
+    let md = report.to_markdown();
+    print!("{md}");
+    if let Some(path) = &args.json {
+        write_json(path, "--json", &report)?;
+    }
+    if let Some(path) = &args.md {
+        write_text(path, "--md", &md)?;
+    }
+    Ok(())
 }
 
 /// `cx-bench kernel`.

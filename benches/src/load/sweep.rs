@@ -193,6 +193,14 @@ pub struct SweepStep {
     pub report: LoadReport,
 }
 
+impl SweepStep {
+    /// Whether the server no longer kept up: it achieved less than
+    /// [`SATURATED_SHARE`] of the rate offered.
+    pub fn saturated(&self) -> bool {
+        self.report.achieved_rate_per_s < SATURATED_SHARE * self.report.offered_rate_per_s
+    }
+}
+
 /// What a sweep measured: every step run, in order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SweepReport {
@@ -225,6 +233,22 @@ impl SweepReport {
             path: shown,
             what: format!("not a sweep written by `cx-bench load --sweep --json`: {e}"),
         })
+    }
+
+    /// The server's capacity: the highest rate any step achieved, if some
+    /// step saturated it (achieved less than [`SATURATED_SHARE`] of its
+    /// offer); `None` if none did (the capacity is above every rate
+    /// offered) or nothing was achieved.
+    pub fn capacity_per_s(&self) -> Option<f64> {
+        let saturated = self.steps.iter().any(|step| step.saturated());
+        if !saturated {
+            return None;
+        }
+        self.steps
+            .iter()
+            .map(|step| step.report.achieved_rate_per_s)
+            .reduce(f64::max)
+            .filter(|&rate| rate > 0.0)
     }
 
     /// One line per step, and the verdict.
@@ -296,8 +320,7 @@ pub fn run_sweep(config: &SweepConfig, mut on_step: impl FnMut(&SweepStep)) -> R
         };
         on_step(&step);
         let passed = step.within_slo;
-        let saturated =
-            step.report.achieved_rate_per_s < SATURATED_SHARE * step.report.offered_rate_per_s;
+        let saturated = step.saturated();
         if passed {
             misses = 0;
             report.best_rate_per_s = Some(rate);

@@ -83,7 +83,7 @@ fn quick_all_writes_every_output_and_each_parses_back() {
     assert_eq!((half.name.as_str(), half.runs.len()), ("half", 1));
     assert!(!half.server.echo && half.summary.ok_total > 0);
     let overload: LoadSeries = read(&dir.join("load-overload.json"));
-    assert_eq!(overload.server.in_flight_max, 64);
+    assert_eq!(overload.server.in_flight_max, 16);
     let echo: EchoReport = read(&dir.join("echo.json"));
     assert!(echo.echo.server.echo && echo.echo.summary.ok_total > 0);
     assert!(echo.echo.runs.iter().all(|r| r.mix == "echo"));

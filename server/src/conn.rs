@@ -131,6 +131,14 @@ pub trait Submit {
     /// Queues `request`; [`Overloaded`] when there is no room (nothing
     /// queued).
     fn submit(&mut self, request: Request) -> Result<Ticket, Overloaded>;
+
+    /// Whether a request would be admitted now. Asked before a score
+    /// request's payload is decoded, so that shedding load costs a frame
+    /// header, not a JSON parse; a `false` is counted as an overload by
+    /// the sink. The default admits everything (and `submit` decides).
+    fn admit(&mut self) -> bool {
+        true
+    }
 }
 
 impl<F: FnMut(Request) -> Result<Ticket, Overloaded>> Submit for F {
@@ -463,6 +471,18 @@ impl Connection {
         if self.in_flight >= limits::IN_FLIGHT_MAX {
             let msg = format!("limit {}", limits::IN_FLIGHT_MAX);
             self.error(request_id, ErrorCode::TooManyInFlight, &msg);
+            return;
+        }
+        let scores = matches!(
+            message_type,
+            MessageType::ScoreContext | MessageType::ScoreOpenRtb
+        );
+        if scores && !sink.admit() {
+            self.error(
+                request_id,
+                ErrorCode::Overloaded,
+                "the engine is at capacity",
+            );
             return;
         }
         match message_type {

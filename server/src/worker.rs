@@ -134,6 +134,14 @@ impl Submit for Sink<'_> {
             }
         }
     }
+
+    fn admit(&mut self) -> bool {
+        let room = self.engine.in_flight() < self.engine.config().in_flight_max;
+        if !room {
+            self.overloaded += 1;
+        }
+        room
+    }
 }
 
 impl Worker {

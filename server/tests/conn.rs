@@ -674,3 +674,66 @@ fn random_bytes_never_panic_and_keep_the_buffers_bounded() {
         h.take_frames();
     }
 }
+
+/// A sink whose engine is full: it admits nothing and counts what it shed.
+struct FullSink {
+    shed: u64,
+    submitted: u64,
+}
+
+impl Submit for FullSink {
+    fn submit(&mut self, _request: Request) -> Result<Ticket, Overloaded> {
+        self.submitted += 1;
+        Err(Overloaded)
+    }
+
+    fn admit(&mut self) -> bool {
+        self.shed += 1;
+        false
+    }
+}
+
+#[test]
+fn a_full_engine_sheds_score_requests_before_decoding_them() {
+    // A score_context frame whose JSON is broken (its last byte replaced).
+    let mut broken = Vec::new();
+    score_context(&mut broken, 1);
+    let last = broken.len() - 1;
+    broken[last] = b'x';
+    // With room, the payload is decoded and refused as invalid.
+    let mut h = Harness::new();
+    h.feed(&broken);
+    assert_eq!(h.take_frames()[0].error().0, ErrorCode::InvalidPayload);
+
+    // Full: shed with `overloaded` from the header alone; pings still pass.
+    let mut bytes = broken.clone();
+    score_context(&mut bytes, 2);
+    protocol::encode_score_openrtb(&mut bytes, 3, OPENRTB_TWO_IMPS.as_bytes(), false)
+        .expect("encodes");
+    bytes.extend(ping(4, 44));
+    let mut conn = Connection::new();
+    let mut sink = FullSink {
+        shed: 0,
+        submitted: 0,
+    };
+    assert_eq!(conn.on_bytes(&bytes, &mut sink), bytes.len());
+    let frames = frames(conn.output());
+    let ids: Vec<(u64, MessageType)> = frames
+        .iter()
+        .map(|f| (f.request_id, f.message_type))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            (1, MessageType::Error),
+            (2, MessageType::Error),
+            (3, MessageType::Error),
+            (4, MessageType::Pong),
+        ]
+    );
+    for f in &frames[..3] {
+        assert_eq!(f.error().0, ErrorCode::Overloaded);
+    }
+    assert_eq!((sink.shed, sink.submitted), (3, 0));
+    assert_eq!(conn.in_flight(), 0);
+}

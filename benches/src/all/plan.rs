@@ -73,7 +73,7 @@ pub struct AllOptions {
     pub depth: Option<usize>,
     /// The engine's `in_flight_max` in the overload runs: small, so that
     /// the server sheds load with `overloaded` (`--overload-in-flight-max`;
-    /// default 64).
+    /// default 16).
     pub overload_in_flight_max: Option<usize>,
     /// Leave every thread unpinned (`--no-pin`).
     pub no_pin: bool,
@@ -242,8 +242,13 @@ const SLO_US: f64 = 1000.0;
 /// SLO on a stall of the host while higher ones pass.
 const STOP_AFTER_MISSES: usize = SWEEP_STEPS_MAX;
 
-/// The default `in_flight_max` of the overload runs.
-const OVERLOAD_IN_FLIGHT_MAX: usize = 64;
+/// The default `in_flight_max` of the overload runs. It bounds the work of
+/// one tick (16 decisions, about 70 µs here), so the core keeps time to
+/// read and shed the excess; at 64 a single worker at twice its capacity
+/// spends the whole core serving at capacity and shedding, and any slow
+/// window of the machine builds a queue that never drains within the run
+/// (docs/BENCHMARKS.md).
+const OVERLOAD_IN_FLIGHT_MAX: usize = 16;
 
 /// The longest drain after a window, s (the drain ends as soon as every
 /// request is answered).

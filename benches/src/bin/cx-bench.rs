@@ -208,7 +208,7 @@ struct AllArgs {
     #[arg(long, value_name = "N")]
     depth: Option<usize>,
     /// The engine's in_flight_max in the overload runs, small so that the
-    /// server sheds load (default 64).
+    /// server sheds load (default 16).
     #[arg(long, value_name = "N")]
     overload_in_flight_max: Option<usize>,
     /// Leave the server and the load generator unpinned.

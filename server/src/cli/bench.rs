@@ -16,7 +16,7 @@ pub const BENCH_EXE: &str = "cx-bench";
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct BenchArgs {
-    /// `kernel`, `engine`, `load` or `all`, and their options (`cx bench
+    /// `kernel`, `engine`, `load`, `stall` or `all`, and their options (`cx bench
     /// --help` lists them).
     #[arg(
         trailing_var_arg = true,

@@ -124,6 +124,17 @@ impl Outputs {
         });
     }
 
+    /// Writes `part`'s report as `{part}.json` and its markdown as
+    /// `{part}.md`, recording each.
+    fn write_report(&mut self, part: &str, report: &impl serde::Serialize, md: &str) {
+        let json_name = format!("{part}.json");
+        let json = write_json(&self.path(&json_name), "--out", report);
+        self.wrote(part, &json_name, json);
+        let md_name = format!("{part}.md");
+        let written = write_text(&self.path(&md_name), "--out", md);
+        self.wrote(part, &md_name, written);
+    }
+
     /// Records that `name` was written, or why not.
     fn wrote(&mut self, part: &str, name: &str, result: Result<()>) {
         if self.record(part, result).is_some() {
@@ -170,10 +181,7 @@ pub fn run_all(options: &AllOptions) -> Result<AllReport> {
     }
     let kernel = out.record("kernel", run_kernel_bench(&plan.kernel));
     if let Some(k) = &kernel {
-        let json = write_json(&out.path("kernel.json"), "--out", k);
-        out.wrote("kernel", "kernel.json", json);
-        let md = write_text(&out.path("kernel.md"), "--out", &k.to_markdown());
-        out.wrote("kernel", "kernel.md", md);
+        out.write_report("kernel", k, &k.to_markdown());
     }
 
     if plan.progress {
@@ -181,10 +189,7 @@ pub fn run_all(options: &AllOptions) -> Result<AllReport> {
     }
     let engine = out.record("engine", run_engine_bench(&plan.engine));
     if let Some(e) = &engine {
-        let json = write_json(&out.path("engine.json"), "--out", e);
-        out.wrote("engine", "engine.json", json);
-        let md = write_text(&out.path("engine.md"), "--out", &e.to_markdown());
-        out.wrote("engine", "engine.md", md);
+        out.write_report("engine", e, &e.to_markdown());
     }
 
     if plan.progress {
@@ -192,10 +197,7 @@ pub fn run_all(options: &AllOptions) -> Result<AllReport> {
     }
     let stall = out.record("stall", run_stall_probe(&plan.stall));
     if let Some(st) = &stall {
-        let json = write_json(&out.path("stall.json"), "--out", st);
-        out.wrote("stall", "stall.json", json);
-        let md = write_text(&out.path("stall.md"), "--out", &st.to_markdown());
-        out.wrote("stall", "stall.md", md);
+        out.write_report("stall", st, &st.to_markdown());
     }
 
     let load = local::run_load_part(&plan, &mut out);

@@ -425,6 +425,36 @@ pub fn parse_steal_ticks(proc_stat: &str) -> Option<u64> {
     line.split_whitespace().nth(8)?.parse().ok()
 }
 
+/// The per-core table of a stall probe (markdown), for its own report and
+/// the `cx-bench all` summary.
+pub fn write_core_table(md: &mut String, cores: &[CoreStall]) {
+    let _ = writeln!(
+        md,
+        "| core | fastest unit µs | windows | slowdown p50 | p99 | max | slow windows | of which >= 4x | longest slow stretch ms | core time lost |"
+    );
+    let _ = writeln!(
+        md,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for c in cores {
+        let core = c.core.map_or("unpinned".to_string(), |id| id.to_string());
+        let _ = writeln!(
+            md,
+            "| {core} | {:.1} | {} | {:.2}x | {:.2}x | {:.1}x | {} ({:.1}%) | {:.1}% | {:.0} | {:.1}% |",
+            c.unit_us_min,
+            c.windows,
+            c.slowdown_p50,
+            c.slowdown_p99,
+            c.slowdown_max,
+            c.slow_windows,
+            100.0 * c.slow_share,
+            100.0 * c.slow_4x_share,
+            c.slow_stretch_ms_max,
+            100.0 * c.time_lost_share
+        );
+    }
+}
+
 impl StallReport {
     /// The report as markdown: one row per core, then what it means.
     pub fn to_markdown(&self) -> String {
@@ -441,31 +471,7 @@ impl StallReport {
             self.window_ms,
             self.slow_factor
         );
-        let _ = writeln!(
-            md,
-            "| core | fastest unit µs | windows | slowdown p50 | p99 | max | slow windows | of which >= 4x | longest slow stretch ms | core time lost |"
-        );
-        let _ = writeln!(
-            md,
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-        );
-        for c in &self.cores {
-            let core = c.core.map_or("unpinned".to_string(), |id| id.to_string());
-            let _ = writeln!(
-                md,
-                "| {core} | {:.1} | {} | {:.2}x | {:.2}x | {:.1}x | {} ({:.1}%) | {:.1}% | {:.0} | {:.1}% |",
-                c.unit_us_min,
-                c.windows,
-                c.slowdown_p50,
-                c.slowdown_p99,
-                c.slowdown_max,
-                c.slow_windows,
-                100.0 * c.slow_share,
-                100.0 * c.slow_4x_share,
-                c.slow_stretch_ms_max,
-                100.0 * c.time_lost_share
-            );
-        }
+        write_core_table(&mut md, &self.cores);
         md.push('\n');
         let _ = writeln!(
             md,

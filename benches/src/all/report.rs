@@ -10,7 +10,7 @@ use crate::load::sweep::SweepReport;
 use crate::load::LoadReport;
 use crate::machine::MachineInfo;
 use crate::spread::Spread;
-use crate::stall::{queue_delay_ms, CoreStall, QueueDelay, StallReport};
+use crate::stall::{queue_delay_ms, write_core_table, CoreStall, QueueDelay, StallReport};
 use crate::Shape;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -621,28 +621,7 @@ impl AllReport {
             "Every core at once times the same in-cache work unit; a window ({} ms) is slow when its units take at least {}x the fastest unit of the run. No I/O, no lock: whatever slows these windows slows the server too.\n",
             st.window_ms, st.slow_factor
         );
-        let _ = writeln!(
-            md,
-            "| core | slowdown p50 | p99 | max | slow windows | >= 4x | longest slow stretch ms | core time lost |"
-        );
-        let _ = writeln!(
-            md,
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-        );
-        for c in &st.cores {
-            let core = c.core.map_or("unpinned".to_string(), |id| id.to_string());
-            let _ = writeln!(
-                md,
-                "| {core} | {:.2}x | {:.2}x | {:.1}x | {:.1}% | {:.1}% | {:.0} | {:.1}% |",
-                c.slowdown_p50,
-                c.slowdown_p99,
-                c.slowdown_max,
-                100.0 * c.slow_share,
-                100.0 * c.slow_4x_share,
-                c.slow_stretch_ms_max,
-                100.0 * c.time_lost_share
-            );
-        }
+        write_core_table(md, &st.cores);
         if let Some(steal) = st.steal_ms {
             let _ = writeln!(
                 md,

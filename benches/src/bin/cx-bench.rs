@@ -393,6 +393,24 @@ fn given<T>(list: Vec<T>) -> Option<Vec<T>> {
     (!list.is_empty()).then_some(list)
 }
 
+/// Prints a report's markdown, and writes it as JSON and markdown where
+/// `--json` and `--md` say.
+fn emit(
+    report: &impl serde::Serialize,
+    md: &str,
+    json_path: Option<&std::path::Path>,
+    md_path: Option<&std::path::Path>,
+) -> Result<()> {
+    print!("{md}");
+    if let Some(path) = json_path {
+        write_json(path, "--json", report)?;
+    }
+    if let Some(path) = md_path {
+        write_text(path, "--md", md)?;
+    }
+    Ok(())
+}
+
 /// `cx-bench stall`.
 fn stall_command(args: &StallArgs) -> Result<()> {
     if !(args.duration_s.is_finite() && args.duration_s > 0.0) {
@@ -407,15 +425,12 @@ fn stall_command(args: &StallArgs) -> Result<()> {
         slow_factor: args.slow_factor,
     };
     let report = run_stall_probe(&options)?;
-    let md = report.to_markdown();
-    print!("{md}");
-    if let Some(path) = &args.json {
-        write_json(path, "--json", &report)?;
-    }
-    if let Some(path) = &args.md {
-        write_text(path, "--md", &md)?;
-    }
-    Ok(())
+    emit(
+        &report,
+        &report.to_markdown(),
+        args.json.as_deref(),
+        args.md.as_deref(),
+    )
 }
 
 /// `cx-bench kernel`.
@@ -439,15 +454,12 @@ fn kernel_command(args: &KernelArgs) -> Result<()> {
         repeat_ms: args.repeat_ms,
     };
     let report = run_kernel_bench(&options)?;
-    let md = report.to_markdown();
-    print!("{md}");
-    if let Some(path) = &args.json {
-        write_json(path, "--json", &report)?;
-    }
-    if let Some(path) = &args.md {
-        write_text(path, "--md", &md)?;
-    }
-    Ok(())
+    emit(
+        &report,
+        &report.to_markdown(),
+        args.json.as_deref(),
+        args.md.as_deref(),
+    )
 }
 
 /// `cx-bench engine`.
@@ -461,15 +473,12 @@ fn engine_command(args: &EngineArgs) -> Result<()> {
         progress: !args.quiet,
     };
     let report = run_engine_bench(&options)?;
-    let md = report.to_markdown();
-    print!("{md}");
-    if let Some(path) = &args.json {
-        write_json(path, "--json", &report)?;
-    }
-    if let Some(path) = &args.md {
-        write_text(path, "--md", &md)?;
-    }
-    Ok(())
+    emit(
+        &report,
+        &report.to_markdown(),
+        args.json.as_deref(),
+        args.md.as_deref(),
+    )
 }
 
 /// The command line as typed, each argument quoted where a shell needs it.

@@ -487,6 +487,28 @@ fn frequency_evicts_under_pressure_but_stays_bounded() {
 }
 
 #[test]
+fn a_slot_from_another_store_is_not_misread() {
+    let mut small = freq(8);
+    let mut large = freq(4096);
+    for user in 0..64u64 {
+        large.record(user, 1, 10, 1_000);
+    }
+    small.record(5, 1, 10, 1_000);
+    small.record(5, 1, 11, 1_000);
+    // A slot of the large store indexes past the small one's slots.
+    let slot = (0..64u64)
+        .filter_map(|u| large.user_slot(u).map(|s| (u, s)))
+        .find(|&(u, _)| u != 5)
+        .map(|(_, s)| s)
+        .expect("a slot");
+    assert_eq!(small.count_in(slot, 1, 12, 1_000), 0);
+    // And the small store's own slot for user 5 reads its two impressions.
+    let own = small.user_slot(5).expect("user 5 has entries");
+    assert_eq!(small.count_in(own, 1, 12, 1_000), 2);
+    assert_eq!(large.count_in(own, 1, 12, 1_000), 1);
+}
+
+#[test]
 fn frequency_count_does_not_mutate() {
     let mut s = freq(16);
     for i in 0..100u64 {
@@ -666,6 +688,7 @@ proptest! {
             stats: FrequencyStats::default(),
         };
         let mut now = 1_000u64;
+        let mut stale = None;
         for op in ops {
             match op {
                 FreqOp::Record(user, offer, w) => {
@@ -676,6 +699,20 @@ proptest! {
                     let before = s.clone();
                     let got = s.count(user, offer, now, w);
                     prop_assert_eq!(got, r.count(s.set_of(user), user, offer, now, w));
+                    // Through a slot found once: the same answer; and a
+                    // slot kept from earlier (`stale`, maybe given to
+                    // another user since) still answers for its own user.
+                    let by_slot = s.user_slot(user).map_or(0, |u| s.count_in(u, offer, now, w));
+                    prop_assert_eq!(by_slot, got);
+                    if let Some((stale_user, slot)) = stale {
+                        prop_assert_eq!(
+                            s.count_in(slot, offer, now, w),
+                            s.count(stale_user, offer, now, w)
+                        );
+                    }
+                    if let Some(slot) = s.user_slot(user) {
+                        stale = Some((user, slot));
+                    }
                     prop_assert_eq!(&s, &before);
                 }
                 FreqOp::Advance(dt) => now = now.saturating_add(dt),

@@ -82,6 +82,17 @@ pub struct FrequencyStats {
     pub len: usize,
 }
 
+/// Where a user's entries are in a [`FrequencyStore`], found once for a
+/// decision's many offers ([`FrequencyStore::user_slot`]) instead of once
+/// per offer. It names its user, so a slot the store has since given to
+/// another user (or a slot from another store) is found again, never
+/// misread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserSlot {
+    index: usize,
+    user_hash: u64,
+}
+
 /// Bounded impression counts per (user, offer) in fixed windows. See the
 /// [module docs](self).
 #[derive(Resource, Clone, Debug, PartialEq, Eq)]
@@ -138,8 +149,31 @@ impl FrequencyStore {
     /// that is current at `now_ns`: 0 if there is no entry or its window has
     /// ended. Read-only.
     pub fn count(&self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) -> u32 {
-        let Some(u) = self.find_user(user_hash) else {
-            return 0;
+        match self.user_slot(user_hash) {
+            Some(slot) => self.count_in(slot, offer, now_ns, window_ns),
+            None => 0,
+        }
+    }
+
+    /// The slot holding `user_hash`'s entries, if it has any. Read-only.
+    pub fn user_slot(&self, user_hash: u64) -> Option<UserSlot> {
+        self.find_user(user_hash)
+            .map(|index| UserSlot { index, user_hash })
+    }
+
+    /// [`count`](Self::count) of the user `slot` was found for: the same
+    /// answer, without looking the user up again. Read-only.
+    pub fn count_in(&self, slot: UserSlot, offer: u32, now_ns: u64, window_ns: u64) -> u32 {
+        let holds_user = slot.index < self.user.len()
+            && self.used[slot.index] != 0
+            && self.user[slot.index] == slot.user_hash;
+        let u = if holds_user {
+            slot.index
+        } else {
+            match self.find_user(slot.user_hash) {
+                Some(u) => u,
+                None => return 0,
+            }
         };
         match self.find_entry(u, offer) {
             Some(e) if !ended(self.window_start_ns[e], window_ns, now_ns) => self.count[e],

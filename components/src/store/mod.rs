@@ -46,7 +46,8 @@ pub use cache::{
     CACHE_WIDTH_MAX,
 };
 pub use frequency::{
-    mix64, FrequencyConfig, FrequencyStats, FrequencyStore, FREQUENCY_ENTRIES_MAX, OFFERS_PER_USER,
+    mix64, FrequencyConfig, FrequencyStats, FrequencyStore, UserSlot, FREQUENCY_ENTRIES_MAX,
+    OFFERS_PER_USER,
 };
 
 /// Entries per set in the set-associative stores.

@@ -12,7 +12,7 @@ use crate::config::DecideConfig;
 use cx_components::catalog::{self, Catalog, Ineligible};
 use cx_components::features::RequestContext;
 use cx_components::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
-use cx_components::store::{mix64, BudgetLedger, FrequencyStore};
+use cx_components::store::{mix64, BudgetLedger, FrequencyStore, UserSlot};
 
 /// Everything [`decide`] reads for one request.
 pub struct DecideInputs<'a> {
@@ -48,6 +48,10 @@ pub struct DecideInputs<'a> {
 pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
     out.reset(out.ticket, out.simulated);
     let segments = SegmentHashes::of(inputs.ctx);
+    // The user's frequency entries, looked up once for every offer.
+    let user = (inputs.user_hash != 0)
+        .then(|| inputs.frequency.user_slot(inputs.user_hash))
+        .flatten();
     out.source = inputs.source;
     let scored = matches!(
         inputs.source,
@@ -58,7 +62,7 @@ pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
             out.exclude(NoBidCause::ScoringFailed);
             continue;
         }
-        match consider_offer(inputs, &segments, i) {
+        match consider_offer(inputs, &segments, user, i) {
             Ok(offer) => {
                 out.eligible = out.eligible.saturating_add(1);
                 out.consider(offer, inputs.config.top_k);
@@ -74,6 +78,7 @@ pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
 fn consider_offer(
     inputs: &DecideInputs<'_>,
     segments: &SegmentHashes,
+    user: Option<UserSlot>,
     i: usize,
 ) -> Result<ChosenOffer, NoBidCause> {
     let catalog = inputs.catalog;
@@ -86,7 +91,7 @@ fn consider_offer(
     catalog
         .check_eligibility(i, inputs.ctx)
         .map_err(ineligible_cause)?;
-    let seen = impressions_seen(inputs, i);
+    let seen = impressions_seen(inputs, user, i);
     if let Some(cap) = catalog.frequency_cap(i) {
         if inputs.user_hash != 0 && seen >= cap.impressions {
             return Err(NoBidCause::FrequencyCapped);
@@ -199,15 +204,16 @@ fn flag(on: bool, bonus: f32) -> f32 {
     }
 }
 
-/// The user's impressions of offer `i` in its window (0 for an unknown user).
-fn impressions_seen(inputs: &DecideInputs<'_>, i: usize) -> u32 {
-    if inputs.user_hash == 0 {
+/// The user's impressions of offer `i` in its window (0 for an unknown
+/// user, or one with no entries: `user` is `None`).
+fn impressions_seen(inputs: &DecideInputs<'_>, user: Option<UserSlot>, i: usize) -> u32 {
+    let Some(user) = user else {
         return 0;
-    }
+    };
     let window_ns = window_s(inputs.catalog, inputs.config, i) * NS_PER_S;
     inputs
         .frequency
-        .count(inputs.user_hash, i as u32, inputs.now_ns, window_ns)
+        .count_in(user, i as u32, inputs.now_ns, window_ns)
 }
 
 /// The counting window of offer `i`: its frequency cap's, else the fatigue window.

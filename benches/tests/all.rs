@@ -102,7 +102,7 @@ fn quick_all_writes_every_output_and_each_parses_back() {
     );
     assert_eq!(summary.command, "tests/all.rs");
     assert!(summary.quick);
-    assert_eq!(summary.targets.len(), 6);
+    assert_eq!(summary.targets.len(), 7);
     assert!(
         summary
             .targets

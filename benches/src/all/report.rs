@@ -434,6 +434,32 @@ impl Parts<'_> {
         let mut targets = Vec::new();
 
         let reference = settings.reference_rate_per_s;
+        let (measured, ok) = match self.sweep.map(|s| (s, s.capacity_per_s())) {
+            Some((_, Some(capacity))) => (
+                format!(
+                    "capacity {}/s (the sweep's highest achieved rate once a step saturated the server)",
+                    kilo(capacity)
+                ),
+                Some(capacity >= reference * 0.999),
+            ),
+            Some((s, None)) => {
+                let top = s.steps.last().map_or(0.0, |st| st.report.achieved_rate_per_s);
+                (
+                    format!(
+                        "no step saturated the server; it kept up with every rate offered, up to {}/s",
+                        kilo(top)
+                    ),
+                    Some(top >= reference * 0.999),
+                )
+            }
+            None => (not_run("the sweep"), None),
+        };
+        targets.push(Target {
+            target: format!(">= {}/s, whatever the latency (the sweep)", kilo(reference)),
+            measured,
+            status: judge(ok),
+        });
+
         let (measured, ok) = match self.sweep {
             Some(s) => match (s.best_rate_per_s, s.best_achieved_rate_per_s) {
                 (Some(best), Some(achieved)) => (

@@ -242,8 +242,9 @@ pub fn run_stall_probe(options: &StallOptions) -> Result<StallReport> {
 
 /// Times work units for `options.duration_ms` on the calling thread:
 /// each window's mean unit time, the fastest unit and the units timed
-/// (the core fields are left for the caller). A unit is tallied in the window it ends in; windows a
-/// long unit spanned without ending one take that unit's time.
+/// (the core fields are left for the caller). A unit is tallied in the
+/// window it ends in; windows a long unit spanned without ending one take
+/// that unit's time.
 fn probe_one_core(options: &StallOptions) -> CoreRun {
     let words: Vec<u64> = (0..UNIT_WORDS as u64)
         .map(|i| i.wrapping_mul(0x9E37_79B9))

@@ -477,7 +477,8 @@ impl StallReport {
         let _ = writeln!(
             md,
             "Fluid-queue estimate of the wait these windows alone would cause a server loaded to a share of its capacity \
-             (`queue_delay_ms`; the server's own work and the network not counted), ms:\n"
+             (`queue_delay_ms`; the server's own work and the network not counted; a coarse model that gives \
+             the scale, and has erred high against measured servers), ms:\n"
         );
         let _ = writeln!(md, "| core | load | wait p99 | p99.9 | max |");
         let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");

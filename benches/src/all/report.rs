@@ -662,7 +662,7 @@ impl AllReport {
                 );
                 let _ = writeln!(
                     md,
-                    "\nHalf load is {:.0}% of the server's capacity (the sweep's highest achieved rate). A fluid queue replaying the first core's windows at that load waits p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, from the machine alone; the server's measured p99 at half load: {measured}.\n",
+                    "\nHalf load is {:.0}% of the server's capacity (the sweep's highest achieved rate). A fluid queue replaying the first core's windows at that load waits p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, from the machine alone (a coarse model: 10 ms windows, none of the server's own work; it gives the scale, and has erred high); the server's measured p99 at half load: {measured}.\n",
                     100.0 * u,
                     wait.delay_ms_p99,
                     wait.delay_ms_p999,

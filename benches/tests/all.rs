@@ -18,40 +18,18 @@ use cx_benches::kernel_bench::KernelBenchReport;
 use cx_benches::load::SweepReport;
 use cx_benches::stall::StallReport;
 use serde::de::DeserializeOwned;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+
+mod common;
+use common::{cx_bench, path, scratch};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// A folder of its own for one test's files, emptied first.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cx-bench-all-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch folder");
-    dir
-}
 
 fn read<T: DeserializeOwned>(path: &Path) -> T {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{} exists: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} parses back: {e}", path.display()))
-}
-
-fn cx_bench(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_cx-bench"))
-        .args(args)
-        .output()
-        .expect("cx-bench runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 scratch path")
 }
 
 #[test]

@@ -17,7 +17,9 @@ use cx_engine::components::protocol::ErrorCode;
 use cx_server::config::ServerConfig;
 use cx_server::serve::Server;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
+use common::{cx_bench, path, scratch};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -53,12 +55,21 @@ fn short_load(server: &Server) -> LoadConfig {
     }
 }
 
-/// A folder of its own for one test's files, emptied first.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cx-bench-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch folder");
-    dir
+/// A sweep of three short steps (300, 540 and 900 requests/s) over one
+/// connection against `server`.
+fn short_sweep(server: &Server) -> SweepConfig {
+    SweepConfig {
+        load: LoadConfig {
+            warmup_s: 0.05,
+            connections: 1,
+            ..short_load(server)
+        },
+        start_rate_per_s: 300.0,
+        max_rate_per_s: 900.0,
+        step_factor: 1.8,
+        step_s: 0.2,
+        ..SweepConfig::default()
+    }
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -97,18 +108,6 @@ fn check_report(report: &LoadReport) {
     let json = serde_json::to_string(report).expect("serialize");
     let back: LoadReport = serde_json::from_str(&json).expect("deserialize");
     assert_eq!(&back, report, "the report round-trips through JSON");
-}
-
-fn cx_bench(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_cx-bench"))
-        .args(args)
-        .output()
-        .expect("cx-bench runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 // ---------------------------------------------------------------------------
@@ -304,19 +303,10 @@ fn a_sweep_writes_json_and_svg_and_compares_with_an_earlier_one() {
     let server = start_server();
     let dir = scratch("sweep");
     let config = SweepConfig {
-        load: LoadConfig {
-            warmup_s: 0.05,
-            connections: 1,
-            ..short_load(&server)
-        },
-        start_rate_per_s: 300.0,
-        max_rate_per_s: 900.0,
-        step_factor: 1.8,
-        step_s: 0.2,
         // Generous, so that a slow debug build still passes every step.
         slo_us: 10_000_000.0,
         failed_ratio_max: 1.0,
-        ..SweepConfig::default()
+        ..short_sweep(&server)
     };
     assert_eq!(config.rates().expect("rates"), vec![300.0, 540.0, 900.0]);
     let mut seen = 0;
@@ -386,19 +376,10 @@ fn a_sweep_writes_json_and_svg_and_compares_with_an_earlier_one() {
 fn a_sweep_goes_on_past_a_miss_when_asked() {
     let server = start_server();
     let config = SweepConfig {
-        load: LoadConfig {
-            warmup_s: 0.05,
-            connections: 1,
-            ..short_load(&server)
-        },
-        start_rate_per_s: 300.0,
-        max_rate_per_s: 900.0,
-        step_factor: 1.8,
-        step_s: 0.2,
         // Impossible: every step misses.
         slo_us: 0.001,
         stop_after_misses: 2,
-        ..SweepConfig::default()
+        ..short_sweep(&server)
     };
     let sweep = run_sweep(&config, |_| {}).expect("the sweep runs");
     stop(server);
@@ -407,10 +388,6 @@ fn a_sweep_goes_on_past_a_miss_when_asked() {
     assert!((1..=2).contains(&sweep.steps.len()), "{sweep:#?}");
     assert!(sweep.steps.iter().all(|s| !s.within_slo));
     assert_eq!(sweep.best_rate_per_s, None);
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 scratch path")
 }
 
 // ---------------------------------------------------------------------------

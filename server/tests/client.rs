@@ -203,6 +203,14 @@ fn error(response: &Response) -> (ErrorCode, &str) {
 
 /// One decided impression per `imp`, in order, and every offer's factors
 /// summing to its score.
+/// The pong answering request `request_id` with `nonce`.
+fn pong(request_id: u64, nonce: u64) -> Response {
+    Response {
+        request_id,
+        body: ResponseBody::Pong(nonce),
+    }
+}
+
 fn check_decision(request: &Value, decision: &DecisionResponse) {
     let imp_ids: Vec<&str> = request["imp"]
         .as_array()
@@ -504,14 +512,8 @@ fn recoverable_bad_frames_are_skipped() {
         other => panic!("{other:?}"),
     }
     expect_protocol(client.recv(), 8);
-    let pong = client.recv().expect("the pong after the bad frames");
-    assert_eq!(
-        pong,
-        Response {
-            request_id: 1,
-            body: ResponseBody::Pong(0xabc)
-        }
-    );
+    let answer = client.recv().expect("the pong after the bad frames");
+    assert_eq!(answer, pong(1, 0xabc));
 }
 
 #[test]
@@ -662,14 +664,8 @@ fn a_read_timeout_on_the_reader_loses_nothing() {
     reader
         .set_read_timeout(Some(TIMEOUT))
         .expect("read timeout");
-    let pong = reader.recv().expect("the answer after the timeout");
-    assert_eq!(
-        pong,
-        Response {
-            request_id: 1,
-            body: ResponseBody::Pong(5)
-        }
-    );
+    let answer = reader.recv().expect("the answer after the timeout");
+    assert_eq!(answer, pong(1, 5));
 }
 
 // ---------------------------------------------------------------------------

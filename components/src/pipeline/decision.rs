@@ -233,7 +233,11 @@ impl ChosenOffer {
 
 /// The engine's answer for one request: up to `top_k` offers, best first,
 /// or none with the cause.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+///
+/// The offers live in a fixed array (no allocation per request); entries
+/// past the chosen ones are leftovers, never read, and not compared by
+/// `==`.
+#[derive(Component, Clone, Copy, Debug, Default)]
 pub struct Decision {
     /// The request's ticket.
     pub ticket: Ticket,
@@ -258,13 +262,26 @@ impl Decision {
         &self.offers[..usize::from(self.len)]
     }
 
-    /// Clears the decision for `ticket`, keeping the storage.
+    /// Clears the decision for `ticket`, keeping the storage. Only the
+    /// header is written, not the array of offers (most of the struct).
     pub fn reset(&mut self, ticket: Ticket, simulated: bool) {
-        *self = Self {
-            ticket,
-            simulated,
-            ..Self::default()
-        };
+        let Self {
+            ticket: t,
+            offers: _,
+            len,
+            no_bid,
+            source,
+            simulated: s,
+            excluded,
+            eligible,
+        } = self;
+        *t = ticket;
+        *len = 0;
+        *no_bid = None;
+        *source = ScoreSource::default();
+        *s = simulated;
+        *excluded = [0; NoBidCause::COUNT];
+        *eligible = 0;
     }
 
     /// Offers `offer` to a top-`k` list kept best first (`k` at most
@@ -308,6 +325,30 @@ impl Decision {
             }
         }
         self.no_bid = Some(best.0);
+    }
+}
+
+impl PartialEq for Decision {
+    /// Equal when everything read through the API is: the chosen offers
+    /// compare as a slice, so leftovers past them do not count.
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            ticket,
+            offers: _,
+            len: _,
+            no_bid,
+            source,
+            simulated,
+            excluded,
+            eligible,
+        } = self;
+        *ticket == other.ticket
+            && self.offers() == other.offers()
+            && *no_bid == other.no_bid
+            && *source == other.source
+            && *simulated == other.simulated
+            && *excluded == other.excluded
+            && *eligible == other.eligible
     }
 }
 
@@ -361,6 +402,33 @@ mod tests {
         d.consider(offer(1, 0.2), 1);
         d.settle();
         assert_eq!(d.no_bid, None);
+    }
+
+    #[test]
+    fn a_reset_decision_equals_a_fresh_one_whatever_it_held() {
+        let mut used = Decision::default();
+        for id in 0..5 {
+            used.consider(offer(id, id as f32), 3);
+        }
+        used.exclude(NoBidCause::BelowFloor);
+        used.eligible = 5;
+        used.source = ScoreSource::Model;
+        used.settle();
+        let ticket = Ticket(7);
+        used.reset(ticket, true);
+        let fresh = Decision {
+            ticket,
+            simulated: true,
+            ..Decision::default()
+        };
+        assert!(used.offers().is_empty());
+        assert_eq!(used, fresh, "leftover offers past len are not compared");
+        // The chosen offers are compared.
+        used.consider(offer(1, 0.5), 3);
+        assert_ne!(used, fresh);
+        let mut other = fresh;
+        other.consider(offer(2, 0.5), 3);
+        assert_ne!(used, other);
     }
 
     #[test]

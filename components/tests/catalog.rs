@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cx_components::catalog::{
     category_covers, item_hash, limits, Catalog, Channels, FrequencyCap, Ineligible, OfferSpec,
+    PageCategoryKeys, PAGE_CATEGORY_KEYS_MAX,
 };
 use cx_components::features::{DeviceType, RequestContext};
 use cx_components::{Error, Generator, SynthConfig, SynthRow};
@@ -888,11 +889,19 @@ fn categories_match_by_iab_prefix_at_dash_boundaries() {
             categories: page.iter().map(|s| s.to_string()).collect(),
             ..RequestContext::default()
         };
+        let keys = PageCategoryKeys::of(&ctx);
+        assert!(!keys.overflowed());
         for (i, &want) in expected.iter().enumerate() {
             assert_eq!(
                 c.category_match(i, &ctx),
                 want,
                 "offer {} vs {page:?}",
+                i + 1
+            );
+            assert_eq!(
+                c.category_match_keys(i, &keys),
+                want,
+                "offer {} vs {page:?} by keys",
                 i + 1
             );
         }
@@ -982,10 +991,12 @@ fn the_hot_path_allocates_nothing() {
     let info = allocation_counter::measure(|| {
         for _ in 0..20 {
             for ctx in &contexts {
+                let keys = PageCategoryKeys::of(ctx);
                 for i in 0..c.len() {
                     tally[0] += usize::from(c.check_eligibility(i, ctx).is_ok());
                     tally[1] += usize::from(c.segment_match(i, ctx));
                     tally[2] += usize::from(c.category_match(i, ctx));
+                    tally[2] += usize::from(c.category_match_keys(i, &keys));
                     tally[3] += usize::from(c.segment_match_hashes(i, &hashes));
                     tally[4] += c.index_of(c.ids()[i]).unwrap_or(0);
                     let view = c.offer(i);
@@ -1303,4 +1314,59 @@ proptest! {
             prop_assert_eq!(Catalog::from_toml_str(&c.to_toml()).unwrap(), c);
         }
     }
+}
+
+/// A category-like string: `-`-separated parts of letters and digits,
+/// sometimes with a stray `-` (page categories are not validated).
+fn page_category() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::collection::vec(prop_oneof![Just("IAB1"), Just("IAB12"), Just("2"), Just("x")], 1..5)
+            .prop_map(|parts| parts.join("-")),
+        1 => "[IAB0-9-]{0,12}",
+    ]
+}
+
+proptest! {
+    /// Keys taken once per request give the string comparison's answer for
+    /// every offer: ragged lists, empty ones, stray dashes, and requests
+    /// with more prefixes than the keys hold.
+    #[test]
+    fn category_keys_agree_with_strings(
+        offers in prop::collection::vec(
+            prop::sample::subsequence(vec!["IAB1", "IAB1-2", "IAB12", "IAB1-2-x", "2"], 0..4),
+            1..6,
+        ),
+        page in prop::collection::vec(page_category(), 0..40),
+    ) {
+        let specs = offers.iter().enumerate().map(|(k, cats)| OfferSpec {
+            categories: cats.iter().map(|c| c.to_string()).collect(),
+            ..OfferSpec::new(k as u64 + 1)
+        });
+        let c = Catalog::from_offers(specs.collect()).unwrap();
+        let ctx = RequestContext { categories: page, ..RequestContext::default() };
+        let keys = PageCategoryKeys::of(&ctx);
+        for i in 0..c.len() {
+            prop_assert_eq!(c.category_match_keys(i, &keys), c.category_match(i, &ctx), "offer {}", i);
+        }
+    }
+}
+
+#[test]
+fn category_keys_past_their_limit_fall_back_to_strings() {
+    let c = Catalog::from_offers(vec![OfferSpec {
+        categories: vec!["IAB9-1".into()],
+        ..OfferSpec::new(1)
+    }])
+    .unwrap();
+    // Every page category gives 4 prefixes; the match is in the last one.
+    let mut categories = vec!["a-b-c-d".to_string(); PAGE_CATEGORY_KEYS_MAX / 4];
+    categories.push("IAB9-1-7".into());
+    let ctx = RequestContext {
+        categories,
+        ..RequestContext::default()
+    };
+    let keys = PageCategoryKeys::of(&ctx);
+    assert!(keys.overflowed());
+    assert!(c.category_match(0, &ctx));
+    assert!(c.category_match_keys(0, &keys));
 }

@@ -487,25 +487,25 @@ fn frequency_evicts_under_pressure_but_stays_bounded() {
 }
 
 #[test]
-fn a_slot_from_another_store_is_not_misread() {
-    let mut small = freq(8);
-    let mut large = freq(4096);
-    for user in 0..64u64 {
-        large.record(user, 1, 10, 1_000);
-    }
-    small.record(5, 1, 10, 1_000);
-    small.record(5, 1, 11, 1_000);
-    // A slot of the large store indexes past the small one's slots.
-    let slot = (0..64u64)
-        .filter_map(|u| large.user_slot(u).map(|s| (u, s)))
-        .find(|&(u, _)| u != 5)
-        .map(|(_, s)| s)
-        .expect("a slot");
-    assert_eq!(small.count_in(slot, 1, 12, 1_000), 0);
-    // And the small store's own slot for user 5 reads its two impressions.
-    let own = small.user_slot(5).expect("user 5 has entries");
-    assert_eq!(small.count_in(own, 1, 12, 1_000), 2);
-    assert_eq!(large.count_in(own, 1, 12, 1_000), 1);
+fn user_entries_answer_for_their_user_as_of_the_snapshot() {
+    let mut s = freq(64);
+    let w = 1_000;
+    s.record(5, 1, 10, w);
+    s.record(5, 1, 11, w);
+    s.record(5, 3, 12, w);
+    s.record(6, 1, 12, w);
+    let five = s.user_entries(5);
+    assert!(!five.is_empty());
+    assert_eq!(five.count(1, 20, w), 2);
+    assert_eq!(five.count(3, 20, w), 1);
+    assert_eq!(five.count(2, 20, w), 0, "an offer the user never saw");
+    assert_eq!(five.count(1, 10 + w, w), 0, "the window has ended");
+    assert_eq!(s.user_entries(6).count(1, 20, w), 1);
+    assert!(s.user_entries(7).is_empty(), "a user the store does not hold");
+    // A snapshot: later impressions are not in it, and a new one sees them.
+    s.record(5, 1, 30, w);
+    assert_eq!(five.count(1, 40, w), 2);
+    assert_eq!(s.user_entries(5).count(1, 40, w), 3);
 }
 
 #[test]
@@ -688,7 +688,6 @@ proptest! {
             stats: FrequencyStats::default(),
         };
         let mut now = 1_000u64;
-        let mut stale = None;
         for op in ops {
             match op {
                 FreqOp::Record(user, offer, w) => {
@@ -699,20 +698,8 @@ proptest! {
                     let before = s.clone();
                     let got = s.count(user, offer, now, w);
                     prop_assert_eq!(got, r.count(s.set_of(user), user, offer, now, w));
-                    // Through a slot found once: the same answer; and a
-                    // slot kept from earlier (`stale`, maybe given to
-                    // another user since) still answers for its own user.
-                    let by_slot = s.user_slot(user).map_or(0, |u| s.count_in(u, offer, now, w));
-                    prop_assert_eq!(by_slot, got);
-                    if let Some((stale_user, slot)) = stale {
-                        prop_assert_eq!(
-                            s.count_in(slot, offer, now, w),
-                            s.count(stale_user, offer, now, w)
-                        );
-                    }
-                    if let Some(slot) = s.user_slot(user) {
-                        stale = Some((user, slot));
-                    }
+                    // Through the user's entries copied once: the same answer.
+                    prop_assert_eq!(s.user_entries(user).count(offer, now, w), got);
                     prop_assert_eq!(&s, &before);
                 }
                 FreqOp::Advance(dt) => now = now.saturating_add(dt),

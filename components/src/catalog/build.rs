@@ -438,6 +438,7 @@ impl Builder {
                 segments: Vec::new(),
                 category_span: Vec::with_capacity(n),
                 categories: Vec::new(),
+                category_hashes: Vec::new(),
                 frequency_cap: Vec::with_capacity(n),
                 daily_budget: Vec::with_capacity(n),
                 names: Vec::with_capacity(n),
@@ -490,8 +491,10 @@ impl Builder {
         c.segment_span.push(span_since(start, c.segments.len()));
 
         let start = c.categories.len();
-        c.categories
-            .extend(offer.categories.iter().map(|s| s.as_str().into()));
+        for category in &offer.categories {
+            c.category_hashes.push(item_hash(category));
+            c.categories.push(category.as_str().into());
+        }
         c.category_span.push(span_since(start, c.categories.len()));
 
         c.frequency_cap.push(offer.frequency_cap);

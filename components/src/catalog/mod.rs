@@ -252,6 +252,8 @@ pub struct Catalog {
     segments: Vec<Box<str>>,
     category_span: Vec<Span>,
     categories: Vec<Box<str>>,
+    /// [`item_hash`] of each of `categories`.
+    category_hashes: Vec<u64>,
     frequency_cap: Vec<Option<FrequencyCap>>,
     daily_budget: Vec<Option<f64>>,
     names: Vec<String>,
@@ -418,9 +420,27 @@ impl Catalog {
         !hashes.is_empty() && segment_hashes.iter().any(|h| hashes.contains(h))
     }
 
+    /// [`Self::category_match`] from the request's keys, taken once for
+    /// many offers: offer `i`'s category hashes are looked up among the
+    /// keys, and a hit is confirmed by comparing the strings, so the answer
+    /// is always the same. Allocates nothing.
+    pub fn category_match_keys(&self, i: usize, keys: &PageCategoryKeys<'_>) -> bool {
+        if keys.overflowed {
+            return self.category_match(i, keys.ctx);
+        }
+        let span = self.category_span[i].range();
+        let keys_hit = self.category_hashes[span]
+            .iter()
+            .any(|h| keys.as_slice().contains(h));
+        keys_hit && self.category_match(i, keys.ctx)
+    }
+
     /// Whether one of offer `i`'s categories covers one of the first
     /// [`limits::CONTEXT_ITEMS_MAX`] page categories, by [`category_covers`]
     /// (false when the offer lists none). Allocates nothing.
+    ///
+    /// This compares strings for every pair; a loop over many offers should
+    /// take [`PageCategoryKeys`] once and call [`Self::category_match_keys`].
     pub fn category_match(&self, i: usize, ctx: &RequestContext) -> bool {
         let offer_categories = &self.categories[self.category_span[i].range()];
         !offer_categories.is_empty()
@@ -429,6 +449,77 @@ impl Catalog {
                 .iter()
                 .take(limits::CONTEXT_ITEMS_MAX)
                 .any(|page| offer_categories.iter().any(|c| category_covers(c, page)))
+    }
+}
+
+/// Most keys a [`PageCategoryKeys`] holds. A request with more (page
+/// categories of many `-` parts) is matched by strings instead.
+pub const PAGE_CATEGORY_KEYS_MAX: usize = 64;
+
+/// A request's page categories as [`Catalog::category_match_keys`] reads
+/// them, taken once per request: the [`item_hash`] of every prefix of each
+/// of the first [`limits::CONTEXT_ITEMS_MAX`] page categories that ends
+/// where a `-` starts or at the category's end (`IAB1-2` gives `IAB1` and
+/// `IAB1-2`). An offer category covers a page category exactly when it
+/// equals one of that category's prefixes ([`category_covers`]); prefixes
+/// longer than [`limits::CATEGORY_BYTES_MAX`] cannot and are skipped.
+///
+/// A fixed array on the stack, not a `Vec`: the decide stage takes one per
+/// request and must not allocate.
+pub struct PageCategoryKeys<'a> {
+    ctx: &'a RequestContext,
+    hashes: [u64; PAGE_CATEGORY_KEYS_MAX],
+    len: usize,
+    /// More prefixes than [`PAGE_CATEGORY_KEYS_MAX`]: match by strings.
+    overflowed: bool,
+}
+
+impl<'a> PageCategoryKeys<'a> {
+    /// The keys of `ctx`'s page categories.
+    pub fn of(ctx: &'a RequestContext) -> Self {
+        let mut keys = Self {
+            ctx,
+            hashes: [0; PAGE_CATEGORY_KEYS_MAX],
+            len: 0,
+            overflowed: false,
+        };
+        for page in ctx.categories.iter().take(limits::CONTEXT_ITEMS_MAX) {
+            let bytes = page.as_bytes();
+            let ends = bytes
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b'-')
+                .map(|(j, _)| j)
+                .chain(std::iter::once(bytes.len()));
+            for end in ends.take_while(|&end| end <= limits::CATEGORY_BYTES_MAX) {
+                if end > 0 {
+                    keys.push(xxhash_rust::xxh3::xxh3_64(&bytes[..end]));
+                }
+            }
+        }
+        keys
+    }
+
+    fn push(&mut self, hash: u64) {
+        match self.hashes.get_mut(self.len) {
+            Some(slot) => {
+                *slot = hash;
+                self.len += 1;
+            }
+            None => self.overflowed = true,
+        }
+    }
+
+    /// The prefix hashes, in page order; incomplete when
+    /// [`Self::overflowed`].
+    pub fn as_slice(&self) -> &[u64] {
+        &self.hashes[..self.len]
+    }
+
+    /// Whether the request had more prefixes than [`PAGE_CATEGORY_KEYS_MAX`]
+    /// (matching then compares strings).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
     }
 }
 

@@ -82,15 +82,32 @@ pub struct FrequencyStats {
     pub len: usize,
 }
 
-/// Where a user's entries are in a [`FrequencyStore`], found once for a
-/// decision's many offers ([`FrequencyStore::user_slot`]) instead of once
-/// per offer. It names its user, so a slot the store has since given to
-/// another user (or a slot from another store) is found again, never
-/// misread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UserSlot {
-    index: usize,
-    user_hash: u64,
+/// A copy of one user's entries in use (at most [`OFFERS_PER_USER`]),
+/// taken once for a decision's many offers
+/// ([`FrequencyStore::user_entries`]) so that each offer's question scans
+/// a few values on the stack instead of the store's arrays. A snapshot: it
+/// does not see impressions recorded after it was taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserEntries {
+    offer: [u32; OFFERS_PER_USER],
+    count: [u32; OFFERS_PER_USER],
+    window_start_ns: [u64; OFFERS_PER_USER],
+    len: usize,
+}
+
+impl UserEntries {
+    /// [`FrequencyStore::count`] for this user, as of the snapshot.
+    pub fn count(&self, offer: u32, now_ns: u64, window_ns: u64) -> u32 {
+        match self.offer[..self.len].iter().position(|&o| o == offer) {
+            Some(k) if !ended(self.window_start_ns[k], window_ns, now_ns) => self.count[k],
+            _ => 0,
+        }
+    }
+
+    /// Whether the user had no entry in use (every count is then 0).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Bounded impression counts per (user, offer) in fixed windows. See the
@@ -149,36 +166,31 @@ impl FrequencyStore {
     /// that is current at `now_ns`: 0 if there is no entry or its window has
     /// ended. Read-only.
     pub fn count(&self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) -> u32 {
-        match self.user_slot(user_hash) {
-            Some(slot) => self.count_in(slot, offer, now_ns, window_ns),
-            None => 0,
-        }
-    }
-
-    /// The slot holding `user_hash`'s entries, if it has any. Read-only.
-    pub fn user_slot(&self, user_hash: u64) -> Option<UserSlot> {
-        self.find_user(user_hash)
-            .map(|index| UserSlot { index, user_hash })
-    }
-
-    /// [`count`](Self::count) of the user `slot` was found for: the same
-    /// answer, without looking the user up again. Read-only.
-    pub fn count_in(&self, slot: UserSlot, offer: u32, now_ns: u64, window_ns: u64) -> u32 {
-        let holds_user = slot.index < self.user.len()
-            && self.used[slot.index] != 0
-            && self.user[slot.index] == slot.user_hash;
-        let u = if holds_user {
-            slot.index
-        } else {
-            match self.find_user(slot.user_hash) {
-                Some(u) => u,
-                None => return 0,
-            }
+        let Some(u) = self.find_user(user_hash) else {
+            return 0;
         };
         match self.find_entry(u, offer) {
             Some(e) if !ended(self.window_start_ns[e], window_ns, now_ns) => self.count[e],
             _ => 0,
         }
+    }
+
+    /// A snapshot of `user_hash`'s entries in use, for asking about many
+    /// offers at once (empty for a user the store does not hold).
+    /// Read-only; allocates nothing.
+    pub fn user_entries(&self, user_hash: u64) -> UserEntries {
+        let mut out = UserEntries::default();
+        let Some(u) = self.find_user(user_hash) else {
+            return out;
+        };
+        let block = u * OFFERS_PER_USER..(u + 1) * OFFERS_PER_USER;
+        for e in block.filter(|&e| self.count[e] != 0) {
+            out.offer[out.len] = self.offer[e];
+            out.count[out.len] = self.count[e];
+            out.window_start_ns[out.len] = self.window_start_ns[e];
+            out.len += 1;
+        }
+        out
     }
 
     /// Records one impression of `offer` to `user_hash` at `now_ns`, opening a

@@ -46,7 +46,7 @@ pub use cache::{
     CACHE_WIDTH_MAX,
 };
 pub use frequency::{
-    mix64, FrequencyConfig, FrequencyStats, FrequencyStore, UserSlot, FREQUENCY_ENTRIES_MAX,
+    mix64, FrequencyConfig, FrequencyStats, FrequencyStore, UserEntries, FREQUENCY_ENTRIES_MAX,
     OFFERS_PER_USER,
 };
 

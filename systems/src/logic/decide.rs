@@ -9,10 +9,10 @@
 
 use super::NS_PER_S;
 use crate::config::DecideConfig;
-use cx_components::catalog::{self, Catalog, Ineligible};
+use cx_components::catalog::{self, Catalog, Ineligible, PageCategoryKeys};
 use cx_components::features::RequestContext;
 use cx_components::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
-use cx_components::store::{mix64, BudgetLedger, FrequencyStore, UserSlot};
+use cx_components::store::{mix64, BudgetLedger, FrequencyStore, UserEntries};
 
 /// Everything [`decide`] reads for one request.
 pub struct DecideInputs<'a> {
@@ -47,11 +47,7 @@ pub struct DecideInputs<'a> {
 /// Decides one request into `out` (reset first). Reads state, changes none.
 pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
     out.reset(out.ticket, out.simulated);
-    let segments = SegmentHashes::of(inputs.ctx);
-    // The user's frequency entries, looked up once for every offer.
-    let user = (inputs.user_hash != 0)
-        .then(|| inputs.frequency.user_slot(inputs.user_hash))
-        .flatten();
+    let keys = RequestKeys::of(inputs);
     out.source = inputs.source;
     let scored = matches!(
         inputs.source,
@@ -62,7 +58,7 @@ pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
             out.exclude(NoBidCause::ScoringFailed);
             continue;
         }
-        match consider_offer(inputs, &segments, user, i) {
+        match consider_offer(inputs, &keys, i) {
             Ok(offer) => {
                 out.eligible = out.eligible.saturating_add(1);
                 out.consider(offer, inputs.config.top_k);
@@ -77,8 +73,7 @@ pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
 /// frequency cap, floor, budget; then its score and explanation.
 fn consider_offer(
     inputs: &DecideInputs<'_>,
-    segments: &SegmentHashes,
-    user: Option<UserSlot>,
+    keys: &RequestKeys<'_>,
     i: usize,
 ) -> Result<ChosenOffer, NoBidCause> {
     let catalog = inputs.catalog;
@@ -91,7 +86,7 @@ fn consider_offer(
     catalog
         .check_eligibility(i, inputs.ctx)
         .map_err(ineligible_cause)?;
-    let seen = impressions_seen(inputs, user, i);
+    let seen = impressions_seen(inputs, keys.user.as_ref(), i);
     if let Some(cap) = catalog.frequency_cap(i) {
         if inputs.user_hash != 0 && seen >= cap.impressions {
             return Err(NoBidCause::FrequencyCapped);
@@ -106,7 +101,25 @@ fn consider_offer(
     if !inputs.budget.can_spend(i, bid_cpm / 1000.0, inputs.now_ns) {
         return Err(NoBidCause::BudgetExhausted);
     }
-    Ok(score_offer(inputs, segments, i, p, seen, bid_cpm))
+    Ok(score_offer(inputs, keys, i, p, seen, bid_cpm))
+}
+
+/// What every offer's rules read of the request, taken once per request.
+struct RequestKeys<'a> {
+    segments: SegmentHashes,
+    categories: PageCategoryKeys<'a>,
+    /// The user's frequency entries (`None`: unknown user).
+    user: Option<UserEntries>,
+}
+
+impl<'a> RequestKeys<'a> {
+    fn of(inputs: &DecideInputs<'a>) -> Self {
+        Self {
+            segments: SegmentHashes::of(inputs.ctx),
+            categories: PageCategoryKeys::of(inputs.ctx),
+            user: (inputs.user_hash != 0).then(|| inputs.frequency.user_entries(inputs.user_hash)),
+        }
+    }
 }
 
 /// The request's segments hashed once ([`catalog::item_hash`]), for every
@@ -143,7 +156,7 @@ impl SegmentHashes {
 /// The blend and the explanation of an eligible offer.
 fn score_offer(
     inputs: &DecideInputs<'_>,
-    segments: &SegmentHashes,
+    keys: &RequestKeys<'_>,
     i: usize,
     p: f32,
     seen: u32,
@@ -175,12 +188,15 @@ fn score_offer(
     // In FACTOR_KINDS order.
     let factors = [
         flag(
-            catalog.segment_match_hashes(i, segments.as_slice()),
+            catalog.segment_match_hashes(i, keys.segments.as_slice()),
             config.segment_bonus,
         ),
         // `0 - x`, not `-x`: no fatigue is +0, not -0 (which JSON would show).
         0.0 - config.fatigue_weight * fatigue,
-        flag(catalog.category_match(i, inputs.ctx), config.context_bonus),
+        flag(
+            catalog.category_match_keys(i, &keys.categories),
+            config.context_bonus,
+        ),
         model_prediction,
         config.boost_weight * catalog.boost()[i],
         config.exploration_weight * exploration_draw(inputs.seed, inputs.ticket, offer_id),
@@ -206,14 +222,14 @@ fn flag(on: bool, bonus: f32) -> f32 {
 
 /// The user's impressions of offer `i` in its window (0 for an unknown
 /// user, or one with no entries: `user` is `None`).
-fn impressions_seen(inputs: &DecideInputs<'_>, user: Option<UserSlot>, i: usize) -> u32 {
-    let Some(user) = user else {
-        return 0;
-    };
-    let window_ns = window_s(inputs.catalog, inputs.config, i) * NS_PER_S;
-    inputs
-        .frequency
-        .count_in(user, i as u32, inputs.now_ns, window_ns)
+fn impressions_seen(inputs: &DecideInputs<'_>, user: Option<&UserEntries>, i: usize) -> u32 {
+    match user {
+        Some(user) if !user.is_empty() => {
+            let window_ns = window_s(inputs.catalog, inputs.config, i) * NS_PER_S;
+            user.count(i as u32, inputs.now_ns, window_ns)
+        }
+        _ => 0,
+    }
 }
 
 /// The counting window of offer `i`: its frequency cap's, else the fatigue window.

@@ -501,7 +501,10 @@ fn user_entries_answer_for_their_user_as_of_the_snapshot() {
     assert_eq!(five.count(2, 20, w), 0, "an offer the user never saw");
     assert_eq!(five.count(1, 10 + w, w), 0, "the window has ended");
     assert_eq!(s.user_entries(6).count(1, 20, w), 1);
-    assert!(s.user_entries(7).is_empty(), "a user the store does not hold");
+    assert!(
+        s.user_entries(7).is_empty(),
+        "a user the store does not hold"
+    );
     // A snapshot: later impressions are not in it, and a new one sees them.
     s.record(5, 1, 30, w);
     assert_eq!(five.count(1, 40, w), 2);

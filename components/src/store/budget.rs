@@ -146,7 +146,12 @@ impl BudgetLedger {
     /// Whether [`spend`](Self::spend) would accept `amount` now. False for an
     /// offer outside the ledger or an invalid amount.
     pub fn can_spend(&self, offer: usize, amount: f64, now_ns: u64) -> bool {
-        self.check(offer, amount, now_ns).is_ok()
+        match self.budget_micros.get(offer) {
+            // Decide asks this of every offer; most have no budget, and
+            // then only the amount's validity (`amount_micros`) matters.
+            Some(&UNLIMITED) => (0.0..=BUDGET_MAX).contains(&amount),
+            _ => self.check(offer, amount, now_ns).is_ok(),
+        }
     }
 
     /// Records `amount` (currency units, rounded up to a whole micro) against

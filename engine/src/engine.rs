@@ -20,7 +20,7 @@ use cx_components::store::{BudgetLedger, DecisionCache, FrequencyStore};
 use cx_components::{ModelId, SnnModel};
 use cx_systems::resources::{
     Counters, Egress, FallbackScorer, Ingress, Latencies, Schema, Scoring, Seed, ServingModel,
-    Submission, TickClock, WallClock,
+    SpareContexts, Submission, TickClock, WallClock,
 };
 use hdrhistogram::Histogram;
 use std::path::{Path, PathBuf};
@@ -302,6 +302,7 @@ impl Resolved {
         let port = Port::new(slots);
         world.insert_resource(Ingress(port.ingress.clone()));
         world.insert_resource(Egress(port.egress.clone()));
+        world.insert_resource(SpareContexts(port.spares.clone()));
         world.insert_resource(TickClock::default());
         world.insert_resource(WallClock(port.clock.clone()));
         world.insert_resource(Seed(config.seed));
@@ -329,6 +330,7 @@ impl Resolved {
 pub struct Port {
     ingress: Arc<ArrayQueue<Submission>>,
     egress: Arc<ArrayQueue<Decision>>,
+    spares: Arc<ArrayQueue<RequestContext>>,
     clock: quanta::Clock,
     capacity: usize,
     in_flight: usize,
@@ -342,6 +344,7 @@ impl Port {
         Self {
             ingress: Arc::new(ArrayQueue::new(capacity)),
             egress: Arc::new(ArrayQueue::new(capacity)),
+            spares: Arc::new(ArrayQueue::new(capacity)),
             clock: quanta::Clock::new(),
             capacity,
             in_flight: 0,
@@ -392,6 +395,15 @@ impl Port {
     /// Requests submitted and not yet polled.
     pub fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// A context to fill for the next submission: one a decided request
+    /// left behind, whose strings and lists kept their capacity, or a new
+    /// empty one when none is spare. **A reused context still holds that
+    /// request's values**: overwrite every field, as
+    /// [`ContextView::write_into`](cx_components::protocol::ContextView::write_into) does.
+    pub fn spare_context(&mut self) -> RequestContext {
+        self.spares.pop().unwrap_or_default()
     }
 
     /// Decisions ready to poll.
@@ -479,6 +491,13 @@ impl Engine {
     /// The next decision, if any.
     pub fn poll(&mut self) -> Option<Decision> {
         self.port.poll()
+    }
+
+    /// A context to fill for the next [`submit`](Self::submit) without
+    /// allocating: see [`Port::spare_context`] (it may hold an earlier
+    /// request's values; overwrite every field).
+    pub fn spare_context(&mut self) -> RequestContext {
+        self.port.spare_context()
     }
 
     /// Every decision ready now.

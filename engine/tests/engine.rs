@@ -3,6 +3,7 @@
 mod common;
 
 use common::{contexts, decide_all, MS, T0_NS};
+use cx_engine::components::features::RequestContext;
 use cx_engine::components::pipeline::{Decision, NoBidCause, ScoreSource, FACTOR_KINDS};
 use cx_engine::{Engine, EngineConfig, Error, FallbackSource, ModelSource};
 
@@ -293,4 +294,58 @@ fn served_probabilities_equal_the_dense_evaluation_path_bit_for_bit() {
         }
     }
     assert!(compared > 64, "compared {compared} probabilities");
+}
+
+#[test]
+fn decided_requests_hand_their_contexts_back_up_to_the_in_flight_limit() {
+    let config = EngineConfig {
+        in_flight_max: 8,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::builder().config(config).build().expect("engine");
+    assert_eq!(
+        engine.spare_context(),
+        RequestContext::default(),
+        "none spare before anything is decided"
+    );
+    let ctxs = contexts(8, 5);
+    let mut spares = Vec::new();
+    for round in 0..3 {
+        for ctx in &ctxs {
+            engine.submit(ctx.clone()).expect("room");
+        }
+        engine.tick(T0_NS + round * MS);
+        assert_eq!(engine.drain().count(), ctxs.len());
+        // Each context comes back with its values (the timestamp as the
+        // engine filled it in) and its storage; then none is left.
+        spares.clear();
+        spares.extend((0..ctxs.len()).map(|_| engine.spare_context()));
+        for (spare, ctx) in spares.iter().zip(&ctxs) {
+            let as_sent = RequestContext {
+                timestamp: ctx.timestamp,
+                ..spare.clone()
+            };
+            assert_eq!(&as_sent, ctx, "round {round}");
+            assert!(spare.user_id.capacity() >= ctx.user_id.len());
+        }
+        assert_eq!(
+            engine.spare_context().user_id,
+            "",
+            "at most one per request"
+        );
+    }
+    // A host that never takes them: the spares stop at the limit.
+    for round in 3..6 {
+        for ctx in &ctxs {
+            engine.submit(ctx.clone()).expect("room");
+        }
+        engine.tick(T0_NS + round * MS);
+        assert_eq!(engine.drain().count(), ctxs.len());
+    }
+    assert!(ctxs.iter().all(|c| !c.user_id.is_empty()));
+    let kept = std::iter::from_fn(|| Some(engine.spare_context()))
+        .take_while(|c| !c.user_id.is_empty())
+        .take(100)
+        .count();
+    assert_eq!(kept, 8, "24 decided, the in-flight limit kept");
 }

@@ -1,5 +1,5 @@
 //! The ECS resources the pipeline's systems share: the bounded ingress and
-//! egress queues, the clocks, the scoring state (model, backends, batch
+//! egress queues, the queue of spare request contexts, the clocks, the scoring state (model, backends, batch
 //! buffers, fallback scorer), counters and latency histograms.
 //!
 //! Every buffer here is sized when the resource is built; the systems only
@@ -13,7 +13,7 @@ use crossbeam::queue::ArrayQueue;
 use cx_backends::train::Logistic;
 use cx_backends::{BackendKind, Dispatcher, FallbackPolicy};
 use cx_components::catalog::Catalog;
-use cx_components::features::{FeatureNorm, FeatureSchema, SPARSE_NONZERO_MAX};
+use cx_components::features::{FeatureNorm, FeatureSchema, RequestContext, SPARSE_NONZERO_MAX};
 use cx_components::pipeline::{Decision, NoBidCause, Request, Ticket};
 use cx_components::{ModelId, Readout, SnnModel};
 use hdrhistogram::Histogram;
@@ -42,6 +42,15 @@ pub struct Ingress(pub Arc<ArrayQueue<Submission>>);
 /// like the in-flight limit, so it cannot overflow while admission holds.
 #[derive(Resource, Clone)]
 pub struct Egress(pub Arc<ArrayQueue<Decision>>);
+
+/// Request contexts of decided requests, handed back to the host for
+/// reuse: the respond system pushes each one it releases (dropping it when
+/// the queue is full), and the host pops one to fill for its next
+/// submission, so that a context's strings and lists keep their capacity
+/// and a host that decodes into them allocates nothing once they have
+/// grown. Sized like the in-flight limit.
+#[derive(Resource, Clone)]
+pub struct SpareContexts(pub Arc<ArrayQueue<RequestContext>>);
 
 /// The host's clock for the current tick (unix ns); decisions depend on it.
 #[derive(Resource, Clone, Copy, Debug, Default)]

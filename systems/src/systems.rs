@@ -13,7 +13,8 @@
 use crate::config::{BatchPolicy, DecideConfig};
 use crate::logic::{self, DecideInputs};
 use crate::resources::{
-    Counters, Egress, Ingress, Latencies, Schema, Scoring, Seed, TickClock, WallClock, TOTAL_STAGE,
+    Counters, Egress, Ingress, Latencies, Schema, Scoring, Seed, SpareContexts, TickClock,
+    WallClock, TOTAL_STAGE,
 };
 use bevy_ecs::prelude::*;
 use cx_backends::SparseRows;
@@ -496,8 +497,28 @@ pub fn respond(
     for &(_, slot, ..) in done.iter() {
         pool.give(slot);
     }
+    hand_back_contexts(world, &done);
     for (entity, ..) in done.drain(..) {
         world.despawn(entity);
+    }
+}
+
+/// Moves each responded request's context to [`SpareContexts`] for the
+/// host to refill (what the queue has no room for, or every context in a
+/// world without the resource, is dropped with its entity). Moving leaves
+/// an empty context behind, which owns no heap.
+fn hand_back_contexts(world: &mut World, done: &[Responded]) {
+    let Some(spares) = world.get_resource::<SpareContexts>().map(|s| s.0.clone()) else {
+        return;
+    };
+    for &(entity, ..) in done {
+        if spares.is_full() {
+            return;
+        }
+        if let Some(mut request) = world.get_mut::<Request>(entity) {
+            // Cannot fail: the queue had room and only this system pushes.
+            let _ = spares.push(std::mem::take(&mut request.ctx));
+        }
     }
 }
 

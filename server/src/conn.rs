@@ -80,6 +80,7 @@
 //! - `imp` kinds the engine does not serve are decided like any other, as
 //!   `Engine::decide_openrtb` does; only the currency rule skips.
 
+use cx_engine::components::features::RequestContext;
 use cx_engine::components::openrtb::{self, BidRequest};
 use cx_engine::components::pipeline::{Decision, Request, Ticket};
 use cx_engine::components::protocol::{
@@ -139,6 +140,15 @@ pub trait Submit {
     fn admit(&mut self) -> bool {
         true
     }
+
+    /// A context to decode the next `score_context` into. The engine's
+    /// sink hands back one a decided request left (see
+    /// `Engine::spare_context`), so decoding reuses its strings' capacity;
+    /// it may hold that request's values, which decoding overwrites. The
+    /// default is a new empty context.
+    fn spare_context(&mut self) -> RequestContext {
+        RequestContext::default()
+    }
 }
 
 impl<F: FnMut(Request) -> Result<Ticket, Overloaded>> Submit for F {
@@ -148,8 +158,9 @@ impl<F: FnMut(Request) -> Result<Ticket, Overloaded>> Submit for F {
 }
 
 /// One impression of a request in flight. The states live inline in one
-/// `Vec` per request, allocated once when it is read; boxing the decision
-/// would add an allocation per impression decided.
+/// `Vec` per request, taken from the lists finished requests left (so a
+/// connection in steady state allocates none); boxing the decision would
+/// add an allocation per impression decided.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum ImpState {
@@ -212,6 +223,9 @@ pub struct Connection {
     /// Requests in flight, by slot (at most [`limits::IN_FLIGHT_MAX`] slots).
     slots: Vec<Option<Pending>>,
     free_slots: Vec<usize>,
+    /// Emptied impression lists of finished requests, reused so that a
+    /// request in steady state allocates none.
+    spare_imps: Vec<Vec<(String, ImpState)>>,
     in_flight: usize,
     tickets: HashMap<Ticket, Owner>,
     version: u8,
@@ -237,6 +251,7 @@ impl Connection {
             write_pos: 0,
             slots: Vec::new(),
             free_slots: Vec::new(),
+            spare_imps: Vec::new(),
             in_flight: 0,
             tickets: HashMap::with_capacity(TICKETS_RESERVED),
             version: VERSION,
@@ -494,10 +509,16 @@ impl Connection {
                 }
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
-            MessageType::ScoreContext => match protocol::decode_score_context(payload) {
-                Ok((ctx, simulate)) => {
-                    let request = Request { ctx, simulate };
-                    self.submit_request(request_id, vec![(String::new(), Some(request))], sink);
+            MessageType::ScoreContext => match protocol::decode_score_context_view(payload) {
+                Ok(view) => {
+                    let mut ctx = sink.spare_context();
+                    view.write_into(&mut ctx);
+                    let request = Request {
+                        ctx,
+                        simulate: view.simulate,
+                    };
+                    let imps = std::iter::once((String::new(), Some(request)));
+                    self.submit_request(request_id, imps, 1, sink);
                 }
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
@@ -585,7 +606,7 @@ impl Connection {
         let currency = cx_engine::openrtb::CURRENCY;
         let usd_ok = request.cur.is_empty() || request.cur.iter().any(|c| c == currency);
         let simulate = simulate || request.is_test();
-        let imps = impressions
+        let imps: Vec<(String, Option<Request>)> = impressions
             .into_iter()
             .map(|imp| {
                 let request = (usd_ok && imp.bid_floor_currency == currency).then_some(Request {
@@ -595,19 +616,21 @@ impl Connection {
                 (imp.imp_id, request)
             })
             .collect();
-        self.submit_request(request_id, imps, sink);
+        let submissions = imps.iter().filter(|(_, r)| r.is_some()).count();
+        self.submit_request(request_id, imps.into_iter(), submissions, sink);
     }
 
     /// Takes a slot for a score request, submits its impressions (`None`:
-    /// skipped for its currency), and answers it at once when nothing is
-    /// left to wait for. Called only below the in-flight limit.
+    /// skipped for its currency; `submissions` of them are `Some`), and
+    /// answers it at once when nothing is left to wait for. Called only
+    /// below the in-flight limit.
     fn submit_request(
         &mut self,
         request_id: u64,
-        imps: Vec<(String, Option<Request>)>,
+        imps: impl ExactSizeIterator<Item = (String, Option<Request>)>,
+        submissions: usize,
         sink: &mut impl Submit,
     ) {
-        let submissions = imps.iter().filter(|(_, r)| r.is_some()).count();
         if self.tickets.len() + submissions > TICKETS_MAX {
             let msg = format!("the connection waits for {} decisions", self.tickets.len());
             self.error(request_id, ErrorCode::Overloaded, &msg);
@@ -620,9 +643,10 @@ impl Connection {
                 self.slots.len() - 1
             }
         };
-        let mut states = Vec::with_capacity(imps.len());
+        let mut states = self.spare_imps.pop().unwrap_or_default();
+        states.reserve(imps.len());
         let mut waiting = 0;
-        for (i, (imp_id, request)) in imps.into_iter().enumerate() {
+        for (i, (imp_id, request)) in imps.enumerate() {
             let state = match request {
                 None => ImpState::Skipped(SkipReason::Currency),
                 Some(request) => match sink.submit(request) {
@@ -639,6 +663,7 @@ impl Connection {
                             }
                         }
                         self.free_slots.push(slot);
+                        self.keep_spare(states);
                         self.error(
                             request_id,
                             ErrorCode::Overloaded,
@@ -700,6 +725,16 @@ impl Connection {
                 let msg = format!("the decision could not be encoded: {e}");
                 self.error(pending.request_id, ErrorCode::Internal, &msg);
             }
+        }
+        self.keep_spare(pending.imps);
+    }
+
+    /// Keeps a finished request's impression list, emptied, for the next
+    /// request (at most [`limits::IN_FLIGHT_MAX`] are kept).
+    fn keep_spare(&mut self, mut imps: Vec<(String, ImpState)>) {
+        if self.spare_imps.len() < limits::IN_FLIGHT_MAX {
+            imps.clear();
+            self.spare_imps.push(imps);
         }
     }
 

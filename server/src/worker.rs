@@ -24,6 +24,7 @@
 
 use crate::conn::{Connection, Overloaded, Submit};
 use crate::metrics::Metrics;
+use cx_engine::components::features::RequestContext;
 use cx_engine::components::pipeline::{Request, Ticket};
 use cx_engine::components::protocol::ErrorCode;
 use cx_engine::{Engine, EngineCounts, FallbackSource, ModelInfo, ModelSource};
@@ -133,6 +134,10 @@ impl Submit for Sink<'_> {
                 Err(Overloaded)
             }
         }
+    }
+
+    fn spare_context(&mut self) -> RequestContext {
+        self.engine.spare_context()
     }
 
     fn admit(&mut self) -> bool {

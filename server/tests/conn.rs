@@ -25,12 +25,16 @@ struct Harness {
     decisions: HashMap<Ticket, Decision>,
     /// Tickets in submission order.
     tickets: Vec<Ticket>,
+    /// Whether the sink hands out the engine's spare contexts (as the
+    /// server's does) or new ones.
+    recycle: bool,
 }
 
 /// The event loop's sink over the engine.
 struct EngineSink<'a> {
     engine: &'a mut Engine,
     tickets: &'a mut Vec<Ticket>,
+    recycle: bool,
 }
 
 impl Submit for EngineSink<'_> {
@@ -43,6 +47,14 @@ impl Submit for EngineSink<'_> {
         let ticket = result.map_err(|_| Overloaded)?;
         self.tickets.push(ticket);
         Ok(ticket)
+    }
+
+    fn spare_context(&mut self) -> RequestContext {
+        if self.recycle {
+            self.engine.spare_context()
+        } else {
+            RequestContext::default()
+        }
     }
 }
 
@@ -57,6 +69,7 @@ impl Harness {
             conn: Connection::new(),
             decisions: HashMap::new(),
             tickets: Vec::new(),
+            recycle: true,
         }
     }
 
@@ -70,6 +83,7 @@ impl Harness {
         let mut sink = EngineSink {
             engine: &mut self.engine,
             tickets: &mut self.tickets,
+            recycle: self.recycle,
         };
         self.conn.on_bytes(bytes, &mut sink)
     }
@@ -242,6 +256,95 @@ fn a_score_context_gets_the_engines_decision() {
     assert!(
         !decision.offers().is_empty(),
         "the default catalog has offers for this request"
+    );
+}
+
+/// A request of shape `k`: strings whose lengths vary with `k`, in lists
+/// of `segments` and `categories` items.
+fn varied_context(k: usize, segments: usize, categories: usize) -> RequestContext {
+    RequestContext {
+        user_id: "u".repeat(1 + k * 3),
+        user_segments: (0..segments).map(|s| "9".repeat(1 + (s + k) % 6)).collect(),
+        categories: (0..categories)
+            .map(|c| format!("IAB{}-{}", c + 1, k * 100))
+            .collect(),
+        region: "r".repeat(k % 4),
+        ..context(k as u32)
+    }
+}
+
+/// Score requests of [`SHAPES`] shapes (lists of `list_len(k)` items),
+/// decided and answered in rounds; returns the allocations of the measured
+/// rounds after a warm-up, and the requests they decided.
+fn steady_state_allocations(
+    recycle: bool,
+    list_len: impl Fn(usize) -> (usize, usize),
+) -> (u64, u64) {
+    let frames: Vec<Vec<u8>> = (0..SHAPES)
+        .map(|k| {
+            let (segments, categories) = list_len(k);
+            let ctx = varied_context(k, segments, categories);
+            let mut out = Vec::new();
+            protocol::encode_score_context(&mut out, k as u64, &ctx, false).expect("encodes");
+            out
+        })
+        .collect();
+    let mut h = Harness::new();
+    h.recycle = recycle;
+    // One round: every shape once, pipelined, starting at a shape that
+    // moves each round, so each reused context meets every shape.
+    let round = |h: &mut Harness, r: usize| {
+        for k in 0..SHAPES {
+            h.feed(&frames[(r + k) % SHAPES]);
+        }
+        h.pump();
+        let written = h.conn.output().len();
+        assert!(written > 0, "round {r} was answered");
+        h.conn.consume_output(written);
+        h.tickets.clear();
+        h.decisions.clear();
+    };
+    // Warm-up: contexts, impression lists, buffers and tables reach size.
+    for r in 0..4 * SHAPES {
+        round(&mut h, r);
+    }
+    let decided_before = h.engine.stats().pipeline.decided;
+    let rounds = 2 * SHAPES;
+    let info = allocation_counter::measure(|| {
+        for r in 0..rounds {
+            round(&mut h, r);
+        }
+    });
+    let decided = h.engine.stats().pipeline.decided - decided_before;
+    assert_eq!(decided, (rounds * SHAPES) as u64, "every request decided");
+    (info.count_total, decided)
+}
+
+const SHAPES: usize = 16;
+
+#[test]
+fn score_requests_in_steady_state_allocate_nothing() {
+    // Contexts come back from the engine and are decoded into again, so
+    // once they have grown, strings of any length cost nothing.
+    let (allocations, decided) = steady_state_allocations(true, |_| (3, 2));
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations for {decided} score requests decoded, decided and answered"
+    );
+    // A list longer than the one its reused context last held allocates
+    // its new items (the shorter list dropped them): not none, but far
+    // fewer than decoding into new contexts.
+    let varying = |k| (k % 5, k % 3);
+    let (reused, decided) = steady_state_allocations(true, varying);
+    let (fresh, _) = steady_state_allocations(false, varying);
+    eprintln!(
+        "lists of varying length, per request: {:.2} allocations reusing contexts, {:.2} with new ones",
+        reused as f64 / decided as f64,
+        fresh as f64 / decided as f64
+    );
+    assert!(
+        reused * 3 < fresh,
+        "reusing contexts: {reused} allocations, new ones: {fresh}"
     );
 }
 

@@ -135,7 +135,7 @@ pub trait Submit {
 
     /// Whether a request would be admitted now. Asked before a score
     /// request's payload is decoded, so that shedding load costs a frame
-    /// header, not a JSON parse; a `false` is counted as an overload by
+    /// header, not a payload decode; a `false` is counted as an overload by
     /// the sink. The default admits everything (and `submit` decides).
     fn admit(&mut self) -> bool {
         true

@@ -491,6 +491,15 @@ proptest! {
         reused.user_segments = vec!["stale".into(); 40];
         view.write_into(&mut reused);
         prop_assert_eq!(&reused, &ctx);
+        // And through a pool of spare strings, stale ones in it.
+        let mut pooled = full_context();
+        pooled.categories = vec!["stale".into(); 7];
+        let mut pool = Vec::with_capacity(8);
+        pool.extend(["old".to_string(), "x".repeat(300)]);
+        let capacity = pool.capacity();
+        view.write_into_pooled(&mut pooled, &mut pool);
+        prop_assert_eq!(&pooled, &ctx);
+        prop_assert_eq!(pool.capacity(), capacity, "the pool never grows");
     }
 
     #[test]

@@ -119,6 +119,11 @@ pub const WRITE_BUFFER_MAX: usize = WRITE_PAUSE_BYTES
 /// an OpenRTB request of [`limits::IMPS_MAX`] impressions.
 pub const TICKETS_MAX: usize = limits::IN_FLIGHT_MAX * limits::IMPS_MAX;
 
+/// Spare list strings a connection keeps for decoding `score_context`
+/// lists ([`ContextView::write_into_pooled`](protocol::ContextView::write_into_pooled)):
+/// enough to refill every list of one request.
+pub const SPARE_STRINGS_MAX: usize = 3 * limits::LIST_ITEMS_MAX;
+
 /// Ticket-map capacity reserved when a connection is created.
 pub const TICKETS_RESERVED: usize = limits::IN_FLIGHT_MAX;
 
@@ -226,6 +231,9 @@ pub struct Connection {
     /// Emptied impression lists of finished requests, reused so that a
     /// request in steady state allocates none.
     spare_imps: Vec<Vec<(String, ImpState)>>,
+    /// List items that decoded contexts no longer needed (capacity
+    /// [`SPARE_STRINGS_MAX`], never grown).
+    spare_strings: Vec<String>,
     in_flight: usize,
     tickets: HashMap<Ticket, Owner>,
     version: u8,
@@ -252,6 +260,7 @@ impl Connection {
             slots: Vec::new(),
             free_slots: Vec::new(),
             spare_imps: Vec::new(),
+            spare_strings: Vec::with_capacity(SPARE_STRINGS_MAX),
             in_flight: 0,
             tickets: HashMap::with_capacity(TICKETS_RESERVED),
             version: VERSION,
@@ -512,7 +521,7 @@ impl Connection {
             MessageType::ScoreContext => match protocol::decode_score_context_view(payload) {
                 Ok(view) => {
                     let mut ctx = sink.spare_context();
-                    view.write_into(&mut ctx);
+                    view.write_into_pooled(&mut ctx, &mut self.spare_strings);
                     let request = Request {
                         ctx,
                         simulate: view.simulate,

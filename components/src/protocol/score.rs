@@ -48,7 +48,8 @@ impl<'a> StrList<'a> {
 /// A `score_context` payload that passed every check, borrowed from the
 /// payload: decoding it allocates nothing. [`Self::to_context`] copies it
 /// into a new [`RequestContext`]; [`Self::write_into`] copies it into an
-/// existing one, reusing its strings' capacity.
+/// existing one, reusing its strings' capacity, and
+/// [`Self::write_into_pooled`] also keeps the list items it trims for later.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ContextView<'a> {
     /// `user_id`.
@@ -101,16 +102,33 @@ impl ContextView<'_> {
 
     /// Overwrites every field of `ctx` with the view's values. Reuses the
     /// capacity of `ctx`'s strings and lists, so a context reused across
-    /// requests stops allocating once it has grown.
+    /// requests stops allocating once it has grown; but a list shorter
+    /// than the one `ctx` held drops its extra items, and a longer one
+    /// allocates new ones ([`Self::write_into_pooled`] avoids both).
     pub fn write_into(&self, ctx: &mut RequestContext) {
+        self.write_into_pooled(ctx, &mut Vec::new());
+    }
+
+    /// [`Self::write_into`], with a pool of spare strings for the lists:
+    /// items a list no longer needs go to `spare_strings` while it is
+    /// below its capacity (the pool never grows, so this never allocates),
+    /// and new items are taken from it first. A host that keeps one pool
+    /// for all its contexts allocates nothing once the strings have grown,
+    /// whatever the list lengths.
+    pub fn write_into_pooled(&self, ctx: &mut RequestContext, spare_strings: &mut Vec<String>) {
         set_string(&mut ctx.user_id, self.user_id);
         set_string(&mut ctx.country, self.country);
         set_string(&mut ctx.region, self.region);
         set_string(&mut ctx.site_id, self.site_id);
         set_string(&mut ctx.domain, self.domain);
-        set_list(&mut ctx.user_segments, self.user_segments.as_slice());
-        set_list(&mut ctx.categories, self.categories.as_slice());
-        set_list(&mut ctx.extra, self.extra.as_slice());
+        let lists = [
+            (&mut ctx.user_segments, self.user_segments.as_slice()),
+            (&mut ctx.categories, self.categories.as_slice()),
+            (&mut ctx.extra, self.extra.as_slice()),
+        ];
+        for (dst, src) in lists {
+            set_list(dst, src, spare_strings);
+        }
         ctx.device_type = self.device_type;
         ctx.os = self.os;
         ctx.connection_type = self.connection_type;
@@ -129,12 +147,24 @@ fn set_string(dst: &mut String, src: &str) {
     dst.push_str(src);
 }
 
-fn set_list(dst: &mut Vec<String>, src: &[&str]) {
-    dst.truncate(src.len());
+/// Makes `dst` hold `src`: its items are overwritten in place, extra ones
+/// go to `spare` (dropped when it is at capacity), and missing ones come
+/// from `spare` before any is allocated.
+fn set_list(dst: &mut Vec<String>, src: &[&str], spare: &mut Vec<String>) {
+    while dst.len() > src.len() {
+        match dst.pop() {
+            Some(s) if spare.len() < spare.capacity() => spare.push(s),
+            _ => {}
+        }
+    }
     for (i, &item) in src.iter().enumerate() {
         match dst.get_mut(i) {
             Some(s) => set_string(s, item),
-            None => dst.push(item.to_owned()),
+            None => {
+                let mut s = spare.pop().unwrap_or_default();
+                set_string(&mut s, item);
+                dst.push(s);
+            }
         }
     }
 }
@@ -406,9 +436,29 @@ mod tests {
             user_segments: vec!["a".into(), "b".into(), "c".into()],
             ..RequestContext::default()
         };
-        set_list(&mut ctx.user_segments, &["x"]);
+        let mut no_pool = Vec::new();
+        set_list(&mut ctx.user_segments, &["x"], &mut no_pool);
         assert_eq!(ctx.user_segments, ["x"]);
-        set_list(&mut ctx.user_segments, &["p", "q"]);
+        assert_eq!(no_pool.capacity(), 0, "a pool without room never grows");
+        set_list(&mut ctx.user_segments, &["p", "q"], &mut no_pool);
         assert_eq!(ctx.user_segments, ["p", "q"]);
+    }
+
+    #[test]
+    fn trimmed_items_wait_in_the_pool_up_to_its_capacity() {
+        let long = "s".repeat(100);
+        let mut list = vec![long.clone(), long.clone(), long.clone()];
+        let mut pool = Vec::with_capacity(1);
+        set_list(&mut list, &["x"], &mut pool);
+        assert_eq!(list, ["x"]);
+        assert_eq!(pool.len(), 1, "one kept, one dropped: the pool is full");
+        assert!(pool[0].capacity() >= 100);
+        set_list(&mut list, &["p", "q"], &mut pool);
+        assert_eq!(list, ["p", "q"]);
+        assert!(pool.is_empty());
+        assert!(
+            list[1].capacity() >= 100,
+            "the new item reused the pooled string"
+        );
     }
 }

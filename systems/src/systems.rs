@@ -459,7 +459,8 @@ pub fn decide(
 type Responded = (Entity, u32, StageTimes, Option<NoBidCause>, bool);
 
 /// **respond**: emits each decision to the egress, records its latencies,
-/// releases its slot and despawns it. A decision the egress cannot take
+/// releases its slot, hands its context back ([`SpareContexts`]) and
+/// despawns it. A decision the egress cannot take
 /// (impossible while admission holds) stays for the next tick.
 pub fn respond(
     world: &mut World,

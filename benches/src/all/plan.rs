@@ -211,7 +211,12 @@ const FULL: LoadDefaults = LoadDefaults {
     max_rate_per_s: Some(1_000_000.0),
     step_factor: 1.5,
     connections: 4,
-    depth: 64,
+    // The protocol's limit. The schedule is one ordered stream over all
+    // connections, so one connection whose window is full holds every
+    // request back: at depth 64 the windows filled in the machine's slow
+    // windows and the generator, not the server, queued the requests
+    // (send lag p99 29-43 ms against 0.1-11 ms at 1024; docs/BENCHMARKS.md).
+    depth: crate::load::DEPTH_MAX,
     pool: 65_536,
     stall_ms: 10_000,
 };

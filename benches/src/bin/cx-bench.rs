@@ -204,7 +204,8 @@ struct AllArgs {
     /// Connections of every load run (default 4; quick 2).
     #[arg(long, value_name = "N")]
     connections: Option<usize>,
-    /// Most requests in flight per connection (default 64; quick 32).
+    /// Most requests in flight per connection (default 1024, the protocol's
+    /// limit; quick 32).
     #[arg(long, value_name = "N")]
     depth: Option<usize>,
     /// The engine's in_flight_max in the overload runs, small so that the

@@ -129,7 +129,8 @@ impl Default for LoadConfig {
             warmup_s: 1.0,
             drain_s: 2.0,
             connections: 4,
-            depth: 64,
+            // See the full plan of `all` for why the protocol's limit.
+            depth: DEPTH_MAX,
             mix: Mix::Synth,
             seed: 1,
             pool: 65_536,

@@ -9,7 +9,7 @@ use crate::error::{BackendError, Result};
 use crate::provider::{validate_readout, CoLaNetProvider, ScalarBackend, SimdBackend};
 use crate::sparse::SparseRows;
 use crate::trace::TraceSink;
-use cx_components::{Readout, SnnModel};
+use cx_model::{Readout, SnnModel};
 use std::str::FromStr;
 use std::sync::Arc;
 

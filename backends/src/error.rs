@@ -5,7 +5,7 @@
 pub enum BackendError {
     /// The model could not be loaded or is invalid.
     #[error(transparent)]
-    Model(#[from] cx_components::Error),
+    Model(#[from] cx_model::Error),
     /// A batch larger than the workspace the backend was initialised with.
     #[error("batch of {batch} exceeds the backend's batch_max of {batch_max}")]
     BatchTooLarge {

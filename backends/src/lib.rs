@@ -9,9 +9,8 @@
 //! - [`sparse`]: batches given as each row's non-zeros ([`SparseRows`]),
 //!   which every backend runs with the dense path's exact results.
 //! - [`trace`]: optional per-step recording, free when unused.
-//! - [`train`]: surrogate-gradient training whose forward pass is the scalar
-//!   reference, and quality metrics.
 //!
+//! Training (whose forward pass is the scalar reference) is `cx-train`'s.
 //! `docs/BACKENDS.md` says how to add a backend.
 
 pub mod dispatch;
@@ -21,7 +20,6 @@ pub mod scalar;
 pub mod simd;
 pub mod sparse;
 pub mod trace;
-pub mod train;
 
 pub use dispatch::{
     Backend, BackendKind, BackendStats, ConcreteKind, Dispatcher, FallbackPolicy, BACKEND_ENV,

@@ -6,7 +6,7 @@ use crate::scalar::{self, ScalarWorkspace};
 use crate::simd::{self, PackedModel, SimdWorkspace};
 use crate::sparse::{check_sparse, SparseRows};
 use crate::trace::TraceSink;
-use cx_components::{Readout, SnnModel};
+use cx_model::{Readout, SnnModel};
 use std::sync::Arc;
 
 /// Largest batch any backend may be initialised for.

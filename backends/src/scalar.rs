@@ -19,7 +19,7 @@
 //! the two agree bit for bit.
 
 use crate::trace::TraceSink;
-use cx_components::{LifLayer, Readout, ResetMechanism, SnnModel};
+use cx_model::{LifLayer, Readout, ResetMechanism, SnnModel};
 
 /// Scratch memory for [`forward`]: one current, membrane and spike vector
 /// per layer. Sized once per model.

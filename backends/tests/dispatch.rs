@@ -12,7 +12,7 @@ use cx_backends::{
     BackendError, BackendKind, CoLaNetProvider, Dispatcher, FallbackPolicy, ScalarBackend,
     SparseRows,
 };
-use cx_components::{Readout, SnnModel};
+use cx_model::{Readout, SnnModel};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 

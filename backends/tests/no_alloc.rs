@@ -6,7 +6,7 @@ mod common;
 
 use common::fixture;
 use cx_backends::{CoLaNetProvider, ScalarBackend, SimdBackend};
-use cx_components::{Readout, SnnModel};
+use cx_model::{Readout, SnnModel};
 use std::sync::Arc;
 
 fn assert_no_allocation_per_call<P: CoLaNetProvider>(name: &str) {

@@ -7,7 +7,7 @@ mod common;
 
 use common::run_traced;
 use cx_backends::{scalar, simd, ConcreteKind};
-use cx_components::{LifLayer, ModelMeta, ResetMechanism, SnnModel};
+use cx_model::{LifLayer, ModelMeta, ResetMechanism, SnnModel};
 use proptest::prelude::*;
 use std::sync::Arc;
 use wide::f32x16;

@@ -7,7 +7,7 @@ mod common;
 
 use common::{fixture, run_traced, shared};
 use cx_backends::{scalar, simd, ConcreteKind, Trace};
-use cx_components::{ResetMechanism, SnnModel};
+use cx_model::{ResetMechanism, SnnModel};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use cx_backends::{
     BackendError, BackendKind, CoLaNetProvider, Dispatcher, FallbackPolicy, ScalarBackend,
     SimdBackend, SparseRows,
 };
-use cx_components::{LifLayer, ModelMeta, Readout, ResetMechanism, SnnModel};
+use cx_model::{LifLayer, ModelMeta, Readout, ResetMechanism, SnnModel};
 use proptest::prelude::*;
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use cx_benches::engine::{decide_batch, request_pool, Setup, POOL_SIZE, T0_NS};
-use cx_engine::components::features::RequestContext;
+use cx_features::RequestContext;
 use std::time::{Duration, Instant};
 
 /// Decides `batch` requests per iteration with an engine set up as `setup`.

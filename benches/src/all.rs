@@ -106,11 +106,15 @@ impl Outputs {
     }
 
     /// `result`'s value, or `None` with its error recorded against `part`.
-    fn record<T>(&mut self, part: &str, result: Result<T>) -> Option<T> {
+    fn record<T, E: Into<Error>>(
+        &mut self,
+        part: &str,
+        result: std::result::Result<T, E>,
+    ) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err(e) => {
-                self.errors.push(local::part_error(part, &e));
+                self.errors.push(local::part_error(part, &e.into()));
                 None
             }
         }
@@ -136,7 +140,12 @@ impl Outputs {
     }
 
     /// Records that `name` was written, or why not.
-    fn wrote(&mut self, part: &str, name: &str, result: Result<()>) {
+    fn wrote<E: Into<Error>>(
+        &mut self,
+        part: &str,
+        name: &str,
+        result: std::result::Result<(), E>,
+    ) {
         if self.record(part, result).is_some() {
             self.files.push(name.into());
         }
@@ -243,7 +252,7 @@ pub fn run_all(options: &AllOptions) -> Result<AllReport> {
     let json = write_json(&plan.out_dir.join("summary.json"), "--out", &report);
     for written in [md, json] {
         if let Err(e) = written {
-            report.errors.push(local::part_error("summary", &e));
+            report.errors.push(local::part_error("summary", &e.into()));
         }
     }
     for failure in verify_outputs(&plan.out_dir, &report.files) {

@@ -37,10 +37,11 @@ use crate::engine::{decide_chunk, request_pool, Run, Setup, BATCHES, POOL_SIZE};
 use crate::machine::MachineInfo;
 use crate::spread::Spread;
 use crate::{Error, Result};
+use cx_datasets::{Generator, SynthConfig};
 use cx_engine::backends::BATCH_MAX_LIMIT;
-use cx_engine::components::features::RequestContext;
-use cx_engine::components::{Generator, SnnModel, SynthConfig};
 use cx_engine::{Engine, EngineStats};
+use cx_features::RequestContext;
+use cx_model::SnnModel;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -586,8 +587,7 @@ impl Source {
     }
 
     fn repeating(seed: u64) -> Result<Self> {
-        let generator = Generator::new(SynthConfig::default(), seed)
-            .map_err(|e| engine_error("the synthetic generator", e.into()))?;
+        let generator = Generator::new(SynthConfig::default(), seed)?;
         Ok(Self::Repeating {
             generator: Box::new(generator),
             recent: Vec::with_capacity(REPEAT_WINDOW),

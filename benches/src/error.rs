@@ -1,13 +1,11 @@
-//! [`Error`], the one error type of the crate's library code (the load
-//! generator, its sweep and its plot; the kernel and engine benchmarks;
-//! `cx-bench all`).
+//! [`Error`], the one error type of the crate's library code (the kernel
+//! and engine benchmarks, `cx-bench all`; the load generator's own errors
+//! are [`cx_load::Error`]).
 //!
 //! Every variant names what the user can fix: the option (`--rate`,
 //! `--mix`, `--compare`, ...) with its value, the file with what was being
 //! done to it, or the server's address. The criterion benches and the
 //! report examples keep their own `anyhow` errors.
-
-use cx_server::client::ClientError;
 
 /// A failure of the load generator, naming the option, file or server at
 /// fault.
@@ -46,18 +44,13 @@ pub enum Error {
         /// What is wrong, with the line where there is one.
         what: String,
     },
-    /// The server could not be connected to, refused the hello, or broke
-    /// a connection before the load started.
-    #[error("server {addr}: {what}")]
-    Server {
-        /// The address given with `--addr`.
-        addr: String,
-        /// What was being done.
-        what: String,
-        /// The client's error (boxed: it is large, and rare).
-        #[source]
-        source: Box<ClientError>,
-    },
+    /// The load generator failed (`cx-bench load`, and the load runs of
+    /// `cx-bench all`).
+    #[error(transparent)]
+    Load(#[from] cx_load::Error),
+    /// A synthetic workload could not be generated.
+    #[error("synthetic workload: {0}")]
+    Synth(#[from] cx_datasets::Error),
     /// The load itself failed: a thread could not be started or stopped.
     #[error("load generator: {0}")]
     Run(String),

@@ -39,7 +39,7 @@ use crate::{dense_inputs, snntorch_style_model, Error, Result, Shape, KERNEL_SHA
 use cx_backends::{
     BackendError, CoLaNetProvider, ScalarBackend, SimdBackend, Trace, BATCH_MAX_LIMIT,
 };
-use cx_components::{Readout, SnnModel};
+use cx_model::{Readout, SnnModel};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::hint::black_box;

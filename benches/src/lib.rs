@@ -21,15 +21,15 @@ pub mod engine_bench;
 pub mod error;
 pub mod fma_peak;
 pub mod kernel_bench;
-pub mod load;
 pub mod machine;
 pub mod spread;
 pub mod stall;
 
+pub use cx_load as load;
 pub use error::{Error, Result};
 
-use cx_backends::train::init_layer;
-use cx_components::{ModelMeta, SnnModel};
+use cx_model::{ModelMeta, SnnModel};
+use cx_train::init_layer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -90,10 +90,10 @@ pub fn dense_inputs(inputs: usize, batch: usize, seed: u64) -> Vec<f32> {
 /// the `engine_report` example: a pool of synthetic requests, engines set up
 /// the ways the benchmarks compare, and a timed submit-tick-poll loop.
 pub mod engine {
+    use cx_datasets::{Generator, SynthConfig};
     use cx_engine::backends::BackendKind;
-    use cx_engine::components::features::RequestContext;
-    use cx_engine::components::{Generator, SynthConfig};
     use cx_engine::{Engine, EngineConfig};
+    use cx_features::RequestContext;
     use hdrhistogram::Histogram;
     use std::hint::black_box;
     use std::time::{Duration, Instant};

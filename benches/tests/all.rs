@@ -15,8 +15,8 @@ use cx_benches::all::{
 use cx_benches::alloc_count::CountingAllocator;
 use cx_benches::engine_bench::EngineBenchReport;
 use cx_benches::kernel_bench::KernelBenchReport;
-use cx_benches::load::SweepReport;
 use cx_benches::stall::StallReport;
+use cx_load::SweepReport;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 

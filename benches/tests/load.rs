@@ -1,4 +1,4 @@
-//! The load generator (`cx_benches::load`) and `cx-bench load` against a
+//! The load generator (`cx_load`) and `cx-bench load` against a
 //! real server started in process (`cx_server::serve::Server`).
 //!
 //! This machine is shared and noisy, so nothing here asserts a latency or
@@ -7,15 +7,15 @@
 //! options are refused with the option named. The coordinated-omission
 //! rule is checked on a manual clock, where time is exact.
 
-use cx_benches::load::plot::write_sweep_svg;
-use cx_benches::load::Clock as _;
-use cx_benches::load::{
+use cx_load::plot::write_sweep_svg;
+use cx_load::Clock as _;
+use cx_load::{
     run, run_sweep, write_json, LoadConfig, LoadReport, ManualClock, Mix, Outcome, Pacer,
     Percentiles, Schedule, SweepConfig, SweepReport, Tally, DEPTH_MAX,
 };
-use cx_engine::components::protocol::ErrorCode;
 use cx_server::config::ServerConfig;
 use cx_server::serve::Server;
+use cx_wire::protocol::ErrorCode;
 use std::path::{Path, PathBuf};
 
 mod common;
@@ -74,7 +74,7 @@ fn short_sweep(server: &Server) -> SweepConfig {
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../components/tests/fixtures/openrtb")
+        .join("../components/wire/tests/fixtures/openrtb")
         .join(name)
 }
 

@@ -7,9 +7,9 @@
 //! ```
 //! Defaults: 3 seconds, 1000 ticks per second, 16 requests per tick.
 
-use cx_engine::components::features::RequestContext;
-use cx_engine::components::{Generator, SynthConfig};
+use cx_datasets::{Generator, SynthConfig};
 use cx_engine::{Engine, EngineStats};
+use cx_features::RequestContext;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn arg(n: usize, default: u64) -> anyhow::Result<u64> {

@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use cx_backends::BackendKind;
-use cx_components::store::{CacheConfig, FrequencyConfig};
+use cx_domain::store::{CacheConfig, FrequencyConfig};
 use cx_systems::{BatchPolicy, DecideConfig};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;

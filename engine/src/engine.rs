@@ -13,11 +13,11 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 use crossbeam::queue::ArrayQueue;
 use cx_backends::BackendKind;
-use cx_components::catalog::Catalog;
-use cx_components::features::{FeatureSchema, RequestContext};
-use cx_components::pipeline::{Decision, FeatureRows, Request, ScoreRows, SlotPool, Ticket};
-use cx_components::store::{BudgetLedger, DecisionCache, FrequencyStore};
-use cx_components::{ModelId, SnnModel};
+use cx_domain::catalog::Catalog;
+use cx_domain::pipeline::{Decision, FeatureRows, Request, ScoreRows, SlotPool, Ticket};
+use cx_domain::store::{BudgetLedger, DecisionCache, FrequencyStore};
+use cx_features::{FeatureSchema, RequestContext};
+use cx_model::{ModelId, SnnModel};
 use cx_systems::resources::{
     Counters, Egress, FallbackScorer, Ingress, Latencies, Schema, Scoring, Seed, ServingModel,
     SpareContexts, Submission, TickClock, WallClock,
@@ -103,9 +103,7 @@ pub fn load_serving(
 ) -> Result<(ServingModel, ModelInfo)> {
     let bytes: Arc<[u8]> = match model {
         ModelSource::Bundled => Arc::from(DEFAULT_MODEL_BYTES),
-        ModelSource::Path(p) => {
-            read_limited(p, cx_components::model::limits::FILE_BYTES_MAX, "model")?.into()
-        }
+        ModelSource::Path(p) => read_limited(p, cx_model::limits::FILE_BYTES_MAX, "model")?.into(),
         ModelSource::Bytes(b) => b.clone(),
     };
     let snn = SnnModel::from_bytes(&bytes)?;
@@ -114,7 +112,7 @@ pub fn load_serving(
         (FallbackSource::Auto, ModelSource::Bundled) => Some(Arc::from(DEFAULT_BASELINE_BYTES)),
         (FallbackSource::Auto | FallbackSource::None, _) => None,
         (FallbackSource::Path(p), _) => {
-            Some(read_limited(p, cx_components::model::limits::FILE_BYTES_MAX, "fallback")?.into())
+            Some(read_limited(p, cx_model::limits::FILE_BYTES_MAX, "fallback")?.into())
         }
         (FallbackSource::Bytes(b), _) => Some(b.clone()),
     };
@@ -401,7 +399,7 @@ impl Port {
     /// left behind, whose strings and lists kept their capacity, or a new
     /// empty one when none is spare. **A reused context still holds that
     /// request's values**: overwrite every field, as
-    /// [`ContextView::write_into`](cx_components::protocol::ContextView::write_into) does.
+    /// [`ContextView::write_into`](cx_wire::protocol::ContextView::write_into) does.
     pub fn spare_context(&mut self) -> RequestContext {
         self.spares.pop().unwrap_or_default()
     }

@@ -29,9 +29,18 @@ pub enum Error {
     /// A call that needs an idle engine found requests in flight.
     #[error("{0}")]
     Busy(String),
-    /// A model, catalog or request that the data layer refused.
+    /// A model file error.
     #[error(transparent)]
-    Components(#[from] cx_components::Error),
+    Model(#[from] cx_model::Error),
+    /// A feature schema or normalisation error.
+    #[error(transparent)]
+    Features(#[from] cx_features::Error),
+    /// A catalog or store sizing error.
+    #[error(transparent)]
+    Domain(#[from] cx_domain::Error),
+    /// An OpenRTB request that cannot be read.
+    #[error(transparent)]
+    Wire(#[from] cx_wire::Error),
     /// A pipeline set-up problem (mismatched model and catalog, bad config).
     #[error(transparent)]
     Systems(#[from] cx_systems::Error),

@@ -1,7 +1,7 @@
 //! Decisions as JSON, for `cx score`, logs and tests.
 
-use cx_components::catalog::Catalog;
-use cx_components::pipeline::{Decision, NoBidCause, ScoreSource, OBJECTIVES};
+use cx_domain::catalog::Catalog;
+use cx_domain::pipeline::{Decision, NoBidCause, ScoreSource, OBJECTIVES};
 use serde_json::{json, Map, Value};
 
 /// The label of a score source (`model`, `cache`, `fallback`, ...).

@@ -2,7 +2,7 @@
 //! the host's clock.
 //!
 //! ```
-//! use cx_engine::{Engine, components::features::{DeviceType, RequestContext}};
+//! use cx_engine::{Engine, features::{DeviceType, RequestContext}};
 //!
 //! let mut engine = Engine::builder().seed(7).build()?; // bundled model, catalog, config
 //! let ticket = engine.submit(RequestContext {
@@ -38,8 +38,13 @@ pub mod stats;
 
 pub use config::EngineConfig;
 pub use cx_backends as backends;
-pub use cx_components as components;
+pub use cx_datasets as datasets;
+pub use cx_decision as decision;
+pub use cx_domain as domain;
+pub use cx_features as features;
+pub use cx_model as model;
 pub use cx_systems as systems;
+pub use cx_wire as wire;
 pub use engine::{
     load_serving, Engine, EngineBuilder, EngineCounts, FallbackSource, ModelSource, Port,
     DEFAULT_BASELINE_BYTES, DEFAULT_CATALOG_TOML, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_NAME,
@@ -58,8 +63,8 @@ pub struct ReadmeDoctests;
 pub struct ArchitectureDoctests;
 
 /// The bundled default model, parsed and validated.
-pub fn default_model() -> Result<components::SnnModel, components::Error> {
-    components::SnnModel::from_bytes(DEFAULT_MODEL_BYTES)
+pub fn default_model() -> Result<model::SnnModel, model::Error> {
+    model::SnnModel::from_bytes(DEFAULT_MODEL_BYTES)
 }
 
 #[cfg(test)]
@@ -69,21 +74,21 @@ mod tests {
     #[test]
     fn the_bundled_model_loads_and_fits_this_builds_feature_schema() {
         let model = default_model().expect("the bundled model is valid");
-        let schema = components::FeatureSchema::v1();
+        let schema = features::FeatureSchema::v1();
         assert_eq!(model.meta().feature_schema_id.as_deref(), Some(schema.id()));
         assert_eq!(model.inputs(), schema.width());
         assert_eq!(model.outputs(), 16);
         assert_eq!(model.meta().offer_ids.len(), 16);
         assert!(matches!(
             model.meta().calibration,
-            components::Calibration::Platt { .. }
+            model::Calibration::Platt { .. }
         ));
         let norm = model
             .meta()
             .extra
             .get("cx.feature_norm")
             .expect("normalisation recorded");
-        components::FeatureNorm::from_json(norm).expect("normalisation parses");
+        features::FeatureNorm::from_json(norm).expect("normalisation parses");
         assert!(model.meta().extra.contains_key("cx.training"));
     }
 }

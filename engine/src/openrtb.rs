@@ -15,9 +15,9 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use cx_components::catalog::Catalog;
-use cx_components::openrtb::{Bid, BidRequest, BidResponse, NoBidReason, SeatBid};
-use cx_components::pipeline::{ChosenOffer, Decision, NoBidCause, Ticket};
+use cx_domain::catalog::Catalog;
+use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, Ticket};
+use cx_wire::openrtb::{Bid, BidRequest, BidResponse, NoBidReason, SeatBid};
 use serde_json::json;
 
 /// The currency the engine prices in.

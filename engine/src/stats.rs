@@ -2,8 +2,8 @@
 //! latency percentiles of every stage, serialisable as JSON.
 
 use crate::engine::{Engine, EngineParts};
-use cx_components::pipeline::NoBidCause;
-use cx_components::store::{DecisionCache, FrequencyStore};
+use cx_domain::pipeline::NoBidCause;
+use cx_domain::store::{DecisionCache, FrequencyStore};
 use cx_systems::resources::{Counters, Latencies, Scoring, LATENCY_STAGES};
 use hdrhistogram::Histogram;
 use serde::Serialize;

@@ -3,9 +3,9 @@
 mod common;
 
 use common::{contexts, decide_all, MS, T0_NS};
-use cx_engine::components::features::RequestContext;
-use cx_engine::components::pipeline::{Decision, NoBidCause, ScoreSource, FACTOR_KINDS};
+use cx_domain::pipeline::{Decision, NoBidCause, ScoreSource, FACTOR_KINDS};
 use cx_engine::{Engine, EngineConfig, Error, FallbackSource, ModelSource};
+use cx_features::RequestContext;
 
 #[test]
 fn every_request_gets_one_explained_decision() {
@@ -242,8 +242,8 @@ fn requests_nothing_fits_get_a_cause() {
 #[test]
 fn served_probabilities_equal_the_dense_evaluation_path_bit_for_bit() {
     use cx_engine::backends::{BackendKind, Dispatcher, FallbackPolicy};
-    use cx_engine::components::features::{FeatureNorm, FeatureSchema};
-    use cx_engine::components::Readout;
+    use cx_features::{FeatureNorm, FeatureSchema};
+    use cx_model::Readout;
     use std::sync::Arc;
 
     let mut engine = Engine::builder().build().expect("engine");

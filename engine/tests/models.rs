@@ -4,9 +4,9 @@
 mod common;
 
 use common::{contexts, decide_all, T0_NS};
-use cx_engine::components::pipeline::{Decision, ScoreSource};
-use cx_engine::components::SnnModel;
+use cx_domain::pipeline::{Decision, ScoreSource};
 use cx_engine::{Engine, FallbackSource, ModelSource, DEFAULT_BASELINE_BYTES, DEFAULT_MODEL_BYTES};
+use cx_model::SnnModel;
 use std::sync::Arc;
 
 /// The default model with `edit` applied to its output layer

@@ -7,10 +7,10 @@
 //! takes ownership of the host's context, and building one (its strings) is
 //! the host's allocation, not the engine's.
 
-use cx_engine::components::features::RequestContext;
-use cx_engine::components::pipeline::ScoreSource;
-use cx_engine::components::{Generator, SynthConfig};
+use cx_datasets::{Generator, SynthConfig};
+use cx_domain::pipeline::ScoreSource;
 use cx_engine::{Engine, EngineConfig};
+use cx_features::RequestContext;
 
 const T0_NS: u64 = 1_767_225_600_000_000_000;
 const TICK_NS: u64 = 1_000_000;

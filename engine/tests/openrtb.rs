@@ -2,8 +2,8 @@
 //! BidResponse, and the request-level rules (test mode, `badv`, currency)
 //! hold.
 
-use cx_engine::components::openrtb::{parse_request, BidRequest};
 use cx_engine::Engine;
+use cx_wire::openrtb::{parse_request, BidRequest};
 use std::path::{Path, PathBuf};
 
 const T0_NS: u64 = 1_767_225_600_000_000_000;
@@ -11,7 +11,7 @@ const T0_NS: u64 = 1_767_225_600_000_000_000;
 fn fixtures() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../components/tests/fixtures/openrtb"
+        "/../components/wire/tests/fixtures/openrtb"
     ))
 }
 
@@ -92,7 +92,7 @@ fn answer_all(requests: &[(String, Vec<u8>)]) -> (usize, usize) {
         }
         // Round-trips as JSON, as a server would send it.
         let json = serde_json::to_vec(response).expect("serialises");
-        cx_engine::components::openrtb::parse_response(&json).expect("parses back");
+        cx_wire::openrtb::parse_response(&json).expect("parses back");
     }
     assert_eq!(engine.in_flight(), 0);
     (valid, bids)

@@ -80,10 +80,10 @@
 //! - `imp` kinds the engine does not serve are decided like any other, as
 //!   `Engine::decide_openrtb` does; only the currency rule skips.
 
-use cx_engine::components::features::RequestContext;
-use cx_engine::components::openrtb::{self, BidRequest};
-use cx_engine::components::pipeline::{Decision, Request, Ticket};
-use cx_engine::components::protocol::{
+use cx_domain::pipeline::{Decision, Request, Ticket};
+use cx_features::RequestContext;
+use cx_wire::openrtb::{self, BidRequest};
+use cx_wire::protocol::{
     self, limits, DecisionWriter, Decoded, ErrorCode, HelloAck, ImpOutcome, MessageType,
     SkipReason, VERSION,
 };

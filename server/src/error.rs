@@ -1,7 +1,6 @@
 //! The crate's single error type.
 
 use cx_engine::backends::BackendError;
-use cx_engine::components;
 
 /// Everything a `cx` command can report. Each variant names the file, row or
 /// setting at fault; the underlying error, when there is one, is its
@@ -25,7 +24,7 @@ pub enum Error {
         path: String,
         /// Why.
         #[source]
-        source: components::Error,
+        source: cx_model::Error,
     },
     /// The input file (or stdin) could not be read.
     #[error("cannot read input {origin}")]
@@ -127,11 +126,11 @@ pub enum Error {
         path: String,
         /// Why.
         #[source]
-        source: components::Error,
+        source: cx_datasets::Error,
     },
     /// Training or evaluation could not proceed.
     #[error("{0}")]
-    Train(#[from] cx_engine::backends::train::TrainError),
+    Train(#[from] cx_train::TrainError),
     /// A model does not fit the data or the feature schema it is used with.
     #[error("{0}")]
     Mismatch(String),
@@ -201,7 +200,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The error and its chain of sources as one line, `outer: inner: innermost`.
 ///
 /// A source whose message already appears in the line is skipped: some
-/// errors (e.g. `cx_components::Error::Io`) print their source themselves
+/// errors (e.g. `cx_model::Error::Io`) print their source themselves
 /// and also return it from `source()`.
 pub fn render_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = err.to_string();
@@ -225,7 +224,7 @@ mod tests {
     fn chain_joins_sources() {
         let err = Error::Model {
             path: "m.safetensors".into(),
-            source: components::Error::MissingTensor {
+            source: cx_model::Error::MissingTensor {
                 name: "fc1.weight".into(),
             },
         };
@@ -237,11 +236,11 @@ mod tests {
 
     #[test]
     fn chain_skips_a_source_already_printed() {
-        // `components::Error::Io` prints its source and also returns it.
+        // `cx_model::Error::Io` prints its source and also returns it.
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
         let err = Error::Model {
             path: "m.safetensors".into(),
-            source: components::Error::Io {
+            source: cx_model::Error::Io {
                 path: "m.safetensors".into(),
                 source: io,
             },

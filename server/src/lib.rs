@@ -22,7 +22,7 @@
 //!   event loops.
 
 pub mod cli;
-pub mod client;
+pub use cx_wire::client;
 pub mod config;
 pub mod conn;
 pub mod epoll;

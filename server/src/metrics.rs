@@ -65,7 +65,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use cx_engine::components::protocol::ErrorCode;
+use cx_wire::protocol::ErrorCode;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use prometheus_client::encoding::text::encode;

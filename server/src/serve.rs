@@ -269,7 +269,7 @@ impl Server {
     pub fn reload(&self) -> Result<ModelInfo, Error> {
         let bytes = read_model(self.config.model.as_deref())?;
         let fallback = fallback_source(&self.config);
-        let schema = cx_engine::components::features::FeatureSchema::v1();
+        let schema = cx_features::FeatureSchema::v1();
         let (_, info) =
             cx_engine::load_serving(&ModelSource::Bytes(bytes.clone()), &fallback, &schema)
                 .map_err(|source| Error::Engine {
@@ -378,7 +378,7 @@ fn read_model(path: Option<&std::path::Path>) -> Result<Arc<[u8]>, Error> {
         path: path.display().to_string(),
         source,
     };
-    let limit = cx_engine::components::model::limits::FILE_BYTES_MAX;
+    let limit = cx_model::limits::FILE_BYTES_MAX;
     let len = std::fs::metadata(path).map_err(read)?.len();
     if len > limit {
         return Err(Error::Config(format!(

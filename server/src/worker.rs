@@ -24,10 +24,10 @@
 
 use crate::conn::{Connection, Overloaded, Submit};
 use crate::metrics::Metrics;
-use cx_engine::components::features::RequestContext;
-use cx_engine::components::pipeline::{Request, Ticket};
-use cx_engine::components::protocol::ErrorCode;
+use cx_domain::pipeline::{Request, Ticket};
 use cx_engine::{Engine, EngineCounts, FallbackSource, ModelInfo, ModelSource};
+use cx_features::RequestContext;
+use cx_wire::protocol::ErrorCode;
 use std::collections::HashMap;
 use std::sync::Arc;
 

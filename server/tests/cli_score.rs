@@ -15,7 +15,7 @@ const NOW_MS: &str = "1767225600000";
 const TOL: f64 = 1e-5;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../components/tests/fixtures/openrtb")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../components/wire/tests/fixtures/openrtb")
 }
 
 /// The committed request fixtures: (file, the requests it holds).

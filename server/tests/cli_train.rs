@@ -3,7 +3,8 @@
 //! model carries, evaluation through the serving path, the bundled default
 //! model, and bad input.
 
-use cx_engine::components::{Calibration, FeatureSchema, SnnModel};
+use cx_features::FeatureSchema;
+use cx_model::{Calibration, SnnModel};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

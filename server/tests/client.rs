@@ -1,18 +1,18 @@
-//! The protocol client (`cx_server::client`) and `cx client` against a
+//! The protocol client (`cx_wire::client`) and `cx client` against a
 //! small blocking test server: `cx_server::conn::Connection` driven by a
 //! real engine over a loopback socket, one thread per connection. Scripted
 //! servers send broken bytes to check that the client fails with a typed
 //! error, never a panic.
 
-use cx_engine::components::features::{DeviceType, RequestContext};
-use cx_engine::components::pipeline::{Request, Ticket};
-use cx_engine::components::protocol::{
+use cx_domain::pipeline::{Request, Ticket};
+use cx_engine::Engine;
+use cx_features::{DeviceType, RequestContext};
+use cx_server::cli::{execute, Cli, Streams};
+use cx_server::conn::{Connection, Overloaded};
+use cx_wire::client::{Client, ClientError, Response, ResponseBody};
+use cx_wire::protocol::{
     self, limits, DecisionResponse, ErrorCode, HelloAck, MessageType, ProtocolError,
 };
-use cx_engine::Engine;
-use cx_server::cli::{execute, Cli, Streams};
-use cx_server::client::{Client, ClientError, Response, ResponseBody};
-use cx_server::conn::{Connection, Overloaded};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -153,7 +153,7 @@ fn connect(addr: SocketAddr) -> Client {
 // ---------------------------------------------------------------------------
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../components/tests/fixtures/openrtb")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../components/wire/tests/fixtures/openrtb")
 }
 
 fn read_json(path: &Path) -> Value {

@@ -2,14 +2,14 @@
 //! engine: frames in, decisions out, every error path, back-pressure,
 //! shutdown, and random input.
 
-use cx_engine::components::features::{DeviceType, RequestContext};
-use cx_engine::components::pipeline::{Decision, Request, Ticket};
-use cx_engine::components::protocol::{
+use cx_domain::pipeline::{Decision, Request, Ticket};
+use cx_engine::{Engine, EngineConfig};
+use cx_features::{DeviceType, RequestContext};
+use cx_server::conn::{Connection, Overloaded, Submit, WRITE_BUFFER_MAX};
+use cx_wire::protocol::{
     self, limits, DecisionResponse, Decoded, ErrorCode, Hello, ImpDecision, ImpOutcome,
     MessageType, SkipReason,
 };
-use cx_engine::{Engine, EngineConfig};
-use cx_server::conn::{Connection, Overloaded, Submit, WRITE_BUFFER_MAX};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;

@@ -19,7 +19,7 @@ fn cases() -> Vec<(PathBuf, PathBuf)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let golden = golden_dir();
     let mut cases = Vec::new();
-    let fixtures = root.join("components/tests/fixtures/openrtb");
+    let fixtures = root.join("components/wire/tests/fixtures/openrtb");
     for name in [
         "2.5_mobile.json",
         "2.6_video.json",

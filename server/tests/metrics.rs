@@ -5,11 +5,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use cx_engine::components::protocol::ErrorCode;
 use cx_server::metrics::{
     AdminLimits, AdminServer, Health, Metrics, MetricsError, BATCH_SIZE_BUCKET_COUNT,
     INFERENCE_BUCKET_COUNT, METRICS_CONTENT_TYPE,
 };
+use cx_wire::protocol::ErrorCode;
 
 /// How long a test client waits for a response before failing.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);

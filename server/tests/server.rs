@@ -6,18 +6,18 @@
 //! with requests in flight. `cx serve` itself (signals, config precedence)
 //! is tested at the end through the binary.
 
-use cx_engine::components::features::{DeviceType, RequestContext};
-use cx_engine::components::protocol::{self, ErrorCode, Hello};
-use cx_server::client::{Client, ClientError, Response, ResponseBody};
+use cx_features::{DeviceType, RequestContext};
 use cx_server::config::{IoMode, ServerConfig};
 use cx_server::serve::Server;
+use cx_wire::client::{Client, ClientError, Response, ResponseBody};
+use cx_wire::protocol::{self, ErrorCode, Hello};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const FIXTURE: &str = "../components/tests/fixtures/openrtb/2.5_mobile.json";
+const FIXTURE: &str = "../components/wire/tests/fixtures/openrtb/2.5_mobile.json";
 
 fn fixture() -> Vec<u8> {
     std::fs::read(FIXTURE).expect("the OpenRTB fixture exists")
@@ -113,7 +113,7 @@ fn error_frames(bytes: &[u8]) -> Vec<(u64, ErrorCode)> {
     out
 }
 
-fn expect_decision(response: &Response) -> &cx_engine::components::protocol::DecisionResponse {
+fn expect_decision(response: &Response) -> &cx_wire::protocol::DecisionResponse {
     match &response.body {
         ResponseBody::Decision(d) => d,
         other => panic!("expected a decision, got {other:?}"),

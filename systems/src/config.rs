@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use bevy_ecs::prelude::Resource;
-use cx_components::pipeline::TOP_K_MAX;
+use cx_domain::pipeline::TOP_K_MAX;
 use serde::{Deserialize, Serialize};
 
 /// Most rows one inference batch may hold (the backends' own limit).
@@ -59,7 +59,7 @@ impl BatchPolicy {
 }
 
 /// Weights of the multi-objective blend: each multiplies one
-/// [`Objective`](cx_components::pipeline::Objective) term.
+/// [`Objective`](cx_domain::pipeline::Objective) term.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ObjectiveWeights {
@@ -91,7 +91,7 @@ impl Default for ObjectiveWeights {
 }
 
 impl ObjectiveWeights {
-    /// The weights in [`OBJECTIVES`](cx_components::pipeline::OBJECTIVES) order.
+    /// The weights in [`OBJECTIVES`](cx_domain::pipeline::OBJECTIVES) order.
     pub fn as_array(&self) -> [f32; 6] {
         [
             self.click,

@@ -16,9 +16,15 @@ pub enum Error {
     /// A model, fallback scorer, catalog or schema that do not fit together.
     #[error("{0}")]
     Mismatch(String),
-    /// A data-layer error (model file, catalog, store sizes).
+    /// A model file error.
     #[error(transparent)]
-    Components(#[from] cx_components::Error),
+    Model(#[from] cx_model::Error),
+    /// A feature schema or normalisation error.
+    #[error(transparent)]
+    Features(#[from] cx_features::Error),
+    /// A catalog or store sizing error.
+    #[error(transparent)]
+    Domain(#[from] cx_domain::Error),
     /// A backend that could not be initialised.
     #[error(transparent)]
     Backend(#[from] cx_backends::BackendError),

@@ -20,3 +20,13 @@ pub mod systems;
 pub use config::{BatchPolicy, DecideConfig, ObjectiveWeights};
 pub use error::{Error, Result};
 pub use systems::{add_pipeline, PipelineSet, RequestBundle};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_schema_row_is_never_wider_than_a_model_can_take() {
+        // cx-features does not depend on cx-model, so it states the limit
+        // itself; this is where the two meet.
+        assert_eq!(cx_features::limits::WIDTH_MAX, cx_model::limits::WIDTH_MAX);
+    }
+}

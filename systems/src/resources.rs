@@ -10,12 +10,12 @@
 use crate::error::{Error, Result};
 use bevy_ecs::prelude::Resource;
 use crossbeam::queue::ArrayQueue;
-use cx_backends::train::Logistic;
 use cx_backends::{BackendKind, Dispatcher, FallbackPolicy};
-use cx_components::catalog::Catalog;
-use cx_components::features::{FeatureNorm, FeatureSchema, RequestContext, SPARSE_NONZERO_MAX};
-use cx_components::pipeline::{Decision, NoBidCause, Request, Ticket};
-use cx_components::{ModelId, Readout, SnnModel};
+use cx_domain::catalog::Catalog;
+use cx_domain::pipeline::{Decision, NoBidCause, Request, Ticket};
+use cx_features::{FeatureNorm, FeatureSchema, RequestContext, SPARSE_NONZERO_MAX};
+use cx_model::Logistic;
+use cx_model::{ModelId, Readout, SnnModel};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::Arc;

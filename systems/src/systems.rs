@@ -18,12 +18,12 @@ use crate::resources::{
 };
 use bevy_ecs::prelude::*;
 use cx_backends::SparseRows;
-use cx_components::catalog::Catalog;
-use cx_components::pipeline::{
+use cx_domain::catalog::Catalog;
+use cx_domain::pipeline::{
     Decision, FeatureRows, Fingerprint, NoBidCause, Phase, Request, ScoreRows, ScoreSource, Slot,
     SlotPool, StageTimes, Ticket,
 };
-use cx_components::store::{BudgetLedger, DecisionCache, FrequencyStore};
+use cx_domain::store::{BudgetLedger, DecisionCache, FrequencyStore};
 
 /// The components a request entity is spawned with: all of them, so it
 /// never changes archetype.

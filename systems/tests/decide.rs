@@ -2,10 +2,10 @@
 //! explanation, ranking, pricing and `commit`, checked on small catalogs
 //! built in code, without a World.
 
-use cx_components::catalog::{Catalog, Channels, FrequencyCap, OfferSpec};
-use cx_components::features::{DeviceType, RequestContext};
-use cx_components::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
-use cx_components::store::{BudgetLedger, FrequencyConfig, FrequencyStore};
+use cx_domain::catalog::{Catalog, Channels, FrequencyCap, OfferSpec};
+use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
+use cx_domain::store::{BudgetLedger, FrequencyConfig, FrequencyStore};
+use cx_features::{DeviceType, RequestContext};
 use cx_systems::logic::{bid_price, commit, decide, exploration_draw, DecideInputs, NS_PER_S};
 use cx_systems::{DecideConfig, ObjectiveWeights};
 use proptest::prelude::*;

@@ -6,15 +6,13 @@
 use bevy_ecs::prelude::*;
 use crossbeam::queue::ArrayQueue;
 use cx_backends::BackendKind;
-use cx_components::catalog::Catalog;
-use cx_components::features::{DeviceType, FeatureSchema, RequestContext};
-use cx_components::pipeline::{
+use cx_domain::catalog::Catalog;
+use cx_domain::pipeline::{
     Decision, FeatureRows, Phase, Request, ScoreRows, ScoreSource, SlotPool, Ticket,
 };
-use cx_components::store::{
-    BudgetLedger, CacheConfig, DecisionCache, FrequencyConfig, FrequencyStore,
-};
-use cx_components::{ModelId, SnnModel};
+use cx_domain::store::{BudgetLedger, CacheConfig, DecisionCache, FrequencyConfig, FrequencyStore};
+use cx_features::{DeviceType, FeatureSchema, RequestContext};
+use cx_model::{ModelId, SnnModel};
 use cx_systems::resources::{
     Counters, Egress, FallbackScorer, Ingress, Latencies, Schema, Scoring, Seed, ServingModel,
     Submission, TickClock, WallClock,

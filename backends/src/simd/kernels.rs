@@ -17,7 +17,7 @@
 //! intrinsic, which `wide` does not expose.
 #![allow(unsafe_code)]
 
-use cx_components::ResetMechanism;
+use cx_model::ResetMechanism;
 use wide::f32x16;
 
 /// Lanes per vector.

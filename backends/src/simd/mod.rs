@@ -17,7 +17,7 @@
 pub mod kernels;
 
 use crate::trace::TraceSink;
-use cx_components::{LifLayer, Readout, ResetMechanism, SnnModel};
+use cx_model::{LifLayer, Readout, ResetMechanism, SnnModel};
 use kernels::{vectors_for, LANES};
 use wide::f32x16;
 

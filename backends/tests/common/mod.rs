@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use cx_backends::{Backend, ConcreteKind, Trace};
-use cx_components::{Readout, SnnModel};
+use cx_model::{Readout, SnnModel};
 use std::path::PathBuf;
 use std::sync::Arc;
 

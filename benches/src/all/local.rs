@@ -192,7 +192,10 @@ impl LoadRunner<'_> {
 
     /// Runs `work` on a thread pinned to the generator core (its receiver
     /// threads inherit the pin).
-    fn on_generator<T: Send>(&mut self, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    fn on_generator<T: Send, E: Into<Error> + Send>(
+        &mut self,
+        work: impl FnOnce() -> std::result::Result<T, E> + Send,
+    ) -> Result<T> {
         let core = self.pinner.generator;
         let spawned = std::thread::scope(|scope| {
             std::thread::Builder::new()
@@ -212,7 +215,7 @@ impl LoadRunner<'_> {
             self.pinner.failed("load generator");
             self.generator_pinned = false;
         }
-        result
+        result.map_err(Into::into)
     }
 
     /// One fixed-rate run of `config` with `pool` against a fresh server

@@ -337,7 +337,7 @@ impl AllPlan {
         self.stall.validate()?;
         // The fixed-rate load (its rate is half of --rate, checked above).
         self.load_config(s.half_rate_per_s, Mix::Synth).validate()?;
-        self.sweep_config().validate()
+        Ok(self.sweep_config().validate()?)
     }
 
     /// The load of a fixed-rate run at `rate_per_s` with `mix`, against

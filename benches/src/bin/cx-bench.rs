@@ -20,10 +20,10 @@ use cx_benches::all::{run_all, AllOptions, TargetStatus, DEFAULT_OUT_DIR, TARGET
 use cx_benches::alloc_count::CountingAllocator;
 use cx_benches::engine_bench::{run_engine_bench, EngineBenchOptions};
 use cx_benches::kernel_bench::{parse_shape, run_kernel_bench, KernelBackend, KernelBenchOptions};
-use cx_benches::load::plot::write_sweep_svg;
-use cx_benches::load::sweep::step_line;
-use cx_benches::load::{self, write_json, write_text, LoadConfig, Mix, SweepConfig, SweepReport};
 use cx_benches::stall::{run_stall_probe, StallOptions};
+use cx_load::plot::write_sweep_svg;
+use cx_load::sweep::step_line;
+use cx_load::{write_json, write_text, LoadConfig, Mix, SweepConfig, SweepReport};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -572,7 +572,7 @@ fn load_command(args: &LoadArgs) -> Result<()> {
     if args.sweep.sweep {
         return sweep_command(args, config);
     }
-    let report = load::run(&config)?;
+    let report = cx_load::run(&config)?;
     print!("{}", report.summary());
     if let Some(path) = &args.json {
         write_json(path, "--json", &report)?;
@@ -602,7 +602,7 @@ fn sweep_command(args: &LoadArgs, load: LoadConfig) -> Result<()> {
         failed_ratio_max: s.max_failed_ratio,
         stop_after_misses: s.stop_after_misses,
     };
-    let report = load::run_sweep(&config, |step| println!("{}", step_line(step)))?;
+    let report = cx_load::run_sweep(&config, |step| println!("{}", step_line(step)))?;
     if let Some(best) = report.summary().lines().last() {
         println!("{best}");
     }

@@ -1,10 +1,10 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)] // each test binary uses a subset
 
-use cx_engine::components::features::RequestContext;
-use cx_engine::components::pipeline::Decision;
-use cx_engine::components::{Generator, SynthConfig};
+use cx_datasets::{Generator, SynthConfig};
+use cx_domain::pipeline::Decision;
 use cx_engine::Engine;
+use cx_features::RequestContext;
 
 /// 2026-01-01 00:00 UTC, ns.
 pub const T0_NS: u64 = 1_767_225_600_000_000_000;

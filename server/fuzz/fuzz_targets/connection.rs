@@ -20,9 +20,9 @@
 //! flight.
 #![no_main]
 
-use cx_components::pipeline::{ChosenOffer, Decision, Request, Ticket, TOP_K_MAX};
-use cx_components::protocol::limits::{HEADER_BYTES, IN_FLIGHT_MAX};
-use cx_components::protocol::{decode_frame, decode_message, Decoded};
+use cx_domain::pipeline::{ChosenOffer, Decision, Request, Ticket, TOP_K_MAX};
+use cx_wire::protocol::limits::{HEADER_BYTES, IN_FLIGHT_MAX};
+use cx_wire::protocol::{decode_frame, decode_message, Decoded};
 use cx_server::conn::{Connection, Overloaded, WRITE_BUFFER_MAX};
 use libfuzzer_sys::fuzz_target;
 

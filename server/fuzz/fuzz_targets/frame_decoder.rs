@@ -8,12 +8,12 @@
 //! asks for more than is there, fatal errors take the whole buffer,
 //! recoverable ones exactly one frame and carry its request id).
 //!
-//! Seeds: `components/tests/fixtures/protocol_corpus/` (docs/PROTOCOL.md,
+//! Seeds: `components/wire/tests/fixtures/protocol_corpus/` (docs/PROTOCOL.md,
 //! "Fuzzing").
 #![no_main]
 
-use cx_components::protocol::limits::{FRAME_BYTES_MAX, HEADER_BYTES, PAYLOAD_BYTES_MAX};
-use cx_components::protocol::{decode_frame, decode_message, Decoded};
+use cx_wire::protocol::limits::{FRAME_BYTES_MAX, HEADER_BYTES, PAYLOAD_BYTES_MAX};
+use cx_wire::protocol::{decode_frame, decode_message, Decoded};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

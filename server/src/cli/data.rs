@@ -4,8 +4,8 @@
 //! versioned schema.
 
 use crate::error::{Error, Result};
-use cx_engine::components::dataset::{read_click_log, ClickLog, DatasetSpec, LoadReport};
-use cx_engine::components::{FeatureNorm, FeatureSchema};
+use cx_datasets::clicklog::{read_click_log, ClickLog, DatasetSpec, LoadReport};
+use cx_features::{FeatureNorm, FeatureSchema};
 use std::io::Write;
 use std::path::Path;
 
@@ -57,8 +57,8 @@ impl Rows {
     }
 
     /// A view for the trainer.
-    pub fn examples(&self) -> cx_engine::backends::train::Examples<'_> {
-        cx_engine::backends::train::Examples {
+    pub fn examples(&self) -> cx_train::Examples<'_> {
+        cx_train::Examples {
             x: &self.x,
             inputs: self.width,
             column: &self.column,

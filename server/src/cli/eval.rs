@@ -6,9 +6,10 @@ use super::data::{self, Rows, FEATURE_NORM_KEY};
 use super::train::{baseline_predictions, Quality};
 use super::{load_model, write_json, EvalArgs, Streams};
 use crate::error::{Error, Result};
-use cx_engine::backends::train::metrics::{self, CalibrationBin};
 use cx_engine::backends::{BackendKind, Dispatcher, FallbackPolicy, BATCH_MAX_LIMIT};
-use cx_engine::components::{FeatureNorm, FeatureSchema, Readout, SnnModel};
+use cx_features::{FeatureNorm, FeatureSchema};
+use cx_model::{Readout, SnnModel};
+use cx_train::metrics::{self, CalibrationBin};
 use serde::Serialize;
 use std::sync::Arc;
 

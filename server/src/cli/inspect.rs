@@ -2,7 +2,7 @@
 
 use super::{load_model, model_path_name, write_json, InspectArgs};
 use crate::error::{Error, Result};
-use cx_engine::components::{Calibration, LifLayer, SnnModel};
+use cx_model::{Calibration, LifLayer, SnnModel};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -289,7 +289,7 @@ pub fn inspect(args: &InspectArgs, stdout: &mut dyn Write) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cx_engine::components::{ModelMeta, ResetMechanism};
+    use cx_model::{ModelMeta, ResetMechanism};
 
     fn model() -> SnnModel {
         let mut first = LifLayer::new(

@@ -31,7 +31,7 @@ pub mod train;
 use crate::error::{Error, Result};
 use clap::{Args, Parser, Subcommand};
 use cx_engine::backends::BackendKind;
-use cx_engine::components::{self, SnnModel};
+use cx_model::SnnModel;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -242,8 +242,8 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     /// The trainer's hyperparameters from these flags.
-    pub fn config(&self) -> cx_engine::backends::train::TrainConfig {
-        cx_engine::backends::train::TrainConfig {
+    pub fn config(&self) -> cx_train::TrainConfig {
+        cx_train::TrainConfig {
             hidden: self.hidden.clone(),
             steps: self.steps,
             beta_hidden: self.beta,
@@ -433,7 +433,7 @@ pub fn load_model(path: Option<&Path>) -> Result<SnnModel> {
     SnnModel::load(path).map_err(|source| {
         let path = path.display().to_string();
         match source {
-            components::Error::Io { source, .. } => Error::ModelRead { path, source },
+            cx_model::Error::Io { source, .. } => Error::ModelRead { path, source },
             source => Error::Model { path, source },
         }
     })
@@ -493,7 +493,7 @@ mod tests {
         assert!(SCORE_HELP.contains(&line), "{line}");
         let request = format!(
             "at most {} bytes",
-            cx_engine::components::openrtb::limits::REQUEST_BYTES_MAX
+            cx_wire::openrtb::limits::REQUEST_BYTES_MAX
         );
         assert!(SCORE_HELP.contains(&request), "{request}");
     }

@@ -35,7 +35,7 @@ fn curves(scored: &Scored) -> Vec<Curve> {
 }
 
 fn named(name: &str, colour: RGBColor, score: &[f32], label: &[f32]) -> Curve {
-    let auc = cx_engine::backends::train::metrics::auc(score, label).unwrap_or(f64::NAN);
+    let auc = cx_train::metrics::auc(score, label).unwrap_or(f64::NAN);
     (
         format!("{name} (AUC {auc:.3})"),
         colour,
@@ -114,7 +114,7 @@ fn reliability(
             (
                 *name,
                 *colour,
-                cx_engine::backends::train::metrics::calibration_table(p, label, 10),
+                cx_train::metrics::calibration_table(p, label, 10),
             )
         })
         .collect();

@@ -8,7 +8,7 @@ use cx_engine::backends::{
     Backend, BackendKind, CoLaNetProvider, Dispatcher, FallbackPolicy, Trace, BACKEND_ENV,
     BATCH_MAX_LIMIT,
 };
-use cx_engine::components::{Readout, SnnModel};
+use cx_model::{Readout, SnnModel};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
@@ -240,7 +240,7 @@ fn append_trace(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cx_engine::components::{LifLayer, ModelMeta, ResetMechanism};
+    use cx_model::{LifLayer, ModelMeta, ResetMechanism};
 
     /// One input, one neuron with weight 1, bias 0, beta 1, threshold 1:
     /// an input of `v` adds `v` to the membrane each step.

@@ -19,12 +19,12 @@ use super::input::origin;
 use super::lines::{hold_document, is_blank, is_json, Held, Line, Lines};
 use super::{load_model, ScoreArgs, Streams};
 use crate::error::{Error, Result};
-use cx_engine::components::catalog::Catalog;
-use cx_engine::components::openrtb::{self, limits::REQUEST_BYTES_MAX, BidRequest, BidResponse};
+use cx_domain::catalog::Catalog;
 use cx_engine::json::decision_json;
 use cx_engine::openrtb::OpenRtbOutcome;
 use cx_engine::systems::resources::FallbackScorer;
 use cx_engine::{Engine, EngineConfig, FallbackSource, ModelSource};
+use cx_wire::openrtb::{self, limits::REQUEST_BYTES_MAX, BidRequest, BidResponse};
 use serde::Serialize;
 use serde_json::Value;
 use std::io::{BufWriter, Read, Write};
@@ -116,7 +116,7 @@ fn build_engine(args: &ScoreArgs) -> Result<Engine> {
 /// Reads and checks a fallback scorer file, so that its errors name it.
 fn read_fallback(path: &Path) -> Result<Arc<[u8]>> {
     let what = || format!("cannot use --fallback {}", path.display());
-    let limit = cx_engine::components::model::limits::FILE_BYTES_MAX;
+    let limit = cx_model::limits::FILE_BYTES_MAX;
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|file| file.take(limit.saturating_add(1)).read_to_end(&mut bytes))
@@ -298,13 +298,13 @@ fn parse(text: &[u8]) -> std::result::Result<BidRequest, String> {
     };
     let inner = serde_json::to_vec(&inner).map_err(|e| format!("`request`: {e}"))?;
     openrtb::parse_request(&inner).map_err(|error| match error {
-        cx_engine::components::Error::OpenRtb { path, reason } => {
+        cx_wire::Error::OpenRtb { path, reason } => {
             let path = if path == "$" {
                 "request".to_string()
             } else {
                 format!("request.{path}")
             };
-            cx_engine::components::Error::OpenRtb { path, reason }.to_string()
+            cx_wire::Error::OpenRtb { path, reason }.to_string()
         }
         other => other.to_string(),
     })

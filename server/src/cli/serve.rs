@@ -42,7 +42,7 @@ Logs go to stderr, filtered by RUST_LOG (default `info`).
 Example:
   cx serve --listen 127.0.0.1:7070 --admin-listen 127.0.0.1:9464
   curl -s 127.0.0.1:9464/metrics | grep ml_predictions_total
-  cx client --addr 127.0.0.1:7070 components/tests/fixtures/openrtb/prebid_sample.jsonl";
+  cx client --addr 127.0.0.1:7070 components/wire/tests/fixtures/openrtb/prebid_sample.jsonl";
 
 /// Arguments of `cx serve`.
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@
 
 use super::{Streams, SynthArgs};
 use crate::error::{Error, Result};
-use cx_engine::components::synth::{CsvWriter, Generator, SynthConfig};
+use cx_datasets::synth::{CsvWriter, Generator, SynthConfig};
 use std::io::Write;
 
 /// Most rows one call writes.
@@ -39,8 +39,7 @@ pub fn synth(args: &SynthArgs, streams: &mut Streams<'_>) -> Result<()> {
 }
 
 fn write_rows<W: Write>(generator: &mut Generator, rows: u64, out: W) -> Result<()> {
-    let csv_error =
-        |e: cx_engine::components::Error| Error::Mismatch(format!("writing synthetic rows: {e}"));
+    let csv_error = |e: cx_datasets::Error| Error::Mismatch(format!("writing synthetic rows: {e}"));
     let mut writer = CsvWriter::new(out).map_err(csv_error)?;
     for _ in 0..rows {
         writer.write_row(&generator.next_row()).map_err(csv_error)?;

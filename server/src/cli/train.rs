@@ -5,8 +5,10 @@
 use super::data::{self, Rows, FEATURE_NORM_KEY, TRAINING_KEY};
 use super::{write_json, Streams, TrainArgs};
 use crate::error::{Error, Result};
-use cx_engine::backends::train::{self, metrics, Examples, Logistic, TrainConfig};
-use cx_engine::components::{FeatureNorm, FeatureSchema, ModelMeta};
+use cx_features::{FeatureNorm, FeatureSchema};
+use cx_model::Logistic;
+use cx_model::ModelMeta;
+use cx_train::{metrics, Examples, TrainConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -93,14 +95,14 @@ pub fn train(args: &TrainArgs, streams: &mut Streams<'_>) -> Result<()> {
     }
     let outputs = offer_ids.len();
     let progress = progress_bar(args, config.epochs * train_rows.len());
-    let (mut net, history) = train::train(&config, train_rows.examples(), outputs, |p| {
+    let (mut net, history) = cx_train::train(&config, train_rows.examples(), outputs, |p| {
         progress.set_position((p.epoch * p.rows_total + p.rows_done) as u64);
         progress.set_message(format!("epoch {} loss {:.4}", p.epoch + 1, p.loss_mean));
     })?;
     progress.finish_and_clear();
-    train::calibrate(&mut net, holdout_rows.examples());
+    cx_train::calibrate(&mut net, holdout_rows.examples());
     let holdout = Quality::of(
-        &train::predict(&net, holdout_rows.examples()),
+        &cx_train::predict(&net, holdout_rows.examples()),
         &holdout_rows,
     );
     let baseline = match &args.baseline {
@@ -148,8 +150,7 @@ pub fn train(args: &TrainArgs, streams: &mut Streams<'_>) -> Result<()> {
     meta.extra
         .insert(TRAINING_KEY.into(), training_record(&summary));
     let model = net.to_model(meta)?;
-    model.save(&args.out).map_err(|source| Error::Data {
-        what: "cannot write model",
+    model.save(&args.out).map_err(|source| Error::Model {
         path: args.out.display().to_string(),
         source,
     })?;
@@ -198,8 +199,11 @@ fn train_baseline(
     meta: BTreeMap<String, String>,
     path: &Path,
 ) -> Result<Quality> {
-    let baseline = train::train_logistic(config, train_rows.examples(), outputs)?;
-    let quality = Quality::of(&baseline.predict(holdout_rows.examples()), holdout_rows);
+    let baseline = cx_train::train_logistic(config, train_rows.examples(), outputs)?;
+    let quality = Quality::of(
+        &cx_train::logistic::predict(&baseline, holdout_rows.examples()),
+        holdout_rows,
+    );
     std::fs::write(path, baseline.to_bytes(&meta)).map_err(|source| Error::File {
         path: path.display().to_string(),
         source,
@@ -236,7 +240,10 @@ pub fn baseline_predictions(
         path: path.display().to_string(),
         source,
     })?;
-    let (baseline, meta) = Logistic::from_bytes(&bytes)?;
+    let (baseline, meta) = Logistic::from_bytes(&bytes).map_err(|source| Error::Model {
+        path: path.display().to_string(),
+        source,
+    })?;
     let file_ids: Vec<u64> = meta
         .get("cx.offer_ids")
         .and_then(|s| serde_json::from_str(s).ok())
@@ -263,7 +270,7 @@ pub fn baseline_predictions(
         column: &rows.column,
         label: &rows.label,
     };
-    Ok(baseline.predict(examples))
+    Ok(cx_train::logistic::predict(&baseline, examples))
 }
 
 fn progress_bar(args: &TrainArgs, total: usize) -> indicatif::ProgressBar {

@@ -9,10 +9,10 @@
 
 use super::NS_PER_S;
 use crate::config::DecideConfig;
-use cx_components::catalog::{self, Catalog, Ineligible, PageCategoryKeys};
-use cx_components::features::RequestContext;
-use cx_components::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
-use cx_components::store::{mix64, BudgetLedger, FrequencyStore, UserEntries};
+use cx_domain::catalog::{self, Catalog, Ineligible, PageCategoryKeys};
+use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
+use cx_domain::store::{mix64, BudgetLedger, FrequencyStore, UserEntries};
+use cx_features::RequestContext;
 
 /// Everything [`decide`] reads for one request.
 pub struct DecideInputs<'a> {

@@ -1,0 +1,20 @@
+//! The domain of the decision pipeline: what a request carries on its way
+//! through the engine's schedule, the bounded stores the rules read and
+//! write, and the offer catalog.
+//!
+//! - [`pipeline`]: the ECS components of a request entity and the
+//!   structure-of-arrays rows beside them.
+//! - [`store`]: the decision cache, frequency caps and budgets, each bounded
+//!   and sized at start.
+//! - [`catalog`]: the offer catalog (structure of arrays), read from TOML
+//!   (`docs/CATALOG.md`).
+//!
+//! This is the only crate of `components/` that needs bevy_ecs. Every
+//! fallible call returns [`Error`].
+
+pub mod catalog;
+pub mod error;
+pub mod pipeline;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,313 @@
+//! The numeric code lists of the protocol: message types, error codes, skip
+//! reasons, and the one-byte codes of the engine's enumerations.
+
+use cx_decision::{NoBidCause, ScoreSource};
+use cx_features::Os;
+use std::fmt;
+
+/// The kind of a frame: byte 5 of the header. A value not listed here is
+/// refused by [`super::decode_frame`] ([`super::ProtocolError::UnknownMessageType`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MessageType {
+    /// Client to server: the versions the client speaks.
+    Hello = 0x01,
+    /// Server to client: the chosen version and the server's limits.
+    HelloAck = 0x02,
+    /// Client to server: a liveness check carrying an opaque `u64`.
+    Ping = 0x03,
+    /// Server to client: the answer to a ping, echoing its `u64`.
+    Pong = 0x04,
+    /// Client to server: score one request given as a binary request context.
+    ScoreContext = 0x10,
+    /// Client to server: score an OpenRTB bid request given as JSON.
+    ScoreOpenRtb = 0x11,
+    /// Server to client: the decision for a score request.
+    Decision = 0x20,
+    /// Server to client: a request (or the connection) failed.
+    Error = 0x21,
+}
+
+impl MessageType {
+    /// Every message type, in code order.
+    pub const ALL: [MessageType; 8] = [
+        Self::Hello,
+        Self::HelloAck,
+        Self::Ping,
+        Self::Pong,
+        Self::ScoreContext,
+        Self::ScoreOpenRtb,
+        Self::Decision,
+        Self::Error,
+    ];
+
+    /// The wire code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The type for a wire code, or `None` for an unknown code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    /// snake_case label, as in `docs/PROTOCOL.md`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Hello => "hello",
+            Self::HelloAck => "hello_ack",
+            Self::Ping => "ping",
+            Self::Pong => "pong",
+            Self::ScoreContext => "score_context",
+            Self::ScoreOpenRtb => "score_openrtb",
+            Self::Decision => "decision",
+            Self::Error => "error",
+        }
+    }
+
+    /// Whether clients send this type (servers send the others).
+    pub fn is_from_client(self) -> bool {
+        matches!(
+            self,
+            Self::Hello | Self::Ping | Self::ScoreContext | Self::ScoreOpenRtb
+        )
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The code of an `error` frame: why a request, or the connection, failed.
+/// The table in `docs/PROTOCOL.md` says when each is sent and whether the
+/// server closes the connection after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// The frame header is wrong: bad magic (fatal), or a non-zero flags or
+    /// reserved field (the frame is skipped).
+    MalformedFrame = 1,
+    /// The header's version is not one the receiver speaks, or a hello
+    /// shares no version with the server.
+    UnsupportedVersion = 2,
+    /// The header's message type is unknown, or not one the receiver accepts.
+    UnknownMessageType = 3,
+    /// The header announces a payload over the limit (fatal).
+    FrameTooLarge = 4,
+    /// The payload does not follow its layout, or breaks a limit or a rule.
+    InvalidPayload = 5,
+    /// The server has no capacity for the request now; retry later.
+    Overloaded = 6,
+    /// The connection already has the maximum number of requests in flight.
+    TooManyInFlight = 7,
+    /// The server is shutting down and takes no new requests.
+    ShuttingDown = 8,
+    /// The request was not decided in time.
+    Timeout = 9,
+    /// The server failed for a reason that is not the client's fault.
+    Internal = 10,
+}
+
+impl ErrorCode {
+    /// Every code, in code order.
+    pub const ALL: [ErrorCode; 10] = [
+        Self::MalformedFrame,
+        Self::UnsupportedVersion,
+        Self::UnknownMessageType,
+        Self::FrameTooLarge,
+        Self::InvalidPayload,
+        Self::Overloaded,
+        Self::TooManyInFlight,
+        Self::ShuttingDown,
+        Self::Timeout,
+        Self::Internal,
+    ];
+
+    /// The wire code.
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// The error code for a wire code, or `None` for an unknown code.
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+
+    /// snake_case label, as in `docs/PROTOCOL.md`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::MalformedFrame => "malformed_frame",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::UnknownMessageType => "unknown_message_type",
+            Self::FrameTooLarge => "frame_too_large",
+            Self::InvalidPayload => "invalid_payload",
+            Self::Overloaded => "overloaded",
+            Self::TooManyInFlight => "too_many_in_flight",
+            Self::ShuttingDown => "shutting_down",
+            Self::Timeout => "timeout",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Whether a client may send the same request again later and expect
+    /// it to succeed (`overloaded`, `too_many_in_flight`, `timeout`).
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Self::Overloaded | Self::TooManyInFlight | Self::Timeout
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Why an impression of a decision was not decided at all (as opposed to
+/// decided with no offer, which a [`NoBidCause`] explains).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SkipReason {
+    /// The impression's floor currency, or the request's `cur` list, is not
+    /// the currency the engine prices in.
+    Currency = 1,
+    /// The impression asks for a kind of ad the engine does not serve.
+    UnsupportedKind = 2,
+    /// The engine produced no decision for it (deadline, shutdown or failure).
+    NotDecided = 3,
+}
+
+impl SkipReason {
+    /// Every reason, in code order.
+    pub const ALL: [SkipReason; 3] = [Self::Currency, Self::UnsupportedKind, Self::NotDecided];
+
+    /// The wire code (never 0: 0 means "not skipped").
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The reason for a wire code, or `None` for 0 or an unknown code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// snake_case label (`currency`, as the engine's OpenRTB outcome names it).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Currency => "currency",
+            Self::UnsupportedKind => "unsupported_kind",
+            Self::NotDecided => "not_decided",
+        }
+    }
+
+    /// The reason for a label, or `None` for an unknown one.
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.label() == label)
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The wire code of a no-offer cause: [`NoBidCause::index`] + 1 (0 on the
+/// wire means "offers were chosen").
+pub fn no_bid_code(cause: NoBidCause) -> u8 {
+    // `index` is below `NoBidCause::COUNT` (10), so this cannot truncate.
+    cause.index() as u8 + 1
+}
+
+/// The cause for a wire code, or `None` for 0 or an unknown code.
+pub fn no_bid_from_code(code: u8) -> Option<NoBidCause> {
+    NoBidCause::ALL
+        .into_iter()
+        .find(|&cause| no_bid_code(cause) == code)
+}
+
+/// Every score source, in wire-code order (`none` = 0 ... `failed` = 4).
+pub const SCORE_SOURCES: [ScoreSource; 5] = [
+    ScoreSource::None,
+    ScoreSource::Cache,
+    ScoreSource::Model,
+    ScoreSource::Fallback,
+    ScoreSource::Failed,
+];
+
+/// The wire code of a score source: its index in [`SCORE_SOURCES`].
+pub fn score_source_code(source: ScoreSource) -> u8 {
+    match source {
+        ScoreSource::None => 0,
+        ScoreSource::Cache => 1,
+        ScoreSource::Model => 2,
+        ScoreSource::Fallback => 3,
+        ScoreSource::Failed => 4,
+    }
+}
+
+/// The score source for a wire code, or `None` for an unknown code.
+pub fn score_source_from_code(code: u8) -> Option<ScoreSource> {
+    SCORE_SOURCES.get(usize::from(code)).copied()
+}
+
+/// The wire code of an operating system: its one-hot slot ([`Os::slot`]:
+/// other 0, android 1, ios 2, windows 3, macos 4, linux 5).
+pub fn os_code(os: Os) -> u8 {
+    // Slots are 0..=5.
+    os.slot() as u8
+}
+
+/// The operating system for a wire code; a code outside 0-5 is
+/// [`Os::Other`], as an unknown name is.
+pub fn os_from_code(code: u8) -> Os {
+    match code {
+        1 => Os::Android,
+        2 => Os::Ios,
+        3 => Os::Windows,
+        4 => Os::Macos,
+        5 => Os::Linux,
+        _ => Os::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_unknown_codes_are_refused() {
+        for t in MessageType::ALL {
+            assert_eq!(MessageType::from_code(t.code()), Some(t));
+        }
+        assert_eq!(MessageType::from_code(0), None);
+        assert_eq!(MessageType::from_code(0xff), None);
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_code(c.code()), Some(c));
+        }
+        assert_eq!(ErrorCode::from_code(0), None);
+        assert_eq!(ErrorCode::from_code(11), None);
+        for r in SkipReason::ALL {
+            assert_eq!(SkipReason::from_code(r.code()), Some(r));
+            assert_eq!(SkipReason::from_label(r.label()), Some(r));
+        }
+        assert_eq!(SkipReason::from_code(0), None);
+        for cause in NoBidCause::ALL {
+            assert_eq!(no_bid_from_code(no_bid_code(cause)), Some(cause));
+        }
+        assert_eq!(no_bid_from_code(0), None);
+        assert_eq!(no_bid_from_code(11), None);
+        for s in SCORE_SOURCES {
+            assert_eq!(score_source_from_code(score_source_code(s)), Some(s));
+        }
+        assert_eq!(score_source_from_code(5), None);
+        for slot in 0..Os::SLOTS.len() {
+            assert_eq!(usize::from(os_code(os_from_code(slot as u8))), slot);
+        }
+        assert_eq!(os_from_code(6), Os::Other);
+    }
+}

@@ -1,0 +1,219 @@
+//! The binary wire protocol between clients and the decision server: its
+//! constants, limits and code lists, and a complete codec. Pure data: no
+//! sockets here; the server and the client library move the bytes.
+//!
+//! This module owns:
+//!
+//! - the framing: a 24-byte [`FrameHeader`] (magic `"CXWP"`, version,
+//!   [`MessageType`], flags, payload length, request id) before every
+//!   payload, and [`decode_frame`], which a streaming receiver calls on
+//!   whatever bytes it has: a whole [`Decoded::Frame`], [`Decoded::NeedMore`],
+//!   or [`Decoded::Invalid`] with an error that is either recoverable (skip
+//!   the frame, answer its request id) or fatal (close the connection);
+//! - one encoder and one decoder per message type: [`Hello`] /
+//!   [`HelloAck`] (version negotiation and the server's limits), ping /
+//!   pong, `score_context` (a [`RequestContext`](cx_features::RequestContext)
+//!   in binary), `score_openrtb` (an OpenRTB JSON document), `decision`
+//!   ([`DecisionWriter`], [`DecisionResponse`]) and `error`
+//!   ([`ErrorCode`], [`ErrorMessage`]); [`decode_message`] dispatches on
+//!   the type;
+//! - the [`limits`], and [`ProtocolError`], which names the field and byte
+//!   offset of everything refused.
+//!
+//! `docs/PROTOCOL.md` is the specification: enough to write a client
+//! without this code.
+//!
+//! Data layout: each message is a fixed-layout part followed by a
+//! variable tail. Fixed parts are `bytemuck` [`Pod`](bytemuck::Pod)
+//! structs ([`wire`]) whose fields are little-endian byte arrays, so they
+//! have alignment 1 and no hidden padding: the header and every fixed part
+//! are viewed in place in the receive buffer (`bytemuck::try_from_bytes`)
+//! with no copy and no alignment requirement, identically on every target
+//! (the little-endian conversion is in each field's accessor). Tails are
+//! length-prefixed (`u16` lengths and counts, each checked against its limit
+//! and against the bytes left before it is used), which keeps variable data
+//! compact and bounded without offsets tables. Encoders append to a
+//! caller-owned `Vec<u8>` that is reused across frames, so encoding
+//! allocates nothing once the buffer has grown; [`decode_frame`] and the
+//! borrowed decoders ([`decode_score_context_view`], [`decode_score_openrtb`],
+//! [`decode_error`], ping, hello) allocate nothing either. The owned
+//! decoders ([`decode_score_context`], [`decode_decision`]) allocate only
+//! the strings and lists of their result, after the lengths are checked.
+//!
+//! ```
+//! use cx_features::RequestContext;
+//! use cx_wire::protocol::{self, Decoded, MessageType};
+//!
+//! let ctx = RequestContext { country: "USA".into(), bid_floor: 0.5, ..RequestContext::default() };
+//! let mut out = Vec::with_capacity(4096); // once per connection, reused per frame
+//! protocol::encode_score_context(&mut out, 7, &ctx, false)?;
+//! protocol::encode_ping(&mut out, 8, 0xfeed);
+//!
+//! let Decoded::Frame { header, payload, consumed } = protocol::decode_frame(&out) else {
+//!     panic!("a whole frame is buffered");
+//! };
+//! assert_eq!((header.message_type, header.request_id), (MessageType::ScoreContext, 7));
+//! let (decoded, simulate) = protocol::decode_score_context(payload)?;
+//! assert_eq!((decoded, simulate), (ctx, false));
+//! assert!(matches!(protocol::decode_frame(&out[consumed..]), Decoded::Frame { .. }));
+//! # Ok::<(), protocol::ProtocolError>(())
+//! ```
+
+mod codes;
+mod control;
+mod decision;
+mod error;
+mod frame;
+mod score;
+pub mod wire;
+
+pub use codes::{
+    no_bid_code, no_bid_from_code, os_code, os_from_code, score_source_code,
+    score_source_from_code, ErrorCode, MessageType, SkipReason, SCORE_SOURCES,
+};
+pub use control::{
+    decode_error, decode_hello, decode_hello_ack, decode_ping, decode_pong, encode_error,
+    encode_hello, encode_hello_ack, encode_ping, encode_pong, ErrorMessage, Hello, HelloAck,
+};
+pub use decision::{
+    decode_decision, encode_context_decision, encode_decision, DecidedOffer, DecisionResponse,
+    DecisionWriter, ImpDecision, ImpOutcome,
+};
+pub use error::ProtocolError;
+pub use frame::{decode_frame, Decoded, Header};
+pub use score::{
+    decode_score_context, decode_score_context_view, decode_score_openrtb, encode_score_context,
+    encode_score_openrtb, ContextView, StrList,
+};
+pub use wire::FrameHeader;
+
+/// The four bytes that start every frame: `"CXWP"` (`43 58 57 50`).
+pub const MAGIC: [u8; 4] = *b"CXWP";
+
+/// The protocol version this build writes, and the newest it reads.
+pub const VERSION: u8 = 1;
+
+/// The oldest protocol version this build reads.
+pub const VERSION_MIN: u8 = 1;
+
+/// The version `hello` and `hello_ack` frames are always written in, and
+/// always read in, whatever versions the two sides speak: their layout
+/// never changes, so that any client can negotiate with any server.
+pub const HELLO_VERSION: u8 = 1;
+
+/// Bit 0 of a score request's `flags`: decide in simulation mode (no
+/// budget, frequency cap or cache state changes).
+pub const SCORE_FLAG_SIMULATE: u8 = 0x01;
+
+/// Bit 0 of a decision impression's `flags`: it was decided in simulation mode.
+pub const IMP_FLAG_SIMULATED: u8 = 0x01;
+
+/// The protocol's limits. Decoders refuse anything over them (a frame over
+/// the payload limit fatally, everything else recoverably); encoders refuse
+/// to write it. A server announces its values in [`HelloAck`].
+pub mod limits {
+    use crate::openrtb::limits as openrtb;
+    use cx_features::limits as features;
+
+    /// Bytes of the frame header.
+    pub const HEADER_BYTES: usize = 24;
+    /// Longest OpenRTB document in a `score_openrtb` request: the OpenRTB
+    /// parser's own limit, 1 MiB.
+    pub const OPENRTB_JSON_BYTES_MAX: usize = openrtb::REQUEST_BYTES_MAX;
+    /// Largest payload: a maximal `score_openrtb` (4-byte fixed part plus
+    /// [`OPENRTB_JSON_BYTES_MAX`]), 1,048,580 bytes. Every other message is
+    /// far smaller.
+    pub const PAYLOAD_BYTES_MAX: usize = 4 + OPENRTB_JSON_BYTES_MAX;
+    /// Largest frame, header included: 1,048,604 bytes. A receiver needs a
+    /// buffer this large to hold any valid frame whole.
+    pub const FRAME_BYTES_MAX: usize = HEADER_BYTES + PAYLOAD_BYTES_MAX;
+    /// Most requests one connection may have in flight (sent, not yet
+    /// answered); the server answers `too_many_in_flight` beyond it.
+    pub const IN_FLIGHT_MAX: usize = 1024;
+    /// Longest string of a `score_context`, in bytes (the feature schema's
+    /// `VALUE_BYTES_MAX`; it would not hash a longer one).
+    pub const STRING_BYTES_MAX: usize = features::VALUE_BYTES_MAX;
+    /// Most items in each list of a `score_context` (the feature schema's
+    /// `LIST_ITEMS_MAX`; it would not read more).
+    pub const LIST_ITEMS_MAX: usize = features::LIST_ITEMS_MAX;
+    /// Most impressions in a decision: the OpenRTB parser's `IMPS_MAX`.
+    pub const IMPS_MAX: usize = openrtb::IMPS_MAX;
+    /// Longest impression id in a decision, in bytes. A server refuses an
+    /// OpenRTB request with a longer `imp.id` (`invalid_payload`).
+    pub const IMP_ID_BYTES_MAX: usize = 256;
+    /// Most offers per impression: the engine's `TOP_K_MAX`.
+    pub const TOP_K_MAX: usize = cx_decision::TOP_K_MAX;
+    /// Longest message of an `error` frame, in bytes.
+    pub const ERROR_MESSAGE_BYTES_MAX: usize = 1024;
+    /// Largest `score_context` payload: the 64-byte fixed part, five
+    /// strings and three full lists of full strings (26,128 bytes).
+    pub const SCORE_CONTEXT_BYTES_MAX: usize =
+        64 + 5 * (2 + STRING_BYTES_MAX) + 3 * (2 + LIST_ITEMS_MAX * (2 + STRING_BYTES_MAX));
+    /// Largest `decision` payload: every impression with a full id and
+    /// [`TOP_K_MAX`] offers (41,476 bytes).
+    pub const DECISION_BYTES_MAX: usize = 4 + IMPS_MAX * (8 + IMP_ID_BYTES_MAX + TOP_K_MAX * 48);
+
+    const _: () = {
+        assert!(HEADER_BYTES == std::mem::size_of::<super::FrameHeader>());
+        assert!(SCORE_CONTEXT_BYTES_MAX <= PAYLOAD_BYTES_MAX);
+        assert!(DECISION_BYTES_MAX <= PAYLOAD_BYTES_MAX);
+        assert!(FRAME_BYTES_MAX <= u32::MAX as usize);
+        assert!(STRING_BYTES_MAX <= u16::MAX as usize);
+        assert!(IMP_ID_BYTES_MAX <= u16::MAX as usize);
+        assert!(ERROR_MESSAGE_BYTES_MAX <= u16::MAX as usize);
+        assert!(IMPS_MAX <= u16::MAX as usize && TOP_K_MAX <= u8::MAX as usize);
+    };
+}
+
+/// A decoded payload of any type, as [`decode_message`] gives it.
+///
+/// The `ScoreContext` variant holds its lists inline (about 1.7 KiB), so
+/// the enum is large; it is meant to live on the stack for one frame, and
+/// boxing the view would allocate per request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message<'a> {
+    /// A `hello`.
+    Hello(Hello),
+    /// A `hello_ack`.
+    HelloAck(HelloAck),
+    /// A `ping` and its nonce.
+    Ping(u64),
+    /// A `pong` and its nonce.
+    Pong(u64),
+    /// A `score_context`, checked and borrowed.
+    ScoreContext(ContextView<'a>),
+    /// A `score_openrtb`: the JSON document (borrowed, not parsed) and the
+    /// simulate flag.
+    ScoreOpenRtb {
+        /// The OpenRTB `BidRequest` document.
+        json: &'a [u8],
+        /// Decide in simulation mode.
+        simulate: bool,
+    },
+    /// A `decision`.
+    Decision(DecisionResponse),
+    /// An `error`.
+    Error(ErrorMessage<'a>),
+}
+
+/// Decodes a payload with the decoder for `message_type` (from a
+/// [`Decoded::Frame`]'s header). Allocates only for a `decision`.
+pub fn decode_message(
+    message_type: MessageType,
+    payload: &[u8],
+) -> Result<Message<'_>, ProtocolError> {
+    Ok(match message_type {
+        MessageType::Hello => Message::Hello(decode_hello(payload)?),
+        MessageType::HelloAck => Message::HelloAck(decode_hello_ack(payload)?),
+        MessageType::Ping => Message::Ping(decode_ping(payload)?),
+        MessageType::Pong => Message::Pong(decode_pong(payload)?),
+        MessageType::ScoreContext => Message::ScoreContext(decode_score_context_view(payload)?),
+        MessageType::ScoreOpenRtb => {
+            let (json, simulate) = decode_score_openrtb(payload)?;
+            Message::ScoreOpenRtb { json, simulate }
+        }
+        MessageType::Decision => Message::Decision(decode_decision(payload)?),
+        MessageType::Error => Message::Error(decode_error(payload)?),
+    })
+}

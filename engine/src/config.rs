@@ -30,7 +30,7 @@ pub const IN_FLIGHT_LIMIT: usize = 1 << 20;
 pub struct EngineConfig {
     /// Most requests submitted and not yet polled; `submit` answers
     /// `Overloaded` beyond it. Also sizes the ingress, the egress and the
-    /// slot-indexed rows. Default 4096.
+    /// pool of request entities. Default 4096.
     pub in_flight_max: usize,
     /// `scalar`, `simd` or `auto` (default). `CX_BACKEND` and the builder's
     /// `backend` override it.
@@ -159,7 +159,7 @@ impl EngineConfig {
 }
 
 fn read_config(path: &Path) -> Result<String> {
-    let bytes = crate::engine::read_limited(path, CONFIG_BYTES_MAX, "config")?;
+    let bytes = crate::builder::read_limited(path, CONFIG_BYTES_MAX, "config")?;
     String::from_utf8(bytes).map_err(|_| Error::Config(format!("{} is not UTF-8", path.display())))
 }
 

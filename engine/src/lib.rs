@@ -29,13 +29,19 @@
 //! - [`openrtb`]: OpenRTB 2.5/2.6 bid requests in, bid responses out.
 //! - [`EngineStats`]: counters and per-stage latency percentiles.
 
+pub mod builder;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod json;
 pub mod openrtb;
+pub mod port;
 pub mod stats;
 
+pub use builder::{
+    load_serving, EngineBuilder, FallbackSource, ModelSource, DEFAULT_BASELINE_BYTES,
+    DEFAULT_CATALOG_TOML, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_NAME,
+};
 pub use config::EngineConfig;
 pub use cx_backends as backends;
 pub use cx_datasets as datasets;
@@ -45,11 +51,9 @@ pub use cx_features as features;
 pub use cx_model as model;
 pub use cx_systems as systems;
 pub use cx_wire as wire;
-pub use engine::{
-    load_serving, Engine, EngineBuilder, EngineCounts, FallbackSource, ModelSource, Port,
-    DEFAULT_BASELINE_BYTES, DEFAULT_CATALOG_TOML, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_NAME,
-};
+pub use engine::{Engine, EngineCounts};
 pub use error::{Error, Result};
+pub use port::Port;
 pub use stats::{EngineStats, ModelInfo, StageLatency};
 
 /// The README's examples, compiled and run as doctests.

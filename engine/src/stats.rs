@@ -3,8 +3,8 @@
 
 use crate::engine::{Engine, EngineParts};
 use cx_domain::pipeline::NoBidCause;
-use cx_domain::store::{DecisionCache, FrequencyStore};
-use cx_systems::resources::{Counters, Latencies, Scoring, LATENCY_STAGES};
+use cx_domain::store::{CacheBackend, CacheStats, FrequencyBackend, FrequencyCaps, ScoreCache};
+use cx_systems::resources::{Counters, Latencies, Scoring};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -59,27 +59,6 @@ impl StageLatency {
     }
 }
 
-/// Decision-cache counters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CacheCounters {
-    /// Lookups that hit.
-    pub hits: u64,
-    /// Lookups that missed.
-    pub misses: u64,
-    /// Lookups that found an expired entry.
-    pub expired: u64,
-    /// Rows stored.
-    pub inserts: u64,
-    /// Live entries evicted for room.
-    pub evictions: u64,
-    /// Rows not stored because their features had already expired.
-    pub uncacheable: u64,
-    /// Entries held.
-    pub len: usize,
-    /// Capacity.
-    pub capacity: usize,
-}
-
 /// Backend-chain counters, per backend.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BackendCounters {
@@ -113,7 +92,7 @@ pub struct EngineStats {
     /// No-offer decisions by cause label.
     pub no_offer_by_cause: BTreeMap<&'static str, u64>,
     /// The decision cache.
-    pub cache: CacheCounters,
+    pub cache: CacheStats,
     /// Frequency-store evictions of live entries.
     pub frequency_evictions: u64,
     /// The backend chain.
@@ -138,12 +117,10 @@ impl EngineStats {
             .map(|c| (c.label(), counters.no_offer_by_cause[c.index()]))
             .filter(|&(_, n)| n > 0)
             .collect();
-        let cache = world.resource::<DecisionCache>();
-        let c = cache.stats();
-        let mut latency: Vec<StageLatency> = LATENCY_STAGES
-            .iter()
-            .zip(&world.resource::<Latencies>().stages)
-            .map(|(&stage, h)| StageLatency::of(stage, h))
+        let mut latency: Vec<StageLatency> = world
+            .resource::<Latencies>()
+            .named()
+            .map(|(stage, h)| StageLatency::of(stage, h))
             .collect();
         latency.push(StageLatency::of("tick", tick_ns));
         let (submitted, overloaded) = port.counts();
@@ -156,17 +133,8 @@ impl EngineStats {
             in_flight: port.in_flight(),
             pipeline: counters,
             no_offer_by_cause,
-            cache: CacheCounters {
-                hits: c.hits,
-                misses: c.misses,
-                expired: c.expired,
-                inserts: c.inserts,
-                evictions: c.evictions,
-                uncacheable: c.uncacheable,
-                len: c.len,
-                capacity: cache.capacity(),
-            },
-            frequency_evictions: world.resource::<FrequencyStore>().stats().evictions,
+            cache: world.resource::<CacheBackend>().stats(),
+            frequency_evictions: world.resource::<FrequencyBackend>().stats().evictions,
             backends: world
                 .resource::<Scoring>()
                 .dispatcher

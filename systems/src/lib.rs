@@ -1,25 +1,30 @@
-//! The decision pipeline as bevy_ecs systems: each request is an entity,
-//! and a chained schedule moves it through
-//! `ingest -> features -> cache -> infer -> validate -> decide -> respond`.
+//! The decision pipeline as bevy_ecs systems: each request is an entity
+//! from a fixed pool, and a chained schedule moves it through
+//! `ingest -> features -> cache -> infer -> validate -> decide -> respond`,
+//! one [`Stage`](cx_domain::pipeline::Stage) set per system.
 //!
+//! - [`install()`]: the one installer. It builds and inserts every resource,
+//!   spawns the request pool and adds the systems, into any World and
+//!   Schedule; [`stage_model`] and [`apply_model`] swap models atomically.
 //! - [`config`]: the tunables (batch policy, blend weights and rules).
 //! - [`logic`]: the pure domain logic behind each system, tested without a World.
 //! - [`resources`]: the shared state: queues, clocks, scoring, counters, latencies.
-//! - [`systems`]: the systems themselves and [`add_pipeline`].
-//!
-//! The engine crate builds the resources and owns a World and Schedule;
-//! a host with its own World can insert the same resources and call
-//! [`add_pipeline`] on its own schedule (`docs/ARCHITECTURE.md` shows how).
+//! - [`systems`]: the systems themselves, their `SystemParam` groups, and
+//!   [`systems::DecidedRequests`] for host systems between decide and respond.
 
 pub mod config;
 pub mod error;
+pub mod install;
 pub mod logic;
 pub mod resources;
 pub mod systems;
 
 pub use config::{BatchPolicy, DecideConfig, ObjectiveWeights};
 pub use error::{Error, Result};
-pub use systems::{add_pipeline, PipelineSet, RequestBundle};
+pub use install::{
+    apply_model, install, stage_model, PipelineHandles, PipelineParts, RequestBundle, StagedModel,
+};
+pub use systems::PipelineSet;
 
 #[cfg(test)]
 mod tests {

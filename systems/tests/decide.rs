@@ -110,7 +110,7 @@ impl Fixture {
         }
     }
 
-    fn inputs(&self) -> DecideInputs<'_> {
+    fn inputs(&self) -> DecideInputs<'_, FrequencyStore, BudgetLedger> {
         DecideInputs {
             ctx: &self.ctx,
             probabilities: &self.probabilities,
@@ -143,7 +143,8 @@ impl Fixture {
             &mut self.budget,
             self.user_hash,
             self.now_ns,
-        );
+        )
+        .expect("decide checked the winner's budget");
     }
 
     /// Decides and commits, as the decide system does; returns the decision.

@@ -1,25 +1,24 @@
-//! The pipeline's systems in a bare bevy_ecs World, set up by hand the way
-//! a host with its own World would: every resource inserted from the public
-//! types, [`add_pipeline`] on a plain `Schedule`, submissions pushed into the
-//! ingress and decisions popped from the egress.
+//! The pipeline's systems in a bare bevy_ecs World, set up the way a host
+//! with its own World does: [`install`] into a plain World and Schedule,
+//! submissions pushed into the ingress and decisions popped from the
+//! egress.
 
 use bevy_ecs::prelude::*;
-use crossbeam::queue::ArrayQueue;
 use cx_backends::BackendKind;
 use cx_domain::catalog::Catalog;
-use cx_domain::pipeline::{
-    Decision, FeatureRows, Phase, Request, ScoreRows, ScoreSource, SlotPool, Ticket,
+use cx_domain::pipeline::{Decision, Phase, Request, ScoreSource, Stage, Ticket};
+use cx_domain::store::{
+    BudgetBackend, CacheBackend, CacheConfig, FrequencyBackend, FrequencyCaps, FrequencyConfig,
+    ScoreCache,
 };
-use cx_domain::store::{BudgetLedger, CacheConfig, DecisionCache, FrequencyConfig, FrequencyStore};
 use cx_features::{DeviceType, FeatureSchema, RequestContext};
 use cx_model::{ModelId, SnnModel};
 use cx_systems::resources::{
-    Counters, Egress, FallbackScorer, Ingress, Latencies, Schema, Scoring, Seed, ServingModel,
-    Submission, TickClock, WallClock,
+    Counters, FallbackScorer, Latencies, RequestQueues, ServingModel, Submission, TickClock,
 };
-use cx_systems::{add_pipeline, BatchPolicy, DecideConfig, PipelineSet};
+use cx_systems::systems::DecidedRequests;
+use cx_systems::{install, BatchPolicy, DecideConfig, PipelineHandles, PipelineParts, PipelineSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// 2023-11-14T22:13:20Z, unix seconds.
 const T0_S: i64 = 1_700_000_000;
@@ -34,14 +33,46 @@ fn read_model_file(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
+/// The bundled model with its fallback, checked against the schema.
+fn bundled_serving(schema: &FeatureSchema) -> ServingModel {
+    let model_bytes = read_model_file("default.safetensors");
+    let model = SnnModel::from_bytes(&model_bytes).expect("the bundled model loads");
+    let id = ModelId::of_bytes(&model_bytes);
+    let fallback = FallbackScorer::from_bytes(&read_model_file("baseline.safetensors"))
+        .expect("the bundled baseline loads");
+    ServingModel::new(model, id, Some(fallback), schema).expect("model fits schema")
+}
+
+/// The parts of a pipeline on the bundled model, fallback and catalog.
+fn parts(policy: BatchPolicy, slots: usize, cache_capacity: usize) -> PipelineParts {
+    let schema = FeatureSchema::v1();
+    PipelineParts {
+        serving: bundled_serving(&schema),
+        backend: BackendKind::Scalar,
+        catalog: Catalog::from_path(&models_dir().join("catalog.toml"))
+            .expect("the bundled catalog loads"),
+        schema,
+        batch: policy,
+        decide: DecideConfig::default(),
+        cache: CacheConfig {
+            capacity: cache_capacity,
+            ttl_ns: 60_000_000_000,
+        },
+        frequency: FrequencyConfig { capacity: 1024 },
+        in_flight_max: slots,
+        seed: 7,
+    }
+}
+
 /// A host's World, schedule and queues.
 struct Host {
     world: World,
     schedule: Schedule,
-    ingress: Arc<ArrayQueue<Submission>>,
-    egress: Arc<ArrayQueue<Decision>>,
-    clock: quanta::Clock,
+    handles: PipelineHandles,
     slots: usize,
+    /// Entities in the World right after install (the pool, and whatever
+    /// else the World keeps as entities).
+    entities: u32,
     next_ticket: u64,
 }
 
@@ -50,68 +81,21 @@ impl Host {
     /// `slots` requests in flight and a decision cache of
     /// `cache_capacity` entries (0: off).
     fn new(policy: BatchPolicy, slots: usize, cache_capacity: usize) -> Self {
-        let mut host = Self::without_pipeline(policy, slots, cache_capacity);
-        add_pipeline(&mut host.schedule);
-        host
-    }
-
-    /// Every resource inserted, the schedule still empty.
-    fn without_pipeline(policy: BatchPolicy, slots: usize, cache_capacity: usize) -> Self {
-        let schema = FeatureSchema::v1();
-        let model_bytes = read_model_file("default.safetensors");
-        let model = SnnModel::from_bytes(&model_bytes).expect("the bundled model loads");
-        let id = ModelId::of_bytes(&model_bytes);
-        let fallback = FallbackScorer::from_bytes(&read_model_file("baseline.safetensors"))
-            .expect("the bundled baseline loads");
-        let serving =
-            ServingModel::new(model, id, Some(fallback), &schema).expect("model fits schema");
-        let catalog = Catalog::from_path(&models_dir().join("catalog.toml"))
-            .expect("the bundled catalog loads");
-        let outputs = serving.model.outputs();
-        let scoring = Scoring::new(serving, &catalog, BackendKind::Scalar, policy.batch_max)
-            .expect("scoring state");
-        let budgets: Vec<Option<f64>> = (0..catalog.len())
-            .map(|i| catalog.daily_budget(i))
-            .collect();
-        let ingress = Arc::new(ArrayQueue::new(slots));
-        let egress = Arc::new(ArrayQueue::new(slots));
-        let clock = quanta::Clock::new();
-
         let mut world = World::new();
-        world.insert_resource(Ingress(ingress.clone()));
-        world.insert_resource(Egress(egress.clone()));
-        world.insert_resource(TickClock { now_ns: T0_NS });
-        world.insert_resource(WallClock(clock.clone()));
-        world.insert_resource(Seed(7));
-        world.insert_resource(policy);
-        world.insert_resource(DecideConfig::default());
-        world.insert_resource(Schema(schema));
-        world.insert_resource(scoring);
-        world.insert_resource(SlotPool::new(slots).unwrap());
-        world.insert_resource(FeatureRows::new(slots).unwrap());
-        world.insert_resource(ScoreRows::new(slots, outputs).unwrap());
-        world.insert_resource(
-            DecisionCache::new(
-                CacheConfig {
-                    capacity: cache_capacity,
-                    ttl_ns: 60_000_000_000,
-                },
-                outputs,
-            )
-            .unwrap(),
-        );
-        world.insert_resource(FrequencyStore::new(FrequencyConfig { capacity: 1024 }).unwrap());
-        world.insert_resource(BudgetLedger::new(&budgets).unwrap());
-        world.insert_resource(catalog);
-        world.insert_resource(Counters::default());
-        world.insert_resource(Latencies::new());
+        let mut schedule = Schedule::default();
+        let handles = install(
+            &mut world,
+            &mut schedule,
+            parts(policy, slots, cache_capacity),
+        )
+        .expect("the pipeline installs");
+        let entities = world.entities().len();
         Self {
             world,
-            schedule: Schedule::default(),
-            ingress,
-            egress,
-            clock,
+            schedule,
+            handles,
             slots,
+            entities,
             next_ticket: 1,
         }
     }
@@ -123,29 +107,37 @@ impl Host {
         let submission = Submission {
             ticket,
             request,
-            submitted_raw: self.clock.raw(),
+            submitted_raw: self.handles.clock.raw(),
         };
-        assert!(self.ingress.push(submission).is_ok(), "ingress full");
+        assert!(
+            self.handles.ingress.push(submission).is_ok(),
+            "ingress full"
+        );
         ticket
     }
 
-    /// Runs one tick at `now_ns`.
+    /// Runs one tick at `now_ns`. No `clear_trackers`: the pipeline never
+    /// despawns, so a World that skips it does not grow.
     fn tick(&mut self, now_ns: u64) {
         self.world.resource_mut::<TickClock>().now_ns = now_ns;
         self.schedule.run(&mut self.world);
     }
 
     fn poll(&mut self) -> Vec<Decision> {
-        std::iter::from_fn(|| self.egress.pop()).collect()
+        std::iter::from_fn(|| self.handles.egress.pop()).collect()
     }
 
     fn counters(&self) -> Counters {
         self.world.resource::<Counters>().clone()
     }
 
-    /// Request entities alive (every one carries a `Ticket`).
-    fn request_entities(&mut self) -> usize {
-        self.world.query::<&Ticket>().iter(&self.world).count()
+    /// Request entities holding a request (not free in the pool).
+    fn busy_entities(&mut self) -> usize {
+        self.world
+            .query::<&Phase>()
+            .iter(&self.world)
+            .filter(|p| **p != Phase::Free)
+            .count()
     }
 
     /// Request entities in `phase`.
@@ -157,22 +149,23 @@ impl Host {
             .count()
     }
 
-    fn slots_in_use(&self) -> usize {
-        self.world.resource::<SlotPool>().in_use()
+    fn in_flight(&self) -> usize {
+        self.world.resource::<RequestQueues>().in_flight()
     }
 
-    /// Nothing left in flight: no request entity, every slot free, both
-    /// queues empty.
+    /// Nothing left in flight: every pooled entity free, both queues empty,
+    /// and the pool as big as it started (nothing spawned or despawned).
     fn assert_idle(&mut self) {
-        assert_eq!(self.request_entities(), 0, "request entities left");
-        assert_eq!(self.slots_in_use(), 0, "slots not returned");
+        assert_eq!(self.busy_entities(), 0, "request entities still busy");
+        assert_eq!(self.in_flight(), 0, "entities not returned to the pool");
         assert_eq!(
-            self.world.resource::<SlotPool>().capacity(),
-            self.slots,
-            "the pool keeps its size"
+            self.world.entities().len(),
+            self.entities,
+            "nothing spawned or despawned"
         );
-        assert!(self.ingress.is_empty());
-        assert!(self.egress.is_empty());
+        assert_eq!(self.in_phase(Phase::Free), self.slots);
+        assert!(self.handles.ingress.is_empty());
+        assert!(self.handles.egress.is_empty());
     }
 }
 
@@ -240,9 +233,11 @@ fn every_submission_is_decided_once_and_released() {
         "the bundled catalog serves some of these requests"
     );
     host.assert_idle();
-    // Latencies were recorded for every request.
+    // Latencies were recorded for every request, at every stage it passed.
     let latencies = host.world.resource::<Latencies>();
-    assert_eq!(latencies.stages.last().unwrap().len(), 40);
+    assert_eq!(latencies.total.len(), 40);
+    assert_eq!(latencies.stages[Stage::Infer.index()].len(), 40);
+    assert_eq!(latencies.stages[Stage::Respond.index()].len(), 40);
 
     // The same requests again, later in the same hour: served from the cache.
     let again: Vec<Ticket> = (0..40).map(|k| host.submit(request(k))).collect();
@@ -274,9 +269,9 @@ fn nagle_holds_a_partial_batch_while_work_is_queued() {
     assert_eq!(c.ingested, 3);
     assert_eq!(c.batches, 0, "the partial batch is held");
     assert_eq!(c.decided, 0);
-    assert_eq!(host.in_phase(Phase::Pending), 3);
-    assert_eq!(host.slots_in_use(), 3);
-    assert_eq!(host.ingress.len(), 2);
+    assert_eq!(host.in_phase(Phase::Awaiting(Stage::Infer)), 3);
+    assert_eq!(host.in_flight(), 3);
+    assert_eq!(host.handles.ingress.len(), 2);
     assert!(host.poll().is_empty());
 
     // Tick 2 drains the ingress: 5 pending run at once, as 4 + 1.
@@ -308,7 +303,7 @@ fn second_tick_after(wait_ns: u64) -> (Counters, Host) {
     host.tick(T0_NS);
     assert_eq!(host.counters().batches, 0);
     host.tick(T0_NS + wait_ns);
-    assert_eq!(host.ingress.len(), 2, "work still queued");
+    assert_eq!(host.handles.ingress.len(), 2, "work still queued");
     (host.counters(), host)
 }
 
@@ -318,13 +313,13 @@ fn nagle_flushes_the_partial_batch_once_the_wait_has_passed() {
     let (c, mut early) = second_tick_after(499_000);
     assert_eq!(c.batches, 1);
     assert_eq!(c.decided, 4);
-    assert_eq!(early.in_phase(Phase::Pending), 2);
+    assert_eq!(early.in_phase(Phase::Awaiting(Stage::Infer)), 2);
     // The oldest row has waited wait_us_max: the partial batch runs too.
     let (c, mut host) = second_tick_after(500_000);
     assert_eq!(c.batches, 2, "4 + 2");
     assert_eq!(c.inferred_rows, 6);
     assert_eq!(c.decided, 6);
-    assert_eq!(host.in_phase(Phase::Pending), 0);
+    assert_eq!(host.in_phase(Phase::Awaiting(Stage::Infer)), 0);
     assert_eq!(host.poll().len(), 6);
     // The last 2 drain the ingress and run at once.
     host.tick(T0_NS + 500_000);
@@ -338,8 +333,8 @@ fn nagle_flushes_the_partial_batch_once_the_wait_has_passed() {
 #[test]
 fn simulated_requests_change_no_state() {
     let mut host = Host::new(BatchPolicy::default(), 32, 1024);
-    let frequency = host.world.resource::<FrequencyStore>().clone();
-    let budget = host.world.resource::<BudgetLedger>().clone();
+    let frequency = host.world.resource::<FrequencyBackend>().clone();
+    let budget = host.world.resource::<BudgetBackend>().clone();
     for k in 0..20 {
         let mut r = request(k);
         r.simulate = true;
@@ -351,9 +346,9 @@ fn simulated_requests_change_no_state() {
     assert!(decisions.iter().all(|d| d.simulated));
     assert!(decisions.iter().any(|d| !d.offers().is_empty()));
     assert_eq!(host.counters().simulated, 20);
-    assert_eq!(*host.world.resource::<FrequencyStore>(), frequency);
-    assert_eq!(*host.world.resource::<BudgetLedger>(), budget);
-    assert_eq!(host.world.resource::<DecisionCache>().stats().len, 0);
+    assert_eq!(*host.world.resource::<FrequencyBackend>(), frequency);
+    assert_eq!(*host.world.resource::<BudgetBackend>(), budget);
+    assert_eq!(host.world.resource::<CacheBackend>().stats().len, 0);
     host.assert_idle();
 
     // The same requests for real spend the winners' caps and budgets.
@@ -365,7 +360,7 @@ fn simulated_requests_change_no_state() {
     let winners = real.iter().filter(|d| !d.offers().is_empty()).count() as u64;
     assert!(winners > 0);
     assert_eq!(
-        host.world.resource::<FrequencyStore>().stats().records,
+        host.world.resource::<FrequencyBackend>().stats().records,
         winners,
         "one impression per winning (known) user"
     );
@@ -388,11 +383,9 @@ fn observe_after(counters: Res<Counters>, mut seen: ResMut<Seen>) {
 
 #[test]
 fn host_systems_order_around_the_pipeline_set() {
-    let mut host = Host::without_pipeline(BatchPolicy::default(), 32, 1024);
-    // Added after the pipeline: without `.after(PipelineSet)` the
-    // executor runs `observe_after` first (checked: it then sees
-    // [0, 10, 13]), so the set ordering is what this test exercises.
-    add_pipeline(&mut host.schedule);
+    let mut host = Host::new(BatchPolicy::default(), 32, 1024);
+    // Added after the pipeline was installed; only the set ordering puts
+    // them on either side of it.
     host.schedule
         .add_systems(observe_before.before(PipelineSet));
     host.schedule.add_systems(observe_after.after(PipelineSet));
@@ -411,4 +404,121 @@ fn host_systems_order_around_the_pipeline_set() {
     assert_eq!(seen.before, [0, 10, 13], "before: the previous tick's");
     assert_eq!(host.poll().len(), 13);
     host.assert_idle();
+}
+
+/// What the host system between decide and respond saw, per tick: the
+/// decisions' tickets, and how many had an offer.
+#[derive(Resource, Default)]
+struct Between {
+    tickets: Vec<Vec<u64>>,
+    with_offer: usize,
+    egress_len: Vec<usize>,
+}
+
+fn read_decisions(
+    decided: DecidedRequests,
+    ingress: Res<cx_systems::resources::Egress>,
+    mut seen: ResMut<Between>,
+) {
+    seen.tickets
+        .push(decided.iter().map(|(_, d)| d.ticket.0).collect());
+    seen.with_offer += decided
+        .iter()
+        .filter(|(_, d)| !d.offers().is_empty())
+        .count();
+    seen.egress_len.push(ingress.0.len());
+}
+
+#[test]
+fn a_host_system_between_decide_and_respond_reads_this_ticks_decisions() {
+    let mut host = Host::new(BatchPolicy::default(), 32, 1024);
+    host.schedule
+        .add_systems(read_decisions.after(Stage::Decide).before(Stage::Respond));
+    host.world.init_resource::<Between>();
+    for k in 0..5 {
+        host.submit(request(k));
+    }
+    host.tick(T0_NS);
+    host.tick(T0_NS + 1_000);
+    let polled = host.poll();
+    let seen = host.world.resource::<Between>();
+    assert_eq!(seen.tickets, [vec![1, 2, 3, 4, 5], vec![]]);
+    assert_eq!(
+        seen.egress_len,
+        [0, 5],
+        "it ran before respond emitted them"
+    );
+    let offers = polled.iter().filter(|d| !d.offers().is_empty()).count();
+    assert_eq!(seen.with_offer, offers, "it saw the decisions polled later");
+    host.assert_idle();
+}
+
+#[test]
+fn decisions_follow_submission_order_when_cache_hits_and_misses_interleave() {
+    let mut host = Host::new(BatchPolicy::default(), 32, 1024);
+    for k in 0..2 {
+        host.submit(request(k));
+    }
+    host.tick(T0_NS);
+    assert_eq!(host.poll().len(), 2);
+    // A miss, a hit, a miss, a hit: hits reach decide a stage earlier.
+    let tickets: Vec<u64> = [10, 0, 11, 1]
+        .into_iter()
+        .map(|k| host.submit(request(k)).0)
+        .collect();
+    host.tick(T0_NS + 1_000);
+    let decisions = host.poll();
+    let sources: Vec<ScoreSource> = decisions.iter().map(|d| d.source).collect();
+    let order: Vec<u64> = decisions.iter().map(|d| d.ticket.0).collect();
+    assert_eq!(order, tickets, "decided and emitted in submission order");
+    assert_eq!(
+        sources,
+        [
+            ScoreSource::Model,
+            ScoreSource::Cache,
+            ScoreSource::Model,
+            ScoreSource::Cache
+        ]
+    );
+}
+
+#[test]
+fn the_pool_neither_spawns_nor_despawns_so_a_world_needs_no_clear_trackers() {
+    let mut host = Host::new(BatchPolicy::default(), 16, 64);
+    for round in 0..500u64 {
+        for k in 0..12 {
+            host.submit(request(round * 12 + k));
+        }
+        host.tick(T0_NS + round * 1_000_000);
+        assert_eq!(host.poll().len(), 12);
+    }
+    assert_eq!(host.counters().decided, 6000);
+    assert_eq!(
+        host.world.removed::<Ticket>().count(),
+        0,
+        "no removal was recorded for trackers to clear"
+    );
+    host.assert_idle();
+}
+
+#[test]
+fn an_install_that_fails_leaves_the_world_and_schedule_untouched() {
+    let mut world = World::new();
+    let mut schedule = Schedule::default();
+    let mut bad = parts(BatchPolicy::default(), 16, 64);
+    bad.in_flight_max = 0;
+    let entities = world.entities().len();
+    let err = install(&mut world, &mut schedule, bad)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("in_flight_max"), "{err}");
+    let mut bad = parts(BatchPolicy::default(), 16, 64);
+    bad.frequency.capacity = 0;
+    assert!(install(&mut world, &mut schedule, bad).is_err());
+    assert_eq!(world.entities().len(), entities, "no entity spawned");
+    assert!(
+        world.get_resource::<Counters>().is_none(),
+        "no resource inserted"
+    );
+    assert_eq!(schedule.systems_len(), 0, "no system added");
 }

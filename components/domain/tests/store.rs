@@ -323,7 +323,11 @@ proptest! {
         let mut r = RefCache {
             ttl_ns,
             sets: (0..c.sets()).map(|_| Vec::new()).collect(),
-            stats: CacheStats::default(),
+            stats: CacheStats {
+                // Rounded up to a power of two of at least 8, or 0 (off).
+                capacity: if capacity == 0 { 0 } else { capacity.next_power_of_two().max(8) },
+                ..CacheStats::default()
+            },
         };
         let mut now = 1_000u64;
         let mut serial = 0.0f32;

@@ -11,11 +11,12 @@ use super::NS_PER_S;
 use crate::config::DecideConfig;
 use cx_domain::catalog::{self, Catalog, Ineligible, PageCategoryKeys};
 use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
-use cx_domain::store::{mix64, BudgetLedger, FrequencyStore, UserEntries};
+use cx_domain::store::{mix64, BudgetExhausted, Budgets, FrequencyCaps, UserEntries};
 use cx_features::RequestContext;
 
-/// Everything [`decide`] reads for one request.
-pub struct DecideInputs<'a> {
+/// Everything [`decide`] reads for one request. The stores are any
+/// [`FrequencyCaps`] and [`Budgets`] backends.
+pub struct DecideInputs<'a, F, B> {
     /// The request.
     pub ctx: &'a RequestContext,
     /// Calibrated click probability per model output column.
@@ -29,9 +30,9 @@ pub struct DecideInputs<'a> {
     /// The offers.
     pub catalog: &'a Catalog,
     /// Per-user impression counts.
-    pub frequency: &'a FrequencyStore,
+    pub frequency: &'a F,
     /// Per-offer daily spend.
-    pub budget: &'a BudgetLedger,
+    pub budget: &'a B,
     /// Weights and rules.
     pub config: &'a DecideConfig,
     /// The user's hash (0: unknown user, so no caps and no fatigue).
@@ -45,7 +46,7 @@ pub struct DecideInputs<'a> {
 }
 
 /// Decides one request into `out` (reset first). Reads state, changes none.
-pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
+pub fn decide<F: FrequencyCaps, B: Budgets>(inputs: &DecideInputs<'_, F, B>, out: &mut Decision) {
     out.reset(out.ticket, out.simulated);
     let keys = RequestKeys::of(inputs);
     out.source = inputs.source;
@@ -71,8 +72,8 @@ pub fn decide(inputs: &DecideInputs<'_>, out: &mut Decision) {
 
 /// One offer through the rules, in order: model column, eligibility,
 /// frequency cap, floor, budget; then its score and explanation.
-fn consider_offer(
-    inputs: &DecideInputs<'_>,
+fn consider_offer<F: FrequencyCaps, B: Budgets>(
+    inputs: &DecideInputs<'_, F, B>,
     keys: &RequestKeys<'_>,
     i: usize,
 ) -> Result<ChosenOffer, NoBidCause> {
@@ -113,7 +114,7 @@ struct RequestKeys<'a> {
 }
 
 impl<'a> RequestKeys<'a> {
-    fn of(inputs: &DecideInputs<'a>) -> Self {
+    fn of<F: FrequencyCaps, B: Budgets>(inputs: &DecideInputs<'a, F, B>) -> Self {
         Self {
             segments: SegmentHashes::of(inputs.ctx),
             categories: PageCategoryKeys::of(inputs.ctx),
@@ -154,8 +155,8 @@ impl SegmentHashes {
 }
 
 /// The blend and the explanation of an eligible offer.
-fn score_offer(
-    inputs: &DecideInputs<'_>,
+fn score_offer<F: FrequencyCaps, B: Budgets>(
+    inputs: &DecideInputs<'_, F, B>,
     keys: &RequestKeys<'_>,
     i: usize,
     p: f32,
@@ -222,7 +223,11 @@ fn flag(on: bool, bonus: f32) -> f32 {
 
 /// The user's impressions of offer `i` in its window (0 for an unknown
 /// user, or one with no entries: `user` is `None`).
-fn impressions_seen(inputs: &DecideInputs<'_>, user: Option<&UserEntries>, i: usize) -> u32 {
+fn impressions_seen<F: FrequencyCaps, B: Budgets>(
+    inputs: &DecideInputs<'_, F, B>,
+    user: Option<&UserEntries>,
+    i: usize,
+) -> u32 {
     match user {
         Some(user) if !user.is_empty() => {
             let window_ns = window_s(inputs.catalog, inputs.config, i) * NS_PER_S;
@@ -280,26 +285,31 @@ pub fn exploration_draw(seed: u64, ticket: Ticket, offer_id: u64) -> f32 {
 /// frequency count and the bid (`bid_cpm / 1000`) against the offer's daily
 /// budget. Only the top offer is charged: it is the one bid or shown; the
 /// others are alternatives. Does nothing for a simulated or empty decision.
-pub fn commit(
+///
+/// The impression is recorded whatever the budget says. The spend is
+/// refused only when the ledger changed since `decide` checked it, which
+/// cannot happen in process (nothing runs in between) but can with a
+/// ledger shared across workers; the refusal is returned for the caller to
+/// count, and the decision stands, uncharged.
+pub fn commit<F: FrequencyCaps, B: Budgets>(
     decision: &Decision,
     catalog: &Catalog,
     config: &DecideConfig,
-    frequency: &mut FrequencyStore,
-    budget: &mut BudgetLedger,
+    frequency: &mut F,
+    budget: &mut B,
     user_hash: u64,
     now_ns: u64,
-) {
+) -> Result<(), BudgetExhausted> {
     let Some(top) = decision.offers().first() else {
-        return;
+        return Ok(());
     };
     if decision.simulated {
-        return;
+        return Ok(());
     }
     let i = top.catalog_index as usize;
     if user_hash != 0 {
         let window_ns = window_s(catalog, config, i) * NS_PER_S;
         frequency.record(user_hash, i as u32, now_ns, window_ns);
     }
-    // `decide` checked `can_spend` for this bid, and nothing ran in between.
-    let _ = budget.spend(i, top.bid_cpm / 1000.0, now_ns);
+    budget.spend(i, top.bid_cpm / 1000.0, now_ns)
 }

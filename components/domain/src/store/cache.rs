@@ -48,7 +48,7 @@ pub struct CacheConfig {
 
 /// Counters of a [`DecisionCache`] since it was created. Every
 /// [`DecisionCache::get`] counts exactly one of `hits`, `misses` and `expired`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CacheStats {
     /// Lookups that returned a row.
     pub hits: u64,
@@ -66,6 +66,8 @@ pub struct CacheStats {
     pub clears: u64,
     /// Entries held now, including expired ones not yet reclaimed.
     pub len: usize,
+    /// Entries the cache can hold ([`DecisionCache::capacity`]).
+    pub capacity: usize,
 }
 
 /// A bounded, set-associative LRU cache from a 64-bit key to a row of
@@ -231,7 +233,10 @@ impl DecisionCache {
 
     /// Counters since creation, and the entries held now.
     pub fn stats(&self) -> CacheStats {
-        self.stats
+        CacheStats {
+            capacity: self.capacity(),
+            ..self.stats
+        }
     }
 
     /// Entries the cache can hold: the configured capacity rounded up to a
@@ -253,6 +258,14 @@ impl DecisionCache {
     /// Scores per row.
     pub fn value_width(&self) -> usize {
         self.width
+    }
+
+    /// The config this cache was built with (its capacity rounded).
+    pub fn config(&self) -> CacheConfig {
+        CacheConfig {
+            capacity: self.capacity(),
+            ttl_ns: self.ttl_ns,
+        }
     }
 
     /// Number of sets (capacity / [`WAYS`]).

@@ -6,6 +6,11 @@
 //!   frequency caps.
 //! - [`BudgetLedger`]: spend per offer against a daily budget.
 //!
+//! The pipeline reaches each through a narrow interface ([`ScoreCache`],
+//! [`FrequencyCaps`], [`Budgets`]) and a closed enum of backends
+//! ([`CacheBackend`], [`FrequencyBackend`], [`BudgetBackend`]); see
+//! [`backend`] for how every operation maps onto a key-value command.
+//!
 //! Three rules hold for every store:
 //!
 //! 1. **All memory is allocated in `new`.** Sizes come from the config and are
@@ -36,10 +41,14 @@
 //! arrays for the way that matched. The price is that reading a whole entry
 //! touches one line per field instead of one line in all.
 
+pub mod backend;
 pub mod budget;
 pub mod cache;
 pub mod frequency;
 
+pub use backend::{
+    BudgetBackend, Budgets, CacheBackend, FrequencyBackend, FrequencyCaps, ScoreCache,
+};
 pub use budget::{BudgetExhausted, BudgetLedger, BUDGET_MAX, OFFERS_MAX};
 pub use cache::{
     CacheConfig, CacheStats, DecisionCache, CACHE_ENTRIES_MAX, CACHE_VALUE_BYTES_MAX,

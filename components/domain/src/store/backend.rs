@@ -1,0 +1,211 @@
+//! The stores' narrow interfaces, and the closed enums the pipeline holds
+//! them through.
+//!
+//! The systems never name an in-process store. They hold a
+//! [`CacheBackend`], a [`FrequencyBackend`] and a [`BudgetBackend`] as
+//! resources and call them through the traits below, so that a backend
+//! shared across worker threads, or across machines on Redis, is one more
+//! enum variant and touches no system. Dispatch is a `match` on a closed
+//! enum (no `dyn` call per offer), as for the kernels' backends.
+//!
+//! # As key-value operations
+//!
+//! Every operation reads or writes one small value under one key, so each
+//! maps onto one key-value command, and a tick's operations onto one
+//! pipelined batch:
+//!
+//! | operation | key | value | key-value form |
+//! | --- | --- | --- | --- |
+//! | [`ScoreCache::get`] | cache key (model id and feature row hash) | one probability per model column | `GET` |
+//! | [`ScoreCache::insert`] | the same | the same, with an expiry | `SET ... PX ttl` |
+//! | [`FrequencyCaps::user_entries`] | user hash | at most 8 (offer, count, window start) entries, 128 bytes | `GET` |
+//! | [`FrequencyCaps::record`] | user hash | one entry's count | read-modify-write of that value (a server-side script) |
+//! | [`Budgets::can_spend`] | offer index and day | micros spent that day | `GET` |
+//! | [`Budgets::spend`] | the same | the same, checked against the budget | `INCRBY` that refuses past the budget (a script) |
+//!
+//! Reads never depend on writes of the same tick except through the
+//! engine's own order (a request's decide sees the commits of the requests
+//! decided before it), which a remote backend keeps by applying each
+//! tick's writes to its local copy of the values it read.
+
+use super::{
+    BudgetExhausted, BudgetLedger, CacheStats, DecisionCache, FrequencyStats, FrequencyStore,
+    UserEntries,
+};
+use crate::error::Result;
+use bevy_ecs::prelude::Resource;
+
+/// Recent model score rows by cache key, with an expiry.
+pub trait ScoreCache {
+    /// The row cached for `key`, if one is held and has not expired at
+    /// `now_ns`.
+    fn get(&mut self, key: u64, now_ns: u64) -> Option<&[f32]>;
+    /// Stores `row` for `key` until `valid_until_ns` at the latest. Fails,
+    /// storing nothing, when `row` is not as wide as the cache's rows.
+    fn insert(&mut self, key: u64, row: &[f32], now_ns: u64, valid_until_ns: u64) -> Result<()>;
+    /// Drops every entry (a model swap makes them unreachable).
+    fn clear(&mut self);
+    /// Counters since creation.
+    fn stats(&self) -> CacheStats;
+    /// Probabilities per row.
+    fn value_width(&self) -> usize;
+}
+
+/// Impression counts per (user, offer) in windows, for frequency caps.
+pub trait FrequencyCaps {
+    /// A snapshot of the user's entries, for one decision's many offers.
+    fn user_entries(&self, user_hash: u64) -> UserEntries;
+    /// Records one impression of offer `offer` to the user.
+    fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64);
+    /// Counters since creation.
+    fn stats(&self) -> FrequencyStats;
+}
+
+/// Spend per offer against a daily budget.
+pub trait Budgets {
+    /// Whether [`Budgets::spend`] would accept `amount` now.
+    fn can_spend(&self, offer: usize, amount: f64, now_ns: u64) -> bool;
+    /// Records `amount` against the offer's budget for the day of `now_ns`,
+    /// or refuses it, changing nothing.
+    fn spend(&mut self, offer: usize, amount: f64, now_ns: u64) -> Result<(), BudgetExhausted>;
+    /// What the offer has spent on the day of `now_ns`, in currency units.
+    fn spent(&self, offer: usize, now_ns: u64) -> f64;
+}
+
+impl ScoreCache for DecisionCache {
+    fn get(&mut self, key: u64, now_ns: u64) -> Option<&[f32]> {
+        DecisionCache::get(self, key, now_ns)
+    }
+    fn insert(&mut self, key: u64, row: &[f32], now_ns: u64, valid_until_ns: u64) -> Result<()> {
+        DecisionCache::insert(self, key, row, now_ns, valid_until_ns)
+    }
+    fn clear(&mut self) {
+        DecisionCache::clear(self);
+    }
+    fn stats(&self) -> CacheStats {
+        DecisionCache::stats(self)
+    }
+    fn value_width(&self) -> usize {
+        DecisionCache::value_width(self)
+    }
+}
+
+impl FrequencyCaps for FrequencyStore {
+    fn user_entries(&self, user_hash: u64) -> UserEntries {
+        FrequencyStore::user_entries(self, user_hash)
+    }
+    fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) {
+        FrequencyStore::record(self, user_hash, offer, now_ns, window_ns);
+    }
+    fn stats(&self) -> FrequencyStats {
+        FrequencyStore::stats(self)
+    }
+}
+
+impl Budgets for BudgetLedger {
+    fn can_spend(&self, offer: usize, amount: f64, now_ns: u64) -> bool {
+        BudgetLedger::can_spend(self, offer, amount, now_ns)
+    }
+    fn spend(&mut self, offer: usize, amount: f64, now_ns: u64) -> Result<(), BudgetExhausted> {
+        BudgetLedger::spend(self, offer, amount, now_ns)
+    }
+    fn spent(&self, offer: usize, now_ns: u64) -> f64 {
+        BudgetLedger::spent(self, offer, now_ns)
+    }
+}
+
+/// The decision cache the pipeline uses.
+#[derive(Resource, Clone, Debug, PartialEq)]
+pub enum CacheBackend {
+    /// This engine's own set-associative cache.
+    InProcess(DecisionCache),
+}
+
+/// The frequency-cap store the pipeline uses.
+#[derive(Resource, Clone, Debug, PartialEq, Eq)]
+pub enum FrequencyBackend {
+    /// This engine's own store.
+    InProcess(FrequencyStore),
+}
+
+/// The budget ledger the pipeline uses.
+#[derive(Resource, Clone, Debug, PartialEq)]
+pub enum BudgetBackend {
+    /// This engine's own ledger.
+    InProcess(BudgetLedger),
+}
+
+impl CacheBackend {
+    /// An empty cache of the same kind and size for rows of `width` scores
+    /// (a swapped-in model of another width). Fails, changing nothing, when
+    /// such rows would not fit the cache's limits.
+    pub fn with_width(&self, width: usize) -> Result<Self> {
+        match self {
+            Self::InProcess(c) => Ok(Self::InProcess(DecisionCache::new(c.config(), width)?)),
+        }
+    }
+}
+
+impl ScoreCache for CacheBackend {
+    fn get(&mut self, key: u64, now_ns: u64) -> Option<&[f32]> {
+        match self {
+            Self::InProcess(c) => c.get(key, now_ns),
+        }
+    }
+    fn insert(&mut self, key: u64, row: &[f32], now_ns: u64, valid_until_ns: u64) -> Result<()> {
+        match self {
+            Self::InProcess(c) => c.insert(key, row, now_ns, valid_until_ns),
+        }
+    }
+    fn clear(&mut self) {
+        match self {
+            Self::InProcess(c) => c.clear(),
+        }
+    }
+    fn stats(&self) -> CacheStats {
+        match self {
+            Self::InProcess(c) => c.stats(),
+        }
+    }
+    fn value_width(&self) -> usize {
+        match self {
+            Self::InProcess(c) => c.value_width(),
+        }
+    }
+}
+
+impl FrequencyCaps for FrequencyBackend {
+    fn user_entries(&self, user_hash: u64) -> UserEntries {
+        match self {
+            Self::InProcess(s) => s.user_entries(user_hash),
+        }
+    }
+    fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) {
+        match self {
+            Self::InProcess(s) => s.record(user_hash, offer, now_ns, window_ns),
+        }
+    }
+    fn stats(&self) -> FrequencyStats {
+        match self {
+            Self::InProcess(s) => s.stats(),
+        }
+    }
+}
+
+impl Budgets for BudgetBackend {
+    fn can_spend(&self, offer: usize, amount: f64, now_ns: u64) -> bool {
+        match self {
+            Self::InProcess(l) => l.can_spend(offer, amount, now_ns),
+        }
+    }
+    fn spend(&mut self, offer: usize, amount: f64, now_ns: u64) -> Result<(), BudgetExhausted> {
+        match self {
+            Self::InProcess(l) => l.spend(offer, amount, now_ns),
+        }
+    }
+    fn spent(&self, offer: usize, now_ns: u64) -> f64 {
+        match self {
+            Self::InProcess(l) => l.spent(offer, now_ns),
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Setting an engine up: where its model, fallback and catalog come from
+//! ([`ModelSource`], [`FallbackSource`]), loading and cross-checking them
+//! ([`load_serving`]), and [`EngineBuilder`], which builds a self-contained
+//! [`Engine`] or installs the pipeline into a host's own World.
+
+use crate::config::EngineConfig;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::port::Port;
+use crate::stats::ModelInfo;
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::SingleThreadedExecutor;
+use cx_backends::BackendKind;
+use cx_domain::catalog::Catalog;
+use cx_features::FeatureSchema;
+use cx_model::{ModelId, SnnModel};
+use cx_systems::resources::{FallbackScorer, ServingModel};
+use cx_systems::PipelineParts;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The bundled default model's file bytes (`models/default.safetensors`).
+pub const DEFAULT_MODEL_BYTES: &[u8] = include_bytes!("../../models/default.safetensors");
+
+/// The bundled logistic baseline trained with the default model
+/// (`models/baseline.safetensors`): the default fallback scorer.
+pub const DEFAULT_BASELINE_BYTES: &[u8] = include_bytes!("../../models/baseline.safetensors");
+
+/// The bundled default catalog (`models/catalog.toml`).
+pub const DEFAULT_CATALOG_TOML: &str = include_str!("../../models/catalog.toml");
+
+/// What `cx` shows as the bundled default model's path.
+pub const DEFAULT_MODEL_NAME: &str = "<bundled default model>";
+
+/// Largest catalog file read, bytes.
+pub const CATALOG_BYTES_MAX: u64 = 16 << 20;
+
+/// Where a model comes from.
+#[derive(Clone, Debug, Default)]
+pub enum ModelSource {
+    /// The bundled default model.
+    #[default]
+    Bundled,
+    /// A safetensors file.
+    Path(PathBuf),
+    /// File bytes already in memory.
+    Bytes(Arc<[u8]>),
+}
+
+/// Where the fallback scorer comes from.
+#[derive(Clone, Debug, Default)]
+pub enum FallbackSource {
+    /// The bundled baseline when the model is the bundled default, else none.
+    #[default]
+    Auto,
+    /// No fallback: rows whose model output fails get no offer.
+    None,
+    /// A baseline file written by `cx train --baseline`.
+    Path(PathBuf),
+    /// Baseline file bytes already in memory.
+    Bytes(Arc<[u8]>),
+}
+
+impl ModelSource {
+    fn label(&self) -> String {
+        match self {
+            Self::Bundled => DEFAULT_MODEL_NAME.into(),
+            Self::Path(p) => p.display().to_string(),
+            Self::Bytes(_) => "<bytes>".into(),
+        }
+    }
+}
+
+/// Reads a file of at most `limit` bytes; `what` names it in errors.
+pub(crate) fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>> {
+    let load = |source| Error::Load {
+        what,
+        path: path.display().to_string(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(load)?.len();
+    if len > limit {
+        return Err(Error::Config(format!(
+            "{what} {} is {len} bytes, more than the limit of {limit}",
+            path.display()
+        )));
+    }
+    std::fs::read(path).map_err(load)
+}
+
+/// Loads and cross-checks a model and its fallback against `schema`.
+pub fn load_serving(
+    model: &ModelSource,
+    fallback: &FallbackSource,
+    schema: &FeatureSchema,
+) -> Result<(ServingModel, ModelInfo)> {
+    let bytes: Arc<[u8]> = match model {
+        ModelSource::Bundled => Arc::from(DEFAULT_MODEL_BYTES),
+        ModelSource::Path(p) => read_limited(p, cx_model::limits::FILE_BYTES_MAX, "model")?.into(),
+        ModelSource::Bytes(b) => b.clone(),
+    };
+    let snn = SnnModel::from_bytes(&bytes)?;
+    let id = ModelId::of_bytes(&bytes);
+    let fallback_bytes: Option<Arc<[u8]>> = match (fallback, model) {
+        (FallbackSource::Auto, ModelSource::Bundled) => Some(Arc::from(DEFAULT_BASELINE_BYTES)),
+        (FallbackSource::Auto | FallbackSource::None, _) => None,
+        (FallbackSource::Path(p), _) => {
+            Some(read_limited(p, cx_model::limits::FILE_BYTES_MAX, "fallback")?.into())
+        }
+        (FallbackSource::Bytes(b), _) => Some(b.clone()),
+    };
+    let fallback = fallback_bytes
+        .map(|b| FallbackScorer::from_bytes(&b))
+        .transpose()?;
+    let info = ModelInfo {
+        source: model.label(),
+        name: snn.meta().name.clone(),
+        version: snn.meta().version.clone(),
+        id: id.to_string(),
+        outputs: snn.outputs(),
+        steps: snn.steps(),
+        fallback: fallback.is_some(),
+    };
+    Ok((ServingModel::new(snn, id, fallback, schema)?, info))
+}
+
+/// Sets up an engine: model, fallback, catalog, config, backend, seed.
+/// Every part has a default: the bundled model, its bundled baseline, the
+/// bundled catalog, [`EngineConfig::default`], `CX_BACKEND` or the
+/// config's backend, and the config's seed.
+#[derive(Clone, Debug, Default)]
+pub struct EngineBuilder {
+    model: ModelSource,
+    fallback: FallbackSource,
+    catalog: Option<Catalog>,
+    catalog_path: Option<PathBuf>,
+    config: Option<EngineConfig>,
+    backend: Option<BackendKind>,
+    seed: Option<u64>,
+}
+
+impl EngineBuilder {
+    /// Serve the model in this file.
+    pub fn model_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.model = ModelSource::Path(path.into());
+        self
+    }
+
+    /// Serve this model.
+    pub fn model(mut self, source: ModelSource) -> Self {
+        self.model = source;
+        self
+    }
+
+    /// Use this fallback scorer.
+    pub fn fallback(mut self, source: FallbackSource) -> Self {
+        self.fallback = source;
+        self
+    }
+
+    /// Choose among these offers.
+    pub fn catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Choose among the offers in this TOML file.
+    pub fn catalog_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.catalog_path = Some(path.into());
+        self
+    }
+
+    /// Use this config (else [`EngineConfig::default`]).
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Use this backend, whatever the config or `CX_BACKEND` say.
+    pub fn backend(mut self, kind: BackendKind) -> Self {
+        self.backend = Some(kind);
+        self
+    }
+
+    /// Use this seed, whatever the config says.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    fn resolve(self) -> Result<Resolved> {
+        let mut config = self.config.unwrap_or_default();
+        config.validate()?;
+        if let Some(seed) = self.seed {
+            config.seed = seed;
+        }
+        let backend = match self.backend {
+            Some(kind) => kind,
+            None => match BackendKind::from_env()? {
+                Some(kind) => kind,
+                None => config.backend_kind()?,
+            },
+        };
+        let catalog = match (self.catalog, self.catalog_path) {
+            (Some(c), _) => c,
+            (None, Some(p)) => {
+                let bytes = read_limited(&p, CATALOG_BYTES_MAX, "catalog")?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| Error::Config(format!("catalog {} is not UTF-8", p.display())))?;
+                Catalog::from_toml_str(&text)?
+            }
+            (None, None) => Catalog::from_toml_str(DEFAULT_CATALOG_TOML)?,
+        };
+        let schema = FeatureSchema::v1();
+        let (serving, model_info) = load_serving(&self.model, &self.fallback, &schema)?;
+        Ok(Resolved {
+            config,
+            backend,
+            catalog,
+            schema,
+            serving,
+            model_info,
+        })
+    }
+
+    /// Installs the pipeline into a host's own World and Schedule: every
+    /// resource, the pool of request entities, and the systems, in the
+    /// [`Stage`](cx_domain::pipeline::Stage) sets of [`cx_systems::PipelineSet`]
+    /// (order host systems with `.after(Stage::Decide).before(Stage::Respond)`
+    /// and the like). Each frame, set the [`TickClock`](cx_systems::resources::TickClock)
+    /// resource and run the schedule; submit and poll through the returned
+    /// [`Port`]. An error leaves the World and the Schedule untouched.
+    pub fn install(self, world: &mut World, schedule: &mut Schedule) -> Result<Port> {
+        let resolved = self.resolve()?;
+        resolved.install(world, schedule)
+    }
+
+    /// Builds a self-contained engine.
+    pub fn build(self) -> Result<Engine> {
+        let mut world = World::new();
+        let mut schedule = Schedule::default();
+        schedule.set_executor(SingleThreadedExecutor::new());
+        let resolved = self.resolve()?;
+        let backend = resolved.backend;
+        let model = resolved.model_info.clone();
+        let config = resolved.config.clone();
+        let port = resolved.install(&mut world, &mut schedule)?;
+        // Build the schedule's executor now, not in the first tick.
+        schedule
+            .initialize(&mut world)
+            .map_err(|e| Error::Config(format!("schedule: {e}")))?;
+        Ok(Engine::new(world, schedule, port, backend, model, config))
+    }
+}
+
+/// A builder's choices, loaded and checked.
+struct Resolved {
+    config: EngineConfig,
+    backend: BackendKind,
+    catalog: Catalog,
+    schema: FeatureSchema,
+    serving: ServingModel,
+    model_info: ModelInfo,
+}
+
+impl Resolved {
+    fn install(self, world: &mut World, schedule: &mut Schedule) -> Result<Port> {
+        let config = &self.config;
+        let parts = PipelineParts {
+            serving: self.serving,
+            backend: self.backend,
+            catalog: self.catalog,
+            schema: self.schema,
+            batch: config.batch.clone(),
+            decide: config.decide.clone(),
+            cache: config.cache_config(),
+            frequency: config.frequency_config(),
+            in_flight_max: config.in_flight_max,
+            seed: config.seed,
+        };
+        let handles = cx_systems::install(world, schedule, parts)?;
+        Ok(Port::new(handles, config.in_flight_max))
+    }
+}

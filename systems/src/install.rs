@@ -1,0 +1,211 @@
+//! The pipeline's one installer, plugin style: [`install`] builds and
+//! checks every resource the pipeline owns, spawns its pool of request
+//! entities and adds its systems, into any World and Schedule (the engine's
+//! own, a test's, or a host's game loop). It also stages and applies model
+//! swaps, so that a swap either fully happens or does not happen.
+
+use crate::config::{BatchPolicy, DecideConfig};
+use crate::error::{Error, Result};
+use crate::resources::{
+    Counters, Egress, Ingress, Latencies, RequestQueues, Schema, Scoring, Seed, ServingModel,
+    SpareContexts, Submission, TickClock, WallClock,
+};
+use bevy_ecs::prelude::*;
+use crossbeam::queue::ArrayQueue;
+use cx_backends::BackendKind;
+use cx_domain::catalog::Catalog;
+use cx_domain::pipeline::{
+    Decision, FeatureRow, Fingerprint, Phase, Request, Scores, StageTimes, Ticket,
+};
+use cx_domain::store::{
+    BudgetBackend, BudgetLedger, CacheBackend, CacheConfig, DecisionCache, FrequencyBackend,
+    FrequencyConfig, FrequencyStore, ScoreCache,
+};
+use cx_features::{FeatureSchema, RequestContext};
+use std::sync::Arc;
+
+/// Most request entities one pipeline may pool (the in-flight limit).
+pub const POOL_MAX: usize = 1 << 20;
+
+/// Everything the pipeline is built from.
+pub struct PipelineParts {
+    /// The model to serve, checked against `schema`.
+    pub serving: ServingModel,
+    /// Its backend chain.
+    pub backend: BackendKind,
+    /// The offers.
+    pub catalog: Catalog,
+    /// The feature schema rows are extracted with.
+    pub schema: FeatureSchema,
+    /// The batch policy.
+    pub batch: BatchPolicy,
+    /// Weights and rules.
+    pub decide: DecideConfig,
+    /// The decision cache's size and TTL.
+    pub cache: CacheConfig,
+    /// The frequency store's size.
+    pub frequency: FrequencyConfig,
+    /// Requests in flight at most: the pool of request entities, and the
+    /// size of the ingress, the egress and the spare contexts.
+    pub in_flight_max: usize,
+    /// The exploration seed.
+    pub seed: u64,
+}
+
+/// The host's ends of the pipeline's bounded queues, and the clock its
+/// latency stamps use (the host stamps submissions with it).
+#[derive(Clone)]
+pub struct PipelineHandles {
+    /// Where submissions go.
+    pub ingress: Arc<ArrayQueue<Submission>>,
+    /// Where decisions come out.
+    pub egress: Arc<ArrayQueue<Decision>>,
+    /// Contexts of decided requests, to refill.
+    pub spares: Arc<ArrayQueue<RequestContext>>,
+    /// The wall clock of the latency statistics.
+    pub clock: quanta::Clock,
+}
+
+/// The components a pooled request entity is spawned with: all of them, so
+/// it never changes archetype.
+pub type RequestBundle = (
+    Ticket,
+    Request,
+    Phase,
+    FeatureRow,
+    Fingerprint,
+    Scores,
+    StageTimes,
+    Decision,
+);
+
+/// A free request entity's components, its scores `width` wide.
+fn idle_request(width: usize) -> RequestBundle {
+    (
+        Ticket::default(),
+        Request::default(),
+        Phase::Free,
+        FeatureRow::default(),
+        Fingerprint::default(),
+        Scores::with_width(width),
+        StageTimes::default(),
+        Decision::default(),
+    )
+}
+
+/// Builds every resource of the pipeline from `parts`, inserts them into
+/// `world`, spawns the pool of request entities, and adds the systems to
+/// `schedule` ([`crate::systems::add_systems`]). Everything that can fail
+/// is built before anything is inserted, so an error leaves `world` and
+/// `schedule` untouched.
+pub fn install(
+    world: &mut World,
+    schedule: &mut Schedule,
+    parts: PipelineParts,
+) -> Result<PipelineHandles> {
+    let pool = parts.in_flight_max;
+    if !(1..=POOL_MAX).contains(&pool) {
+        return Err(Error::Config {
+            field: "in_flight_max",
+            reason: format!("{pool} is not in 1..={POOL_MAX}"),
+        });
+    }
+    parts.batch.validate()?;
+    parts.decide.validate()?;
+    let outputs = parts.serving.model.outputs();
+    let scoring = Scoring::new(
+        parts.serving,
+        &parts.catalog,
+        parts.backend,
+        parts.batch.batch_max,
+    )?;
+    let budgets: Vec<Option<f64>> = (0..parts.catalog.len())
+        .map(|i| parts.catalog.daily_budget(i))
+        .collect();
+    let cache = DecisionCache::new(parts.cache, outputs)?;
+    let frequency = FrequencyStore::new(parts.frequency)?;
+    let budget = BudgetLedger::new(&budgets)?;
+
+    let handles = PipelineHandles {
+        ingress: Arc::new(ArrayQueue::new(pool)),
+        egress: Arc::new(ArrayQueue::new(pool)),
+        spares: Arc::new(ArrayQueue::new(pool)),
+        clock: quanta::Clock::new(),
+    };
+    let entities: Vec<Entity> = world
+        .spawn_batch((0..pool).map(|_| idle_request(outputs)))
+        .collect();
+    world.insert_resource(RequestQueues::new(entities));
+    world.insert_resource(Ingress(handles.ingress.clone()));
+    world.insert_resource(Egress(handles.egress.clone()));
+    world.insert_resource(SpareContexts(handles.spares.clone()));
+    world.insert_resource(TickClock::default());
+    world.insert_resource(WallClock(handles.clock.clone()));
+    world.insert_resource(Seed(parts.seed));
+    world.insert_resource(parts.batch);
+    world.insert_resource(parts.decide);
+    world.insert_resource(Schema(parts.schema));
+    world.insert_resource(scoring);
+    world.insert_resource(CacheBackend::InProcess(cache));
+    world.insert_resource(FrequencyBackend::InProcess(frequency));
+    world.insert_resource(BudgetBackend::InProcess(budget));
+    world.insert_resource(parts.catalog);
+    world.insert_resource(Counters::default());
+    world.insert_resource(Latencies::new());
+    crate::systems::add_systems(schedule);
+    Ok(handles)
+}
+
+/// A model swap with everything built and checked, ready to apply.
+pub struct StagedModel {
+    scoring: Scoring,
+    /// A cache for the new width, when it differs from the running one's.
+    cache: Option<CacheBackend>,
+}
+
+impl StagedModel {
+    /// The model it will serve.
+    pub fn serving(&self) -> &ServingModel {
+        &self.scoring.serving
+    }
+}
+
+/// Builds everything a swap to `serving` needs against the pipeline in
+/// `world`: its backend chain, its catalog mapping and, if its width
+/// differs, a new decision cache. An error means nothing will change.
+pub fn stage_model(
+    world: &World,
+    serving: ServingModel,
+    backend: BackendKind,
+) -> Result<StagedModel> {
+    let catalog = world.resource::<Catalog>();
+    let batch_max = world.resource::<BatchPolicy>().batch_max;
+    let outputs = serving.model.outputs();
+    let running = world.resource::<CacheBackend>();
+    let cache = match running.value_width() == outputs {
+        true => None,
+        false => Some(running.with_width(outputs)?),
+    };
+    let scoring = Scoring::new(serving, catalog, backend, batch_max)?;
+    Ok(StagedModel { scoring, cache })
+}
+
+/// Installs a staged model between ticks: the new scoring state, and a
+/// cleared cache (its keys include the model id, so old entries could
+/// never hit; clearing frees their room) or the new-width one, with every
+/// pooled entity's scores resized to match. Cannot fail.
+pub fn apply_model(world: &mut World, staged: StagedModel) {
+    let outputs = staged.scoring.outputs();
+    match staged.cache {
+        Some(cache) => {
+            world.insert_resource(cache);
+            let mut scores = world.query::<&mut Scores>();
+            for mut s in scores.iter_mut(world) {
+                s.probability.clear();
+                s.probability.resize(outputs, 0.0);
+            }
+        }
+        None => world.resource_mut::<CacheBackend>().clear(),
+    }
+    world.insert_resource(staged.scoring);
+}

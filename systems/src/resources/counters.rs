@@ -1,0 +1,121 @@
+//! What the pipeline counts: every outcome ([`Counters`]) and the
+//! per-request latency of every stage ([`Latencies`]).
+
+use bevy_ecs::prelude::Resource;
+use cx_domain::pipeline::{NoBidCause, Stage};
+use hdrhistogram::Histogram;
+
+/// What the pipeline counted since it started.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    /// Requests taken from the ingress.
+    pub ingested: u64,
+    /// Decisions emitted.
+    pub decided: u64,
+    /// Of those, simulated.
+    pub simulated: u64,
+    /// Of those, with no offer.
+    pub no_offer: u64,
+    /// No-offer decisions by cause, indexed like [`NoBidCause::ALL`].
+    pub no_offer_by_cause: [u64; NoBidCause::COUNT],
+    /// Rows scored by the model.
+    pub inferred_rows: u64,
+    /// Inference batches run.
+    pub batches: u64,
+    /// Batches the whole backend chain failed.
+    pub failed_batches: u64,
+    /// Model rows that failed validation.
+    pub invalid_rows: u64,
+    /// Rows scored by the fallback scorer.
+    pub fallback_rows: u64,
+    /// Rows nothing could score (no-offer decisions).
+    pub failed_rows: u64,
+    /// List items dropped by feature extraction (over the schema's limits).
+    pub extract_dropped_items: u64,
+    /// Oversized string values skipped by feature extraction.
+    pub extract_oversized_values: u64,
+    /// Numbers clamped by feature extraction.
+    pub extract_clamped: u64,
+    /// Winning offers whose budget refused the spend that decide had
+    /// checked (impossible in process; a shared ledger can refuse it when
+    /// another worker spent in between). The decision stands, uncharged.
+    pub spend_refused: u64,
+    /// Times the respond system found the egress full and kept a decision
+    /// for the next tick (cannot happen while admission holds).
+    pub egress_full: u64,
+}
+
+/// Longest latency a histogram tells apart, ns (60 s); longer ones are
+/// recorded as this.
+pub const LATENCY_NS_MAX: u64 = 60_000_000_000;
+
+/// Per-request latency histograms, ns. Fixed bounds, three significant
+/// digits, so recording never allocates.
+#[derive(Resource, Clone, Debug)]
+pub struct Latencies {
+    /// From `submit` to the ingest system taking the request.
+    pub queue: Histogram<u64>,
+    /// Per [`Stage`] (by [`Stage::index`]): from the start of that stage's
+    /// run that took the request to the start of the next stage that took
+    /// it (so `infer` includes any wait for a batch, and a cache hit's
+    /// `cache` runs to `decide`); for `respond`, its own run.
+    pub stages: [Histogram<u64>; Stage::COUNT],
+    /// From `submit` to the end of the respond run that emitted it.
+    pub total: Histogram<u64>,
+}
+
+impl Latencies {
+    /// Empty histograms.
+    pub fn new() -> Self {
+        Self {
+            queue: new_histogram(),
+            stages: std::array::from_fn(|_| new_histogram()),
+            total: new_histogram(),
+        }
+    }
+
+    /// Every histogram with its name, in order: `queue`, each stage,
+    /// `total`.
+    pub fn named(&self) -> impl Iterator<Item = (&'static str, &Histogram<u64>)> {
+        std::iter::once(("queue", &self.queue))
+            .chain(
+                Stage::ALL
+                    .iter()
+                    .map(|s| (s.name(), &self.stages[s.index()])),
+            )
+            .chain(std::iter::once(("total", &self.total)))
+    }
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Records `ns` into `h`, clamped into its bounds.
+pub fn record(h: &mut Histogram<u64>, ns: u64) {
+    h.saturating_record(ns.clamp(1, LATENCY_NS_MAX));
+}
+
+/// An empty latency histogram with the fixed bounds.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_NS_MAX, 3).expect("constant bounds are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_are_named_queue_then_each_stage_then_total() {
+        let names: Vec<&str> = Latencies::new().named().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "queue", "ingest", "features", "cache", "infer", "validate", "decide", "respond",
+                "total"
+            ]
+        );
+    }
+}

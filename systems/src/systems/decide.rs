@@ -1,0 +1,77 @@
+//! **decide**: the rules, the blend, top-k, and the winner's spend.
+
+use super::params::{assert_awaiting, Clocks, Rules, Stores, POOLED};
+use crate::logic::{self, DecideInputs};
+use crate::resources::{Counters, RequestQueues, Scoring};
+use bevy_ecs::prelude::*;
+use bevy_ecs::query::QueryData;
+use cx_domain::pipeline::{
+    Decision, Fingerprint, Phase, Request, Scores, Stage, StageTimes, Ticket,
+};
+
+/// What the decide system reads and writes.
+#[derive(QueryData)]
+#[query_data(mutable)]
+pub struct DecideItem {
+    ticket: &'static Ticket,
+    request: &'static Request,
+    fingerprint: &'static Fingerprint,
+    scores: &'static Scores,
+    decision: &'static mut Decision,
+    phase: &'static mut Phase,
+    times: &'static mut StageTimes,
+}
+
+/// Applies the business rules and the blend to every scored request, in
+/// ticket order (cache hits and fresh scores of one tick interleave as
+/// they were submitted), ranks the top-k, and (unless simulated) spends the
+/// winner's frequency-cap impression and budget before the next request is
+/// decided. Queues each for [`Stage::Respond`].
+pub fn decide(
+    clocks: Clocks,
+    rules: Rules,
+    scoring: Res<Scoring>,
+    mut stores: Stores,
+    mut queues: ResMut<RequestQueues>,
+    mut counters: ResMut<Counters>,
+    mut query: Query<DecideItem>,
+) {
+    let start_raw = clocks.raw();
+    let now_ns = clocks.now_ns();
+    let mut batch = queues.take(Stage::Decide);
+    batch.make_contiguous().sort_unstable_by_key(|q| q.ticket);
+    for queued in batch.drain(..) {
+        let mut item = query.get_mut(queued.entity).expect(POOLED);
+        assert_awaiting(*item.phase, Stage::Decide);
+        item.times.stamp(Stage::Decide, start_raw);
+        item.decision.reset(*item.ticket, item.request.simulate);
+        let inputs = DecideInputs {
+            ctx: &item.request.ctx,
+            probabilities: &item.scores.probability,
+            source: item.scores.source,
+            columns: &scoring.columns,
+            catalog: &rules.catalog,
+            frequency: &*stores.frequency,
+            budget: &*stores.budget,
+            config: &rules.config,
+            user_hash: item.fingerprint.user_hash,
+            ticket: *item.ticket,
+            seed: rules.seed.0,
+            now_ns,
+        };
+        logic::decide(&inputs, &mut item.decision);
+        let committed = logic::commit(
+            &item.decision,
+            &rules.catalog,
+            &rules.config,
+            &mut *stores.frequency,
+            &mut *stores.budget,
+            item.fingerprint.user_hash,
+            now_ns,
+        );
+        counters.spend_refused += u64::from(committed.is_err());
+        *item.phase = Phase::Awaiting(Stage::Respond);
+        queues.push(Stage::Respond, queued);
+    }
+    queues.restore(Stage::Decide, batch);
+}

@@ -1,0 +1,125 @@
+//! **infer**: cache misses through the backend chain, in batches.
+
+use super::params::{assert_awaiting, Clocks, POOLED};
+use crate::config::BatchPolicy;
+use crate::logic;
+use crate::resources::{Counters, Ingress, RequestQueues, Scoring};
+use bevy_ecs::prelude::*;
+use bevy_ecs::query::QueryData;
+use cx_backends::SparseRows;
+use cx_domain::pipeline::{FeatureRow, Phase, ScoreSource, Scores, Stage, StageTimes};
+
+/// What the infer system reads and writes.
+#[derive(QueryData)]
+#[query_data(mutable)]
+pub struct InferItem {
+    row: &'static FeatureRow,
+    scores: &'static mut Scores,
+    phase: &'static mut Phase,
+    times: &'static mut StageTimes,
+}
+
+/// Scores pending requests in batches of `batch_max`, oldest first, and
+/// queues them for [`Stage::Validate`]. A partial last batch is held for a
+/// later tick per the [`BatchPolicy`] (Nagle: it runs when the ingress is
+/// drained or its oldest request has waited `wait_us_max`).
+pub fn infer(
+    clocks: Clocks,
+    policy: Res<BatchPolicy>,
+    ingress: Res<Ingress>,
+    mut scoring: ResMut<Scoring>,
+    mut queues: ResMut<RequestQueues>,
+    mut counters: ResMut<Counters>,
+    mut query: Query<InferItem>,
+) {
+    let mut pending = queues.take(Stage::Infer);
+    let now_ns = clocks.now_ns();
+    let oldest_ns = pending.front().map_or(now_ns, |q| {
+        query.get(q.entity).expect(POOLED).times.ingested_ns
+    });
+    let run = logic::rows_to_run(
+        pending.len(),
+        scoring.batch_max,
+        ingress.0.is_empty(),
+        now_ns.saturating_sub(oldest_ns),
+        policy.wait_us_max.saturating_mul(1000),
+    );
+    let start_raw = clocks.raw();
+    for queued in pending.drain(..run) {
+        let mut item = query.get_mut(queued.entity).expect(POOLED);
+        assert_awaiting(*item.phase, Stage::Infer);
+        item.times.stamp(Stage::Infer, start_raw);
+        scoring.batch.push(queued);
+        if scoring.batch.len() == scoring.batch_max {
+            run_batch(&mut scoring, &mut query, &mut queues, now_ns, &mut counters);
+        }
+    }
+    run_batch(&mut scoring, &mut query, &mut queues, now_ns, &mut counters);
+    queues.restore(Stage::Infer, pending);
+}
+
+/// Gathers the batch's sparse rows, normalised, into one compressed-sparse
+/// block, runs the kernels on it, writes each request's probabilities (or
+/// marks the batch failed, for the fallback scorer), and queues the batch
+/// for [`Stage::Validate`].
+fn run_batch(
+    scoring: &mut Scoring,
+    query: &mut Query<InferItem>,
+    queues: &mut RequestQueues,
+    now_ns: u64,
+    counters: &mut Counters,
+) {
+    if scoring.batch.is_empty() {
+        return;
+    }
+    let Scoring {
+        serving,
+        dispatcher,
+        batch_starts,
+        batch_columns,
+        batch_values,
+        batch,
+        readout,
+        ..
+    } = scoring;
+    batch_starts.clear();
+    batch_starts.push(0);
+    let mut used = 0;
+    for queued in batch.iter() {
+        let (columns, values) = query.get(queued.entity).expect(POOLED).row.pairs();
+        let written = serving
+            .norm
+            .apply_sparse(
+                columns,
+                values,
+                &mut batch_columns[used..],
+                &mut batch_values[used..],
+            )
+            .expect("the batch buffers hold batch_max rows of SPARSE_NONZERO_MAX + norm columns");
+        used += written;
+        batch_starts.push(used as u32);
+    }
+    let rows = SparseRows {
+        starts: batch_starts,
+        columns: &batch_columns[..used],
+        values: &batch_values[..used],
+    };
+    counters.batches += 1;
+    let served = dispatcher.infer_sparse(&rows, readout, now_ns).is_ok();
+    if served {
+        counters.inferred_rows += batch.len() as u64;
+    } else {
+        counters.failed_batches += 1;
+    }
+    for (r, queued) in batch.drain(..).enumerate() {
+        let mut item = query.get_mut(queued.entity).expect(POOLED);
+        if served {
+            item.scores
+                .set(readout.probability_row(r), ScoreSource::Model);
+        } else {
+            item.scores.source = ScoreSource::Failed;
+        }
+        *item.phase = Phase::Awaiting(Stage::Validate);
+        queues.push(Stage::Validate, queued);
+    }
+}

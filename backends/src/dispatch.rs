@@ -91,8 +91,8 @@ impl Backend {
     /// Initialises the backend `kind` for `model`.
     pub fn init_kind(kind: ConcreteKind, model: Arc<SnnModel>, batch_max: usize) -> Result<Self> {
         Ok(match kind {
-            ConcreteKind::Scalar => Self::Scalar(ScalarBackend::init(model, batch_max)?),
-            ConcreteKind::Simd => Self::Simd(SimdBackend::init(model, batch_max)?),
+            ConcreteKind::Scalar => Self::Scalar(ScalarBackend::new(model, batch_max)?),
+            ConcreteKind::Simd => Self::Simd(SimdBackend::new(model, batch_max)?),
         })
     }
 
@@ -112,11 +112,6 @@ impl Backend {
 }
 
 impl CoLaNetProvider for Backend {
-    /// The best backend available: SIMD.
-    fn init(model: Arc<SnnModel>, batch_max: usize) -> Result<Self> {
-        Self::init_kind(ConcreteKind::Simd, model, batch_max)
-    }
-
     fn infer(&mut self, x: &[f32], batch: usize, out: &mut Readout) -> Result<()> {
         match self {
             Self::Scalar(b) => b.infer(x, batch, out),
@@ -135,13 +130,6 @@ impl CoLaNetProvider for Backend {
         match self {
             Self::Scalar(b) => b.device_name(),
             Self::Simd(b) => b.device_name(),
-        }
-    }
-
-    fn is_available(&self) -> bool {
-        match self {
-            Self::Scalar(b) => b.is_available(),
-            Self::Simd(b) => b.is_available(),
         }
     }
 
@@ -285,7 +273,7 @@ impl<P: CoLaNetProvider> Dispatcher<P> {
         let last = self.slots.len() - 1;
         let mut last_err = None;
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            let resting = now_ns < slot.quarantined_until_ns || !slot.provider.is_available();
+            let resting = now_ns < slot.quarantined_until_ns;
             if i < last && resting {
                 slot.stats.skipped += 1;
                 continue;

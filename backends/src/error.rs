@@ -76,6 +76,12 @@ pub enum BackendError {
         /// The name given.
         name: String,
     },
+    /// A SIMD tier name (`CX_SIMD_TIER`) that is not one of the tiers.
+    #[error("unknown SIMD tier `{name}`; expected one of: avx512, avx2, portable")]
+    UnknownSimdTier {
+        /// The name given.
+        name: String,
+    },
     /// Every backend in the chain failed for this batch.
     #[error("every backend failed; the last error was: {last}")]
     AllFailed {

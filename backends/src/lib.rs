@@ -1,8 +1,10 @@
 //! Kernels and backends that run a CoLaNet spiking network on a batch.
 //!
 //! - [`scalar`]: the reference kernel, straight from snnTorch's equations.
-//! - [`simd`]: the `wide` SIMD kernel: blocked input projection, vectorised
-//!   LIF update, event-driven later layers, caller-provided workspace.
+//! - [`simd`]: the SIMD kernel: blocked input projection, vectorised LIF
+//!   update, event-driven later layers, caller-provided workspace; compiled
+//!   once per instruction-set tier (AVX-512F, AVX2+FMA, portable) and
+//!   dispatched on the tier the CPU has ([`simd::SimdTier`]).
 //! - [`provider`]: the [`CoLaNetProvider`] trait and its CPU implementations.
 //! - [`dispatch`]: the closed [`Backend`] enum, [`BackendKind`] parsing
 //!   (`CX_BACKEND`), and the falling-back [`Dispatcher`].
@@ -26,5 +28,6 @@ pub use dispatch::{
 };
 pub use error::BackendError;
 pub use provider::{CoLaNetProvider, ScalarBackend, SimdBackend, BATCH_MAX_LIMIT};
+pub use simd::{SimdTier, SIMD_TIER_ENV};
 pub use sparse::SparseRows;
 pub use trace::{NoTrace, Trace, TraceSink};

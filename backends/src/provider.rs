@@ -3,7 +3,7 @@
 
 use crate::error::{BackendError, Result};
 use crate::scalar::{self, ScalarWorkspace};
-use crate::simd::{self, PackedModel, SimdWorkspace};
+use crate::simd::{self, PackedModel, SimdTier, SimdWorkspace};
 use crate::sparse::{check_sparse, SparseRows};
 use crate::trace::TraceSink;
 use cx_model::{Readout, SnnModel};
@@ -14,11 +14,9 @@ pub const BATCH_MAX_LIMIT: usize = 4096;
 
 /// A device that runs a CoLaNet spiking network (the seed design's provider).
 ///
-/// `init` sizes every buffer; `infer` then never allocates.
-pub trait CoLaNetProvider: Sized {
-    /// Prepares the backend for `model`, for batches of up to `batch_max` samples.
-    fn init(model: Arc<SnnModel>, batch_max: usize) -> Result<Self>;
-
+/// Each backend's constructor sizes every buffer for a model and a maximum
+/// batch; `infer` then never allocates.
+pub trait CoLaNetProvider {
     /// Runs `batch` samples of `x` (`[batch][inputs]` row-major, finite) and
     /// fills `out`'s first `batch` rows: spike counts, final membranes and
     /// calibrated probabilities.
@@ -29,11 +27,9 @@ pub trait CoLaNetProvider: Sized {
     /// follows the non-zeros.
     fn infer_sparse(&mut self, rows: &SparseRows<'_>, out: &mut Readout) -> Result<()>;
 
-    /// A human-readable device name, e.g. `cpu-simd(f32x16, avx512f)`.
+    /// A human-readable device name, e.g. `cpu-simd(avx512f)`: the tier
+    /// found on this CPU, not the build's flags.
     fn device_name(&self) -> &str;
-
-    /// Whether the backend can run now.
-    fn is_available(&self) -> bool;
 
     /// The model it runs.
     fn model(&self) -> &Arc<SnnModel>;
@@ -147,6 +143,16 @@ pub struct ScalarBackend {
 }
 
 impl ScalarBackend {
+    /// The scalar reference for `model`, for batches of up to `batch_max`.
+    pub fn new(model: Arc<SnnModel>, batch_max: usize) -> Result<Self> {
+        check_batch_max(batch_max)?;
+        Ok(Self {
+            ws: ScalarWorkspace::new(&model),
+            model,
+            batch_max,
+        })
+    }
+
     /// Like `infer`, recording every layer's state into `trace`.
     pub fn infer_traced<S: TraceSink>(
         &mut self,
@@ -163,15 +169,6 @@ impl ScalarBackend {
 }
 
 impl CoLaNetProvider for ScalarBackend {
-    fn init(model: Arc<SnnModel>, batch_max: usize) -> Result<Self> {
-        check_batch_max(batch_max)?;
-        Ok(Self {
-            ws: ScalarWorkspace::new(&model),
-            model,
-            batch_max,
-        })
-    }
-
     fn infer(&mut self, x: &[f32], batch: usize, out: &mut Readout) -> Result<()> {
         self.infer_traced(x, batch, out, &mut crate::trace::NoTrace)
     }
@@ -193,35 +190,50 @@ impl CoLaNetProvider for ScalarBackend {
         "cpu-scalar"
     }
 
-    fn is_available(&self) -> bool {
-        true
-    }
-
     fn model(&self) -> &Arc<SnnModel> {
         &self.model
     }
 }
 
-/// The `wide` SIMD kernel as a backend.
+/// The SIMD kernel as a backend, on the instruction-set tier chosen when
+/// it is created.
 #[derive(Clone, Debug)]
 pub struct SimdBackend {
     model: Arc<SnnModel>,
     packed: PackedModel,
     ws: SimdWorkspace,
+    tier: SimdTier,
+    device: String,
 }
 
-/// Which vector unit `wide::f32x16` lowers to in this build.
-pub const SIMD_DEVICE_NAME: &str = if cfg!(target_feature = "avx512f") {
-    "cpu-simd(f32x16 on avx512f)"
-} else if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
-    "cpu-simd(f32x16 on avx2+fma)"
-} else if cfg!(target_feature = "neon") {
-    "cpu-simd(f32x16 on neon)"
-} else {
-    "cpu-simd(f32x16 on sse2)"
-};
-
 impl SimdBackend {
+    /// The SIMD kernel for `model`, for batches of up to `batch_max`, on the
+    /// widest tier this CPU has ([`SimdTier::from_env_or_detect`]: capped
+    /// by `CX_SIMD_TIER` when it is set).
+    pub fn new(model: Arc<SnnModel>, batch_max: usize) -> Result<Self> {
+        Self::with_tier(model, batch_max, SimdTier::from_env_or_detect()?)
+    }
+
+    /// The SIMD kernel on `tier`; [`BackendError::Unavailable`] when this
+    /// CPU lacks it.
+    pub fn with_tier(model: Arc<SnnModel>, batch_max: usize, tier: SimdTier) -> Result<Self> {
+        check_batch_max(batch_max)?;
+        tier.check_supported()?;
+        let packed = PackedModel::pack(&model);
+        Ok(Self {
+            ws: SimdWorkspace::new(&packed, batch_max),
+            packed,
+            model,
+            tier,
+            device: format!("cpu-simd({tier})"),
+        })
+    }
+
+    /// The tier it runs on.
+    pub fn tier(&self) -> SimdTier {
+        self.tier
+    }
+
     /// Like `infer`, recording every layer's state into `trace`.
     pub fn infer_traced<S: TraceSink>(
         &mut self,
@@ -231,23 +243,13 @@ impl SimdBackend {
         trace: &mut S,
     ) -> Result<()> {
         check_input(&self.model, x, batch, self.ws.batch_max(), out)?;
-        simd::forward(&self.packed, x, batch, &mut self.ws, out, trace);
+        simd::forward(self.tier, &self.packed, x, batch, &mut self.ws, out, trace);
         out.calibrate(&self.model.meta().calibration, self.model.steps());
         Ok(())
     }
 }
 
 impl CoLaNetProvider for SimdBackend {
-    fn init(model: Arc<SnnModel>, batch_max: usize) -> Result<Self> {
-        check_batch_max(batch_max)?;
-        let packed = PackedModel::pack(&model);
-        Ok(Self {
-            ws: SimdWorkspace::new(&packed, batch_max),
-            packed,
-            model,
-        })
-    }
-
     fn infer(&mut self, x: &[f32], batch: usize, out: &mut Readout) -> Result<()> {
         self.infer_traced(x, batch, out, &mut crate::trace::NoTrace)
     }
@@ -255,6 +257,7 @@ impl CoLaNetProvider for SimdBackend {
     fn infer_sparse(&mut self, rows: &SparseRows<'_>, out: &mut Readout) -> Result<()> {
         check_sparse_input(&self.model, rows, self.ws.batch_max(), out)?;
         simd::forward_sparse(
+            self.tier,
             &self.packed,
             rows,
             &mut self.ws,
@@ -266,11 +269,7 @@ impl CoLaNetProvider for SimdBackend {
     }
 
     fn device_name(&self) -> &str {
-        SIMD_DEVICE_NAME
-    }
-
-    fn is_available(&self) -> bool {
-        true
+        &self.device
     }
 
     fn model(&self) -> &Arc<SnnModel> {

@@ -17,6 +17,13 @@
 //! Dot products accumulate with a fused multiply-add in ascending input
 //! order from zero, then add the bias. The SIMD kernel keeps that order, so
 //! the two agree bit for bit.
+//!
+//! `unsafe` is allowed in this module for one reason: the dot products are
+//! compiled a second time with FMA enabled, and called only after the CPU
+//! was checked to have it (`fma_dispatched!`), so that a portable build
+//! does not pay for a C-library `fmaf` call per multiply-add.
+
+#![allow(unsafe_code)]
 
 use crate::trace::TraceSink;
 use cx_model::{LifLayer, Readout, ResetMechanism, SnnModel};
@@ -45,10 +52,38 @@ impl ScalarWorkspace {
     }
 }
 
-/// `W · input + b`, accumulating `fma(input[i], w[o][i], acc)` in ascending `i`.
-/// Zero inputs are skipped, which changes nothing (`fma(0, w, acc) == acc`)
-/// and makes sparse feature rows cheap.
-pub fn linear(layer: &LifLayer, input: &[f32], current: &mut [f32]) {
+/// Defines `pub fn $name`, which runs `$body` (the reference loop, always
+/// inlined) compiled with FMA where the CPU has it and without elsewhere.
+/// `f32::mul_add` is exactly rounded either way (an instruction, or the C
+/// library's `fmaf`), so the result is the same; only the speed differs.
+macro_rules! fma_dispatched {
+    ($(#[$doc:meta])* pub fn $name:ident => $body:ident($($arg:ident: $ty:ty),*)) => {
+        $(#[$doc])*
+        pub fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("fma") {
+                #[target_feature(enable = "fma")]
+                fn with_fma($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                // SAFETY: the CPU has FMA (checked just above), all that
+                // `with_fma` is compiled to use.
+                return unsafe { with_fma($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+fma_dispatched! {
+    /// `W · input + b`, accumulating `fma(input[i], w[o][i], acc)` in ascending `i`.
+    /// Zero inputs are skipped, which changes nothing (`fma(0, w, acc) == acc`)
+    /// and makes sparse feature rows cheap.
+    pub fn linear => linear_ref(layer: &LifLayer, input: &[f32], current: &mut [f32])
+}
+
+#[inline(always)]
+fn linear_ref(layer: &LifLayer, input: &[f32], current: &mut [f32]) {
     for (o, cur) in current.iter_mut().enumerate() {
         let mut acc = 0.0f32;
         for (&w, &v) in layer.weight_row(o).iter().zip(input) {
@@ -60,11 +95,20 @@ pub fn linear(layer: &LifLayer, input: &[f32], current: &mut [f32]) {
     }
 }
 
-/// [`linear`] for a row given as its non-zero entries `(index, value)`, in
-/// ascending index order: the same operations in the same order, so the
-/// result is identical, at a cost that follows the non-zeros instead of the
-/// width. The trainer uses it for one-hot feature rows.
-pub fn linear_nonzero(layer: &LifLayer, nonzero: &[(u32, f32)], current: &mut [f32]) {
+fma_dispatched! {
+    /// [`linear`] for a row given as its non-zero entries `(index, value)`, in
+    /// ascending index order: the same operations in the same order, so the
+    /// result is identical, at a cost that follows the non-zeros instead of the
+    /// width. The trainer uses it for one-hot feature rows.
+    pub fn linear_nonzero => linear_nonzero_ref(
+        layer: &LifLayer,
+        nonzero: &[(u32, f32)],
+        current: &mut [f32]
+    )
+}
+
+#[inline(always)]
+fn linear_nonzero_ref(layer: &LifLayer, nonzero: &[(u32, f32)], current: &mut [f32]) {
     for (o, cur) in current.iter_mut().enumerate() {
         let row = layer.weight_row(o);
         let mut acc = 0.0f32;
@@ -75,9 +119,19 @@ pub fn linear_nonzero(layer: &LifLayer, nonzero: &[(u32, f32)], current: &mut [f
     }
 }
 
-/// [`linear_nonzero`] over a row given as two parallel slices (columns
-/// strictly ascending), as a [`SparseRows`](crate::sparse::SparseRows) row holds it.
-pub fn linear_sparse(layer: &LifLayer, columns: &[u32], values: &[f32], current: &mut [f32]) {
+fma_dispatched! {
+    /// [`linear_nonzero`] over a row given as two parallel slices (columns
+    /// strictly ascending), as a [`SparseRows`](crate::sparse::SparseRows) row holds it.
+    pub fn linear_sparse => linear_sparse_ref(
+        layer: &LifLayer,
+        columns: &[u32],
+        values: &[f32],
+        current: &mut [f32]
+    )
+}
+
+#[inline(always)]
+fn linear_sparse_ref(layer: &LifLayer, columns: &[u32], values: &[f32], current: &mut [f32]) {
     for (o, cur) in current.iter_mut().enumerate() {
         let row = layer.weight_row(o);
         let mut acc = 0.0f32;
@@ -88,8 +142,18 @@ pub fn linear_sparse(layer: &LifLayer, columns: &[u32], values: &[f32], current:
     }
 }
 
-/// Like [`linear`], for an input of spikes each worth `graded` when set.
-pub fn linear_spikes(layer: &LifLayer, spikes: &[bool], graded: f32, current: &mut [f32]) {
+fma_dispatched! {
+    /// Like [`linear`], for an input of spikes each worth `graded` when set.
+    pub fn linear_spikes => linear_spikes_ref(
+        layer: &LifLayer,
+        spikes: &[bool],
+        graded: f32,
+        current: &mut [f32]
+    )
+}
+
+#[inline(always)]
+fn linear_spikes_ref(layer: &LifLayer, spikes: &[bool], graded: f32, current: &mut [f32]) {
     for (o, cur) in current.iter_mut().enumerate() {
         let mut acc = 0.0f32;
         for (&w, &s) in layer.weight_row(o).iter().zip(spikes) {

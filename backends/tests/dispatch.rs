@@ -28,14 +28,6 @@ struct Flaky {
 }
 
 impl CoLaNetProvider for Flaky {
-    fn init(model: Arc<SnnModel>, batch_max: usize) -> Result<Self, BackendError> {
-        Ok(Self {
-            inner: ScalarBackend::init(model, batch_max)?,
-            mode: Arc::new(AtomicU8::new(HEALTHY)),
-            name: "flaky",
-        })
-    }
-
     fn infer(&mut self, x: &[f32], batch: usize, out: &mut Readout) -> Result<(), BackendError> {
         self.inner.infer(x, batch, out)?;
         self.misbehave(out)
@@ -54,16 +46,20 @@ impl CoLaNetProvider for Flaky {
         self.name
     }
 
-    fn is_available(&self) -> bool {
-        true
-    }
-
     fn model(&self) -> &Arc<SnnModel> {
         self.inner.model()
     }
 }
 
 impl Flaky {
+    fn new(model: Arc<SnnModel>, batch_max: usize) -> Result<Self, BackendError> {
+        Ok(Self {
+            inner: ScalarBackend::new(model, batch_max)?,
+            mode: Arc::new(AtomicU8::new(HEALTHY)),
+            name: "flaky",
+        })
+    }
+
     /// Fails as the current mode says, after a real pass filled `out`.
     fn misbehave(&self, out: &mut Readout) -> Result<(), BackendError> {
         match self.mode.load(Ordering::SeqCst) {
@@ -91,11 +87,11 @@ fn model() -> Arc<SnnModel> {
 /// A chain of [flaky primary, flaky secondary, healthy last].
 fn chain(policy: FallbackPolicy) -> (Dispatcher<Flaky>, Arc<AtomicU8>, Arc<AtomicU8>) {
     let m = model();
-    let mut first = Flaky::init(m.clone(), 8).unwrap();
+    let mut first = Flaky::new(m.clone(), 8).unwrap();
     first.name = "primary";
-    let mut second = Flaky::init(m.clone(), 8).unwrap();
+    let mut second = Flaky::new(m.clone(), 8).unwrap();
     second.name = "secondary";
-    let mut last = Flaky::init(m, 8).unwrap();
+    let mut last = Flaky::new(m, 8).unwrap();
     last.name = "last";
     let (a, b) = (first.mode.clone(), second.mode.clone());
     (
@@ -259,7 +255,7 @@ fn caller_errors_are_returned_without_falling_back() {
 #[test]
 fn all_backends_failing_is_a_typed_error_naming_the_last_failure() {
     let m = model();
-    let only = Flaky::init(m, 4).unwrap();
+    let only = Flaky::new(m, 4).unwrap();
     only.mode.store(NAN_OUTPUT, Ordering::SeqCst);
     let mut d = Dispatcher::from_providers(vec![only], FallbackPolicy::default());
     let mut out = Readout::with_capacity(4, 5);

@@ -1,18 +1,21 @@
-//! The SIMD and scalar backends allocate nothing per call once initialised:
-//! every buffer is sized in `init`. Counted with `allocation-counter`, whose
+//! The scalar backend and the SIMD backend on every tier this CPU has
+//! allocate nothing per call once built: every buffer is sized when the
+//! backend is created. Counted with `allocation-counter`, whose
 //! global allocator tallies the allocations made inside `measure`.
 
+#[macro_use]
 mod common;
 
-use common::fixture;
-use cx_backends::{CoLaNetProvider, ScalarBackend, SimdBackend};
+use common::{fixture, Kernel};
+use cx_backends::{CoLaNetProvider, SimdTier};
 use cx_model::{Readout, SnnModel};
 use std::sync::Arc;
 
-fn assert_no_allocation_per_call<P: CoLaNetProvider>(name: &str) {
+fn assert_no_allocation_per_call(kernel: Kernel) {
+    let name = format!("{kernel:?}");
     let model = Arc::new(SnnModel::load(fixture("snntorch_net_small.safetensors")).unwrap());
     let batch_max = 37;
-    let mut backend = P::init(model.clone(), batch_max).unwrap();
+    let mut backend = kernel.backend(&model, batch_max);
     let mut out = Readout::with_capacity(batch_max, model.outputs());
     let x: Vec<f32> = (0..batch_max * model.inputs())
         .map(|i| (i % 11) as f32 * 0.2 - 0.4)
@@ -36,14 +39,17 @@ fn assert_no_allocation_per_call<P: CoLaNetProvider>(name: &str) {
     assert!(spikes > 0, "{name}: the runs did real work");
 }
 
-#[test]
-fn simd_backend_allocates_nothing_per_call() {
-    assert_no_allocation_per_call::<SimdBackend>("simd");
+fn simd_backend_allocates_nothing_per_call(tier: SimdTier) {
+    assert_no_allocation_per_call(Kernel::Simd(tier));
+}
+
+per_tier! {
+    simd_backend_allocates_nothing_per_call => simd_backend_allocates_nothing_per_call,
 }
 
 #[test]
 fn scalar_backend_allocates_nothing_per_call() {
-    assert_no_allocation_per_call::<ScalarBackend>("scalar");
+    assert_no_allocation_per_call(Kernel::Scalar);
 }
 
 #[test]

@@ -1,17 +1,19 @@
-//! Conformance with snnTorch 1.0.0: both kernels must reproduce the
-//! reference traces. Spikes must be identical at every step and neuron,
-//! except where the reference membrane lies within 1e-4 of the threshold;
-//! membranes must agree within 1e-4.
+//! Conformance with snnTorch 1.0.0: the scalar kernel and the SIMD kernel
+//! on every tier this CPU has must reproduce the reference traces. Spikes
+//! must be identical at every step and neuron, except where the reference
+//! membrane lies within 1e-4 of the threshold; membranes must agree within
+//! 1e-4.
 
+#[macro_use]
 mod common;
 
-use common::{fixture, run_traced, shared};
-use cx_backends::{scalar, simd, ConcreteKind, Trace};
+use common::{fixture, run_traced, shared, Kernel};
+use cx_backends::simd::{self, Block};
+use cx_backends::{scalar, SimdTier, Trace};
 use cx_model::{ResetMechanism, SnnModel};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
-use wide::f32x16;
 
 const TOL: f32 = 1e-4;
 
@@ -74,7 +76,8 @@ fn compare_layer(
     excused
 }
 
-fn check_network(model_path: &Path, trace_path: &Path) {
+/// The network at `model_path` through `kernels`, against its snnTorch trace.
+fn check_network(model_path: &Path, trace_path: &Path, kernels: &[Kernel]) {
     let model = Arc::new(SnnModel::load(model_path).expect("load model"));
     let reference = read_json(trace_path);
     let batch = reference["batch"].as_u64().expect("batch") as usize;
@@ -92,9 +95,9 @@ fn check_network(model_path: &Path, trace_path: &Path) {
         w2,
         "fc2.weight matches the trace's w2"
     );
-    for kind in [ConcreteKind::Scalar, ConcreteKind::Simd] {
-        let label = format!("{kind:?} on {}", model_path.display());
-        let (out, trace) = run_traced(kind, &model, &x, batch);
+    for &kernel in kernels {
+        let label = format!("{kernel:?} on {}", model_path.display());
+        let (out, trace) = run_traced(kernel, &model, &x, batch);
         let mut excused = 0;
         for (layer, (spk, mem)) in [("spk1", "mem1"), ("spk2", "mem2")].iter().enumerate() {
             let (spk_ref, mem_ref) = (floats(&reference[spk]), floats(&reference[mem]));
@@ -115,23 +118,40 @@ fn check_network(model_path: &Path, trace_path: &Path) {
     }
 }
 
-#[test]
-fn small_network_matches_snntorch() {
+fn small_network(kernels: &[Kernel]) {
     check_network(
         &fixture("snntorch_net_small.safetensors"),
         &fixture("snntorch_net_small.json"),
+        kernels,
     );
 }
 
-#[test]
-fn network_64x256x16_matches_snntorch() {
+fn network_64x256x16(kernels: &[Kernel]) {
     let (Some(model), Some(trace)) = (
         shared("snn/snntorch_net_64x256x16.safetensors"),
         shared("snn/snntorch_net_64x256x16.json"),
     ) else {
         return;
     };
-    check_network(&model, &trace);
+    check_network(&model, &trace, kernels);
+}
+
+#[test]
+fn scalar_small_network_matches_snntorch() {
+    small_network(&[Kernel::Scalar]);
+}
+
+#[test]
+fn scalar_network_64x256x16_matches_snntorch() {
+    network_64x256x16(&[Kernel::Scalar]);
+}
+
+fn small_network_matches_snntorch(tier: SimdTier) {
+    small_network(&[Kernel::Simd(tier)]);
+}
+
+fn network_64x256x16_matches_snntorch(tier: SimdTier) {
+    network_64x256x16(&[Kernel::Simd(tier)]);
 }
 
 fn reset_of(name: &str) -> ResetMechanism {
@@ -143,12 +163,12 @@ fn reset_of(name: &str) -> ResetMechanism {
     }
 }
 
-/// Runs the single-neuron-layer cases through both kernels' LIF step with the
-/// reference's time-varying input currents. snnTorch's `reset_delay=False`
-/// cannot be expressed in a state_dict and is not supported; those cases are
-/// skipped, and the test asserts that every reset mechanism was covered.
-#[test]
-fn leaky_neuron_cases_match_snntorch_for_all_reset_mechanisms() {
+/// Runs the single-neuron-layer cases through the scalar LIF step and the
+/// SIMD one on `tier`, with the reference's time-varying input currents.
+/// snnTorch's `reset_delay=False` cannot be expressed in a state_dict and is
+/// not supported; those cases are skipped, and the test asserts that every
+/// reset mechanism was covered.
+fn leaky_neuron_cases_match_snntorch_for_all_reset_mechanisms(tier: SimdTier) {
     let reference = read_json(&fixture("snntorch_leaky_neuron.json"));
     let n = reference["N"].as_u64().unwrap() as usize;
     let currents: Vec<Vec<f32>> = reference["input_current"]
@@ -173,19 +193,14 @@ fn leaky_neuron_cases_match_snntorch_for_all_reset_mechanisms() {
         let mut mem = vec![0.0; n];
         let mut spk = vec![false; n];
         let nv = simd::kernels::vectors_for(n);
-        let pad = |v: &[f32], fill: f32| -> Vec<f32x16> {
-            let mut flat = vec![fill; nv * 16];
-            flat[..v.len()].copy_from_slice(v);
-            flat.chunks_exact(16)
-                .map(|c| f32x16::from(<[f32; 16]>::try_from(c).unwrap()))
-                .collect()
-        };
+        let pad = |v: &[f32], fill: f32| simd::pad(v, nv, fill);
         let (beta_v, thr_v) = (pad(&betas, 0.0), pad(&thrs, 1.0));
-        let mut mem_v = vec![f32x16::ZERO; nv];
+        let mut mem_v = vec![Block::ZERO; nv];
         let mut spikes = vec![0u32; nv * 16 + simd::kernels::SPIKES_SLACK];
         for (t, cur) in currents.iter().enumerate() {
             scalar::lif_step(&mut mem, cur, &betas, &thrs, reset, &mut spk);
-            let fired = simd::kernels::lif_step(
+            let fired = simd::lif_step(
+                tier,
                 &mut mem_v,
                 &pad(cur, 0.0),
                 &beta_v,
@@ -193,7 +208,7 @@ fn leaky_neuron_cases_match_snntorch_for_all_reset_mechanisms() {
                 reset,
                 &mut spikes,
             );
-            let mem_simd: Vec<f32> = mem_v.iter().flat_map(|v| v.to_array()).take(n).collect();
+            let mem_simd: Vec<f32> = mem_v.iter().flat_map(|v| v.0).take(n).collect();
             for i in 0..n {
                 let (r_spk, r_mem) = (spk_ref[t * n + i], mem_ref[t * n + i]);
                 assert!(
@@ -224,4 +239,11 @@ fn leaky_neuron_cases_match_snntorch_for_all_reset_mechanisms() {
         3,
         "all three reset mechanisms covered: {covered:?}"
     );
+}
+
+per_tier! {
+    small_network_matches_snntorch => small_network_matches_snntorch,
+    network_64x256x16_matches_snntorch => network_64x256x16_matches_snntorch,
+    leaky_neuron_cases_match_snntorch_for_all_reset_mechanisms =>
+        leaky_neuron_cases_match_snntorch_for_all_reset_mechanisms,
 }

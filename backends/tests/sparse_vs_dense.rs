@@ -1,14 +1,14 @@
 //! Property tests: a sparse batch (each row's non-zeros) gives exactly the
-//! readout of its dense rows, on both backends, for random models with
+//! readout of its dense rows, on the scalar backend and the SIMD backend
+//! on every tier this CPU has, for random models with
 //! ragged widths, batch 0, batch 1 and larger batches, rows with no
 //! non-zero at all, and with the dispatcher's checks and fallback.
 
 mod common;
 
-use common::fixture;
+use common::{fixture, Kernel};
 use cx_backends::{
-    BackendError, BackendKind, CoLaNetProvider, Dispatcher, FallbackPolicy, ScalarBackend,
-    SimdBackend, SparseRows,
+    BackendError, BackendKind, CoLaNetProvider, Dispatcher, FallbackPolicy, SimdTier, SparseRows,
 };
 use cx_model::{LifLayer, ModelMeta, Readout, ResetMechanism, SnnModel};
 use proptest::prelude::*;
@@ -72,13 +72,14 @@ fn batch_strategy(inputs: usize) -> impl Strategy<Value = (usize, Vec<f32>)> {
     })
 }
 
-fn run<P: CoLaNetProvider>(
+fn run(
+    kernel: Kernel,
     model: &Arc<SnnModel>,
     batch: usize,
     sparse: Option<&SparseRows<'_>>,
     x: &[f32],
 ) -> Readout {
-    let mut backend = P::init(model.clone(), 40).unwrap();
+    let mut backend = kernel.backend(model, 40);
     let mut out = Readout::with_capacity(40, model.outputs());
     match sparse {
         Some(rows) => backend.infer_sparse(rows, &mut out).unwrap(),
@@ -101,12 +102,12 @@ proptest! {
         let (starts, columns, values) = to_csr(&x, model.inputs());
         let rows = SparseRows { starts: &starts, columns: &columns, values: &values };
         prop_assert_eq!(rows.batch(), batch);
-        let dense = run::<ScalarBackend>(&model, batch, None, &x);
+        let dense = run(Kernel::Scalar, &model, batch, None, &x);
         let n = batch * model.outputs();
-        for (name, out) in [
-            ("scalar sparse", run::<ScalarBackend>(&model, batch, Some(&rows), &x)),
-            ("simd sparse", run::<SimdBackend>(&model, batch, Some(&rows), &x)),
-        ] {
+        let kernels = std::iter::once(Kernel::Scalar).chain(SimdTier::supported().map(Kernel::Simd));
+        for kernel in kernels {
+            let out = run(kernel, &model, batch, Some(&rows), &x);
+            let name = format!("{kernel:?}, sparse");
             prop_assert_eq!(out.batch(), batch, "{}", name);
             prop_assert_eq!(&out.spike_count[..n], &dense.spike_count[..n], "{}", name);
             prop_assert_eq!(&out.mem_last[..n], &dense.mem_last[..n], "{}", name);

@@ -7,14 +7,20 @@
 //! per batch and samples per second; µs per sample is time / batch.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use cx_backends::{CoLaNetProvider, ScalarBackend, SimdBackend};
+use cx_backends::{BackendError, CoLaNetProvider, ScalarBackend, SimdBackend};
 use cx_benches::kernel_bench::{
     firing_rates, kernel_model, KernelRunner, KERNEL_BATCHES, KERNEL_STEPS,
 };
 use cx_benches::KERNEL_SHAPES;
+use cx_model::SnnModel;
+use std::sync::Arc;
 use std::time::Duration;
 
-fn bench_backend<P: CoLaNetProvider>(c: &mut Criterion, label: &str) {
+fn bench_backend<P: CoLaNetProvider>(
+    c: &mut Criterion,
+    label: &str,
+    new: impl Fn(Arc<SnnModel>, usize) -> Result<P, BackendError>,
+) {
     for shape in KERNEL_SHAPES {
         let model = kernel_model(shape);
         let mut group = c.benchmark_group(format!("kernel/{shape}/T{KERNEL_STEPS}"));
@@ -23,7 +29,8 @@ fn bench_backend<P: CoLaNetProvider>(c: &mut Criterion, label: &str) {
             .measurement_time(Duration::from_secs(2))
             .sample_size(20);
         for batch in KERNEL_BATCHES {
-            let mut runner = KernelRunner::<P>::new(model.clone(), shape, batch).expect("init");
+            let backend = new(model.clone(), batch).expect("init");
+            let mut runner = KernelRunner::new(backend, shape, batch);
             group.throughput(Throughput::Elements(batch as u64));
             group.bench_function(BenchmarkId::new(label, batch), |b| {
                 b.iter(|| runner.run().expect("infer"))
@@ -46,8 +53,8 @@ fn report_firing_rates() {
 
 fn kernels(c: &mut Criterion) {
     report_firing_rates();
-    bench_backend::<SimdBackend>(c, "simd");
-    bench_backend::<ScalarBackend>(c, "scalar");
+    bench_backend(c, "simd", SimdBackend::new);
+    bench_backend(c, "scalar", ScalarBackend::new);
 }
 
 criterion_group!(benches, kernels);

@@ -1,7 +1,7 @@
 //! Measures one core's peak rate of 16-lane f32 fused multiply-adds, the
 //! bound the kernel's input projection is compared against in
 //! docs/BENCHMARKS.md. The measurement is `cx_benches::fma_peak` (twelve
-//! independent accumulators, lowered like `wide::f32x16`); this prints the
+//! independent accumulators, executed like the SIMD kernel's tier on this CPU); this prints the
 //! median of 7 runs.
 //!
 //! `cargo run --release -p cx-benches --example fma_peak`

@@ -4,15 +4,14 @@
 //! bound").
 //!
 //! Twelve independent accumulators of 16 lanes cover the FMA latency on
-//! both FMA ports. A 16-lane FMA is lowered the way `wide::f32x16` (the
-//! SIMD kernel's vector type) lowers it in this build: one 512-bit FMA
-//! where the build targets AVX-512F, two 256-bit FMAs where it targets
-//! AVX2 and FMA, else sixteen `f32::mul_add`s left to the compiler.
+//! both FMA ports. A 16-lane FMA is executed the way the SIMD kernel's
+//! tier on this CPU executes it (`cx_backends::SimdTier`, chosen at run
+//! time): one 512-bit FMA on AVX-512F, two 256-bit FMAs on AVX2+FMA, else
+//! sixteen `f32::mul_add`s left to the compiler.
 
 // This module opts in to `unsafe_code` (denied in the workspace): calling a
-// `#[target_feature]` function is unsafe even where the build enables the
-// feature. Each call is made only after the CPU was checked, at run time,
-// to have the features the function enables.
+// `#[target_feature]` function is unsafe. Each call is made only after the
+// CPU was checked, at run time, to have the features the function enables.
 #![allow(unsafe_code)]
 
 use crate::spread::Spread;
@@ -30,27 +29,26 @@ pub const FMA_ACCUMULATORS: usize = 12;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FmaPath {
-    /// One 512-bit `vfmadd` (the build targets AVX-512F).
+    /// One 512-bit `vfmadd` (the AVX-512 tier).
     Avx512,
-    /// Two 256-bit `vfmadd`s (the build targets AVX2 and FMA).
+    /// Two 256-bit `vfmadd`s (the AVX2+FMA tier).
     Avx2Fma,
     /// Sixteen `f32::mul_add`s, vectorised as the compiler sees fit.
     Portable,
 }
 
 impl FmaPath {
-    /// The path this build and CPU use: the widest one the build targets
-    /// (like `wide`, decided at compile time) that the CPU also has.
+    /// The path the SIMD kernel takes on this CPU: its tier
+    /// ([`cx_backends::SimdTier::from_env_or_detect`], so `CX_SIMD_TIER`
+    /// caps both alike); the detected tier when that variable is invalid.
     pub fn detect() -> Self {
-        let targeted = |path: Self| match path {
-            Self::Avx512 => cfg!(target_feature = "avx512f"),
-            Self::Avx2Fma => cfg!(all(target_feature = "avx2", target_feature = "fma")),
-            Self::Portable => true,
-        };
-        [Self::Avx512, Self::Avx2Fma]
-            .into_iter()
-            .find(|&p| targeted(p) && p.is_available())
-            .unwrap_or(Self::Portable)
+        let tier = cx_backends::SimdTier::from_env_or_detect()
+            .unwrap_or_else(|_| cx_backends::SimdTier::detect());
+        match tier {
+            cx_backends::SimdTier::Avx512 => Self::Avx512,
+            cx_backends::SimdTier::Avx2Fma => Self::Avx2Fma,
+            cx_backends::SimdTier::Portable => Self::Portable,
+        }
     }
 
     /// Whether the running CPU has the features this path needs.

@@ -141,20 +141,16 @@ pub struct KernelRunner<P> {
 }
 
 impl<P: CoLaNetProvider> KernelRunner<P> {
-    /// `P` initialised for `batch` rows of `model` (at `shape`), with the
+    /// `backend` (set up for `batch` rows of a model at `shape`) with the
     /// benchmark inputs.
-    pub fn new(
-        model: Arc<SnnModel>,
-        shape: Shape,
-        batch: usize,
-    ) -> std::result::Result<Self, BackendError> {
-        let outputs = model.outputs();
-        Ok(Self {
-            backend: P::init(model, batch)?,
+    pub fn new(backend: P, shape: Shape, batch: usize) -> Self {
+        let outputs = backend.model().outputs();
+        Self {
+            backend,
             x: kernel_inputs(shape, batch),
             out: Readout::with_capacity(batch, outputs),
             batch,
-        })
+        }
     }
 
     /// One call of the kernel on the whole batch.
@@ -163,7 +159,7 @@ impl<P: CoLaNetProvider> KernelRunner<P> {
             .infer(black_box(&self.x), self.batch, &mut self.out)
     }
 
-    /// The backend's device name, e.g. `cpu-simd(f32x16 on avx512f)`.
+    /// The backend's device name, e.g. `cpu-simd(avx512f)`.
     pub fn device_name(&self) -> &str {
         self.backend.device_name()
     }
@@ -183,7 +179,7 @@ pub struct FiringRates {
 /// (the design expects 10-35%).
 pub fn firing_rates(shape: Shape) -> std::result::Result<FiringRates, BackendError> {
     let batch = FIRING_RATE_BATCH;
-    let mut backend = SimdBackend::init(kernel_model(shape), batch)?;
+    let mut backend = SimdBackend::new(kernel_model(shape), batch)?;
     let mut out = Readout::with_capacity(batch, shape.outputs);
     let mut trace = Trace::default();
     backend.infer_traced(&kernel_inputs(shape, batch), batch, &mut out, &mut trace)?;
@@ -516,8 +512,10 @@ impl AnyRunner {
         batch: usize,
     ) -> Result<Self> {
         let built = match backend {
-            KernelBackend::Scalar => KernelRunner::new(model, shape, batch).map(Self::Scalar),
-            KernelBackend::Simd => KernelRunner::new(model, shape, batch).map(Self::Simd),
+            KernelBackend::Scalar => ScalarBackend::new(model, batch)
+                .map(|b| Self::Scalar(KernelRunner::new(b, shape, batch))),
+            KernelBackend::Simd => SimdBackend::new(model, batch)
+                .map(|b| Self::Simd(KernelRunner::new(b, shape, batch))),
         };
         built.map_err(|e| kernel_error("initialising", backend, shape, batch, e))
     }

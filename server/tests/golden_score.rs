@@ -1,8 +1,10 @@
 //! The golden check: for a fixed seed and clock, `cx score` answers every
 //! OpenRTB file byte for byte as recorded in `tests/golden/score/` (see the
-//! README there), with every backend. Refactors of the pipeline, the
+//! README there), with the scalar backend and the SIMD kernel on every tier
+//! this CPU has. Refactors of the pipeline, the
 //! crates or the kernels must not change a single decision.
 
+use cx_engine::backends::{SimdTier, SIMD_TIER_ENV};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -54,13 +56,18 @@ fn cases() -> Vec<(PathBuf, PathBuf)> {
     cases
 }
 
-fn score(input: &Path, backend: &str) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_cx"))
-        .args(["score", input.to_str().expect("utf-8 path")])
+/// `cx score` with `--backend backend`, the SIMD kernel capped at `tier`
+/// (`CX_SIMD_TIER`) when one is given.
+fn score(input: &Path, backend: &str, tier: Option<SimdTier>) -> Vec<u8> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cx"));
+    cmd.args(["score", input.to_str().expect("utf-8 path")])
         .args(["--now-ms", NOW_MS, "--seed", SEED, "--backend", backend])
         .env_remove("CX_BACKEND")
-        .output()
-        .expect("run cx score");
+        .env_remove(SIMD_TIER_ENV);
+    if let Some(tier) = tier {
+        cmd.env(SIMD_TIER_ENV, tier.name());
+    }
+    let out = cmd.output().expect("run cx score");
     assert!(
         out.status.success(),
         "cx score {} failed: {}",
@@ -97,11 +104,15 @@ fn cx_score_answers_every_openrtb_file_as_recorded() {
                 golden.display()
             )
         });
-        for backend in ["auto", "scalar", "simd"] {
-            let got = score(input, backend);
+        let runs = [("auto", None), ("scalar", None)]
+            .into_iter()
+            .chain(SimdTier::supported().map(|t| ("simd", Some(t))));
+        for (backend, tier) in runs {
+            let got = score(input, backend, tier);
+            let tier = tier.map_or(String::new(), |t| format!("{SIMD_TIER_ENV}={} ", t.name()));
             assert!(
                 got == want,
-                "cx score {} --now-ms {NOW_MS} --seed {SEED} --backend {backend} differs from {}: {}",
+                "{tier}cx score {} --now-ms {NOW_MS} --seed {SEED} --backend {backend} differs from {}: {}",
                 input.display(),
                 golden.display(),
                 first_difference(&got, &want)

@@ -1,4 +1,5 @@
-//! The SIMD kernel, built on `wide::f32x16`.
+//! The SIMD kernel: one source, compiled per instruction-set tier
+//! (AVX-512F, AVX2+FMA, portable) and chosen at run time ([`tier`]).
 //!
 //! Layout: the model is repacked once into [`PackedModel`], with every
 //! weight matrix transposed to `[inputs][outputs]` and each row padded to a
@@ -14,12 +15,37 @@
 //! rows of the neurons that fired are summed, which at the usual 10-35%
 //! firing rate is 3-10x less work than a dense product.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod kernels;
+mod portable;
+mod run;
+pub mod tier;
 
+pub use portable::{push_fired_table, Portable};
+pub use tier::{SimdTier, Tier, SIMD_TIER_ENV};
+
+use crate::sparse::SparseRows;
 use crate::trace::TraceSink;
 use cx_model::{LifLayer, Readout, ResetMechanism, SnnModel};
-use kernels::{vectors_for, LANES};
-use wide::f32x16;
+use kernels::vectors_for;
+
+/// Lanes per vector.
+pub const LANES: usize = 16;
+
+/// Sixteen `f32` lanes in memory, aligned for one 512-bit (or two 256-bit)
+/// aligned loads: the unit every packed weight row, bias, membrane and
+/// current is stored in.
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+pub struct Block(pub [f32; LANES]);
+
+impl Block {
+    /// Every lane 0.
+    pub const ZERO: Block = Block([0.0; LANES]);
+}
 
 /// One layer, transposed and padded for the kernels.
 ///
@@ -40,29 +66,30 @@ pub struct PackedLayer {
     /// Vectors per column tile.
     pub tile_vectors: usize,
     /// `W^T` in column tiles, padded with zero weights.
-    pub wt: Vec<f32x16>,
+    pub wt: Vec<Block>,
     /// Bias, padded with zeros.
-    pub bias: Vec<f32x16>,
+    pub bias: Vec<Block>,
     /// Beta, padded with zeros.
-    pub beta: Vec<f32x16>,
+    pub beta: Vec<Block>,
     /// Threshold, padded with ones (so padding lanes never fire).
-    pub threshold: Vec<f32x16>,
+    pub threshold: Vec<Block>,
     /// Reset mechanism.
     pub reset: ResetMechanism,
     /// Value of one spike of this layer in the next layer's input.
     pub graded_spikes_factor: f32,
 }
 
-fn pad(values: &[f32], vectors: usize, fill: f32) -> Vec<f32x16> {
+/// `values` padded with `fill` to `vectors` blocks.
+pub fn pad(values: &[f32], vectors: usize, fill: f32) -> Vec<Block> {
     let mut flat = vec![fill; vectors * LANES];
     flat[..values.len()].copy_from_slice(values);
-    to_vectors(&flat)
+    to_blocks(&flat)
 }
 
-/// Copies a flat slice (a multiple of `LANES` long) into aligned vectors.
-fn to_vectors(flat: &[f32]) -> Vec<f32x16> {
+/// Copies a flat slice (a multiple of `LANES` long) into aligned blocks.
+fn to_blocks(flat: &[f32]) -> Vec<Block> {
     flat.chunks_exact(LANES)
-        .map(|c| f32x16::from(<[f32; LANES]>::try_from(c).expect("exact chunk")))
+        .map(|c| Block(c.try_into().expect("exact chunk")))
         .collect()
 }
 
@@ -86,7 +113,7 @@ impl PackedLayer {
             inputs: layer.inputs,
             outputs: layer.outputs,
             tile_vectors,
-            wt: to_vectors(&flat),
+            wt: to_blocks(&flat),
             bias: pad(&layer.bias, nv, 0.0),
             beta: pad(&layer.beta, nv, 0.0),
             threshold: pad(&layer.threshold, nv, 1.0),
@@ -107,7 +134,7 @@ impl PackedLayer {
 
     /// Column tile `t`: its first vector, its width in vectors, and its
     /// weights (`[inputs + 1][width]` vectors, the last row zero).
-    pub fn tile(&self, t: usize) -> (usize, usize, &[f32x16]) {
+    pub fn tile(&self, t: usize) -> (usize, usize, &[Block]) {
         let first = t * self.tile_vectors;
         let width = self.tile_vectors.min(self.vectors() - first);
         let rows = self.inputs + 1;
@@ -160,9 +187,9 @@ const CHUNK_SAMPLES_MAX: usize = 16;
 /// (`neuron << kernels::ROW_SHIFT`), each in a fixed slot.
 #[derive(Clone, Debug)]
 struct SpikeLog {
-    slot_len: usize,
-    counts: Vec<usize>,
-    indices: Vec<u32>,
+    pub(super) slot_len: usize,
+    pub(super) counts: Vec<usize>,
+    pub(super) indices: Vec<u32>,
 }
 
 impl SpikeLog {
@@ -217,9 +244,9 @@ pub struct SimdWorkspace {
     batch_max: usize,
     chunk: usize,
     /// Layer-1 currents, `[batch_max][vectors]`.
-    cur0: Vec<f32x16>,
+    cur0: Vec<Block>,
     /// Layer-1 membranes of the sample being run.
-    mem0: Vec<f32x16>,
+    mem0: Vec<Block>,
     /// Non-zero input columns of each block of rows (see [`kernels::project`]).
     cols: Vec<u32>,
     logs: Vec<SpikeLog>,
@@ -240,8 +267,8 @@ impl SimdWorkspace {
         Self {
             batch_max,
             chunk,
-            cur0: vec![f32x16::ZERO; batch_max * packed.layers[0].vectors()],
-            mem0: vec![f32x16::ZERO; packed.layers[0].vectors()],
+            cur0: vec![Block::ZERO; batch_max * packed.layers[0].vectors()],
+            mem0: vec![Block::ZERO; packed.layers[0].vectors()],
             cols: vec![0; kernels::column_lists_len(batch_max, packed.layers[0].inputs)],
             logs: packed
                 .layers
@@ -257,16 +284,35 @@ impl SimdWorkspace {
     }
 }
 
-/// Runs `batch` samples of `x` (`[batch][inputs]` row-major) and fills
-/// `out`'s spike counts and final membranes. The caller checks shapes
+/// Dispatches a call to the tier module that runs `tier`, after checking
+/// that this CPU supports it.
+macro_rules! on_tier {
+    ($tier:expr, $f:ident($($arg:expr),*)) => {{
+        let tier: SimdTier = $tier;
+        assert!(tier.is_supported(), "this CPU cannot run the {tier} tier");
+        match tier {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU supports the tier (asserted above).
+            SimdTier::Avx512 => unsafe { avx512::$f($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU supports the tier (asserted above).
+            SimdTier::Avx2Fma => unsafe { avx2::$f($($arg),*) },
+            _ => portable::$f($($arg),*),
+        }
+    }};
+}
+
+/// Runs `batch` samples of `x` (`[batch][inputs]` row-major) on `tier` and
+/// fills `out`'s spike counts and final membranes. The caller checks shapes
 /// (`batch <= ws.batch_max()`, `x.len() == batch * inputs`, `out` large
 /// enough), as [`crate::CoLaNetProvider::infer`] does.
 ///
-/// Order of work: the blocked projection for the whole batch; then, per
-/// chunk of samples, layer 1 for every step (logging its spikes), then each
-/// spiking layer one 16-neuron tile at a time across the chunk. A neuron's
-/// trajectory depends only on its own inputs, so tiles are independent.
+/// # Panics
+/// When this CPU does not support `tier` ([`SimdTier::is_supported`]); a
+/// [`crate::SimdBackend`] only holds a tier it checked.
+#[allow(unsafe_code)] // The calls into a tier's `#[target_feature]` entry point.
 pub fn forward<S: TraceSink>(
+    tier: SimdTier,
     packed: &PackedModel,
     x: &[f32],
     batch: usize,
@@ -274,228 +320,65 @@ pub fn forward<S: TraceSink>(
     out: &mut Readout,
     trace: &mut S,
 ) {
-    let first = &packed.layers[0];
-    kernels::project(
-        first,
-        &x[..batch * first.inputs],
-        &mut ws.cur0,
-        &mut ws.cols,
-    );
-    run_chunks(packed, batch, ws, out, trace);
+    on_tier!(tier, forward(packed, x, batch, ws, out, trace))
 }
 
 /// [`forward`] for a sparse batch (checked by the caller): the input
 /// projection reads only each row's non-zeros
 /// ([`kernels::project_sparse`]), in the same order as the dense path, so
 /// the result is the same as for the scattered rows.
+///
+/// # Panics
+/// When this CPU does not support `tier`.
+#[allow(unsafe_code)] // The calls into a tier's `#[target_feature]` entry point.
 pub fn forward_sparse<S: TraceSink>(
+    tier: SimdTier,
     packed: &PackedModel,
-    rows: &crate::sparse::SparseRows<'_>,
+    rows: &SparseRows<'_>,
     ws: &mut SimdWorkspace,
     out: &mut Readout,
     trace: &mut S,
 ) {
-    let batch = rows.batch();
-    kernels::project_sparse(&packed.layers[0], rows, &mut ws.cur0);
-    run_chunks(packed, batch, ws, out, trace);
+    on_tier!(tier, forward_sparse(packed, rows, ws, out, trace))
 }
 
-/// Every layer after the projection, chunk by chunk of samples.
-fn run_chunks<S: TraceSink>(
-    packed: &PackedModel,
-    batch: usize,
-    ws: &mut SimdWorkspace,
-    out: &mut Readout,
-    trace: &mut S,
+/// [`kernels::project`] on `tier`, for tests of the kernel alone.
+///
+/// # Panics
+/// When this CPU does not support `tier`.
+#[allow(unsafe_code)] // The call into a tier's `#[target_feature]` entry point.
+pub fn project(
+    tier: SimdTier,
+    layer: &PackedLayer,
+    x: &[f32],
+    cur: &mut [Block],
+    cols: &mut [u32],
 ) {
-    let mut start = 0;
-    while start < batch {
-        let len = ws.chunk.min(batch - start);
-        first_layer(packed, ws, start, len, out, trace);
-        for l in 1..packed.layers.len() {
-            spiking_layer(packed, l, ws, start, len, out, trace);
-        }
-        start += len;
-    }
-    out.set_batch(batch);
+    on_tier!(tier, project(layer, x, cur, cols))
 }
 
-/// Layer 1 for samples `start..start + len`, every step, into `ws.logs[0]`;
-/// in a one-layer model it also fills `out`.
-#[inline(never)]
-fn first_layer<S: TraceSink>(
-    packed: &PackedModel,
-    ws: &mut SimdWorkspace,
-    start: usize,
-    len: usize,
-    out: &mut Readout,
-    trace: &mut S,
-) {
-    let layer = &packed.layers[0];
-    let is_last = packed.layers.len() == 1;
-    let (nv, steps) = (layer.vectors(), packed.steps as usize);
-    let log = &mut ws.logs[0];
-    for s in 0..len {
-        let cur = &ws.cur0[(start + s) * nv..(start + s + 1) * nv];
-        ws.mem0.fill(f32x16::ZERO);
-        for t in 0..steps {
-            let slot = s * steps + t;
-            let spikes = &mut log.indices[slot * log.slot_len..(slot + 1) * log.slot_len];
-            let fired = kernels::lif_step(
-                &mut ws.mem0,
-                cur,
-                &layer.beta,
-                &layer.threshold,
-                layer.reset,
-                spikes,
-            );
-            log.counts[slot] = fired;
-            let mem: &[f32] = bytemuck::cast_slice(&ws.mem0);
-            let fired_neurons = spikes[..fired].iter().map(|&o| o >> kernels::ROW_SHIFT);
-            trace.on_step(start + s, 0, t, 0, &mem[..layer.outputs], fired_neurons);
-        }
-        if is_last {
-            let row = (start + s) * layer.outputs;
-            let mem: &[f32] = bytemuck::cast_slice(&ws.mem0);
-            out.mem_last[row..row + layer.outputs].copy_from_slice(&mem[..layer.outputs]);
-            let counts = &mut out.spike_count[row..row + layer.outputs];
-            counts.fill(0);
-            for t in 0..steps {
-                for &offset in log.slot(s * steps + t) {
-                    counts[(offset >> kernels::ROW_SHIFT) as usize] += 1;
-                }
-            }
-        }
-    }
+/// [`kernels::lif_step`] on `tier`, for tests of the kernel alone.
+///
+/// # Panics
+/// When this CPU does not support `tier`.
+#[allow(unsafe_code)] // The call into a tier's `#[target_feature]` entry point.
+pub fn lif_step(
+    tier: SimdTier,
+    mem: &mut [Block],
+    cur: &[Block],
+    beta: &[Block],
+    threshold: &[Block],
+    reset: ResetMechanism,
+    spikes: &mut [u32],
+) -> usize {
+    on_tier!(tier, lif_step(mem, cur, beta, threshold, reset, spikes))
 }
 
-/// Samples whose tile sums run in lockstep (see [`kernels::accumulate_tile`]).
-const LOCKSTEP: usize = 8;
-/// Tiles of one sample whose sums run in lockstep, for samples left over.
-const TILE_LOCKSTEP: usize = 4;
-
-/// Spiking layer `l` for samples `start..start + len`, tile by tile, reading
-/// `ws.logs[l - 1]` and writing `ws.logs[l]`; the last layer also fills `out`.
-#[inline(never)]
-fn spiking_layer<S: TraceSink>(
-    packed: &PackedModel,
-    l: usize,
-    ws: &mut SimdWorkspace,
-    start: usize,
-    len: usize,
-    out: &mut Readout,
-    trace: &mut S,
-) {
-    let steps = packed.steps as usize;
-    let (before, rest) = ws.logs.split_at_mut(l);
-    let (input_log, log) = (&mut before[l - 1], &mut rest[0]);
-    log.counts[..len * steps].fill(0);
-    let sentinel = (packed.layers[l].inputs as u32) << kernels::ROW_SHIFT;
-    let mut s = 0;
-    while s + LOCKSTEP <= len {
-        input_log.pad_group(s, LOCKSTEP, steps, sentinel);
-        s += LOCKSTEP;
-    }
-    let input_log = &*input_log;
-    let mut cx = TileCx {
-        packed,
-        l,
-        input_log,
-        log,
-        start,
-        out,
-        trace,
-    };
-    let vectors = packed.layers[l].vectors();
-    let whole = len / LOCKSTEP * LOCKSTEP;
-    for v in 0..vectors {
-        for s in (0..whole).step_by(LOCKSTEP) {
-            cx.run::<LOCKSTEP>(std::array::from_fn(|k| (s + k, v)));
-        }
-    }
-    // Samples left over run on their own, with a few tiles in lockstep
-    // instead (one list, independent sums per tile).
-    for s in whole..len {
-        let mut v = 0;
-        while v + TILE_LOCKSTEP <= vectors {
-            cx.run::<TILE_LOCKSTEP>(std::array::from_fn(|k| (s, v + k)));
-            v += TILE_LOCKSTEP;
-        }
-        for v in v..vectors {
-            cx.run::<1>([(s, v)]);
-        }
-    }
-}
-
-/// What running one tile of a spiking layer for a few samples needs.
-struct TileCx<'a, S> {
-    packed: &'a PackedModel,
-    l: usize,
-    input_log: &'a SpikeLog,
-    log: &'a mut SpikeLog,
-    start: usize,
-    out: &'a mut Readout,
-    trace: &'a mut S,
-}
-
-impl<S: TraceSink> TileCx<'_, S> {
-    /// Every step of the layer for `N` (chunk sample, tile) pairs at once:
-    /// either `N` samples of one tile or `N` consecutive tiles of one sample.
-    #[inline(always)]
-    fn run<const N: usize>(&mut self, pairs: [(usize, usize); N]) {
-        let layer = &self.packed.layers[self.l];
-        let graded = self.packed.layers[self.l - 1].graded_spikes_factor;
-        let steps = self.packed.steps as usize;
-        let tiles: [&[f32x16]; N] = std::array::from_fn(|k| layer.tile(pairs[k].1).2);
-        let mut mem = [f32x16::ZERO; N];
-        let mut fired_steps = [f32x16::ZERO; N];
-        for t in 0..steps {
-            // Padded to a common length by `pad_group` where the samples differ.
-            let longest = pairs
-                .iter()
-                .map(|&(s, _)| self.input_log.counts[s * steps + t])
-                .max()
-                .unwrap_or(0);
-            let lists: [&[u32]; N] = std::array::from_fn(|k| {
-                self.input_log.slot_padded(pairs[k].0 * steps + t, longest)
-            });
-            let sums = kernels::accumulate_tile(lists, tiles, graded);
-            for (k, &(s, v)) in pairs.iter().enumerate() {
-                let (bias, beta, threshold) = (layer.bias[v], layer.beta[v], layer.threshold[v]);
-                let (next, bits) =
-                    kernels::lif_one(mem[k], sums[k] + bias, beta, threshold, layer.reset);
-                mem[k] = next;
-                fired_steps[k] += next.simd_gt(threshold) & f32x16::ONE;
-                let slot = s * steps + t;
-                let count = self.log.counts[slot];
-                let spikes =
-                    &mut self.log.indices[slot * self.log.slot_len..(slot + 1) * self.log.slot_len];
-                let fired = kernels::push_fired((v * LANES) as u32, bits, spikes, count);
-                self.log.counts[slot] = fired;
-                let lanes = (layer.outputs - v * LANES).min(LANES);
-                let mem_lanes = &next.as_array()[..lanes];
-                self.trace.on_step(
-                    self.start + s,
-                    self.l,
-                    t,
-                    v * LANES,
-                    mem_lanes,
-                    spikes[count..fired]
-                        .iter()
-                        .map(|&o| o >> kernels::ROW_SHIFT),
-                );
-            }
-        }
-        if self.l + 1 == self.packed.layers.len() {
-            for (k, &(s, v)) in pairs.iter().enumerate() {
-                let lanes = (layer.outputs - v * LANES).min(LANES);
-                let row = (self.start + s) * layer.outputs + v * LANES;
-                self.out.mem_last[row..row + lanes].copy_from_slice(&mem[k].as_array()[..lanes]);
-                let counts = &mut self.out.spike_count[row..row + lanes];
-                for (c, &f) in counts.iter_mut().zip(fired_steps[k].as_array()) {
-                    *c = f as u32;
-                }
-            }
-        }
-    }
+/// [`Tier::push_fired`] on `tier`, for tests of the kernel alone.
+///
+/// # Panics
+/// When this CPU does not support `tier`.
+#[allow(unsafe_code)] // The call into a tier's `#[target_feature]` entry point.
+pub fn push_fired(tier: SimdTier, base: u32, bits: u32, spikes: &mut [u32], count: usize) -> usize {
+    on_tier!(tier, push_fired(base, bits, spikes, count))
 }

@@ -3,7 +3,7 @@
 //! gradients match finite differences, and bad config or data is refused.
 
 use super::*;
-use cx_backends::{CoLaNetProvider, ScalarBackend, SimdBackend};
+use cx_backends::{CoLaNetProvider, ScalarBackend, SimdBackend, SimdTier};
 use cx_model::Readout;
 use std::sync::Arc;
 
@@ -186,13 +186,15 @@ fn trained_model_scores_exactly_as_the_serving_backends() {
     let model = Arc::new(net.to_model(ModelMeta::defaults(4)).unwrap());
     let rows = data.label.len();
     let mut out = Readout::with_capacity(rows, 4);
-    let mut simd = SimdBackend::init(model.clone(), rows).unwrap();
-    simd.infer(&data.x, rows, &mut out).unwrap();
-    let served: Vec<f32> = (0..rows)
-        .map(|i| out.probability_row(i)[data.column[i] as usize])
-        .collect();
-    assert_eq!(served, expected, "SIMD backend");
-    let mut scalar = ScalarBackend::init(model, rows).unwrap();
+    for tier in SimdTier::supported() {
+        let mut simd = SimdBackend::with_tier(model.clone(), rows, tier).unwrap();
+        simd.infer(&data.x, rows, &mut out).unwrap();
+        let served: Vec<f32> = (0..rows)
+            .map(|i| out.probability_row(i)[data.column[i] as usize])
+            .collect();
+        assert_eq!(served, expected, "SIMD backend on {tier}");
+    }
+    let mut scalar = ScalarBackend::new(model, rows).unwrap();
     scalar.infer(&data.x, rows, &mut out).unwrap();
     let served: Vec<f32> = (0..rows)
         .map(|i| out.probability_row(i)[data.column[i] as usize])

@@ -194,6 +194,11 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> Result<()> {
         "workers": workers,
         "echo": echo,
         "model": server.model().id,
+        // The SIMD tier the workers' kernels picked on this CPU (their
+        // engines were built from the same environment just above).
+        "simd_tier": cx_engine::backends::SimdTier::from_env_or_detect()
+            .ok()
+            .map(|t| t.to_string()),
     });
     writeln!(streams.stdout, "{started}").map_err(Error::Output)?;
     streams.stdout.flush().map_err(Error::Output)?;

@@ -9,10 +9,7 @@
 
 use super::portable::push_fired_table;
 use super::tier::Tier;
-use super::{kernels, run, Block, PackedLayer, PackedModel, SimdWorkspace};
-use crate::sparse::SparseRows;
-use crate::trace::TraceSink;
-use cx_model::{Readout, ResetMechanism};
+use super::Block;
 use std::arch::x86_64::{
     __m256, _mm256_add_ps, _mm256_and_ps, _mm256_blendv_ps, _mm256_cmp_ps, _mm256_fmadd_ps,
     _mm256_load_ps, _mm256_movemask_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps,
@@ -73,6 +70,16 @@ impl Tier for Avx2Fma {
         block
     }
     #[inline(always)]
+    fn store_to(self, v: Self::V, block: &mut Block) {
+        let p = block.0.as_mut_ptr();
+        // SAFETY: AVX is proven by the token; `p` points at 16 writable
+        // f32s aligned to 64 bytes, so `p` and `p + 8` are 32-byte aligned.
+        unsafe {
+            _mm256_store_ps(p, v[0]);
+            _mm256_store_ps(p.add(8), v[1]);
+        }
+    }
+    #[inline(always)]
     fn add(self, a: Self::V, b: Self::V) -> Self::V {
         halves!(_mm256_add_ps, a, b)
     }
@@ -130,72 +137,4 @@ impl Tier for Avx2Fma {
     }
 }
 
-/// The dense forward pass, compiled with AVX2 and FMA.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn forward<S: TraceSink>(
-    packed: &PackedModel,
-    x: &[f32],
-    batch: usize,
-    ws: &mut SimdWorkspace,
-    out: &mut Readout,
-    trace: &mut S,
-) {
-    let tier = Avx2Fma::detect().expect("the caller checked AVX2 and FMA");
-    run::forward(tier, packed, x, batch, ws, out, trace);
-}
-
-/// The sparse forward pass, compiled with AVX2 and FMA.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn forward_sparse<S: TraceSink>(
-    packed: &PackedModel,
-    rows: &SparseRows<'_>,
-    ws: &mut SimdWorkspace,
-    out: &mut Readout,
-    trace: &mut S,
-) {
-    let tier = Avx2Fma::detect().expect("the caller checked AVX2 and FMA");
-    run::forward_sparse(tier, packed, rows, ws, out, trace);
-}
-
-/// [`kernels::project`] alone, compiled for this tier (kernel tests).
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn project(layer: &PackedLayer, x: &[f32], cur: &mut [Block], cols: &mut [u32]) {
-    let tier = Avx2Fma::detect().expect("the caller checked AVX2 and FMA");
-    kernels::project(tier, layer, x, cur, cols);
-}
-
-/// [`kernels::lif_step`] alone, compiled for this tier (kernel tests).
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn lif_step(
-    mem: &mut [Block],
-    cur: &[Block],
-    beta: &[Block],
-    threshold: &[Block],
-    reset: ResetMechanism,
-    spikes: &mut [u32],
-) -> usize {
-    let tier = Avx2Fma::detect().expect("the caller checked AVX2 and FMA");
-    kernels::lif_step(tier, mem, cur, beta, threshold, reset, spikes)
-}
-
-/// [`Tier::push_fired`] alone, compiled for this tier (kernel tests).
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn push_fired(base: u32, bits: u32, spikes: &mut [u32], count: usize) -> usize {
-    let tier = Avx2Fma::detect().expect("the caller checked AVX2 and FMA");
-    tier.push_fired(base, bits, spikes, count)
-}
+super::run::tier_passes!(Avx2Fma, "avx2,fma");

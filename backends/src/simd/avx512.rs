@@ -10,10 +10,7 @@
 
 use super::kernels::ROW_SHIFT;
 use super::tier::Tier;
-use super::{kernels, run, Block, PackedLayer, PackedModel, SimdWorkspace, LANES};
-use crate::sparse::SparseRows;
-use crate::trace::TraceSink;
-use cx_model::{Readout, ResetMechanism};
+use super::{Block, LANES};
 use std::arch::x86_64::{
     __m512, __m512i, __mmask16, _mm512_add_epi32, _mm512_add_ps, _mm512_cmp_ps_mask,
     _mm512_fmadd_ps, _mm512_load_ps, _mm512_mask_blend_ps, _mm512_maskz_compress_epi32,
@@ -60,6 +57,12 @@ impl Tier for Avx512 {
         // f32s aligned to 64 bytes.
         unsafe { _mm512_store_ps(block.0.as_mut_ptr(), v) };
         block
+    }
+    #[inline(always)]
+    fn store_to(self, v: __m512, block: &mut Block) {
+        // SAFETY: AVX-512F is proven by the token; the block is 16 writable
+        // f32s aligned to 64 bytes.
+        unsafe { _mm512_store_ps(block.0.as_mut_ptr(), v) };
     }
     #[inline(always)]
     fn add(self, a: __m512, b: __m512) -> __m512 {
@@ -137,72 +140,4 @@ unsafe fn compress_lanes(base: u32, bits: u16) -> Lanes {
     out
 }
 
-/// The dense forward pass, compiled with AVX-512F.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn forward<S: TraceSink>(
-    packed: &PackedModel,
-    x: &[f32],
-    batch: usize,
-    ws: &mut SimdWorkspace,
-    out: &mut Readout,
-    trace: &mut S,
-) {
-    let tier = Avx512::detect().expect("the caller checked AVX-512F");
-    run::forward(tier, packed, x, batch, ws, out, trace);
-}
-
-/// The sparse forward pass, compiled with AVX-512F.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn forward_sparse<S: TraceSink>(
-    packed: &PackedModel,
-    rows: &SparseRows<'_>,
-    ws: &mut SimdWorkspace,
-    out: &mut Readout,
-    trace: &mut S,
-) {
-    let tier = Avx512::detect().expect("the caller checked AVX-512F");
-    run::forward_sparse(tier, packed, rows, ws, out, trace);
-}
-
-/// [`kernels::project`] alone, compiled for this tier (kernel tests).
-///
-/// # Safety
-/// The CPU must have AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn project(layer: &PackedLayer, x: &[f32], cur: &mut [Block], cols: &mut [u32]) {
-    let tier = Avx512::detect().expect("the caller checked AVX-512F");
-    kernels::project(tier, layer, x, cur, cols);
-}
-
-/// [`kernels::lif_step`] alone, compiled for this tier (kernel tests).
-///
-/// # Safety
-/// The CPU must have AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn lif_step(
-    mem: &mut [Block],
-    cur: &[Block],
-    beta: &[Block],
-    threshold: &[Block],
-    reset: ResetMechanism,
-    spikes: &mut [u32],
-) -> usize {
-    let tier = Avx512::detect().expect("the caller checked AVX-512F");
-    kernels::lif_step(tier, mem, cur, beta, threshold, reset, spikes)
-}
-
-/// [`Tier::push_fired`] alone, compiled for this tier (kernel tests).
-///
-/// # Safety
-/// The CPU must have AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn push_fired(base: u32, bits: u32, spikes: &mut [u32], count: usize) -> usize {
-    let tier = Avx512::detect().expect("the caller checked AVX-512F");
-    tier.push_fired(base, bits, spikes, count)
-}
+super::run::tier_passes!(Avx512, "avx512f");

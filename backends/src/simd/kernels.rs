@@ -163,7 +163,7 @@ fn single_row_tiles<T: Tier, const G: usize>(
     for (g, sums) in acc.iter().enumerate() {
         for (v, &sum) in sums.iter().enumerate() {
             let vector = v0 + 2 * g + v;
-            cur[vector] = t.store(t.add(sum, t.load(&layer.bias[vector])));
+            t.store_to(t.add(sum, t.load(&layer.bias[vector])), &mut cur[vector]);
         }
     }
 }
@@ -216,7 +216,7 @@ fn sparse_tile<T: Tier, const V: usize>(
         }
     }
     for k in 0..V {
-        out[k] = t.store(t.add(acc[k], t.load(&bias[k])));
+        t.store_to(t.add(acc[k], t.load(&bias[k])), &mut out[k]);
     }
 }
 
@@ -265,7 +265,7 @@ impl RowBlock<'_> {
         for r in 0..R {
             for v in 0..V {
                 let bias = t.load(&self.bias[self.v0 + v]);
-                cur[r * nv + self.v0 + v] = t.store(t.add(acc[r][v], bias));
+                t.store_to(t.add(acc[r][v], bias), &mut cur[r * nv + self.v0 + v]);
             }
         }
     }
@@ -398,7 +398,7 @@ pub fn lif_step<T: Tier>(
             t.load(&threshold[i]),
             reset,
         );
-        mem[i] = t.store(next);
+        t.store_to(next, &mut mem[i]);
         fired_count = t.push_fired((i * LANES) as u32, bits, spikes, fired_count);
     }
     fired_count

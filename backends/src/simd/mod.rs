@@ -284,20 +284,27 @@ impl SimdWorkspace {
     }
 }
 
-/// Dispatches a call to the tier module that runs `tier`, after checking
-/// that this CPU supports it.
+/// Runs `$body` with `$t` bound to the token of `tier`, after checking
+/// that this CPU supports it (a token is proof of that).
 macro_rules! on_tier {
-    ($tier:expr, $f:ident($($arg:expr),*)) => {{
+    ($tier:expr, |$t:ident| $body:expr) => {{
         let tier: SimdTier = $tier;
         assert!(tier.is_supported(), "this CPU cannot run the {tier} tier");
         match tier {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU supports the tier (asserted above).
-            SimdTier::Avx512 => unsafe { avx512::$f($($arg),*) },
+            SimdTier::Avx512 => {
+                let $t = avx512::Avx512::detect().expect("checked just above");
+                $body
+            }
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU supports the tier (asserted above).
-            SimdTier::Avx2Fma => unsafe { avx2::$f($($arg),*) },
-            _ => portable::$f($($arg),*),
+            SimdTier::Avx2Fma => {
+                let $t = avx2::Avx2Fma::detect().expect("checked just above");
+                $body
+            }
+            _ => {
+                let $t = portable::Portable;
+                $body
+            }
         }
     }};
 }
@@ -310,7 +317,6 @@ macro_rules! on_tier {
 /// # Panics
 /// When this CPU does not support `tier` ([`SimdTier::is_supported`]); a
 /// [`crate::SimdBackend`] only holds a tier it checked.
-#[allow(unsafe_code)] // The calls into a tier's `#[target_feature]` entry point.
 pub fn forward<S: TraceSink>(
     tier: SimdTier,
     packed: &PackedModel,
@@ -320,7 +326,7 @@ pub fn forward<S: TraceSink>(
     out: &mut Readout,
     trace: &mut S,
 ) {
-    on_tier!(tier, forward(packed, x, batch, ws, out, trace))
+    on_tier!(tier, |t| run::forward(t, packed, x, batch, ws, out, trace))
 }
 
 /// [`forward`] for a sparse batch (checked by the caller): the input
@@ -330,7 +336,6 @@ pub fn forward<S: TraceSink>(
 ///
 /// # Panics
 /// When this CPU does not support `tier`.
-#[allow(unsafe_code)] // The calls into a tier's `#[target_feature]` entry point.
 pub fn forward_sparse<S: TraceSink>(
     tier: SimdTier,
     packed: &PackedModel,
@@ -339,14 +344,15 @@ pub fn forward_sparse<S: TraceSink>(
     out: &mut Readout,
     trace: &mut S,
 ) {
-    on_tier!(tier, forward_sparse(packed, rows, ws, out, trace))
+    on_tier!(tier, |t| run::forward_sparse(
+        t, packed, rows, ws, out, trace
+    ))
 }
 
 /// [`kernels::project`] on `tier`, for tests of the kernel alone.
 ///
 /// # Panics
 /// When this CPU does not support `tier`.
-#[allow(unsafe_code)] // The call into a tier's `#[target_feature]` entry point.
 pub fn project(
     tier: SimdTier,
     layer: &PackedLayer,
@@ -354,14 +360,13 @@ pub fn project(
     cur: &mut [Block],
     cols: &mut [u32],
 ) {
-    on_tier!(tier, project(layer, x, cur, cols))
+    on_tier!(tier, |t| run::Passes::project(t, layer, x, cur, cols))
 }
 
 /// [`kernels::lif_step`] on `tier`, for tests of the kernel alone.
 ///
 /// # Panics
 /// When this CPU does not support `tier`.
-#[allow(unsafe_code)] // The call into a tier's `#[target_feature]` entry point.
 pub fn lif_step(
     tier: SimdTier,
     mem: &mut [Block],
@@ -371,14 +376,17 @@ pub fn lif_step(
     reset: ResetMechanism,
     spikes: &mut [u32],
 ) -> usize {
-    on_tier!(tier, lif_step(mem, cur, beta, threshold, reset, spikes))
+    on_tier!(tier, |t| run::Passes::lif_step(
+        t, mem, cur, beta, threshold, reset, spikes
+    ))
 }
 
 /// [`Tier::push_fired`] on `tier`, for tests of the kernel alone.
 ///
 /// # Panics
 /// When this CPU does not support `tier`.
-#[allow(unsafe_code)] // The call into a tier's `#[target_feature]` entry point.
 pub fn push_fired(tier: SimdTier, base: u32, bits: u32, spikes: &mut [u32], count: usize) -> usize {
-    on_tier!(tier, push_fired(base, bits, spikes, count))
+    on_tier!(tier, |t| run::Passes::push_fired_alone(
+        t, base, bits, spikes, count
+    ))
 }

@@ -4,12 +4,9 @@
 //! multiply-add is `f32::mul_add` per lane: exactly rounded with or without
 //! an FMA unit, so this tier agrees bit for bit with the others.
 
-use super::kernels::{self, ROW_SHIFT};
+use super::kernels::ROW_SHIFT;
 use super::tier::Tier;
-use super::{run, Block, PackedLayer, PackedModel, SimdWorkspace, LANES};
-use crate::sparse::SparseRows;
-use crate::trace::TraceSink;
-use cx_model::{Readout, ResetMechanism};
+use super::{Block, LANES};
 
 /// The portable tier's token (every CPU has it).
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,6 +36,10 @@ impl Tier for Portable {
     #[inline(always)]
     fn store(self, v: Block) -> Block {
         v
+    }
+    #[inline(always)]
+    fn store_to(self, v: Block, block: &mut Block) {
+        *block = v;
     }
     #[inline(always)]
     fn add(self, a: Block, b: Block) -> Block {
@@ -115,47 +116,4 @@ pub fn push_fired_table(base: u32, bits: u32, spikes: &mut [u32], count: usize) 
     count
 }
 
-/// The dense forward pass on this tier.
-pub(super) fn forward<S: TraceSink>(
-    packed: &PackedModel,
-    x: &[f32],
-    batch: usize,
-    ws: &mut SimdWorkspace,
-    out: &mut Readout,
-    trace: &mut S,
-) {
-    run::forward(Portable, packed, x, batch, ws, out, trace);
-}
-
-/// The sparse forward pass on this tier.
-pub(super) fn forward_sparse<S: TraceSink>(
-    packed: &PackedModel,
-    rows: &SparseRows<'_>,
-    ws: &mut SimdWorkspace,
-    out: &mut Readout,
-    trace: &mut S,
-) {
-    run::forward_sparse(Portable, packed, rows, ws, out, trace);
-}
-
-/// [`kernels::project`] on this tier (kernel tests).
-pub(super) fn project(layer: &PackedLayer, x: &[f32], cur: &mut [Block], cols: &mut [u32]) {
-    kernels::project(Portable, layer, x, cur, cols);
-}
-
-/// [`kernels::lif_step`] on this tier (kernel tests).
-pub(super) fn lif_step(
-    mem: &mut [Block],
-    cur: &[Block],
-    beta: &[Block],
-    threshold: &[Block],
-    reset: ResetMechanism,
-    spikes: &mut [u32],
-) -> usize {
-    kernels::lif_step(Portable, mem, cur, beta, threshold, reset, spikes)
-}
-
-/// [`Tier::push_fired`] on this tier (kernel tests).
-pub(super) fn push_fired(base: u32, bits: u32, spikes: &mut [u32], count: usize) -> usize {
-    push_fired_table(base, bits, spikes, count)
-}
+super::run::tier_passes!(Portable);

@@ -1,25 +1,240 @@
-//! The layers' time loops, generic over the instruction-set [`Tier`] and
-//! always inlined into a tier's entry point: the blocked projection for
-//! the whole batch, then per chunk of samples layer 1 for every step, then
-//! each spiking layer one 16-neuron tile at a time across the chunk.
+//! The layers' passes and the order they run in.
+//!
+//! Each pass (the input projection, layer 1's time loop, a spiking layer's
+//! tile loop) is a generic body over the instruction-set [`Tier`], always
+//! inlined into that tier's copy of the pass: [`tier_passes!`] compiles one
+//! non-inlined function per pass and tier, with the tier's
+//! `#[target_feature]`, and implements [`Passes`] for the tier's token with
+//! them. [`forward`] and [`forward_sparse`] then run the passes in order:
+//! the blocked projection for the whole batch; per chunk of samples, layer
+//! 1 for every step, then each spiking layer one 16-neuron tile at a time
+//! across the chunk. Separate passes keep each compiled body small enough
+//! for the optimiser to inline the helpers inside it, and name each pass
+//! in a profile.
 
 use super::kernels;
 use super::tier::Tier;
-use super::{Block, PackedModel, SimdWorkspace, SpikeLog, LANES};
+use super::{Block, PackedLayer, PackedModel, SimdWorkspace, SpikeLog, LANES};
+use crate::sparse::SparseRows;
 use crate::trace::TraceSink;
-use cx_model::Readout;
+use cx_model::{Readout, ResetMechanism};
 
-/// Runs `batch` samples of `x` (`[batch][inputs]` row-major) and fills
-/// `out`'s spike counts and final membranes. The caller checks shapes
-/// (`batch <= ws.batch_max()`, `x.len() == batch * inputs`, `out` large
-/// enough), as [`crate::CoLaNetProvider::infer`] does.
-///
-/// Order of work: the blocked projection for the whole batch; then, per
-/// chunk of samples, layer 1 for every step (logging its spikes), then each
-/// spiking layer one 16-neuron tile at a time across the chunk. A neuron's
+/// The passes of one tier, each compiled with the tier's instructions.
+pub(super) trait Passes: Tier {
+    /// [`kernels::project`].
+    fn project(self, layer: &PackedLayer, x: &[f32], cur: &mut [Block], cols: &mut [u32]);
+    /// [`kernels::project_sparse`].
+    fn project_sparse(self, layer: &PackedLayer, rows: &SparseRows<'_>, cur: &mut [Block]);
+    /// [`first_layer`].
+    fn first_layer<S: TraceSink>(
+        self,
+        packed: &PackedModel,
+        ws: &mut SimdWorkspace,
+        chunk: Chunk,
+        out: &mut Readout,
+        trace: &mut S,
+    );
+    /// [`spiking_layer`].
+    fn spiking_layer<S: TraceSink>(
+        self,
+        packed: &PackedModel,
+        l: usize,
+        ws: &mut SimdWorkspace,
+        chunk: Chunk,
+        out: &mut Readout,
+        trace: &mut S,
+    );
+    /// [`kernels::lif_step`] alone (kernel tests).
+    fn lif_step(
+        self,
+        mem: &mut [Block],
+        cur: &[Block],
+        beta: &[Block],
+        threshold: &[Block],
+        reset: ResetMechanism,
+        spikes: &mut [u32],
+    ) -> usize;
+    /// [`Tier::push_fired`] alone (kernel tests).
+    fn push_fired_alone(self, base: u32, bits: u32, spikes: &mut [u32], count: usize) -> usize;
+}
+
+/// The samples of a batch one pass works on: `start..start + len`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Chunk {
+    /// First sample.
+    pub start: usize,
+    /// Samples.
+    pub len: usize,
+}
+
+/// `tier_passes!(Token, "features")` (or `tier_passes!(Token)` for a tier
+/// with no features beyond the baseline) compiles every pass for one tier
+/// and implements [`Passes`] for its token with them. A token exists only
+/// where the CPU has the features, which is what makes each call sound.
+macro_rules! tier_passes {
+    ($token:ident $(, $features:literal)?) => {
+        /// This tier's passes, compiled with its instructions.
+        mod compiled {
+            use super::super::kernels;
+            use super::super::run::{first_layer, spiking_layer, Chunk};
+            use super::super::tier::Tier;
+            use super::super::{Block, PackedLayer, PackedModel, SimdWorkspace};
+            use crate::sparse::SparseRows;
+            use crate::trace::TraceSink;
+            use cx_model::{Readout, ResetMechanism};
+            use super::$token;
+
+            $(#[target_feature(enable = $features)])?
+            #[inline(never)]
+            pub(super) fn project(
+                t: $token,
+                layer: &PackedLayer,
+                x: &[f32],
+                cur: &mut [Block],
+                cols: &mut [u32],
+            ) {
+                kernels::project(t, layer, x, cur, cols);
+            }
+
+            $(#[target_feature(enable = $features)])?
+            #[inline(never)]
+            pub(super) fn project_sparse(
+                t: $token,
+                layer: &PackedLayer,
+                rows: &SparseRows<'_>,
+                cur: &mut [Block],
+            ) {
+                kernels::project_sparse(t, layer, rows, cur);
+            }
+
+            $(#[target_feature(enable = $features)])?
+            #[inline(never)]
+            pub(super) fn first_layer_pass<S: TraceSink>(
+                t: $token,
+                packed: &PackedModel,
+                ws: &mut SimdWorkspace,
+                chunk: Chunk,
+                out: &mut Readout,
+                trace: &mut S,
+            ) {
+                first_layer(t, packed, ws, chunk, out, trace);
+            }
+
+            $(#[target_feature(enable = $features)])?
+            #[inline(never)]
+            pub(super) fn spiking_layer_pass<S: TraceSink>(
+                t: $token,
+                packed: &PackedModel,
+                l: usize,
+                ws: &mut SimdWorkspace,
+                chunk: Chunk,
+                out: &mut Readout,
+                trace: &mut S,
+            ) {
+                spiking_layer(t, packed, l, ws, chunk, out, trace);
+            }
+
+            $(#[target_feature(enable = $features)])?
+            #[inline(never)]
+            pub(super) fn lif_step(
+                t: $token,
+                mem: &mut [Block],
+                cur: &[Block],
+                beta: &[Block],
+                threshold: &[Block],
+                reset: ResetMechanism,
+                spikes: &mut [u32],
+            ) -> usize {
+                kernels::lif_step(t, mem, cur, beta, threshold, reset, spikes)
+            }
+
+            $(#[target_feature(enable = $features)])?
+            #[inline(never)]
+            pub(super) fn push_fired(
+                t: $token,
+                base: u32,
+                bits: u32,
+                spikes: &mut [u32],
+                count: usize,
+            ) -> usize {
+                t.push_fired(base, bits, spikes, count)
+            }
+        }
+
+        impl super::run::Passes for $token {
+            fn project(self, layer: &super::PackedLayer, x: &[f32], cur: &mut [super::Block], cols: &mut [u32]) {
+                super::run::pass_call!($($features)?, compiled::project(self, layer, x, cur, cols))
+            }
+            fn project_sparse(
+                self,
+                layer: &super::PackedLayer,
+                rows: &crate::sparse::SparseRows<'_>,
+                cur: &mut [super::Block],
+            ) {
+                super::run::pass_call!($($features)?, compiled::project_sparse(self, layer, rows, cur))
+            }
+            fn first_layer<S: crate::trace::TraceSink>(
+                self,
+                packed: &super::PackedModel,
+                ws: &mut super::SimdWorkspace,
+                chunk: super::run::Chunk,
+                out: &mut cx_model::Readout,
+                trace: &mut S,
+            ) {
+                super::run::pass_call!($($features)?, compiled::first_layer_pass(self, packed, ws, chunk, out, trace))
+            }
+            fn spiking_layer<S: crate::trace::TraceSink>(
+                self,
+                packed: &super::PackedModel,
+                l: usize,
+                ws: &mut super::SimdWorkspace,
+                chunk: super::run::Chunk,
+                out: &mut cx_model::Readout,
+                trace: &mut S,
+            ) {
+                super::run::pass_call!($($features)?, compiled::spiking_layer_pass(self, packed, l, ws, chunk, out, trace))
+            }
+            fn lif_step(
+                self,
+                mem: &mut [super::Block],
+                cur: &[super::Block],
+                beta: &[super::Block],
+                threshold: &[super::Block],
+                reset: cx_model::ResetMechanism,
+                spikes: &mut [u32],
+            ) -> usize {
+                super::run::pass_call!($($features)?, compiled::lif_step(self, mem, cur, beta, threshold, reset, spikes))
+            }
+            fn push_fired_alone(self, base: u32, bits: u32, spikes: &mut [u32], count: usize) -> usize {
+                super::run::pass_call!($($features)?, compiled::push_fired(self, base, bits, spikes, count))
+            }
+        }
+    };
+}
+pub(super) use tier_passes;
+
+/// A call into a compiled pass: `unsafe` for a tier with target features
+/// (`pass_call!("avx2,fma", f(token, ...))`), a plain call for one without
+/// (`pass_call!(, f(token, ...))`).
+macro_rules! pass_call {
+    ($features:literal, $call:expr) => {
+        // SAFETY: the call passes the tier's token, which exists only where
+        // the CPU has the tier's features (its constructor checked them),
+        // and those are all the compiled pass is built to use.
+        unsafe { $call }
+    };
+    (, $call:expr) => {
+        $call
+    };
+}
+pub(super) use pass_call;
+
+/// Runs `batch` samples of `x` (`[batch][inputs]` row-major) on tier `t`
+/// and fills `out`'s spike counts and final membranes. The caller checks
+/// shapes (`batch <= ws.batch_max()`, `x.len() == batch * inputs`, `out`
+/// large enough), as [`crate::CoLaNetProvider::infer`] does. A neuron's
 /// trajectory depends only on its own inputs, so tiles are independent.
-#[inline(always)]
-pub(super) fn forward<T: Tier, S: TraceSink>(
+pub(super) fn forward<T: Passes, S: TraceSink>(
     t: T,
     packed: &PackedModel,
     x: &[f32],
@@ -29,8 +244,7 @@ pub(super) fn forward<T: Tier, S: TraceSink>(
     trace: &mut S,
 ) {
     let first = &packed.layers[0];
-    kernels::project(
-        t,
+    t.project(
         first,
         &x[..batch * first.inputs],
         &mut ws.cur0,
@@ -43,23 +257,21 @@ pub(super) fn forward<T: Tier, S: TraceSink>(
 /// projection reads only each row's non-zeros
 /// ([`kernels::project_sparse`]), in the same order as the dense path, so
 /// the result is the same as for the scattered rows.
-#[inline(always)]
-pub(super) fn forward_sparse<T: Tier, S: TraceSink>(
+pub(super) fn forward_sparse<T: Passes, S: TraceSink>(
     t: T,
     packed: &PackedModel,
-    rows: &crate::sparse::SparseRows<'_>,
+    rows: &SparseRows<'_>,
     ws: &mut SimdWorkspace,
     out: &mut Readout,
     trace: &mut S,
 ) {
     let batch = rows.batch();
-    kernels::project_sparse(t, &packed.layers[0], rows, &mut ws.cur0);
+    t.project_sparse(&packed.layers[0], rows, &mut ws.cur0);
     run_chunks(t, packed, batch, ws, out, trace);
 }
 
 /// Every layer after the projection, chunk by chunk of samples.
-#[inline(always)]
-fn run_chunks<T: Tier, S: TraceSink>(
+fn run_chunks<T: Passes, S: TraceSink>(
     t: T,
     packed: &PackedModel,
     batch: usize,
@@ -69,12 +281,15 @@ fn run_chunks<T: Tier, S: TraceSink>(
 ) {
     let mut start = 0;
     while start < batch {
-        let len = ws.chunk.min(batch - start);
-        first_layer(t, packed, ws, start, len, out, trace);
+        let chunk = Chunk {
+            start,
+            len: ws.chunk.min(batch - start),
+        };
+        t.first_layer(packed, ws, chunk, out, trace);
         for l in 1..packed.layers.len() {
-            spiking_layer(t, packed, l, ws, start, len, out, trace);
+            t.spiking_layer(packed, l, ws, chunk, out, trace);
         }
-        start += len;
+        start += chunk.len;
     }
     out.set_batch(batch);
 }
@@ -82,15 +297,15 @@ fn run_chunks<T: Tier, S: TraceSink>(
 /// Layer 1 for samples `start..start + len`, every step, into `ws.logs[0]`;
 /// in a one-layer model it also fills `out`.
 #[inline(always)]
-fn first_layer<T: Tier, S: TraceSink>(
+pub(super) fn first_layer<T: Tier, S: TraceSink>(
     t: T,
     packed: &PackedModel,
     ws: &mut SimdWorkspace,
-    start: usize,
-    len: usize,
+    chunk: Chunk,
     out: &mut Readout,
     trace: &mut S,
 ) {
+    let Chunk { start, len } = chunk;
     let layer = &packed.layers[0];
     let is_last = packed.layers.len() == 1;
     let (nv, steps) = (layer.vectors(), packed.steps as usize);
@@ -137,19 +352,17 @@ const TILE_LOCKSTEP: usize = 4;
 
 /// Spiking layer `l` for samples `start..start + len`, tile by tile, reading
 /// `ws.logs[l - 1]` and writing `ws.logs[l]`; the last layer also fills `out`.
-// The tier and the trace travel with the layer's arguments.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn spiking_layer<T: Tier, S: TraceSink>(
+pub(super) fn spiking_layer<T: Tier, S: TraceSink>(
     t: T,
     packed: &PackedModel,
     l: usize,
     ws: &mut SimdWorkspace,
-    start: usize,
-    len: usize,
+    chunk: Chunk,
     out: &mut Readout,
     trace: &mut S,
 ) {
+    let Chunk { start, len } = chunk;
     let steps = packed.steps as usize;
     let (before, rest) = ws.logs.split_at_mut(l);
     let (input_log, log) = (&mut before[l - 1], &mut rest[0]);

@@ -48,6 +48,8 @@ pub trait Tier: Copy {
     fn load(self, block: &Block) -> Self::V;
     /// The lanes as a block.
     fn store(self, v: Self::V) -> Block;
+    /// Writes the lanes into `block` (an aligned store, no copy).
+    fn store_to(self, v: Self::V, block: &mut Block);
     /// `a + b` per lane.
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a - b` per lane.

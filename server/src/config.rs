@@ -52,6 +52,9 @@ impl IoMode {
     }
 }
 
+/// Default submission queue entries of a worker's io_uring ring.
+pub const URING_ENTRIES_DEFAULT: u32 = 4096;
+
 /// Everything `cx serve` is configured with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -80,6 +83,11 @@ pub struct ServerConfig {
     /// After SIGTERM/SIGINT, how long requests in flight may take before
     /// the server exits anyway. Default 10000.
     pub shutdown_timeout_ms: u64,
+    /// Submission queue entries of each worker's io_uring ring (its
+    /// completion queue is twice that); a power of two in 2..=32768.
+    /// Entries that find the queue full wait in the loop's backlog, so a
+    /// small ring costs system calls, never operations. Default 4096.
+    pub uring_entries: u32,
     /// Benchmark baseline: send every received byte straight back, through
     /// the same event loop, without decoding or deciding anything. Default
     /// false.
@@ -106,6 +114,7 @@ impl Default for ServerConfig {
             idle_timeout_ms: 60_000,
             slow_client_timeout_ms: 10_000,
             shutdown_timeout_ms: 10_000,
+            uring_entries: URING_ENTRIES_DEFAULT,
             echo: false,
             model: None,
             fallback: None,
@@ -183,6 +192,12 @@ impl ServerConfig {
             if ms == 0 || ms > 24 * 3600 * 1000 {
                 return bad(key, format!("{ms} is not in 1..=86400000"));
             }
+        }
+        if !(2..=32768).contains(&self.uring_entries) || !self.uring_entries.is_power_of_two() {
+            return bad(
+                "uring_entries",
+                format!("{} is not a power of two in 2..=32768", self.uring_entries),
+            );
         }
         if Some(self.listen) == self.admin_listen && self.listen.port() != 0 {
             return bad("admin_listen", "is the same address as listen".into());

@@ -87,7 +87,6 @@ use cx_wire::protocol::{
     self, limits, DecisionWriter, Decoded, ErrorCode, HelloAck, ImpOutcome, MessageType,
     SkipReason, VERSION,
 };
-use std::collections::HashMap;
 
 /// Bytes the read buffer may hold beyond one maximal frame, so the event
 /// loop can read in large chunks while a big frame is completing.
@@ -115,28 +114,36 @@ pub const WRITE_BUFFER_MAX: usize = WRITE_PAUSE_BYTES
     + DIRECT_ANSWER_BYTES_MAX
     + limits::IN_FLIGHT_MAX * (limits::HEADER_BYTES + limits::DECISION_BYTES_MAX);
 
-/// Most engine tickets one connection waits for: every request in flight
-/// an OpenRTB request of [`limits::IMPS_MAX`] impressions.
-pub const TICKETS_MAX: usize = limits::IN_FLIGHT_MAX * limits::IMPS_MAX;
-
 /// Spare list strings a connection keeps for decoding `score_context`
 /// lists ([`ContextView::write_into_pooled`](protocol::ContextView::write_into_pooled)):
 /// enough to refill every list of one request.
 pub const SPARE_STRINGS_MAX: usize = 3 * limits::LIST_ITEMS_MAX;
 
-/// Ticket-map capacity reserved when a connection is created.
-pub const TICKETS_RESERVED: usize = limits::IN_FLIGHT_MAX;
-
 /// The engine could not take a request now ([`ErrorCode::Overloaded`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Overloaded;
 
+/// Whom a submitted request's decision belongs to: impression `imp` of the
+/// connection's `seq`-th score request, which sits in slot `slot`. The
+/// sink keeps it with the ticket (the worker's one map from tickets to
+/// connections) and hands it back with the decision
+/// ([`Connection::on_decision`]). A decision whose request was already
+/// answered (a later impression of it was refused) finds the slot empty or
+/// holding a later request, and is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    slot: u32,
+    imp: u32,
+    seq: u64,
+}
+
 /// Where a connection submits engine requests: the event loop implements it
-/// over the engine (and records which connection each ticket belongs to).
+/// over the engine, and records which connection and [`Owner`] each ticket
+/// belongs to.
 pub trait Submit {
-    /// Queues `request`; [`Overloaded`] when there is no room (nothing
-    /// queued).
-    fn submit(&mut self, request: Request) -> Result<Ticket, Overloaded>;
+    /// Queues `request` for `owner`; [`Overloaded`] when there is no room
+    /// (nothing queued).
+    fn submit(&mut self, request: Request, owner: Owner) -> Result<Ticket, Overloaded>;
 
     /// Whether a request would be admitted now. Asked before a score
     /// request's payload is decoded, so that shedding load costs a frame
@@ -156,9 +163,9 @@ pub trait Submit {
     }
 }
 
-impl<F: FnMut(Request) -> Result<Ticket, Overloaded>> Submit for F {
-    fn submit(&mut self, request: Request) -> Result<Ticket, Overloaded> {
-        self(request)
+impl<F: FnMut(Request, Owner) -> Result<Ticket, Overloaded>> Submit for F {
+    fn submit(&mut self, request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
+        self(request, owner)
     }
 }
 
@@ -180,22 +187,14 @@ enum ImpState {
 /// A score request in flight.
 #[derive(Debug)]
 struct Pending {
+    /// Which score request of the connection it is (see [`Owner`]).
+    seq: u64,
     request_id: u64,
     /// `(imp_id, state)` in request order; one with an empty id for a
     /// `score_context`.
     imps: Vec<(String, ImpState)>,
     /// Impressions still [`ImpState::Waiting`].
     waiting: usize,
-}
-
-/// Whom a submitted ticket's decision belongs to.
-#[derive(Clone, Copy, Debug)]
-enum Owner {
-    /// Impression `imp` of the request in slot `slot`.
-    Imp { slot: usize, imp: usize },
-    /// A request that was answered without it (its later impressions were
-    /// refused `overloaded`): the decision is dropped.
-    Orphan,
 }
 
 /// What a connection did since the event loop last asked
@@ -208,14 +207,6 @@ pub struct ConnCounts {
     pub frames_sent: u64,
     /// `error` frames written, indexed like [`ErrorCode::ALL`].
     pub errors: [u64; ErrorCode::ALL.len()],
-}
-
-impl ConnCounts {
-    /// `error` frames written with `code`.
-    pub fn errors_of(&self, code: ErrorCode) -> u64 {
-        let index = ErrorCode::ALL.iter().position(|&c| c == code);
-        index.and_then(|i| self.errors.get(i)).copied().unwrap_or(0)
-    }
 }
 
 /// The protocol state of one client connection. See the [module docs](self).
@@ -235,7 +226,8 @@ pub struct Connection {
     /// [`SPARE_STRINGS_MAX`], never grown).
     spare_strings: Vec<String>,
     in_flight: usize,
-    tickets: HashMap<Ticket, Owner>,
+    /// The `seq` of the next score request (see [`Owner`]).
+    next_seq: u64,
     version: u8,
     frames_seen: u64,
     closing: bool,
@@ -262,7 +254,7 @@ impl Connection {
             spare_imps: Vec::new(),
             spare_strings: Vec::with_capacity(SPARE_STRINGS_MAX),
             in_flight: 0,
-            tickets: HashMap::with_capacity(TICKETS_RESERVED),
+            next_seq: 0,
             version: VERSION,
             frames_seen: 0,
             closing: false,
@@ -285,11 +277,6 @@ impl Connection {
     /// connection: send [`Self::output`], then close. Input is ignored.
     pub fn is_closing(&self) -> bool {
         self.closing
-    }
-
-    /// Whether [`Self::shutdown`] was called.
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down
     }
 
     /// Whether the event loop may close the socket now: the connection is
@@ -393,24 +380,32 @@ impl Connection {
         n
     }
 
-    /// Hands the connection a decision the engine made for one of its
-    /// tickets. When it completes its request, the `decision` response is
-    /// written. Unknown tickets are ignored.
-    pub fn on_decision(&mut self, decision: Decision) {
-        let Some(owner) = self.tickets.remove(&decision.ticket) else {
-            return;
-        };
-        let Owner::Imp { slot, imp } = owner else {
-            return;
-        };
+    /// Hands the connection the decision for the request `owner` names
+    /// (as [`Submit::submit`] was told). When it completes its request, the
+    /// `decision` response is written. A decision for a request already
+    /// answered is dropped.
+    ///
+    /// # Panics
+    /// When the impression `owner` names is not waiting for this decision's
+    /// ticket: a decision delivered twice, or to the wrong owner.
+    pub fn on_decision(&mut self, owner: Owner, decision: Decision) {
+        let slot = owner.slot as usize;
         let Some(Some(pending)) = self.slots.get_mut(slot) else {
-            return;
+            return; // answered already; the slot is free
         };
-        if let Some((_, state)) = pending.imps.get_mut(imp) {
-            if matches!(state, ImpState::Waiting(t) if *t == decision.ticket) {
-                *state = ImpState::Decided(decision);
-                pending.waiting = pending.waiting.saturating_sub(1);
-            }
+        if pending.seq != owner.seq {
+            return; // answered already; the slot holds a later request
+        }
+        let state = pending.imps.get_mut(owner.imp as usize).map(|(_, s)| s);
+        let waiting_for_it = matches!(&state, Some(ImpState::Waiting(t)) if *t == decision.ticket);
+        assert!(
+            waiting_for_it,
+            "decision for ticket {:?} reached {owner:?}, which is {state:?}",
+            decision.ticket
+        );
+        if let Some(state) = state {
+            *state = ImpState::Decided(decision);
+            pending.waiting -= 1;
         }
         if pending.waiting == 0 {
             self.complete(slot);
@@ -527,7 +522,7 @@ impl Connection {
                         simulate: view.simulate,
                     };
                     let imps = std::iter::once((String::new(), Some(request)));
-                    self.submit_request(request_id, imps, 1, sink);
+                    self.submit_request(request_id, imps, sink);
                 }
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
@@ -625,26 +620,19 @@ impl Connection {
                 (imp.imp_id, request)
             })
             .collect();
-        let submissions = imps.iter().filter(|(_, r)| r.is_some()).count();
-        self.submit_request(request_id, imps.into_iter(), submissions, sink);
+        self.submit_request(request_id, imps.into_iter(), sink);
     }
 
     /// Takes a slot for a score request, submits its impressions (`None`:
-    /// skipped for its currency; `submissions` of them are `Some`), and
+    /// skipped for its currency), and
     /// answers it at once when nothing is left to wait for. Called only
     /// below the in-flight limit.
     fn submit_request(
         &mut self,
         request_id: u64,
         imps: impl ExactSizeIterator<Item = (String, Option<Request>)>,
-        submissions: usize,
         sink: &mut impl Submit,
     ) {
-        if self.tickets.len() + submissions > TICKETS_MAX {
-            let msg = format!("the connection waits for {} decisions", self.tickets.len());
-            self.error(request_id, ErrorCode::Overloaded, &msg);
-            return;
-        }
         let slot = match self.free_slots.pop() {
             Some(slot) => slot,
             None => {
@@ -652,25 +640,27 @@ impl Connection {
                 self.slots.len() - 1
             }
         };
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let mut states = self.spare_imps.pop().unwrap_or_default();
         states.reserve(imps.len());
         let mut waiting = 0;
         for (i, (imp_id, request)) in imps.enumerate() {
+            let owner = Owner {
+                slot: slot as u32,
+                imp: i as u32,
+                seq,
+            };
             let state = match request {
                 None => ImpState::Skipped(SkipReason::Currency),
-                Some(request) => match sink.submit(request) {
+                Some(request) => match sink.submit(request, owner) {
                     Ok(ticket) => {
-                        self.tickets.insert(ticket, Owner::Imp { slot, imp: i });
                         waiting += 1;
                         ImpState::Waiting(ticket)
                     }
                     Err(Overloaded) => {
-                        // Decisions already asked for will be dropped.
-                        for (_, s) in &states {
-                            if let ImpState::Waiting(t) = s {
-                                self.tickets.insert(*t, Owner::Orphan);
-                            }
-                        }
+                        // Decisions already asked for find the slot free
+                        // (or a later request in it) and are dropped.
                         self.free_slots.push(slot);
                         self.keep_spare(states);
                         self.error(
@@ -686,6 +676,7 @@ impl Connection {
         }
         if let Some(entry) = self.slots.get_mut(slot) {
             *entry = Some(Pending {
+                seq,
                 request_id,
                 imps: states,
                 waiting,

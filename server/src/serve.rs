@@ -200,9 +200,10 @@ impl Server {
             let mut worker = Worker::new(engine, metrics.clone(), limits);
             worker.set_echo(config.echo);
             let control = control.clone();
+            let ring_entries = config.uring_entries;
             let handle = std::thread::Builder::new()
                 .name(format!("cx-worker-{index}"))
-                .spawn(move || run_worker(io, listener, worker, &control, per_worker))
+                .spawn(move || run_worker(io, listener, worker, &control, per_worker, ring_entries))
                 .map_err(|e| Error::Worker {
                     worker: index,
                     what: format!("cannot start its thread: {e}"),
@@ -318,16 +319,21 @@ impl Server {
     }
 }
 
+// Only the io_uring loop, on Linux, has a ring to size.
+#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
 fn run_worker(
     io: IoMode,
     listener: TcpListener,
     worker: Worker,
     control: &Control,
     connections_max: usize,
+    ring_entries: u32,
 ) -> Result<LoopExit, Error> {
     match io {
         #[cfg(target_os = "linux")]
-        IoMode::Uring => crate::uring::run(listener, worker, control, connections_max),
+        IoMode::Uring => {
+            crate::uring::run(listener, worker, control, connections_max, ring_entries)
+        }
         _ => crate::epoll::run(listener, worker, control, connections_max),
     }
 }

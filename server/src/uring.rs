@@ -27,9 +27,21 @@
 //! Sockets live in a slab indexed like the worker's connections
 //! ([`ConnId::index`]); a slot stays taken until the socket's operations
 //! complete, and only then is the connection released to the worker, so a
-//! slot is never shared by two sockets. Each completion's `user_data` packs
-//! the operation kind, the slot and the connection's generation
-//! ([`pack`]), so a late completion for a closed socket is recognised.
+//! slot is never shared by two sockets. Each completion's `user_data` is
+//! an [`Op`]: the operation kind and, for a socket's operations, the
+//! connection's slot and generation, so a late completion for a closed
+//! socket is recognised.
+//!
+//! # Submission backlog
+//!
+//! An entry that finds the submission queue full waits in a backlog (a
+//! `VecDeque` reserved at start for every operation the loop can have
+//! outstanding at once: a receive, a send and a cancel per connection, a
+//! re-provide per buffer, and the accept's two), and each turn moves the
+//! backlog into the queue, submitting as it fills, before waiting, as
+//! tokio-rs/io-uring's `tcp_echo` example does. No entry is ever dropped, so
+//! a socket's `recv_armed` and `send_in_flight` flags always mean an
+//! operation the kernel will complete.
 //!
 //! # Flow control
 //!
@@ -48,9 +60,6 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::{Duration, Instant};
 
-/// Submission queue entries per ring (the completion queue is twice that).
-pub const RING_ENTRIES: u32 = 4096;
-
 /// Provided receive buffers per worker.
 pub const BUFFER_COUNT: u16 = 256;
 
@@ -67,27 +76,75 @@ pub const FINISH_WAIT: Duration = Duration::from_secs(2);
 
 const BUFFER_GROUP: u16 = 0;
 
-const KIND_ACCEPT: u64 = 1;
-const KIND_RECV: u64 = 2;
-const KIND_SEND: u64 = 3;
-const KIND_CANCEL: u64 = 4;
-const KIND_PROVIDE: u64 = 5;
-
 /// The oldest kernel with multishot receive (6.0; multishot accept is 5.19).
 pub const KERNEL_MIN: (u32, u32) = (6, 0);
 
-/// `user_data` of an operation: kind (8 bits), slot (24), generation (32).
-pub fn pack(kind: u64, index: u32, generation: u32) -> u64 {
-    (kind << 56) | ((u64::from(index) & 0xff_ffff) << 32) | u64::from(generation)
+/// Most connection slots one ring addresses (24 bits of `user_data`).
+pub const SLOTS_MAX: usize = 0xff_ffff;
+
+/// What an io_uring operation is, as its completions' `user_data` carries
+/// it: the kind in the top 8 bits, then for a socket's operations the
+/// connection's slot (24 bits) and generation (32 bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// The listener's multishot accept.
+    Accept,
+    /// A connection's multishot receive.
+    Recv(ConnId),
+    /// A connection's send.
+    Send(ConnId),
+    /// A cancellation (of a receive or of the accept).
+    Cancel,
+    /// Receive buffers handed (back) to the kernel.
+    Provide,
 }
 
-/// The inverse of [`pack`].
-pub fn unpack(user_data: u64) -> (u64, u32, u32) {
-    (
-        user_data >> 56,
-        ((user_data >> 32) & 0xff_ffff) as u32,
-        user_data as u32,
-    )
+impl Op {
+    const ACCEPT: u64 = 1;
+    const RECV: u64 = 2;
+    const SEND: u64 = 3;
+    const CANCEL: u64 = 4;
+    const PROVIDE: u64 = 5;
+
+    /// The `user_data` that names this operation.
+    ///
+    /// # Panics
+    /// When a connection's slot does not fit 24 bits; `run` refuses more
+    /// than [`SLOTS_MAX`] connections, so that is a broken invariant.
+    pub fn user_data(self) -> u64 {
+        let socket = |kind: u64, id: ConnId| {
+            assert!(
+                id.index as usize <= SLOTS_MAX,
+                "slot {} over 24 bits",
+                id.index
+            );
+            (kind << 56) | (u64::from(id.index) << 32) | u64::from(id.generation)
+        };
+        match self {
+            Self::Accept => Self::ACCEPT << 56,
+            Self::Recv(id) => socket(Self::RECV, id),
+            Self::Send(id) => socket(Self::SEND, id),
+            Self::Cancel => Self::CANCEL << 56,
+            Self::Provide => Self::PROVIDE << 56,
+        }
+    }
+
+    /// The operation a completion's `user_data` names, or `None` for a
+    /// value this loop never submits.
+    pub fn from_user_data(user_data: u64) -> Option<Self> {
+        let id = ConnId {
+            index: ((user_data >> 32) & 0xff_ffff) as u32,
+            generation: user_data as u32,
+        };
+        match user_data >> 56 {
+            Self::ACCEPT => Some(Self::Accept),
+            Self::RECV => Some(Self::Recv(id)),
+            Self::SEND => Some(Self::Send(id)),
+            Self::CANCEL => Some(Self::Cancel),
+            Self::PROVIDE => Some(Self::Provide),
+            _ => None,
+        }
+    }
 }
 
 fn uring_error(what: &str, source: std::io::Error) -> Error {
@@ -159,6 +216,10 @@ struct USock {
 
 struct UringLoop {
     ring: IoUring,
+    /// Entries that found the submission queue full, in order (see the
+    /// module docs); reserved for `backlog_max`, never grown.
+    backlog: std::collections::VecDeque<squeue::Entry>,
+    backlog_max: usize,
     listener: Option<TcpListener>,
     accept_armed: bool,
     socks: Vec<Option<USock>>,
@@ -172,24 +233,32 @@ struct UringLoop {
     completions: Vec<(u64, i32, u32)>,
 }
 
-/// Runs one worker on `listener` until shutdown completes.
+/// Runs one worker on `listener` until shutdown completes, with a ring of
+/// `ring_entries` submission entries (a power of two; the completion queue
+/// is twice that).
 pub fn run(
     listener: TcpListener,
     mut worker: Worker,
     control: &Control,
     connections_max: usize,
+    ring_entries: u32,
 ) -> Result<LoopExit, Error> {
-    if connections_max > 0xff_ffff {
+    if connections_max > SLOTS_MAX {
         return Err(Error::Config(format!(
-            "connections_max: {connections_max} per worker is over the io_uring loop's 16777215"
+            "connections_max: {connections_max} per worker is over the io_uring loop's {SLOTS_MAX}"
         )));
     }
     let ring = IoUring::builder()
-        .setup_cqsize(RING_ENTRIES * 2)
-        .build(RING_ENTRIES)
+        .setup_cqsize(ring_entries * 2)
+        .build(ring_entries)
         .map_err(|e| uring_error("create the ring", e))?;
+    // Outstanding at most: per connection a receive, a send and a cancel;
+    // a re-provide per buffer and the first provide; the accept and its cancel.
+    let backlog_max = 3 * connections_max + usize::from(BUFFER_COUNT) + 3;
     let mut ul = UringLoop {
         ring,
+        backlog: std::collections::VecDeque::with_capacity(backlog_max),
+        backlog_max,
         listener: Some(listener),
         accept_armed: false,
         socks: (0..connections_max).map(|_| None).collect(),
@@ -198,7 +267,7 @@ pub fn run(
         dirty: Vec::with_capacity(connections_max),
         ids: Vec::with_capacity(connections_max),
         due: Vec::with_capacity(connections_max),
-        completions: Vec::with_capacity(RING_ENTRIES as usize * 2),
+        completions: Vec::with_capacity(ring_entries as usize * 2),
     };
     ul.provide_all();
     ul.arm_accept();
@@ -228,24 +297,61 @@ pub fn run(
 }
 
 impl UringLoop {
-    /// Queues one operation, submitting first if the queue is full.
+    /// Queues one operation: into the submission queue, or behind the
+    /// backlog when the queue is full or the backlog is not empty (so
+    /// operations reach the kernel in the order they were queued). It is
+    /// never dropped.
     ///
     /// # Safety
     ///
     /// Every buffer `entry` points to must stay valid and untouched by the
     /// loop until the operation's last completion.
     unsafe fn push(&mut self, entry: squeue::Entry) {
-        loop {
+        self.ops += 1;
+        if self.backlog.is_empty() {
             // SAFETY: the caller guarantees the entry's buffers outlive it.
             let pushed = unsafe { self.ring.submission().push(&entry) };
             if pushed.is_ok() {
-                self.ops += 1;
                 return;
             }
-            // Full: hand the queue to the kernel and retry.
-            if let Err(e) = self.ring.submit() {
-                tracing::error!(error = %e, "io_uring submit failed");
+        }
+        assert!(
+            self.backlog.len() < self.backlog_max,
+            "io_uring backlog over its bound of {} entries",
+            self.backlog_max
+        );
+        self.backlog.push_back(entry);
+    }
+
+    /// Moves backlogged entries into the submission queue, handing the
+    /// queue to the kernel each time it fills, until the backlog is empty
+    /// or the kernel takes no more this turn (a full completion queue).
+    fn drain_backlog(&mut self) {
+        while !self.backlog.is_empty() {
+            {
+                let mut sq = self.ring.submission();
+                while let Some(entry) = self.backlog.front() {
+                    // SAFETY: every backlogged entry was queued by `push`,
+                    // whose caller guaranteed its buffers outlive it.
+                    if unsafe { sq.push(entry) }.is_err() {
+                        break;
+                    }
+                    self.backlog.pop_front();
+                }
+            }
+            if self.backlog.is_empty() {
                 return;
+            }
+            match self.ring.submit() {
+                Ok(n) if n > 0 => {}
+                // The kernel took nothing (EBUSY: completions must be
+                // reaped first); the rest waits for the next turn.
+                Ok(_) => return,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "io_uring submit failed; backlog kept");
+                    return;
+                }
             }
         }
     }
@@ -262,7 +368,7 @@ impl UringLoop {
         let entry =
             opcode::ProvideBuffers::new(addr, BUFFER_BYTES as i32, BUFFER_COUNT, BUFFER_GROUP, 0)
                 .build()
-                .user_data(pack(KIND_PROVIDE, 0, 0));
+                .user_data(Op::Provide.user_data());
         // SAFETY: `buffers` is allocated once, never resized, and not freed
         // while operations are in flight (see `finish`).
         unsafe { self.push(entry) }
@@ -281,7 +387,7 @@ impl UringLoop {
             bid,
         )
         .build()
-        .user_data(pack(KIND_PROVIDE, 0, 0));
+        .user_data(Op::Provide.user_data());
         // SAFETY: as in `provide_all`; the loop has finished reading this
         // buffer before handing it back.
         unsafe { self.push(entry) }
@@ -294,7 +400,7 @@ impl UringLoop {
         let fd = types::Fd(listener.as_raw_fd());
         let entry = opcode::AcceptMulti::new(fd)
             .build()
-            .user_data(pack(KIND_ACCEPT, 0, 0));
+            .user_data(Op::Accept.user_data());
         self.push_plain(entry);
         self.accept_armed = true;
     }
@@ -306,15 +412,18 @@ impl UringLoop {
         if sock.recv_armed || sock.closing.is_some() {
             return;
         }
-        sock.recv_armed = true;
-        sock.cancel_sent = false;
         let fd = types::Fd(sock.stream.as_raw_fd());
         let entry = opcode::RecvMulti::new(fd, BUFFER_GROUP)
             .build()
-            .user_data(pack(KIND_RECV, sock.id.index, sock.id.generation));
+            .user_data(Op::Recv(sock.id).user_data());
         // SAFETY: the kernel receives into the provided buffers, which
         // outlive every operation (see `provide_all`).
         unsafe { self.push(entry) }
+        // Queued (never dropped): the receive will complete.
+        if let Some(Some(sock)) = self.socks.get_mut(index) {
+            sock.recv_armed = true;
+            sock.cancel_sent = false;
+        }
     }
 
     fn cancel_recv(&mut self, index: usize) {
@@ -324,17 +433,20 @@ impl UringLoop {
         if !sock.recv_armed || sock.cancel_sent {
             return;
         }
-        sock.cancel_sent = true;
-        let target = pack(KIND_RECV, sock.id.index, sock.id.generation);
+        let target = Op::Recv(sock.id).user_data();
         let entry = opcode::AsyncCancel::new(target)
             .build()
-            .user_data(pack(KIND_CANCEL, 0, 0));
+            .user_data(Op::Cancel.user_data());
         self.push_plain(entry);
+        if let Some(Some(sock)) = self.socks.get_mut(index) {
+            sock.cancel_sent = true;
+        }
     }
 
     /// Submits everything queued and waits for at least one completion (at
     /// most [`HOUSEKEEPING_INTERVAL`]), or only submits when `busy`.
     fn wait(&mut self, busy: bool) -> Result<(), Error> {
+        self.drain_backlog();
         let result = if busy {
             self.ring.submit()
         } else {
@@ -368,15 +480,15 @@ impl UringLoop {
             if !cqueue::more(flags) {
                 self.ops = self.ops.saturating_sub(1);
             }
-            let (kind, index, generation) = unpack(user_data);
-            match kind {
-                KIND_ACCEPT => self.on_accept(result, flags, worker),
-                KIND_RECV => self.on_recv(index as usize, generation, result, flags, worker),
-                KIND_SEND => self.on_send(index as usize, generation, result, worker),
-                KIND_PROVIDE if result < 0 => {
+            match Op::from_user_data(user_data) {
+                Some(Op::Accept) => self.on_accept(result, flags, worker),
+                Some(Op::Recv(id)) => self.on_recv(id, result, flags, worker),
+                Some(Op::Send(id)) => self.on_send(id, result, worker),
+                Some(Op::Provide) if result < 0 => {
                     tracing::error!(errno = -result, "io_uring could not take receive buffers");
                 }
-                _ => {}
+                Some(Op::Provide | Op::Cancel) => {}
+                None => unreachable!("a completion for user_data {user_data:#x}, never submitted"),
             }
         }
         self.completions = completions;
@@ -424,14 +536,8 @@ impl UringLoop {
             .filter(|s| s.id.generation == generation)
     }
 
-    fn on_recv(
-        &mut self,
-        index: usize,
-        generation: u32,
-        result: i32,
-        flags: u32,
-        worker: &mut Worker,
-    ) {
+    fn on_recv(&mut self, id: ConnId, result: i32, flags: u32, worker: &mut Worker) {
+        let (index, generation) = (id.index as usize, id.generation);
         let more = cqueue::more(flags);
         let bid = cqueue::buffer_select(flags);
         let offset = bid.map(|b| usize::from(b) * BUFFER_BYTES);
@@ -482,8 +588,9 @@ impl UringLoop {
         self.try_release(index, worker);
     }
 
-    fn on_send(&mut self, index: usize, generation: u32, result: i32, worker: &mut Worker) {
-        let Some(sock) = self.sock_of(index, generation) else {
+    fn on_send(&mut self, id: ConnId, result: i32, worker: &mut Worker) {
+        let index = id.index as usize;
+        let Some(sock) = self.sock_of(index, id.generation) else {
             return;
         };
         sock.send_in_flight = false;
@@ -548,16 +655,20 @@ impl UringLoop {
         sock.send_buf.clear();
         sock.send_buf
             .extend_from_slice(output.get(..n).unwrap_or(&[]));
-        sock.send_in_flight = true;
         let fd = types::Fd(sock.stream.as_raw_fd());
         let entry = opcode::Send::new(fd, sock.send_buf.as_ptr(), n as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
-            .user_data(pack(KIND_SEND, id.index, id.generation));
+            .user_data(Op::Send(id).user_data());
         worker.send_blocked(id);
-        // SAFETY: `send_buf` is not touched while `send_in_flight`, and the
+        // SAFETY: `send_buf` is not touched while `send_in_flight` (set
+        // just below, before the loop looks at the socket again), and the
         // socket (with its buffer) is dropped only after this completes.
         unsafe { self.push(entry) }
+        // Queued (never dropped): the send will complete.
+        if let Some(sock) = self.sock_of(index, id.generation) {
+            sock.send_in_flight = true;
+        }
     }
 
     /// Shuts the socket down so its operations complete; the slot is
@@ -605,9 +716,9 @@ impl UringLoop {
 
     fn stop_accepting(&mut self) {
         if self.accept_armed {
-            let entry = opcode::AsyncCancel::new(pack(KIND_ACCEPT, 0, 0))
+            let entry = opcode::AsyncCancel::new(Op::Accept.user_data())
                 .build()
-                .user_data(pack(KIND_CANCEL, 0, 0));
+                .user_data(Op::Cancel.user_data());
             self.push_plain(entry);
             self.accept_armed = false;
         }
@@ -637,5 +748,46 @@ impl UringLoop {
             );
             std::mem::forget(self);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_round_trips_through_user_data() {
+        let id = ConnId {
+            index: SLOTS_MAX as u32,
+            generation: u32::MAX,
+        };
+        let small = ConnId {
+            index: 3,
+            generation: 7,
+        };
+        for op in [
+            Op::Accept,
+            Op::Recv(id),
+            Op::Send(id),
+            Op::Recv(small),
+            Op::Send(small),
+            Op::Cancel,
+            Op::Provide,
+        ] {
+            assert_eq!(Op::from_user_data(op.user_data()), Some(op), "{op:?}");
+        }
+        assert_ne!(Op::Recv(small).user_data(), Op::Send(small).user_data());
+        assert_eq!(Op::from_user_data(0), None);
+        assert_eq!(Op::from_user_data(0xff << 56), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "over 24 bits")]
+    fn a_slot_over_24_bits_is_a_broken_invariant() {
+        let _ = Op::Recv(ConnId {
+            index: SLOTS_MAX as u32 + 1,
+            generation: 0,
+        })
+        .user_data();
     }
 }

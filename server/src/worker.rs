@@ -11,7 +11,9 @@
 //! generation, so an id that outlived its connection (a late completion,
 //! a decision for a closed connection) is recognised and ignored instead of
 //! reaching the slot's next occupant. Routes from engine tickets to
-//! connections live in one hash map sized for the engine's in-flight limit.
+//! connections, and to the request and impression in each
+//! ([`Owner`](crate::conn::Owner)), live in one hash map sized for the
+//! engine's in-flight limit: the only map from tickets in the server.
 //! Connections that wrote output since the loop last looked are queued in
 //! `dirty`, so a loop sends only where there is something to send.
 //!
@@ -22,7 +24,7 @@
 //! policy splits the work into batches of `batch_max`), so load batches
 //! requests naturally and an idle server adds no wait.
 
-use crate::conn::{Connection, Overloaded, Submit};
+use crate::conn::{Connection, Overloaded, Owner, Submit};
 use crate::metrics::Metrics;
 use cx_domain::pipeline::{Request, Ticket};
 use cx_engine::{Engine, EngineCounts, FallbackSource, ModelInfo, ModelSource};
@@ -84,10 +86,12 @@ struct Slot {
     live: Option<Live>,
 }
 
-/// Where a ticket's decision goes, and when it was submitted.
+/// Where a ticket's decision goes (the connection, and the request and
+/// impression in it), and when it was submitted.
 #[derive(Clone, Copy)]
 struct Route {
     conn: ConnId,
+    owner: Owner,
     submitted_raw: u64,
 }
 
@@ -119,11 +123,12 @@ struct Sink<'a> {
 }
 
 impl Submit for Sink<'_> {
-    fn submit(&mut self, request: Request) -> Result<Ticket, Overloaded> {
+    fn submit(&mut self, request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
         match self.engine.submit_request(request) {
             Ok(ticket) => {
                 let route = Route {
                     conn: self.conn,
+                    owner,
                     submitted_raw: self.now_raw,
                 };
                 self.routes.insert(ticket, route);
@@ -317,16 +322,17 @@ impl Worker {
     fn route_decisions(&mut self) {
         let now_raw = self.clock.raw();
         while let Some(decision) = self.engine.poll() {
-            let Some(route) = self.routes.remove(&decision.ticket) else {
-                continue;
-            };
+            let route = self
+                .routes
+                .remove(&decision.ticket)
+                .expect("every ticket is routed when the sink submits it");
             let seconds = self.clock.delta_as_nanos(route.submitted_raw, now_raw) as f64 * 1e-9;
             self.metrics.observe_inference_seconds(seconds);
             let id = route.conn;
             let Some(live) = self.live_mut(id) else {
                 continue;
             };
-            live.conn.on_decision(decision);
+            live.conn.on_decision(route.owner, decision);
             if !live.dirty && !live.conn.output().is_empty() {
                 live.dirty = true;
                 self.dirty.push(id);

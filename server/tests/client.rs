@@ -8,7 +8,7 @@ use cx_domain::pipeline::{Request, Ticket};
 use cx_engine::Engine;
 use cx_features::{DeviceType, RequestContext};
 use cx_server::cli::{execute, Cli, Streams};
-use cx_server::conn::{Connection, Overloaded};
+use cx_server::conn::{Connection, Overloaded, Owner};
 use cx_wire::client::{Client, ClientError, Response, ResponseBody};
 use cx_wire::protocol::{
     self, limits, DecisionResponse, ErrorCode, HelloAck, MessageType, ProtocolError,
@@ -53,6 +53,7 @@ fn engine_server() -> SocketAddr {
 fn serve(mut stream: TcpStream) {
     let mut engine = Engine::builder().seed(7).build().expect("default engine");
     let mut conn = Connection::new();
+    let mut owners: HashMap<Ticket, Owner> = HashMap::new();
     stream
         .set_read_timeout(Some(Duration::from_millis(2)))
         .expect("read timeout");
@@ -62,16 +63,19 @@ fn serve(mut stream: TcpStream) {
             let room = conn.read_capacity().min(buf.len());
             match stream.read(&mut buf[..room]) {
                 Ok(0) => return,
-                Ok(n) => feed(&mut conn, &mut engine, &buf[..n]),
+                Ok(n) => feed(&mut conn, &mut engine, &mut owners, &buf[..n]),
                 Err(e) if is_timeout(&e) => {}
                 Err(_) => return,
             }
         } else {
-            feed(&mut conn, &mut engine, &[]);
+            feed(&mut conn, &mut engine, &mut owners, &[]);
         }
         engine.run_until_decided(NOW_NS);
         for decision in engine.drain() {
-            conn.on_decision(decision);
+            let owner = owners
+                .remove(&decision.ticket)
+                .expect("routed when submitted");
+            conn.on_decision(owner, decision);
         }
         let out = conn.output();
         if !out.is_empty() {
@@ -91,15 +95,23 @@ fn serve(mut stream: TcpStream) {
     }
 }
 
-/// Hands bytes to the connection with the engine as its submission sink.
-fn feed(conn: &mut Connection, engine: &mut Engine, bytes: &[u8]) {
-    let mut sink = |request: Request| -> Result<Ticket, Overloaded> {
+/// Hands bytes to the connection with the engine as its submission sink,
+/// recording each ticket's owner as the server's worker does.
+fn feed(
+    conn: &mut Connection,
+    engine: &mut Engine,
+    owners: &mut HashMap<Ticket, Owner>,
+    bytes: &[u8],
+) {
+    let mut sink = |request: Request, owner: Owner| -> Result<Ticket, Overloaded> {
         let submitted = if request.simulate {
             engine.submit_simulated(request.ctx)
         } else {
             engine.submit(request.ctx)
         };
-        submitted.map_err(|_| Overloaded)
+        let ticket = submitted.map_err(|_| Overloaded)?;
+        owners.insert(ticket, owner);
+        Ok(ticket)
     };
     let taken = conn.on_bytes(bytes, &mut sink);
     assert_eq!(taken, bytes.len(), "reads are bounded by read_capacity");

@@ -5,7 +5,7 @@
 use cx_domain::pipeline::{Decision, Request, Ticket};
 use cx_engine::{Engine, EngineConfig};
 use cx_features::{DeviceType, RequestContext};
-use cx_server::conn::{Connection, Overloaded, Submit, WRITE_BUFFER_MAX};
+use cx_server::conn::{Connection, Overloaded, Owner, Submit, WRITE_BUFFER_MAX};
 use cx_wire::protocol::{
     self, limits, DecisionResponse, Decoded, ErrorCode, Hello, ImpDecision, ImpOutcome,
     MessageType, SkipReason,
@@ -25,6 +25,8 @@ struct Harness {
     decisions: HashMap<Ticket, Decision>,
     /// Tickets in submission order.
     tickets: Vec<Ticket>,
+    /// Whom each ticket's decision belongs to, as the connection said.
+    owners: HashMap<Ticket, Owner>,
     /// Whether the sink hands out the engine's spare contexts (as the
     /// server's does) or new ones.
     recycle: bool,
@@ -34,11 +36,12 @@ struct Harness {
 struct EngineSink<'a> {
     engine: &'a mut Engine,
     tickets: &'a mut Vec<Ticket>,
+    owners: &'a mut HashMap<Ticket, Owner>,
     recycle: bool,
 }
 
 impl Submit for EngineSink<'_> {
-    fn submit(&mut self, request: Request) -> Result<Ticket, Overloaded> {
+    fn submit(&mut self, request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
         let result = if request.simulate {
             self.engine.submit_simulated(request.ctx)
         } else {
@@ -46,6 +49,7 @@ impl Submit for EngineSink<'_> {
         };
         let ticket = result.map_err(|_| Overloaded)?;
         self.tickets.push(ticket);
+        self.owners.insert(ticket, owner);
         Ok(ticket)
     }
 
@@ -69,6 +73,7 @@ impl Harness {
             conn: Connection::new(),
             decisions: HashMap::new(),
             tickets: Vec::new(),
+            owners: HashMap::new(),
             recycle: true,
         }
     }
@@ -83,6 +88,7 @@ impl Harness {
         let mut sink = EngineSink {
             engine: &mut self.engine,
             tickets: &mut self.tickets,
+            owners: &mut self.owners,
             recycle: self.recycle,
         };
         self.conn.on_bytes(bytes, &mut sink)
@@ -93,7 +99,11 @@ impl Harness {
         self.engine.run_until_decided(NOW_NS);
         while let Some(d) = self.engine.poll() {
             self.decisions.insert(d.ticket, d);
-            self.conn.on_decision(d);
+            let owner = self
+                .owners
+                .remove(&d.ticket)
+                .expect("every ticket has an owner");
+            self.conn.on_decision(owner, d);
         }
     }
 
@@ -781,7 +791,7 @@ struct FullSink {
 }
 
 impl Submit for FullSink {
-    fn submit(&mut self, _request: Request) -> Result<Ticket, Overloaded> {
+    fn submit(&mut self, _request: Request, _owner: Owner) -> Result<Ticket, Overloaded> {
         self.submitted += 1;
         Err(Overloaded)
     }

@@ -253,6 +253,51 @@ fn many_connections_pipeline_concurrently() {
     }
 }
 
+/// A ring of 2 submission entries, far fewer than the operations the loop
+/// keeps outstanding (an accept, and a receive and a send per connection):
+/// entries that find the queue full wait in the backlog, and every request
+/// is still answered exactly once.
+#[test]
+fn a_tiny_io_uring_ring_backlogs_entries_and_answers_everything() {
+    const CONNECTIONS: usize = 16;
+    const REQUESTS: usize = 100;
+    if !io_modes().contains(&IoMode::Uring) {
+        return;
+    }
+    let server = start(ServerConfig {
+        uring_entries: 2,
+        ..config(IoMode::Uring)
+    });
+    let addr = server.local_addr();
+    let threads: Vec<_> = (0..CONNECTIONS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr).expect("connects");
+                client
+                    .set_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                let mut sent: Vec<u64> = (0..REQUESTS)
+                    .map(|i| {
+                        let ctx = context((c * REQUESTS + i) as u32);
+                        client.send_context(&ctx, true).expect("queued")
+                    })
+                    .collect();
+                client.flush().expect("flushes");
+                let mut answered: Vec<u64> = (0..REQUESTS)
+                    .map(|_| client.recv().expect("every request is answered").request_id)
+                    .collect();
+                sent.sort_unstable();
+                answered.sort_unstable();
+                assert_eq!(answered, sent, "each request answered exactly once");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a client thread failed");
+    }
+    stop(server);
+}
+
 #[test]
 fn malformed_frames_get_errors_and_fatal_ones_close() {
     let header = |magic: &[u8; 4], version: u8, kind: u8, len: u32, id: u64| {

@@ -23,26 +23,26 @@
 use cx_domain::pipeline::{ChosenOffer, Decision, Request, Ticket, TOP_K_MAX};
 use cx_wire::protocol::limits::{HEADER_BYTES, IN_FLIGHT_MAX};
 use cx_wire::protocol::{decode_frame, decode_message, Decoded};
-use cx_server::conn::{Connection, Overloaded, WRITE_BUFFER_MAX};
+use cx_server::conn::{Connection, Overloaded, Owner, WRITE_BUFFER_MAX};
 use libfuzzer_sys::fuzz_target;
 
 /// The stand-in for the engine: hands out tickets, refusing by a bit mask.
 struct Engine {
     submitted: u64,
     refuse_mask: u8,
-    /// Tickets handed out and not yet decided.
-    waiting: Vec<Ticket>,
+    /// Tickets handed out and not yet decided, with their owners.
+    waiting: Vec<(Ticket, Owner)>,
 }
 
 impl Engine {
-    fn submit(&mut self, _request: Request) -> Result<Ticket, Overloaded> {
+    fn submit(&mut self, _request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
         let k = self.submitted;
         self.submitted += 1;
         if self.refuse_mask & (1 << (k % 8)) != 0 {
             return Err(Overloaded);
         }
         let ticket = Ticket(k);
-        self.waiting.push(ticket);
+        self.waiting.push((ticket, owner));
         Ok(ticket)
     }
 
@@ -53,7 +53,7 @@ impl Engine {
         if reverse {
             tickets.reverse();
         }
-        for ticket in tickets {
+        for (ticket, owner) in tickets {
             let mut decision = Decision::default();
             decision.reset(ticket, false);
             if ticket.0 % 2 == 0 {
@@ -67,7 +67,7 @@ impl Engine {
                 decision.consider(offer, TOP_K_MAX);
             }
             decision.settle();
-            conn.on_decision(decision);
+            conn.on_decision(owner, decision);
         }
     }
 }
@@ -114,7 +114,7 @@ fn check(conn: &Connection, sent: &[u8]) {
 /// Feeds `bytes`, checking that all of it is taken while there is room.
 fn feed(conn: &mut Connection, engine: &mut Engine, sent: &[u8], bytes: &[u8]) {
     let room = conn.read_capacity();
-    let taken = conn.on_bytes(bytes, &mut |r: Request| engine.submit(r));
+    let taken = conn.on_bytes(bytes, &mut |r: Request, o: Owner| engine.submit(r, o));
     assert!(taken <= bytes.len());
     if bytes.len() <= room || conn.is_closing() {
         assert_eq!(taken, bytes.len(), "room for {room}");

@@ -71,10 +71,7 @@ impl Engine {
 
     /// Queues one request for the next tick.
     pub fn submit(&mut self, ctx: RequestContext) -> Result<Ticket> {
-        self.port.submit(Request {
-            ctx,
-            simulate: false,
-        })
+        self.port.submit(Request::from(ctx))
     }
 
     /// Queues one request as given (its `simulate` flag included); the
@@ -87,8 +84,8 @@ impl Engine {
     /// but no frequency cap or budget is spent and no cache entry written.
     pub fn submit_simulated(&mut self, ctx: RequestContext) -> Result<Ticket> {
         self.port.submit(Request {
-            ctx,
             simulate: true,
+            ..Request::from(ctx)
         })
     }
 

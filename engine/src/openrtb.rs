@@ -7,17 +7,22 @@
 //! expected revenue per thousand impressions. It is never below the floor:
 //! an offer whose value or cap is below the floor is not eligible.
 //!
-//! Request rules applied here: an offer whose advertiser domain is in
-//! `badv` is skipped for the next ranked one; an impression whose floor is
-//! not in USD, or a request whose `cur` list excludes USD, gets no bid (the
+//! The request rules live in one function, [`plan_impressions`], which
+//! every path that decides OpenRTB goes through ([`Engine::decide_openrtb`]
+//! behind `cx score`, and the server's connection behind `score_openrtb`),
+//! so both answer a bid request alike: an impression whose floor is not in
+//! USD, or a request whose `cur` list excludes USD, is not decided (the
 //! engine prices in USD); a `test` request is decided in simulation mode,
-//! so it spends no budget or frequency cap.
+//! so it spends no budget or frequency cap; and `badv` goes with every
+//! impression's request, so an offer of a blocked advertiser is not
+//! eligible (`NoBidCause::BlockedAdvertiser`).
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use cx_domain::catalog::Catalog;
-use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, Ticket};
+use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, Request, Ticket};
 use cx_wire::openrtb::{Bid, BidRequest, BidResponse, NoBidReason, SeatBid};
+use cx_wire::protocol::SkipReason;
 use serde_json::json;
 
 /// The currency the engine prices in.
@@ -25,6 +30,41 @@ pub const CURRENCY: &str = "USD";
 
 /// The seat the engine bids as.
 pub const SEAT: &str = "cx";
+
+/// What the request rules do with one impression.
+// Nearly every impression is submitted; boxing the request would cost an
+// allocation per impression for the rare skip's sake.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImpPlan {
+    /// Decide it as this request.
+    Submit(Request),
+    /// Do not decide it, for this reason.
+    Skip(SkipReason),
+}
+
+/// The OpenRTB request rules (see the [module docs](self)): each impression
+/// of `request`, in `imp` order, with its id and what to do with it.
+pub fn plan_impressions(request: &BidRequest) -> Vec<(String, ImpPlan)> {
+    let usd_ok = request.cur.is_empty() || request.cur.iter().any(|c| c == CURRENCY);
+    let simulate = request.is_test();
+    request
+        .impressions()
+        .into_iter()
+        .map(|imp| {
+            let plan = if usd_ok && imp.bid_floor_currency == CURRENCY {
+                ImpPlan::Submit(Request {
+                    ctx: imp.ctx,
+                    simulate,
+                    blocked_domains: request.badv.clone(),
+                })
+            } else {
+                ImpPlan::Skip(SkipReason::Currency)
+            };
+            (imp.imp_id, plan)
+        })
+        .collect()
+}
 
 /// What happened to one impression.
 #[derive(Clone, Debug)]
@@ -58,19 +98,12 @@ impl Engine {
                 self.in_flight()
             )));
         }
-        let usd_ok = request.cur.is_empty() || request.cur.iter().any(|c| c == CURRENCY);
         let mut pending: Vec<(String, Option<Ticket>, Option<&'static str>)> = Vec::new();
-        for imp in request.impressions() {
-            if !usd_ok || imp.bid_floor_currency != CURRENCY {
-                pending.push((imp.imp_id, None, Some("currency")));
-                continue;
+        for (imp_id, plan) in plan_impressions(request) {
+            match plan {
+                ImpPlan::Submit(r) => pending.push((imp_id, Some(self.submit_request(r)?), None)),
+                ImpPlan::Skip(reason) => pending.push((imp_id, None, Some(reason.label()))),
             }
-            let ticket = if request.is_test() {
-                self.submit_simulated(imp.ctx)?
-            } else {
-                self.submit(imp.ctx)?
-            };
-            pending.push((imp.imp_id, Some(ticket), None));
         }
         self.run_until_decided(now_ns);
         let decisions: Vec<Decision> = self.drain().collect();
@@ -90,20 +123,9 @@ impl Engine {
     }
 }
 
-/// The first ranked offer whose advertiser domains are not blocked by `badv`.
-fn first_allowed<'a>(
-    offers: &'a [ChosenOffer],
-    catalog: &Catalog,
-    badv: &[String],
-) -> Option<&'a ChosenOffer> {
-    offers.iter().find(|o| {
-        let domains = catalog.adomain(o.catalog_index as usize);
-        !domains.iter().any(|d| badv.iter().any(|b| b == d))
-    })
-}
-
-/// The BidResponse for `impressions`: a bid per impression with an allowed
-/// offer, or a no-bid with the reason of the first impression.
+/// The BidResponse for `impressions`: a bid per impression with an offer
+/// (its top one; the rules already excluded blocked advertisers), or a
+/// no-bid with the reason of the first impression.
 pub fn build_response(
     request: &BidRequest,
     impressions: &[ImpOutcome],
@@ -112,10 +134,7 @@ pub fn build_response(
     let mut bids = Vec::new();
     let mut reason: Option<(NoBidReason, &'static str)> = None;
     for imp in impressions {
-        let chosen = imp
-            .decision
-            .as_ref()
-            .and_then(|d| first_allowed(d.offers(), catalog, &request.badv));
+        let chosen = imp.decision.as_ref().and_then(|d| d.offers().first());
         if let (Some(offer), Some(d)) = (chosen, imp.decision.as_ref()) {
             bids.push(bid_for(imp, offer, d, catalog));
         } else {
@@ -170,8 +189,6 @@ fn no_bid_reason(
         Some(NoBidCause::DeviceType) => (NoBidReason::UnsupportedDevice, "device_type"),
         Some(NoBidCause::ScoringFailed) => (NoBidReason::TechnicalError, "scoring_failed"),
         Some(cause) => (NoBidReason::UnknownError, cause.label()),
-        // Decided with offers, all blocked by `badv`; or never decided.
-        None if decision.is_some() => (NoBidReason::UnknownError, "blocked_advertiser"),
         None => (NoBidReason::TechnicalError, "not_decided"),
     }
 }

@@ -81,6 +81,7 @@
 //!   `Engine::decide_openrtb` does; only the currency rule skips.
 
 use cx_domain::pipeline::{Decision, Request, Ticket};
+use cx_engine::openrtb::{plan_impressions, ImpPlan};
 use cx_features::RequestContext;
 use cx_wire::openrtb::{self, BidRequest};
 use cx_wire::protocol::{
@@ -520,8 +521,9 @@ impl Connection {
                     let request = Request {
                         ctx,
                         simulate: view.simulate,
+                        blocked_domains: Vec::new(),
                     };
-                    let imps = std::iter::once((String::new(), Some(request)));
+                    let imps = std::iter::once((String::new(), ImpPlan::Submit(request)));
                     self.submit_request(request_id, imps, sink);
                 }
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
@@ -574,8 +576,9 @@ impl Connection {
         }
     }
 
-    /// Parses an OpenRTB document and submits one request per impression
-    /// (none for an impression in another currency).
+    /// Parses an OpenRTB document and submits its impressions as the
+    /// engine's OpenRTB rules plan them ([`cx_engine::openrtb::plan_impressions`],
+    /// the same function `cx score` decides through).
     fn on_openrtb(&mut self, request_id: u64, json: &[u8], simulate: bool, sink: &mut impl Submit) {
         let request: BidRequest = match openrtb::parse_request(json) {
             Ok(r) => r,
@@ -584,53 +587,48 @@ impl Connection {
                 return;
             }
         };
-        let impressions = request.impressions();
-        if impressions.len() > limits::IMPS_MAX {
+        if request.imp.len() > limits::IMPS_MAX {
             let msg = format!(
                 "imp: {} impressions, the limit is {}",
-                impressions.len(),
+                request.imp.len(),
                 limits::IMPS_MAX
             );
             self.error(request_id, ErrorCode::InvalidPayload, &msg);
             return;
         }
-        if let Some((i, imp)) = impressions
+        if let Some((i, imp)) = request
+            .imp
             .iter()
             .enumerate()
-            .find(|(_, imp)| imp.imp_id.len() > limits::IMP_ID_BYTES_MAX)
+            .find(|(_, imp)| imp.id.len() > limits::IMP_ID_BYTES_MAX)
         {
             let msg = format!(
                 "imp[{i}].id: {} bytes, the limit is {}",
-                imp.imp_id.len(),
+                imp.id.len(),
                 limits::IMP_ID_BYTES_MAX
             );
             self.error(request_id, ErrorCode::InvalidPayload, &msg);
             return;
         }
-        let currency = cx_engine::openrtb::CURRENCY;
-        let usd_ok = request.cur.is_empty() || request.cur.iter().any(|c| c == currency);
-        let simulate = simulate || request.is_test();
-        let imps: Vec<(String, Option<Request>)> = impressions
-            .into_iter()
-            .map(|imp| {
-                let request = (usd_ok && imp.bid_floor_currency == currency).then_some(Request {
-                    ctx: imp.ctx,
-                    simulate,
-                });
-                (imp.imp_id, request)
-            })
-            .collect();
+        let mut imps = plan_impressions(&request);
+        if simulate {
+            for (_, plan) in &mut imps {
+                if let ImpPlan::Submit(r) = plan {
+                    r.simulate = true;
+                }
+            }
+        }
         self.submit_request(request_id, imps.into_iter(), sink);
     }
 
-    /// Takes a slot for a score request, submits its impressions (`None`:
-    /// skipped for its currency), and
+    /// Takes a slot for a score request, submits its planned impressions,
+    /// and
     /// answers it at once when nothing is left to wait for. Called only
     /// below the in-flight limit.
     fn submit_request(
         &mut self,
         request_id: u64,
-        imps: impl ExactSizeIterator<Item = (String, Option<Request>)>,
+        imps: impl ExactSizeIterator<Item = (String, ImpPlan)>,
         sink: &mut impl Submit,
     ) {
         let slot = match self.free_slots.pop() {
@@ -652,8 +650,8 @@ impl Connection {
                 seq,
             };
             let state = match request {
-                None => ImpState::Skipped(SkipReason::Currency),
-                Some(request) => match sink.submit(request, owner) {
+                ImpPlan::Skip(reason) => ImpState::Skipped(reason),
+                ImpPlan::Submit(request) => match sink.submit(request, owner) {
                     Ok(ticket) => {
                         waiting += 1;
                         ImpState::Waiting(ticket)

@@ -104,12 +104,7 @@ fn feed(
     bytes: &[u8],
 ) {
     let mut sink = |request: Request, owner: Owner| -> Result<Ticket, Overloaded> {
-        let submitted = if request.simulate {
-            engine.submit_simulated(request.ctx)
-        } else {
-            engine.submit(request.ctx)
-        };
-        let ticket = submitted.map_err(|_| Overloaded)?;
+        let ticket = engine.submit_request(request).map_err(|_| Overloaded)?;
         owners.insert(ticket, owner);
         Ok(ticket)
     };

@@ -42,12 +42,10 @@ struct EngineSink<'a> {
 
 impl Submit for EngineSink<'_> {
     fn submit(&mut self, request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
-        let result = if request.simulate {
-            self.engine.submit_simulated(request.ctx)
-        } else {
-            self.engine.submit(request.ctx)
-        };
-        let ticket = result.map_err(|_| Overloaded)?;
+        let ticket = self
+            .engine
+            .submit_request(request)
+            .map_err(|_| Overloaded)?;
         self.tickets.push(ticket);
         self.owners.insert(ticket, owner);
         Ok(ticket)
@@ -845,4 +843,78 @@ fn a_full_engine_sheds_score_requests_before_decoding_them() {
     }
     assert_eq!((sink.shed, sink.submitted), (3, 0));
     assert_eq!(conn.in_flight(), 0);
+}
+
+/// The OpenRTB rules (currency, `test`, `badv`) are one function that both
+/// `cx score` (`Engine::decide_openrtb`) and the server's connection go
+/// through, so the two answer a bid request with the same decisions: here
+/// the decision frame the connection writes is byte for byte the frame of
+/// `decide_openrtb`'s outcome, for a request whose `badv` blocks the
+/// advertiser that would otherwise win, with a second impression in
+/// another currency.
+#[test]
+fn the_server_and_cx_score_answer_a_bid_request_with_the_same_bytes() {
+    let engine = || Engine::builder().seed(7).build().expect("default engine");
+    let base = serde_json::json!({
+        "id": "same-answer",
+        "imp": [
+            {"id": "1", "banner": {"w": 300, "h": 250}, "bidfloor": 0.5},
+            {"id": "2", "banner": {"w": 300, "h": 250}, "bidfloorcur": "EUR"}
+        ],
+        "site": {"id": "s1", "domain": "news.example", "cat": ["IAB19"]},
+        "device": {"devicetype": 2, "geo": {"country": "USA"}, "os": "Windows"},
+        "user": {"id": "user-9"}
+    });
+    let parse = |v: &serde_json::Value| {
+        cx_wire::openrtb::parse_request(v.to_string().as_bytes()).expect("a valid request")
+    };
+    let unblocked = engine()
+        .decide_openrtb(&parse(&base), NOW_NS)
+        .expect("decides");
+    let winner = unblocked.impressions[0].decision.expect("decided").offers()[0];
+    let mut blocking = base.clone();
+    let winner_domains = engine()
+        .catalog()
+        .adomain(winner.catalog_index as usize)
+        .to_vec();
+    assert!(
+        !winner_domains.is_empty(),
+        "the winner names its advertiser"
+    );
+    blocking["badv"] = serde_json::json!(winner_domains);
+
+    // `cx score`'s path, encoded as the server would send it.
+    let outcome = engine()
+        .decide_openrtb(&parse(&blocking), NOW_NS)
+        .expect("decides");
+    let mut want = Vec::new();
+    let mut writer = protocol::DecisionWriter::new(&mut want, 21);
+    for imp in &outcome.impressions {
+        let imp_outcome = match (&imp.decision, imp.skipped) {
+            (Some(d), _) => ImpOutcome::Decided(d),
+            (None, Some(label)) => ImpOutcome::Skipped(SkipReason::from_label(label).unwrap()),
+            (None, None) => ImpOutcome::Skipped(SkipReason::NotDecided),
+        };
+        writer.push(&imp.imp_id, imp_outcome).expect("encodes");
+    }
+    writer.finish().expect("encodes");
+
+    // The server's path: the same JSON over `score_openrtb`.
+    let mut h = Harness::with_engine(engine());
+    let mut bytes = Vec::new();
+    protocol::encode_score_openrtb(&mut bytes, 21, blocking.to_string().as_bytes(), false)
+        .expect("encodes");
+    h.feed(&bytes);
+    h.pump();
+    let got = h.conn.output().to_vec();
+    assert_eq!(got, want, "the same decision frame, byte for byte");
+
+    // And `badv` did act: the blocked advertiser's offer is gone.
+    let decided = outcome.impressions[0].decision.expect("decided");
+    assert!(decided
+        .offers()
+        .iter()
+        .all(|o| o.offer_id != winner.offer_id));
+    assert!(decided.excluded[cx_domain::pipeline::NoBidCause::BlockedAdvertiser.index()] >= 1);
+    assert_eq!(outcome.impressions[1].skipped, Some("currency"));
 }

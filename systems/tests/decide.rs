@@ -74,6 +74,7 @@ fn click_only() -> DecideConfig {
 /// Everything `decide` reads, owned.
 struct Fixture {
     ctx: RequestContext,
+    blocked: Vec<String>,
     probabilities: Vec<f32>,
     source: ScoreSource,
     columns: Vec<Option<u32>>,
@@ -96,6 +97,7 @@ impl Fixture {
             .collect();
         Self {
             ctx: ctx(),
+            blocked: Vec::new(),
             columns: (0..catalog.len() as u32).map(Some).collect(),
             probabilities,
             source: ScoreSource::Model,
@@ -113,6 +115,7 @@ impl Fixture {
     fn inputs(&self) -> DecideInputs<'_, FrequencyStore, BudgetLedger> {
         DecideInputs {
             ctx: &self.ctx,
+            blocked_domains: &self.blocked,
             probabilities: &self.probabilities,
             source: self.source,
             columns: &self.columns,
@@ -988,4 +991,25 @@ fn exploration_draws_vary_with_seed_ticket_and_offer() {
         exploration_draw(1, Ticket(2), 3),
         exploration_draw(2, Ticket(1), 3)
     );
+}
+
+#[test]
+fn a_blocked_advertiser_is_not_eligible_and_the_next_offer_wins() {
+    let mut blocked_offer = offer(1);
+    blocked_offer.adomain = vec!["shop.example".into(), "other.example".into()];
+    let mut kept = offer(2);
+    kept.adomain = vec!["fine.example".into()];
+    let mut f = Fixture::new(vec![blocked_offer, kept], vec![0.9, 0.2]);
+    assert_eq!(ids(&f.decide())[0], 1, "unblocked, the better offer wins");
+    f.blocked = vec!["other.example".into()];
+    let d = f.decide();
+    assert_eq!(ids(&d), [2], "the blocked advertiser's offer is out");
+    assert_eq!(excluded(&d, NoBidCause::BlockedAdvertiser), 1);
+    f.blocked = vec!["fine.example".into(), "shop.example".into()];
+    let d = f.decide();
+    assert!(d.offers().is_empty());
+    assert_eq!(d.no_bid, Some(NoBidCause::BlockedAdvertiser));
+    // Domains match exactly: a suffix or another case is not blocked.
+    f.blocked = vec!["example".into(), "SHOP.EXAMPLE".into()];
+    assert_eq!(ids(&f.decide())[0], 1);
 }

@@ -124,25 +124,52 @@ impl Objective {
     }
 }
 
-/// Where a request's click probabilities came from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+/// Where a request's click probabilities came from. The discriminant is
+/// the wire code (`docs/PROTOCOL.md`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    strum::VariantArray,
+    strum::FromRepr,
+)]
+#[repr(u8)]
 pub enum ScoreSource {
     /// Not scored yet.
     #[default]
-    None,
+    None = 0,
     /// The decision cache (an earlier model output for the same features).
-    Cache,
+    Cache = 1,
     /// The spiking network, this tick.
-    Model,
+    Model = 2,
     /// The fallback scorer (the logistic baseline), because the model's
     /// output was invalid or inference failed.
-    Fallback,
+    Fallback = 3,
     /// Nothing usable: inference failed and no fallback scorer was available.
-    Failed,
+    Failed = 4,
 }
 
-/// Why an offer was not chosen, or why a request got no offer at all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+/// Why an offer was not chosen, or why a request got no offer at all. The
+/// order is the index order of per-cause counters (new causes go last, so
+/// wire codes stay stable).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    strum::EnumCount,
+    strum::VariantArray,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum NoBidCause {
     /// The catalog has no offers.
     NoOffers,
@@ -164,25 +191,20 @@ pub enum NoBidCause {
     BudgetExhausted,
     /// The offer's value is below the request's bid floor.
     BelowFloor,
+    /// The request blocks the offer's advertiser domain (OpenRTB `badv`).
+    BlockedAdvertiser,
 }
 
 impl NoBidCause {
     /// Number of causes.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = <Self as strum::EnumCount>::COUNT;
 
     /// Every cause, in index order.
-    pub const ALL: [NoBidCause; Self::COUNT] = [
-        Self::NoOffers,
-        Self::NotScored,
-        Self::ScoringFailed,
-        Self::DeviceType,
-        Self::Country,
-        Self::PlacementSize,
-        Self::Channel,
-        Self::FrequencyCapped,
-        Self::BudgetExhausted,
-        Self::BelowFloor,
-    ];
+    pub const ALL: [NoBidCause; Self::COUNT] =
+        match <Self as strum::VariantArray>::VARIANTS.first_chunk() {
+            Some(all) => *all,
+            None => panic!("VARIANTS holds every cause"),
+        };
 
     /// Index into per-cause counters.
     pub fn index(self) -> usize {
@@ -191,18 +213,7 @@ impl NoBidCause {
 
     /// snake_case label.
     pub fn label(self) -> &'static str {
-        match self {
-            Self::NoOffers => "no_offers",
-            Self::NotScored => "not_scored",
-            Self::ScoringFailed => "scoring_failed",
-            Self::DeviceType => "device_type",
-            Self::Country => "country",
-            Self::PlacementSize => "placement_size",
-            Self::Channel => "channel",
-            Self::FrequencyCapped => "frequency_capped",
-            Self::BudgetExhausted => "budget_exhausted",
-            Self::BelowFloor => "below_floor",
-        }
+        self.into()
     }
 }
 

@@ -19,6 +19,8 @@ use cx_features::RequestContext;
 pub struct DecideInputs<'a, F, B> {
     /// The request.
     pub ctx: &'a RequestContext,
+    /// Advertiser domains the request blocks (OpenRTB `badv`).
+    pub blocked_domains: &'a [String],
     /// Calibrated click probability per model output column.
     pub probabilities: &'a [f32],
     /// Where the probabilities came from; [`ScoreSource::Failed`] (or
@@ -71,7 +73,8 @@ pub fn decide<F: FrequencyCaps, B: Budgets>(inputs: &DecideInputs<'_, F, B>, out
 }
 
 /// One offer through the rules, in order: model column, eligibility,
-/// frequency cap, floor, budget; then its score and explanation.
+/// blocked advertiser, frequency cap, floor, budget; then its score and
+/// explanation.
 fn consider_offer<F: FrequencyCaps, B: Budgets>(
     inputs: &DecideInputs<'_, F, B>,
     keys: &RequestKeys<'_>,
@@ -87,6 +90,9 @@ fn consider_offer<F: FrequencyCaps, B: Budgets>(
     catalog
         .check_eligibility(i, inputs.ctx)
         .map_err(ineligible_cause)?;
+    if blocks_advertiser(inputs.blocked_domains, catalog.adomain(i)) {
+        return Err(NoBidCause::BlockedAdvertiser);
+    }
     let seen = impressions_seen(inputs, keys.user.as_ref(), i);
     if let Some(cap) = catalog.frequency_cap(i) {
         if inputs.user_hash != 0 && seen >= cap.impressions {
@@ -211,6 +217,12 @@ fn score_offer<F: FrequencyCaps, B: Budgets>(
         factors,
         objectives,
     }
+}
+
+/// Whether any of an offer's advertiser domains is blocked. Exact,
+/// case-sensitive matches, as OpenRTB's `badv` lists domains.
+fn blocks_advertiser(blocked: &[String], adomain: &[String]) -> bool {
+    !blocked.is_empty() && adomain.iter().any(|d| blocked.contains(d))
 }
 
 fn flag(on: bool, bonus: f32) -> f32 {

@@ -47,6 +47,7 @@ pub fn decide(
         item.decision.reset(*item.ticket, item.request.simulate);
         let inputs = DecideInputs {
             ctx: &item.request.ctx,
+            blocked_domains: &item.request.blocked_domains,
             probabilities: &item.scores.probability,
             source: item.scores.source,
             columns: &scoring.columns,

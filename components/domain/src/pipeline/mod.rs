@@ -112,9 +112,9 @@ pub enum Phase {
     Awaiting(Stage),
 }
 
-/// What a host submits: one request context, and whether to decide in
+/// What a host submits: one request context, whether to decide in
 /// simulation mode (the same decision, but no caps or budgets spent and no
-/// cache entry written).
+/// cache entry written), and the advertisers the request blocks.
 #[derive(Component, Clone, Debug, Default, PartialEq)]
 pub struct Request {
     /// The request as the feature schema reads it. A `timestamp` of 0 is
@@ -122,14 +122,19 @@ pub struct Request {
     pub ctx: RequestContext,
     /// Decide without changing any state.
     pub simulate: bool,
+    /// Advertiser domains the request blocks (OpenRTB `badv`): an offer
+    /// with any of them among its `adomain` is not eligible
+    /// ([`NoBidCause::BlockedAdvertiser`]). Empty for most requests, so
+    /// it costs nothing then.
+    pub blocked_domains: Vec<String>,
 }
 
 impl From<RequestContext> for Request {
-    /// A request to decide for real (not simulated).
+    /// A request to decide for real (not simulated), blocking nothing.
     fn from(ctx: RequestContext) -> Self {
         Self {
             ctx,
-            simulate: false,
+            ..Self::default()
         }
     }
 }

@@ -7,7 +7,20 @@ use std::fmt;
 
 /// The kind of a frame: byte 5 of the header. A value not listed here is
 /// refused by [`super::decode_frame`] ([`super::ProtocolError::UnknownMessageType`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The discriminant is the wire code; the label is the snake_case name.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::VariantArray,
+    strum::EnumCount,
+    strum::FromRepr,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
 #[repr(u8)]
 pub enum MessageType {
     /// Client to server: the versions the client speaks.
@@ -21,6 +34,7 @@ pub enum MessageType {
     /// Client to server: score one request given as a binary request context.
     ScoreContext = 0x10,
     /// Client to server: score an OpenRTB bid request given as JSON.
+    #[strum(serialize = "score_openrtb")]
     ScoreOpenRtb = 0x11,
     /// Server to client: the decision for a score request.
     Decision = 0x20,
@@ -29,17 +43,15 @@ pub enum MessageType {
 }
 
 impl MessageType {
+    /// Number of message types.
+    pub const COUNT: usize = <Self as strum::EnumCount>::COUNT;
+
     /// Every message type, in code order.
-    pub const ALL: [MessageType; 8] = [
-        Self::Hello,
-        Self::HelloAck,
-        Self::Ping,
-        Self::Pong,
-        Self::ScoreContext,
-        Self::ScoreOpenRtb,
-        Self::Decision,
-        Self::Error,
-    ];
+    pub const ALL: [MessageType; Self::COUNT] =
+        match <Self as strum::VariantArray>::VARIANTS.first_chunk() {
+            Some(all) => *all,
+            None => panic!("VARIANTS holds every type"),
+        };
 
     /// The wire code.
     pub fn code(self) -> u8 {
@@ -48,21 +60,12 @@ impl MessageType {
 
     /// The type for a wire code, or `None` for an unknown code.
     pub fn from_code(code: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.code() == code)
+        Self::from_repr(code)
     }
 
     /// snake_case label, as in `docs/PROTOCOL.md`.
     pub fn label(self) -> &'static str {
-        match self {
-            Self::Hello => "hello",
-            Self::HelloAck => "hello_ack",
-            Self::Ping => "ping",
-            Self::Pong => "pong",
-            Self::ScoreContext => "score_context",
-            Self::ScoreOpenRtb => "score_openrtb",
-            Self::Decision => "decision",
-            Self::Error => "error",
-        }
+        self.into()
     }
 
     /// Whether clients send this type (servers send the others).
@@ -82,8 +85,21 @@ impl fmt::Display for MessageType {
 
 /// The code of an `error` frame: why a request, or the connection, failed.
 /// The table in `docs/PROTOCOL.md` says when each is sent and whether the
-/// server closes the connection after it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// server closes the connection after it. The discriminant is the wire
+/// code; the label is the snake_case name.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::VariantArray,
+    strum::EnumCount,
+    strum::FromRepr,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
 #[repr(u16)]
 pub enum ErrorCode {
     /// The frame header is wrong: bad magic (fatal), or a non-zero flags or
@@ -111,19 +127,15 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Number of codes.
+    pub const COUNT: usize = <Self as strum::EnumCount>::COUNT;
+
     /// Every code, in code order.
-    pub const ALL: [ErrorCode; 10] = [
-        Self::MalformedFrame,
-        Self::UnsupportedVersion,
-        Self::UnknownMessageType,
-        Self::FrameTooLarge,
-        Self::InvalidPayload,
-        Self::Overloaded,
-        Self::TooManyInFlight,
-        Self::ShuttingDown,
-        Self::Timeout,
-        Self::Internal,
-    ];
+    pub const ALL: [ErrorCode; Self::COUNT] =
+        match <Self as strum::VariantArray>::VARIANTS.first_chunk() {
+            Some(all) => *all,
+            None => panic!("VARIANTS holds every code"),
+        };
 
     /// The wire code.
     pub fn code(self) -> u16 {
@@ -132,23 +144,12 @@ impl ErrorCode {
 
     /// The error code for a wire code, or `None` for an unknown code.
     pub fn from_code(code: u16) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.code() == code)
+        Self::from_repr(code)
     }
 
     /// snake_case label, as in `docs/PROTOCOL.md`.
     pub fn label(self) -> &'static str {
-        match self {
-            Self::MalformedFrame => "malformed_frame",
-            Self::UnsupportedVersion => "unsupported_version",
-            Self::UnknownMessageType => "unknown_message_type",
-            Self::FrameTooLarge => "frame_too_large",
-            Self::InvalidPayload => "invalid_payload",
-            Self::Overloaded => "overloaded",
-            Self::TooManyInFlight => "too_many_in_flight",
-            Self::ShuttingDown => "shutting_down",
-            Self::Timeout => "timeout",
-            Self::Internal => "internal",
-        }
+        self.into()
     }
 
     /// Whether a client may send the same request again later and expect
@@ -168,8 +169,22 @@ impl fmt::Display for ErrorCode {
 }
 
 /// Why an impression of a decision was not decided at all (as opposed to
-/// decided with no offer, which a [`NoBidCause`] explains).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// decided with no offer, which a [`NoBidCause`] explains). The
+/// discriminant is the wire code (never 0: 0 means "not skipped").
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::VariantArray,
+    strum::EnumCount,
+    strum::FromRepr,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case")]
 #[repr(u8)]
 pub enum SkipReason {
     /// The impression's floor currency, or the request's `cur` list, is not
@@ -182,8 +197,15 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// Number of reasons.
+    pub const COUNT: usize = <Self as strum::EnumCount>::COUNT;
+
     /// Every reason, in code order.
-    pub const ALL: [SkipReason; 3] = [Self::Currency, Self::UnsupportedKind, Self::NotDecided];
+    pub const ALL: [SkipReason; Self::COUNT] =
+        match <Self as strum::VariantArray>::VARIANTS.first_chunk() {
+            Some(all) => *all,
+            None => panic!("VARIANTS holds every reason"),
+        };
 
     /// The wire code (never 0: 0 means "not skipped").
     pub fn code(self) -> u8 {
@@ -192,21 +214,17 @@ impl SkipReason {
 
     /// The reason for a wire code, or `None` for 0 or an unknown code.
     pub fn from_code(code: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.code() == code)
+        Self::from_repr(code)
     }
 
     /// snake_case label (`currency`, as the engine's OpenRTB outcome names it).
     pub fn label(self) -> &'static str {
-        match self {
-            Self::Currency => "currency",
-            Self::UnsupportedKind => "unsupported_kind",
-            Self::NotDecided => "not_decided",
-        }
+        self.into()
     }
 
     /// The reason for a label, or `None` for an unknown one.
     pub fn from_label(label: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.label() == label)
+        label.parse().ok()
     }
 }
 
@@ -219,7 +237,7 @@ impl fmt::Display for SkipReason {
 /// The wire code of a no-offer cause: [`NoBidCause::index`] + 1 (0 on the
 /// wire means "offers were chosen").
 pub fn no_bid_code(cause: NoBidCause) -> u8 {
-    // `index` is below `NoBidCause::COUNT` (10), so this cannot truncate.
+    // `index` is below `NoBidCause::COUNT` (11), so this cannot truncate.
     cause.index() as u8 + 1
 }
 
@@ -231,28 +249,16 @@ pub fn no_bid_from_code(code: u8) -> Option<NoBidCause> {
 }
 
 /// Every score source, in wire-code order (`none` = 0 ... `failed` = 4).
-pub const SCORE_SOURCES: [ScoreSource; 5] = [
-    ScoreSource::None,
-    ScoreSource::Cache,
-    ScoreSource::Model,
-    ScoreSource::Fallback,
-    ScoreSource::Failed,
-];
+pub const SCORE_SOURCES: &[ScoreSource] = <ScoreSource as strum::VariantArray>::VARIANTS;
 
-/// The wire code of a score source: its index in [`SCORE_SOURCES`].
+/// The wire code of a score source (its discriminant).
 pub fn score_source_code(source: ScoreSource) -> u8 {
-    match source {
-        ScoreSource::None => 0,
-        ScoreSource::Cache => 1,
-        ScoreSource::Model => 2,
-        ScoreSource::Fallback => 3,
-        ScoreSource::Failed => 4,
-    }
+    source as u8
 }
 
 /// The score source for a wire code, or `None` for an unknown code.
 pub fn score_source_from_code(code: u8) -> Option<ScoreSource> {
-    SCORE_SOURCES.get(usize::from(code)).copied()
+    ScoreSource::from_repr(code)
 }
 
 /// The wire code of an operating system: its one-hot slot ([`Os::slot`]:
@@ -300,8 +306,8 @@ mod tests {
             assert_eq!(no_bid_from_code(no_bid_code(cause)), Some(cause));
         }
         assert_eq!(no_bid_from_code(0), None);
-        assert_eq!(no_bid_from_code(11), None);
-        for s in SCORE_SOURCES {
+        assert_eq!(no_bid_from_code(12), None);
+        for &s in SCORE_SOURCES {
             assert_eq!(score_source_from_code(score_source_code(s)), Some(s));
         }
         assert_eq!(score_source_from_code(5), None);
@@ -309,5 +315,63 @@ mod tests {
             assert_eq!(usize::from(os_code(os_from_code(slot as u8))), slot);
         }
         assert_eq!(os_from_code(6), Os::Other);
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_the_names_in_the_protocol_docs() {
+        let types: Vec<&str> = MessageType::ALL.iter().map(|t| t.label()).collect();
+        assert_eq!(
+            types,
+            [
+                "hello",
+                "hello_ack",
+                "ping",
+                "pong",
+                "score_context",
+                "score_openrtb",
+                "decision",
+                "error"
+            ]
+        );
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.label()).collect();
+        assert_eq!(
+            codes,
+            [
+                "malformed_frame",
+                "unsupported_version",
+                "unknown_message_type",
+                "frame_too_large",
+                "invalid_payload",
+                "overloaded",
+                "too_many_in_flight",
+                "shutting_down",
+                "timeout",
+                "internal"
+            ]
+        );
+        let reasons: Vec<&str> = SkipReason::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(reasons, ["currency", "unsupported_kind", "not_decided"]);
+        let causes: Vec<&str> = NoBidCause::ALL.iter().map(|c| c.label()).collect();
+        assert_eq!(
+            causes,
+            [
+                "no_offers",
+                "not_scored",
+                "scoring_failed",
+                "device_type",
+                "country",
+                "placement_size",
+                "channel",
+                "frequency_capped",
+                "budget_exhausted",
+                "below_floor",
+                "blocked_advertiser"
+            ]
+        );
     }
 }

@@ -17,7 +17,7 @@ use cx_domain::catalog::Catalog;
 use cx_domain::pipeline::{Decision, Request, Ticket};
 use cx_domain::store::{CacheBackend, ScoreCache};
 use cx_features::RequestContext;
-use cx_systems::resources::{Counters, Schema, TickClock};
+use cx_systems::resources::{BatchTimes, Counters, Schema, TickClock};
 use cx_systems::StagedModel;
 use hdrhistogram::Histogram;
 
@@ -179,6 +179,13 @@ impl Engine {
             cache_hits: cache.hits,
             cache_misses: cache.misses,
         }
+    }
+
+    /// Hands the wall time of every inference batch since the last call to
+    /// `f`, in ns, oldest first (for a metrics exporter; the stats'
+    /// `inference_batch` latency keeps them all).
+    pub fn take_batch_times(&mut self, f: impl FnMut(u64)) {
+        self.world.resource_mut::<BatchTimes>().take(f);
     }
 
     /// Counters and latency percentiles per stage.

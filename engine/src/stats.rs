@@ -97,7 +97,8 @@ pub struct EngineStats {
     pub frequency_evictions: u64,
     /// The backend chain.
     pub backends: Vec<BackendCounters>,
-    /// Per-request latency of each stage, then the whole tick.
+    /// Per-request latency of each stage and in total, then per inference
+    /// batch (`inference_batch`), then per tick (`tick`).
     pub latency: Vec<StageLatency>,
 }
 
@@ -122,6 +123,8 @@ impl EngineStats {
             .named()
             .map(|(stage, h)| StageLatency::of(stage, h))
             .collect();
+        let batches = &world.resource::<Latencies>().inference_batch;
+        latency.push(StageLatency::of("inference_batch", batches));
         latency.push(StageLatency::of("tick", tick_ns));
         let (submitted, overloaded) = port.counts();
         Self {

@@ -4,9 +4,10 @@
 //! commands live here so that they can be tested without a process:
 //!
 //! - [`cli`]: the clap argument definitions and the commands: `model inspect`,
-//!   `model run`, `synth`, `train`, `eval` and `score`.
-//! - [`client`]: a blocking, pipelined client of the wire protocol over
-//!   one TCP connection (the library behind `cx client`).
+//!   `model run`, `synth`, `train`, `eval`, `score`, `serve`, `client` and
+//!   `bench`.
+//! - [`client`]: `cx_wire::client`, re-exported: the blocking, pipelined
+//!   client of the wire protocol behind `cx client`.
 //! - [`conn`]: one TCP connection's protocol state machine (frames in,
 //!   engine submissions, decisions in, response bytes out), without sockets,
 //!   for the event loops to drive.
@@ -14,8 +15,9 @@
 //!   flags).
 //! - [`epoll`]: the epoll event loop (the fallback).
 //! - [`error`]: [`Error`], the crate's single error type.
-//! - [`metrics`]: the Prometheus metrics ([`metrics::Metrics`]) and the
-//!   admin HTTP endpoint serving `/metrics` and `/healthz`.
+//! - [`metrics`]: the Prometheus metrics ([`metrics::Metrics`]), and in
+//!   [`metrics::admin`] the admin HTTP endpoint serving `/metrics` and
+//!   `/healthz`.
 //! - [`serve`]: the server: listeners, worker threads, shutdown and reload.
 //! - [`uring`]: the io_uring event loop.
 //! - [`worker`]: one worker thread's engine and connections, shared by both

@@ -309,6 +309,9 @@ impl Worker {
             return 0;
         }
         self.engine.run_until_decided(now_unix_ns);
+        let metrics = &self.metrics;
+        self.engine
+            .take_batch_times(|ns| metrics.observe_inference_seconds(ns as f64 * 1e-9));
         self.route_decisions();
         let before = self.counts.decided;
         self.publish_engine_counts();
@@ -327,7 +330,7 @@ impl Worker {
                 .remove(&decision.ticket)
                 .expect("every ticket is routed when the sink submits it");
             let seconds = self.clock.delta_as_nanos(route.submitted_raw, now_raw) as f64 * 1e-9;
-            self.metrics.observe_inference_seconds(seconds);
+            self.metrics.observe_decision_seconds(seconds);
             let id = route.conn;
             let Some(live) = self.live_mut(id) else {
                 continue;

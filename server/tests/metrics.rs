@@ -52,6 +52,7 @@ fn every_metric_is_rendered_with_its_type() {
     let text = Metrics::new().render();
     let families = [
         ("ml_inference_duration_seconds", "histogram"),
+        ("cx_decision_duration_seconds", "histogram"),
         ("ml_predictions", "counter"),
         ("ml_cache_hits", "counter"),
         ("ml_cache_misses", "counter"),
@@ -78,6 +79,7 @@ fn every_metric_is_rendered_with_its_type() {
         );
     }
     assert!(text.contains("# UNIT ml_inference_duration_seconds seconds\n"));
+    assert!(text.contains("# UNIT cx_decision_duration_seconds seconds\n"));
     // The exposed sample names, exactly as the seed design lists them.
     for series in [
         "ml_predictions_total",
@@ -85,6 +87,7 @@ fn every_metric_is_rendered_with_its_type() {
         "ml_cache_misses_total",
         "ml_inference_duration_seconds_count",
         "ml_inference_duration_seconds_sum",
+        "cx_decision_duration_seconds_count",
         "cx_connections_active",
         "cx_connections_total",
         "cx_connections_refused_total",

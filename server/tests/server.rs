@@ -687,8 +687,15 @@ fn metrics_and_health_are_served() {
         assert_eq!(sample(&text, "ml_predictions_total"), 6.0, "{io:?}");
         assert!(sample(&text, "ml_cache_hits_total") >= 1.0, "{io:?}");
         assert!(sample(&text, "ml_cache_misses_total") >= 1.0, "{io:?}");
+        // One inference batch per round trip that missed the cache; one
+        // decision time per request.
         assert_eq!(
             sample(&text, "ml_inference_duration_seconds_count"),
+            5.0,
+            "{io:?}"
+        );
+        assert_eq!(
+            sample(&text, "cx_decision_duration_seconds_count"),
             6.0,
             "{io:?}"
         );

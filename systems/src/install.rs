@@ -7,8 +7,8 @@
 use crate::config::{BatchPolicy, DecideConfig};
 use crate::error::{Error, Result};
 use crate::resources::{
-    Counters, Egress, Ingress, Latencies, RequestQueues, Schema, Scoring, Seed, ServingModel,
-    SpareContexts, Submission, TickClock, WallClock,
+    BatchTimes, Counters, Egress, Ingress, Latencies, RequestQueues, Schema, Scoring, Seed,
+    ServingModel, SpareContexts, Submission, TickClock, WallClock,
 };
 use bevy_ecs::prelude::*;
 use crossbeam::queue::ArrayQueue;
@@ -152,6 +152,7 @@ pub fn install(
     world.insert_resource(parts.catalog);
     world.insert_resource(Counters::default());
     world.insert_resource(Latencies::new());
+    world.insert_resource(BatchTimes::new());
     crate::systems::add_systems(schedule);
     Ok(handles)
 }

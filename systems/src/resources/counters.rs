@@ -62,6 +62,9 @@ pub struct Latencies {
     pub stages: [Histogram<u64>; Stage::COUNT],
     /// From `submit` to the end of the respond run that emitted it.
     pub total: Histogram<u64>,
+    /// Per inference batch (not per request): the backend chain's wall
+    /// time on it, from gathering its rows to its readout.
+    pub inference_batch: Histogram<u64>,
 }
 
 impl Latencies {
@@ -71,6 +74,7 @@ impl Latencies {
             queue: new_histogram(),
             stages: std::array::from_fn(|_| new_histogram()),
             total: new_histogram(),
+            inference_batch: new_histogram(),
         }
     }
 
@@ -88,6 +92,51 @@ impl Latencies {
 }
 
 impl Default for Latencies {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The wall time of each inference batch since an exporter last took them
+/// ([`BatchTimes::take`]), ns, in order; bounded, so an engine nobody reads
+/// from keeps the first [`BATCH_TIMES_MAX`] and counts the rest as dropped
+/// (the [`Latencies::inference_batch`] histogram keeps them all).
+#[derive(Resource, Debug)]
+pub struct BatchTimes {
+    ns: Vec<u64>,
+    /// Batches not kept since the last take, for lack of room.
+    pub dropped: u64,
+}
+
+/// Most batch times [`BatchTimes`] holds between two takes.
+pub const BATCH_TIMES_MAX: usize = 4096;
+
+impl BatchTimes {
+    /// Empty, with room for [`BATCH_TIMES_MAX`].
+    pub fn new() -> Self {
+        Self {
+            ns: Vec::with_capacity(BATCH_TIMES_MAX),
+            dropped: 0,
+        }
+    }
+
+    /// Records one batch's wall time.
+    pub fn push(&mut self, ns: u64) {
+        if self.ns.len() < BATCH_TIMES_MAX {
+            self.ns.push(ns);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// Hands every recorded time to `f`, oldest first, and forgets them.
+    pub fn take(&mut self, mut f: impl FnMut(u64)) {
+        self.ns.drain(..).for_each(&mut f);
+        self.dropped = 0;
+    }
+}
+
+impl Default for BatchTimes {
     fn default() -> Self {
         Self::new()
     }

@@ -16,7 +16,9 @@ pub mod counters;
 pub mod queues;
 pub mod scoring;
 
-pub use counters::{new_histogram, Counters, Latencies, LATENCY_NS_MAX};
+pub use counters::{
+    new_histogram, BatchTimes, Counters, Latencies, BATCH_TIMES_MAX, LATENCY_NS_MAX,
+};
 pub use queues::{Egress, Ingress, QueuedRequest, RequestQueues, SpareContexts, Submission};
 pub use scoring::{offer_columns, FallbackScorer, Scoring, ServingModel, FEATURE_NORM_KEY};
 

@@ -3,11 +3,21 @@
 use super::params::{assert_awaiting, Clocks, POOLED};
 use crate::config::BatchPolicy;
 use crate::logic;
-use crate::resources::{Counters, Ingress, RequestQueues, Scoring};
+use crate::resources::counters::record;
+use crate::resources::{BatchTimes, Counters, Ingress, Latencies, RequestQueues, Scoring};
 use bevy_ecs::prelude::*;
 use bevy_ecs::query::QueryData;
+use bevy_ecs::system::SystemParam;
 use cx_backends::SparseRows;
 use cx_domain::pipeline::{FeatureRow, Phase, ScoreSource, Scores, Stage, StageTimes};
+
+/// What the infer system counts: outcomes, and each batch's wall time.
+#[derive(SystemParam)]
+pub struct BatchTally<'w> {
+    counters: ResMut<'w, Counters>,
+    latencies: ResMut<'w, Latencies>,
+    times: ResMut<'w, BatchTimes>,
+}
 
 /// What the infer system reads and writes.
 #[derive(QueryData)]
@@ -29,7 +39,7 @@ pub fn infer(
     ingress: Res<Ingress>,
     mut scoring: ResMut<Scoring>,
     mut queues: ResMut<RequestQueues>,
-    mut counters: ResMut<Counters>,
+    mut tally: BatchTally,
     mut query: Query<InferItem>,
 ) {
     let mut pending = queues.take(Stage::Infer);
@@ -51,10 +61,10 @@ pub fn infer(
         item.times.stamp(Stage::Infer, start_raw);
         scoring.batch.push(queued);
         if scoring.batch.len() == scoring.batch_max {
-            run_batch(&mut scoring, &mut query, &mut queues, now_ns, &mut counters);
+            run_batch(&mut scoring, &mut query, &mut queues, &clocks, &mut tally);
         }
     }
-    run_batch(&mut scoring, &mut query, &mut queues, now_ns, &mut counters);
+    run_batch(&mut scoring, &mut query, &mut queues, &clocks, &mut tally);
     queues.restore(Stage::Infer, pending);
 }
 
@@ -66,12 +76,14 @@ fn run_batch(
     scoring: &mut Scoring,
     query: &mut Query<InferItem>,
     queues: &mut RequestQueues,
-    now_ns: u64,
-    counters: &mut Counters,
+    clocks: &Clocks,
+    tally: &mut BatchTally,
 ) {
     if scoring.batch.is_empty() {
         return;
     }
+    let (now_ns, started_raw) = (clocks.now_ns(), clocks.raw());
+    let counters = &mut tally.counters;
     let Scoring {
         serving,
         dispatcher,
@@ -106,6 +118,9 @@ fn run_batch(
     };
     counters.batches += 1;
     let served = dispatcher.infer_sparse(&rows, readout, now_ns).is_ok();
+    let batch_ns = clocks.wall().delta_as_nanos(started_raw, clocks.raw());
+    record(&mut tally.latencies.inference_batch, batch_ns);
+    tally.times.push(batch_ns);
     if served {
         counters.inferred_rows += batch.len() as u64;
     } else {

@@ -1,36 +1,8 @@
-//! The server's Prometheus metrics and the admin HTTP endpoint that exposes
-//! them (`GET /metrics`) next to a health probe (`GET /healthz`).
+//! The admin HTTP endpoint: `GET /metrics` (the [`Metrics`] registry as
+//! OpenMetrics text) and `GET /healthz` (the [`Health`] flag), on its own
+//! thread.
 //!
-//! # What this module owns
-//!
-//! - [`Metrics`]: the process's one metric registry and a typed method per
-//!   thing the server counts. Every worker thread holds a clone (an `Arc`);
-//!   recording never allocates and never takes a registry-wide lock.
-//! - [`Health`]: the serving/draining flag that `/healthz` reports.
-//! - [`AdminServer`]: the admin HTTP endpoint on its own thread.
-//!
-//! # Metrics: trade-offs
-//!
-//! - **Cost.** Counters and the gauge are one atomic add each. A histogram
-//!   observation takes a short lock inside `prometheus_client`, so hot paths
-//!   record once per engine tick ([`Metrics::observe_inference_seconds`],
-//!   [`Metrics::observe_batch_size`]) and pass counts (`add_*(n)`) rather
-//!   than calling once per request.
-//! - **Fixed label sets.** `cx_errors_total{code}` and
-//!   `cx_model_reloads_total{result}` are resolved to one counter per label
-//!   value at construction, so recording is an array lookup, cardinality is
-//!   bounded (ten codes, two results) and every series is exposed from the
-//!   first scrape with 0 (so `rate()` sees the first increment).
-//! - **Bad input.** A negative or non-finite inference time is dropped: one
-//!   NaN would make the histogram's sum NaN for the life of the process.
-//! - **Format.** [`Metrics::render`] writes OpenMetrics text, the only text
-//!   format `prometheus_client` produces ([`METRICS_CONTENT_TYPE`]): a
-//!   counter family's `# TYPE` line names it without `_total`
-//!   (`# TYPE ml_predictions counter`), its sample carries the suffix
-//!   (`ml_predictions_total 7`), and the text ends with `# EOF`. Prometheus
-//!   scrapes this format natively.
-//!
-//! # Admin endpoint: trade-offs
+//! # Trade-offs
 //!
 //! The endpoint is a deliberately small HTTP/1.1 server on `std::net` and
 //! `mio` rather than `tiny_http`: `tiny_http` 0.12 sets no socket timeouts,
@@ -58,6 +30,7 @@
 //! - The caller chooses the address; bind it to loopback unless scrapers
 //!   come from elsewhere, since the endpoint has no authentication.
 
+use super::{Metrics, METRICS_CONTENT_TYPE};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,31 +38,11 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use cx_wire::protocol::ErrorCode;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::{Registry, Unit};
-
-/// The `Content-Type` of [`Metrics::render`]'s text (OpenMetrics 1.0).
-pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The `Content-Type` of `/healthz` and of error responses.
 const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
-
-/// Upper bound of the smallest `ml_inference_duration_seconds` bucket (1 µs).
-pub const INFERENCE_BUCKET_MIN_SECONDS: f64 = 1e-6;
-
-/// Number of finite `ml_inference_duration_seconds` buckets: each doubles
-/// the previous one, so the largest is 2^20 µs, about 1.05 s.
-pub const INFERENCE_BUCKET_COUNT: u16 = 21;
-
-/// Number of finite `cx_batch_size` buckets: 1, 2, 4, .., 1024 requests.
-pub const BATCH_SIZE_BUCKET_COUNT: u16 = 11;
 
 /// At most this many bytes of an announced request body are read (and
 /// discarded) after the response, before the connection is closed.
@@ -132,254 +85,6 @@ pub enum MetricsError {
         #[source]
         source: io::Error,
     },
-}
-
-/// Every metric the server exposes. Shared by all worker threads; cheap to
-/// clone (an `Arc` inside); `Send + Sync`.
-#[derive(Clone, Debug)]
-pub struct Metrics {
-    inner: Arc<Inner>,
-}
-
-/// The registry and a handle to each metric in it (the handles share their
-/// values with the registry's copies).
-#[derive(Debug)]
-struct Inner {
-    registry: Registry,
-    inference_seconds: Histogram,
-    predictions: Counter,
-    cache_hits: Counter,
-    cache_misses: Counter,
-    connections_active: Gauge,
-    connections: Counter,
-    connections_refused: Counter,
-    frames_received: Counter,
-    frames_sent: Counter,
-    /// One counter per code, in [`ErrorCode::ALL`] order.
-    errors: Vec<(ErrorCode, Counter)>,
-    overloaded: Counter,
-    batch_size: Histogram,
-    timeouts: Counter,
-    /// `result="ok"` and `result="error"`.
-    reloads: [Counter; 2],
-}
-
-/// A label set of one `name="value"` pair.
-type Label = [(&'static str, &'static str); 1];
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Metrics {
-    /// A registry holding every metric, all at zero.
-    pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let inner = Inner {
-            inference_seconds: register_inference_seconds(&mut registry),
-            predictions: counter(
-                &mut registry,
-                "ml_predictions",
-                "Predictions made by the model",
-            ),
-            cache_hits: counter(&mut registry, "ml_cache_hits", "Decision cache hits"),
-            cache_misses: counter(&mut registry, "ml_cache_misses", "Decision cache misses"),
-            connections_active: gauge(
-                &mut registry,
-                "cx_connections_active",
-                "Client connections open now",
-            ),
-            connections: counter(
-                &mut registry,
-                "cx_connections",
-                "Client connections accepted",
-            ),
-            connections_refused: counter(
-                &mut registry,
-                "cx_connections_refused",
-                "Client connections refused (over the connection limit or shutting down)",
-            ),
-            frames_received: counter(
-                &mut registry,
-                "cx_frames_received",
-                "Protocol frames received",
-            ),
-            frames_sent: counter(&mut registry, "cx_frames_sent", "Protocol frames sent"),
-            errors: register_errors(&mut registry),
-            overloaded: counter(
-                &mut registry,
-                "cx_overloaded",
-                "Requests refused because the engine had no capacity",
-            ),
-            batch_size: register_batch_size(&mut registry),
-            timeouts: counter(
-                &mut registry,
-                "cx_connection_timeouts",
-                "Client connections closed for being idle or too slow",
-            ),
-            reloads: register_reloads(&mut registry),
-            registry,
-        };
-        Self {
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// Records the wall time of one model inference (one engine batch), in
-    /// seconds. Negative and non-finite values are ignored.
-    pub fn observe_inference_seconds(&self, seconds: f64) {
-        if seconds.is_finite() && seconds >= 0.0 {
-            self.inner.inference_seconds.observe(seconds);
-        }
-    }
-
-    /// Counts `n` predictions made by the model.
-    pub fn add_predictions(&self, n: u64) {
-        self.inner.predictions.inc_by(n);
-    }
-
-    /// Counts decision cache hits and misses.
-    pub fn add_cache(&self, hits: u64, misses: u64) {
-        self.inner.cache_hits.inc_by(hits);
-        self.inner.cache_misses.inc_by(misses);
-    }
-
-    /// Counts an accepted client connection, now open.
-    pub fn connection_opened(&self) {
-        self.inner.connections.inc();
-        self.inner.connections_active.inc();
-    }
-
-    /// Records that an open client connection (one counted by
-    /// [`Metrics::connection_opened`]) closed.
-    pub fn connection_closed(&self) {
-        self.inner.connections_active.dec();
-    }
-
-    /// Counts a client connection refused at accept (it is not counted as
-    /// opened).
-    pub fn connection_refused(&self) {
-        self.inner.connections_refused.inc();
-    }
-
-    /// Counts `n` protocol frames received.
-    pub fn add_frames_received(&self, n: u64) {
-        self.inner.frames_received.inc_by(n);
-    }
-
-    /// Counts `n` protocol frames sent.
-    pub fn add_frames_sent(&self, n: u64) {
-        self.inner.frames_sent.inc_by(n);
-    }
-
-    /// Counts `n` error frames sent with `code`.
-    pub fn add_errors(&self, code: ErrorCode, n: u64) {
-        let found = self.inner.errors.iter().find(|(c, _)| *c == code);
-        if let Some((_, counter)) = found {
-            counter.inc_by(n);
-        }
-    }
-
-    /// Counts `n` requests refused because the engine had no capacity.
-    pub fn add_overloaded(&self, n: u64) {
-        self.inner.overloaded.inc_by(n);
-    }
-
-    /// Records the number of requests one engine tick handled.
-    pub fn observe_batch_size(&self, n: u64) {
-        // Exact up to 2^53, far beyond any batch.
-        self.inner.batch_size.observe(n as f64);
-    }
-
-    /// Counts `n` client connections closed for being idle or too slow.
-    pub fn add_timeouts(&self, n: u64) {
-        self.inner.timeouts.inc_by(n);
-    }
-
-    /// Counts a model reload attempt, successful (`ok`) or not.
-    pub fn model_reloaded(&self, ok: bool) {
-        let [reloads_ok, reloads_error] = &self.inner.reloads;
-        let counter = if ok { reloads_ok } else { reloads_error };
-        counter.inc();
-    }
-
-    /// Every metric as OpenMetrics text ([`METRICS_CONTENT_TYPE`]), ending
-    /// with `# EOF`.
-    pub fn render(&self) -> String {
-        let mut text = String::with_capacity(8 * 1024);
-        // Writing to a `String` cannot fail; an encoder error would be a bug
-        // in `prometheus_client`, so log it and serve what was written.
-        if let Err(err) = encode(&mut text, &self.inner.registry) {
-            tracing::error!(%err, "cannot encode the metrics");
-        }
-        text
-    }
-}
-
-/// Registers an unlabelled counter named `name` (exposed as `name_total`).
-fn counter(registry: &mut Registry, name: &str, help: &str) -> Counter {
-    let metric = Counter::default();
-    registry.register(name, help, metric.clone());
-    metric
-}
-
-/// Registers an unlabelled gauge.
-fn gauge(registry: &mut Registry, name: &str, help: &str) -> Gauge {
-    let metric = Gauge::default();
-    registry.register(name, help, metric.clone());
-    metric
-}
-
-/// Registers `ml_inference_duration_seconds`: 1 µs .. ~1.05 s, doubling.
-fn register_inference_seconds(registry: &mut Registry) -> Histogram {
-    let buckets = exponential_buckets(INFERENCE_BUCKET_MIN_SECONDS, 2.0, INFERENCE_BUCKET_COUNT);
-    let metric = Histogram::new(buckets);
-    registry.register_with_unit(
-        "ml_inference_duration",
-        "Wall time of one model inference (one engine batch)",
-        Unit::Seconds,
-        metric.clone(),
-    );
-    metric
-}
-
-/// Registers `cx_batch_size`: 1, 2, 4, .., 1024 requests.
-fn register_batch_size(registry: &mut Registry) -> Histogram {
-    let metric = Histogram::new(exponential_buckets(1.0, 2.0, BATCH_SIZE_BUCKET_COUNT));
-    registry.register(
-        "cx_batch_size",
-        "Requests handled per engine tick",
-        metric.clone(),
-    );
-    metric
-}
-
-/// Registers `cx_errors_total{code}` and resolves one counter per code.
-fn register_errors(registry: &mut Registry) -> Vec<(ErrorCode, Counter)> {
-    let family = Family::<Label, Counter>::default();
-    registry.register(
-        "cx_errors",
-        "Error frames sent, by error code",
-        family.clone(),
-    );
-    ErrorCode::ALL
-        .into_iter()
-        .map(|code| (code, family.get_or_create_owned(&[("code", code.label())])))
-        .collect()
-}
-
-/// Registers `cx_model_reloads_total{result}`; returns the `ok` and the
-/// `error` counters.
-fn register_reloads(registry: &mut Registry) -> [Counter; 2] {
-    let family = Family::<Label, Counter>::default();
-    registry.register(
-        "cx_model_reloads",
-        "Model reload attempts, by result",
-        family.clone(),
-    );
-    ["ok", "error"].map(|result| family.get_or_create_owned(&[("result", result)]))
 }
 
 /// Process health as `/healthz` reports it: serving (`200 ok`) until

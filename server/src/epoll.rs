@@ -151,7 +151,9 @@ impl EpollLoop {
                 // Full or draining: dropping the stream closes it.
                 continue;
             };
-            let _ = stream.set_nodelay(true);
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY; answers may be delayed");
+            }
             let index = id.index as usize;
             let registered = self.poll.registry().register(
                 &mut stream,
@@ -238,7 +240,7 @@ impl EpollLoop {
                     return false;
                 }
                 Ok(n) => {
-                    worker.on_bytes(id, buf.get(..n).unwrap_or(&[]));
+                    worker.on_bytes(id, &buf[..n]);
                     if n < capacity {
                         // Short read: probably drained; the next read says.
                         continue;
@@ -307,7 +309,11 @@ impl EpollLoop {
             return;
         };
         if let Some(mut sock) = slot.take() {
-            let _ = self.poll.registry().deregister(&mut sock.stream);
+            // Dropping the socket closes it, which deregisters it anyway;
+            // a failure here changes nothing but is worth knowing.
+            if let Err(e) = self.poll.registry().deregister(&mut sock.stream) {
+                tracing::debug!(error = %e, "deregistering a closed connection failed");
+            }
             worker.close(sock.id, reason);
         }
     }
@@ -332,7 +338,9 @@ impl EpollLoop {
 
     fn stop_accepting(&mut self) {
         if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
+            if let Err(e) = self.poll.registry().deregister(&mut listener) {
+                tracing::debug!(error = %e, "deregistering the listener failed");
+            }
         }
     }
 }

@@ -510,7 +510,9 @@ impl UringLoop {
         let Some(id) = worker.open() else {
             return; // full or draining: dropping the stream closes it
         };
-        let _ = stream.set_nodelay(true);
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY; answers may be delayed");
+        }
         let index = id.index as usize;
         let Some(slot) = self.socks.get_mut(index) else {
             worker.close(id, CloseReason::Peer);
@@ -679,7 +681,11 @@ impl UringLoop {
         };
         if sock.closing.is_none() {
             sock.closing = Some(reason);
-            let _ = sock.stream.shutdown(Shutdown::Both);
+            // A socket the peer already closed refuses the shutdown
+            // (ENOTCONN); its operations complete either way.
+            if let Err(e) = sock.stream.shutdown(Shutdown::Both) {
+                tracing::debug!(error = %e, "shutting a closing socket down failed");
+            }
         }
         self.cancel_recv(index);
     }

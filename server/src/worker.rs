@@ -81,7 +81,7 @@ struct Live {
     dirty: bool,
 }
 
-struct Slot {
+struct ConnSlot {
     generation: u32,
     live: Option<Live>,
 }
@@ -98,7 +98,7 @@ struct Route {
 /// One server thread's engine and connections. See the [module docs](self).
 pub struct Worker {
     engine: Engine,
-    slots: Vec<Slot>,
+    slots: Vec<ConnSlot>,
     free: Vec<u32>,
     open: usize,
     routes: HashMap<Ticket, Route>,
@@ -161,7 +161,7 @@ impl Worker {
         let in_flight_max = engine.config().in_flight_max;
         let counts = engine.counts();
         let slots = (0..limits.connections_max)
-            .map(|_| Slot {
+            .map(|_| ConnSlot {
                 generation: 0,
                 live: None,
             })

@@ -178,6 +178,7 @@ impl FromStr for SimdTier {
 
 /// Whether this CPU has every one of `features` (x86-64 names); false on
 /// other architectures.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn x86_has(features: &[&str]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -190,7 +191,6 @@ fn x86_has(features: &[&str]) -> bool {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = features;
         false
     }
 }

@@ -268,7 +268,7 @@ fn wrapped_request(text: &[u8]) -> Option<serde_json::Value> {
 }
 
 /// One request of the window, in input order.
-struct Slot {
+struct WindowEntry {
     /// Its first input line.
     line: usize,
     /// Its output line (JSON and a newline), once answered.
@@ -282,7 +282,7 @@ struct Window<'a, 'o> {
     addr: &'a str,
     depth: usize,
     simulate: bool,
-    slots: VecDeque<Slot>,
+    slots: VecDeque<WindowEntry>,
     /// Sequence number (input order) of `slots[0]`.
     first_seq: usize,
     /// Request id -> sequence number, for the requests in flight.
@@ -310,7 +310,7 @@ impl Window<'_, '_> {
             },
             Item::Refuse { code, message } => Some(failed_line(line, code, &message)?),
         };
-        self.slots.push_back(Slot { line, output });
+        self.slots.push_back(WindowEntry { line, output });
         self.write_ready()
     }
 
@@ -352,7 +352,7 @@ impl Window<'_, '_> {
     /// Prints the answered requests at the front of the window.
     fn write_ready(&mut self) -> Result<()> {
         while self.slots.front().is_some_and(|s| s.output.is_some()) {
-            if let Some(Slot {
+            if let Some(WindowEntry {
                 output: Some(bytes),
                 ..
             }) = self.slots.pop_front()

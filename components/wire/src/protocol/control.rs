@@ -86,8 +86,9 @@ pub fn encode_hello(out: &mut Vec<u8>, request_id: u64, hello: Hello) {
         reserved: [0; 6],
     };
     out.extend_from_slice(bytemuck::bytes_of(&wire));
-    // 8 bytes: always under the limit.
-    let _ = frame.end(out);
+    frame
+        .end(out)
+        .expect("a control frame is a few bytes, far under the payload limit");
 }
 
 /// Decodes a `hello` payload: exactly 8 bytes, `1 <= min_version <=
@@ -130,7 +131,9 @@ pub fn encode_hello_ack(out: &mut Vec<u8>, request_id: u64, ack: HelloAck) {
         reserved: U32Le::new(0),
     };
     out.extend_from_slice(bytemuck::bytes_of(&wire));
-    let _ = frame.end(out);
+    frame
+        .end(out)
+        .expect("a control frame is a few bytes, far under the payload limit");
 }
 
 /// Decodes a `hello_ack` payload: exactly 16 bytes, a version of at least
@@ -211,7 +214,9 @@ fn encode_ping_like(out: &mut Vec<u8>, message: MessageType, request_id: u64, no
     out.extend_from_slice(bytemuck::bytes_of(&PingWire {
         nonce: U64Le::new(nonce),
     }));
-    let _ = frame.end(out);
+    frame
+        .end(out)
+        .expect("a control frame is a few bytes, far under the payload limit");
 }
 
 /// Decodes a `ping` payload (exactly 8 bytes) into its nonce.
@@ -236,7 +241,9 @@ pub fn encode_error(out: &mut Vec<u8>, request_id: u64, code: ErrorCode, message
         message_len: U16Le::new(message.len() as u16),
     }));
     out.extend_from_slice(message.as_bytes());
-    let _ = frame.end(out);
+    frame
+        .end(out)
+        .expect("an error frame (message cut to 1 KiB) is far under the payload limit");
 }
 
 /// Decodes an `error` payload: a known code, a message length within

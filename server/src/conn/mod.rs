@@ -80,13 +80,13 @@
 //! - `imp` kinds the engine does not serve are decided like any other, as
 //!   `Engine::decide_openrtb` does; only the currency rule skips.
 
+mod requests;
+
 use cx_domain::pipeline::{Decision, Request, Ticket};
-use cx_engine::openrtb::{plan_impressions, ImpPlan};
+use cx_engine::openrtb::ImpPlan;
 use cx_features::RequestContext;
-use cx_wire::openrtb::{self, BidRequest};
 use cx_wire::protocol::{
-    self, limits, DecisionWriter, Decoded, ErrorCode, HelloAck, ImpOutcome, MessageType,
-    SkipReason, VERSION,
+    self, limits, Decoded, ErrorCode, HelloAck, MessageType, SkipReason, VERSION,
 };
 
 /// Bytes the read buffer may hold beyond one maximal frame, so the event
@@ -573,166 +573,6 @@ impl Connection {
                 }
             },
             Err(e) => self.error(request_id, e.code(), &e.to_string()),
-        }
-    }
-
-    /// Parses an OpenRTB document and submits its impressions as the
-    /// engine's OpenRTB rules plan them ([`cx_engine::openrtb::plan_impressions`],
-    /// the same function `cx score` decides through).
-    fn on_openrtb(&mut self, request_id: u64, json: &[u8], simulate: bool, sink: &mut impl Submit) {
-        let request: BidRequest = match openrtb::parse_request(json) {
-            Ok(r) => r,
-            Err(e) => {
-                self.error(request_id, ErrorCode::InvalidPayload, &e.to_string());
-                return;
-            }
-        };
-        if request.imp.len() > limits::IMPS_MAX {
-            let msg = format!(
-                "imp: {} impressions, the limit is {}",
-                request.imp.len(),
-                limits::IMPS_MAX
-            );
-            self.error(request_id, ErrorCode::InvalidPayload, &msg);
-            return;
-        }
-        if let Some((i, imp)) = request
-            .imp
-            .iter()
-            .enumerate()
-            .find(|(_, imp)| imp.id.len() > limits::IMP_ID_BYTES_MAX)
-        {
-            let msg = format!(
-                "imp[{i}].id: {} bytes, the limit is {}",
-                imp.id.len(),
-                limits::IMP_ID_BYTES_MAX
-            );
-            self.error(request_id, ErrorCode::InvalidPayload, &msg);
-            return;
-        }
-        let mut imps = plan_impressions(&request);
-        if simulate {
-            for (_, plan) in &mut imps {
-                if let ImpPlan::Submit(r) = plan {
-                    r.simulate = true;
-                }
-            }
-        }
-        self.submit_request(request_id, imps.into_iter(), sink);
-    }
-
-    /// Takes a slot for a score request, submits its planned impressions,
-    /// and
-    /// answers it at once when nothing is left to wait for. Called only
-    /// below the in-flight limit.
-    fn submit_request(
-        &mut self,
-        request_id: u64,
-        imps: impl ExactSizeIterator<Item = (String, ImpPlan)>,
-        sink: &mut impl Submit,
-    ) {
-        let slot = match self.free_slots.pop() {
-            Some(slot) => slot,
-            None => {
-                self.slots.push(None);
-                self.slots.len() - 1
-            }
-        };
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let mut states = self.spare_imps.pop().unwrap_or_default();
-        states.reserve(imps.len());
-        let mut waiting = 0;
-        for (i, (imp_id, request)) in imps.enumerate() {
-            let owner = Owner {
-                slot: slot as u32,
-                imp: i as u32,
-                seq,
-            };
-            let state = match request {
-                ImpPlan::Skip(reason) => ImpState::Skipped(reason),
-                ImpPlan::Submit(request) => match sink.submit(request, owner) {
-                    Ok(ticket) => {
-                        waiting += 1;
-                        ImpState::Waiting(ticket)
-                    }
-                    Err(Overloaded) => {
-                        // Decisions already asked for find the slot free
-                        // (or a later request in it) and are dropped.
-                        self.free_slots.push(slot);
-                        self.keep_spare(states);
-                        self.error(
-                            request_id,
-                            ErrorCode::Overloaded,
-                            "the engine is at capacity",
-                        );
-                        return;
-                    }
-                },
-            };
-            states.push((imp_id, state));
-        }
-        if let Some(entry) = self.slots.get_mut(slot) {
-            *entry = Some(Pending {
-                seq,
-                request_id,
-                imps: states,
-                waiting,
-            });
-        }
-        self.in_flight += 1;
-        if waiting == 0 {
-            self.complete(slot);
-        }
-    }
-
-    /// Writes the response of the request in `slot` and frees the slot.
-    fn complete(&mut self, slot: usize) {
-        let Some(pending) = self.slots.get_mut(slot).and_then(Option::take) else {
-            return;
-        };
-        self.free_slots.push(slot);
-        self.in_flight = self.in_flight.saturating_sub(1);
-        if self.closing {
-            return;
-        }
-        let mut writer = DecisionWriter::new(&mut self.write_buf, pending.request_id);
-        let mut failure = None;
-        for (imp_id, state) in &pending.imps {
-            let outcome = match state {
-                ImpState::Decided(d) => ImpOutcome::Decided(d),
-                ImpState::Skipped(reason) => ImpOutcome::Skipped(*reason),
-                ImpState::Waiting(_) => ImpOutcome::Skipped(SkipReason::NotDecided),
-            };
-            if let Err(e) = writer.push(imp_id, outcome) {
-                failure = Some(e);
-                break;
-            }
-        }
-        let result = match failure {
-            Some(e) => {
-                // Dropping the writer removes the partial frame.
-                drop(writer);
-                Err(e)
-            }
-            None => writer.finish().map(|_| ()),
-        };
-        match result {
-            Ok(()) => self.counts.frames_sent += 1,
-            Err(e) => {
-                let msg = format!("the decision could not be encoded: {e}");
-                self.error(pending.request_id, ErrorCode::Internal, &msg);
-            }
-        }
-        self.keep_spare(pending.imps);
-    }
-
-    /// Keeps a finished request's impression list, emptied, for the next
-    /// request (at most [`limits::IN_FLIGHT_MAX`] are kept).
-    fn keep_spare(&mut self, mut imps: Vec<(String, ImpState)>) {
-        if self.spare_imps.len() < limits::IN_FLIGHT_MAX {
-            imps.clear();
-            self.spare_imps.push(imps);
         }
     }
 

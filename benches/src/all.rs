@@ -154,11 +154,13 @@ impl Outputs {
 
 /// Creates `dir` and removes the outputs an earlier run left there.
 fn prepare_dir(dir: &Path) -> Result<()> {
-    let file_error = |path: &Path, op, source| Error::File {
-        option: "--out",
-        path: path.display().to_string(),
-        op,
-        source,
+    let file_error = |path: &Path, op, source| {
+        Error::Load(cx_load::Error::File {
+            option: "--out",
+            path: path.display().to_string(),
+            op,
+            source,
+        })
     };
     std::fs::create_dir_all(dir).map_err(|e| file_error(dir, "create it", e))?;
     for name in OUTPUT_FILES {

@@ -7,43 +7,11 @@
 //! done to it, or the server's address. The criterion benches and the
 //! report examples keep their own `anyhow` errors.
 
-/// A failure of the load generator, naming the option, file or server at
-/// fault.
+/// A failure of a benchmark, naming the option, file, setup or server at
+/// fault. Options and files the benchmarks share with the load generator
+/// (`--out`, `--rate`, ...) are reported as [`cx_load::Error`]s.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An option's value breaks a rule (out of range, not finite, ...).
-    #[error("{option} {value}: {rule}")]
-    Option {
-        /// The command-line option, e.g. `--rate`.
-        option: &'static str,
-        /// The value given, as text.
-        value: String,
-        /// The rule it breaks.
-        rule: String,
-    },
-    /// A file named by an option cannot be read or written.
-    #[error("{option} {path}: cannot {op}")]
-    File {
-        /// The option that named the file, e.g. `--mix`.
-        option: &'static str,
-        /// The file.
-        path: String,
-        /// What was being done: `read it`, `write it`, `create it`.
-        op: &'static str,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file named by an option was read but its content is unusable.
-    #[error("{option} {path}: {what}")]
-    Content {
-        /// The option that named the file.
-        option: &'static str,
-        /// The file.
-        path: String,
-        /// What is wrong, with the line where there is one.
-        what: String,
-    },
     /// The load generator failed (`cx-bench load`, and the load runs of
     /// `cx-bench all`).
     #[error(transparent)]
@@ -51,7 +19,7 @@ pub enum Error {
     /// A synthetic workload could not be generated.
     #[error("synthetic workload: {0}")]
     Synth(#[from] cx_datasets::Error),
-    /// The load itself failed: a thread could not be started or stopped.
+    /// A benchmark's thread could not be started or stopped.
     #[error("load generator: {0}")]
     Run(String),
     /// A kernel benchmark's backend could not be set up or run.
@@ -101,12 +69,8 @@ impl Error {
         text
     }
 
-    /// An [`Error::Option`] for `option` given `value`, breaking `rule`.
+    /// An option's value that breaks `rule` ([`cx_load::Error::Option`]).
     pub fn option(option: &'static str, value: impl ToString, rule: impl Into<String>) -> Self {
-        Self::Option {
-            option,
-            value: value.to_string(),
-            rule: rule.into(),
-        }
+        Self::Load(cx_load::Error::option(option, value, rule))
     }
 }

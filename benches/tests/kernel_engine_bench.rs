@@ -74,7 +74,7 @@ fn assert_round_trips<T: Serialize + DeserializeOwned>(report: &T) {
 
 fn assert_option_error(result: Result<impl std::fmt::Debug, Error>, option: &str) {
     match result {
-        Err(Error::Option { option: o, .. }) => assert_eq!(o, option),
+        Err(Error::Load(cx_load::Error::Option { option: o, .. })) => assert_eq!(o, option),
         other => panic!("expected an error naming {option}, got {other:?}"),
     }
 }

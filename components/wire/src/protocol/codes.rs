@@ -5,6 +5,47 @@ use cx_decision::{NoBidCause, ScoreSource};
 use cx_features::Os;
 use std::fmt;
 
+/// The code-table methods every wire enumeration here shares, derived from
+/// its strum derives: the discriminant is the wire code (of type `$repr`),
+/// the snake_case name is the label. 0 is never a code (it means "none" on
+/// the wire), so `from_code(0)` is `None`.
+macro_rules! code_enum_impls {
+    ($name:ident, $repr:ty) => {
+        impl $name {
+            /// Number of values.
+            pub const COUNT: usize = <Self as strum::EnumCount>::COUNT;
+
+            /// Every value, in code order.
+            pub const ALL: [$name; Self::COUNT] =
+                match <Self as strum::VariantArray>::VARIANTS.first_chunk() {
+                    Some(all) => *all,
+                    None => panic!("VARIANTS holds every value"),
+                };
+
+            /// The wire code.
+            pub fn code(self) -> $repr {
+                self as $repr
+            }
+
+            /// The value for a wire code, or `None` for an unknown code.
+            pub fn from_code(code: $repr) -> Option<Self> {
+                Self::from_repr(code)
+            }
+
+            /// snake_case label, as in `docs/PROTOCOL.md`.
+            pub fn label(self) -> &'static str {
+                self.into()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.label())
+            }
+        }
+    };
+}
+
 /// The kind of a frame: byte 5 of the header. A value not listed here is
 /// refused by [`super::decode_frame`] ([`super::ProtocolError::UnknownMessageType`]).
 /// The discriminant is the wire code; the label is the snake_case name.
@@ -42,44 +83,15 @@ pub enum MessageType {
     Error = 0x21,
 }
 
+code_enum_impls!(MessageType, u8);
+
 impl MessageType {
-    /// Number of message types.
-    pub const COUNT: usize = <Self as strum::EnumCount>::COUNT;
-
-    /// Every message type, in code order.
-    pub const ALL: [MessageType; Self::COUNT] =
-        match <Self as strum::VariantArray>::VARIANTS.first_chunk() {
-            Some(all) => *all,
-            None => panic!("VARIANTS holds every type"),
-        };
-
-    /// The wire code.
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The type for a wire code, or `None` for an unknown code.
-    pub fn from_code(code: u8) -> Option<Self> {
-        Self::from_repr(code)
-    }
-
-    /// snake_case label, as in `docs/PROTOCOL.md`.
-    pub fn label(self) -> &'static str {
-        self.into()
-    }
-
     /// Whether clients send this type (servers send the others).
     pub fn is_from_client(self) -> bool {
         matches!(
             self,
             Self::Hello | Self::Ping | Self::ScoreContext | Self::ScoreOpenRtb
         )
-    }
-}
-
-impl fmt::Display for MessageType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
     }
 }
 
@@ -126,32 +138,9 @@ pub enum ErrorCode {
     Internal = 10,
 }
 
+code_enum_impls!(ErrorCode, u16);
+
 impl ErrorCode {
-    /// Number of codes.
-    pub const COUNT: usize = <Self as strum::EnumCount>::COUNT;
-
-    /// Every code, in code order.
-    pub const ALL: [ErrorCode; Self::COUNT] =
-        match <Self as strum::VariantArray>::VARIANTS.first_chunk() {
-            Some(all) => *all,
-            None => panic!("VARIANTS holds every code"),
-        };
-
-    /// The wire code.
-    pub fn code(self) -> u16 {
-        self as u16
-    }
-
-    /// The error code for a wire code, or `None` for an unknown code.
-    pub fn from_code(code: u16) -> Option<Self> {
-        Self::from_repr(code)
-    }
-
-    /// snake_case label, as in `docs/PROTOCOL.md`.
-    pub fn label(self) -> &'static str {
-        self.into()
-    }
-
     /// Whether a client may send the same request again later and expect
     /// it to succeed (`overloaded`, `too_many_in_flight`, `timeout`).
     pub fn is_retryable(self) -> bool {
@@ -159,12 +148,6 @@ impl ErrorCode {
             self,
             Self::Overloaded | Self::TooManyInFlight | Self::Timeout
         )
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
     }
 }
 
@@ -196,41 +179,12 @@ pub enum SkipReason {
     NotDecided = 3,
 }
 
+code_enum_impls!(SkipReason, u8);
+
 impl SkipReason {
-    /// Number of reasons.
-    pub const COUNT: usize = <Self as strum::EnumCount>::COUNT;
-
-    /// Every reason, in code order.
-    pub const ALL: [SkipReason; Self::COUNT] =
-        match <Self as strum::VariantArray>::VARIANTS.first_chunk() {
-            Some(all) => *all,
-            None => panic!("VARIANTS holds every reason"),
-        };
-
-    /// The wire code (never 0: 0 means "not skipped").
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The reason for a wire code, or `None` for 0 or an unknown code.
-    pub fn from_code(code: u8) -> Option<Self> {
-        Self::from_repr(code)
-    }
-
-    /// snake_case label (`currency`, as the engine's OpenRTB outcome names it).
-    pub fn label(self) -> &'static str {
-        self.into()
-    }
-
     /// The reason for a label, or `None` for an unknown one.
     pub fn from_label(label: &str) -> Option<Self> {
         label.parse().ok()
-    }
-}
-
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
     }
 }
 

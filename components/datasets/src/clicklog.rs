@@ -572,10 +572,10 @@ fn fill_fields(
         ctx.categories = list(v);
     }
     if let Some(v) = int("placement_width")? {
-        ctx.placement_width = v.clamp(0, u32::MAX as i64) as u32;
+        ctx.placement_width = pixels(v, "placement_width")?;
     }
     if let Some(v) = int("placement_height")? {
-        ctx.placement_height = v.clamp(0, u32::MAX as i64) as u32;
+        ctx.placement_height = pixels(v, "placement_height")?;
     }
     if let Some(v) = int("ad_position")? {
         ctx.ad_position = AdPosition::from_openrtb(v);
@@ -622,6 +622,18 @@ fn fill_fields(
         }
     }
     Ok(())
+}
+
+/// A placement size in pixels: 0 (unknown) up to `u32::MAX`. Anything else
+/// rejects the row, counted as `size out of range`, rather than being
+/// clamped into a size the row never had.
+fn pixels(value: i64, key: &str) -> std::result::Result<u32, Rejection> {
+    u32::try_from(value).map_err(|_| {
+        (
+            "size out of range",
+            format!("{key} {value} is not a size in pixels (0 to {})", u32::MAX),
+        )
+    })
 }
 
 fn parse_int<T: std::str::FromStr>(value: &str, key: &str) -> std::result::Result<T, Rejection> {
@@ -727,6 +739,31 @@ site_id = "app"
         assert_eq!(report.rejected["bad time"], 1, "month 13");
         assert_eq!(report.rejected["short row"], 1);
         assert_eq!(report.examples[0], "line 2: the label cell is empty");
+    }
+
+    #[test]
+    fn sizes_outside_u32_are_rejected_not_clamped() {
+        let (log, report) = read("click,ad,hour,dev,w,h,site,cat,app\n1,7,15031200,4,-1,50,s,c,-\n1,7,15031200,4,320,4294967296,s,c,-\n0,8,15031200,4,4294967295,0,s,c,-\n");
+        assert_eq!((report.rows_read, report.rows_kept), (3, 1));
+        assert_eq!(report.rejected["size out of range"], 2);
+        assert!(
+            report.examples[0].contains("placement_width -1"),
+            "{:?}",
+            report.examples
+        );
+        assert!(
+            report.examples[1].contains("placement_height 4294967296"),
+            "{:?}",
+            report.examples
+        );
+        assert_eq!(
+            (
+                log.contexts[0].placement_width,
+                log.contexts[0].placement_height
+            ),
+            (u32::MAX, 0),
+            "the bounds themselves are sizes"
+        );
     }
 
     #[test]

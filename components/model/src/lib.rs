@@ -348,6 +348,15 @@ fn validate(layers: &[LifLayer], steps: u32, meta: &ModelMeta) -> Result<()> {
             ),
         });
     }
+    if let Some((first, second, id)) = first_repeated_id(&meta.offer_ids) {
+        return Err(Error::BadMetadata {
+            key: "cx.offer_ids".into(),
+            reason: format!(
+                "repeats offer {id} (columns {first} and {second}); each column must score \
+                 its own offer, or all but one of the repeated columns would go unscored"
+            ),
+        });
+    }
     if let Some(key) = meta
         .extra
         .keys()
@@ -483,4 +492,17 @@ fn check_range(
             rule,
         }),
     }
+}
+
+/// The first offer id that appears twice: the two columns and the id.
+/// Sorts a copy of (id, column) pairs: O(n log n) for the at most
+/// [`limits::WIDTH_MAX`] columns a model has.
+fn first_repeated_id(ids: &[u64]) -> Option<(usize, usize, u64)> {
+    let mut pairs: Vec<(u64, usize)> = ids.iter().copied().zip(0..).collect();
+    pairs.sort_unstable();
+    pairs
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| (w[0].1, w[1].1, w[0].0))
+        .min_by_key(|&(_, second, _)| second)
 }

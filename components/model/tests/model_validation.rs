@@ -781,6 +781,31 @@ fn offer_ids_of_the_wrong_length_or_not_json_are_refused() {
 }
 
 #[test]
+fn repeated_offer_ids_are_refused_naming_the_id_and_columns() {
+    for (value, id, columns) in [
+        ("[1000,1000,1000,1000,1000]", 1000, "columns 0 and 1"),
+        ("[1,2,3,4,2]", 2, "columns 1 and 4"),
+        ("[7,8,9,9,7]", 9, "columns 2 and 3"),
+    ] {
+        let err = assert_err!(
+            Craft::small().meta("cx.offer_ids", value).load(),
+            Error::BadMetadata { .. },
+            "cx.offer_ids"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("repeats offer {id} ({columns})")),
+            "{text}"
+        );
+    }
+    assert_err!(
+        new_with(|_, _, meta| meta.offer_ids = vec![5, 6, 5]),
+        Error::BadMetadata { .. },
+        "cx.offer_ids"
+    );
+}
+
+#[test]
 fn bad_calibration_is_refused() {
     let platt = |w_rate: &str, w_mem: &str, bias: &str| {
         format!(r#"{{"method":"platt","w_rate":{w_rate},"w_mem":{w_mem},"bias":{bias}}}"#)

@@ -25,9 +25,9 @@
 
 use crate::config::{IoMode, ServerConfig};
 use crate::error::Error;
-use crate::metrics::{AdminServer, Health, Metrics};
+use crate::metrics::{AdminServer, Health, Metrics, ReloadResult};
 use crate::worker::{Worker, WorkerLimits};
-use cx_engine::{Engine, FallbackSource, ModelInfo, ModelSource};
+use cx_engine::{Engine, Error as EngineError, FallbackSource, ModelInfo, ModelSource};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -264,19 +264,20 @@ impl Server {
         self.control.shutdown.store(true, Ordering::Release);
     }
 
-    /// Re-reads the configured model file (and fallback), checks it, and
-    /// orders every worker to serve it from its next tick. A model that
-    /// fails to load is reported here and changes nothing.
+    /// Re-reads the configured model file (and fallback), checks it
+    /// against everything a worker will check (by building a probe engine
+    /// with the running config and catalog), and orders every worker to
+    /// serve it from its next tick. A reload that fails changes nothing.
+    /// Either way it is counted once in `cx_model_reloads_total{result}`.
     pub fn reload(&self) -> Result<ModelInfo, Error> {
-        let bytes = read_model(self.config.model.as_deref())?;
+        let outcome = self.check_reload();
+        let result = match &outcome {
+            Ok(_) => ReloadResult::Ok,
+            Err((result, _)) => *result,
+        };
+        self.metrics.model_reloaded(result);
+        let (bytes, info) = outcome.map_err(|(_, e)| e)?;
         let fallback = fallback_source(&self.config);
-        let schema = cx_features::FeatureSchema::v1();
-        let (_, info) =
-            cx_engine::load_serving(&ModelSource::Bytes(bytes.clone()), &fallback, &schema)
-                .map_err(|source| Error::Engine {
-                    what: "model reload".into(),
-                    source,
-                })?;
         let mut slot = self
             .control
             .reload
@@ -291,6 +292,38 @@ impl Server {
             .reload_generation
             .store(generation, Ordering::Release);
         Ok(info)
+    }
+
+    /// Reads and checks a reload: the bytes and their description, or why
+    /// they cannot serve.
+    fn check_reload(&self) -> Result<(Arc<[u8]>, ModelInfo), (ReloadResult, Error)> {
+        let bytes = read_model(self.config.model.as_deref()).map_err(|e| {
+            let result = match e {
+                Error::ModelRead { .. } | Error::Config(_) => ReloadResult::ReadError,
+                _ => ReloadResult::InvalidModel,
+            };
+            (result, e)
+        })?;
+        let engine_error = |result, source| {
+            let what = "model reload".into();
+            (result, Error::Engine { what, source })
+        };
+        cx_model::SnnModel::from_bytes(&bytes)
+            .map_err(|e| engine_error(ReloadResult::InvalidModel, e.into()))?;
+        let probe = build_engine(&self.config, &bytes).map_err(|e| match e {
+            Error::Engine { source, .. } => {
+                let result = match &source {
+                    EngineError::Load { .. } => ReloadResult::ReadError,
+                    // The model itself parsed above, so a model error here is
+                    // the fallback's.
+                    EngineError::Model(_) => ReloadResult::InvalidFallback,
+                    _ => ReloadResult::Incompatible,
+                };
+                engine_error(result, source)
+            }
+            other => (ReloadResult::Incompatible, other),
+        })?;
+        Ok((bytes, probe.model().clone()))
     }
 
     /// Waits for every worker to finish (after [`Self::shutdown`]), then

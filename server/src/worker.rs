@@ -522,7 +522,11 @@ impl Worker {
         fallback: FallbackSource,
     ) -> cx_engine::Result<ModelInfo> {
         let result = self.engine.swap_model(ModelSource::Bytes(model), fallback);
-        self.metrics.model_reloaded(result.is_ok());
+        if result.is_err() {
+            // The server checked these bytes against the same config before
+            // ordering the reload; only a changed fallback file gets here.
+            self.metrics.model_swap_failed();
+        }
         result
     }
 }

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use cx_server::metrics::{
-    AdminLimits, AdminServer, Health, Metrics, MetricsError, BATCH_SIZE_BUCKET_COUNT,
+    AdminLimits, AdminServer, Health, Metrics, MetricsError, ReloadResult, BATCH_SIZE_BUCKET_COUNT,
     INFERENCE_BUCKET_COUNT, METRICS_CONTENT_TYPE,
 };
 use cx_wire::protocol::ErrorCode;
@@ -161,15 +161,19 @@ fn errors_are_labelled_by_code() {
 #[test]
 fn model_reloads_are_labelled_by_result() {
     let metrics = Metrics::new();
-    metrics.model_reloaded(true);
-    metrics.model_reloaded(true);
-    metrics.model_reloaded(false);
+    metrics.model_reloaded(ReloadResult::Ok);
+    metrics.model_reloaded(ReloadResult::Ok);
+    metrics.model_reloaded(ReloadResult::InvalidModel);
     let text = metrics.render();
-    assert_eq!(sample(&text, "cx_model_reloads_total{result=\"ok\"}"), 2.0);
-    assert_eq!(
-        sample(&text, "cx_model_reloads_total{result=\"error\"}"),
-        1.0
-    );
+    for result in ReloadResult::ALL {
+        let expected = match result {
+            ReloadResult::Ok => 2.0,
+            ReloadResult::InvalidModel => 1.0,
+            _ => 0.0,
+        };
+        let series = format!("cx_model_reloads_total{{result=\"{}\"}}", result.label());
+        assert_eq!(sample(&text, &series), expected, "{series}");
+    }
 }
 
 #[test]

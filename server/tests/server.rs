@@ -671,6 +671,90 @@ fn reload_swaps_the_model_and_a_bad_file_keeps_the_old_one() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The default model's bytes with `edit` applied to its safetensors header
+/// JSON (which must keep its length) or to its tensor data.
+fn default_model_edited(edit: impl FnOnce(&mut Vec<u8>, usize, &serde_json::Value)) -> Vec<u8> {
+    let mut bytes = cx_engine::DEFAULT_MODEL_BYTES.to_vec();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + header_len]).expect("the header is JSON");
+    edit(&mut bytes, 8 + header_len, &header);
+    bytes
+}
+
+#[test]
+fn every_reload_is_counted_once_with_its_reason() {
+    let dir = std::env::temp_dir().join(format!("cx-reload-reasons-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let model = dir.join("model.safetensors");
+    std::fs::write(&model, cx_engine::DEFAULT_MODEL_BYTES).expect("writes the model");
+    let nan_weight = default_model_edited(|bytes, data_start, header| {
+        let start = header["fc2.weight"]["data_offsets"][0]
+            .as_u64()
+            .expect("offsets") as usize;
+        bytes[data_start + start..data_start + start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    let repeated_offer = default_model_edited(|bytes, data_start, _| {
+        let header = &mut bytes[8..data_start];
+        let at = header
+            .windows(5)
+            .position(|w| w == b"1001,")
+            .expect("the default model scores offer 1001");
+        header[at..at + 4].copy_from_slice(b"1000");
+    });
+    let mut corrupt_header = cx_engine::DEFAULT_MODEL_BYTES.to_vec();
+    corrupt_header[8] = b'!';
+    let small = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../backends/tests/fixtures/snntorch_net_small.safetensors"
+    ))
+    .expect("the small fixture model");
+    let io = io_modes()[0];
+    let server = start(ServerConfig {
+        model: Some(model.clone()),
+        workers: 2,
+        ..config(io)
+    });
+    let cases: [(&str, Option<&[u8]>); 6] = [
+        ("ok", Some(cx_engine::DEFAULT_MODEL_BYTES)),
+        ("read_error", None),
+        ("invalid_model", Some(&corrupt_header)),
+        ("invalid_model", Some(&nan_weight)),
+        ("invalid_model", Some(&repeated_offer)),
+        ("incompatible", Some(&small)),
+    ];
+    for (expected, content) in cases {
+        match content {
+            Some(bytes) => std::fs::write(&model, bytes).expect("writes the model"),
+            None => std::fs::remove_file(&model).expect("removes the model"),
+        }
+        let outcome = server.reload();
+        assert_eq!(outcome.is_ok(), expected == "ok", "{expected}: {outcome:?}");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let (_, text) = scrape(&server, "/metrics");
+    for (result, count) in [
+        ("ok", 1.0),
+        ("read_error", 1.0),
+        ("invalid_model", 3.0),
+        ("invalid_fallback", 0.0),
+        ("incompatible", 1.0),
+    ] {
+        let series = format!("cx_model_reloads_total{{result=\"{result}\"}}");
+        assert_eq!(
+            sample(&text, &series),
+            count,
+            "{series}, with 2 workers:\n{text}"
+        );
+    }
+    assert_eq!(sample(&text, "cx_model_swap_failures_total"), 0.0);
+    // Still serving the model that was good.
+    let mut client = connect(&server);
+    expect_decision(&client.score_context(&context(1), true).expect("answered"));
+    stop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn metrics_and_health_are_served() {
     for io in io_modes() {

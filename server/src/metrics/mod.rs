@@ -21,7 +21,7 @@
 //! - **Fixed label sets.** `cx_errors_total{code}` and
 //!   `cx_model_reloads_total{result}` are resolved to one counter per label
 //!   value at construction, so recording is an array lookup, cardinality is
-//!   bounded (ten codes, two results) and every series is exposed from the
+//!   bounded (ten codes, five reload results) and every series is exposed from the
 //!   first scrape with 0 (so `rate()` sees the first increment).
 //! - **Bad input.** A negative or non-finite inference time is dropped: one
 //!   NaN would make the histogram's sum NaN for the life of the process.
@@ -86,8 +86,49 @@ struct Inner {
     overloaded: Counter,
     batch_size: Histogram,
     timeouts: Counter,
-    /// `result="ok"` and `result="error"`.
-    reloads: [Counter; 2],
+    /// One counter per [`ReloadResult`], in [`ReloadResult::ALL`] order.
+    reloads: [Counter; ReloadResult::COUNT],
+    swap_failures: Counter,
+}
+
+/// How one model reload ended: the `result` label of
+/// `cx_model_reloads_total`. A reload is counted once, by the server
+/// handle that checked it, whatever the number of workers.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, strum::EnumCount, strum::VariantArray, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum ReloadResult {
+    /// Checked and ordered to every worker.
+    Ok,
+    /// The model or fallback file could not be read (missing, no
+    /// permission, over the size limit).
+    ReadError,
+    /// The model file is not a valid model (header, tensors, shapes,
+    /// non-finite weights, metadata).
+    InvalidModel,
+    /// The model is valid, its fallback scorer is not.
+    InvalidFallback,
+    /// Both files are valid but do not fit the running server (feature
+    /// schema, catalog, backend).
+    Incompatible,
+}
+
+impl ReloadResult {
+    /// Number of results.
+    pub const COUNT: usize = <Self as strum::EnumCount>::COUNT;
+
+    /// Every result, in declaration order.
+    pub const ALL: [ReloadResult; Self::COUNT] =
+        match <Self as strum::VariantArray>::VARIANTS.first_chunk() {
+            Some(all) => *all,
+            None => panic!("VARIANTS holds every result"),
+        };
+
+    /// The `result` label.
+    pub fn label(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// A label set of one `name="value"` pair.
@@ -155,6 +196,11 @@ impl Metrics {
                 "Client connections closed for being idle or too slow",
             ),
             reloads: register_reloads(&mut registry),
+            swap_failures: counter(
+                &mut registry,
+                "cx_model_swap_failures",
+                "Workers that could not stage a reload the server had checked (the old model keeps serving there)",
+            ),
             registry,
         };
         Self {
@@ -241,11 +287,15 @@ impl Metrics {
         self.inner.timeouts.inc_by(n);
     }
 
-    /// Counts a model reload attempt, successful (`ok`) or not.
-    pub fn model_reloaded(&self, ok: bool) {
-        let [reloads_ok, reloads_error] = &self.inner.reloads;
-        let counter = if ok { reloads_ok } else { reloads_error };
-        counter.inc();
+    /// Counts one model reload, by how it ended.
+    pub fn model_reloaded(&self, result: ReloadResult) {
+        self.inner.reloads[result as usize].inc();
+    }
+
+    /// Counts a worker that failed to stage a reload the server had
+    /// already checked.
+    pub fn model_swap_failed(&self) {
+        self.inner.swap_failures.inc();
     }
 
     /// Every metric as OpenMetrics text ([`METRICS_CONTENT_TYPE`]), ending
@@ -309,14 +359,14 @@ fn register_errors(registry: &mut Registry) -> Vec<(ErrorCode, Counter)> {
         .collect()
 }
 
-/// Registers `cx_model_reloads_total{result}`; returns the `ok` and the
-/// `error` counters.
-fn register_reloads(registry: &mut Registry) -> [Counter; 2] {
+/// Registers `cx_model_reloads_total{result}`; returns one counter per
+/// [`ReloadResult`], in order.
+fn register_reloads(registry: &mut Registry) -> [Counter; ReloadResult::COUNT] {
     let family = Family::<Label, Counter>::default();
     registry.register(
         "cx_model_reloads",
         "Model reload attempts, by result",
         family.clone(),
     );
-    ["ok", "error"].map(|result| family.get_or_create_owned(&[("result", result)]))
+    ReloadResult::ALL.map(|result| family.get_or_create_owned(&[("result", result.label())]))
 }

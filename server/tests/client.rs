@@ -11,7 +11,8 @@ use cx_server::cli::{execute, Cli, Streams};
 use cx_server::conn::{Connection, Overloaded, Owner};
 use cx_wire::client::{Client, ClientError, Response, ResponseBody};
 use cx_wire::protocol::{
-    self, limits, DecisionResponse, ErrorCode, HelloAck, MessageType, ProtocolError,
+    self, limits, DecisionResponse, ErrorCode, HelloAck, ImpOutcome, MessageType, ProtocolError,
+    SkipReason,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -550,6 +551,87 @@ fn a_silent_server_times_out_without_breaking_the_connection() {
     assert!(err.is_timeout(), "{err:?}");
     assert!(!err.is_fatal());
     assert!(client.send_ping(2).is_ok(), "still usable after a timeout");
+}
+
+#[test]
+fn a_timeout_says_how_long_it_waited() {
+    let mut client = connect(scripted_server(PING_BYTES, Vec::new(), true));
+    client
+        .set_timeout(Some(Duration::from_millis(40)))
+        .expect("timeout");
+    let err = client.ping(1).unwrap_err();
+    assert!(
+        matches!(err, ClientError::TimedOut { after_ms: 40, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "timed out after 40 ms waiting to read from the server"
+    );
+}
+
+#[test]
+fn a_hello_ack_outside_the_offered_versions_is_fatal() {
+    for version in [2, 9] {
+        let mut reply = Vec::new();
+        let ack = HelloAck {
+            version,
+            ..HelloAck::ours(1)
+        };
+        protocol::encode_hello_ack(&mut reply, 1, ack);
+        let mut client = connect(scripted_server(PING_BYTES, reply, true));
+        let err = client.hello().unwrap_err();
+        assert!(
+            matches!(err, ClientError::VersionOutOfRange { chosen, min: 1, max: 1 } if chosen == version),
+            "{err:?}"
+        );
+        assert!(err.is_fatal());
+        assert!(matches!(client.send_ping(2), Err(ClientError::Broken)));
+    }
+}
+
+/// A server that acknowledges the hello and answers request 2 (the first
+/// after it) with a decision for `imp_ids`, every impression skipped.
+fn answering_server(imp_ids: &[&str]) -> SocketAddr {
+    let mut reply = Vec::new();
+    protocol::encode_hello_ack(&mut reply, 1, HelloAck::ours(1));
+    let imps: Vec<(&str, ImpOutcome<'_>)> = imp_ids
+        .iter()
+        .map(|id| (*id, ImpOutcome::Skipped(SkipReason::NotDecided)))
+        .collect();
+    protocol::encode_decision(&mut reply, 2, &imps).expect("encodes");
+    scripted_server(PING_BYTES, reply, true)
+}
+
+#[test]
+fn cx_client_refuses_decisions_that_do_not_answer_the_impressions_asked() {
+    let request = r#"{"id":"r","imp":[{"id":"a","banner":{"w":300,"h":250}},{"id":"b","banner":{"w":300,"h":250}}]}"#;
+    let answers: [&[&str]; 3] = [&["x", "y", "z", "a", "b"], &["a"], &["b", "a"]];
+    for answered in answers {
+        let addr = answering_server(answered).to_string();
+        let (result, _) = cx(&["client", "--addr", &addr, "-"], request.as_bytes());
+        let err = result.expect_err("a decision for other impressions is an error");
+        assert!(
+            err.contains(r#"the request on line 1 has impressions ["a", "b"]"#),
+            "{answered:?}: {err}"
+        );
+    }
+    let addr = answering_server(&["a", "b"]).to_string();
+    let (result, stdout) = cx(&["client", "--addr", &addr, "-"], request.as_bytes());
+    result.expect("the impressions asked for, in order, are accepted");
+    assert_eq!(json_lines(&stdout)[0]["decisions"][1]["imp_id"], "b");
+}
+
+#[test]
+fn cx_client_names_its_timeout() {
+    let mut reply = Vec::new();
+    protocol::encode_hello_ack(&mut reply, 1, HelloAck::ours(1));
+    let addr = scripted_server(PING_BYTES, reply, true).to_string();
+    let request = r#"{"id":"r","imp":[{"id":"a","banner":{"w":300,"h":250}}]}"#;
+    let args = ["client", "--addr", &addr, "--timeout-ms", "100", "-"];
+    let (result, _) = cx(&args, request.as_bytes());
+    let err = result.expect_err("a silent server times out");
+    assert!(err.contains("timed out after 100 ms"), "{err}");
 }
 
 #[test]

@@ -165,8 +165,9 @@ fn link_error(addr: &str, error: ClientError) -> Error {
 
 /// What to do with one input request.
 enum Item {
-    /// Send this document.
-    Send(Vec<u8>),
+    /// Send this document; its impressions' ids, where it could be read
+    /// here, for checking the answer.
+    Send(Vec<u8>, Option<Vec<String>>),
     /// Answer it here without sending: the protocol would refuse it.
     Refuse {
         /// The error code the server would answer.
@@ -248,7 +249,44 @@ fn item(text: &[u8]) -> Item {
             ),
         };
     }
-    Item::Send(document)
+    let imp_ids = imp_ids(&document);
+    Item::Send(document, imp_ids)
+}
+
+/// The ids of a bid request's impressions, in order; `None` when the
+/// document is not a bid request this client can read (the server then
+/// answers its error).
+fn imp_ids(document: &[u8]) -> Option<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Imp {
+        id: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Request {
+        imp: Vec<Imp>,
+    }
+    let request: Request = serde_json::from_slice(document).ok()?;
+    Some(request.imp.into_iter().map(|imp| imp.id).collect())
+}
+
+/// Checks that a decision answers the impressions asked for: one per
+/// impression, with their ids, in order.
+fn check_imps(
+    line: usize,
+    asked: &[String],
+    decision: &DecisionResponse,
+) -> std::result::Result<(), ClientError> {
+    let answered = decision.imps.iter().map(|imp| imp.imp_id.as_str());
+    if answered.clone().eq(asked.iter().map(String::as_str)) {
+        return Ok(());
+    }
+    let answered: Vec<&str> = answered.collect();
+    Err(ClientError::Unexpected {
+        what: format!(
+            "the request on line {line} has impressions {asked:?}, but the decision answers \
+             {answered:?}"
+        ),
+    })
 }
 
 /// The `request` field of a wrapper object: an object with a `request`
@@ -273,6 +311,8 @@ struct WindowEntry {
     line: usize,
     /// Its output line (JSON and a newline), once answered.
     output: Option<Vec<u8>>,
+    /// The ids of its impressions, which its decision must answer.
+    imp_ids: Option<Vec<String>>,
 }
 
 /// The requests in flight and the answered ones waiting for an earlier
@@ -298,19 +338,27 @@ impl Window<'_, '_> {
             self.receive_one()?;
         }
         let output = match item {
-            Item::Send(document) => match self.client.send_openrtb(&document, self.simulate) {
-                Ok(id) => {
-                    self.ids.insert(id, self.first_seq + self.slots.len());
-                    None
+            Item::Send(document, imp_ids) => {
+                match self.client.send_openrtb(&document, self.simulate) {
+                    Ok(id) => {
+                        self.ids.insert(id, self.first_seq + self.slots.len());
+                        (None, imp_ids)
+                    }
+                    Err(ClientError::Encode { source, .. }) => {
+                        let output = failed_line(line, source.code(), &source.to_string())?;
+                        (Some(output), None)
+                    }
+                    Err(e) => return Err(link_error(self.addr, e)),
                 }
-                Err(ClientError::Encode { source, .. }) => {
-                    Some(failed_line(line, source.code(), &source.to_string())?)
-                }
-                Err(e) => return Err(link_error(self.addr, e)),
-            },
-            Item::Refuse { code, message } => Some(failed_line(line, code, &message)?),
+            }
+            Item::Refuse { code, message } => (Some(failed_line(line, code, &message)?), None),
         };
-        self.slots.push_back(WindowEntry { line, output });
+        let (output, imp_ids) = output;
+        self.slots.push_back(WindowEntry {
+            line,
+            output,
+            imp_ids,
+        });
         self.write_ready()
     }
 
@@ -344,6 +392,10 @@ impl Window<'_, '_> {
         };
         let index = seq.saturating_sub(self.first_seq);
         if let Some(slot) = self.slots.get_mut(index) {
+            if let (ResponseBody::Decision(decision), Some(asked)) = (&response.body, &slot.imp_ids)
+            {
+                check_imps(slot.line, asked, decision).map_err(|e| link_error(self.addr, e))?;
+            }
             slot.output = Some(answer_line(slot.line, &response.body)?);
         }
         self.write_ready()

@@ -16,8 +16,7 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
-    /// A socket operation failed (a read timeout is one: see
-    /// [`ClientError::is_timeout`]).
+    /// A socket operation failed.
     #[error("cannot {op}")]
     Io {
         /// What was being done: `read from the server`, `write to the
@@ -26,6 +25,19 @@ pub enum ClientError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// A read or write waited for the whole timeout set with
+    /// [`Client::set_timeout`](super::Client::set_timeout) (or
+    /// `connect_timeout`). After a read timeout the connection is intact
+    /// and the call may be repeated; after a write timeout it is not
+    /// ([`ClientError::is_fatal`]).
+    #[error("timed out after {after_ms} ms waiting to {op}")]
+    TimedOut {
+        /// What was being done: `read from the server` or `write to the
+        /// server`.
+        op: &'static str,
+        /// The timeout that ran out, in milliseconds.
+        after_ms: u64,
     },
     /// A request could not be encoded (a value over a protocol limit, a
     /// non-finite number); nothing was queued.
@@ -66,6 +78,17 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
+    /// The server's `hello_ack` chose a version outside the range this
+    /// client offered; the connection is abandoned.
+    #[error("the server chose protocol version {chosen}, outside the versions this client speaks ({min} to {max})")]
+    VersionOutOfRange {
+        /// The version in the `hello_ack`.
+        chosen: u8,
+        /// The oldest version offered.
+        min: u8,
+        /// The newest version offered.
+        max: u8,
+    },
     /// The server closed the connection.
     #[error("the server closed the connection{}", partial_label(*buffered))]
     Closed {
@@ -98,23 +121,18 @@ impl ClientError {
     pub fn is_fatal(&self) -> bool {
         match self {
             Self::Protocol { source, .. } => source.is_fatal(),
-            Self::Io { op, .. } => *op != READ_OP || !self.is_timeout(),
-            Self::Connect { .. } | Self::Closed { .. } | Self::Broken => true,
+            Self::TimedOut { op, .. } => *op != READ_OP,
+            Self::Io { .. } => true,
+            Self::Connect { .. }
+            | Self::Closed { .. }
+            | Self::Broken
+            | Self::VersionOutOfRange { .. } => true,
             Self::Encode { .. } | Self::Unexpected { .. } | Self::Refused { .. } => false,
         }
     }
 
-    /// Whether this is a read or write timeout (see
-    /// [`Client::set_timeout`]). After a read timeout the connection is
-    /// intact and the call may be repeated; after a write timeout it is
-    /// not ([`Self::is_fatal`]).
+    /// Whether this is a read or write timeout ([`ClientError::TimedOut`]).
     pub fn is_timeout(&self) -> bool {
-        matches!(
-            self,
-            Self::Io { source, .. } if matches!(
-                source.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            )
-        )
+        matches!(self, Self::TimedOut { .. })
     }
 }

@@ -44,6 +44,28 @@ impl Link {
         self.broken.store(true, Ordering::Release);
     }
 
+    /// The error for a failed socket `op`: [`ClientError::TimedOut`] when
+    /// the socket's `timeout` (as set now) ran out, else
+    /// [`ClientError::Io`].
+    pub(super) fn io_error(
+        &self,
+        op: &'static str,
+        source: std::io::Error,
+        timeout: std::io::Result<Option<std::time::Duration>>,
+    ) -> ClientError {
+        let timed_out = matches!(
+            source.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        );
+        match timeout {
+            Ok(Some(after)) if timed_out => ClientError::TimedOut {
+                op,
+                after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+            },
+            _ => ClientError::Io { op, source },
+        }
+    }
+
     pub(super) fn socket_option(
         &self,
         set: impl FnOnce(&TcpStream) -> std::io::Result<()>,
@@ -138,10 +160,7 @@ impl Outbox {
         self.buf.clear();
         written.map_err(|source| {
             link.set_broken();
-            ClientError::Io {
-                op: WRITE_OP,
-                source,
-            }
+            link.io_error(WRITE_OP, source, link.stream.write_timeout())
         })
     }
 
@@ -276,17 +295,11 @@ impl Inbox {
             }
             Ok(_) => Ok(()),
             Err(source) => {
-                let timeout = matches!(
-                    source.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                );
-                if !timeout {
+                let error = link.io_error(READ_OP, source, link.stream.read_timeout());
+                if !error.is_timeout() {
                     self.break_connection(link);
                 }
-                Err(ClientError::Io {
-                    op: READ_OP,
-                    source,
-                })
+                Err(error)
             }
         }
     }

@@ -281,11 +281,22 @@ impl Client {
             });
         }
         let id = outbox.take_id();
-        protocol::encode_hello(&mut outbox.buf, id, Hello::ours());
+        let offered = Hello::ours();
+        protocol::encode_hello(&mut outbox.buf, id, offered);
         outbox.frames_sent += 1;
         self.flush()?;
         let response = self.reader.wait_for(id)?;
         match response.body {
+            ResponseBody::HelloAck(ack)
+                if !(offered.min_version..=offered.max_version).contains(&ack.version) =>
+            {
+                self.writer.link.set_broken();
+                Err(ClientError::VersionOutOfRange {
+                    chosen: ack.version,
+                    min: offered.min_version,
+                    max: offered.max_version,
+                })
+            }
             ResponseBody::HelloAck(ack) => {
                 self.writer.ack = Some(ack);
                 Ok(ack)

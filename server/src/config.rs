@@ -80,6 +80,14 @@ pub struct ServerConfig {
     /// A connection that does not read its responses for this long is
     /// closed. Default 10000.
     pub slow_client_timeout_ms: u64,
+    /// A frame must arrive whole within this long of its first byte, or
+    /// the connection is closed (a client trickling bytes cannot hold a
+    /// slot). Default 500.
+    pub frame_timeout_ms: u64,
+    /// Connections open at once from one source address, over all
+    /// workers; more are closed at accept. At most `connections_max`.
+    /// Default 256.
+    pub connections_per_source_max: usize,
     /// After SIGTERM/SIGINT, how long requests in flight may take before
     /// the server exits anyway. Default 10000.
     pub shutdown_timeout_ms: u64,
@@ -113,6 +121,8 @@ impl Default for ServerConfig {
             connections_max: 1024,
             idle_timeout_ms: 60_000,
             slow_client_timeout_ms: 10_000,
+            frame_timeout_ms: 500,
+            connections_per_source_max: 256,
             shutdown_timeout_ms: 10_000,
             uring_entries: URING_ENTRIES_DEFAULT,
             echo: false,
@@ -184,9 +194,21 @@ impl ServerConfig {
                 format!("{} is not in 1..={CONNECTIONS_LIMIT}", self.connections_max),
             );
         }
+        if self.connections_per_source_max == 0
+            || self.connections_per_source_max > self.connections_max
+        {
+            return bad(
+                "connections_per_source_max",
+                format!(
+                    "{} is not in 1..=connections_max ({})",
+                    self.connections_per_source_max, self.connections_max
+                ),
+            );
+        }
         for (key, ms) in [
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("slow_client_timeout_ms", self.slow_client_timeout_ms),
+            ("frame_timeout_ms", self.frame_timeout_ms),
             ("shutdown_timeout_ms", self.shutdown_timeout_ms),
         ] {
             if ms == 0 || ms > 24 * 3600 * 1000 {

@@ -138,8 +138,8 @@ impl EpollLoop {
             let Some(listener) = self.listener.as_ref() else {
                 return;
             };
-            let mut stream = match listener.accept() {
-                Ok((stream, _)) => stream,
+            let (mut stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -147,7 +147,7 @@ impl EpollLoop {
                     return;
                 }
             };
-            let Some(id) = worker.open() else {
+            let Some(id) = worker.open(Some(peer.ip())) else {
                 // Full or draining: dropping the stream closes it.
                 continue;
             };

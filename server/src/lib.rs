@@ -19,6 +19,7 @@
 //!   [`metrics::admin`] the admin HTTP endpoint serving `/metrics` and
 //!   `/healthz`.
 //! - [`serve`]: the server: listeners, worker threads, shutdown and reload.
+//! - [`sources`]: open connections per source address, over all workers.
 //! - [`uring`]: the io_uring event loop.
 //! - [`worker`]: one worker thread's engine and connections, shared by both
 //!   event loops.
@@ -31,6 +32,7 @@ pub mod epoll;
 pub mod error;
 pub mod metrics;
 pub mod serve;
+pub mod sources;
 #[cfg(target_os = "linux")]
 pub mod uring;
 pub mod worker;

@@ -26,6 +26,7 @@
 use crate::config::{IoMode, ServerConfig};
 use crate::error::Error;
 use crate::metrics::{AdminServer, Health, Metrics, ReloadResult};
+use crate::sources::SourceLimiter;
 use crate::worker::{Worker, WorkerLimits};
 use cx_engine::{Engine, Error as EngineError, FallbackSource, ModelInfo, ModelSource};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -175,7 +176,11 @@ impl Server {
             connections_max: per_worker,
             idle_timeout_ns: config.idle_timeout_ms.saturating_mul(1_000_000),
             slow_client_timeout_ns: config.slow_client_timeout_ms.saturating_mul(1_000_000),
+            frame_timeout_ns: config.frame_timeout_ms.saturating_mul(1_000_000),
         };
+        // Validated: 1..=connections_max, which is at most CONNECTIONS_LIMIT.
+        let per_source = u32::try_from(config.connections_per_source_max).unwrap_or(u32::MAX);
+        let sources = Arc::new(SourceLimiter::new(per_source, config.connections_max));
         let mut engines = Vec::with_capacity(workers);
         for _ in 0..workers {
             engines.push(build_engine(&config, &model_bytes)?);
@@ -197,7 +202,7 @@ impl Server {
         };
         let mut handles = Vec::with_capacity(workers);
         for (index, (listener, engine)) in listeners.into_iter().zip(engines).enumerate() {
-            let mut worker = Worker::new(engine, metrics.clone(), limits);
+            let mut worker = Worker::new(engine, metrics.clone(), limits, sources.clone());
             worker.set_echo(config.echo);
             let control = control.clone();
             let ring_entries = config.uring_entries;

@@ -26,11 +26,13 @@
 
 use crate::conn::{Connection, Overloaded, Owner, Submit};
 use crate::metrics::Metrics;
+use crate::sources::SourceLimiter;
 use cx_domain::pipeline::{Request, Ticket};
 use cx_engine::{Engine, EngineCounts, FallbackSource, ModelInfo, ModelSource};
 use cx_features::RequestContext;
 use cx_wire::protocol::ErrorCode;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// While draining, how long a connection with nothing left to answer must
@@ -57,6 +59,9 @@ pub struct WorkerLimits {
     /// A connection whose pending output made no progress for this long
     /// (a client that does not read) is closed.
     pub slow_client_timeout_ns: u64,
+    /// A connection holding part of a frame this long after the frame's
+    /// first byte arrived (a client trickling bytes) is closed.
+    pub frame_timeout_ns: u64,
 }
 
 /// Why a connection was closed.
@@ -68,6 +73,9 @@ pub enum CloseReason {
     Done,
     /// Idle or slow-client timeout.
     Timeout,
+    /// A frame took longer than the frame timeout from its first byte to
+    /// its last.
+    FrameTimeout,
     /// The server stopped before it finished.
     Abandoned,
 }
@@ -78,6 +86,11 @@ struct Live {
     active_ns: u64,
     /// Monotonic ns since when output has been waiting without progress.
     stalled_since_ns: Option<u64>,
+    /// Monotonic ns when the frame now partly received began to arrive
+    /// (`None`: no partial frame held).
+    frame_started_ns: Option<u64>,
+    /// The peer's address, counted in the [`SourceLimiter`] while open.
+    source: Option<IpAddr>,
     dirty: bool,
 }
 
@@ -105,6 +118,7 @@ pub struct Worker {
     dirty: Vec<ConnId>,
     metrics: Metrics,
     limits: WorkerLimits,
+    sources: Arc<SourceLimiter>,
     counts: EngineCounts,
     clock: quanta::Clock,
     started: std::time::Instant,
@@ -156,8 +170,14 @@ impl Submit for Sink<'_> {
 
 impl Worker {
     /// A worker over `engine`, with room for `limits.connections_max`
-    /// connections.
-    pub fn new(engine: Engine, metrics: Metrics, limits: WorkerLimits) -> Self {
+    /// connections, counting them per source address in `sources` (shared
+    /// by every worker).
+    pub fn new(
+        engine: Engine,
+        metrics: Metrics,
+        limits: WorkerLimits,
+        sources: Arc<SourceLimiter>,
+    ) -> Self {
         let in_flight_max = engine.config().in_flight_max;
         let counts = engine.counts();
         let slots = (0..limits.connections_max)
@@ -176,6 +196,7 @@ impl Worker {
             dirty: Vec::with_capacity(limits.connections_max),
             metrics,
             limits,
+            sources,
             counts,
             clock: quanta::Clock::new(),
             started: std::time::Instant::now(),
@@ -211,23 +232,31 @@ impl Worker {
         &self.engine
     }
 
-    /// Takes a new connection, or `None` (counted as refused) when the
-    /// worker is full or draining; the caller then closes the socket.
-    pub fn open(&mut self) -> Option<ConnId> {
-        if self.draining {
+    /// Takes a new connection from `source` (its peer address, when the
+    /// socket could tell), or `None` (counted as refused) when the worker
+    /// is full or draining, or the source already holds its share of
+    /// connections; the caller then closes the socket.
+    pub fn open(&mut self, source: Option<IpAddr>) -> Option<ConnId> {
+        if self.draining || self.free.is_empty() {
             self.metrics.connection_refused();
             return None;
         }
-        let Some(index) = self.free.pop() else {
-            self.metrics.connection_refused();
-            return None;
-        };
+        if let Some(ip) = source {
+            if !self.sources.try_acquire(ip) {
+                self.metrics.connection_refused();
+                self.metrics.source_limit_refused();
+                return None;
+            }
+        }
+        let index = self.free.pop()?;
         let now_ns = self.now_ns();
         let slot = self.slots.get_mut(index as usize)?;
         slot.live = Some(Live {
             conn: Connection::new(),
             active_ns: now_ns,
             stalled_since_ns: None,
+            frame_started_ns: None,
+            source,
             dirty: false,
         });
         self.open += 1;
@@ -291,7 +320,14 @@ impl Worker {
             now_raw,
             overloaded: 0,
         };
+        let frames_before = live.conn.frames_seen();
         let taken = live.conn.on_bytes(bytes, &mut sink);
+        live.frame_started_ns = partial_frame_start(
+            live.frame_started_ns,
+            live.conn.frames_seen() != frames_before,
+            live.conn.buffered_input(),
+            now_ns,
+        );
         let overloaded = sink.overloaded;
         let has_output = !live.conn.output().is_empty();
         if has_output && !live.dirty {
@@ -434,11 +470,19 @@ impl Worker {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.open -= 1;
+        if let Some(ip) = live.source {
+            self.sources.release(ip);
+        }
         let counts = live.conn.take_counts();
         self.publish_conn_counts(&counts);
         self.metrics.connection_closed();
-        if reason == CloseReason::Timeout {
-            self.metrics.add_timeouts(1);
+        match reason {
+            CloseReason::Timeout => self.metrics.add_timeouts(1),
+            CloseReason::FrameTimeout => {
+                self.metrics.add_timeouts(1);
+                self.metrics.frame_timed_out();
+            }
+            CloseReason::Peer | CloseReason::Done | CloseReason::Abandoned => {}
         }
     }
 
@@ -475,6 +519,17 @@ impl Worker {
         idle || slow
     }
 
+    /// Whether the connection has held part of a frame for longer than the
+    /// frame timeout. Input held back while output is paused (whole frames
+    /// waiting for a slow reader) is the slow-client timeout's business.
+    fn is_frame_late(&self, live: &Live, now_ns: u64) -> bool {
+        !live.conn.is_write_paused()
+            && !live.conn.is_closing()
+            && live
+                .frame_started_ns
+                .is_some_and(|t| now_ns.saturating_sub(t) >= self.limits.frame_timeout_ns)
+    }
+
     /// Appends to `out` every connection the loop should close now, and
     /// why: timed out (see [`WorkerLimits`]) or finished
     /// ([`Self::is_done`]).
@@ -488,6 +543,8 @@ impl Worker {
             };
             if self.is_expired(live, now_ns) {
                 out.push((id, CloseReason::Timeout));
+            } else if self.is_frame_late(live, now_ns) {
+                out.push((id, CloseReason::FrameTimeout));
             } else if self.is_done(id) {
                 out.push((id, CloseReason::Done));
             }
@@ -528,5 +585,22 @@ impl Worker {
             self.metrics.model_swap_failed();
         }
         result
+    }
+}
+
+/// When the frame now partly held began to arrive, after a call that
+/// decoded frames (`advanced`) and left `buffered` bytes: none held, no
+/// start; a frame completed, so what is held began with this call; else the
+/// same partial frame goes on from its start.
+fn partial_frame_start(
+    started_ns: Option<u64>,
+    advanced: bool,
+    buffered: usize,
+    now_ns: u64,
+) -> Option<u64> {
+    match (buffered, advanced, started_ns) {
+        (0, _, _) => None,
+        (_, true, _) | (_, false, None) => Some(now_ns),
+        (_, false, Some(t)) => Some(t),
     }
 }

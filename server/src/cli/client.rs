@@ -562,13 +562,13 @@ mod tests {
 
     #[test]
     fn wrappers_are_unwrapped_and_requests_sent_as_they_are() {
-        let Item::Send(inner) = item(br#"{"source": "s", "request": {"id": "r"}}"#) else {
+        let Item::Send(inner, _) = item(br#"{"source": "s", "request": {"id": "r"}}"#) else {
             panic!("a wrapper is sent");
         };
         assert_eq!(inner, br#"{"id":"r"}"#);
         let direct = br#"{"id": "r", "imp": [], "request": 1}"#;
-        assert!(matches!(item(direct), Item::Send(bytes) if bytes == direct));
-        assert!(matches!(item(b"not json"), Item::Send(bytes) if bytes == b"not json"));
+        assert!(matches!(item(direct), Item::Send(bytes, _) if bytes == direct));
+        assert!(matches!(item(b"not json"), Item::Send(bytes, _) if bytes == b"not json"));
     }
 
     #[test]

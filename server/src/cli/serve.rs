@@ -77,6 +77,14 @@ pub struct ServeArgs {
     /// [default: 10000].
     #[arg(long, value_name = "MS")]
     pub slow_client_timeout_ms: Option<u64>,
+    /// Close a connection whose frame has not arrived whole this long after
+    /// its first byte [default: 500].
+    #[arg(long, value_name = "MS")]
+    pub frame_timeout_ms: Option<u64>,
+    /// Connections open at once from one source address, over all workers
+    /// [default: 256].
+    #[arg(long, value_name = "N")]
+    pub connections_per_source_max: Option<usize>,
     /// On SIGTERM, how long requests in flight may take [default: 10000].
     #[arg(long, value_name = "MS")]
     pub shutdown_timeout_ms: Option<u64>,
@@ -129,6 +137,10 @@ struct Overrides<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     slow_client_timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    frame_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connections_per_source_max: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     shutdown_timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     echo: Option<bool>,
@@ -151,6 +163,8 @@ impl ServeArgs {
             connections_max: self.connections_max,
             idle_timeout_ms: self.idle_timeout_ms,
             slow_client_timeout_ms: self.slow_client_timeout_ms,
+            frame_timeout_ms: self.frame_timeout_ms,
+            connections_per_source_max: self.connections_per_source_max,
             shutdown_timeout_ms: self.shutdown_timeout_ms,
             echo: self.echo.then_some(true),
             model: self.model.as_ref(),

@@ -292,6 +292,12 @@ impl Connection {
         READ_BUFFER_MAX.saturating_sub(self.read_buf.len())
     }
 
+    /// Frames decoded so far (valid or not): it moves whenever a frame was
+    /// complete.
+    pub fn frames_seen(&self) -> u64 {
+        self.frames_seen
+    }
+
     /// Bytes received but not yet decoded (a partial frame, or frames held
     /// back while output is paused).
     pub fn buffered_input(&self) -> usize {

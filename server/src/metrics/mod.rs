@@ -86,6 +86,8 @@ struct Inner {
     overloaded: Counter,
     batch_size: Histogram,
     timeouts: Counter,
+    frame_timeouts: Counter,
+    source_refusals: Counter,
     /// One counter per [`ReloadResult`], in [`ReloadResult::ALL`] order.
     reloads: [Counter; ReloadResult::COUNT],
     swap_failures: Counter,
@@ -193,7 +195,17 @@ impl Metrics {
             timeouts: counter(
                 &mut registry,
                 "cx_connection_timeouts",
-                "Client connections closed for being idle or too slow",
+                "Client connections closed for being idle or too slow, or for a frame that took too long",
+            ),
+            frame_timeouts: counter(
+                &mut registry,
+                "cx_frame_timeouts",
+                "Client connections closed because a frame took longer than frame_timeout_ms from its first byte to its last",
+            ),
+            source_refusals: counter(
+                &mut registry,
+                "cx_connections_refused_source",
+                "Client connections refused because their source address held connections_per_source_max already (also in cx_connections_refused)",
             ),
             reloads: register_reloads(&mut registry),
             swap_failures: counter(
@@ -285,6 +297,16 @@ impl Metrics {
     /// Counts `n` client connections closed for being idle or too slow.
     pub fn add_timeouts(&self, n: u64) {
         self.inner.timeouts.inc_by(n);
+    }
+
+    /// Counts a connection closed for a frame that took too long.
+    pub fn frame_timed_out(&self) {
+        self.inner.frame_timeouts.inc();
+    }
+
+    /// Counts a connection refused for its source address's limit.
+    pub fn source_limit_refused(&self) {
+        self.inner.source_refusals.inc();
     }
 
     /// Counts one model reload, by how it ended.

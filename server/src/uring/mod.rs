@@ -388,7 +388,7 @@ impl UringLoop {
         // SAFETY: a successful accept returns a new descriptor that nothing
         // else owns; the TcpStream takes sole ownership and closes it.
         let stream = unsafe { TcpStream::from_raw_fd(result) };
-        let Some(id) = worker.open() else {
+        let Some(id) = worker.open(stream.peer_addr().ok().map(|a| a.ip())) else {
             return; // full or draining: dropping the stream closes it
         };
         if let Err(e) = stream.set_nodelay(true) {

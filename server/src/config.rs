@@ -28,6 +28,12 @@ pub const WORKERS_MAX: usize = 256;
 /// Most connections, over all workers.
 pub const CONNECTIONS_LIMIT: usize = 1 << 20;
 
+/// Smallest `output_budget_bytes`: room for a few answers.
+pub const OUTPUT_BUDGET_BYTES_MIN: usize = 64 << 10;
+
+/// Largest `output_budget_bytes`.
+pub const OUTPUT_BUDGET_BYTES_LIMIT: usize = 64 << 30;
+
 /// How sockets are driven.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -88,6 +94,10 @@ pub struct ServerConfig {
     /// workers; more are closed at accept. At most `connections_max`.
     /// Default 256.
     pub connections_per_source_max: usize,
+    /// Answers written but not yet taken by their clients, over all
+    /// workers, in bytes: at this, connections with output waiting stop
+    /// being read until it is sent. Default 64 MiB.
+    pub output_budget_bytes: usize,
     /// After SIGTERM/SIGINT, how long requests in flight may take before
     /// the server exits anyway. Default 10000.
     pub shutdown_timeout_ms: u64,
@@ -123,6 +133,7 @@ impl Default for ServerConfig {
             slow_client_timeout_ms: 10_000,
             frame_timeout_ms: 500,
             connections_per_source_max: 256,
+            output_budget_bytes: 64 << 20,
             shutdown_timeout_ms: 10_000,
             uring_entries: URING_ENTRIES_DEFAULT,
             echo: false,
@@ -202,6 +213,17 @@ impl ServerConfig {
                 format!(
                     "{} is not in 1..=connections_max ({})",
                     self.connections_per_source_max, self.connections_max
+                ),
+            );
+        }
+        if !(OUTPUT_BUDGET_BYTES_MIN..=OUTPUT_BUDGET_BYTES_LIMIT)
+            .contains(&self.output_budget_bytes)
+        {
+            return bad(
+                "output_budget_bytes",
+                format!(
+                    "{} is not in {OUTPUT_BUDGET_BYTES_MIN}..={OUTPUT_BUDGET_BYTES_LIMIT}",
+                    self.output_budget_bytes
                 ),
             );
         }

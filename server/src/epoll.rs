@@ -295,7 +295,7 @@ impl EpollLoop {
                 }
             }
         }
-        if was_paused && worker.output(id).len() < crate::conn::WRITE_PAUSE_BYTES {
+        if was_paused && !worker.is_write_paused(id) {
             // Decode what was held back while the client did not read.
             worker.on_bytes(id, &[]);
         }

@@ -26,8 +26,9 @@
 use crate::config::{IoMode, ServerConfig};
 use crate::error::Error;
 use crate::metrics::{AdminServer, Health, Metrics, ReloadResult};
+use crate::output_budget::OutputBudget;
 use crate::sources::SourceLimiter;
-use crate::worker::{Worker, WorkerLimits};
+use crate::worker::{Shared, Worker, WorkerLimits};
 use cx_engine::{Engine, Error as EngineError, FallbackSource, ModelInfo, ModelSource};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, TcpListener};
@@ -154,6 +155,7 @@ pub struct Server {
     workers: Vec<JoinHandle<Result<LoopExit, Error>>>,
     config: ServerConfig,
     model: ModelInfo,
+    output: Arc<OutputBudget>,
 }
 
 impl Server {
@@ -181,6 +183,7 @@ impl Server {
         // Validated: 1..=connections_max, which is at most CONNECTIONS_LIMIT.
         let per_source = u32::try_from(config.connections_per_source_max).unwrap_or(u32::MAX);
         let sources = Arc::new(SourceLimiter::new(per_source, config.connections_max));
+        let output = Arc::new(OutputBudget::new(config.output_budget_bytes, workers));
         let mut engines = Vec::with_capacity(workers);
         for _ in 0..workers {
             engines.push(build_engine(&config, &model_bytes)?);
@@ -202,7 +205,12 @@ impl Server {
         };
         let mut handles = Vec::with_capacity(workers);
         for (index, (listener, engine)) in listeners.into_iter().zip(engines).enumerate() {
-            let mut worker = Worker::new(engine, metrics.clone(), limits, sources.clone());
+            let shared = Shared {
+                index,
+                sources: sources.clone(),
+                output: output.clone(),
+            };
+            let mut worker = Worker::new(engine, metrics.clone(), limits, shared);
             worker.set_echo(config.echo);
             let control = control.clone();
             let ring_entries = config.uring_entries;
@@ -234,7 +242,15 @@ impl Server {
             workers: handles,
             config,
             model,
+            output,
         })
+    }
+
+    /// Answers written but not yet sent to their clients, over all
+    /// workers, in bytes, as the workers last published it (once per loop
+    /// turn).
+    pub fn output_buffered_bytes(&self) -> usize {
+        self.output.total()
     }
 
     /// The protocol address (the real port when the config asked for 0).

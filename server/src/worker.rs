@@ -24,8 +24,9 @@
 //! policy splits the work into batches of `batch_max`), so load batches
 //! requests naturally and an idle server adds no wait.
 
-use crate::conn::{Connection, Overloaded, Owner, Submit};
+use crate::conn::{Connection, Overloaded, Owner, Submit, WRITE_PAUSE_BYTES};
 use crate::metrics::Metrics;
+use crate::output_budget::OutputBudget;
 use crate::sources::SourceLimiter;
 use cx_domain::pipeline::{Request, Ticket};
 use cx_engine::{Engine, EngineCounts, FallbackSource, ModelInfo, ModelSource};
@@ -62,6 +63,18 @@ pub struct WorkerLimits {
     /// A connection holding part of a frame this long after the frame's
     /// first byte arrived (a client trickling bytes) is closed.
     pub frame_timeout_ns: u64,
+}
+
+/// What the workers of one server share: the per-source connection counts
+/// and the output budget, and which worker this is.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    /// This worker's index, below the output budget's worker count.
+    pub index: usize,
+    /// Open connections per source address, over all workers.
+    pub sources: Arc<SourceLimiter>,
+    /// Buffered output over all workers.
+    pub output: Arc<OutputBudget>,
 }
 
 /// Why a connection was closed.
@@ -118,7 +131,12 @@ pub struct Worker {
     dirty: Vec<ConnId>,
     metrics: Metrics,
     limits: WorkerLimits,
-    sources: Arc<SourceLimiter>,
+    shared: Shared,
+    /// Unsent output bytes over this worker's connections (exact).
+    output_bytes: usize,
+    /// Whether the output budget is spent: connections with output waiting
+    /// are not read (see [`crate::output_budget`]).
+    over_budget: bool,
     counts: EngineCounts,
     clock: quanta::Clock,
     started: std::time::Instant,
@@ -170,14 +188,9 @@ impl Submit for Sink<'_> {
 
 impl Worker {
     /// A worker over `engine`, with room for `limits.connections_max`
-    /// connections, counting them per source address in `sources` (shared
-    /// by every worker).
-    pub fn new(
-        engine: Engine,
-        metrics: Metrics,
-        limits: WorkerLimits,
-        sources: Arc<SourceLimiter>,
-    ) -> Self {
+    /// connections, under the per-source limit and the output budget it
+    /// `shared`s with the other workers.
+    pub fn new(engine: Engine, metrics: Metrics, limits: WorkerLimits, shared: Shared) -> Self {
         let in_flight_max = engine.config().in_flight_max;
         let counts = engine.counts();
         let slots = (0..limits.connections_max)
@@ -196,7 +209,9 @@ impl Worker {
             dirty: Vec::with_capacity(limits.connections_max),
             metrics,
             limits,
-            sources,
+            shared,
+            output_bytes: 0,
+            over_budget: false,
             counts,
             clock: quanta::Clock::new(),
             started: std::time::Instant::now(),
@@ -242,7 +257,7 @@ impl Worker {
             return None;
         }
         if let Some(ip) = source {
-            if !self.sources.try_acquire(ip) {
+            if !self.shared.sources.try_acquire(ip) {
                 self.metrics.connection_refused();
                 self.metrics.source_limit_refused();
                 return None;
@@ -251,8 +266,12 @@ impl Worker {
         let index = self.free.pop()?;
         let now_ns = self.now_ns();
         let slot = self.slots.get_mut(index as usize)?;
+        let mut conn = Connection::new();
+        if self.over_budget {
+            conn.set_write_pause_bytes(1);
+        }
         slot.live = Some(Live {
-            conn: Connection::new(),
+            conn,
             active_ns: now_ns,
             stalled_since_ns: None,
             frame_started_ns: None,
@@ -305,8 +324,10 @@ impl Worker {
         if !bytes.is_empty() {
             live.active_ns = now_ns;
         }
+        let output_before = live.conn.output().len();
         if self.echo {
             let taken = live.conn.on_echo_bytes(bytes);
+            self.output_bytes += live.conn.output().len() - output_before;
             if taken > 0 && !live.dirty {
                 live.dirty = true;
                 self.dirty.push(id);
@@ -329,6 +350,8 @@ impl Worker {
             now_ns,
         );
         let overloaded = sink.overloaded;
+        // Output only grows while bytes are taken.
+        self.output_bytes += live.conn.output().len() - output_before;
         let has_output = !live.conn.output().is_empty();
         if has_output && !live.dirty {
             live.dirty = true;
@@ -371,11 +394,16 @@ impl Worker {
             let Some(live) = self.live_mut(id) else {
                 continue;
             };
+            let output_before = live.conn.output().len();
             live.conn.on_decision(route.owner, decision);
-            if !live.dirty && !live.conn.output().is_empty() {
-                live.dirty = true;
+            let output_after = live.conn.output().len();
+            let newly_dirty = !live.dirty && output_after > 0;
+            live.dirty |= newly_dirty;
+            if newly_dirty {
                 self.dirty.push(id);
             }
+            // Output only grows when a decision arrives.
+            self.output_bytes += output_after - output_before;
         }
     }
 
@@ -391,8 +419,11 @@ impl Worker {
     }
 
     /// Moves the connections that wrote output since the last call into
-    /// `out` (cleared first).
+    /// `out` (cleared first). Once per loop turn: also publishes this
+    /// worker's output to the shared budget and applies the budget's
+    /// verdict.
     pub fn take_dirty(&mut self, out: &mut Vec<ConnId>) {
+        self.balance_output();
         out.clear();
         std::mem::swap(out, &mut self.dirty);
         for &id in out.iter() {
@@ -400,6 +431,45 @@ impl Worker {
                 live.dirty = false;
             }
         }
+    }
+
+    /// Publishes this worker's buffered output; when the budget's verdict
+    /// changes, sets every connection's pause threshold: any output at all
+    /// while over budget, else [`WRITE_PAUSE_BYTES`].
+    fn balance_output(&mut self) {
+        let total = self
+            .shared
+            .output
+            .publish(self.shared.index, self.output_bytes);
+        self.metrics.set_output_buffered(total);
+        let over = self.shared.output.is_over(total, self.over_budget);
+        if over == self.over_budget {
+            return;
+        }
+        self.over_budget = over;
+        if over {
+            self.metrics.output_budget_spent();
+            tracing::warn!(
+                total_bytes = total,
+                budget_bytes = self.shared.output.budget_bytes(),
+                "output budget spent: connections with unsent output are not read until it drains"
+            );
+        }
+        let pause = if over { 1 } else { WRITE_PAUSE_BYTES };
+        for live in self.slots.iter_mut().filter_map(|s| s.live.as_mut()) {
+            live.conn.set_write_pause_bytes(pause);
+        }
+    }
+
+    /// Unsent output bytes over this worker's connections.
+    pub fn output_bytes(&self) -> usize {
+        self.output_bytes
+    }
+
+    /// Whether the connection decodes no new frame until its output is
+    /// sent (its own limit, or the server's output budget).
+    pub fn is_write_paused(&self, id: ConnId) -> bool {
+        self.live(id).is_some_and(|l| l.conn.is_write_paused())
     }
 
     /// The connection's unsent output (empty for an unknown id).
@@ -413,7 +483,9 @@ impl Worker {
         let Some(live) = self.live_mut(id) else {
             return;
         };
+        let output_before = live.conn.output().len();
         live.conn.consume_output(n);
+        let consumed = output_before - live.conn.output().len();
         if n > 0 {
             live.active_ns = now_ns;
             live.stalled_since_ns = None;
@@ -421,6 +493,7 @@ impl Worker {
         if !live.conn.output().is_empty() && live.stalled_since_ns.is_none() {
             live.stalled_since_ns = Some(now_ns);
         }
+        self.output_bytes -= consumed;
     }
 
     /// Records that output is waiting for the socket (the send would block).
@@ -471,8 +544,9 @@ impl Worker {
         self.free.push(id.index);
         self.open -= 1;
         if let Some(ip) = live.source {
-            self.sources.release(ip);
+            self.shared.sources.release(ip);
         }
+        self.output_bytes -= live.conn.output().len();
         let counts = live.conn.take_counts();
         self.publish_conn_counts(&counts);
         self.metrics.connection_closed();

@@ -6,10 +6,15 @@ mod common;
 
 use common::*;
 use cx_server::config::ServerConfig;
+use cx_server::metrics::Metrics;
+use cx_server::output_budget::OutputBudget;
+use cx_server::sources::SourceLimiter;
+use cx_server::worker::{Shared, Worker, WorkerLimits};
 use cx_wire::protocol;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A TCP connection to the server from the loopback address `source`
@@ -183,6 +188,147 @@ fn one_source_cannot_take_more_than_its_share() {
             sample(&text, "cx_connections_refused_source_total") >= 2.0,
             "{io:?}"
         );
+        stop(server);
+    }
+}
+
+/// A bid request with `imps` banner impressions.
+fn wide_bid_request(imps: usize) -> Vec<u8> {
+    let imp: Vec<serde_json::Value> = (0..imps)
+        .map(|i| serde_json::json!({"id": format!("imp-{i}"), "banner": {"w": 300, "h": 250}, "bidfloor": 0.1}))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "id": "wide", "imp": imp, "site": {"id": "s", "domain": "example.com"},
+        "device": {"devicetype": 4, "geo": {"country": "USA"}}, "user": {"id": "u"}
+    }))
+    .expect("json")
+}
+
+/// A connection from loopback that never reads, with a small receive
+/// buffer so the kernel holds little of what the server sends it.
+fn non_reader(server: SocketAddr) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("sets SO_RCVBUF");
+    socket
+        .connect(&SockAddr::from(server))
+        .expect("the kernel accepts");
+    socket.into()
+}
+
+/// A worker (no sockets) under `budget_bytes`, fed by `clients`
+/// connections that each send one wide bid request whenever the worker
+/// reads them, for `turns` loop turns, and never take their answers;
+/// returns the most output the worker held after any turn.
+fn peak_output_of_non_readers(budget_bytes: usize, clients: usize, turns: usize) -> usize {
+    let mut engine_config = cx_engine::EngineConfig {
+        in_flight_max: 1 << 17,
+        ..cx_engine::EngineConfig::default()
+    };
+    engine_config.decide.top_k = protocol::limits::TOP_K_MAX;
+    let engine = cx_engine::Engine::builder()
+        .config(engine_config)
+        .build()
+        .expect("the engine builds");
+    let limits = WorkerLimits {
+        connections_max: clients,
+        idle_timeout_ns: u64::MAX,
+        slow_client_timeout_ns: u64::MAX,
+        frame_timeout_ns: u64::MAX,
+    };
+    let shared = Shared {
+        index: 0,
+        sources: Arc::new(SourceLimiter::new(clients as u32, clients)),
+        output: Arc::new(OutputBudget::new(budget_bytes, 1)),
+    };
+    let mut worker = Worker::new(engine, Metrics::new(), limits, shared);
+    let ids: Vec<_> = (0..clients)
+        .map(|_| worker.open(None).expect("room for every client"))
+        .collect();
+    let body = wide_bid_request(64);
+    let mut dirty = Vec::new();
+    let mut peak = 0;
+    for turn in 0..turns as u64 {
+        let mut frame = Vec::new();
+        protocol::encode_score_openrtb(&mut frame, turn + 1, &body, true).expect("encodes");
+        for &id in &ids {
+            if worker.wants_read(id) {
+                assert_eq!(worker.on_bytes(id, &frame), frame.len());
+            }
+        }
+        worker.run_engine(1_767_225_600_000_000_000);
+        worker.take_dirty(&mut dirty);
+        peak = peak.max(worker.output_bytes());
+    }
+    peak
+}
+
+#[test]
+fn clients_that_never_read_cannot_hold_more_output_than_the_budget() {
+    const BUDGET: usize = 1 << 20;
+    const CLIENTS: usize = 48;
+    let capped = peak_output_of_non_readers(BUDGET, CLIENTS, 16);
+    let uncapped = peak_output_of_non_readers(1 << 30, CLIENTS, 16);
+    eprintln!("peak output: {capped} bytes under a {BUDGET}-byte budget, {uncapped} without");
+    assert!(
+        uncapped > 6 * BUDGET,
+        "the scenario holds far more than the budget when nothing stops it: {uncapped}"
+    );
+    // The documented bound (docs/SERVER.md): the budget, plus the answers
+    // to what every connection read in the turn that crossed it.
+    let answer_max = protocol::limits::HEADER_BYTES + protocol::limits::DECISION_BYTES_MAX;
+    assert!(
+        capped <= BUDGET + CLIENTS * answer_max,
+        "{capped} bytes held under a {BUDGET}-byte budget"
+    );
+}
+
+/// Runs `clients` clients that never read, each sending two wide bid
+/// requests per round, beside one client that pings between rounds:
+/// every ping must be answered while the budget holds the others back.
+#[test]
+fn reading_clients_are_answered_while_the_budget_is_spent() {
+    for io in io_modes() {
+        let server = start(ServerConfig {
+            output_budget_bytes: 64 << 10,
+            slow_client_timeout_ms: 60_000,
+            ..config(io)
+        });
+        let body = wide_bid_request(64);
+        let mut held: Vec<TcpStream> = (0..32).map(|_| non_reader(server.local_addr())).collect();
+        for stream in &held {
+            stream
+                .set_write_timeout(Some(Duration::from_millis(20)))
+                .expect("sets a timeout");
+        }
+        let mut good = connect(&server);
+        for round in 0..10 {
+            let mut frames = Vec::new();
+            for id in [2 * round + 1, 2 * round + 2] {
+                protocol::encode_score_openrtb(&mut frames, id, &body, true).expect("encodes");
+            }
+            for stream in &mut held {
+                // A paused connection is not read, so its writes block:
+                // what does not go out in time is not needed.
+                let _ = stream.write_all(&frames);
+            }
+            let asked = Instant::now();
+            good.ping(round).expect("a reading client is answered");
+            let answer = good
+                .score_context(&context(round as u32), true)
+                .expect("answered");
+            expect_decision(&answer);
+            assert!(
+                asked.elapsed() < Duration::from_secs(3),
+                "{io:?}: round {round}: answers took {:?}",
+                asked.elapsed()
+            );
+        }
+        let (_, text) = scrape(&server, "/metrics");
+        assert!(
+            sample(&text, "cx_output_budget_spent_total") >= 1.0,
+            "{io:?}: the budget was reached"
+        );
+        drop(held);
         stop(server);
     }
 }

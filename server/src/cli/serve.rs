@@ -85,6 +85,11 @@ pub struct ServeArgs {
     /// [default: 256].
     #[arg(long, value_name = "N")]
     pub connections_per_source_max: Option<usize>,
+    /// Bytes of answers waiting for their clients, over all workers, at
+    /// which connections with output waiting stop being read [default:
+    /// 67108864].
+    #[arg(long, value_name = "BYTES")]
+    pub output_budget_bytes: Option<usize>,
     /// On SIGTERM, how long requests in flight may take [default: 10000].
     #[arg(long, value_name = "MS")]
     pub shutdown_timeout_ms: Option<u64>,
@@ -141,6 +146,8 @@ struct Overrides<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     connections_per_source_max: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    output_budget_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     shutdown_timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     echo: Option<bool>,
@@ -165,6 +172,7 @@ impl ServeArgs {
             slow_client_timeout_ms: self.slow_client_timeout_ms,
             frame_timeout_ms: self.frame_timeout_ms,
             connections_per_source_max: self.connections_per_source_max,
+            output_budget_bytes: self.output_budget_bytes,
             shutdown_timeout_ms: self.shutdown_timeout_ms,
             echo: self.echo.then_some(true),
             model: self.model.as_ref(),

@@ -231,6 +231,9 @@ pub struct Connection {
     next_seq: u64,
     version: u8,
     frames_seen: u64,
+    /// Output size at which decoding pauses: [`WRITE_PAUSE_BYTES`], or
+    /// less while the server's output budget is spent.
+    write_pause_bytes: usize,
     closing: bool,
     shutting_down: bool,
     counts: ConnCounts,
@@ -258,6 +261,7 @@ impl Connection {
             next_seq: 0,
             version: VERSION,
             frames_seen: 0,
+            write_pause_bytes: WRITE_PAUSE_BYTES,
             closing: false,
             shutting_down: false,
             counts: ConnCounts::default(),
@@ -304,10 +308,20 @@ impl Connection {
         self.read_buf.len()
     }
 
-    /// Whether the write buffer is over [`WRITE_PAUSE_BYTES`], so no new
-    /// frame is decoded until the peer reads.
+    /// Whether the write buffer is over the pause threshold
+    /// ([`WRITE_PAUSE_BYTES`] unless lowered), so no new frame is decoded
+    /// until the peer reads.
     pub fn is_write_paused(&self) -> bool {
-        self.output().len() >= WRITE_PAUSE_BYTES
+        self.output().len() >= self.write_pause_bytes
+    }
+
+    /// Lowers (or restores) the output size at which decoding pauses,
+    /// clamped to `1..=WRITE_PAUSE_BYTES`: the event loop sets 1 while the
+    /// server's output budget is spent, so a connection with any output
+    /// waiting takes no new request. The write buffer's bound
+    /// ([`WRITE_BUFFER_MAX`]) holds for any threshold.
+    pub fn set_write_pause_bytes(&mut self, bytes: usize) {
+        self.write_pause_bytes = bytes.clamp(1, WRITE_PAUSE_BYTES);
     }
 
     /// Whether the event loop should read from the socket: not closing, not

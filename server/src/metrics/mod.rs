@@ -88,6 +88,8 @@ struct Inner {
     timeouts: Counter,
     frame_timeouts: Counter,
     source_refusals: Counter,
+    output_budget_spent: Counter,
+    output_buffered: Gauge,
     /// One counter per [`ReloadResult`], in [`ReloadResult::ALL`] order.
     reloads: [Counter; ReloadResult::COUNT],
     swap_failures: Counter,
@@ -202,6 +204,16 @@ impl Metrics {
                 "cx_frame_timeouts",
                 "Client connections closed because a frame took longer than frame_timeout_ms from its first byte to its last",
             ),
+            output_budget_spent: counter(
+                &mut registry,
+                "cx_output_budget_spent",
+                "Times the buffered output over all workers reached output_budget_bytes (reading then stops for connections with output waiting)",
+            ),
+            output_buffered: gauge(
+                &mut registry,
+                "cx_output_buffered_bytes",
+                "Answers written but not yet sent to their clients, over all workers, in bytes",
+            ),
             source_refusals: counter(
                 &mut registry,
                 "cx_connections_refused_source",
@@ -302,6 +314,18 @@ impl Metrics {
     /// Counts a connection closed for a frame that took too long.
     pub fn frame_timed_out(&self) {
         self.inner.frame_timeouts.inc();
+    }
+
+    /// Counts a time the output budget was reached.
+    pub fn output_budget_spent(&self) {
+        self.inner.output_budget_spent.inc();
+    }
+
+    /// Sets the output buffered over all workers, in bytes.
+    pub fn set_output_buffered(&self, bytes: usize) {
+        self.inner
+            .output_buffered
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Counts a connection refused for its source address's limit.

@@ -1,0 +1,100 @@
+//! The server-wide budget for buffered output: bytes of answers written by
+//! connections but not yet taken by their clients, over all workers.
+//!
+//! Each connection already stops being read while its own output is over
+//! [`WRITE_PAUSE_BYTES`](crate::conn::WRITE_PAUSE_BYTES). That alone lets
+//! a thousand clients that never read hold a thousand times that. Here,
+//! every worker publishes its own total once per loop turn; while the sum
+//! is at or over the budget, every connection that still has output
+//! waiting stops being read until it is sent (so clients that keep up are
+//! still served, and those that do not add nothing more). Reading resumes
+//! everywhere once the sum falls under three quarters of the budget.
+//!
+//! # Data layout
+//!
+//! One counter per worker, each on its own cache line, written only by its
+//! worker (a store per turn) and summed by every worker (a load per worker
+//! per turn): no lock, and no line written by two threads.
+
+use crossbeam::utils::CachePadded;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Buffered output bytes per worker against one budget.
+#[derive(Debug)]
+pub struct OutputBudget {
+    budget_bytes: usize,
+    per_worker: Box<[CachePadded<AtomicUsize>]>,
+}
+
+impl OutputBudget {
+    /// A budget of `budget_bytes` shared by `workers` workers.
+    pub fn new(budget_bytes: usize, workers: usize) -> Self {
+        assert!(
+            budget_bytes > 0,
+            "an output budget of 0 bytes would stop every read"
+        );
+        assert!(workers > 0, "a budget needs a worker");
+        Self {
+            budget_bytes,
+            per_worker: (0..workers)
+                .map(|_| CachePadded::new(AtomicUsize::new(0)))
+                .collect(),
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn budget_bytes(&self) -> usize {
+        self.budget_bytes
+    }
+
+    /// Records that `worker` holds `bytes` of output now; returns the total
+    /// over all workers as last published.
+    ///
+    /// # Panics
+    /// When `worker` is not below the number of workers.
+    pub fn publish(&self, worker: usize, bytes: usize) -> usize {
+        self.per_worker[worker].store(bytes, Ordering::Relaxed);
+        self.total()
+    }
+
+    /// Output bytes over all workers, as last published.
+    pub fn total(&self) -> usize {
+        self.per_worker
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .fold(0, usize::saturating_add)
+    }
+
+    /// Whether reading should stop for connections with output waiting,
+    /// given the `total` and whether it had stopped (`was_over`): from the
+    /// budget up, until the total falls under three quarters of it.
+    pub fn is_over(&self, total: usize, was_over: bool) -> bool {
+        if was_over {
+            total >= self.budget_bytes / 4 * 3
+        } else {
+            total >= self.budget_bytes
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_add_up_and_the_budget_has_hysteresis() {
+        let budget = OutputBudget::new(1000, 2);
+        assert_eq!(budget.publish(0, 600), 600);
+        assert_eq!(budget.publish(1, 300), 900);
+        assert!(!budget.is_over(900, false));
+        assert_eq!(budget.publish(1, 400), 1000);
+        assert!(budget.is_over(1000, false), "at the budget");
+        assert!(budget.is_over(800, true), "still over until under 3/4");
+        assert!(!budget.is_over(749, true));
+        assert_eq!(
+            budget.publish(0, 0),
+            400,
+            "a worker's new figure replaces its old one"
+        );
+    }
+}

@@ -65,6 +65,21 @@ struct Reload {
     fallback: FallbackSource,
 }
 
+/// A reload that cannot serve: how it is counted, and why.
+struct RefusedReload {
+    result: ReloadResult,
+    error: Box<Error>,
+}
+
+impl RefusedReload {
+    fn new(result: ReloadResult, error: Error) -> Self {
+        Self {
+            result,
+            error: Box::new(error),
+        }
+    }
+}
+
 /// Orders from the server handle to its workers.
 #[derive(Default)]
 pub struct Control {
@@ -294,10 +309,10 @@ impl Server {
         let outcome = self.check_reload();
         let result = match &outcome {
             Ok(_) => ReloadResult::Ok,
-            Err((result, _)) => *result,
+            Err(refused) => refused.result,
         };
         self.metrics.model_reloaded(result);
-        let (bytes, info) = outcome.map_err(|(_, e)| e)?;
+        let (bytes, info) = outcome.map_err(|refused| *refused.error)?;
         let fallback = fallback_source(&self.config);
         let mut slot = self
             .control
@@ -317,17 +332,17 @@ impl Server {
 
     /// Reads and checks a reload: the bytes and their description, or why
     /// they cannot serve.
-    fn check_reload(&self) -> Result<(Arc<[u8]>, ModelInfo), (ReloadResult, Error)> {
+    fn check_reload(&self) -> Result<(Arc<[u8]>, ModelInfo), RefusedReload> {
         let bytes = read_model(self.config.model.as_deref()).map_err(|e| {
             let result = match e {
                 Error::ModelRead { .. } | Error::Config(_) => ReloadResult::ReadError,
                 _ => ReloadResult::InvalidModel,
             };
-            (result, e)
+            RefusedReload::new(result, e)
         })?;
         let engine_error = |result, source| {
             let what = "model reload".into();
-            (result, Error::Engine { what, source })
+            RefusedReload::new(result, Error::Engine { what, source })
         };
         cx_model::SnnModel::from_bytes(&bytes)
             .map_err(|e| engine_error(ReloadResult::InvalidModel, e.into()))?;
@@ -342,7 +357,7 @@ impl Server {
                 };
                 engine_error(result, source)
             }
-            other => (ReloadResult::Incompatible, other),
+            other => RefusedReload::new(ReloadResult::Incompatible, other),
         })?;
         Ok((bytes, probe.model().clone()))
     }

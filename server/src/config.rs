@@ -91,8 +91,8 @@ pub struct ServerConfig {
     /// slot). Default 500.
     pub frame_timeout_ms: u64,
     /// Connections open at once from one source address, over all
-    /// workers; more are closed at accept. At most `connections_max`.
-    /// Default 256.
+    /// workers; more are closed at accept. A value over `connections_max`
+    /// allows one source every connection. Default 256.
     pub connections_per_source_max: usize,
     /// Answers written but not yet taken by their clients, over all
     /// workers, in bytes: at this, connections with output waiting stop
@@ -206,13 +206,13 @@ impl ServerConfig {
             );
         }
         if self.connections_per_source_max == 0
-            || self.connections_per_source_max > self.connections_max
+            || self.connections_per_source_max > CONNECTIONS_LIMIT
         {
             return bad(
                 "connections_per_source_max",
                 format!(
-                    "{} is not in 1..=connections_max ({})",
-                    self.connections_per_source_max, self.connections_max
+                    "{} is not in 1..={CONNECTIONS_LIMIT}",
+                    self.connections_per_source_max
                 ),
             );
         }

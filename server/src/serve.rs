@@ -195,8 +195,11 @@ impl Server {
             slow_client_timeout_ns: config.slow_client_timeout_ms.saturating_mul(1_000_000),
             frame_timeout_ns: config.frame_timeout_ms.saturating_mul(1_000_000),
         };
-        // Validated: 1..=connections_max, which is at most CONNECTIONS_LIMIT.
-        let per_source = u32::try_from(config.connections_per_source_max).unwrap_or(u32::MAX);
+        // Validated: at least 1, at most CONNECTIONS_LIMIT (2^20).
+        let per_source = config
+            .connections_per_source_max
+            .min(config.connections_max);
+        let per_source = u32::try_from(per_source).unwrap_or(u32::MAX);
         let sources = Arc::new(SourceLimiter::new(per_source, config.connections_max));
         let output = Arc::new(OutputBudget::new(config.output_budget_bytes, workers));
         let mut engines = Vec::with_capacity(workers);

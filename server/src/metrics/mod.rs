@@ -34,7 +34,7 @@
 //!
 pub mod admin;
 
-pub use admin::{AdminLimits, AdminServer, Health, MetricsError, DRAIN_MAX_BYTES, DRAIN_TIMEOUT};
+pub use admin::{AdminLimits, AdminServer, Health, MetricsError};
 
 use cx_wire::protocol::ErrorCode;
 use prometheus_client::encoding::text::encode;

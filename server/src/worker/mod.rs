@@ -24,7 +24,10 @@
 //! policy splits the work into batches of `batch_max`), so load batches
 //! requests naturally and an idle server adds no wait.
 
-use crate::conn::{Connection, Overloaded, Owner, Submit, WRITE_PAUSE_BYTES};
+mod output;
+mod timeouts;
+
+use crate::conn::{Connection, Overloaded, Owner, Submit};
 use crate::metrics::Metrics;
 use crate::output_budget::OutputBudget;
 use crate::sources::SourceLimiter;
@@ -35,6 +38,7 @@ use cx_wire::protocol::ErrorCode;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use timeouts::partial_frame_start;
 
 /// While draining, how long a connection with nothing left to answer must
 /// have been quiet before it is closed.
@@ -433,45 +437,6 @@ impl Worker {
         }
     }
 
-    /// Publishes this worker's buffered output; when the budget's verdict
-    /// changes, sets every connection's pause threshold: any output at all
-    /// while over budget, else [`WRITE_PAUSE_BYTES`].
-    fn balance_output(&mut self) {
-        let total = self
-            .shared
-            .output
-            .publish(self.shared.index, self.output_bytes);
-        self.metrics.set_output_buffered(total);
-        let over = self.shared.output.is_over(total, self.over_budget);
-        if over == self.over_budget {
-            return;
-        }
-        self.over_budget = over;
-        if over {
-            self.metrics.output_budget_spent();
-            tracing::warn!(
-                total_bytes = total,
-                budget_bytes = self.shared.output.budget_bytes(),
-                "output budget spent: connections with unsent output are not read until it drains"
-            );
-        }
-        let pause = if over { 1 } else { WRITE_PAUSE_BYTES };
-        for live in self.slots.iter_mut().filter_map(|s| s.live.as_mut()) {
-            live.conn.set_write_pause_bytes(pause);
-        }
-    }
-
-    /// Unsent output bytes over this worker's connections.
-    pub fn output_bytes(&self) -> usize {
-        self.output_bytes
-    }
-
-    /// Whether the connection decodes no new frame until its output is
-    /// sent (its own limit, or the server's output budget).
-    pub fn is_write_paused(&self, id: ConnId) -> bool {
-        self.live(id).is_some_and(|l| l.conn.is_write_paused())
-    }
-
     /// The connection's unsent output (empty for an unknown id).
     pub fn output(&self, id: ConnId) -> &[u8] {
         self.live(id).map_or(&[], |l| l.conn.output())
@@ -581,50 +546,6 @@ impl Worker {
         }
     }
 
-    /// Whether the connection timed out at `now_ns`: idle, or a slow
-    /// client (see [`WorkerLimits`]).
-    fn is_expired(&self, live: &Live, now_ns: u64) -> bool {
-        let idle = live.conn.in_flight() == 0
-            && live.conn.output().is_empty()
-            && now_ns.saturating_sub(live.active_ns) >= self.limits.idle_timeout_ns;
-        let slow = live
-            .stalled_since_ns
-            .is_some_and(|t| now_ns.saturating_sub(t) >= self.limits.slow_client_timeout_ns);
-        idle || slow
-    }
-
-    /// Whether the connection has held part of a frame for longer than the
-    /// frame timeout. Input held back while output is paused (whole frames
-    /// waiting for a slow reader) is the slow-client timeout's business.
-    fn is_frame_late(&self, live: &Live, now_ns: u64) -> bool {
-        !live.conn.is_write_paused()
-            && !live.conn.is_closing()
-            && live
-                .frame_started_ns
-                .is_some_and(|t| now_ns.saturating_sub(t) >= self.limits.frame_timeout_ns)
-    }
-
-    /// Appends to `out` every connection the loop should close now, and
-    /// why: timed out (see [`WorkerLimits`]) or finished
-    /// ([`Self::is_done`]).
-    pub fn closable(&self, out: &mut Vec<(ConnId, CloseReason)>) {
-        let now_ns = self.now_ns();
-        for (index, slot) in self.slots.iter().enumerate() {
-            let Some(live) = &slot.live else { continue };
-            let id = ConnId {
-                index: index as u32,
-                generation: slot.generation,
-            };
-            if self.is_expired(live, now_ns) {
-                out.push((id, CloseReason::Timeout));
-            } else if self.is_frame_late(live, now_ns) {
-                out.push((id, CloseReason::FrameTimeout));
-            } else if self.is_done(id) {
-                out.push((id, CloseReason::Done));
-            }
-        }
-    }
-
     /// The peer finished sending (end of stream): no request will follow,
     /// so the connection is shut down like at a drain; what it already
     /// sent is still answered, and it is closed once that is written
@@ -659,22 +580,5 @@ impl Worker {
             self.metrics.model_swap_failed();
         }
         result
-    }
-}
-
-/// When the frame now partly held began to arrive, after a call that
-/// decoded frames (`advanced`) and left `buffered` bytes: none held, no
-/// start; a frame completed, so what is held began with this call; else the
-/// same partial frame goes on from its start.
-fn partial_frame_start(
-    started_ns: Option<u64>,
-    advanced: bool,
-    buffered: usize,
-    now_ns: u64,
-) -> Option<u64> {
-    match (buffered, advanced, started_ns) {
-        (0, _, _) => None,
-        (_, true, _) | (_, false, None) => Some(now_ns),
-        (_, false, Some(t)) => Some(t),
     }
 }

@@ -12,6 +12,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 use cx_backends::BackendKind;
 use cx_domain::catalog::Catalog;
+use cx_domain::store::SharedStores;
 use cx_features::FeatureSchema;
 use cx_model::{ModelId, SnnModel};
 use cx_systems::resources::{FallbackScorer, ServingModel};
@@ -124,6 +125,17 @@ pub fn load_serving(
     Ok((ServingModel::new(snn, id, fallback, schema)?, info))
 }
 
+/// The catalog in the TOML file at `path`, or the bundled one.
+pub fn load_catalog(path: Option<&Path>) -> Result<Catalog> {
+    let Some(path) = path else {
+        return Ok(Catalog::from_toml_str(DEFAULT_CATALOG_TOML)?);
+    };
+    let bytes = read_limited(path, CATALOG_BYTES_MAX, "catalog")?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Config(format!("catalog {} is not UTF-8", path.display())))?;
+    Ok(Catalog::from_toml_str(&text)?)
+}
+
 /// Sets up an engine: model, fallback, catalog, config, backend, seed.
 /// Every part has a default: the bundled model, its bundled baseline, the
 /// bundled catalog, [`EngineConfig::default`], `CX_BACKEND` or the
@@ -137,9 +149,19 @@ pub struct EngineBuilder {
     config: Option<EngineConfig>,
     backend: Option<BackendKind>,
     seed: Option<u64>,
+    shared: Option<SharedStores>,
 }
 
 impl EngineBuilder {
+    /// Share frequency counts and budgets with the other engines built
+    /// with (clones of) `stores`: a server gives one to every worker, so
+    /// that caps and budgets hold over all of them. The engine's catalog
+    /// must be the one the stores were made for.
+    pub fn shared_stores(mut self, stores: SharedStores) -> Self {
+        self.shared = Some(stores);
+        self
+    }
+
     /// Serve the model in this file.
     pub fn model_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.model = ModelSource::Path(path.into());
@@ -201,15 +223,9 @@ impl EngineBuilder {
                 None => config.backend_kind()?,
             },
         };
-        let catalog = match (self.catalog, self.catalog_path) {
-            (Some(c), _) => c,
-            (None, Some(p)) => {
-                let bytes = read_limited(&p, CATALOG_BYTES_MAX, "catalog")?;
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| Error::Config(format!("catalog {} is not UTF-8", p.display())))?;
-                Catalog::from_toml_str(&text)?
-            }
-            (None, None) => Catalog::from_toml_str(DEFAULT_CATALOG_TOML)?,
+        let catalog = match self.catalog {
+            Some(c) => c,
+            None => load_catalog(self.catalog_path.as_deref())?,
         };
         let schema = FeatureSchema::v1();
         let (serving, model_info) = load_serving(&self.model, &self.fallback, &schema)?;
@@ -220,6 +236,7 @@ impl EngineBuilder {
             schema,
             serving,
             model_info,
+            shared: self.shared,
         })
     }
 
@@ -261,6 +278,7 @@ struct Resolved {
     schema: FeatureSchema,
     serving: ServingModel,
     model_info: ModelInfo,
+    shared: Option<SharedStores>,
 }
 
 impl Resolved {
@@ -277,6 +295,7 @@ impl Resolved {
             frequency: config.frequency_config(),
             in_flight_max: config.in_flight_max,
             seed: config.seed,
+            shared: self.shared,
         };
         let handles = cx_systems::install(world, schedule, parts)?;
         Ok(Port::new(handles, config.in_flight_max))

@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use cx_backends::BackendKind;
-use cx_domain::store::{CacheConfig, FrequencyConfig};
+use cx_domain::store::{CacheConfig, FrequencyConfig, LeaseConfig};
 use cx_systems::{BatchPolicy, DecideConfig};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -43,6 +43,8 @@ pub struct EngineConfig {
     pub cache: CacheSection,
     /// The frequency-cap store.
     pub frequency: FrequencySection,
+    /// How engines sharing a budget bank lease from it.
+    pub budget: BudgetSection,
     /// Scoring, rules and pricing.
     pub decide: DecideConfig,
 }
@@ -81,6 +83,28 @@ impl Default for FrequencySection {
     }
 }
 
+/// `[budget]`: leases from a budget bank shared by several engines (a
+/// server's workers). An engine alone keeps its own ledger and ignores it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetSection {
+    /// A lease's size as a share of the offer's daily budget, in `(0, 1]`.
+    /// Default 0.01.
+    pub lease_share: f64,
+    /// An allowance unused this long goes back to the bank, ms. Default
+    /// 1000.
+    pub lease_ttl_ms: u64,
+}
+
+impl Default for BudgetSection {
+    fn default() -> Self {
+        Self {
+            lease_share: 0.01,
+            lease_ttl_ms: 1000,
+        }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
@@ -90,6 +114,7 @@ impl Default for EngineConfig {
             batch: BatchPolicy::default(),
             cache: CacheSection::default(),
             frequency: FrequencySection::default(),
+            budget: BudgetSection::default(),
             decide: DecideConfig::default(),
         }
     }
@@ -132,7 +157,18 @@ impl EngineConfig {
         self.backend_kind()?;
         self.batch.validate()?;
         self.decide.validate()?;
+        self.lease_config()
+            .validate()
+            .map_err(|e| Error::Config(format!("`budget`: {e}")))?;
         Ok(())
+    }
+
+    /// The budget section as the leases take it.
+    pub fn lease_config(&self) -> LeaseConfig {
+        LeaseConfig {
+            chunk_share: self.budget.lease_share,
+            ttl_ns: self.budget.lease_ttl_ms.saturating_mul(1_000_000),
+        }
     }
 
     /// The configured backend.

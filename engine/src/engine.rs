@@ -15,7 +15,7 @@ use bevy_ecs::prelude::*;
 use cx_backends::BackendKind;
 use cx_domain::catalog::Catalog;
 use cx_domain::pipeline::{Decision, Request, Ticket};
-use cx_domain::store::{CacheBackend, ScoreCache};
+use cx_domain::store::{BudgetBackend, Budgets, CacheBackend, ScoreCache};
 use cx_features::RequestContext;
 use cx_systems::resources::{BatchTimes, Counters, Schema, TickClock};
 use cx_systems::StagedModel;
@@ -165,6 +165,16 @@ impl Engine {
             info: info.clone(),
         });
         Ok(info)
+    }
+
+    /// Store housekeeping for an engine that may be idle: budget leases
+    /// unused for their time to live go back to the shared bank
+    /// (`now_unix_ns`: the host's clock). Ticks do this too; a server calls
+    /// it from its housekeeping so that an idle worker strands no budget.
+    pub fn maintain_stores(&mut self, now_unix_ns: u64) {
+        self.world
+            .resource_mut::<BudgetBackend>()
+            .maintain(now_unix_ns);
     }
 
     /// The running totals a metrics exporter polls after every tick: a few

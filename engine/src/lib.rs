@@ -39,7 +39,7 @@ pub mod port;
 pub mod stats;
 
 pub use builder::{
-    load_serving, EngineBuilder, FallbackSource, ModelSource, DEFAULT_BASELINE_BYTES,
+    load_catalog, load_serving, EngineBuilder, FallbackSource, ModelSource, DEFAULT_BASELINE_BYTES,
     DEFAULT_CATALOG_TOML, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_NAME,
 };
 pub use config::EngineConfig;

@@ -29,6 +29,7 @@ use crate::metrics::{AdminServer, Health, Metrics, ReloadResult};
 use crate::output_budget::OutputBudget;
 use crate::sources::SourceLimiter;
 use crate::worker::{Shared, Worker, WorkerLimits};
+use cx_domain::store::SharedStores;
 use cx_engine::{Engine, Error as EngineError, FallbackSource, ModelInfo, ModelSource};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, TcpListener};
@@ -129,6 +130,7 @@ impl Watch {
     /// shutdown order. Returns an exit when the shutdown deadline passed.
     pub fn housekeeping(&mut self, worker: &mut Worker, control: &Control) -> Option<LoopExit> {
         worker.publish_counts();
+        worker.maintain_stores();
         let generation = control.reload_generation.load(Ordering::Acquire);
         if generation != self.reload_seen {
             self.reload_seen = generation;
@@ -202,9 +204,10 @@ impl Server {
         let per_source = u32::try_from(per_source).unwrap_or(u32::MAX);
         let sources = Arc::new(SourceLimiter::new(per_source, config.connections_max));
         let output = Arc::new(OutputBudget::new(config.output_budget_bytes, workers));
+        let shared = shared_stores(&config, workers)?;
         let mut engines = Vec::with_capacity(workers);
         for _ in 0..workers {
-            engines.push(build_engine(&config, &model_bytes)?);
+            engines.push(build_engine(&config, &model_bytes, shared.clone())?);
         }
         let model = engines
             .first()
@@ -349,7 +352,7 @@ impl Server {
         };
         cx_model::SnnModel::from_bytes(&bytes)
             .map_err(|e| engine_error(ReloadResult::InvalidModel, e.into()))?;
-        let probe = build_engine(&self.config, &bytes).map_err(|e| match e {
+        let probe = build_engine(&self.config, &bytes, None).map_err(|e| match e {
             Error::Engine { source, .. } => {
                 let result = match &source {
                     EngineError::Load { .. } => ReloadResult::ReadError,
@@ -467,11 +470,39 @@ fn read_model(path: Option<&std::path::Path>) -> Result<Arc<[u8]>, Error> {
     Ok(std::fs::read(path).map_err(read)?.into())
 }
 
-fn build_engine(config: &ServerConfig, model: &Arc<[u8]>) -> Result<Engine, Error> {
+/// With several workers, the frequency counts and budgets they share
+/// (`docs/SERVER.md`, "Business rules across workers"); one worker keeps
+/// its own.
+fn shared_stores(config: &ServerConfig, workers: usize) -> Result<Option<SharedStores>, Error> {
+    if workers < 2 {
+        return Ok(None);
+    }
+    let engine_error = |source| Error::Engine {
+        what: "cannot set up the stores the workers share".into(),
+        source,
+    };
+    let catalog = cx_engine::load_catalog(config.catalog.as_deref()).map_err(engine_error)?;
+    let stores = SharedStores::new(
+        &catalog,
+        config.engine.frequency_config(),
+        config.engine.lease_config(),
+    )
+    .map_err(|e| engine_error(e.into()))?;
+    Ok(Some(stores))
+}
+
+fn build_engine(
+    config: &ServerConfig,
+    model: &Arc<[u8]>,
+    shared: Option<SharedStores>,
+) -> Result<Engine, Error> {
     let mut builder = Engine::builder()
         .model(ModelSource::Bytes(model.clone()))
         .fallback(fallback_source(config))
         .config(config.engine.clone());
+    if let Some(stores) = shared {
+        builder = builder.shared_stores(stores);
+    }
     if let Some(path) = &config.catalog {
         builder = builder.catalog_path(path);
     }

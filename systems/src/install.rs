@@ -19,7 +19,7 @@ use cx_domain::pipeline::{
 };
 use cx_domain::store::{
     BudgetBackend, BudgetLedger, CacheBackend, CacheConfig, DecisionCache, FrequencyBackend,
-    FrequencyConfig, FrequencyStore, ScoreCache,
+    FrequencyConfig, FrequencyStore, ScoreCache, SharedStores,
 };
 use cx_features::{FeatureSchema, RequestContext};
 use std::sync::Arc;
@@ -50,6 +50,9 @@ pub struct PipelineParts {
     pub in_flight_max: usize,
     /// The exploration seed.
     pub seed: u64,
+    /// Frequency counts and budgets shared with other engines (a server's
+    /// workers); `None`: this engine's own.
+    pub shared: Option<SharedStores>,
 }
 
 /// The host's ends of the pipeline's bounded queues, and the clock its
@@ -123,8 +126,16 @@ pub fn install(
         .map(|i| parts.catalog.daily_budget(i))
         .collect();
     let cache = DecisionCache::new(parts.cache, outputs)?;
-    let frequency = FrequencyStore::new(parts.frequency)?;
-    let budget = BudgetLedger::new(&budgets)?;
+    let (frequency, budget) = match &parts.shared {
+        None => (
+            FrequencyBackend::InProcess(FrequencyStore::new(parts.frequency)?),
+            BudgetBackend::InProcess(BudgetLedger::new(&budgets)?),
+        ),
+        Some(shared) => (
+            FrequencyBackend::Shared(shared.frequency().clone()),
+            BudgetBackend::Leased(shared.leases_for(&parts.catalog)?),
+        ),
+    };
 
     let handles = PipelineHandles {
         ingress: Arc::new(ArrayQueue::new(pool)),
@@ -147,8 +158,8 @@ pub fn install(
     world.insert_resource(Schema(parts.schema));
     world.insert_resource(scoring);
     world.insert_resource(CacheBackend::InProcess(cache));
-    world.insert_resource(FrequencyBackend::InProcess(frequency));
-    world.insert_resource(BudgetBackend::InProcess(budget));
+    world.insert_resource(frequency);
+    world.insert_resource(budget);
     world.insert_resource(parts.catalog);
     world.insert_resource(Counters::default());
     world.insert_resource(Latencies::new());

@@ -6,7 +6,9 @@ use cx_domain::catalog::{Catalog, Channels, FrequencyCap, OfferSpec};
 use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
 use cx_domain::store::{BudgetLedger, FrequencyConfig, FrequencyStore};
 use cx_features::{DeviceType, RequestContext};
-use cx_systems::logic::{bid_price, commit, decide, exploration_draw, DecideInputs, NS_PER_S};
+use cx_systems::logic::{
+    bid_price, commit, decide, exploration_draw, CommitRefusals, DecideInputs, NS_PER_S,
+};
 use cx_systems::{DecideConfig, ObjectiveWeights};
 use proptest::prelude::*;
 
@@ -137,17 +139,24 @@ impl Fixture {
         out
     }
 
+    /// Commits a copy of `decision`; in process nothing may be withdrawn.
     fn commit(&mut self, decision: &Decision) {
-        commit(
-            decision,
+        let mut committed = *decision;
+        let refusals = commit(
+            &mut committed,
             &self.catalog,
             &self.config,
             &mut self.frequency,
             &mut self.budget,
             self.user_hash,
             self.now_ns,
-        )
-        .expect("decide checked the winner's budget");
+        );
+        assert_eq!(
+            refusals,
+            CommitRefusals::default(),
+            "decide checked the winner"
+        );
+        assert_eq!(&committed, decision, "nothing withdrawn in process");
     }
 
     /// Decides and commits, as the decide system does; returns the decision.
@@ -1012,4 +1021,82 @@ fn a_blocked_advertiser_is_not_eligible_and_the_next_offer_wins() {
     // Domains match exactly: a suffix or another case is not blocked.
     f.blocked = vec!["example".into(), "SHOP.EXAMPLE".into()];
     assert_eq!(ids(&f.decide())[0], 1);
+}
+
+/// Commits `d` as the decide system does, after another worker may have
+/// changed the stores since `decide` read them.
+fn commit_after_others(f: &mut Fixture, d: &mut Decision) -> CommitRefusals {
+    commit(
+        d,
+        &f.catalog,
+        &f.config,
+        &mut f.frequency,
+        &mut f.budget,
+        f.user_hash,
+        f.now_ns,
+    )
+}
+
+#[test]
+fn a_cap_reached_by_another_worker_withdraws_the_winner_and_commits_the_next() {
+    let mut offers: Vec<OfferSpec> = (1..=3).map(offer).collect();
+    offers[2].frequency_cap = Some(FrequencyCap {
+        impressions: 2,
+        window_s: 3600,
+    });
+    let mut f = Fixture::new(offers, vec![0.3, 0.6, 0.9]);
+    f.frequency.record(f.user_hash, 2, f.now_ns, f.window_ns(2));
+    let mut d = f.decide();
+    assert_eq!(ids(&d), [3, 2, 1], "one impression of 2 left for offer 3");
+    // Another worker shows offer 3 to the same user meanwhile.
+    f.frequency.record(f.user_hash, 2, f.now_ns, f.window_ns(2));
+    let refusals = commit_after_others(&mut f, &mut d);
+    assert_eq!(
+        refusals,
+        CommitRefusals {
+            budget: 0,
+            frequency: 1
+        }
+    );
+    assert_eq!(ids(&d), [2, 1], "withdrawn, the others move up");
+    assert_eq!(excluded(&d, NoBidCause::FrequencyCapped), 1);
+    assert_eq!(f.seen(2), 2, "the cap holds");
+    assert_eq!(f.seen(1), 1, "the next offer is the one shown and counted");
+    assert_eq!(
+        f.budget.spent_micros(2, f.now_ns),
+        0,
+        "the withdrawn offer's spend undone"
+    );
+    assert_eq!(f.budget.spent_micros(1, f.now_ns), 5_000);
+}
+
+#[test]
+fn a_budget_spent_by_another_worker_withdraws_the_winner() {
+    let mut offers: Vec<OfferSpec> = (1..=3).map(offer).collect();
+    offers[2].daily_budget = Some(0.005); // one bid of 5 CPM
+    offers[1].daily_budget = Some(0.005);
+    let mut f = Fixture::new(offers, vec![0.3, 0.6, 0.9]);
+    let mut d = f.decide();
+    assert_eq!(ids(&d), [3, 2, 1]);
+    // Other workers spend both budgets meanwhile.
+    f.budget.spend(2, 0.005, f.now_ns).expect("within budget");
+    f.budget.spend(1, 0.005, f.now_ns).expect("within budget");
+    let refusals = commit_after_others(&mut f, &mut d);
+    assert_eq!(refusals.budget, 2);
+    assert_eq!(ids(&d), [1]);
+    assert_eq!(excluded(&d, NoBidCause::BudgetExhausted), 2);
+    assert_eq!(f.seen(2), 0, "a withdrawn offer records no impression");
+    assert_eq!(f.seen(1), 0);
+    assert_eq!(f.seen(0), 1);
+    // With nothing left to show, the decision is a no-bid with its cause.
+    let mut only = offer(1);
+    only.daily_budget = Some(0.005);
+    let mut f = Fixture::new(vec![only], vec![0.9]);
+    let mut d = f.decide();
+    assert_eq!(ids(&d), [1]);
+    f.budget.spend(0, 0.005, f.now_ns).expect("within budget");
+    assert_eq!(commit_after_others(&mut f, &mut d).budget, 1);
+    assert!(d.offers().is_empty());
+    assert_eq!(d.no_bid, Some(NoBidCause::BudgetExhausted));
+    assert_eq!(f.seen(0), 0);
 }

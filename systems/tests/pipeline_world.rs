@@ -61,6 +61,7 @@ fn parts(policy: BatchPolicy, slots: usize, cache_capacity: usize) -> PipelinePa
         frequency: FrequencyConfig { capacity: 1024 },
         in_flight_max: slots,
         seed: 7,
+        shared: None,
     }
 }
 

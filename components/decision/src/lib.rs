@@ -326,6 +326,22 @@ impl Decision {
         self.len = end as u8;
     }
 
+    /// Withdraws the best offer, counted as excluded by `cause`: the
+    /// others move up a rank, and [`Self::no_bid`] is settled again. For a
+    /// commit that finds the winner's cap or budget taken by another
+    /// worker since it was decided. No-op when nothing was chosen.
+    pub fn withdraw_first(&mut self, cause: NoBidCause) {
+        let len = usize::from(self.len);
+        if len == 0 {
+            return;
+        }
+        self.offers.copy_within(1..len, 0);
+        self.len -= 1;
+        self.eligible = self.eligible.saturating_sub(1);
+        self.exclude(cause);
+        self.settle();
+    }
+
     /// Counts one offer excluded by `cause`.
     pub fn exclude(&mut self, cause: NoBidCause) {
         let n = &mut self.excluded[cause.index()];

@@ -567,6 +567,12 @@ impl Worker {
         }
     }
 
+    /// Store housekeeping: budget leases unused for their time to live go
+    /// back to the bank the workers share.
+    pub fn maintain_stores(&mut self) {
+        self.engine.maintain_stores(crate::serve::unix_now_ns());
+    }
+
     /// Stages a new model (applied at the next tick boundary).
     pub fn reload(
         &mut self,

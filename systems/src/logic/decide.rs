@@ -11,7 +11,7 @@ use super::NS_PER_S;
 use crate::config::DecideConfig;
 use cx_domain::catalog::{self, Catalog, Ineligible, PageCategoryKeys};
 use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
-use cx_domain::store::{mix64, BudgetExhausted, Budgets, FrequencyCaps, UserEntries};
+use cx_domain::store::{mix64, Budgets, FrequencyCaps, UserEntries};
 use cx_features::RequestContext;
 
 /// Everything [`decide`] reads for one request. The stores are any
@@ -293,35 +293,61 @@ pub fn exploration_draw(seed: u64, ticket: Ticket, offer_id: u64) -> f32 {
     (h >> 40) as f32 / (1u32 << 24) as f32
 }
 
-/// Spends the decision's first offer: one impression against the user's
-/// frequency count and the bid (`bid_cpm / 1000`) against the offer's daily
-/// budget. Only the top offer is charged: it is the one bid or shown; the
-/// others are alternatives. Does nothing for a simulated or empty decision.
+/// What [`commit`] could not charge: offers withdrawn from the decision
+/// because their budget or the user's cap was taken since `decide` looked
+/// (only possible with stores shared across workers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitRefusals {
+    /// Withdrawn: the budget could not pay the bid.
+    pub budget: u32,
+    /// Withdrawn: the user had reached the offer's frequency cap.
+    pub frequency: u32,
+}
+
+/// Spends the decision's first offer: the bid (`bid_cpm / 1000`) against
+/// the offer's daily budget, and one impression against the user's
+/// frequency count, checked against the offer's cap in the same step. Only
+/// the top offer is charged: it is the one bid or shown; the others are
+/// alternatives. Does nothing for a simulated or empty decision.
 ///
-/// The impression is recorded whatever the budget says. The spend is
-/// refused only when the ledger changed since `decide` checked it, which
-/// cannot happen in process (nothing runs in between) but can with a
-/// ledger shared across workers; the refusal is returned for the caller to
-/// count, and the decision stands, uncharged.
+/// Both charges hold or neither does. When one is refused (a store shared
+/// across workers changed since [`decide`] read it), the offer is withdrawn
+/// from the decision ([`Decision::withdraw_first`], with the cause) and the
+/// next one is tried, so a decision never shows an offer past its cap or
+/// budget. In process nothing runs between decide and commit, so nothing
+/// is ever withdrawn there.
 pub fn commit<F: FrequencyCaps, B: Budgets>(
-    decision: &Decision,
+    decision: &mut Decision,
     catalog: &Catalog,
     config: &DecideConfig,
     frequency: &mut F,
     budget: &mut B,
     user_hash: u64,
     now_ns: u64,
-) -> Result<(), BudgetExhausted> {
-    let Some(top) = decision.offers().first() else {
-        return Ok(());
-    };
+) -> CommitRefusals {
+    let mut refusals = CommitRefusals::default();
     if decision.simulated {
-        return Ok(());
+        return refusals;
     }
-    let i = top.catalog_index as usize;
-    if user_hash != 0 {
-        let window_ns = window_s(catalog, config, i) * NS_PER_S;
-        frequency.record(user_hash, i as u32, now_ns, window_ns);
+    while let Some(top) = decision.offers().first().copied() {
+        let i = top.catalog_index as usize;
+        let amount = top.bid_cpm / 1000.0;
+        if budget.spend(i, amount, now_ns).is_err() {
+            refusals.budget += 1;
+            decision.withdraw_first(NoBidCause::BudgetExhausted);
+            continue;
+        }
+        if user_hash != 0 {
+            let window_ns = window_s(catalog, config, i) * NS_PER_S;
+            let cap = catalog.frequency_cap(i).map(|cap| cap.impressions);
+            if !frequency.record_within(user_hash, i as u32, cap, now_ns, window_ns) {
+                budget.refund(i, amount, now_ns);
+                refusals.frequency += 1;
+                decision.withdraw_first(NoBidCause::FrequencyCapped);
+                continue;
+            }
+        }
+        break;
     }
-    budget.spend(i, top.bid_cpm / 1000.0, now_ns)
+    refusals
 }

@@ -4,7 +4,7 @@
 
 mod decide;
 
-pub use decide::{bid_price, commit, decide, exploration_draw, DecideInputs};
+pub use decide::{bid_price, commit, decide, exploration_draw, CommitRefusals, DecideInputs};
 
 use xxhash_rust::xxh3::Xxh3;
 

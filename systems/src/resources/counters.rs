@@ -38,8 +38,13 @@ pub struct Counters {
     pub extract_clamped: u64,
     /// Winning offers whose budget refused the spend that decide had
     /// checked (impossible in process; a shared ledger can refuse it when
-    /// another worker spent in between). The decision stands, uncharged.
+    /// another worker spent in between). The offer was withdrawn from the
+    /// decision and the next one tried.
     pub spend_refused: u64,
+    /// Winning offers whose user had reached the frequency cap by the time
+    /// of the commit (another worker showed it in between). Withdrawn like
+    /// `spend_refused`.
+    pub cap_refused: u64,
     /// Times the respond system found the egress full and kept a decision
     /// for the next tick (cannot happen while admission holds).
     pub egress_full: u64,

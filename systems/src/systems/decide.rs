@@ -8,6 +8,7 @@ use bevy_ecs::query::QueryData;
 use cx_domain::pipeline::{
     Decision, Fingerprint, Phase, Request, Scores, Stage, StageTimes, Ticket,
 };
+use cx_domain::store::Budgets;
 
 /// What the decide system reads and writes.
 #[derive(QueryData)]
@@ -26,7 +27,8 @@ pub struct DecideItem {
 /// ticket order (cache hits and fresh scores of one tick interleave as
 /// they were submitted), ranks the top-k, and (unless simulated) spends the
 /// winner's frequency-cap impression and budget before the next request is
-/// decided. Queues each for [`Stage::Respond`].
+/// decided. Queues each for [`Stage::Respond`]. Once per tick, lets the
+/// budget store return leases unused for their time to live.
 pub fn decide(
     clocks: Clocks,
     rules: Rules,
@@ -61,8 +63,8 @@ pub fn decide(
             now_ns,
         };
         logic::decide(&inputs, &mut item.decision);
-        let committed = logic::commit(
-            &item.decision,
+        let refusals = logic::commit(
+            &mut item.decision,
             &rules.catalog,
             &rules.config,
             &mut *stores.frequency,
@@ -70,9 +72,11 @@ pub fn decide(
             item.fingerprint.user_hash,
             now_ns,
         );
-        counters.spend_refused += u64::from(committed.is_err());
+        counters.spend_refused += u64::from(refusals.budget);
+        counters.cap_refused += u64::from(refusals.frequency);
         *item.phase = Phase::Awaiting(Stage::Respond);
         queues.push(Stage::Respond, queued);
     }
     queues.restore(Stage::Decide, batch);
+    stores.budget.maintain(now_ns);
 }

@@ -19,18 +19,25 @@
 //! | [`ScoreCache::get`] | cache key (model id and feature row hash) | one probability per model column | `GET` |
 //! | [`ScoreCache::insert`] | the same | the same, with an expiry | `SET ... PX ttl` |
 //! | [`FrequencyCaps::user_entries`] | user hash | at most 8 (offer, count, window start) entries, 128 bytes | `GET` |
-//! | [`FrequencyCaps::record`] | user hash | one entry's count | read-modify-write of that value (a server-side script) |
+//! | [`FrequencyCaps::record_within`] | user hash | one entry's count, checked against the cap | read-modify-write of that value (a server-side script) |
 //! | [`Budgets::can_spend`] | offer index and day | micros spent that day | `GET` |
-//! | [`Budgets::spend`] | the same | the same, checked against the budget | `INCRBY` that refuses past the budget (a script) |
+//! | [`Budgets::spend`] | the same | the same, checked against the budget | `INCRBY` that refuses past the budget (a script); leased: one such script per chunk, not per bid |
+//! | [`Budgets::refund`] | the same | the same, less the amount | `DECRBY` on the same day |
+//!
+//! The `Shared` and `Leased` variants are the step between: one store per
+//! process, shared by its workers ([`super::shared_frequency`],
+//! [`super::lease`]), with every operation above still one key's read or
+//! write.
 //!
 //! Reads never depend on writes of the same tick except through the
 //! engine's own order (a request's decide sees the commits of the requests
 //! decided before it), which a remote backend keeps by applying each
 //! tick's writes to its local copy of the values it read.
 
+use super::budget::amount_micros;
 use super::{
     BudgetExhausted, BudgetLedger, CacheStats, DecisionCache, FrequencyStats, FrequencyStore,
-    UserEntries,
+    LeasedBudgets, SharedFrequency, UserEntries,
 };
 use crate::error::Result;
 use bevy_ecs::prelude::Resource;
@@ -57,6 +64,17 @@ pub trait FrequencyCaps {
     fn user_entries(&self, user_hash: u64) -> UserEntries;
     /// Records one impression of offer `offer` to the user.
     fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64);
+    /// Records one impression unless the user already has `cap` of them in
+    /// the current window (`None`: no cap); the check and the record are one
+    /// step, whoever else shares the store. Returns whether it recorded.
+    fn record_within(
+        &mut self,
+        user_hash: u64,
+        offer: u32,
+        cap: Option<u32>,
+        now_ns: u64,
+        window_ns: u64,
+    ) -> bool;
     /// Counters since creation.
     fn stats(&self) -> FrequencyStats;
 }
@@ -68,8 +86,15 @@ pub trait Budgets {
     /// Records `amount` against the offer's budget for the day of `now_ns`,
     /// or refuses it, changing nothing.
     fn spend(&mut self, offer: usize, amount: f64, now_ns: u64) -> Result<(), BudgetExhausted>;
-    /// What the offer has spent on the day of `now_ns`, in currency units.
+    /// Takes back `amount` that [`Budgets::spend`] accepted on the same
+    /// day (a commit undone).
+    fn refund(&mut self, offer: usize, amount: f64, now_ns: u64);
+    /// What the offer has spent on the day of `now_ns`, in currency units:
+    /// through this handle (a leased one: this worker's spend).
     fn spent(&self, offer: usize, now_ns: u64) -> f64;
+    /// Housekeeping once per tick: a leased handle returns allowances
+    /// unused for their time to live. Nothing for the others.
+    fn maintain(&mut self, now_ns: u64);
 }
 
 impl ScoreCache for DecisionCache {
@@ -97,6 +122,16 @@ impl FrequencyCaps for FrequencyStore {
     fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) {
         FrequencyStore::record(self, user_hash, offer, now_ns, window_ns);
     }
+    fn record_within(
+        &mut self,
+        user_hash: u64,
+        offer: u32,
+        cap: Option<u32>,
+        now_ns: u64,
+        window_ns: u64,
+    ) -> bool {
+        FrequencyStore::record_within(self, user_hash, offer, cap, now_ns, window_ns)
+    }
     fn stats(&self) -> FrequencyStats {
         FrequencyStore::stats(self)
     }
@@ -109,9 +144,15 @@ impl Budgets for BudgetLedger {
     fn spend(&mut self, offer: usize, amount: f64, now_ns: u64) -> Result<(), BudgetExhausted> {
         BudgetLedger::spend(self, offer, amount, now_ns)
     }
+    fn refund(&mut self, offer: usize, amount: f64, now_ns: u64) {
+        if let Some(micros) = amount_micros(amount) {
+            self.refund_micros(offer, micros, now_ns);
+        }
+    }
     fn spent(&self, offer: usize, now_ns: u64) -> f64 {
         BudgetLedger::spent(self, offer, now_ns)
     }
+    fn maintain(&mut self, _now_ns: u64) {}
 }
 
 /// The decision cache the pipeline uses.
@@ -122,17 +163,27 @@ pub enum CacheBackend {
 }
 
 /// The frequency-cap store the pipeline uses.
+// One resource per World, built once and never moved after: the variants'
+// size difference costs nothing, and boxing the in-process store would add
+// a pointer chase to every lookup.
+#[allow(clippy::large_enum_variant)]
 #[derive(Resource, Clone, Debug, PartialEq, Eq)]
 pub enum FrequencyBackend {
     /// This engine's own store.
     InProcess(FrequencyStore),
+    /// One store shared by the process's engines (its workers).
+    Shared(SharedFrequency),
 }
 
 /// The budget ledger the pipeline uses.
+#[allow(clippy::large_enum_variant)] // as for `FrequencyBackend`
 #[derive(Resource, Clone, Debug, PartialEq)]
 pub enum BudgetBackend {
     /// This engine's own ledger.
     InProcess(BudgetLedger),
+    /// This engine's allowances, leased from a bank its process's engines
+    /// share.
+    Leased(LeasedBudgets),
 }
 
 impl CacheBackend {
@@ -178,16 +229,34 @@ impl FrequencyCaps for FrequencyBackend {
     fn user_entries(&self, user_hash: u64) -> UserEntries {
         match self {
             Self::InProcess(s) => s.user_entries(user_hash),
+            Self::Shared(s) => s.user_entries(user_hash),
         }
     }
     fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) {
         match self {
             Self::InProcess(s) => s.record(user_hash, offer, now_ns, window_ns),
+            Self::Shared(s) => s.record(user_hash, offer, now_ns, window_ns),
+        }
+    }
+    fn record_within(
+        &mut self,
+        user_hash: u64,
+        offer: u32,
+        cap: Option<u32>,
+        now_ns: u64,
+        window_ns: u64,
+    ) -> bool {
+        match self {
+            Self::InProcess(s) => {
+                FrequencyCaps::record_within(s, user_hash, offer, cap, now_ns, window_ns)
+            }
+            Self::Shared(s) => s.record_within(user_hash, offer, cap, now_ns, window_ns),
         }
     }
     fn stats(&self) -> FrequencyStats {
         match self {
             Self::InProcess(s) => s.stats(),
+            Self::Shared(s) => s.stats(),
         }
     }
 }
@@ -196,16 +265,35 @@ impl Budgets for BudgetBackend {
     fn can_spend(&self, offer: usize, amount: f64, now_ns: u64) -> bool {
         match self {
             Self::InProcess(l) => l.can_spend(offer, amount, now_ns),
+            Self::Leased(l) => l.can_spend(offer, amount, now_ns),
         }
     }
     fn spend(&mut self, offer: usize, amount: f64, now_ns: u64) -> Result<(), BudgetExhausted> {
         match self {
             Self::InProcess(l) => l.spend(offer, amount, now_ns),
+            Self::Leased(l) => l.spend(offer, amount, now_ns),
+        }
+    }
+    fn refund(&mut self, offer: usize, amount: f64, now_ns: u64) {
+        match self {
+            Self::InProcess(l) => Budgets::refund(l, offer, amount, now_ns),
+            Self::Leased(l) => {
+                if let Some(micros) = amount_micros(amount) {
+                    l.refund_micros(offer, micros, now_ns);
+                }
+            }
         }
     }
     fn spent(&self, offer: usize, now_ns: u64) -> f64 {
         match self {
             Self::InProcess(l) => l.spent(offer, now_ns),
+            Self::Leased(l) => l.spent_micros(offer, now_ns) as f64 / 1e6,
+        }
+    }
+    fn maintain(&mut self, now_ns: u64) {
+        match self {
+            Self::InProcess(_) => {}
+            Self::Leased(l) => l.release_expired(now_ns),
         }
     }
 }

@@ -30,7 +30,8 @@ pub const BUDGET_MAX: f64 = 1e12;
 
 const STORE: &str = "budget ledger";
 const MICROS_PER_UNIT: f64 = 1e6;
-const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
+/// Nanoseconds in a UTC day.
+pub const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 const UNLIMITED: u64 = u64::MAX;
 
 /// Why [`BudgetLedger::spend`] refused an amount. A refused spend changes
@@ -171,6 +172,18 @@ impl BudgetLedger {
         Ok(())
     }
 
+    /// Takes back `micros` of spend recorded against `offer` on the day of
+    /// `now_ns` (a spend undone, or a lease returned unused), at most what
+    /// that day recorded. Spend of an earlier day is not touched: a refund
+    /// after midnight is dropped, since the new day started from 0. An
+    /// offer outside the ledger is ignored.
+    pub fn refund_micros(&mut self, offer: usize, micros: u64, now_ns: u64) {
+        if offer >= self.offers() || day_of(now_ns) != self.day[offer] {
+            return;
+        }
+        self.spent_micros[offer] = self.spent_micros[offer].saturating_sub(micros);
+    }
+
     /// Spend on `offer` on the day of `now_ns`, in currency units; 0 for an
     /// offer outside the ledger.
     pub fn spent(&self, offer: usize, now_ns: u64) -> f64 {
@@ -230,14 +243,14 @@ impl BudgetLedger {
 
 /// The UTC day of `now_ns` (nanoseconds since the Unix epoch). `u64::MAX`
 /// nanoseconds is about 213 503 days, so it fits a `u32`.
-fn day_of(now_ns: u64) -> u32 {
+pub fn day_of(now_ns: u64) -> u32 {
     (now_ns / NS_PER_DAY) as u32
 }
 
 /// `amount` currency units in whole micros, rounded up, treating a product
 /// within a few ulps of a whole micro as that micro; `None` if the amount is
 /// not a finite number in `0..=BUDGET_MAX`.
-fn amount_micros(amount: f64) -> Option<u64> {
+pub fn amount_micros(amount: f64) -> Option<u64> {
     if !(0.0..=BUDGET_MAX).contains(&amount) {
         return None;
     }

@@ -17,11 +17,17 @@
 //! else evicts the slot with the oldest last impression (all its entries). A
 //! user's new offer takes an empty entry of the user's slot, else the one
 //! whose window has ended with the oldest last impression, else evicts the
-//! entry with the oldest last impression. Every entry pushed out while still
-//! in its window counts as an eviction. **An evicted entry starts again from
-//! zero, so that user may see that offer again before their cap would have
-//! allowed.** Size the store for the active (user, offer) pairs of one window
-//! and watch [`FrequencyStats::evictions`].
+//! uncapped entry (one recorded by [`FrequencyStore::record`], counted for
+//! fatigue only) with the oldest last impression. An entry recorded under a
+//! cap ([`FrequencyStore::record_within`]) is never pushed out while its
+//! window lasts: when a user's entries are all capped and live, a new
+//! capped impression is refused (the caller shows another offer) and a new
+//! uncapped one is not counted ([`FrequencyStats::dropped`]). So within a
+//! user slot, caps are exact. Every entry pushed out while still in its
+//! window counts as an eviction. **A whole user slot can still be evicted
+//! when its set is full of live users, and then that user's counts start
+//! again from zero.** Size the store for the active users of one window and
+//! watch [`FrequencyStats::evictions`].
 //!
 //! # Layout
 //!
@@ -78,6 +84,9 @@ pub struct FrequencyStats {
     pub reclaimed: u64,
     /// Entries dropped for room while still inside their window.
     pub evictions: u64,
+    /// Impressions not recorded: the user's entries were all capped and
+    /// live ([`FrequencyStore::record_within`] refuses, `record` drops).
+    pub dropped: u64,
     /// Entries held now, including ones whose window has ended.
     pub len: usize,
 }
@@ -128,6 +137,8 @@ pub struct FrequencyStore {
     window_start_ns: Vec<u64>,
     window_ns: Vec<u64>,
     last_ns: Vec<u64>,
+    /// Per entry: 1 when recorded under a cap (never evicted while live).
+    capped: Vec<u8>,
     stats: FrequencyStats,
 }
 
@@ -158,6 +169,7 @@ impl FrequencyStore {
             window_start_ns: vec![0; entries],
             window_ns: vec![0; entries],
             last_ns: vec![0; entries],
+            capped: vec![0; entries],
             stats: FrequencyStats::default(),
         })
     }
@@ -195,9 +207,40 @@ impl FrequencyStore {
 
     /// Records one impression of `offer` to `user_hash` at `now_ns`, opening a
     /// new window of `window_ns` if there is none or the current one has
-    /// ended. Makes room as the [module docs](self) say.
+    /// ended. Makes room as the [module docs](self) say; when there is none
+    /// (every entry of the user capped and live) the impression is not
+    /// counted ([`FrequencyStats::dropped`]).
     pub fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) {
-        self.stats.records += 1;
+        self.record_entry(user_hash, offer, now_ns, window_ns, false);
+    }
+
+    /// Records one impression unless the user already has `cap` impressions
+    /// of `offer` in the current window (`None`: no cap), and returns
+    /// whether it did. An entry recorded with a cap is never evicted while
+    /// its window lasts, so the count it holds stays exact; when the user's
+    /// entries are all capped and live, a new offer is refused too.
+    pub fn record_within(
+        &mut self,
+        user_hash: u64,
+        offer: u32,
+        cap: Option<u32>,
+        now_ns: u64,
+        window_ns: u64,
+    ) -> bool {
+        if cap.is_some_and(|cap| self.count(user_hash, offer, now_ns, window_ns) >= cap) {
+            return false;
+        }
+        self.record_entry(user_hash, offer, now_ns, window_ns, cap.is_some())
+    }
+
+    fn record_entry(
+        &mut self,
+        user_hash: u64,
+        offer: u32,
+        now_ns: u64,
+        window_ns: u64,
+        capped: bool,
+    ) -> bool {
         let u = match self.find_user(user_hash) {
             Some(u) => u,
             None => self.claim_user(user_hash, now_ns),
@@ -211,12 +254,21 @@ impl FrequencyStore {
                 }
                 e
             }
-            None => self.claim_entry(u, offer, now_ns),
+            None => match self.claim_entry(u, offer, now_ns) {
+                Some(e) => e,
+                None => {
+                    self.stats.dropped += 1;
+                    return false;
+                }
+            },
         };
+        self.stats.records += 1;
         self.count[e] = self.count[e].saturating_add(1);
         self.window_ns[e] = window_ns;
         self.last_ns[e] = now_ns;
+        self.capped[e] |= u8::from(capped);
         self.user_last_ns[u] = now_ns;
+        true
     }
 
     /// Counters since creation.
@@ -280,20 +332,25 @@ impl FrequencyStore {
     }
 
     /// An entry of user slot `u` for `offer`: empty, else the oldest whose
-    /// window has ended, else the oldest (dropped and counted).
-    fn claim_entry(&mut self, u: usize, offer: u32, now_ns: u64) -> usize {
+    /// window has ended, else the oldest uncapped one (dropped and counted);
+    /// `None` when every entry is capped and live.
+    fn claim_entry(&mut self, u: usize, offer: u32, now_ns: u64) -> Option<usize> {
         let rank = |e: usize| {
             let class = if self.count[e] == 0 {
                 0u8
             } else if self.entry_ended(e, now_ns) {
                 1
-            } else {
+            } else if self.capped[e] == 0 {
                 2
+            } else {
+                3
             };
             (class, self.last_ns[e])
         };
-        let base = u * OFFERS_PER_USER;
-        let e = self.entries(u).min_by_key(|&e| rank(e)).unwrap_or(base);
+        let e = self.entries(u).min_by_key(|&e| rank(e))?;
+        if rank(e).0 == 3 {
+            return None;
+        }
         if self.count[e] != 0 {
             self.drop_entry(e, now_ns);
         }
@@ -301,7 +358,8 @@ impl FrequencyStore {
         self.stats.len += 1;
         self.offer[e] = offer;
         self.window_start_ns[e] = now_ns;
-        e
+        self.capped[e] = 0;
+        Some(e)
     }
 
     /// Empties entry `e`, counting it as reclaimed (window ended) or evicted.
@@ -411,5 +469,34 @@ mod tests {
         s.record(7, 100, 52, 1_000);
         assert_eq!(s.count(7, 100, 53, 1_000), 2);
         assert_eq!(s.stats().len, OFFERS_PER_USER);
+    }
+
+    #[test]
+    fn capped_entries_are_never_evicted_while_live() {
+        let mut s = FrequencyStore::new(FrequencyConfig { capacity: 64 }).unwrap();
+        // Seven capped offers reach their cap of 1, then an uncapped one.
+        for offer in 0..7u32 {
+            assert!(s.record_within(7, offer, Some(1), u64::from(offer), 1_000));
+        }
+        s.record(7, 50, 10, 1_000);
+        // New offers push out the uncapped entry, never a capped one, even
+        // though the capped ones are older.
+        assert!(s.record_within(7, 60, Some(1), 20, 1_000));
+        assert_eq!(s.stats().evictions, 1, "the uncapped entry");
+        for offer in 0..7u32 {
+            assert!(
+                !s.record_within(7, offer, Some(1), 30, 1_000),
+                "offer {offer} stays capped"
+            );
+        }
+        // Every entry capped and live: a new capped offer is refused, an
+        // uncapped impression is not counted.
+        assert!(!s.record_within(7, 70, Some(1), 40, 1_000));
+        s.record(7, 80, 41, 1_000);
+        assert_eq!(s.stats().dropped, 2);
+        assert_eq!(s.count(7, 80, 42, 1_000), 0);
+        // Once a window ends, its entry makes room.
+        assert!(s.record_within(7, 70, Some(1), 1_000, 1_000));
+        assert_eq!(s.stats().reclaimed, 1);
     }
 }

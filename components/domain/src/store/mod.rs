@@ -5,6 +5,9 @@
 //! - [`FrequencyStore`]: impressions per (user, offer) in a fixed window, for
 //!   frequency caps.
 //! - [`BudgetLedger`]: spend per offer against a daily budget.
+//! - [`SharedFrequency`] and [`BudgetBank`] / [`LeasedBudgets`]: the same
+//!   state shared by a process's workers, so that caps and budgets hold
+//!   whichever worker decides.
 //!
 //! The pipeline reaches each through a narrow interface ([`ScoreCache`],
 //! [`FrequencyCaps`], [`Budgets`]) and a closed enum of backends
@@ -45,6 +48,9 @@ pub mod backend;
 pub mod budget;
 pub mod cache;
 pub mod frequency;
+pub mod lease;
+pub mod shared;
+pub mod shared_frequency;
 
 pub use backend::{
     BudgetBackend, Budgets, CacheBackend, FrequencyBackend, FrequencyCaps, ScoreCache,
@@ -58,6 +64,9 @@ pub use frequency::{
     mix64, FrequencyConfig, FrequencyStats, FrequencyStore, UserEntries, FREQUENCY_ENTRIES_MAX,
     OFFERS_PER_USER,
 };
+pub use lease::{BudgetBank, LeaseConfig, LeasedBudgets};
+pub use shared::SharedStores;
+pub use shared_frequency::SharedFrequency;
 
 /// Entries per set in the set-associative stores.
 pub const WAYS: usize = 8;

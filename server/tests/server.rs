@@ -713,18 +713,6 @@ fn echo_mode_sends_every_byte_back() {
 // ---------------------------------------------------------------------------
 // The `cx serve` binary: signals and configuration.
 
-fn cx() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_cx"))
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([format!("-{name}"), pid.to_string()])
-        .status()
-        .expect("runs kill");
-    assert!(status.success(), "kill -{name} {pid}");
-}
-
 #[test]
 fn cx_serve_drains_on_sigterm_and_reloads_on_sighup() {
     for io in io_modes() {

@@ -257,11 +257,13 @@ impl Worker {
     /// connections; the caller then closes the socket.
     pub fn open(&mut self, source: Option<IpAddr>) -> Option<ConnId> {
         if self.draining || self.free.is_empty() {
+            tracing::debug!(draining = self.draining, "connection refused: no room");
             self.metrics.connection_refused();
             return None;
         }
         if let Some(ip) = source {
             if !self.shared.sources.try_acquire(ip) {
+                tracing::debug!(%ip, "connection refused: the source holds its share");
                 self.metrics.connection_refused();
                 self.metrics.source_limit_refused();
                 return None;
@@ -515,6 +517,16 @@ impl Worker {
         let counts = live.conn.take_counts();
         self.publish_conn_counts(&counts);
         self.metrics.connection_closed();
+        tracing::debug!(
+            connection = id.index,
+            generation = id.generation,
+            ?reason,
+            closing = live.conn.is_closing(),
+            frames = live.conn.frames_seen(),
+            in_flight = live.conn.in_flight(),
+            buffered = live.conn.buffered_input(),
+            "connection closed"
+        );
         match reason {
             CloseReason::Timeout => self.metrics.add_timeouts(1),
             CloseReason::FrameTimeout => {

@@ -142,3 +142,17 @@ pub fn sample(text: &str, name: &str) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
 }
+
+/// The `cx` binary of this build.
+pub fn cx() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cx"))
+}
+
+/// Sends signal `name` (`TERM`, `HUP`, ...) to process `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("runs kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}

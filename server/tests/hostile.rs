@@ -18,15 +18,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A TCP connection to the server from the loopback address `source`
-/// (any 127.x.y.z works on Linux), so tests can play several hosts.
-fn connect_from(source: Ipv4Addr, server: SocketAddr) -> TcpStream {
+/// (any 127.x.y.z works on Linux), so tests can play several hosts; with
+/// `recv_buffer_bytes`, a receive buffer that small.
+fn loopback_socket(
+    source: Ipv4Addr,
+    recv_buffer_bytes: Option<usize>,
+    server: SocketAddr,
+) -> TcpStream {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    if let Some(bytes) = recv_buffer_bytes {
+        socket.set_recv_buffer_size(bytes).expect("sets SO_RCVBUF");
+    }
     let local = SockAddr::from(SocketAddr::from((source, 0)));
     socket.bind(&local).expect("binds the source address");
     socket
         .connect(&SockAddr::from(server))
         .expect("the kernel accepts");
     socket.into()
+}
+
+/// A connection from `source`.
+fn connect_from(source: Ipv4Addr, server: SocketAddr) -> TcpStream {
+    loopback_socket(source, None, server)
 }
 
 /// One encoded ping frame.
@@ -207,12 +220,7 @@ fn wide_bid_request(imps: usize) -> Vec<u8> {
 /// A connection from loopback that never reads, with a small receive
 /// buffer so the kernel holds little of what the server sends it.
 fn non_reader(server: SocketAddr) -> TcpStream {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
-    socket.set_recv_buffer_size(4096).expect("sets SO_RCVBUF");
-    socket
-        .connect(&SockAddr::from(server))
-        .expect("the kernel accepts");
-    socket.into()
+    loopback_socket(Ipv4Addr::LOCALHOST, Some(4096), server)
 }
 
 /// A worker (no sockets) under `budget_bytes`, fed by `clients`

@@ -122,14 +122,11 @@ pub fn install(
         parts.backend,
         parts.batch.batch_max,
     )?;
-    let budgets: Vec<Option<f64>> = (0..parts.catalog.len())
-        .map(|i| parts.catalog.daily_budget(i))
-        .collect();
     let cache = DecisionCache::new(parts.cache, outputs)?;
     let (frequency, budget) = match &parts.shared {
         None => (
             FrequencyBackend::InProcess(FrequencyStore::new(parts.frequency)?),
-            BudgetBackend::InProcess(BudgetLedger::new(&budgets)?),
+            BudgetBackend::InProcess(BudgetLedger::new(parts.catalog.daily_budgets())?),
         ),
         Some(shared) => (
             FrequencyBackend::Shared(shared.frequency().clone()),

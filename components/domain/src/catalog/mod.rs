@@ -313,6 +313,12 @@ impl Catalog {
         self.daily_budget[i]
     }
 
+    /// Every offer's daily budget, by index (`None`: unlimited), as the
+    /// budget stores take them.
+    pub fn daily_budgets(&self) -> &[Option<f64>] {
+        &self.daily_budget
+    }
+
     /// Offer `i`'s name.
     pub fn name(&self, i: usize) -> &str {
         &self.names[i]

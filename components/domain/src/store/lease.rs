@@ -84,6 +84,9 @@ impl LeaseConfig {
 #[derive(Debug)]
 pub struct BudgetBank {
     ledger: Mutex<BudgetLedger>,
+    /// Per offer: the daily budget in micros ([`UNLIMITED`] for none); fixed
+    /// at creation, so read without the lock.
+    budget_micros: Box<[u64]>,
     /// Per offer: what the bank had left after its last change
     /// ([`UNLIMITED`] for no budget).
     left_micros: Box<[AtomicU64]>,
@@ -96,12 +99,14 @@ impl BudgetBank {
     /// (`None`: unlimited). Fails as [`BudgetLedger::new`] does.
     pub fn new(daily_budgets: &[Option<f64>]) -> Result<Self> {
         let ledger = BudgetLedger::new(daily_budgets)?;
-        let left_micros = (0..ledger.offers())
-            .map(|i| AtomicU64::new(ledger.remaining_micros(i, 0).unwrap_or(UNLIMITED)))
+        let budget_micros: Box<[u64]> = (0..ledger.offers())
+            .map(|i| ledger.remaining_micros(i, 0).unwrap_or(UNLIMITED))
             .collect();
-        let left_day = (0..ledger.offers()).map(|_| AtomicU64::new(0)).collect();
+        let left_micros = budget_micros.iter().map(|&b| AtomicU64::new(b)).collect();
+        let left_day = budget_micros.iter().map(|_| AtomicU64::new(0)).collect();
         Ok(Self {
             ledger: Mutex::new(ledger),
+            budget_micros,
             left_micros,
             left_day,
         })
@@ -114,9 +119,10 @@ impl BudgetBank {
 
     /// The offer's daily budget in micros; `None` if unlimited or unknown.
     pub fn daily_budget_micros(&self, offer: usize) -> Option<u64> {
-        self.lock()
-            .daily_budget(offer)
-            .map(|b| (b * MICROS_PER_UNIT).round() as u64)
+        self.budget_micros
+            .get(offer)
+            .copied()
+            .filter(|&b| b != UNLIMITED)
     }
 
     /// What the bank has left of `offer`'s budget on the day of `now_ns`,
@@ -344,13 +350,20 @@ impl LeasedBudgets {
         self.allowance_micros.len()
     }
 
-    /// Sets the allowance of `offer` for today, tracking it for expiry.
-    fn hold(&mut self, offer: usize, micros: u64, now_ns: u64) {
+    /// Moves `offer`'s allowance and spend to the day of `now_ns`: an
+    /// allowance or spend of an earlier day counts nothing on a new one.
+    fn roll_to_day(&mut self, offer: usize, now_ns: u64) {
         let today = day_of(now_ns);
         if self.allowance_day[offer] != today {
             self.allowance_day[offer] = today;
+            self.allowance_micros[offer] = 0;
             self.spent_micros[offer] = 0;
         }
+    }
+
+    /// Sets the allowance of `offer` for today, tracking it for expiry.
+    fn hold(&mut self, offer: usize, micros: u64, now_ns: u64) {
+        self.roll_to_day(offer, now_ns);
         let was_held = self.allowance_micros[offer] > 0;
         self.allowance_micros[offer] = micros;
         self.touched_ns[offer] = now_ns;
@@ -360,12 +373,7 @@ impl LeasedBudgets {
     }
 
     fn count_spend(&mut self, offer: usize, micros: u64, now_ns: u64) {
-        let today = day_of(now_ns);
-        if self.allowance_day[offer] != today {
-            self.allowance_day[offer] = today;
-            self.allowance_micros[offer] = 0;
-            self.spent_micros[offer] = 0;
-        }
+        self.roll_to_day(offer, now_ns);
         self.spent_micros[offer] = self.spent_micros[offer].saturating_add(micros);
     }
 
@@ -385,9 +393,8 @@ impl Drop for LeasedBudgets {
     fn drop(&mut self) {
         for offer in std::mem::take(&mut self.holding) {
             let i = offer as usize;
-            let micros = std::mem::take(&mut self.allowance_micros[i]);
             let day_start = u64::from(self.allowance_day[i]) * NS_PER_DAY;
-            self.bank.give_back(i, micros, day_start);
+            self.return_allowance(i, day_start);
         }
     }
 }

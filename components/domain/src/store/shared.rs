@@ -16,6 +16,8 @@ use std::sync::Arc;
 pub struct SharedStores {
     frequency: SharedFrequency,
     bank: Arc<BudgetBank>,
+    /// The daily budgets the bank was made with, by offer index.
+    budgets: Arc<[Option<f64>]>,
     lease: LeaseConfig,
 }
 
@@ -25,12 +27,10 @@ impl SharedStores {
     /// each engine leases from as `lease` says.
     pub fn new(catalog: &Catalog, frequency: FrequencyConfig, lease: LeaseConfig) -> Result<Self> {
         lease.validate()?;
-        let budgets: Vec<Option<f64>> = (0..catalog.len())
-            .map(|i| catalog.daily_budget(i))
-            .collect();
         Ok(Self {
             frequency: SharedFrequency::new(frequency)?,
-            bank: Arc::new(BudgetBank::new(&budgets)?),
+            bank: Arc::new(BudgetBank::new(catalog.daily_budgets())?),
+            budgets: catalog.daily_budgets().into(),
             lease,
         })
     }
@@ -48,11 +48,7 @@ impl SharedStores {
     /// One engine's side of the bank. Fails when `catalog` (the engine's)
     /// does not have the offers and budgets the bank was made with.
     pub fn leases_for(&self, catalog: &Catalog) -> Result<LeasedBudgets> {
-        let same = catalog.len() == self.bank.offers()
-            && (0..catalog.len()).all(|i| {
-                let budget = catalog.daily_budget(i).map(|b| (b * 1e6).round() as u64);
-                budget == self.bank.daily_budget_micros(i)
-            });
+        let same = *catalog.daily_budgets() == *self.budgets;
         if !same {
             return Err(Error::BadStoreConfig {
                 store: "shared stores",

@@ -16,7 +16,9 @@
 //! `user_entries` is a `GET` of the user's value, and `record_within` a
 //! script that reads the count, compares it with the cap and increments it.
 
-use super::frequency::{FrequencyConfig, FrequencyStats, FrequencyStore, UserEntries};
+use super::frequency::{
+    FrequencyConfig, FrequencyStats, FrequencyStore, UserEntries, FREQUENCY_ENTRIES_MAX,
+};
 use super::mix64;
 use crate::error::Result;
 use crossbeam::utils::CachePadded;
@@ -37,10 +39,11 @@ impl SharedFrequency {
     /// shards (each rounded up as [`FrequencyStore::new`] does). Fails as
     /// [`FrequencyStore::new`] does.
     pub fn new(config: FrequencyConfig) -> Result<Self> {
-        // Checked whole first, so the error names the configured capacity.
-        FrequencyStore::new(FrequencyConfig {
-            capacity: config.capacity,
-        })?;
+        if !(1..=FREQUENCY_ENTRIES_MAX).contains(&config.capacity) {
+            // The store's own check (it fails before allocating), so the
+            // error names the configured capacity.
+            FrequencyStore::new(config)?;
+        }
         let per_shard = FrequencyConfig {
             capacity: config.capacity.div_ceil(SHARDS),
         };

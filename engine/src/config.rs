@@ -157,9 +157,18 @@ impl EngineConfig {
         self.backend_kind()?;
         self.batch.validate()?;
         self.decide.validate()?;
-        self.lease_config()
-            .validate()
-            .map_err(|e| Error::Config(format!("`budget`: {e}")))?;
+        let budget = &self.budget;
+        if !(budget.lease_share > 0.0 && budget.lease_share <= 1.0) {
+            return Err(Error::Config(format!(
+                "`budget.lease_share` is {}, not in (0, 1]",
+                budget.lease_share
+            )));
+        }
+        if budget.lease_ttl_ms == 0 {
+            return Err(Error::Config(
+                "`budget.lease_ttl_ms` is 0: every lease would be returned at once".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -225,6 +234,9 @@ mod tests {
             ("in_flight_max = 0\n", "in_flight_max"),
             ("backend = \"gpu\"\n", "backend"),
             ("[decide]\ntop_k = 99\n", "decide.top_k"),
+            ("[budget]\nlease_share = 2.0\n", "budget.lease_share"),
+            ("[budget]\nlease_share = nan\n", "budget.lease_share"),
+            ("[budget]\nlease_ttl_ms = 0\n", "budget.lease_ttl_ms"),
             ("seed = [", "seed"),
         ];
         for (text, needle) in cases {

@@ -161,7 +161,10 @@ fn a_cap_holds_when_two_threads_record_for_one_user() {
 fn a_shared_store_checks_its_whole_capacity() {
     for capacity in [0, cx_domain::store::FREQUENCY_ENTRIES_MAX + 1] {
         let err = SharedFrequency::new(FrequencyConfig { capacity }).unwrap_err();
-        assert!(err.to_string().contains(&format!("capacity {capacity}")), "{err}");
+        assert!(
+            err.to_string().contains(&format!("capacity {capacity}")),
+            "{err}"
+        );
     }
     SharedFrequency::new(FrequencyConfig { capacity: 1 }).expect("one entry is a valid size");
 }

@@ -27,7 +27,7 @@ use crate::config::{IoMode, ServerConfig};
 use crate::error::Error;
 use crate::metrics::{AdminServer, Health, Metrics, ReloadResult};
 use crate::output_budget::OutputBudget;
-use crate::sources::SourceLimiter;
+use crate::sources::ConnectionLimiter;
 use crate::worker::{Shared, Worker, WorkerLimits};
 use cx_domain::store::SharedStores;
 use cx_engine::{Engine, Error as EngineError, FallbackSource, ModelInfo, ModelSource};
@@ -190,9 +190,9 @@ impl Server {
         control
             .shutdown_timeout_ms
             .store(config.shutdown_timeout_ms, Ordering::Release);
-        let per_worker = config.connections_max.div_ceil(workers);
+        let slots = worker_slots(config.connections_max, workers);
         let limits = WorkerLimits {
-            connections_max: per_worker,
+            connections_max: slots,
             idle_timeout_ns: config.idle_timeout_ms.saturating_mul(1_000_000),
             slow_client_timeout_ns: config.slow_client_timeout_ms.saturating_mul(1_000_000),
             frame_timeout_ns: config.frame_timeout_ms.saturating_mul(1_000_000),
@@ -202,7 +202,7 @@ impl Server {
             .connections_per_source_max
             .min(config.connections_max);
         let per_source = u32::try_from(per_source).unwrap_or(u32::MAX);
-        let sources = Arc::new(SourceLimiter::new(per_source, config.connections_max));
+        let connections = Arc::new(ConnectionLimiter::new(per_source, config.connections_max));
         let output = Arc::new(OutputBudget::new(config.output_budget_bytes, workers));
         let shared = shared_stores(&config, workers)?;
         let mut engines = Vec::with_capacity(workers);
@@ -228,7 +228,7 @@ impl Server {
         for (index, (listener, engine)) in listeners.into_iter().zip(engines).enumerate() {
             let shared = Shared {
                 index,
-                sources: sources.clone(),
+                connections: connections.clone(),
                 output: output.clone(),
             };
             let mut worker = Worker::new(engine, metrics.clone(), limits, shared);
@@ -237,7 +237,7 @@ impl Server {
             let ring_entries = config.uring_entries;
             let handle = std::thread::Builder::new()
                 .name(format!("cx-worker-{index}"))
-                .spawn(move || run_worker(io, listener, worker, &control, per_worker, ring_entries))
+                .spawn(move || run_worker(io, listener, worker, &control, slots, ring_entries))
                 .map_err(|e| Error::Worker {
                     worker: index,
                     what: format!("cannot start its thread: {e}"),
@@ -449,6 +449,18 @@ fn fallback_source(config: &ServerConfig) -> FallbackSource {
         (None, None) => FallbackSource::Bytes(Arc::from(cx_engine::DEFAULT_BASELINE_BYTES)),
         (None, Some(_)) => FallbackSource::None,
     }
+}
+
+/// Connection slots per worker: twice its even share of `connections_max`
+/// (at most all of it). The kernel spreads accepted connections over the
+/// workers' listeners by a hash, so shares are uneven; the slack lets the
+/// server reach `connections_max`, which the shared [`ConnectionLimiter`]
+/// enforces over all workers, before any one worker is full.
+fn worker_slots(connections_max: usize, workers: usize) -> usize {
+    connections_max
+        .div_ceil(workers)
+        .saturating_mul(2)
+        .min(connections_max)
 }
 
 fn read_model(path: Option<&std::path::Path>) -> Result<Arc<[u8]>, Error> {

@@ -8,7 +8,7 @@ use cx_domain::pipeline::{Request, Ticket};
 use cx_engine::Engine;
 use cx_features::{DeviceType, RequestContext};
 use cx_server::cli::{execute, Cli, Streams};
-use cx_server::conn::{Connection, Overloaded, Owner};
+use cx_server::conn::{Connection, ImpLists, Overloaded, Owner};
 use cx_wire::client::{Client, ClientError, Response, ResponseBody};
 use cx_wire::protocol::{
     self, limits, DecisionResponse, ErrorCode, HelloAck, ImpOutcome, MessageType, ProtocolError,
@@ -55,6 +55,7 @@ fn serve(mut stream: TcpStream) {
     let mut engine = Engine::builder().seed(7).build().expect("default engine");
     let mut conn = Connection::new();
     let mut owners: HashMap<Ticket, Owner> = HashMap::new();
+    let mut lists = ImpLists::new(1 << 12);
     stream
         .set_read_timeout(Some(Duration::from_millis(2)))
         .expect("read timeout");
@@ -64,19 +65,19 @@ fn serve(mut stream: TcpStream) {
             let room = conn.read_capacity().min(buf.len());
             match stream.read(&mut buf[..room]) {
                 Ok(0) => return,
-                Ok(n) => feed(&mut conn, &mut engine, &mut owners, &buf[..n]),
+                Ok(n) => feed(&mut conn, &mut engine, &mut owners, &mut lists, &buf[..n]),
                 Err(e) if is_timeout(&e) => {}
                 Err(_) => return,
             }
         } else {
-            feed(&mut conn, &mut engine, &mut owners, &[]);
+            feed(&mut conn, &mut engine, &mut owners, &mut lists, &[]);
         }
         engine.run_until_decided(NOW_NS);
         for decision in engine.drain() {
             let owner = owners
                 .remove(&decision.ticket)
                 .expect("routed when submitted");
-            conn.on_decision(owner, decision);
+            conn.on_decision(owner, decision, &mut lists);
         }
         let out = conn.output();
         if !out.is_empty() {
@@ -102,6 +103,7 @@ fn feed(
     conn: &mut Connection,
     engine: &mut Engine,
     owners: &mut HashMap<Ticket, Owner>,
+    lists: &mut ImpLists,
     bytes: &[u8],
 ) {
     let mut sink = |request: Request, owner: Owner| -> Result<Ticket, Overloaded> {
@@ -109,7 +111,7 @@ fn feed(
         owners.insert(ticket, owner);
         Ok(ticket)
     };
-    let taken = conn.on_bytes(bytes, &mut sink);
+    let taken = conn.on_bytes(bytes, &mut sink, lists);
     assert_eq!(taken, bytes.len(), "reads are bounded by read_capacity");
 }
 

@@ -5,7 +5,7 @@
 use cx_domain::pipeline::{Decision, Request, Ticket};
 use cx_engine::{Engine, EngineConfig};
 use cx_features::{DeviceType, RequestContext};
-use cx_server::conn::{Connection, Overloaded, Owner, Submit, WRITE_BUFFER_MAX};
+use cx_server::conn::{Connection, ImpLists, Overloaded, Owner, Submit, WRITE_BUFFER_MAX};
 use cx_wire::protocol::{
     self, limits, DecisionResponse, Decoded, ErrorCode, Hello, ImpDecision, ImpOutcome,
     MessageType, SkipReason,
@@ -30,6 +30,8 @@ struct Harness {
     /// Whether the sink hands out the engine's spare contexts (as the
     /// server's does) or new ones.
     recycle: bool,
+    /// Finished requests' impression lists, as a worker keeps them.
+    lists: ImpLists,
 }
 
 /// The event loop's sink over the engine.
@@ -73,6 +75,7 @@ impl Harness {
             tickets: Vec::new(),
             owners: HashMap::new(),
             recycle: true,
+            lists: ImpLists::new(1 << 12),
         }
     }
 
@@ -89,7 +92,7 @@ impl Harness {
             owners: &mut self.owners,
             recycle: self.recycle,
         };
-        self.conn.on_bytes(bytes, &mut sink)
+        self.conn.on_bytes(bytes, &mut sink, &mut self.lists)
     }
 
     /// Runs the engine until it is idle and hands every decision over.
@@ -101,7 +104,7 @@ impl Harness {
                 .owners
                 .remove(&d.ticket)
                 .expect("every ticket has an owner");
-            self.conn.on_decision(owner, d);
+            self.conn.on_decision(owner, d, &mut self.lists);
         }
     }
 
@@ -823,7 +826,10 @@ fn a_full_engine_sheds_score_requests_before_decoding_them() {
         shed: 0,
         submitted: 0,
     };
-    assert_eq!(conn.on_bytes(&bytes, &mut sink), bytes.len());
+    assert_eq!(
+        conn.on_bytes(&bytes, &mut sink, &mut ImpLists::new(0)),
+        bytes.len()
+    );
     let frames = frames(conn.output());
     let ids: Vec<(u64, MessageType)> = frames
         .iter()

@@ -8,34 +8,13 @@ use common::*;
 use cx_server::config::ServerConfig;
 use cx_server::metrics::Metrics;
 use cx_server::output_budget::OutputBudget;
-use cx_server::sources::SourceLimiter;
-use cx_server::worker::{Shared, Worker, WorkerLimits};
+use cx_server::sources::ConnectionLimiter;
+use cx_server::worker::{CloseReason, Shared, Worker, WorkerLimits};
 use cx_wire::protocol;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A TCP connection to the server from the loopback address `source`
-/// (any 127.x.y.z works on Linux), so tests can play several hosts; with
-/// `recv_buffer_bytes`, a receive buffer that small.
-fn loopback_socket(
-    source: Ipv4Addr,
-    recv_buffer_bytes: Option<usize>,
-    server: SocketAddr,
-) -> TcpStream {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
-    if let Some(bytes) = recv_buffer_bytes {
-        socket.set_recv_buffer_size(bytes).expect("sets SO_RCVBUF");
-    }
-    let local = SockAddr::from(SocketAddr::from((source, 0)));
-    socket.bind(&local).expect("binds the source address");
-    socket
-        .connect(&SockAddr::from(server))
-        .expect("the kernel accepts");
-    socket.into()
-}
 
 /// A connection from `source`.
 fn connect_from(source: Ipv4Addr, server: SocketAddr) -> TcpStream {
@@ -205,29 +184,9 @@ fn one_source_cannot_take_more_than_its_share() {
     }
 }
 
-/// A bid request with `imps` banner impressions.
-fn wide_bid_request(imps: usize) -> Vec<u8> {
-    let imp: Vec<serde_json::Value> = (0..imps)
-        .map(|i| serde_json::json!({"id": format!("imp-{i}"), "banner": {"w": 300, "h": 250}, "bidfloor": 0.1}))
-        .collect();
-    serde_json::to_vec(&serde_json::json!({
-        "id": "wide", "imp": imp, "site": {"id": "s", "domain": "example.com"},
-        "device": {"devicetype": 4, "geo": {"country": "USA"}}, "user": {"id": "u"}
-    }))
-    .expect("json")
-}
-
-/// A connection from loopback that never reads, with a small receive
-/// buffer so the kernel holds little of what the server sends it.
-fn non_reader(server: SocketAddr) -> TcpStream {
-    loopback_socket(Ipv4Addr::LOCALHOST, Some(4096), server)
-}
-
-/// A worker (no sockets) under `budget_bytes`, fed by `clients`
-/// connections that each send one wide bid request whenever the worker
-/// reads them, for `turns` loop turns, and never take their answers;
-/// returns the most output the worker held after any turn.
-fn peak_output_of_non_readers(budget_bytes: usize, clients: usize, turns: usize) -> usize {
+/// A worker (no sockets) under an output budget of `budget_bytes`, whose
+/// engine answers up to `TOP_K_MAX` offers per impression.
+fn worker_without_sockets(budget_bytes: usize, limits: WorkerLimits) -> Worker {
     let mut engine_config = cx_engine::EngineConfig {
         in_flight_max: 1 << 17,
         ..cx_engine::EngineConfig::default()
@@ -237,18 +196,29 @@ fn peak_output_of_non_readers(budget_bytes: usize, clients: usize, turns: usize)
         .config(engine_config)
         .build()
         .expect("the engine builds");
+    let shared = Shared {
+        index: 0,
+        connections: Arc::new(ConnectionLimiter::new(
+            limits.connections_max as u32,
+            limits.connections_max,
+        )),
+        output: Arc::new(OutputBudget::new(budget_bytes, 1)),
+    };
+    Worker::new(engine, Metrics::new(), limits, shared)
+}
+
+/// A worker (no sockets) under `budget_bytes`, fed by `clients`
+/// connections that each send one wide bid request whenever the worker
+/// reads them, for `turns` loop turns, and never take their answers;
+/// returns the most output the worker held after any turn.
+fn peak_output_of_non_readers(budget_bytes: usize, clients: usize, turns: usize) -> usize {
     let limits = WorkerLimits {
         connections_max: clients,
         idle_timeout_ns: u64::MAX,
         slow_client_timeout_ns: u64::MAX,
         frame_timeout_ns: u64::MAX,
     };
-    let shared = Shared {
-        index: 0,
-        sources: Arc::new(SourceLimiter::new(clients as u32, clients)),
-        output: Arc::new(OutputBudget::new(budget_bytes, 1)),
-    };
-    let mut worker = Worker::new(engine, Metrics::new(), limits, shared);
+    let mut worker = worker_without_sockets(budget_bytes, limits);
     let ids: Vec<_> = (0..clients)
         .map(|_| worker.open(None).expect("room for every client"))
         .collect();
@@ -339,4 +309,47 @@ fn reading_clients_are_answered_while_the_budget_is_spent() {
         drop(held);
         stop(server);
     }
+}
+
+/// A partial frame held while the connection's output was paused is not
+/// late the moment the pause ends: its clock restarts, since the rest of
+/// the frame was not being read meanwhile. (`cx serve` once closed
+/// non-reading clients this way as soon as their output drained.)
+#[test]
+fn the_frame_clock_does_not_run_while_output_is_paused() {
+    const FRAME_TIMEOUT: Duration = Duration::from_millis(100);
+    let limits = WorkerLimits {
+        connections_max: 1,
+        idle_timeout_ns: u64::MAX,
+        slow_client_timeout_ns: u64::MAX,
+        frame_timeout_ns: FRAME_TIMEOUT.as_nanos() as u64,
+    };
+    // A budget of one byte: any answer waiting pauses the connection.
+    let mut worker = worker_without_sockets(1, limits);
+    let id = worker.open(None).expect("room");
+    let mut bytes = ping_frame(1);
+    let second = ping_frame(2);
+    bytes.extend_from_slice(&second[..second.len() / 2]);
+    assert_eq!(worker.on_bytes(id, &bytes), bytes.len());
+    let mut dirty = Vec::new();
+    worker.take_dirty(&mut dirty);
+    assert!(worker.is_write_paused(id), "the pong waits, over budget");
+
+    let mut closable = Vec::new();
+    std::thread::sleep(2 * FRAME_TIMEOUT);
+    worker.closable(&mut closable);
+    assert!(closable.is_empty(), "paused: not timed");
+    let pending = worker.output(id).len();
+    worker.sent(id, pending);
+    worker.take_dirty(&mut dirty);
+    assert!(!worker.is_write_paused(id));
+    worker.closable(&mut closable);
+    assert!(
+        closable.is_empty(),
+        "the clock restarted when the pause ended"
+    );
+
+    std::thread::sleep(2 * FRAME_TIMEOUT);
+    worker.closable(&mut closable);
+    assert_eq!(closable, [(id, CloseReason::FrameTimeout)], "then it runs");
 }

@@ -11,7 +11,7 @@ use common::*;
 use cx_wire::client::{Client, ClientError, ResponseBody};
 use cx_wire::protocol::{self, ErrorCode};
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,17 +21,6 @@ use std::time::{Duration, Instant};
 const SOAK: Duration = Duration::from_secs(6);
 /// RSS the server may reach, MiB (it starts near 60 MiB in a debug build).
 const RSS_MAX_MIB: u64 = 512;
-
-/// The process's resident set, MiB.
-fn rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024)
-}
 
 /// Every counter sample (`..._total`) in metrics text.
 fn counters(text: &str) -> BTreeMap<String, f64> {
@@ -45,22 +34,6 @@ fn counters(text: &str) -> BTreeMap<String, f64> {
         })
         .filter_map(|(name, v)| Some((name.to_string(), v.trim().parse().ok()?)))
         .collect()
-}
-
-/// `GET path` on the admin port; the body.
-fn get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connects to the admin port");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("writes");
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    text
 }
 
 /// A good client: pipelines requests until `stop`, then reads every
@@ -186,39 +159,20 @@ fn cx_serve_survives_a_soak_of_good_and_bad_clients_reloads_and_sigterm() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let model = dir.join("model.safetensors");
     std::fs::write(&model, cx_engine::DEFAULT_MODEL_BYTES).expect("writes the model");
-    let mut child = cx()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
+    let ServeProcess {
+        mut child,
+        pid,
+        addr,
+        admin,
+    } = ServeProcess::spawn(
+        &[
             "--workers",
             "2",
-        ])
-        .arg("--model")
-        .arg(&model)
-        .env("RUST_LOG", "cx_server=debug")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("stderr.log")).expect("a log file"))
-        .spawn()
-        .expect("cx serve starts");
-    let pid = child.id();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("reads the start line");
-    let started: serde_json::Value = serde_json::from_str(&line).expect("a JSON start line");
-    let addr: SocketAddr = started["listen"]
-        .as_str()
-        .expect("listen")
-        .parse()
-        .expect("addr");
-    let admin: SocketAddr = started["admin"]
-        .as_str()
-        .expect("admin")
-        .parse()
-        .expect("addr");
+            "--model",
+            model.to_str().expect("a UTF-8 path"),
+        ],
+        &dir.join("stderr.log"),
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let good: Vec<_> = (0..4)
@@ -260,7 +214,7 @@ fn cx_serve_survives_a_soak_of_good_and_bad_clients_reloads_and_sigterm() {
         for _ in 0..4 {
             std::thread::sleep(Duration::from_millis(100));
             rss_peak = rss_peak.max(rss_mib(pid));
-            let now = counters(&get(admin, "/metrics"));
+            let now = counters(&admin_get(admin, "/metrics"));
             for (name, value) in &now {
                 let before = last.get(name).copied().unwrap_or(0.0);
                 assert!(

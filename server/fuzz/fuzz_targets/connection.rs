@@ -23,7 +23,7 @@
 use cx_domain::pipeline::{ChosenOffer, Decision, Request, Ticket, TOP_K_MAX};
 use cx_wire::protocol::limits::{HEADER_BYTES, IN_FLIGHT_MAX};
 use cx_wire::protocol::{decode_frame, decode_message, Decoded};
-use cx_server::conn::{Connection, Overloaded, Owner, WRITE_BUFFER_MAX};
+use cx_server::conn::{Connection, ImpLists, Overloaded, Owner, WRITE_BUFFER_MAX};
 use libfuzzer_sys::fuzz_target;
 
 /// The stand-in for the engine: hands out tickets, refusing by a bit mask.
@@ -48,7 +48,7 @@ impl Engine {
 
     /// Delivers a decision for every waiting ticket: a no-bid for odd
     /// tickets, one offer for even ones.
-    fn decide_all(&mut self, conn: &mut Connection, reverse: bool) {
+    fn decide_all(&mut self, conn: &mut Connection, lists: &mut ImpLists, reverse: bool) {
         let mut tickets = std::mem::take(&mut self.waiting);
         if reverse {
             tickets.reverse();
@@ -67,7 +67,7 @@ impl Engine {
                 decision.consider(offer, TOP_K_MAX);
             }
             decision.settle();
-            conn.on_decision(owner, decision);
+            conn.on_decision(owner, decision, lists);
         }
     }
 }
@@ -112,9 +112,15 @@ fn check(conn: &Connection, sent: &[u8]) {
 }
 
 /// Feeds `bytes`, checking that all of it is taken while there is room.
-fn feed(conn: &mut Connection, engine: &mut Engine, sent: &[u8], bytes: &[u8]) {
+fn feed(
+    conn: &mut Connection,
+    engine: &mut Engine,
+    lists: &mut ImpLists,
+    sent: &[u8],
+    bytes: &[u8],
+) {
     let room = conn.read_capacity();
-    let taken = conn.on_bytes(bytes, &mut |r: Request, o: Owner| engine.submit(r, o));
+    let taken = conn.on_bytes(bytes, &mut |r: Request, o: Owner| engine.submit(r, o), lists);
     assert!(taken <= bytes.len());
     if bytes.len() <= room || conn.is_closing() {
         assert_eq!(taken, bytes.len(), "room for {room}");
@@ -149,28 +155,31 @@ fuzz_target!(|data: &[u8]| {
         waiting: Vec::new(),
     };
     let mut conn = Connection::new();
+    // Finished requests' impression lists, as a worker keeps them (a small
+    // pool, so that lists are both kept and freed).
+    let mut lists = ImpLists::new(16);
     // Everything `consume_output` was told went out, in order.
     let mut sent = Vec::new();
     check(&conn, &sent);
 
     let (first, second) = stream.split_at(split);
-    feed(&mut conn, &mut engine, &sent, first);
+    feed(&mut conn, &mut engine, &mut lists, &sent, first);
     if decide {
-        engine.decide_all(&mut conn, reverse);
+        engine.decide_all(&mut conn, &mut lists, reverse);
         check(&conn, &sent);
     }
     if shutdown {
         conn.shutdown();
     }
     send(&mut conn, &mut sent, half);
-    feed(&mut conn, &mut engine, &sent, second);
+    feed(&mut conn, &mut engine, &mut lists, &sent, second);
     send(&mut conn, &mut sent, half);
     // Resume after output drained, as the event loop does.
-    feed(&mut conn, &mut engine, &sent, &[]);
+    feed(&mut conn, &mut engine, &mut lists, &sent, &[]);
 
     // Every request in flight is waiting for a ticket: once all are
     // decided, nothing is in flight.
-    engine.decide_all(&mut conn, reverse);
+    engine.decide_all(&mut conn, &mut lists, reverse);
     check(&conn, &sent);
     assert_eq!(
         conn.in_flight(),

@@ -31,12 +31,16 @@
 //! - **Write buffer.** Every response frame is appended to it (responses
 //!   are coalesced, so one send can carry many); the event loop sends from
 //!   [`Connection::output`] and reports what went out with
-//!   [`Connection::consume_output`].
+//!   [`Connection::consume_output`]. Once all of it is sent, it shrinks
+//!   back to [`WRITE_BUFFER_KEEP_BYTES`].
 //! - **Slow clients.** While [`Connection::output`] holds
-//!   [`WRITE_PAUSE_BYTES`] or more, the connection decodes no new frame:
-//!   received bytes stay in the read buffer, [`Connection::wants_read`] is
-//!   false (the event loop stops reading that socket, so TCP flow control
-//!   pushes back on the peer), and the next call to
+//!   [`WRITE_PAUSE_BYTES`] or more, the connection decodes no new frame
+//!   and takes no new bytes: what was received stays in the read buffer,
+//!   [`Connection::wants_read`] is false and
+//!   [`Connection::read_capacity`] is 0 (the event loop stops reading that
+//!   socket, so TCP flow control pushes back on the peer, and a client
+//!   that never reads holds at most one read's worth of input here), and
+//!   the next call to
 //!   [`Connection::on_bytes`] (with an empty slice, once output drained)
 //!   resumes decoding. Responses to requests already in flight are still
 //!   written, so the write buffer is bounded by [`WRITE_BUFFER_MAX`]: the
@@ -99,6 +103,11 @@ pub const READ_BUFFER_MAX: usize = limits::FRAME_BYTES_MAX + READ_SLACK_BYTES;
 
 /// Capacity the read buffer shrinks back to once it holds no more than this.
 pub const READ_BUFFER_KEEP_BYTES: usize = 64 * 1024;
+
+/// Capacity the write buffer shrinks back to once all its output is sent,
+/// so that a connection that once held a burst of answers (up to
+/// [`WRITE_BUFFER_MAX`]) does not keep that memory.
+pub const WRITE_BUFFER_KEEP_BYTES: usize = 64 * 1024;
 
 /// Output size at which the connection stops decoding new frames until
 /// the peer reads (see the module docs, "Slow clients").
@@ -171,8 +180,8 @@ impl<F: FnMut(Request, Owner) -> Result<Ticket, Overloaded>> Submit for F {
 }
 
 /// One impression of a request in flight. The states live inline in one
-/// `Vec` per request, taken from the lists finished requests left (so a
-/// connection in steady state allocates none); boxing the decision would
+/// `Vec` per request, taken from the lists finished requests left
+/// ([`ImpLists`], so a request in steady state allocates none); boxing the decision would
 /// add an allocation per impression decided.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -183,6 +192,56 @@ enum ImpState {
     Decided(Decision),
     /// Not submitted.
     Skipped(SkipReason),
+}
+
+/// Emptied impression lists of finished requests, kept for the next
+/// requests so that a request in steady state allocates none. One pool
+/// serves all of a worker's connections: impressions in flight over a
+/// worker are bounded by its engine (`in_flight_max`), so the memory kept
+/// is bounded by what the engine can hold, not by the number of
+/// connections. (A pool per connection kept each connection's own peak,
+/// about 700 bytes per impression: a thousand clients pipelining wide
+/// OpenRTB requests held hundreds of MiB that way.)
+#[derive(Debug)]
+pub struct ImpLists {
+    lists: Vec<Vec<(String, ImpState)>>,
+    /// Sum of the kept lists' capacities, in impressions.
+    kept_imps: usize,
+    kept_imps_max: usize,
+}
+
+impl ImpLists {
+    /// A pool keeping lists of at most `kept_imps_max` impressions'
+    /// capacity in all; a finished list beyond that is freed.
+    pub fn new(kept_imps_max: usize) -> Self {
+        Self {
+            lists: Vec::new(),
+            kept_imps: 0,
+            kept_imps_max,
+        }
+    }
+
+    /// Impressions' capacity kept now.
+    pub fn kept_imps(&self) -> usize {
+        self.kept_imps
+    }
+
+    /// An empty list: a kept one, else a new one.
+    fn take(&mut self) -> Vec<(String, ImpState)> {
+        let list = self.lists.pop().unwrap_or_default();
+        self.kept_imps -= list.capacity();
+        list
+    }
+
+    /// Empties `list` and keeps it, if there is room under the limit.
+    fn keep(&mut self, mut list: Vec<(String, ImpState)>) {
+        list.clear();
+        let capacity = list.capacity();
+        if capacity > 0 && self.kept_imps + capacity <= self.kept_imps_max {
+            self.kept_imps += capacity;
+            self.lists.push(list);
+        }
+    }
 }
 
 /// A score request in flight.
@@ -220,9 +279,6 @@ pub struct Connection {
     /// Requests in flight, by slot (at most [`limits::IN_FLIGHT_MAX`] slots).
     slots: Vec<Option<Pending>>,
     free_slots: Vec<usize>,
-    /// Emptied impression lists of finished requests, reused so that a
-    /// request in steady state allocates none.
-    spare_imps: Vec<Vec<(String, ImpState)>>,
     /// List items that decoded contexts no longer needed (capacity
     /// [`SPARE_STRINGS_MAX`], never grown).
     spare_strings: Vec<String>,
@@ -255,7 +311,6 @@ impl Connection {
             write_pos: 0,
             slots: Vec::new(),
             free_slots: Vec::new(),
-            spare_imps: Vec::new(),
             spare_strings: Vec::with_capacity(SPARE_STRINGS_MAX),
             in_flight: 0,
             next_seq: 0,
@@ -291,8 +346,13 @@ impl Connection {
         self.output().is_empty() && (self.closing || (self.shutting_down && self.in_flight == 0))
     }
 
-    /// Bytes the read buffer can take now.
+    /// Bytes the read buffer can take now: none while output is paused
+    /// (what arrived stays in the socket, where TCP pushes back), else up
+    /// to [`READ_BUFFER_MAX`].
     pub fn read_capacity(&self) -> usize {
+        if self.is_write_paused() {
+            return 0;
+        }
         READ_BUFFER_MAX.saturating_sub(self.read_buf.len())
     }
 
@@ -342,6 +402,9 @@ impl Connection {
         if self.write_pos == self.write_buf.len() {
             self.write_buf.clear();
             self.write_pos = 0;
+            if self.write_buf.capacity() > WRITE_BUFFER_KEEP_BYTES {
+                self.write_buf.shrink_to(WRITE_BUFFER_KEEP_BYTES);
+            }
         } else if self.write_pos >= WRITE_PAUSE_BYTES / 2 {
             self.write_buf.drain(..self.write_pos);
             self.write_pos = 0;
@@ -369,7 +432,12 @@ impl Connection {
     /// slice to resume decoding after output drained below
     /// [`WRITE_PAUSE_BYTES`]. Once [`Self::is_closing`], input is taken and
     /// dropped.
-    pub fn on_bytes(&mut self, bytes: &[u8], sink: &mut impl Submit) -> usize {
+    pub fn on_bytes(
+        &mut self,
+        bytes: &[u8],
+        sink: &mut impl Submit,
+        lists: &mut ImpLists,
+    ) -> usize {
         if self.closing {
             return bytes.len();
         }
@@ -379,7 +447,7 @@ impl Connection {
             self.read_buf
                 .extend_from_slice(bytes.get(taken..taken + n).unwrap_or(&[]));
             taken += n;
-            self.decode_buffered(sink);
+            self.decode_buffered(sink, lists);
             if self.closing {
                 return bytes.len();
             }
@@ -409,7 +477,7 @@ impl Connection {
     /// # Panics
     /// When the impression `owner` names is not waiting for this decision's
     /// ticket: a decision delivered twice, or to the wrong owner.
-    pub fn on_decision(&mut self, owner: Owner, decision: Decision) {
+    pub fn on_decision(&mut self, owner: Owner, decision: Decision, lists: &mut ImpLists) {
         let slot = owner.slot as usize;
         let Some(Some(pending)) = self.slots.get_mut(slot) else {
             return; // answered already; the slot is free
@@ -429,14 +497,14 @@ impl Connection {
             pending.waiting -= 1;
         }
         if pending.waiting == 0 {
-            self.complete(slot);
+            self.complete(slot, lists);
         }
     }
 
     /// Decodes frames from the read buffer until it holds no whole frame,
     /// output is paused, or the connection closes; then drops what was
     /// consumed.
-    fn decode_buffered(&mut self, sink: &mut impl Submit) {
+    fn decode_buffered(&mut self, sink: &mut impl Submit, lists: &mut ImpLists) {
         let buf = std::mem::take(&mut self.read_buf);
         let mut pos = 0;
         while !self.closing && !self.is_write_paused() {
@@ -469,7 +537,14 @@ impl Connection {
                     let first = self.frames_seen == 0;
                     self.frames_seen += 1;
                     self.counts.frames_received += 1;
-                    self.on_frame(header.message_type, header.request_id, payload, first, sink);
+                    self.on_frame(
+                        header.message_type,
+                        header.request_id,
+                        payload,
+                        first,
+                        sink,
+                        lists,
+                    );
                 }
             }
         }
@@ -494,6 +569,7 @@ impl Connection {
         payload: &[u8],
         first: bool,
         sink: &mut impl Submit,
+        lists: &mut ImpLists,
     ) {
         if !message_type.is_from_client() {
             let msg = format!("{} is sent by servers only", message_type.label());
@@ -544,12 +620,12 @@ impl Connection {
                         blocked_domains: Vec::new(),
                     };
                     let imps = std::iter::once((String::new(), ImpPlan::Submit(request)));
-                    self.submit_request(request_id, imps, sink);
+                    self.submit_request(request_id, imps, sink, lists);
                 }
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
             MessageType::ScoreOpenRtb => match protocol::decode_score_openrtb(payload) {
-                Ok((json, simulate)) => self.on_openrtb(request_id, json, simulate, sink),
+                Ok((json, simulate)) => self.on_openrtb(request_id, json, simulate, sink, lists),
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
             // Server-only types were refused above.
@@ -604,5 +680,40 @@ impl Connection {
                 *n += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(capacity: usize) -> Vec<(String, ImpState)> {
+        let mut list = Vec::with_capacity(capacity);
+        list.push((
+            String::from("imp"),
+            ImpState::Skipped(SkipReason::NotDecided),
+        ));
+        list
+    }
+
+    #[test]
+    fn kept_lists_are_bounded_by_their_capacity_in_impressions() {
+        let mut lists = ImpLists::new(100);
+        lists.keep(list(64));
+        assert_eq!(lists.kept_imps(), 64);
+        lists.keep(list(64));
+        assert_eq!(lists.kept_imps(), 64, "a second would pass the limit");
+        lists.keep(list(36));
+        assert_eq!(lists.kept_imps(), 100);
+        lists.keep(Vec::new());
+        assert_eq!(lists.kept_imps(), 100, "an empty list is not kept");
+
+        let taken = lists.take();
+        assert!(taken.is_empty(), "kept lists are emptied");
+        assert_eq!(taken.capacity(), 36, "the last kept comes first");
+        assert_eq!(lists.kept_imps(), 64);
+        assert_eq!(lists.take().capacity(), 64);
+        assert_eq!(lists.kept_imps(), 0);
+        assert_eq!(lists.take().capacity(), 0, "none kept: a new list");
     }
 }

@@ -2,7 +2,7 @@
 //! impressions, each submitted to the engine, and the `decision` frame
 //! written once every impression is decided.
 
-use super::{Connection, ImpState, Owner, Pending, Submit};
+use super::{Connection, ImpLists, ImpState, Owner, Pending, Submit};
 use crate::conn::Overloaded;
 use cx_engine::openrtb::{plan_impressions, ImpPlan};
 use cx_wire::openrtb::{self, BidRequest};
@@ -18,6 +18,7 @@ impl Connection {
         json: &[u8],
         simulate: bool,
         sink: &mut impl Submit,
+        lists: &mut ImpLists,
     ) {
         let request: BidRequest = match openrtb::parse_request(json) {
             Ok(r) => r,
@@ -57,7 +58,7 @@ impl Connection {
                 }
             }
         }
-        self.submit_request(request_id, imps.into_iter(), sink);
+        self.submit_request(request_id, imps.into_iter(), sink, lists);
     }
 
     /// Takes a slot for a score request, submits its planned impressions,
@@ -69,6 +70,7 @@ impl Connection {
         request_id: u64,
         imps: impl ExactSizeIterator<Item = (String, ImpPlan)>,
         sink: &mut impl Submit,
+        lists: &mut ImpLists,
     ) {
         let slot = match self.free_slots.pop() {
             Some(slot) => slot,
@@ -79,7 +81,7 @@ impl Connection {
         };
         let seq = self.next_seq;
         self.next_seq += 1;
-        let mut states = self.spare_imps.pop().unwrap_or_default();
+        let mut states = lists.take();
         states.reserve(imps.len());
         let mut waiting = 0;
         for (i, (imp_id, request)) in imps.enumerate() {
@@ -99,7 +101,7 @@ impl Connection {
                         // Decisions already asked for find the slot free
                         // (or a later request in it) and are dropped.
                         self.free_slots.push(slot);
-                        self.keep_spare(states);
+                        lists.keep(states);
                         self.error(
                             request_id,
                             ErrorCode::Overloaded,
@@ -121,12 +123,12 @@ impl Connection {
         }
         self.in_flight += 1;
         if waiting == 0 {
-            self.complete(slot);
+            self.complete(slot, lists);
         }
     }
 
     /// Writes the response of the request in `slot` and frees the slot.
-    pub(super) fn complete(&mut self, slot: usize) {
+    pub(super) fn complete(&mut self, slot: usize, lists: &mut ImpLists) {
         let Some(pending) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
@@ -163,15 +165,6 @@ impl Connection {
                 self.error(pending.request_id, ErrorCode::Internal, &msg);
             }
         }
-        self.keep_spare(pending.imps);
-    }
-
-    /// Keeps a finished request's impression list, emptied, for the next
-    /// request (at most [`limits::IN_FLIGHT_MAX`] are kept).
-    pub(super) fn keep_spare(&mut self, mut imps: Vec<(String, ImpState)>) {
-        if self.spare_imps.len() < limits::IN_FLIGHT_MAX {
-            imps.clear();
-            self.spare_imps.push(imps);
-        }
+        lists.keep(pending.imps);
     }
 }

@@ -1,5 +1,6 @@
-//! The io_uring event loop: one ring per worker, multishot accept,
-//! multishot receive into provided buffers, and sends from per-connection
+//! The io_uring event loop: one ring per worker, multishot accept, one
+//! receive at a time per connection into provided buffers, and sends from
+//! per-connection
 //! buffers; all submissions of a turn go to the kernel in one
 //! `io_uring_enter`. It owns one worker's sockets and the memory the kernel
 //! reads and writes; every protocol and engine step is the [`Worker`]'s,
@@ -45,10 +46,15 @@
 //!
 //! # Flow control
 //!
-//! Multishot receive cannot be paused; when a connection stops wanting
-//! input (a slow client), the loop cancels the receive, keeps whatever was
-//! already delivered in the socket's `stash` (bounded by the provided
-//! buffers), and re-arms once the output drains.
+//! Each connection has at most one receive armed, and the loop re-arms it
+//! only while the connection wants input, so a connection that stops
+//! wanting input (a slow client) is simply not read, and TCP pushes back
+//! on its peer. What its last receive delivered and the worker did not
+//! take waits in the socket's `stash`: at most one buffer
+//! ([`BUFFER_BYTES`]) per connection. (A multishot receive cannot be
+//! paused: it fills buffers until a cancel lands, which let each client
+//! that never read park up to the whole pool in its stash.) Cancels are
+//! for closing sockets only.
 
 #![allow(unsafe_code)] // io_uring submissions and fd adoption; see the module docs.
 
@@ -71,8 +77,10 @@ pub const BUFFER_COUNT: u16 = 256;
 /// Bytes per provided receive buffer.
 pub const BUFFER_BYTES: usize = 16 * 1024;
 
-/// Most bytes one send takes from a connection's output.
-pub const SEND_CHUNK_BYTES: usize = 256 * 1024;
+/// Most bytes one send takes from a connection's output: the size of the
+/// copy each connection's `send_buf` holds while its send is in flight (a
+/// client that does not read keeps one in flight until it times out).
+pub const SEND_CHUNK_BYTES: usize = 64 * 1024;
 
 /// How long [`UringLoop::finish`] waits for cancelled operations before
 /// giving up (and leaking the buffers rather than freeing memory the
@@ -91,6 +99,8 @@ struct USock {
     send_buf: Vec<u8>,
     /// Received bytes the connection could not take yet.
     stash: Vec<u8>,
+    /// In `starved`, waiting for a buffer.
+    starved: bool,
     /// Set once the socket is being closed: why.
     closing: Option<CloseReason>,
 }
@@ -112,6 +122,13 @@ struct UringLoop {
     /// Scratch for [`Worker::closable`].
     due: Vec<(ConnId, CloseReason)>,
     completions: Vec<(u64, i32, u32)>,
+    /// Connections whose receive found no provided buffer, in the order
+    /// they did; each is re-armed as a buffer comes back ([`Self::arm_starved`]).
+    /// With more connections than buffers, re-arming them at once let the
+    /// same few win every buffer while others waited seconds. A
+    /// connection is in it at most once (`USock::starved`), so it is
+    /// reserved for every slot and never grows.
+    starved: std::collections::VecDeque<ConnId>,
 }
 
 /// Runs one worker on `listener` until shutdown completes, with a ring of
@@ -149,6 +166,7 @@ pub fn run(
         ids: Vec::with_capacity(connections_max),
         due: Vec::with_capacity(connections_max),
         completions: Vec::with_capacity(ring_entries as usize * 2),
+        starved: std::collections::VecDeque::with_capacity(connections_max),
     };
     ul.provide_all();
     ul.arm_accept();
@@ -272,6 +290,33 @@ impl UringLoop {
         // SAFETY: as in `provide_all`; the loop has finished reading this
         // buffer before handing it back.
         unsafe { self.push(entry) }
+        self.arm_starved();
+    }
+
+    /// Puts the connection in line for a buffer (once).
+    fn wait_for_buffer(&mut self, id: ConnId) {
+        if let Some(sock) = self.sock_of(id.index as usize, id.generation) {
+            if !std::mem::replace(&mut sock.starved, true) {
+                self.starved.push_back(id);
+            }
+        }
+    }
+
+    /// Re-arms the receive of the connection that has waited longest for a
+    /// buffer (if it is still open), right behind the buffer just handed
+    /// back, so that it finds that buffer.
+    fn arm_starved(&mut self) {
+        while let Some(id) = self.starved.pop_front() {
+            let index = id.index as usize;
+            let Some(sock) = self.sock_of(index, id.generation) else {
+                continue; // closed meanwhile
+            };
+            sock.starved = false;
+            if !sock.recv_armed && sock.closing.is_none() && sock.stash.is_empty() {
+                self.arm_recv(index);
+                return;
+            }
+        }
     }
 
     fn arm_accept(&mut self) {
@@ -294,11 +339,20 @@ impl UringLoop {
             return;
         }
         let fd = types::Fd(sock.stream.as_raw_fd());
-        let entry = opcode::RecvMulti::new(fd, BUFFER_GROUP)
+        // One receive at a time, not multishot: a multishot receive goes on
+        // filling buffers after the connection paused, until its cancel
+        // lands, so a client that never reads could make the loop hold
+        // (stash) most of the buffer pool per connection. One shot holds
+        // at most one buffer.
+        let buffer_bytes = u32::try_from(BUFFER_BYTES).expect("a buffer's size fits u32");
+        let entry = opcode::Recv::new(fd, std::ptr::null_mut(), buffer_bytes)
+            .buf_group(BUFFER_GROUP)
             .build()
+            .flags(squeue::Flags::BUFFER_SELECT)
             .user_data(Op::Recv(sock.id).user_data());
-        // SAFETY: the kernel receives into the provided buffers, which
-        // outlive every operation (see `provide_all`).
+        // SAFETY: the kernel receives into a provided buffer (the null
+        // address is ignored under BUFFER_SELECT), and the provided
+        // buffers outlive every operation (see `provide_all`).
         unsafe { self.push(entry) }
         // Queued (never dropped): the receive will complete.
         if let Some(Some(sock)) = self.socks.get_mut(index) {
@@ -407,6 +461,7 @@ impl UringLoop {
             send_in_flight: false,
             send_buf: Vec::new(),
             stash: Vec::new(),
+            starved: false,
             closing: None,
         });
         self.arm_recv(index);
@@ -460,13 +515,13 @@ impl UringLoop {
         match result {
             // Half-closed: answer what arrived, then close (`close_due`).
             0 => worker.peer_closed(id),
-            r if r < 0 && r != -libc::ENOBUFS && r != -libc::ECANCELED => {
-                self.begin_close(index, CloseReason::Peer)
-            }
-            _ if paused => self.cancel_recv(index),
-            // ENOBUFS (re-armed once buffers came back) or a finished shot.
-            _ if !more => self.arm_recv(index),
-            _ => {}
+            // Every buffer was in use: wait in line for one.
+            r if r == -libc::ENOBUFS => self.wait_for_buffer(id),
+            r if r < 0 && r != -libc::ECANCELED => self.begin_close(index, CloseReason::Peer),
+            // A paused connection is not read until its output drains
+            // (`pump`); else the next receive.
+            _ if paused || more => {}
+            _ => self.arm_recv(index),
         }
         self.try_release(index, worker);
     }

@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::worker::ConnId;
 use io_uring::{opcode, IoUring};
 
-/// The oldest kernel with multishot receive (6.0; multishot accept is 5.19).
+/// The oldest kernel the loop supports (6.0; multishot accept is 5.19).
 pub const KERNEL_MIN: (u32, u32) = (6, 0);
 
 /// Most connection slots one ring addresses (24 bits of `user_data`).
@@ -18,7 +18,7 @@ pub const SLOTS_MAX: usize = 0xff_ffff;
 pub enum Op {
     /// The listener's multishot accept.
     Accept,
-    /// A connection's multishot receive.
+    /// A connection's receive (one at a time).
     Recv(ConnId),
     /// A connection's send.
     Send(ConnId),
@@ -85,7 +85,7 @@ pub(super) fn uring_error(what: &str, source: std::io::Error) -> Error {
 }
 
 /// Checks that this process can run the io_uring loop: the kernel is at
-/// least [`KERNEL_MIN`] (multishot receive), a ring can be created (a
+/// least [`KERNEL_MIN`], a ring can be created (a
 /// seccomp policy or `io_uring_disabled` may forbid it), and it offers
 /// every operation the loop submits.
 pub fn probe() -> Result<(), Error> {
@@ -94,7 +94,7 @@ pub fn probe() -> Result<(), Error> {
     let version = parse_kernel_version(&release);
     if version < Some(KERNEL_MIN) {
         let why = format!(
-            "kernel {} is older than {}.{} (multishot receive)",
+            "kernel {} is older than {}.{}",
             release.trim(),
             KERNEL_MIN.0,
             KERNEL_MIN.1
@@ -108,7 +108,7 @@ pub fn probe() -> Result<(), Error> {
         .map_err(|e| uring_error("probe the ring's operations", e))?;
     for (code, name) in [
         (opcode::AcceptMulti::CODE, "accept"),
-        (opcode::RecvMulti::CODE, "recv"),
+        (opcode::Recv::CODE, "recv"),
         (opcode::Send::CODE, "send"),
         (opcode::ProvideBuffers::CODE, "provide_buffers"),
         (opcode::AsyncCancel::CODE, "async_cancel"),

@@ -27,10 +27,10 @@
 mod output;
 mod timeouts;
 
-use crate::conn::{Connection, Overloaded, Owner, Submit};
+use crate::conn::{Connection, ImpLists, Overloaded, Owner, Submit};
 use crate::metrics::Metrics;
 use crate::output_budget::OutputBudget;
-use crate::sources::SourceLimiter;
+use crate::sources::{ConnectionLimiter, Refusal};
 use cx_domain::pipeline::{Request, Ticket};
 use cx_engine::{Engine, EngineCounts, FallbackSource, ModelInfo, ModelSource};
 use cx_features::RequestContext;
@@ -39,6 +39,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use timeouts::partial_frame_start;
+
+/// Impressions' capacity of finished requests' lists a worker keeps, per
+/// impression its engine may hold in flight ([`ImpLists`]): lists are
+/// reused across requests of different widths, so some slack over the
+/// engine's bound keeps steady state allocation-free.
+const IMP_LISTS_PER_IN_FLIGHT: usize = 2;
 
 /// While draining, how long a connection with nothing left to answer must
 /// have been quiet before it is closed.
@@ -69,14 +75,14 @@ pub struct WorkerLimits {
     pub frame_timeout_ns: u64,
 }
 
-/// What the workers of one server share: the per-source connection counts
-/// and the output budget, and which worker this is.
+/// What the workers of one server share: the open-connection counts (in
+/// all and per source) and the output budget, and which worker this is.
 #[derive(Clone, Debug)]
 pub struct Shared {
     /// This worker's index, below the output budget's worker count.
     pub index: usize,
-    /// Open connections per source address, over all workers.
-    pub sources: Arc<SourceLimiter>,
+    /// Open connections in all and per source address, over all workers.
+    pub connections: Arc<ConnectionLimiter>,
     /// Buffered output over all workers.
     pub output: Arc<OutputBudget>,
 }
@@ -106,7 +112,7 @@ struct Live {
     /// Monotonic ns when the frame now partly received began to arrive
     /// (`None`: no partial frame held).
     frame_started_ns: Option<u64>,
-    /// The peer's address, counted in the [`SourceLimiter`] while open.
+    /// The peer's address, counted in the [`ConnectionLimiter`] while open.
     source: Option<IpAddr>,
     dirty: bool,
 }
@@ -132,6 +138,8 @@ pub struct Worker {
     free: Vec<u32>,
     open: usize,
     routes: HashMap<Ticket, Route>,
+    /// Impression lists of finished requests, for all connections.
+    imp_lists: ImpLists,
     dirty: Vec<ConnId>,
     metrics: Metrics,
     limits: WorkerLimits,
@@ -210,6 +218,7 @@ impl Worker {
             free,
             open: 0,
             routes: HashMap::with_capacity(in_flight_max),
+            imp_lists: ImpLists::new(IMP_LISTS_PER_IN_FLIGHT * in_flight_max),
             dirty: Vec::with_capacity(limits.connections_max),
             metrics,
             limits,
@@ -261,9 +270,15 @@ impl Worker {
             self.metrics.connection_refused();
             return None;
         }
-        if let Some(ip) = source {
-            if !self.shared.sources.try_acquire(ip) {
-                tracing::debug!(%ip, "connection refused: the source holds its share");
+        match self.shared.connections.try_acquire(source) {
+            Ok(()) => {}
+            Err(Refusal::ServerFull) => {
+                tracing::debug!("connection refused: connections_max are open");
+                self.metrics.connection_refused();
+                return None;
+            }
+            Err(Refusal::SourceFull) => {
+                tracing::debug!(?source, "connection refused: the source holds its share");
                 self.metrics.connection_refused();
                 self.metrics.source_limit_refused();
                 return None;
@@ -348,7 +363,7 @@ impl Worker {
             overloaded: 0,
         };
         let frames_before = live.conn.frames_seen();
-        let taken = live.conn.on_bytes(bytes, &mut sink);
+        let taken = live.conn.on_bytes(bytes, &mut sink, &mut self.imp_lists);
         live.frame_started_ns = partial_frame_start(
             live.frame_started_ns,
             live.conn.frames_seen() != frames_before,
@@ -397,11 +412,17 @@ impl Worker {
             let seconds = self.clock.delta_as_nanos(route.submitted_raw, now_raw) as f64 * 1e-9;
             self.metrics.observe_decision_seconds(seconds);
             let id = route.conn;
-            let Some(live) = self.live_mut(id) else {
+            let Some(live) = self
+                .slots
+                .get_mut(id.index as usize)
+                .filter(|s| s.generation == id.generation)
+                .and_then(|s| s.live.as_mut())
+            else {
                 continue;
             };
             let output_before = live.conn.output().len();
-            live.conn.on_decision(route.owner, decision);
+            live.conn
+                .on_decision(route.owner, decision, &mut self.imp_lists);
             let output_after = live.conn.output().len();
             let newly_dirty = !live.dirty && output_after > 0;
             live.dirty |= newly_dirty;
@@ -451,8 +472,10 @@ impl Worker {
             return;
         };
         let output_before = live.conn.output().len();
+        let was_paused = live.conn.is_write_paused();
         live.conn.consume_output(n);
         let consumed = output_before - live.conn.output().len();
+        live.resume_frame_clock(was_paused, now_ns);
         if n > 0 {
             live.active_ns = now_ns;
             live.stalled_since_ns = None;
@@ -510,9 +533,7 @@ impl Worker {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.open -= 1;
-        if let Some(ip) = live.source {
-            self.shared.sources.release(ip);
-        }
+        self.shared.connections.release(live.source);
         self.output_bytes -= live.conn.output().len();
         let counts = live.conn.take_counts();
         self.publish_conn_counts(&counts);

@@ -29,8 +29,11 @@ impl Worker {
             );
         }
         let pause = if over { 1 } else { WRITE_PAUSE_BYTES };
+        let now_ns = self.now_ns();
         for live in self.slots.iter_mut().filter_map(|s| s.live.as_mut()) {
+            let was_paused = live.conn.is_write_paused();
             live.conn.set_write_pause_bytes(pause);
+            live.resume_frame_clock(was_paused, now_ns);
         }
     }
 

@@ -50,6 +50,17 @@ impl Worker {
     }
 }
 
+impl Live {
+    /// Restarts the frame clock of a partial frame when a write pause
+    /// (`was_paused`) has just ended at `now_ns`: time spent paused is not
+    /// the client's, since the rest of its frame was not being read.
+    pub(super) fn resume_frame_clock(&mut self, was_paused: bool, now_ns: u64) {
+        if was_paused && !self.conn.is_write_paused() && self.frame_started_ns.is_some() {
+            self.frame_started_ns = Some(now_ns);
+        }
+    }
+}
+
 /// When the frame now partly held began to arrive, after a call that
 /// decoded frames (`advanced`) and left `buffered` bytes: none held, no
 /// start; a frame completed, so what is held began with this call; else the

@@ -8,8 +8,9 @@ use cx_server::config::{IoMode, ServerConfig};
 use cx_server::serve::Server;
 use cx_wire::client::{Client, Response, ResponseBody};
 use cx_wire::protocol::{self, ErrorCode};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io::{BufRead, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 pub const FIXTURE: &str = "../components/wire/tests/fixtures/openrtb/2.5_mobile.json";
@@ -155,4 +156,124 @@ pub fn signal(pid: u32, name: &str) {
         .status()
         .expect("runs kill");
     assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// A TCP connection to the server from the loopback address `source`
+/// (any 127.x.y.z works on Linux), so tests can play several hosts; with
+/// `recv_buffer_bytes`, a receive buffer that small.
+pub fn loopback_socket(
+    source: Ipv4Addr,
+    recv_buffer_bytes: Option<usize>,
+    server: SocketAddr,
+) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    if let Some(bytes) = recv_buffer_bytes {
+        socket.set_recv_buffer_size(bytes).expect("sets SO_RCVBUF");
+    }
+    let local = SockAddr::from(SocketAddr::from((source, 0)));
+    socket.bind(&local).expect("binds the source address");
+    socket
+        .connect(&SockAddr::from(server))
+        .expect("the kernel accepts");
+    socket.into()
+}
+
+/// A bid request with `imps` banner impressions.
+pub fn wide_bid_request(imps: usize) -> Vec<u8> {
+    let imp: Vec<serde_json::Value> = (0..imps)
+        .map(|i| serde_json::json!({"id": format!("imp-{i}"), "banner": {"w": 300, "h": 250}, "bidfloor": 0.1}))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "id": "wide", "imp": imp, "site": {"id": "s", "domain": "example.com"},
+        "device": {"devicetype": 4, "geo": {"country": "USA"}}, "user": {"id": "u"}
+    }))
+    .expect("json")
+}
+
+/// A connection from loopback that never reads, with a small receive
+/// buffer so the kernel holds little of what the server sends it.
+pub fn non_reader(server: SocketAddr) -> TcpStream {
+    loopback_socket(Ipv4Addr::LOCALHOST, Some(4096), server)
+}
+
+/// The process's resident set, MiB.
+pub fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// `GET path` on the admin port; the body.
+pub fn admin_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connects to the admin port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("writes");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
+/// A `cx serve` process on ephemeral ports, started with `args` after
+/// the listen addresses, logging at debug to `log`.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub pid: u32,
+    /// The binary protocol's address.
+    pub addr: SocketAddr,
+    /// The admin (metrics) address.
+    pub admin: SocketAddr,
+}
+
+impl ServeProcess {
+    /// Starts `cx serve` and waits for its JSON start line. The binary is
+    /// this build's, or `CX_SERVE_BIN` when set (to measure another build
+    /// with the same test).
+    pub fn spawn(args: &[&str], log: &std::path::Path) -> Self {
+        let mut command = match std::env::var_os("CX_SERVE_BIN") {
+            Some(bin) => std::process::Command::new(bin),
+            None => cx(),
+        };
+        let mut child = command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .env("RUST_LOG", "cx_server=debug")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(log).expect("a log file"))
+            .spawn()
+            .expect("cx serve starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("reads the start line");
+        let started: serde_json::Value = serde_json::from_str(&line).expect("a JSON start line");
+        let address = |key: &str| -> SocketAddr {
+            started[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {key} in {line}"))
+                .parse()
+                .expect("an address")
+        };
+        Self {
+            pid: child.id(),
+            addr: address("listen"),
+            admin: address("admin"),
+            child,
+        }
+    }
 }

@@ -82,7 +82,9 @@ impl Connection {
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut states = lists.take();
-        states.reserve(imps.len());
+        // Exact: a one-impression request keeps a one-impression list (not the
+        // four `reserve` would give), so the pool holds what the engine does.
+        states.reserve_exact(imps.len());
         let mut waiting = 0;
         for (i, (imp_id, request)) in imps.enumerate() {
             let owner = Owner {

@@ -236,10 +236,10 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     /// Starts `cx serve` and waits for its JSON start line. The binary is
-    /// this build's, or `CX_SERVE_BIN` when set (to measure another build
+    /// this build's, or `CX_TEST_SERVE_BIN` when set (to measure another build
     /// with the same test).
     pub fn spawn(args: &[&str], log: &std::path::Path) -> Self {
-        let mut command = match std::env::var_os("CX_SERVE_BIN") {
+        let mut command = match std::env::var_os("CX_TEST_SERVE_BIN") {
             Some(bin) => std::process::Command::new(bin),
             None => cx(),
         };

@@ -31,7 +31,10 @@ pub const CONNECTIONS_LIMIT: usize = 1 << 20;
 /// Smallest `output_budget_bytes`: room for a few answers.
 pub const OUTPUT_BUDGET_BYTES_MIN: usize = 64 << 10;
 
-/// Largest `output_budget_bytes`.
+/// Smallest `input_budget_bytes`: one maximal frame can always arrive.
+pub const INPUT_BUDGET_BYTES_MIN: usize = crate::conn::READ_BUFFER_MAX;
+
+/// Largest `output_budget_bytes` and `input_budget_bytes`.
 pub const OUTPUT_BUDGET_BYTES_LIMIT: usize = 64 << 30;
 
 /// How sockets are driven.
@@ -98,6 +101,11 @@ pub struct ServerConfig {
     /// workers, in bytes: at this, connections with output waiting stop
     /// being read until it is sent. Default 64 MiB.
     pub output_budget_bytes: usize,
+    /// Received bytes of frames still arriving beyond what each read
+    /// buffer keeps (64 KiB), over all workers: at this, no read buffer
+    /// grows further until frames complete or time out (a large frame
+    /// waits). At least one maximal frame. Default 64 MiB.
+    pub input_budget_bytes: usize,
     /// After SIGTERM/SIGINT, how long requests in flight may take before
     /// the server exits anyway. Default 10000.
     pub shutdown_timeout_ms: u64,
@@ -134,6 +142,7 @@ impl Default for ServerConfig {
             frame_timeout_ms: 500,
             connections_per_source_max: 256,
             output_budget_bytes: 64 << 20,
+            input_budget_bytes: 64 << 20,
             shutdown_timeout_ms: 10_000,
             uring_entries: URING_ENTRIES_DEFAULT,
             echo: false,
@@ -227,6 +236,16 @@ impl ServerConfig {
                 ),
             );
         }
+        if !(INPUT_BUDGET_BYTES_MIN..=OUTPUT_BUDGET_BYTES_LIMIT).contains(&self.input_budget_bytes)
+        {
+            return bad(
+                "input_budget_bytes",
+                format!(
+                    "{} is not in {INPUT_BUDGET_BYTES_MIN}..={OUTPUT_BUDGET_BYTES_LIMIT}",
+                    self.input_budget_bytes
+                ),
+            );
+        }
         for (key, ms) in [
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("slow_client_timeout_ms", self.slow_client_timeout_ms),
@@ -273,4 +292,36 @@ fn read_config(path: &Path) -> Result<String, Error> {
         )));
     }
     std::fs::read_to_string(path).map_err(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(config: ServerConfig) -> String {
+        config.validate().expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn budgets_outside_their_ranges_are_refused_by_name() {
+        assert!(ServerConfig::default().validate().is_ok());
+        let small_input = ServerConfig {
+            input_budget_bytes: INPUT_BUDGET_BYTES_MIN - 1,
+            ..ServerConfig::default()
+        };
+        assert!(
+            refusal(small_input).contains("input_budget_bytes"),
+            "a budget below one maximal frame would never let one arrive"
+        );
+        let small_output = ServerConfig {
+            output_budget_bytes: OUTPUT_BUDGET_BYTES_MIN - 1,
+            ..ServerConfig::default()
+        };
+        assert!(refusal(small_output).contains("output_budget_bytes"));
+        let input_at_min = ServerConfig {
+            input_budget_bytes: INPUT_BUDGET_BYTES_MIN,
+            ..ServerConfig::default()
+        };
+        assert!(input_at_min.validate().is_ok());
+    }
 }

@@ -18,7 +18,7 @@
 //! - [`metrics`]: the Prometheus metrics ([`metrics::Metrics`]), and in
 //!   [`metrics::admin`] the admin HTTP endpoint serving `/metrics` and
 //!   `/healthz`.
-//! - [`output_budget`]: the server-wide budget for buffered output.
+//! - [`budget`]: the server-wide budgets for buffered output and large input.
 //! - [`serve`]: the server: listeners, worker threads, shutdown and reload.
 //! - [`sources`]: open connections per source address, over all workers.
 //! - [`uring`]: the io_uring event loop.
@@ -27,12 +27,12 @@
 
 pub mod cli;
 pub use cx_wire::client;
+pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod epoll;
 pub mod error;
 pub mod metrics;
-pub mod output_budget;
 pub mod serve;
 pub mod sources;
 #[cfg(target_os = "linux")]

@@ -23,10 +23,10 @@
 //! connection once its answers are sent. It exits when none is left, or
 //! after `shutdown_timeout_ms` (closing what remains, logged).
 
+use crate::budget::SharedBudget;
 use crate::config::{IoMode, ServerConfig};
 use crate::error::Error;
 use crate::metrics::{AdminServer, Health, Metrics, ReloadResult};
-use crate::output_budget::OutputBudget;
 use crate::sources::ConnectionLimiter;
 use crate::worker::{Shared, Worker, WorkerLimits};
 use cx_domain::store::SharedStores;
@@ -172,7 +172,7 @@ pub struct Server {
     workers: Vec<JoinHandle<Result<LoopExit, Error>>>,
     config: ServerConfig,
     model: ModelInfo,
-    output: Arc<OutputBudget>,
+    output: Arc<SharedBudget>,
 }
 
 impl Server {
@@ -203,7 +203,8 @@ impl Server {
             .min(config.connections_max);
         let per_source = u32::try_from(per_source).unwrap_or(u32::MAX);
         let connections = Arc::new(ConnectionLimiter::new(per_source, config.connections_max));
-        let output = Arc::new(OutputBudget::new(config.output_budget_bytes, workers));
+        let output = Arc::new(SharedBudget::new(config.output_budget_bytes, workers));
+        let input = Arc::new(SharedBudget::new(config.input_budget_bytes, workers));
         let shared = shared_stores(&config, workers)?;
         let mut engines = Vec::with_capacity(workers);
         for _ in 0..workers {
@@ -230,6 +231,7 @@ impl Server {
                 index,
                 connections: connections.clone(),
                 output: output.clone(),
+                input: input.clone(),
             };
             let mut worker = Worker::new(engine, metrics.clone(), limits, shared);
             worker.set_echo(config.echo);

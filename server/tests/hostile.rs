@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
+use cx_server::budget::SharedBudget;
 use cx_server::config::ServerConfig;
 use cx_server::metrics::Metrics;
-use cx_server::output_budget::OutputBudget;
 use cx_server::sources::ConnectionLimiter;
 use cx_server::worker::{CloseReason, Shared, Worker, WorkerLimits};
 use cx_wire::protocol;
@@ -184,9 +184,14 @@ fn one_source_cannot_take_more_than_its_share() {
     }
 }
 
-/// A worker (no sockets) under an output budget of `budget_bytes`, whose
-/// engine answers up to `TOP_K_MAX` offers per impression.
-fn worker_without_sockets(budget_bytes: usize, limits: WorkerLimits) -> Worker {
+/// A worker (no sockets) under an output budget of `budget_bytes` and an
+/// input budget of `input_budget_bytes`, whose engine answers up to
+/// `TOP_K_MAX` offers per impression.
+fn worker_without_sockets(
+    budget_bytes: usize,
+    input_budget_bytes: usize,
+    limits: WorkerLimits,
+) -> Worker {
     let mut engine_config = cx_engine::EngineConfig {
         in_flight_max: 1 << 17,
         ..cx_engine::EngineConfig::default()
@@ -202,7 +207,8 @@ fn worker_without_sockets(budget_bytes: usize, limits: WorkerLimits) -> Worker {
             limits.connections_max as u32,
             limits.connections_max,
         )),
-        output: Arc::new(OutputBudget::new(budget_bytes, 1)),
+        output: Arc::new(SharedBudget::new(budget_bytes, 1)),
+        input: Arc::new(SharedBudget::new(input_budget_bytes, 1)),
     };
     Worker::new(engine, Metrics::new(), limits, shared)
 }
@@ -218,7 +224,7 @@ fn peak_output_of_non_readers(budget_bytes: usize, clients: usize, turns: usize)
         slow_client_timeout_ns: u64::MAX,
         frame_timeout_ns: u64::MAX,
     };
-    let mut worker = worker_without_sockets(budget_bytes, limits);
+    let mut worker = worker_without_sockets(budget_bytes, 1 << 30, limits);
     let ids: Vec<_> = (0..clients)
         .map(|_| worker.open(None).expect("room for every client"))
         .collect();
@@ -325,7 +331,7 @@ fn the_frame_clock_does_not_run_while_output_is_paused() {
         frame_timeout_ns: FRAME_TIMEOUT.as_nanos() as u64,
     };
     // A budget of one byte: any answer waiting pauses the connection.
-    let mut worker = worker_without_sockets(1, limits);
+    let mut worker = worker_without_sockets(1, 1 << 30, limits);
     let id = worker.open(None).expect("room");
     let mut bytes = ping_frame(1);
     let second = ping_frame(2);
@@ -352,4 +358,89 @@ fn the_frame_clock_does_not_run_while_output_is_paused() {
     std::thread::sleep(2 * FRAME_TIMEOUT);
     worker.closable(&mut closable);
     assert_eq!(closable, [(id, CloseReason::FrameTimeout)], "then it runs");
+}
+
+/// Feeds `clients` connections the first `sent_bytes` of one large frame
+/// each, as an event loop would (at most the read capacity, 64 KiB per
+/// read, one read per connection per turn), under an input budget of
+/// `input_budget_bytes`; returns the worker, the connections and the most
+/// large input it held after any turn.
+fn stall_large_frames(
+    input_budget_bytes: usize,
+    clients: usize,
+    sent_bytes: usize,
+    frame_timeout: Duration,
+) -> (Worker, Vec<cx_server::worker::ConnId>, usize) {
+    let limits = WorkerLimits {
+        connections_max: clients,
+        idle_timeout_ns: u64::MAX,
+        slow_client_timeout_ns: u64::MAX,
+        frame_timeout_ns: frame_timeout.as_nanos() as u64,
+    };
+    let mut worker = worker_without_sockets(1 << 30, input_budget_bytes, limits);
+    let ids: Vec<_> = (0..clients)
+        .map(|_| worker.open(None).expect("room"))
+        .collect();
+    let mut frame = Vec::new();
+    let json = vec![b' '; protocol::limits::OPENRTB_JSON_BYTES_MAX];
+    protocol::encode_score_openrtb(&mut frame, 1, &json, false).expect("encodes");
+    let frame = &frame[..sent_bytes];
+    let mut fed = vec![0; clients];
+    let mut dirty = Vec::new();
+    let mut peak = 0;
+    while fed.iter().any(|&n| n < sent_bytes) {
+        let mut progress = false;
+        for (&id, fed) in ids.iter().zip(&mut fed) {
+            let n = worker
+                .read_capacity(id)
+                .min(64 << 10)
+                .min(sent_bytes - *fed);
+            if n > 0 {
+                assert_eq!(worker.on_bytes(id, &frame[*fed..*fed + n]), n);
+                *fed += n;
+                progress = true;
+            }
+        }
+        worker.take_dirty(&mut dirty);
+        peak = peak.max(worker.large_input_bytes());
+        if !progress {
+            break;
+        }
+    }
+    (worker, ids, peak)
+}
+
+/// Clients that each send most of a maximal frame and stall hold no more
+/// than the input budget (plus one read each, in the turn that crossed
+/// it); the others wait, and their frame timeout closes them.
+#[test]
+fn stalled_large_frames_hold_no_more_than_the_input_budget() {
+    const CLIENTS: usize = 16;
+    const SENT: usize = 600 << 10;
+    const FRAME_TIMEOUT: Duration = Duration::from_millis(100);
+    let budget = cx_server::conn::READ_BUFFER_MAX;
+    let (_, _, uncapped) = stall_large_frames(1 << 30, CLIENTS, SENT, FRAME_TIMEOUT);
+    let (mut worker, ids, capped) = stall_large_frames(budget, CLIENTS, SENT, FRAME_TIMEOUT);
+    eprintln!("large input: {capped} bytes under a {budget}-byte budget, {uncapped} without");
+    assert!(
+        uncapped > 4 * budget,
+        "the scenario holds more than the budget: {uncapped}"
+    );
+    assert!(
+        capped <= budget + CLIENTS * (64 << 10),
+        "{capped} bytes held under a {budget}-byte budget"
+    );
+
+    std::thread::sleep(2 * FRAME_TIMEOUT);
+    let mut closable = Vec::new();
+    worker.closable(&mut closable);
+    assert_eq!(closable.len(), CLIENTS, "every stalled frame timed out");
+    assert!(closable
+        .iter()
+        .all(|(_, why)| *why == CloseReason::FrameTimeout));
+    for (id, why) in closable {
+        worker.close(id, why);
+    }
+    assert_eq!(worker.large_input_bytes(), 0, "closing gives it back");
+    assert!(ids.iter().all(|&id| !worker.is_open(id)));
 }

@@ -90,6 +90,12 @@ pub struct ServeArgs {
     /// 67108864].
     #[arg(long, value_name = "BYTES")]
     pub output_budget_bytes: Option<usize>,
+    /// Bytes of frames still arriving beyond what each connection's read
+    /// buffer keeps (64 KiB), over all workers, at which read buffers stop
+    /// growing until frames complete or time out; at least one maximal
+    /// frame (1114140) [default: 67108864].
+    #[arg(long, value_name = "BYTES")]
+    pub input_budget_bytes: Option<usize>,
     /// On SIGTERM, how long requests in flight may take [default: 10000].
     #[arg(long, value_name = "MS")]
     pub shutdown_timeout_ms: Option<u64>,
@@ -148,6 +154,8 @@ struct Overrides<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     output_budget_bytes: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    input_budget_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     shutdown_timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     echo: Option<bool>,
@@ -173,6 +181,7 @@ impl ServeArgs {
             frame_timeout_ms: self.frame_timeout_ms,
             connections_per_source_max: self.connections_per_source_max,
             output_budget_bytes: self.output_budget_bytes,
+            input_budget_bytes: self.input_budget_bytes,
             shutdown_timeout_ms: self.shutdown_timeout_ms,
             echo: self.echo.then_some(true),
             model: self.model.as_ref(),

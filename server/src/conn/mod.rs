@@ -290,6 +290,8 @@ pub struct Connection {
     /// Output size at which decoding pauses: [`WRITE_PAUSE_BYTES`], or
     /// less while the server's output budget is spent.
     write_pause_bytes: usize,
+    /// Whether the read buffer may grow past [`READ_BUFFER_KEEP_BYTES`].
+    large_input_allowed: bool,
     closing: bool,
     shutting_down: bool,
     counts: ConnCounts,
@@ -317,6 +319,7 @@ impl Connection {
             version: VERSION,
             frames_seen: 0,
             write_pause_bytes: WRITE_PAUSE_BYTES,
+            large_input_allowed: true,
             closing: false,
             shutting_down: false,
             counts: ConnCounts::default(),
@@ -353,7 +356,26 @@ impl Connection {
         if self.is_write_paused() {
             return 0;
         }
-        READ_BUFFER_MAX.saturating_sub(self.read_buf.len())
+        let limit = if self.large_input_allowed {
+            READ_BUFFER_MAX
+        } else {
+            READ_BUFFER_KEEP_BYTES
+        };
+        limit.saturating_sub(self.read_buf.len())
+    }
+
+    /// Allows (or stops) the read buffer growing past
+    /// [`READ_BUFFER_KEEP_BYTES`]: the event loop stops it while the
+    /// server's input budget is spent ([`crate::budget`]). A frame larger
+    /// than that then waits, and its frame timeout runs.
+    pub fn set_large_input_allowed(&mut self, allowed: bool) {
+        self.large_input_allowed = allowed;
+    }
+
+    /// Received bytes held beyond [`READ_BUFFER_KEEP_BYTES`]: what counts
+    /// against the server's input budget.
+    pub fn large_input_bytes(&self) -> usize {
+        self.read_buf.len().saturating_sub(READ_BUFFER_KEEP_BYTES)
     }
 
     /// Frames decoded so far (valid or not): it moves whenever a frame was

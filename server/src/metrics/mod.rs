@@ -90,6 +90,8 @@ struct Inner {
     source_refusals: Counter,
     output_budget_spent: Counter,
     output_buffered: Gauge,
+    input_budget_spent: Counter,
+    input_large: Gauge,
     /// One counter per [`ReloadResult`], in [`ReloadResult::ALL`] order.
     reloads: [Counter; ReloadResult::COUNT],
     swap_failures: Counter,
@@ -214,6 +216,16 @@ impl Metrics {
                 "cx_output_buffered_bytes",
                 "Answers written but not yet sent to their clients, over all workers, in bytes",
             ),
+            input_budget_spent: counter(
+                &mut registry,
+                "cx_input_budget_spent",
+                "Times the large input over all workers (frames still arriving, beyond what each read buffer keeps) reached input_budget_bytes (read buffers then stop growing)",
+            ),
+            input_large: gauge(
+                &mut registry,
+                "cx_input_large_bytes",
+                "Received bytes of frames still arriving beyond what each connection's read buffer keeps (64 KiB), over all workers",
+            ),
             source_refusals: counter(
                 &mut registry,
                 "cx_connections_refused_source",
@@ -319,6 +331,18 @@ impl Metrics {
     /// Counts a time the output budget was reached.
     pub fn output_budget_spent(&self) {
         self.inner.output_budget_spent.inc();
+    }
+
+    /// Counts a time the input budget was reached.
+    pub fn input_budget_spent(&self) {
+        self.inner.input_budget_spent.inc();
+    }
+
+    /// Sets the large input held over all workers, in bytes.
+    pub fn set_input_large(&self, bytes: usize) {
+        self.inner
+            .input_large
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Sets the output buffered over all workers, in bytes.

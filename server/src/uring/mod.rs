@@ -571,6 +571,24 @@ impl UringLoop {
         }
         ids.clear();
         self.ids = ids;
+        if worker.take_reads_resumed() {
+            self.resume_reads(worker);
+        }
+    }
+
+    /// Arms the receive of every connection that wants input and has none
+    /// armed (after the input budget opened again; rare, so a scan).
+    fn resume_reads(&mut self, worker: &Worker) {
+        for index in 0..self.socks.len() {
+            let resumable = matches!(
+                self.socks.get(index),
+                Some(Some(s)) if !s.recv_armed && !s.starved && s.closing.is_none()
+                    && s.stash.is_empty() && worker.wants_read(s.id)
+            );
+            if resumable {
+                self.arm_recv(index);
+            }
+        }
     }
 
     fn send(&mut self, id: ConnId, worker: &mut Worker) {

@@ -24,12 +24,12 @@
 //! policy splits the work into batches of `batch_max`), so load batches
 //! requests naturally and an idle server adds no wait.
 
-mod output;
+mod budgets;
 mod timeouts;
 
+use crate::budget::SharedBudget;
 use crate::conn::{Connection, ImpLists, Overloaded, Owner, Submit};
 use crate::metrics::Metrics;
-use crate::output_budget::OutputBudget;
 use crate::sources::{ConnectionLimiter, Refusal};
 use cx_domain::pipeline::{Request, Ticket};
 use cx_engine::{Engine, EngineCounts, FallbackSource, ModelInfo, ModelSource};
@@ -76,15 +76,19 @@ pub struct WorkerLimits {
 }
 
 /// What the workers of one server share: the open-connection counts (in
-/// all and per source) and the output budget, and which worker this is.
+/// all and per source), the output and input budgets, and which worker
+/// this is.
 #[derive(Clone, Debug)]
 pub struct Shared {
-    /// This worker's index, below the output budget's worker count.
+    /// This worker's index, below the budgets' worker count.
     pub index: usize,
     /// Open connections in all and per source address, over all workers.
     pub connections: Arc<ConnectionLimiter>,
     /// Buffered output over all workers.
-    pub output: Arc<OutputBudget>,
+    pub output: Arc<SharedBudget>,
+    /// Large input (frames still arriving, beyond what read buffers keep)
+    /// over all workers.
+    pub input: Arc<SharedBudget>,
 }
 
 /// Why a connection was closed.
@@ -147,8 +151,17 @@ pub struct Worker {
     /// Unsent output bytes over this worker's connections (exact).
     output_bytes: usize,
     /// Whether the output budget is spent: connections with output waiting
-    /// are not read (see [`crate::output_budget`]).
+    /// are not read (see [`crate::budget`]).
     over_budget: bool,
+    /// Received bytes over this worker's connections beyond what each read
+    /// buffer keeps ([`Connection::large_input_bytes`], exact).
+    large_input_bytes: usize,
+    /// Whether the input budget is spent: no read buffer grows past what
+    /// it keeps (see [`crate::budget`]).
+    over_input_budget: bool,
+    /// Set when the input budget opened again, until the event loop asks
+    /// ([`Self::take_reads_resumed`]).
+    reads_resumed: bool,
     counts: EngineCounts,
     clock: quanta::Clock,
     started: std::time::Instant,
@@ -225,6 +238,9 @@ impl Worker {
             shared,
             output_bytes: 0,
             over_budget: false,
+            large_input_bytes: 0,
+            over_input_budget: false,
+            reads_resumed: false,
             counts,
             clock: quanta::Clock::new(),
             started: std::time::Instant::now(),
@@ -291,6 +307,7 @@ impl Worker {
         if self.over_budget {
             conn.set_write_pause_bytes(1);
         }
+        conn.set_large_input_allowed(!self.over_input_budget);
         slot.live = Some(Live {
             conn,
             active_ns: now_ns,
@@ -363,7 +380,10 @@ impl Worker {
             overloaded: 0,
         };
         let frames_before = live.conn.frames_seen();
+        let large_before = live.conn.large_input_bytes();
         let taken = live.conn.on_bytes(bytes, &mut sink, &mut self.imp_lists);
+        self.large_input_bytes =
+            self.large_input_bytes - large_before + live.conn.large_input_bytes();
         live.frame_started_ns = partial_frame_start(
             live.frame_started_ns,
             live.conn.frames_seen() != frames_before,
@@ -451,6 +471,7 @@ impl Worker {
     /// verdict.
     pub fn take_dirty(&mut self, out: &mut Vec<ConnId>) {
         self.balance_output();
+        self.balance_input();
         out.clear();
         std::mem::swap(out, &mut self.dirty);
         for &id in out.iter() {
@@ -535,6 +556,7 @@ impl Worker {
         self.open -= 1;
         self.shared.connections.release(live.source);
         self.output_bytes -= live.conn.output().len();
+        self.large_input_bytes -= live.conn.large_input_bytes();
         let counts = live.conn.take_counts();
         self.publish_conn_counts(&counts);
         self.metrics.connection_closed();

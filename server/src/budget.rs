@@ -1,14 +1,26 @@
-//! The server-wide budget for buffered output: bytes of answers written by
-//! connections but not yet taken by their clients, over all workers.
+//! Server-wide byte budgets shared by the workers, each with hysteresis:
+//! one for buffered output, one for large input.
 //!
-//! Each connection already stops being read while its own output is over
-//! [`WRITE_PAUSE_BYTES`](crate::conn::WRITE_PAUSE_BYTES). That alone lets
-//! a thousand clients that never read hold a thousand times that. Here,
-//! every worker publishes its own total once per loop turn; while the sum
-//! is at or over the budget, every connection that still has output
-//! waiting stops being read until it is sent (so clients that keep up are
-//! still served, and those that do not add nothing more). Reading resumes
-//! everywhere once the sum falls under three quarters of the budget.
+//! - **Output** (`output_budget_bytes`): bytes of answers written by
+//!   connections but not yet taken by their clients. Each connection
+//!   already stops being read while its own output is over
+//!   [`WRITE_PAUSE_BYTES`](crate::conn::WRITE_PAUSE_BYTES); that alone
+//!   lets a thousand clients that never read hold a thousand times that.
+//!   While the total is at or over the budget, every connection that still
+//!   has output waiting stops being read until it is sent (clients that
+//!   keep up are still served, and those that do not add nothing more).
+//! - **Input** (`input_budget_bytes`): bytes of frames still arriving
+//!   beyond what a connection's read buffer keeps anyway
+//!   ([`READ_BUFFER_KEEP_BYTES`](crate::conn::READ_BUFFER_KEEP_BYTES)).
+//!   A frame may be up to a mebibyte, so a thousand clients that each send
+//!   most of a large frame and stall would hold a gibibyte. While the total
+//!   is at or over the budget, no connection's read buffer grows past what
+//!   it keeps: a large frame waits (and its frame timeout runs) until
+//!   others complete or are closed.
+//!
+//! Every worker publishes its own total once per loop turn; reading
+//! resumes everywhere once the sum falls under three quarters of the
+//! budget.
 //!
 //! # Data layout
 //!
@@ -19,19 +31,19 @@
 use crossbeam::utils::CachePadded;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Buffered output bytes per worker against one budget.
+/// Bytes held per worker against one server-wide budget.
 #[derive(Debug)]
-pub struct OutputBudget {
+pub struct SharedBudget {
     budget_bytes: usize,
     per_worker: Box<[CachePadded<AtomicUsize>]>,
 }
 
-impl OutputBudget {
+impl SharedBudget {
     /// A budget of `budget_bytes` shared by `workers` workers.
     pub fn new(budget_bytes: usize, workers: usize) -> Self {
         assert!(
             budget_bytes > 0,
-            "an output budget of 0 bytes would stop every read"
+            "a budget of 0 bytes would stop every read"
         );
         assert!(workers > 0, "a budget needs a worker");
         Self {
@@ -83,7 +95,7 @@ mod tests {
 
     #[test]
     fn workers_add_up_and_the_budget_has_hysteresis() {
-        let budget = OutputBudget::new(1000, 2);
+        let budget = SharedBudget::new(1000, 2);
         assert_eq!(budget.publish(0, 600), 600);
         assert_eq!(budget.publish(1, 300), 900);
         assert!(!budget.is_over(900, false));

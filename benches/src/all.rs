@@ -24,6 +24,9 @@
 //!    - fixed-rate runs at twice the server's capacity against a server
 //!      with a small engine `in_flight_max`, which must shed load with
 //!      `overloaded`: `load-overload.json`.
+//!    - the loopback floor: sockperf's TCP round trip at the half-load
+//!      rate on the same cores, when sockperf is installed
+//!      ([`LoopbackFloor`]), in the summary.
 //! 6. The summary: `summary.md` and `summary.json` ([`AllReport`]), with
 //!    the stall probe's fluid-queue estimate of the wait at half load.
 //! 7. Every output read back ([`verify_outputs`]).
@@ -42,11 +45,13 @@
 //! smoke test that everything runs and every output reads back; it
 //! assesses no target.
 
+mod floor;
 mod local;
 mod plan;
 mod report;
 mod verify;
 
+pub use floor::LoopbackFloor;
 pub use plan::{
     AllOptions, AllPlan, AllSettings, DEFAULT_OUT_DIR, LOAD_REPEATS_MAX, TARGET_RATE_PER_S,
 };
@@ -175,6 +180,41 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The loopback floor on the cores the load part used (the first two this
+/// process may run on, when pinning), and a note when there is none.
+fn run_floor(plan: &AllPlan, out: &mut Outputs) -> (Option<LoopbackFloor>, String) {
+    if plan.progress {
+        eprintln!("== loopback floor (sockperf)");
+    }
+    let cores: Vec<usize> = if plan.settings.pin {
+        core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let s = &plan.settings;
+    let measured = floor::measure_floor(
+        s.half_rate_per_s,
+        s.duration_s,
+        cores.first().copied(),
+        cores.get(1).copied(),
+    );
+    match measured {
+        Ok(Some(floor)) => (Some(floor), String::new()),
+        Ok(None) => (
+            None,
+            "not measured: sockperf is not installed (Debian package `sockperf`)".into(),
+        ),
+        Err(e) => {
+            out.error("floor", e.clone());
+            (None, format!("not measured: {e}"))
+        }
+    }
+}
+
 /// Runs every part (see the module documentation) into
 /// `options.out_dir`, then reads every output back. Fails before running
 /// anything if an option is bad or the folder cannot be made; otherwise
@@ -212,6 +252,7 @@ pub fn run_all(options: &AllOptions) -> Result<AllReport> {
     }
 
     let load = local::run_load_part(&plan, &mut out);
+    let (floor, floor_note) = run_floor(&plan, &mut out);
 
     let parts = Parts {
         kernel: kernel.as_ref(),
@@ -241,6 +282,8 @@ pub fn run_all(options: &AllOptions) -> Result<AllReport> {
         echo: load.echo.as_ref().map(|e| e.echo.summary.clone()),
         server_over_echo_p50: load.echo.as_ref().map(|e| e.server_over_echo_p50),
         server_over_echo_p99: load.echo.as_ref().map(|e| e.server_over_echo_p99),
+        floor,
+        floor_note,
         targets: parts.targets(&plan.settings, plan.quick),
         files,
         errors: out.errors,

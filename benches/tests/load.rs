@@ -628,6 +628,6 @@ fn the_binary_refuses_bad_options_naming_them() {
         assert!(stderr.contains(option), "{args:?}: {stderr}");
     }
     // Sweep-only flags need --sweep (clap says which).
-    let (ok, _, stderr) = cx_bench(&["load", "--addr", "127.0.0.1:9", "--slo-us", "5"]);
+    let (ok, _, stderr) = cx_bench(&["load", "--addr", "127.0.0.1:9", "--max-failed-ratio", "0.5"]);
     assert!(!ok && stderr.contains("--sweep"), "{stderr}");
 }

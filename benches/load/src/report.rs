@@ -142,6 +142,16 @@ impl LoadReport {
         self.overloaded + self.errors_by_code.values().sum::<u64>()
     }
 
+    /// Whether the generator kept its schedule well enough for this run to
+    /// say something about the server: its send lag at p99 at most
+    /// `limit_us` (the latency SLO the run is judged by). A run that fails
+    /// this measured the generator, not the server: its latencies count
+    /// from when requests were due, so the generator's own stalls are in
+    /// them.
+    pub fn generator_kept_up(&self, limit_us: f64) -> bool {
+        self.send_lag.p99_ns as f64 <= limit_us * 1000.0
+    }
+
     /// Requests that did not get a decision: errors, unanswered, unsent.
     pub fn failed(&self) -> u64 {
         self.errors() + self.unanswered + self.unsent

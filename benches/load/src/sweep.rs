@@ -175,13 +175,18 @@ impl SweepConfig {
     }
 }
 
-/// Whether a step meets the SLO: some decisions, their p99 latency at
-/// most `slo_us`, and at most `failed_ratio_max` of the requests due
+/// Whether a step meets the SLO: the generator kept up
+/// ([`LoadReport::generator_kept_up`] with the SLO as the limit), some
+/// decisions, their p99 latency at most `slo_us`, and at most
+/// `failed_ratio_max` of the requests due
 /// failed (an error, no answer, or never sent).
 pub fn within_slo(report: &LoadReport, slo_us: f64, failed_ratio_max: f64) -> bool {
     let p99_us = report.latency_ok.p99_ns as f64 / 1000.0;
     let failed_max = failed_ratio_max * report.scheduled as f64;
-    report.ok > 0 && p99_us <= slo_us && report.failed() as f64 <= failed_max
+    report.generator_kept_up(slo_us)
+        && report.ok > 0
+        && p99_us <= slo_us
+        && report.failed() as f64 <= failed_max
 }
 
 /// One step of a sweep.
@@ -189,6 +194,11 @@ pub fn within_slo(report: &LoadReport, slo_us: f64, failed_ratio_max: f64) -> bo
 pub struct SweepStep {
     /// Whether it met the SLO ([`within_slo`]).
     pub within_slo: bool,
+    /// Whether the generator kept up (its send lag p99 within the SLO);
+    /// a step where it did not is invalid, not a server figure. (Sweeps
+    /// written before this field read as valid.)
+    #[serde(default = "valid")]
+    pub generator_kept_up: bool,
     /// What it measured.
     pub report: LoadReport,
 }
@@ -275,6 +285,10 @@ impl SweepReport {
     }
 }
 
+fn valid() -> bool {
+    true
+}
+
 /// One step for people: rates, latencies, failures, verdict.
 pub fn step_line(step: &SweepStep) -> String {
     let r = &step.report;
@@ -285,10 +299,10 @@ pub fn step_line(step: &SweepStep) -> String {
         r.latency_ok.summary_us(),
         r.overloaded,
         r.failed(),
-        if step.within_slo {
-            "within SLO"
-        } else {
-            "MISSES SLO"
+        match (step.generator_kept_up, step.within_slo) {
+            (false, _) => "INVALID: the generator lagged more than the SLO",
+            (true, true) => "within SLO",
+            (true, false) => "MISSES SLO",
         }
     )
 }
@@ -316,6 +330,7 @@ pub fn run_sweep(config: &SweepConfig, mut on_step: impl FnMut(&SweepStep)) -> R
         let step_report = run_with_pool(&config.step_config(rate), &pool)?;
         let step = SweepStep {
             within_slo: within_slo(&step_report, config.slo_us, config.failed_ratio_max),
+            generator_kept_up: step_report.generator_kept_up(config.slo_us),
             report: step_report,
         };
         on_step(&step);
@@ -334,4 +349,62 @@ pub fn run_sweep(config: &SweepConfig, mut on_step: impl FnMut(&SweepStep)) -> R
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Percentiles;
+
+    /// A run of 1,000 decisions, all ok, with these p99s (µs).
+    fn run(latency_p99_us: u64, send_lag_p99_us: u64) -> LoadReport {
+        let p99 = |us: u64| Percentiles {
+            count: 1000,
+            p99_ns: us * 1000,
+            ..Percentiles::default()
+        };
+        LoadReport {
+            addr: "127.0.0.1:7070".into(),
+            mix: "synth".into(),
+            pool: 1,
+            connections: 1,
+            depth: 1,
+            simulate: false,
+            offered_rate_per_s: 1000.0,
+            achieved_rate_per_s: 1000.0,
+            duration_s: 1.0,
+            warmup_s: 0.0,
+            elapsed_s: 1.0,
+            scheduled: 1000,
+            sent: 1000,
+            ok: 1000,
+            overloaded: 0,
+            errors_by_code: Default::default(),
+            unanswered: 0,
+            unsent: 0,
+            unattributed: 0,
+            latency_ok: p99(latency_p99_us),
+            latency_all: p99(latency_p99_us),
+            send_lag: p99(send_lag_p99_us),
+            connection_errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_step_whose_generator_lagged_past_the_slo_is_invalid_not_within() {
+        assert!(within_slo(&run(500, 10), 1000.0, 0.0));
+        assert!(!within_slo(&run(1500, 10), 1000.0, 0.0), "slow server");
+        let lagged = run(500, 1500);
+        assert!(!lagged.generator_kept_up(1000.0));
+        assert!(
+            !within_slo(&lagged, 1000.0, 0.0),
+            "a lagging generator's step cannot count for the server"
+        );
+        let step = SweepStep {
+            within_slo: false,
+            generator_kept_up: false,
+            report: lagged,
+        };
+        assert!(step_line(&step).contains("INVALID"));
+    }
 }

@@ -390,7 +390,7 @@ fn run_half_and_echo(
             s.reference_rate_per_s
         ),
         server,
-        summary: SeriesSummary::of(rate, &half_runs),
+        summary: SeriesSummary::of(rate, &half_runs, s.slo_us),
         runs: half_runs,
     });
     if let Some(half) = &half {
@@ -404,7 +404,7 @@ fn run_half_and_echo(
                 "the bare echo loop (`echo: true`, `pong` frames) at the half-load rate ({rate:.0} requests/s)"
             ),
             server,
-            summary: SeriesSummary::of(rate, &echo_runs),
+            summary: SeriesSummary::of(rate, &echo_runs, s.slo_us),
             runs: echo_runs,
         };
         EchoReport::new(series, half.as_ref())
@@ -474,7 +474,7 @@ fn run_overload(
             s.overload_in_flight_max
         ),
         server: setup?,
-        summary: SeriesSummary::of(rate, &runs),
+        summary: SeriesSummary::of(rate, &runs, s.slo_us),
         runs,
     };
     let written = write_json(&out.path("load-overload.json"), "--out", &series);

@@ -68,11 +68,17 @@ pub struct SeriesSummary {
     /// The generator's send lag p99, µs (large: the generator or the depth
     /// held requests back).
     pub send_lag_p99_us: Spread,
+    /// Runs whose generator's send lag p99 was over the SLO: invalid, so
+    /// the series' figures are not the server's while any is (0 in
+    /// summaries written before this was counted).
+    #[serde(default)]
+    pub generator_lagged_runs: usize,
 }
 
 impl SeriesSummary {
-    /// The figures of `runs` offered at `offered_rate_per_s`.
-    pub fn of(offered_rate_per_s: f64, runs: &[LoadReport]) -> Self {
+    /// The figures of `runs` offered at `offered_rate_per_s`, judged
+    /// against the SLO `slo_us` for the generator's lag.
+    pub fn of(offered_rate_per_s: f64, runs: &[LoadReport], slo_us: f64) -> Self {
         let us = |f: fn(&LoadReport) -> u64| Spread::of(runs.iter().map(|r| f(r) as f64 / 1e3));
         Self {
             offered_rate_per_s,
@@ -86,6 +92,7 @@ impl SeriesSummary {
             overloaded_total: runs.iter().map(|r| r.overloaded).sum(),
             failed_total: runs.iter().map(LoadReport::failed).sum(),
             send_lag_p99_us: us(|r| r.send_lag.p99_ns),
+            generator_lagged_runs: runs.iter().filter(|r| !r.generator_kept_up(slo_us)).count(),
         }
     }
 }
@@ -237,6 +244,13 @@ pub struct SweepPoint {
     pub failed: u64,
     /// Whether the step met the SLO.
     pub within_slo: bool,
+    /// Whether the generator kept up (else the step is invalid).
+    #[serde(default = "kept_up")]
+    pub generator_kept_up: bool,
+}
+
+fn kept_up() -> bool {
+    true
 }
 
 /// The sweep, as the summary quotes it.
@@ -309,6 +323,12 @@ pub struct AllReport {
     pub server_over_echo_p50: Option<Spread>,
     /// The server's p99 over the echo's, within each repeat.
     pub server_over_echo_p99: Option<Spread>,
+    /// The loopback floor (sockperf), if it ran.
+    #[serde(default)]
+    pub floor: Option<super::LoopbackFloor>,
+    /// Why there is no floor, when there is none.
+    #[serde(default)]
+    pub floor_note: String,
     /// The targets.
     pub targets: Vec<Target>,
     /// The files written, relative to the output folder.
@@ -382,6 +402,7 @@ impl Parts<'_> {
                     p99_us: step.report.latency_ok.p99_ns as f64 / 1e3,
                     failed: step.report.failed(),
                     within_slo: step.within_slo,
+                    generator_kept_up: step.generator_kept_up,
                 })
                 .collect(),
         })
@@ -492,12 +513,21 @@ impl Parts<'_> {
                 (
                     format!("{} over {}", p(v), repeats(s.summary.repeats)),
                     v.median <= max,
+                    s.summary.generator_lagged_runs,
                 )
             })
         };
-        let row = |target: String, found: Option<(String, bool)>, part: &str| {
+        // A series with a run whose generator lagged is not assessed: its
+        // figures are partly the generator's.
+        let row = |target: String, found: Option<(String, bool, usize)>, part: &str| {
             let (measured, ok) = match found {
-                Some((m, ok)) => (m, Some(ok)),
+                Some((m, _, lagged)) if lagged > 0 => (
+                    format!(
+                        "{m}; INVALID: the generator lagged more than the SLO in {lagged} run(s)"
+                    ),
+                    None,
+                ),
+                Some((m, ok, _)) => (m, Some(ok)),
                 None => (not_run(part), None),
             };
             Target {
@@ -533,6 +563,7 @@ impl Parts<'_> {
                         s.overloaded_total, s.scheduled_total
                     ),
                     s.overloaded_total > 0,
+                    0,
                 )
             }),
             "the overload run",
@@ -543,6 +574,7 @@ impl Parts<'_> {
                 (
                     format!("{} over {}", p(&s.p99_us), repeats(s.repeats)),
                     s.p99_us.median < OVERLOAD_P99_TARGET_US,
+                    s.generator_lagged_runs,
                 )
             }),
             "the overload run",
@@ -556,12 +588,26 @@ impl Parts<'_> {
                 (
                     format!("p50 {}x, p99 {}x (within each repeat)", a.show(2), b.show(2)),
                     a.median <= ECHO_RATIO_TARGET && b.median <= ECHO_RATIO_TARGET,
+                    e.echo.summary.generator_lagged_runs
+                        + self.half.map_or(0, |h| h.summary.generator_lagged_runs),
                 )
             }),
             "the echo comparison",
         ));
         targets
     }
+}
+
+/// `" (INVALID: ...)"` when some of a series' runs had a generator that
+/// lagged more than the SLO, else nothing.
+fn lagged_note(s: &SeriesSummary) -> String {
+    if s.generator_lagged_runs == 0 {
+        return String::new();
+    }
+    format!(
+        " (INVALID: the generator lagged more than the SLO in {} of {} runs)",
+        s.generator_lagged_runs, s.repeats
+    )
 }
 
 /// `75k`: a rate for people.
@@ -727,10 +773,35 @@ impl AllReport {
                 kilo(p.achieved_rate_per_s),
                 p.p99_us,
                 p.failed,
-                if p.within_slo { "within" } else { "misses" }
+                match (p.generator_kept_up, p.within_slo) {
+                    (false, _) => "invalid: the generator lagged",
+                    (true, true) => "within",
+                    (true, false) => "misses",
+                }
             );
         }
         md.push('\n');
+    }
+
+    /// The loopback floor, and the half-load decisions' p50 over it.
+    fn write_floor(&self, md: &mut String) {
+        let Some(f) = &self.floor else {
+            let _ = writeln!(md, "\nLoopback floor: {}.", self.floor_note);
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "\nLoopback floor (`{}`, on the server's and the generator's cores): round trip p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs.",
+            f.command, f.p50_us, f.p99_us, f.p999_us
+        );
+        if let Some(half) = &self.half {
+            let _ = writeln!(
+                md,
+                "Decisions at half load over the floor: p50 {:.1}x, p99 {:.1}x.",
+                half.p50_us.median / f.p50_us.max(f64::MIN_POSITIVE),
+                half.p99_us.median / f.p99_us.max(f64::MIN_POSITIVE)
+            );
+        }
     }
 
     fn write_series(&self, md: &mut String) {
@@ -770,7 +841,7 @@ impl AllReport {
                     let a = &x.achieved_rate_per_s;
                     let _ = writeln!(
                         md,
-                        "| {label} | {} | {} [{}-{}] | {} | {} | {} | {} | {} | {:.1} |",
+                        "| {label} | {} | {} [{}-{}] | {} | {} | {} | {} | {} | {:.1}{} |",
                         kilo(x.offered_rate_per_s),
                         kilo(a.median),
                         kilo(a.min),
@@ -780,7 +851,8 @@ impl AllReport {
                         x.p999_us.show(1),
                         x.overloaded_total,
                         x.failed_total,
-                        x.send_lag_p99_us.median
+                        x.send_lag_p99_us.median,
+                        lagged_note(x)
                     );
                 }
                 None => {
@@ -796,6 +868,7 @@ impl AllReport {
                 p99.show(2)
             );
         }
+        self.write_floor(md);
         md.push('\n');
     }
 

@@ -61,9 +61,11 @@ enum Command {
     Stall(StallArgs),
     /// Every benchmark in one process: kernel, engine, then servers in
     /// process against the load generator (a sweep, half load, 2x
-    /// overload, the bare echo loop), into one folder with a summary of
-    /// the targets; exits non-zero if any part failed (a few minutes;
-    /// --quick: seconds).
+    /// overload, the bare echo loop) and the loopback floor (sockperf, if
+    /// installed), into one folder with a summary of the targets; a run
+    /// whose generator lagged more than the SLO is marked invalid there;
+    /// exits non-zero if any part failed (a few minutes; --quick:
+    /// seconds).
     All(AllArgs),
 }
 
@@ -307,9 +309,10 @@ struct SweepArgs {
     /// step misses the SLO or --max-rate is done.
     #[arg(long)]
     sweep: bool,
-    /// The SLO: p99 latency of the accepted requests, µs.
-    #[arg(long, value_name = "US", requires = "sweep",
-          default_value_t = SweepConfig::default().slo_us)]
+    /// The SLO: p99 latency of the accepted requests, µs. A run (or step)
+    /// whose generator's send lag p99 is over it is reported invalid: its
+    /// latencies are the generator's, not the server's.
+    #[arg(long, value_name = "US", default_value_t = SweepConfig::default().slo_us)]
     slo_us: f64,
     /// Most of the requests due that may fail (errors, unanswered,
     /// unsent) within the SLO, a ratio.
@@ -574,10 +577,24 @@ fn load_command(args: &LoadArgs) -> Result<()> {
     }
     let report = cx_load::run(&config)?;
     print!("{}", report.summary());
+    println!("{}", generator_verdict(&report, args.sweep.slo_us));
     if let Some(path) = &args.json {
         write_json(path, "--json", &report)?;
     }
     Ok(())
+}
+
+/// Whether a run's figures are the server's: the generator's send lag p99
+/// against the SLO.
+fn generator_verdict(report: &cx_load::LoadReport, slo_us: f64) -> String {
+    let lag_us = report.send_lag.p99_ns as f64 / 1e3;
+    if report.generator_kept_up(slo_us) {
+        format!("generator: kept up (send lag p99 {lag_us:.1} µs, within the SLO of {slo_us} µs)")
+    } else {
+        format!(
+            "generator: INVALID RUN: its send lag p99 {lag_us:.1} µs is over the SLO of              {slo_us} µs (--slo-us), so these latencies measure the generator, not the server"
+        )
+    }
 }
 
 /// `cx-bench load --sweep`: reads --compare first, so that a bad file

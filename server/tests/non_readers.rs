@@ -127,6 +127,14 @@ fn write_until(mut clients: Vec<NonReader>, stop: &AtomicBool) -> usize {
 /// Runs the scenario under `budget_bytes` until [`HOLD_AFTER_SPENT`] after
 /// the budget was reached, or `hold_max`.
 fn hold_non_readers(budget_bytes: usize, hold_max: Duration) -> Report {
+    // This process holds the clients' sockets and `cx serve` (which
+    // inherits the limit) the server's.
+    let fds_needed = (CLIENTS + 256) as u64;
+    let fds = rlimit::increase_nofile_limit(fds_needed).expect("reads RLIMIT_NOFILE");
+    assert!(
+        fds >= fds_needed,
+        "the test needs {fds_needed} open files per process; the hard limit allows {fds}"
+    );
     let dir = std::env::temp_dir().join(format!(
         "cx-non-readers-{}-{budget_bytes}",
         std::process::id()

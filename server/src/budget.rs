@@ -31,6 +31,17 @@
 use crossbeam::utils::CachePadded;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// What [`SharedBudget::settle`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Bytes over all workers, as last published.
+    pub total: usize,
+    /// Whether the budget is spent.
+    pub over: bool,
+    /// Whether that changed.
+    pub changed: bool,
+}
+
 /// Bytes held per worker against one server-wide budget.
 #[derive(Debug)]
 pub struct SharedBudget {
@@ -75,6 +86,19 @@ impl SharedBudget {
             .iter()
             .map(|w| w.load(Ordering::Relaxed))
             .fold(0, usize::saturating_add)
+    }
+
+    /// Publishes `bytes` for `worker` and judges the new total against the
+    /// budget, given whether it was over (`was_over`; see
+    /// [`Self::is_over`]).
+    pub fn settle(&self, worker: usize, bytes: usize, was_over: bool) -> Verdict {
+        let total = self.publish(worker, bytes);
+        let over = self.is_over(total, was_over);
+        Verdict {
+            total,
+            over,
+            changed: over != was_over,
+        }
     }
 
     /// Whether reading should stop for connections with output waiting,

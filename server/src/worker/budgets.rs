@@ -10,21 +10,21 @@ impl Worker {
     /// changes, sets every connection's pause threshold: any output at all
     /// while over budget, else [`WRITE_PAUSE_BYTES`].
     pub(super) fn balance_output(&mut self) {
-        let total = self
-            .shared
+        let shared = &self.shared;
+        let verdict = shared
             .output
-            .publish(self.shared.index, self.output_bytes);
-        self.metrics.set_output_buffered(total);
-        let over = self.shared.output.is_over(total, self.over_budget);
-        if over == self.over_budget {
+            .settle(shared.index, self.output_bytes, self.over_budget);
+        self.metrics.set_output_buffered(verdict.total);
+        if !verdict.changed {
             return;
         }
+        let over = verdict.over;
         self.over_budget = over;
         if over {
             self.metrics.output_budget_spent();
             tracing::warn!(
-                total_bytes = total,
-                budget_bytes = self.shared.output.budget_bytes(),
+                total_bytes = verdict.total,
+                budget_bytes = shared.output.budget_bytes(),
                 "output budget spent: connections with unsent output are not read until it drains"
             );
         }
@@ -41,21 +41,22 @@ impl Worker {
     /// changes, allows or stops every connection's read buffer growing
     /// past what it keeps.
     pub(super) fn balance_input(&mut self) {
-        let total = self
-            .shared
-            .input
-            .publish(self.shared.index, self.large_input_bytes);
-        self.metrics.set_input_large(total);
-        let over = self.shared.input.is_over(total, self.over_input_budget);
-        if over == self.over_input_budget {
+        let shared = &self.shared;
+        let verdict =
+            shared
+                .input
+                .settle(shared.index, self.large_input_bytes, self.over_input_budget);
+        self.metrics.set_input_large(verdict.total);
+        if !verdict.changed {
             return;
         }
+        let over = verdict.over;
         self.over_input_budget = over;
         if over {
             self.metrics.input_budget_spent();
             tracing::warn!(
-                total_bytes = total,
-                budget_bytes = self.shared.input.budget_bytes(),
+                total_bytes = verdict.total,
+                budget_bytes = shared.input.budget_bytes(),
                 "input budget spent: large frames wait until others complete or time out"
             );
         }

@@ -84,6 +84,7 @@
 //! - `imp` kinds the engine does not serve are decided like any other, as
 //!   `Engine::decide_openrtb` does; only the currency rule skips.
 
+mod imp_lists;
 mod requests;
 
 use cx_domain::pipeline::{Decision, Request, Ticket};
@@ -92,6 +93,7 @@ use cx_features::RequestContext;
 use cx_wire::protocol::{
     self, limits, Decoded, ErrorCode, HelloAck, MessageType, SkipReason, VERSION,
 };
+pub use imp_lists::ImpLists;
 
 /// Bytes the read buffer may hold beyond one maximal frame, so the event
 /// loop can read in large chunks while a big frame is completing.
@@ -192,56 +194,6 @@ enum ImpState {
     Decided(Decision),
     /// Not submitted.
     Skipped(SkipReason),
-}
-
-/// Emptied impression lists of finished requests, kept for the next
-/// requests so that a request in steady state allocates none. One pool
-/// serves all of a worker's connections: impressions in flight over a
-/// worker are bounded by its engine (`in_flight_max`), so the memory kept
-/// is bounded by what the engine can hold, not by the number of
-/// connections. (A pool per connection kept each connection's own peak,
-/// about 700 bytes per impression: a thousand clients pipelining wide
-/// OpenRTB requests held hundreds of MiB that way.)
-#[derive(Debug)]
-pub struct ImpLists {
-    lists: Vec<Vec<(String, ImpState)>>,
-    /// Sum of the kept lists' capacities, in impressions.
-    kept_imps: usize,
-    kept_imps_max: usize,
-}
-
-impl ImpLists {
-    /// A pool keeping lists of at most `kept_imps_max` impressions'
-    /// capacity in all; a finished list beyond that is freed.
-    pub fn new(kept_imps_max: usize) -> Self {
-        Self {
-            lists: Vec::new(),
-            kept_imps: 0,
-            kept_imps_max,
-        }
-    }
-
-    /// Impressions' capacity kept now.
-    pub fn kept_imps(&self) -> usize {
-        self.kept_imps
-    }
-
-    /// An empty list: a kept one, else a new one.
-    fn take(&mut self) -> Vec<(String, ImpState)> {
-        let list = self.lists.pop().unwrap_or_default();
-        self.kept_imps -= list.capacity();
-        list
-    }
-
-    /// Empties `list` and keeps it, if there is room under the limit.
-    fn keep(&mut self, mut list: Vec<(String, ImpState)>) {
-        list.clear();
-        let capacity = list.capacity();
-        if capacity > 0 && self.kept_imps + capacity <= self.kept_imps_max {
-            self.kept_imps += capacity;
-            self.lists.push(list);
-        }
-    }
 }
 
 /// A score request in flight.
@@ -702,40 +654,5 @@ impl Connection {
                 *n += 1;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn list(capacity: usize) -> Vec<(String, ImpState)> {
-        let mut list = Vec::with_capacity(capacity);
-        list.push((
-            String::from("imp"),
-            ImpState::Skipped(SkipReason::NotDecided),
-        ));
-        list
-    }
-
-    #[test]
-    fn kept_lists_are_bounded_by_their_capacity_in_impressions() {
-        let mut lists = ImpLists::new(100);
-        lists.keep(list(64));
-        assert_eq!(lists.kept_imps(), 64);
-        lists.keep(list(64));
-        assert_eq!(lists.kept_imps(), 64, "a second would pass the limit");
-        lists.keep(list(36));
-        assert_eq!(lists.kept_imps(), 100);
-        lists.keep(Vec::new());
-        assert_eq!(lists.kept_imps(), 100, "an empty list is not kept");
-
-        let taken = lists.take();
-        assert!(taken.is_empty(), "kept lists are emptied");
-        assert_eq!(taken.capacity(), 36, "the last kept comes first");
-        assert_eq!(lists.kept_imps(), 64);
-        assert_eq!(lists.take().capacity(), 64);
-        assert_eq!(lists.kept_imps(), 0);
-        assert_eq!(lists.take().capacity(), 0, "none kept: a new list");
     }
 }

@@ -60,8 +60,8 @@
 
 mod ops;
 
-use ops::uring_error;
-pub use ops::{parse_kernel_version, probe, Op, KERNEL_MIN, SLOTS_MAX};
+use ops::{build_ring, uring_error};
+pub use ops::{parse_kernel_version, probe, Op, TaskRun, KERNEL_MIN, SLOTS_MAX};
 
 use crate::error::Error;
 use crate::serve::{unix_now_ns, Control, LoopExit, HOUSEKEEPING_INTERVAL};
@@ -191,59 +191,6 @@ pub fn run(
     };
     ul.finish(&mut worker);
     Ok(exit)
-}
-
-/// How the kernel runs the ring's completion work (the "task work" that
-/// turns a socket's readiness into a completion), best first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TaskRun {
-    /// `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1): completion work waits
-    /// until the worker asks for completions, so the kernel never
-    /// interrupts the worker (an IPI per completion) while it computes.
-    /// Profiles of the default ring spent half their samples there.
-    Deferred,
-    /// `COOP_TASKRUN` (Linux 5.19): no interrupt; the work runs at the
-    /// worker's next transition into the kernel.
-    Cooperative,
-    /// Neither flag was accepted: the kernel interrupts the worker.
-    Interrupting,
-}
-
-/// Creates the worker's ring with `entries` submission entries and twice
-/// that in completions, with the best [`TaskRun`] this kernel accepts
-/// (each with `TASKRUN_FLAG`, so that a submission carries GETEVENTS
-/// whenever completion work is pending). Must run on the worker's own
-/// thread: a single-issuer ring belongs to the thread that made it.
-fn build_ring(entries: u32) -> Result<(IoUring, TaskRun), Error> {
-    let mut last_error = None;
-    for task_run in [
-        TaskRun::Deferred,
-        TaskRun::Cooperative,
-        TaskRun::Interrupting,
-    ] {
-        let mut builder = IoUring::builder();
-        builder.setup_cqsize(entries * 2);
-        match task_run {
-            TaskRun::Deferred => {
-                builder
-                    .setup_single_issuer()
-                    .setup_defer_taskrun()
-                    .setup_taskrun_flag();
-            }
-            TaskRun::Cooperative => {
-                builder.setup_coop_taskrun().setup_taskrun_flag();
-            }
-            TaskRun::Interrupting => {}
-        }
-        match builder.build(entries) {
-            Ok(ring) => return Ok((ring, task_run)),
-            // An older kernel refuses a flag it does not know.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last_error = Some(e),
-            Err(e) => return Err(uring_error("create the ring", e)),
-        }
-    }
-    let e = last_error.unwrap_or_else(|| std::io::ErrorKind::Unsupported.into());
-    Err(uring_error("create the ring", e))
 }
 
 impl UringLoop {

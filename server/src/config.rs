@@ -114,6 +114,12 @@ pub struct ServerConfig {
     /// Entries that find the queue full wait in the loop's backlog, so a
     /// small ring costs system calls, never operations. Default 4096.
     pub uring_entries: u32,
+    /// Each worker polls its sockets without ever sleeping in the kernel,
+    /// even when idle: one core busy per worker at all times, for the
+    /// wake-up latency it saves. Only for workers pinned to cores that
+    /// have nothing else to do (docs/SERVER.md, "Busy polling"). Default
+    /// false.
+    pub busy_poll: bool,
     /// Benchmark baseline: send every received byte straight back, through
     /// the same event loop, without decoding or deciding anything. Default
     /// false.
@@ -145,6 +151,7 @@ impl Default for ServerConfig {
             input_budget_bytes: 64 << 20,
             shutdown_timeout_ms: 10_000,
             uring_entries: URING_ENTRIES_DEFAULT,
+            busy_poll: false,
             echo: false,
             model: None,
             fallback: None,

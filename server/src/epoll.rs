@@ -91,7 +91,7 @@ pub fn run(
     let mut events = Events::with_capacity(EVENTS_MAX);
     let mut state = control.watch();
     loop {
-        let busy = worker.engine().in_flight() > 0 || ev.has_ready_input(&worker);
+        let busy = worker.keeps_polling() || ev.has_ready_input(&worker);
         let timeout = if busy {
             Some(std::time::Duration::ZERO)
         } else {

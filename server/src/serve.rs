@@ -235,6 +235,7 @@ impl Server {
             };
             let mut worker = Worker::new(engine, metrics.clone(), limits, shared);
             worker.set_echo(config.echo);
+            worker.set_busy_poll(config.busy_poll);
             let control = control.clone();
             let ring_entries = config.uring_entries;
             let handle = std::thread::Builder::new()

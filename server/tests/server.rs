@@ -63,6 +63,29 @@ fn every_message_type_is_answered() {
     }
 }
 
+/// Busy polling serves like the default loop, idle gaps included, and
+/// shuts down the same way.
+#[test]
+fn a_busy_polling_worker_answers_and_shuts_down() {
+    for io in io_modes() {
+        let server = start(ServerConfig {
+            busy_poll: true,
+            ..config(io)
+        });
+        let mut client = connect(&server);
+        for i in 0..20u32 {
+            client.ping(u64::from(i)).expect("ping is answered");
+            let response = client.score_context(&context(i), false).expect("answered");
+            expect_decision(&response);
+            if i % 5 == 0 {
+                // Idle between requests: nothing in flight, still polling.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        stop(server);
+    }
+}
+
 #[test]
 fn many_connections_pipeline_concurrently() {
     const CONNECTIONS: usize = 12;

@@ -109,6 +109,10 @@ pub struct ServeArgs {
     /// The offer catalog (TOML) [default: the bundled catalog].
     #[arg(long, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
+    /// Workers poll their sockets without sleeping, even when idle (a core
+    /// busy per worker; only for workers on dedicated cores).
+    #[arg(long)]
+    pub busy_poll: bool,
     /// Benchmark baseline: echo every received byte back through the same
     /// event loop, deciding nothing (clients send `pong` frames and read
     /// them back).
@@ -158,6 +162,8 @@ struct Overrides<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     shutdown_timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    busy_poll: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     echo: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<&'a PathBuf>,
@@ -183,6 +189,7 @@ impl ServeArgs {
             output_budget_bytes: self.output_budget_bytes,
             input_budget_bytes: self.input_budget_bytes,
             shutdown_timeout_ms: self.shutdown_timeout_ms,
+            busy_poll: self.busy_poll.then_some(true),
             echo: self.echo.then_some(true),
             model: self.model.as_ref(),
             fallback: self.fallback.as_ref(),

@@ -170,7 +170,7 @@ pub fn run(
     ul.arm_accept();
     let mut state = control.watch();
     let exit = loop {
-        ul.wait(worker.engine().in_flight() > 0)?;
+        ul.wait(worker.keeps_polling())?;
         ul.handle_completions(&mut worker);
         worker.run_engine(unix_now_ns());
         ul.flush(&mut worker);

@@ -167,6 +167,8 @@ pub struct Worker {
     started: std::time::Instant,
     draining: bool,
     echo: bool,
+    /// Never sleep in the kernel ([`Self::keeps_polling`]).
+    busy_poll: bool,
 }
 
 /// The [`Submit`] sink one connection's frames go through: submits to the
@@ -246,7 +248,19 @@ impl Worker {
             started: std::time::Instant::now(),
             draining: false,
             echo: false,
+            busy_poll: false,
         }
+    }
+
+    /// Busy polling: the event loop never sleeps waiting for events.
+    pub fn set_busy_poll(&mut self, busy_poll: bool) {
+        self.busy_poll = busy_poll;
+    }
+
+    /// Whether the event loop should only check for events now rather
+    /// than wait for them: requests are in the engine, or busy polling.
+    pub fn keeps_polling(&self) -> bool {
+        self.busy_poll || self.engine.in_flight() > 0
     }
 
     /// Echo mode: every connection sends back the bytes it receives, and

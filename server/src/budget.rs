@@ -9,24 +9,30 @@
 //!   While the total is at or over the budget, every connection that still
 //!   has output waiting stops being read until it is sent (clients that
 //!   keep up are still served, and those that do not add nothing more).
-//! - **Input** (`input_budget_bytes`): bytes of frames still arriving
-//!   beyond what a connection's read buffer keeps anyway
-//!   ([`READ_BUFFER_KEEP_BYTES`](crate::conn::READ_BUFFER_KEEP_BYTES)).
-//!   A frame may be up to a mebibyte, so a thousand clients that each send
-//!   most of a large frame and stall would hold a gibibyte. While the total
-//!   is at or over the budget, no connection's read buffer grows past what
-//!   it keeps: a large frame waits (and its frame timeout runs) until
-//!   others complete or are closed.
+//! - **Input** (`input_budget_bytes`, [`ByteReservations`]): bytes of
+//!   frames larger than what a connection's read buffer keeps anyway
+//!   ([`READ_BUFFER_KEEP_BYTES`](crate::conn::READ_BUFFER_KEEP_BYTES)). A
+//!   frame may be up to a mebibyte, so a thousand clients that each send
+//!   most of a large frame and stall would hold a gibibyte. Before its
+//!   read buffer grows past what it keeps, a connection reserves the rest
+//!   of its frame (its header gives the length) from this budget, all at
+//!   once; while the budget cannot cover it, the connection waits (in
+//!   line, under its frame timeout), and a frame that got its reservation
+//!   always completes. The reservation is given back when the frame is
+//!   decoded or the connection closes.
 //!
-//! Every worker publishes its own total once per loop turn; reading
-//! resumes everywhere once the sum falls under three quarters of the
-//! budget.
+//! For output, every worker publishes its own total once per loop turn;
+//! reading resumes everywhere once the sum falls under three quarters of
+//! the budget.
 //!
 //! # Data layout
 //!
-//! One counter per worker, each on its own cache line, written only by its
-//! worker (a store per turn) and summed by every worker (a load per worker
-//! per turn): no lock, and no line written by two threads.
+//! Output: one counter per worker, each on its own cache line, written
+//! only by its worker (a store per turn) and summed by every worker (a load
+//! per worker per turn): no lock, and no line written by two threads.
+//! Input: one counter of reserved bytes, changed by compare-and-swap only
+//! when a large frame starts or ends (never per request), so the budget
+//! holds exactly over all workers.
 
 use crossbeam::utils::CachePadded;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -113,9 +119,83 @@ impl SharedBudget {
     }
 }
 
+/// Bytes reserved by connections for large frames, against one
+/// server-wide budget (see the module docs).
+#[derive(Debug)]
+pub struct ByteReservations {
+    budget_bytes: usize,
+    reserved: AtomicUsize,
+}
+
+impl ByteReservations {
+    /// A budget of `budget_bytes`.
+    pub fn new(budget_bytes: usize) -> Self {
+        assert!(
+            budget_bytes > 0,
+            "a budget of 0 bytes would refuse every large frame"
+        );
+        Self {
+            budget_bytes,
+            reserved: AtomicUsize::new(0),
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn budget_bytes(&self) -> usize {
+        self.budget_bytes
+    }
+
+    /// Takes `bytes` if the budget still covers them; `false` (and nothing
+    /// taken) otherwise.
+    pub fn try_reserve(&self, bytes: usize) -> bool {
+        self.reserved
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| {
+                r.checked_add(bytes).filter(|&t| t <= self.budget_bytes)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `bytes` that [`Self::try_reserve`] took.
+    ///
+    /// # Panics
+    /// When more is given back than is reserved: a release without its
+    /// reservation.
+    pub fn release(&self, bytes: usize) {
+        let before = self.reserved.fetch_sub(bytes, Ordering::AcqRel);
+        assert!(
+            before >= bytes,
+            "released {bytes} of {before} reserved bytes"
+        );
+    }
+
+    /// Bytes reserved now, over all workers.
+    pub fn reserved(&self) -> usize {
+        self.reserved.load(Ordering::Acquire)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reservations_never_exceed_the_budget_and_come_back() {
+        let r = ByteReservations::new(1000);
+        assert!(r.try_reserve(600));
+        assert!(!r.try_reserve(401), "all or nothing");
+        assert_eq!(r.reserved(), 600);
+        assert!(r.try_reserve(400));
+        r.release(600);
+        assert!(r.try_reserve(600));
+        assert_eq!(r.reserved(), 1000);
+        assert!(!r.try_reserve(usize::MAX), "no overflow");
+    }
+
+    #[test]
+    #[should_panic(expected = "released")]
+    fn a_release_without_a_reservation_is_a_bug() {
+        ByteReservations::new(10).release(1);
+    }
 
     #[test]
     fn workers_add_up_and_the_budget_has_hysteresis() {

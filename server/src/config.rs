@@ -101,10 +101,10 @@ pub struct ServerConfig {
     /// workers, in bytes: at this, connections with output waiting stop
     /// being read until it is sent. Default 64 MiB.
     pub output_budget_bytes: usize,
-    /// Received bytes of frames still arriving beyond what each read
-    /// buffer keeps (64 KiB), over all workers: at this, no read buffer
-    /// grows further until frames complete or time out (a large frame
-    /// waits). At least one maximal frame. Default 64 MiB.
+    /// Bytes that frames larger than a read buffer keeps (64 KiB) may
+    /// reserve at once, over all workers (each reserves the rest of its
+    /// length before its buffer grows); a frame the budget cannot cover
+    /// waits its turn. At least one maximal frame. Default 64 MiB.
     pub input_budget_bytes: usize,
     /// After SIGTERM/SIGINT, how long requests in flight may take before
     /// the server exits anyway. Default 10000.

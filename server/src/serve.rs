@@ -23,7 +23,7 @@
 //! connection once its answers are sent. It exits when none is left, or
 //! after `shutdown_timeout_ms` (closing what remains, logged).
 
-use crate::budget::SharedBudget;
+use crate::budget::{ByteReservations, SharedBudget};
 use crate::config::{IoMode, ServerConfig};
 use crate::error::Error;
 use crate::metrics::{AdminServer, Health, Metrics, ReloadResult};
@@ -204,7 +204,7 @@ impl Server {
         let per_source = u32::try_from(per_source).unwrap_or(u32::MAX);
         let connections = Arc::new(ConnectionLimiter::new(per_source, config.connections_max));
         let output = Arc::new(SharedBudget::new(config.output_budget_bytes, workers));
-        let input = Arc::new(SharedBudget::new(config.input_budget_bytes, workers));
+        let input = Arc::new(ByteReservations::new(config.input_budget_bytes));
         let shared = shared_stores(&config, workers)?;
         let mut engines = Vec::with_capacity(workers);
         for _ in 0..workers {

@@ -5,12 +5,12 @@
 mod common;
 
 use common::*;
-use cx_server::budget::SharedBudget;
+use cx_server::budget::{ByteReservations, SharedBudget};
 use cx_server::config::ServerConfig;
 use cx_server::metrics::Metrics;
 use cx_server::sources::ConnectionLimiter;
 use cx_server::worker::{CloseReason, Shared, Worker, WorkerLimits};
-use cx_wire::protocol;
+use cx_wire::protocol::{self, ErrorCode};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -208,7 +208,7 @@ fn worker_without_sockets(
             limits.connections_max,
         )),
         output: Arc::new(SharedBudget::new(budget_bytes, 1)),
-        input: Arc::new(SharedBudget::new(input_budget_bytes, 1)),
+        input: Arc::new(ByteReservations::new(input_budget_bytes)),
     };
     Worker::new(engine, Metrics::new(), limits, shared)
 }
@@ -360,36 +360,41 @@ fn the_frame_clock_does_not_run_while_output_is_paused() {
     assert_eq!(closable, [(id, CloseReason::FrameTimeout)], "then it runs");
 }
 
-/// Feeds `clients` connections the first `sent_bytes` of one large frame
-/// each, as an event loop would (at most the read capacity, 64 KiB per
-/// read, one read per connection per turn), under an input budget of
-/// `input_budget_bytes`; returns the worker, the connections and the most
-/// large input it held after any turn.
-fn stall_large_frames(
+/// A score_openrtb frame whose payload is `json_bytes` of spaces: large,
+/// and refused as invalid JSON once whole (any answer will do).
+fn large_frame(request_id: u64, json_bytes: usize) -> Vec<u8> {
+    let mut frame = Vec::new();
+    protocol::encode_score_openrtb(&mut frame, request_id, &vec![b' '; json_bytes], false)
+        .expect("encodes");
+    frame
+}
+
+/// A worker whose connections feed `frame`'s first `sent_bytes` each, as
+/// an event loop would (at most the read capacity, 64 KiB per read, one
+/// read per connection per turn), under an input budget of
+/// `input_budget_bytes`, for `turns` turns; returns the worker, the
+/// connections, and the most bytes reserved after any turn.
+fn feed_large_frames(
     input_budget_bytes: usize,
     clients: usize,
+    frame: &[u8],
     sent_bytes: usize,
-    frame_timeout: Duration,
+    turns: usize,
 ) -> (Worker, Vec<cx_server::worker::ConnId>, usize) {
     let limits = WorkerLimits {
         connections_max: clients,
         idle_timeout_ns: u64::MAX,
         slow_client_timeout_ns: u64::MAX,
-        frame_timeout_ns: frame_timeout.as_nanos() as u64,
+        frame_timeout_ns: FRAME_TIMEOUT.as_nanos() as u64,
     };
     let mut worker = worker_without_sockets(1 << 30, input_budget_bytes, limits);
     let ids: Vec<_> = (0..clients)
         .map(|_| worker.open(None).expect("room"))
         .collect();
-    let mut frame = Vec::new();
-    let json = vec![b' '; protocol::limits::OPENRTB_JSON_BYTES_MAX];
-    protocol::encode_score_openrtb(&mut frame, 1, &json, false).expect("encodes");
-    let frame = &frame[..sent_bytes];
     let mut fed = vec![0; clients];
     let mut dirty = Vec::new();
     let mut peak = 0;
-    while fed.iter().any(|&n| n < sent_bytes) {
-        let mut progress = false;
+    for _ in 0..turns {
         for (&id, fed) in ids.iter().zip(&mut fed) {
             let n = worker
                 .read_capacity(id)
@@ -398,37 +403,41 @@ fn stall_large_frames(
             if n > 0 {
                 assert_eq!(worker.on_bytes(id, &frame[*fed..*fed + n]), n);
                 *fed += n;
-                progress = true;
             }
         }
         worker.take_dirty(&mut dirty);
-        peak = peak.max(worker.large_input_bytes());
-        if !progress {
-            break;
-        }
+        peak = peak.max(worker.input_reserved_bytes());
     }
     (worker, ids, peak)
 }
 
+/// The frame timeout of the large-frame tests.
+const FRAME_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// Clients that each send most of a maximal frame and stall hold no more
-/// than the input budget (plus one read each, in the turn that crossed
-/// it); the others wait, and their frame timeout closes them.
+/// than the input budget beyond what their read buffers keep: one frame
+/// gets its reservation, the others wait at 64 KiB, and the frame timeout
+/// closes them all, giving the reservation back.
 #[test]
 fn stalled_large_frames_hold_no_more_than_the_input_budget() {
     const CLIENTS: usize = 16;
-    const SENT: usize = 600 << 10;
-    const FRAME_TIMEOUT: Duration = Duration::from_millis(100);
     let budget = cx_server::conn::READ_BUFFER_MAX;
-    let (_, _, uncapped) = stall_large_frames(1 << 30, CLIENTS, SENT, FRAME_TIMEOUT);
-    let (mut worker, ids, capped) = stall_large_frames(budget, CLIENTS, SENT, FRAME_TIMEOUT);
-    eprintln!("large input: {capped} bytes under a {budget}-byte budget, {uncapped} without");
+    let frame = large_frame(1, protocol::limits::OPENRTB_JSON_BYTES_MAX);
+    let (_, _, uncapped) = feed_large_frames(1 << 30, CLIENTS, &frame, 600 << 10, 20);
+    let (mut worker, ids, capped) = feed_large_frames(budget, CLIENTS, &frame, 600 << 10, 20);
+    eprintln!("reserved: {capped} bytes under a {budget}-byte budget, {uncapped} without");
     assert!(
-        uncapped > 4 * budget,
-        "the scenario holds more than the budget: {uncapped}"
+        uncapped > 8 * budget,
+        "without a useful budget every frame reserves: {uncapped}"
     );
     assert!(
-        capped <= budget + CLIENTS * (64 << 10),
-        "{capped} bytes held under a {budget}-byte budget"
+        capped <= budget,
+        "{capped} bytes reserved under a {budget}-byte budget"
+    );
+    let held: usize = ids.iter().map(|&id| worker.buffered_input(id)).sum();
+    assert!(
+        held <= budget + CLIENTS * cx_server::conn::READ_BUFFER_KEEP_BYTES,
+        "{held} bytes held"
     );
 
     std::thread::sleep(2 * FRAME_TIMEOUT);
@@ -441,6 +450,77 @@ fn stalled_large_frames_hold_no_more_than_the_input_budget() {
     for (id, why) in closable {
         worker.close(id, why);
     }
-    assert_eq!(worker.large_input_bytes(), 0, "closing gives it back");
-    assert!(ids.iter().all(|&id| !worker.is_open(id)));
+    assert_eq!(worker.input_reserved_bytes(), 0, "closing gives it back");
+}
+
+/// Large frames sent whole, more than the budget holds at once, all
+/// arrive: each waits its turn for a reservation, and a frame that got one
+/// completes and gives it back (no two frames can hold each other up).
+#[test]
+fn large_frames_beyond_the_budget_take_turns_and_all_arrive() {
+    const CLIENTS: usize = 6;
+    let budget = cx_server::conn::READ_BUFFER_MAX;
+    let frame = large_frame(1, 700 << 10);
+    let (worker, ids, peak) = feed_large_frames(budget, CLIENTS, &frame, frame.len(), 200);
+    assert!(peak <= budget, "{peak} bytes reserved");
+    for &id in &ids {
+        assert_eq!(
+            error_frames(worker.output(id)),
+            [(1, ErrorCode::InvalidPayload)],
+            "the frame arrived whole and was answered"
+        );
+    }
+    assert_eq!(worker.input_reserved_bytes(), 0);
+}
+
+/// The same through the event loops: clients that each send a large
+/// frame at once, more than the input budget holds, are all answered (a
+/// connection granted its reservation is read again even with nothing to
+/// send).
+#[test]
+fn large_frames_from_many_clients_are_all_answered() {
+    for io in io_modes() {
+        let server = start(ServerConfig {
+            input_budget_bytes: cx_server::config::INPUT_BUDGET_BYTES_MIN,
+            frame_timeout_ms: 20_000,
+            ..config(io)
+        });
+        let frame = Arc::new(large_frame(9, 700 << 10));
+        // Every client sends the first 100 KiB, so that all six frames are
+        // under way (and five wait) before any is whole.
+        let started = Arc::new(std::sync::Barrier::new(6));
+        let writers: Vec<_> = (0..6)
+            .map(|_| {
+                let mut stream = TcpStream::connect(server.local_addr()).expect("connects");
+                let (frame, started) = (Arc::clone(&frame), Arc::clone(&started));
+                std::thread::spawn(move || {
+                    let (head, rest) = frame.split_at(100 << 10);
+                    stream.write_all(head).expect("sends the start");
+                    started.wait();
+                    std::thread::sleep(Duration::from_millis(200));
+                    stream.write_all(rest).expect("sends the rest");
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(20)))
+                        .expect("timeout");
+                    let mut answer = vec![0u8; 256];
+                    let n = stream.read(&mut answer).expect("answered");
+                    error_frames(&answer[..n])
+                })
+            })
+            .collect();
+        for w in writers {
+            assert_eq!(
+                w.join().expect("a client"),
+                [(9, ErrorCode::InvalidPayload)],
+                "{io:?}"
+            );
+        }
+        let (_, text) = scrape(&server, "/metrics");
+        assert!(
+            sample(&text, "cx_input_budget_spent_total") >= 5.0,
+            "{io:?}: five frames waited their turn"
+        );
+        assert_eq!(sample(&text, "cx_input_large_bytes"), 0.0, "{io:?}");
+        stop(server);
+    }
 }

@@ -90,10 +90,10 @@ pub struct ServeArgs {
     /// 67108864].
     #[arg(long, value_name = "BYTES")]
     pub output_budget_bytes: Option<usize>,
-    /// Bytes of frames still arriving beyond what each connection's read
-    /// buffer keeps (64 KiB), over all workers, at which read buffers stop
-    /// growing until frames complete or time out; at least one maximal
-    /// frame (1114140) [default: 67108864].
+    /// Bytes that frames larger than a read buffer keeps (64 KiB) may
+    /// reserve at once, over all workers; a frame the budget cannot cover
+    /// waits its turn; at least one maximal frame (1114140) [default:
+    /// 67108864].
     #[arg(long, value_name = "BYTES")]
     pub input_budget_bytes: Option<usize>,
     /// On SIGTERM, how long requests in flight may take [default: 10000].

@@ -27,7 +27,11 @@
 //!   Since [`protocol::decode_frame`] never waits for more than a maximal
 //!   frame, a connection can always make progress. The buffer grows on
 //!   demand and shrinks back to [`READ_BUFFER_KEEP_BYTES`] once a large
-//!   frame is gone, so idle connections stay small.
+//!   frame is gone, so idle connections stay small. Past
+//!   [`READ_BUFFER_KEEP_BYTES`] it grows only as far as
+//!   [`Connection::set_large_reserved`] allows: a server reserves each
+//!   large frame's length from its input budget first
+//!   ([`crate::budget`]).
 //! - **Write buffer.** Every response frame is appended to it (responses
 //!   are coalesced, so one send can carry many); the event loop sends from
 //!   [`Connection::output`] and reports what went out with
@@ -242,8 +246,12 @@ pub struct Connection {
     /// Output size at which decoding pauses: [`WRITE_PAUSE_BYTES`], or
     /// less while the server's output budget is spent.
     write_pause_bytes: usize,
-    /// Whether the read buffer may grow past [`READ_BUFFER_KEEP_BYTES`].
-    large_input_allowed: bool,
+    /// Bytes the read buffer may hold past [`READ_BUFFER_KEEP_BYTES`]: what
+    /// the event loop reserved for the frame now arriving.
+    large_reserved: usize,
+    /// Length of the frame now partly held, once its header is in (0 when
+    /// no frame is partly held).
+    partial_frame_bytes: usize,
     closing: bool,
     shutting_down: bool,
     counts: ConnCounts,
@@ -271,7 +279,10 @@ impl Connection {
             version: VERSION,
             frames_seen: 0,
             write_pause_bytes: WRITE_PAUSE_BYTES,
-            large_input_allowed: true,
+            // On its own, a connection takes any frame up to the maximum;
+            // a server under an input budget lowers this at open.
+            large_reserved: READ_BUFFER_MAX - READ_BUFFER_KEEP_BYTES,
+            partial_frame_bytes: 0,
             closing: false,
             shutting_down: false,
             counts: ConnCounts::default(),
@@ -308,26 +319,25 @@ impl Connection {
         if self.is_write_paused() {
             return 0;
         }
-        let limit = if self.large_input_allowed {
-            READ_BUFFER_MAX
-        } else {
-            READ_BUFFER_KEEP_BYTES
-        };
+        let limit = (READ_BUFFER_KEEP_BYTES + self.large_reserved).min(READ_BUFFER_MAX);
         limit.saturating_sub(self.read_buf.len())
     }
 
-    /// Allows (or stops) the read buffer growing past
-    /// [`READ_BUFFER_KEEP_BYTES`]: the event loop stops it while the
-    /// server's input budget is spent ([`crate::budget`]). A frame larger
-    /// than that then waits, and its frame timeout runs.
-    pub fn set_large_input_allowed(&mut self, allowed: bool) {
-        self.large_input_allowed = allowed;
+    /// Bytes past [`READ_BUFFER_KEEP_BYTES`] the frame now arriving needs:
+    /// what the event loop must reserve from the server's input budget
+    /// ([`crate::budget`]) before this connection reads past what it keeps.
+    /// 0 when no frame larger than that is partly held.
+    pub fn large_frame_bytes(&self) -> usize {
+        self.partial_frame_bytes
+            .saturating_sub(READ_BUFFER_KEEP_BYTES)
     }
 
-    /// Received bytes held beyond [`READ_BUFFER_KEEP_BYTES`]: what counts
-    /// against the server's input budget.
-    pub fn large_input_bytes(&self) -> usize {
-        self.read_buf.len().saturating_sub(READ_BUFFER_KEEP_BYTES)
+    /// Lets the read buffer hold `bytes` past [`READ_BUFFER_KEEP_BYTES`]
+    /// (what was reserved for the frame now arriving; 0 when none). A new
+    /// connection may hold a maximal frame; a server that shares an input
+    /// budget sets 0 at open and reserves per frame.
+    pub fn set_large_reserved(&mut self, bytes: usize) {
+        self.large_reserved = bytes;
     }
 
     /// Frames decoded so far (valid or not): it moves whenever a frame was
@@ -481,13 +491,17 @@ impl Connection {
     fn decode_buffered(&mut self, sink: &mut impl Submit, lists: &mut ImpLists) {
         let buf = std::mem::take(&mut self.read_buf);
         let mut pos = 0;
+        self.partial_frame_bytes = 0;
         while !self.closing && !self.is_write_paused() {
             let rest = buf.get(pos..).unwrap_or(&[]);
             if rest.is_empty() {
                 break;
             }
             match protocol::decode_frame(rest) {
-                Decoded::NeedMore { .. } => break,
+                Decoded::NeedMore { at_least } => {
+                    self.partial_frame_bytes = at_least;
+                    break;
+                }
                 Decoded::Invalid {
                     error,
                     consumed,

@@ -219,12 +219,12 @@ impl Metrics {
             input_budget_spent: counter(
                 &mut registry,
                 "cx_input_budget_spent",
-                "Times the large input over all workers (frames still arriving, beyond what each read buffer keeps) reached input_budget_bytes (read buffers then stop growing)",
+                "Large frames (over the 64 KiB a read buffer keeps) that found input_budget_bytes reserved by others and waited their turn",
             ),
             input_large: gauge(
                 &mut registry,
                 "cx_input_large_bytes",
-                "Received bytes of frames still arriving beyond what each connection's read buffer keeps (64 KiB), over all workers",
+                "Bytes reserved by large frames now arriving (beyond the 64 KiB each read buffer keeps), over all workers",
             ),
             source_refusals: counter(
                 &mut registry,

@@ -129,6 +129,8 @@ struct UringLoop {
     /// connection is in it at most once (`USock::starved`), so it is
     /// reserved for every slot and never grows.
     starved: std::collections::VecDeque<ConnId>,
+    /// Scratch for [`Worker::take_resumed`].
+    resumed: Vec<ConnId>,
 }
 
 /// Runs one worker on `listener` until shutdown completes, with a ring of
@@ -165,6 +167,7 @@ pub fn run(
         due: Vec::with_capacity(connections_max),
         completions: Vec::with_capacity(ring_entries as usize * 2),
         starved: std::collections::VecDeque::with_capacity(connections_max),
+        resumed: Vec::with_capacity(connections_max),
     };
     ul.provide_all();
     ul.arm_accept();
@@ -569,23 +572,26 @@ impl UringLoop {
         }
         ids.clear();
         self.ids = ids;
-        if worker.take_reads_resumed() {
-            self.resume_reads(worker);
+        let mut resumed = std::mem::take(&mut self.resumed);
+        worker.take_resumed(&mut resumed);
+        for &id in &resumed {
+            self.resume_read(id, worker);
         }
+        self.resumed = resumed;
     }
 
-    /// Arms the receive of every connection that wants input and has none
-    /// armed (after the input budget opened again; rare, so a scan).
-    fn resume_reads(&mut self, worker: &Worker) {
-        for index in 0..self.socks.len() {
-            let resumable = matches!(
-                self.socks.get(index),
-                Some(Some(s)) if !s.recv_armed && !s.starved && s.closing.is_none()
-                    && s.stash.is_empty() && worker.wants_read(s.id)
-            );
-            if resumable {
-                self.arm_recv(index);
-            }
+    /// A connection granted room for its large frame (see
+    /// [`crate::budget`]): feeds it what its stash holds and arms its
+    /// receive if it then wants input. It may have nothing to send, so no
+    /// send completion would do it.
+    fn resume_read(&mut self, id: ConnId, worker: &mut Worker) {
+        let index = id.index as usize;
+        let waiting = matches!(
+            self.sock_of(index, id.generation),
+            Some(s) if !s.recv_armed && s.closing.is_none()
+        );
+        if waiting {
+            self.pump(index, worker);
         }
     }
 

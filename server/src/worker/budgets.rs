@@ -1,9 +1,13 @@
 //! The worker's side of the server-wide budgets ([`crate::budget`]):
-//! publishing its connections' unsent output and large input once per loop
-//! turn, and setting their limits by the verdicts.
+//! publishing its connections' unsent output once per loop turn and
+//! setting their pause threshold by the verdict; reserving input for the
+//! large frames its connections receive, and granting waiting ones in
+//! order.
 
-use super::{ConnId, Worker};
+use super::{ConnId, Live, Worker};
+use crate::budget::ByteReservations;
 use crate::conn::WRITE_PAUSE_BYTES;
+use crate::metrics::Metrics;
 
 impl Worker {
     /// Publishes this worker's buffered output; when the budget's verdict
@@ -37,47 +41,46 @@ impl Worker {
         }
     }
 
-    /// Publishes this worker's large input; when the budget's verdict
-    /// changes, allows or stops every connection's read buffer growing
-    /// past what it keeps.
-    pub(super) fn balance_input(&mut self) {
-        let shared = &self.shared;
-        let verdict =
-            shared
-                .input
-                .settle(shared.index, self.large_input_bytes, self.over_input_budget);
-        self.metrics.set_input_large(verdict.total);
-        if !verdict.changed {
-            return;
+    /// Grants waiting large frames their reservations, in the order they
+    /// asked, while the input budget covers the first in line (so a large
+    /// frame is never passed by a later one); publishes the bytes reserved.
+    pub(super) fn grant_reservations(&mut self) {
+        while let Some(&id) = self.reservation_waiters.front() {
+            let input = &self.shared.input;
+            let Some(live) = self
+                .slots
+                .get_mut(id.index as usize)
+                .filter(|s| s.generation == id.generation)
+                .and_then(|s| s.live.as_mut())
+            else {
+                self.reservation_waiters.pop_front(); // closed meanwhile
+                continue;
+            };
+            let want = live.conn.large_frame_bytes();
+            if want > 0 && !input.try_reserve(want) {
+                break;
+            }
+            live.reserved_bytes = want;
+            live.conn.set_large_reserved(want);
+            live.awaits_reservation = false;
+            self.reservation_waiters.pop_front();
+            self.resumed.push(id);
         }
-        let over = verdict.over;
-        self.over_input_budget = over;
-        if over {
-            self.metrics.input_budget_spent();
-            tracing::warn!(
-                total_bytes = verdict.total,
-                budget_bytes = shared.input.budget_bytes(),
-                "input budget spent: large frames wait until others complete or time out"
-            );
-        }
-        for live in self.slots.iter_mut().filter_map(|s| s.live.as_mut()) {
-            live.conn.set_large_input_allowed(!over);
-        }
-        self.reads_resumed |= !over;
+        self.metrics.set_input_large(self.shared.input.reserved());
     }
 
-    /// Whether the input budget opened again since the last call: the
-    /// event loop then re-arms the reads of connections that want input
-    /// again (an io_uring loop reads only when asked; the epoll loop
-    /// retries its ready list every turn anyway).
-    pub fn take_reads_resumed(&mut self) -> bool {
-        std::mem::take(&mut self.reads_resumed)
+    /// Bytes reserved for large frames, over all workers.
+    pub fn input_reserved_bytes(&self) -> usize {
+        self.shared.input.reserved()
     }
 
-    /// Received bytes beyond what read buffers keep, over this worker's
-    /// connections.
-    pub fn large_input_bytes(&self) -> usize {
-        self.large_input_bytes
+    /// Moves the connections granted a reservation since the last call
+    /// into `out` (cleared first): the event loop reads them again (an
+    /// io_uring loop reads only when asked; the epoll loop retries its
+    /// ready list every turn anyway).
+    pub fn take_resumed(&mut self, out: &mut Vec<ConnId>) {
+        out.clear();
+        std::mem::swap(out, &mut self.resumed);
     }
 
     /// Unsent output bytes over this worker's connections.
@@ -90,4 +93,38 @@ impl Worker {
     pub fn is_write_paused(&self, id: ConnId) -> bool {
         self.live(id).is_some_and(|l| l.conn.is_write_paused())
     }
+}
+
+/// Matches the connection's reservation to the large frame it now holds
+/// part of: gives back what a finished frame reserved, and reserves for a
+/// new one; returns whether the connection must wait in line (the budget
+/// cannot cover it now, or others wait already).
+pub(super) fn settle_reservation(
+    live: &mut Live,
+    input: &ByteReservations,
+    metrics: &Metrics,
+) -> bool {
+    let want = live.conn.large_frame_bytes();
+    if want == live.reserved_bytes || live.awaits_reservation {
+        return false;
+    }
+    input.release(live.reserved_bytes);
+    live.reserved_bytes = 0;
+    live.conn.set_large_reserved(0);
+    if want == 0 {
+        return false;
+    }
+    if input.try_reserve(want) {
+        live.reserved_bytes = want;
+        live.conn.set_large_reserved(want);
+        return false;
+    }
+    metrics.input_budget_spent();
+    tracing::debug!(
+        frame_bytes = want,
+        budget_bytes = input.budget_bytes(),
+        "a large frame waits for the input budget"
+    );
+    live.awaits_reservation = true;
+    true
 }

@@ -25,9 +25,10 @@
 //! requests naturally and an idle server adds no wait.
 
 mod budgets;
+use budgets::settle_reservation;
 mod timeouts;
 
-use crate::budget::SharedBudget;
+use crate::budget::{ByteReservations, SharedBudget};
 use crate::conn::{Connection, ImpLists, Overloaded, Owner, Submit};
 use crate::metrics::Metrics;
 use crate::sources::{ConnectionLimiter, Refusal};
@@ -86,9 +87,9 @@ pub struct Shared {
     pub connections: Arc<ConnectionLimiter>,
     /// Buffered output over all workers.
     pub output: Arc<SharedBudget>,
-    /// Large input (frames still arriving, beyond what read buffers keep)
-    /// over all workers.
-    pub input: Arc<SharedBudget>,
+    /// Reservations for large frames (beyond what read buffers keep) over
+    /// all workers.
+    pub input: Arc<ByteReservations>,
 }
 
 /// Why a connection was closed.
@@ -119,6 +120,11 @@ struct Live {
     /// The peer's address, counted in the [`ConnectionLimiter`] while open.
     source: Option<IpAddr>,
     dirty: bool,
+    /// Bytes reserved from the input budget for the large frame now
+    /// arriving (see [`crate::budget`]).
+    reserved_bytes: usize,
+    /// In `reservation_waiters`.
+    awaits_reservation: bool,
 }
 
 struct ConnSlot {
@@ -153,15 +159,13 @@ pub struct Worker {
     /// Whether the output budget is spent: connections with output waiting
     /// are not read (see [`crate::budget`]).
     over_budget: bool,
-    /// Received bytes over this worker's connections beyond what each read
-    /// buffer keeps ([`Connection::large_input_bytes`], exact).
-    large_input_bytes: usize,
-    /// Whether the input budget is spent: no read buffer grows past what
-    /// it keeps (see [`crate::budget`]).
-    over_input_budget: bool,
-    /// Set when the input budget opened again, until the event loop asks
-    /// ([`Self::take_reads_resumed`]).
-    reads_resumed: bool,
+    /// Connections whose large frame waits for the input budget, in the
+    /// order they asked (reserved for every slot; a connection is in it at
+    /// most once, `Live::awaits_reservation`).
+    reservation_waiters: std::collections::VecDeque<ConnId>,
+    /// Connections granted a reservation since the event loop last asked
+    /// ([`Self::take_resumed`]): they may read again.
+    resumed: Vec<ConnId>,
     counts: EngineCounts,
     clock: quanta::Clock,
     started: std::time::Instant,
@@ -240,9 +244,8 @@ impl Worker {
             shared,
             output_bytes: 0,
             over_budget: false,
-            large_input_bytes: 0,
-            over_input_budget: false,
-            reads_resumed: false,
+            reservation_waiters: std::collections::VecDeque::with_capacity(limits.connections_max),
+            resumed: Vec::with_capacity(limits.connections_max),
             counts,
             clock: quanta::Clock::new(),
             started: std::time::Instant::now(),
@@ -318,10 +321,11 @@ impl Worker {
         let now_ns = self.now_ns();
         let slot = self.slots.get_mut(index as usize)?;
         let mut conn = Connection::new();
+        // Large frames reserve from the server's input budget first.
+        conn.set_large_reserved(0);
         if self.over_budget {
             conn.set_write_pause_bytes(1);
         }
-        conn.set_large_input_allowed(!self.over_input_budget);
         slot.live = Some(Live {
             conn,
             active_ns: now_ns,
@@ -329,6 +333,8 @@ impl Worker {
             frame_started_ns: None,
             source,
             dirty: false,
+            reserved_bytes: 0,
+            awaits_reservation: false,
         });
         self.open += 1;
         self.metrics.connection_opened();
@@ -394,10 +400,11 @@ impl Worker {
             overloaded: 0,
         };
         let frames_before = live.conn.frames_seen();
-        let large_before = live.conn.large_input_bytes();
         let taken = live.conn.on_bytes(bytes, &mut sink, &mut self.imp_lists);
-        self.large_input_bytes =
-            self.large_input_bytes - large_before + live.conn.large_input_bytes();
+        let waits = settle_reservation(live, &self.shared.input, &self.metrics);
+        if waits {
+            self.reservation_waiters.push_back(id);
+        }
         live.frame_started_ns = partial_frame_start(
             live.frame_started_ns,
             live.conn.frames_seen() != frames_before,
@@ -485,7 +492,7 @@ impl Worker {
     /// verdict.
     pub fn take_dirty(&mut self, out: &mut Vec<ConnId>) {
         self.balance_output();
-        self.balance_input();
+        self.grant_reservations();
         out.clear();
         std::mem::swap(out, &mut self.dirty);
         for &id in out.iter() {
@@ -493,6 +500,11 @@ impl Worker {
                 live.dirty = false;
             }
         }
+    }
+
+    /// Bytes the connection received and has not decoded yet.
+    pub fn buffered_input(&self, id: ConnId) -> usize {
+        self.live(id).map_or(0, |l| l.conn.buffered_input())
     }
 
     /// The connection's unsent output (empty for an unknown id).
@@ -570,7 +582,7 @@ impl Worker {
         self.open -= 1;
         self.shared.connections.release(live.source);
         self.output_bytes -= live.conn.output().len();
-        self.large_input_bytes -= live.conn.large_input_bytes();
+        self.shared.input.release(live.reserved_bytes);
         let counts = live.conn.take_counts();
         self.publish_conn_counts(&counts);
         self.metrics.connection_closed();

@@ -4,7 +4,7 @@
 //! large frames its connections receive, and granting waiting ones in
 //! order.
 
-use super::{ConnId, Live, Worker};
+use super::{live_in, ConnId, Live, Worker};
 use crate::budget::ByteReservations;
 use crate::conn::WRITE_PAUSE_BYTES;
 use crate::metrics::Metrics;
@@ -47,12 +47,7 @@ impl Worker {
     pub(super) fn grant_reservations(&mut self) {
         while let Some(&id) = self.reservation_waiters.front() {
             let input = &self.shared.input;
-            let Some(live) = self
-                .slots
-                .get_mut(id.index as usize)
-                .filter(|s| s.generation == id.generation)
-                .and_then(|s| s.live.as_mut())
-            else {
+            let Some(live) = live_in(&mut self.slots, id) else {
                 self.reservation_waiters.pop_front(); // closed meanwhile
                 continue;
             };

@@ -132,6 +132,16 @@ struct ConnSlot {
     live: Option<Live>,
 }
 
+/// The open connection `id` names in `slots`, if it is still open: a free
+/// function, so that a caller can borrow the worker's other fields beside
+/// it.
+fn live_in(slots: &mut [ConnSlot], id: ConnId) -> Option<&mut Live> {
+    slots
+        .get_mut(id.index as usize)
+        .filter(|s| s.generation == id.generation)
+        .and_then(|s| s.live.as_mut())
+}
+
 /// Where a ticket's decision goes (the connection, and the request and
 /// impression in it), and when it was submitted.
 #[derive(Clone, Copy)]
@@ -352,10 +362,7 @@ impl Worker {
     }
 
     fn live_mut(&mut self, id: ConnId) -> Option<&mut Live> {
-        let slot = self.slots.get_mut(id.index as usize)?;
-        (slot.generation == id.generation)
-            .then_some(slot.live.as_mut())
-            .flatten()
+        live_in(&mut self.slots, id)
     }
 
     /// Whether `id` is an open connection.
@@ -453,12 +460,7 @@ impl Worker {
             let seconds = self.clock.delta_as_nanos(route.submitted_raw, now_raw) as f64 * 1e-9;
             self.metrics.observe_decision_seconds(seconds);
             let id = route.conn;
-            let Some(live) = self
-                .slots
-                .get_mut(id.index as usize)
-                .filter(|s| s.generation == id.generation)
-                .and_then(|s| s.live.as_mut())
-            else {
+            let Some(live) = live_in(&mut self.slots, id) else {
                 continue;
             };
             let output_before = live.conn.output().len();

@@ -33,7 +33,7 @@ use cx_domain::store::SharedStores;
 use cx_engine::{Engine, Error as EngineError, FallbackSource, ModelInfo, ModelSource};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -88,11 +88,23 @@ pub struct Control {
     shutdown_timeout_ms: AtomicU64,
     reload_generation: AtomicU64,
     reload: Mutex<Option<Arc<Reload>>>,
+    /// Worker loops not yet running; the last to start marks `health`
+    /// ready (`/readyz`).
+    loops_pending: AtomicUsize,
+    health: Health,
 }
 
 impl Control {
-    /// A worker's view: when to look next, and what it has applied.
+    /// A worker's view: when to look next, and what it has applied. A
+    /// loop asks for it once, as it starts running: the last worker's
+    /// marks the server ready.
     pub fn watch(&self) -> Watch {
+        let before = self
+            .loops_pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            self.health.set_ready();
+        }
         Watch {
             next_due: Instant::now(),
             reload_seen: self.reload_generation.load(Ordering::Acquire),
@@ -186,7 +198,11 @@ impl Server {
         let model_bytes = read_model(config.model.as_deref())?;
         let metrics = Metrics::new();
         let health = Health::new();
-        let control = Arc::new(Control::default());
+        let control = Arc::new(Control {
+            loops_pending: AtomicUsize::new(workers),
+            health: health.clone(),
+            ..Control::default()
+        });
         control
             .shutdown_timeout_ms
             .store(config.shutdown_timeout_ms, Ordering::Release);
@@ -214,6 +230,7 @@ impl Server {
             .first()
             .map(|e| e.model().clone())
             .ok_or_else(|| Error::Config("workers: none to start".into()))?;
+        metrics.set_model_info(&model.name, &model.version, &model.id);
         let listeners = bind_listeners(config.listen, workers)?;
         let local_addr = listeners
             .first()
@@ -336,6 +353,8 @@ impl Server {
         self.control
             .reload_generation
             .store(generation, Ordering::Release);
+        self.metrics
+            .set_model_info(&info.name, &info.version, &info.id);
         Ok(info)
     }
 

@@ -330,7 +330,21 @@ fn admin_serves_metrics_and_health() {
 
     let response = request(addr, "GET", "/healthz");
     assert_eq!((response.status, response.body.as_str()), (200, "ok\n"));
+    let response = request(addr, "GET", "/readyz");
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (503, "starting\n"),
+        "alive is not ready"
+    );
+    health.set_ready();
+    let response = request(addr, "GET", "/readyz");
+    assert_eq!((response.status, response.body.as_str()), (200, "ready\n"));
     health.set_draining();
+    let response = request(addr, "GET", "/readyz");
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (503, "draining\n")
+    );
     let response = request(addr, "GET", "/healthz");
     assert_eq!(
         (response.status, response.body.as_str()),

@@ -63,6 +63,34 @@ fn every_message_type_is_answered() {
     }
 }
 
+/// A started server is ready (`/readyz`) once every worker runs, and its
+/// metrics name the model serving (`cx_model_info`).
+#[test]
+fn a_started_server_is_ready_and_names_its_model() {
+    for io in io_modes() {
+        let server = start(ServerConfig {
+            workers: 2,
+            ..config(io)
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut ready = scrape(&server, "/readyz");
+        while ready.0 != 200 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            ready = scrape(&server, "/readyz");
+        }
+        assert_eq!(ready.0, 200, "{io:?}: {}", ready.1);
+        assert!(ready.1.ends_with("\r\n\r\nready\n"), "{io:?}: {}", ready.1);
+        let (_, text) = scrape(&server, "/metrics");
+        let model = server.model();
+        let series = format!(
+            "cx_model_info{{name=\"{}\",version=\"{}\",id=\"{}\"}}",
+            model.name, model.version, model.id
+        );
+        assert_eq!(sample(&text, &series), 1.0, "{io:?}: {text}");
+        stop(server);
+    }
+}
+
 /// Busy polling serves like the default loop, idle gaps included, and
 /// shuts down the same way.
 #[test]
@@ -879,4 +907,45 @@ fn cx_serve_config_precedence_is_file_then_env_then_flags() {
     assert!(!output.status.success());
     assert!(err.contains("connections_max"), "names the key: {err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `cx serve --log-format json` writes one JSON object per log line, with
+/// the level and the message's fields, for log pipelines.
+#[test]
+fn cx_serve_logs_json_lines_when_asked() {
+    let dir = std::env::temp_dir().join(format!("cx-log-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let log = dir.join("stderr.log");
+    let mut server = ServeProcess::spawn(&["--log-format", "json"], &log);
+    signal(server.pid, "TERM");
+    assert!(server.child.wait().expect("exits").success());
+    let text = std::fs::read_to_string(&log).expect("the log");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let serving = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "serving")
+        .unwrap_or_else(|| panic!("no serving line in {text}"));
+    assert_eq!(serving["level"], "INFO");
+    assert_eq!(serving["fields"]["workers"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `cx completions SHELL` prints a completion script naming the commands.
+#[test]
+fn cx_completions_prints_a_script_per_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cx().args(["completions", shell]).output().expect("runs");
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).expect("UTF-8");
+        assert!(
+            script.contains("serve") && script.contains("log-format"),
+            "{shell}: {script}"
+        );
+    }
+    let out = cx().args(["completions", "tcsh"]).output().expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tcsh"));
 }

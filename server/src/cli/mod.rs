@@ -78,6 +78,18 @@ pub enum Command {
     /// Send OpenRTB bid requests (JSONL) to a decision server over the
     /// binary protocol, pipelined, and print each one's decision as JSON.
     Client(client::ClientArgs),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish or
+    /// powershell) to stdout; e.g. `cx completions bash >
+    /// ~/.local/share/bash-completion/completions/cx`.
+    Completions(CompletionsArgs),
+}
+
+/// Arguments of `cx completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Arguments of `cx score`.
@@ -419,6 +431,11 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Client(args) => client::client(args, streams),
         Command::Serve(args) => serve::serve(args, streams),
         Command::Bench(args) => bench::bench(args),
+        Command::Completions(args) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "cx", streams.stdout);
+            Ok(())
+        }
     }
 }
 

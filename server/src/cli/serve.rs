@@ -54,7 +54,7 @@ pub struct ServeArgs {
     /// Address of the binary protocol [default: 127.0.0.1:7070].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Address of /metrics and /healthz; an empty string turns it off
+    /// Address of /metrics, /healthz and /readyz; an empty string turns it off
     /// [default: 127.0.0.1:9464].
     #[arg(long, value_name = "ADDR", value_parser = parse_optional_addr)]
     pub admin_listen: Option<String>,
@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// them back).
     #[arg(long)]
     pub echo: bool,
+    /// Log lines on stderr as text for people, or as one JSON object per
+    /// line for log pipelines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -200,16 +204,30 @@ impl ServeArgs {
     }
 }
 
-/// Installs the `tracing` subscriber: stderr, filtered by `RUST_LOG`
-/// (default `info`). A second call (tests) keeps the first.
-pub fn init_tracing() {
+/// How `cx serve` writes its log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Text for people (colours on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`.
+    Json,
+}
+
+/// Installs the `tracing` subscriber: stderr in `format`, filtered by
+/// `RUST_LOG` (default `info`). A second call (tests) keeps the first.
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// Runs `cx serve` until a termination signal.
@@ -220,7 +238,7 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> Result<()> {
             .map_err(|e| Error::Config(format!("cannot print the config: {e}")))?;
         return write!(streams.stdout, "{text}").map_err(Error::Output);
     }
-    init_tracing();
+    init_tracing(args.log_format);
     let signals = Signals::install()?;
     let workers = config.worker_count();
     let echo = config.echo;

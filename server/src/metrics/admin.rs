@@ -94,6 +94,7 @@ pub enum MetricsError {
 #[derive(Clone, Debug, Default)]
 pub struct Health {
     draining: Arc<AtomicBool>,
+    ready: Arc<AtomicBool>,
 }
 
 impl Health {
@@ -106,6 +107,17 @@ impl Health {
     /// stop. There is no way back.
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
+    }
+
+    /// Marks the process ready to serve (`/readyz`): the model is loaded
+    /// into every engine and every worker's event loop runs.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Whether it is ready and not draining.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.is_draining()
     }
 
     /// Whether [`Health::set_draining`] was called.
@@ -337,6 +349,7 @@ fn respond(request: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
     let route = match request.uri().path() {
         "/metrics" => Route::Metrics,
         "/healthz" => Route::Healthz,
+        "/readyz" => Route::Readyz,
         _ => return text(StatusCode::NOT_FOUND, "not found\n"),
     };
     if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -356,6 +369,11 @@ fn respond(request: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
         }
         Route::Healthz => text(StatusCode::OK, "ok\n"),
+        Route::Readyz if state.health.is_ready() => text(StatusCode::OK, "ready\n"),
+        Route::Readyz if state.health.is_draining() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        }
+        Route::Readyz => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
     }
 }
 
@@ -363,6 +381,7 @@ fn respond(request: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
 enum Route {
     Metrics,
     Healthz,
+    Readyz,
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -92,6 +92,8 @@ struct Inner {
     output_buffered: Gauge,
     input_budget_spent: Counter,
     input_large: Gauge,
+    /// `cx_model_info{name,version,id}`: 1 for the model serving.
+    model_info: Family<Vec<(&'static str, String)>, Gauge>,
     /// One counter per [`ReloadResult`], in [`ReloadResult::ALL`] order.
     reloads: [Counter; ReloadResult::COUNT],
     swap_failures: Counter,
@@ -232,6 +234,15 @@ impl Metrics {
                 "Client connections refused because their source address held connections_per_source_max already (also in cx_connections_refused)",
             ),
             reloads: register_reloads(&mut registry),
+            model_info: {
+                let family = Family::default();
+                registry.register(
+                    "cx_model_info",
+                    "The model serving: 1 for its name, version and id (the SHA-256 of its file)",
+                    family.clone(),
+                );
+                family
+            },
             swap_failures: counter(
                 &mut registry,
                 "cx_model_swap_failures",
@@ -331,6 +342,19 @@ impl Metrics {
     /// Counts a time the output budget was reached.
     pub fn output_budget_spent(&self) {
         self.inner.output_budget_spent.inc();
+    }
+
+    /// Shows `name`, `version` and `id` as the model serving, in place of
+    /// the one before.
+    pub fn set_model_info(&self, name: &str, version: &str, id: &str) {
+        let family = &self.inner.model_info;
+        family.clear();
+        let labels = vec![
+            ("name", name.to_string()),
+            ("version", version.to_string()),
+            ("id", id.to_string()),
+        ];
+        family.get_or_create(&labels).set(1);
     }
 
     /// Counts a time the input budget was reached.

@@ -949,3 +949,37 @@ fn cx_completions_prints_a_script_per_shell() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("tcsh"));
 }
+
+/// `cx catalog init` writes a catalog with one offer per model column,
+/// which loads as is, and never overwrites a file.
+#[test]
+fn cx_catalog_init_writes_a_loadable_skeleton_for_the_models_offers() {
+    let dir = std::env::temp_dir().join(format!("cx-catalog-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = dir.join("catalog.toml");
+    let _ = std::fs::remove_file(&out);
+    let run = cx()
+        .args(["catalog", "init", "--out"])
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = std::fs::read_to_string(&out).expect("written");
+    assert!(text.contains("PLACEHOLDER"), "{text}");
+    let catalog = cx_domain::catalog::Catalog::from_toml_str(&text).expect("loads");
+    let model = cx_engine::default_model().expect("the bundled model");
+    assert_eq!(catalog.ids(), model.meta().offer_ids.as_slice());
+
+    let again = cx()
+        .args(["catalog", "init", "--out"])
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert!(!again.status.success(), "an existing file is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("catalog.toml"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,6 +15,7 @@
 //!   decision server over the wire protocol.
 
 pub mod bench;
+pub mod catalog;
 pub mod client;
 pub mod data;
 pub mod eval;
@@ -78,10 +79,33 @@ pub enum Command {
     /// Send OpenRTB bid requests (JSONL) to a decision server over the
     /// binary protocol, pipelined, and print each one's decision as JSON.
     Client(client::ClientArgs),
+    /// Work with offer catalogs (docs/CATALOG.md).
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish or
     /// powershell) to stdout; e.g. `cx completions bash >
     /// ~/.local/share/bash-completion/completions/cx`.
     Completions(CompletionsArgs),
+}
+
+/// The `cx catalog` commands.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Write a catalog skeleton with one offer per output column of a
+    /// model, every value a placeholder to fill in.
+    Init(CatalogInitArgs),
+}
+
+/// Arguments of `cx catalog init`.
+#[derive(Debug, Args)]
+pub struct CatalogInitArgs {
+    /// The model (.safetensors) [default: the bundled default model].
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<PathBuf>,
+    /// Write here (a new file; an existing one is refused) [default:
+    /// stdout].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Arguments of `cx completions`.
@@ -431,6 +455,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Client(args) => client::client(args, streams),
         Command::Serve(args) => serve::serve(args, streams),
         Command::Bench(args) => bench::bench(args),
+        Command::Catalog(CatalogCommand::Init(args)) => catalog::init(args, streams.stdout),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "cx", streams.stdout);

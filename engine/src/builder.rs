@@ -6,6 +6,7 @@
 use crate::config::EngineConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::fit::CatalogFit;
 use crate::port::Port;
 use crate::stats::ModelInfo;
 use bevy_ecs::prelude::*;
@@ -229,7 +230,10 @@ impl EngineBuilder {
         };
         let schema = FeatureSchema::v1();
         let (serving, model_info) = load_serving(&self.model, &self.fallback, &schema)?;
+        let fit = CatalogFit::of(&catalog, &serving.model.meta().offer_ids)
+            .check(config.catalog_overlap, &model_info.name)?;
         Ok(Resolved {
+            fit,
             config,
             backend,
             catalog,
@@ -260,13 +264,16 @@ impl EngineBuilder {
         let resolved = self.resolve()?;
         let backend = resolved.backend;
         let model = resolved.model_info.clone();
+        let fit = resolved.fit.clone();
         let config = resolved.config.clone();
         let port = resolved.install(&mut world, &mut schedule)?;
         // Build the schedule's executor now, not in the first tick.
         schedule
             .initialize(&mut world)
             .map_err(|e| Error::Config(format!("schedule: {e}")))?;
-        Ok(Engine::new(world, schedule, port, backend, model, config))
+        Ok(Engine::new(
+            world, schedule, port, backend, model, fit, config,
+        ))
     }
 }
 
@@ -278,6 +285,7 @@ struct Resolved {
     schema: FeatureSchema,
     serving: ServingModel,
     model_info: ModelInfo,
+    fit: CatalogFit,
     shared: Option<SharedStores>,
 }
 

@@ -47,6 +47,9 @@ pub struct EngineConfig {
     pub budget: BudgetSection,
     /// Scoring, rules and pricing.
     pub decide: DecideConfig,
+    /// When the model and the catalog overlap only partly: `warn`
+    /// (default; serve, and the host warns) or `refuse`.
+    pub catalog_overlap: crate::fit::CatalogOverlap,
 }
 
 /// `[cache]`: the L1 decision cache of model scores.
@@ -116,6 +119,7 @@ impl Default for EngineConfig {
             frequency: FrequencySection::default(),
             budget: BudgetSection::default(),
             decide: DecideConfig::default(),
+            catalog_overlap: crate::fit::CatalogOverlap::default(),
         }
     }
 }

@@ -9,6 +9,7 @@
 use crate::builder::{load_serving, EngineBuilder, FallbackSource, ModelSource};
 use crate::config::EngineConfig;
 use crate::error::Result;
+use crate::fit::CatalogFit;
 use crate::port::Port;
 use crate::stats::{EngineStats, ModelInfo};
 use bevy_ecs::prelude::*;
@@ -25,6 +26,7 @@ use hdrhistogram::Histogram;
 struct Staged {
     model: StagedModel,
     info: ModelInfo,
+    fit: CatalogFit,
 }
 
 /// The engine. See the [module docs](self) and `docs/ARCHITECTURE.md`.
@@ -38,6 +40,8 @@ pub struct Engine {
     ticks: u64,
     backend: BackendKind,
     model: ModelInfo,
+    /// How the model serving and the catalog match.
+    fit: CatalogFit,
     config: EngineConfig,
 }
 
@@ -48,6 +52,7 @@ impl Engine {
         port: Port,
         backend: BackendKind,
         model: ModelInfo,
+        fit: CatalogFit,
         config: EngineConfig,
     ) -> Self {
         Self {
@@ -60,6 +65,7 @@ impl Engine {
             ticks: 0,
             backend,
             model,
+            fit,
             config,
         }
     }
@@ -97,6 +103,7 @@ impl Engine {
         if let Some(staged) = self.staged.take() {
             cx_systems::apply_model(&mut self.world, staged.model);
             self.model = staged.info;
+            self.fit = staged.fit;
         }
         self.world.resource_mut::<TickClock>().now_ns = now_ns;
         let before = self.world.resource::<Counters>().decided;
@@ -159,10 +166,14 @@ impl Engine {
     ) -> Result<ModelInfo> {
         let schema = &self.world.resource::<Schema>().0;
         let (serving, info) = load_serving(&model, &fallback, schema)?;
+        let catalog = self.world.resource::<Catalog>();
+        let fit = CatalogFit::of(catalog, &serving.model.meta().offer_ids)
+            .check(self.config.catalog_overlap, &info.name)?;
         let staged = cx_systems::stage_model(&self.world, serving, self.backend)?;
         self.staged = Some(Staged {
             model: staged,
             info: info.clone(),
+            fit,
         });
         Ok(info)
     }
@@ -211,6 +222,12 @@ impl Engine {
     /// The model being served.
     pub fn model(&self) -> &ModelInfo {
         &self.model
+    }
+
+    /// How the model serving and the catalog match: offers it cannot score
+    /// and columns no offer uses (empty both when they match exactly).
+    pub fn catalog_fit(&self) -> &CatalogFit {
+        &self.fit
     }
 
     /// The catalog.

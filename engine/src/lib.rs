@@ -33,6 +33,7 @@ pub mod builder;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fit;
 pub mod json;
 pub mod openrtb;
 pub mod port;
@@ -53,6 +54,7 @@ pub use cx_systems as systems;
 pub use cx_wire as wire;
 pub use engine::{Engine, EngineCounts};
 pub use error::{Error, Result};
+pub use fit::{CatalogFit, CatalogOverlap};
 pub use port::Port;
 pub use stats::{EngineStats, ModelInfo, StageLatency};
 

@@ -231,6 +231,9 @@ impl Server {
             .map(|e| e.model().clone())
             .ok_or_else(|| Error::Config("workers: none to start".into()))?;
         metrics.set_model_info(&model.name, &model.version, &model.id);
+        if let Some(engine) = engines.first() {
+            report_catalog_fit(engine.catalog_fit(), &model, &metrics);
+        }
         let listeners = bind_listeners(config.listen, workers)?;
         let local_addr = listeners
             .first()
@@ -387,6 +390,7 @@ impl Server {
             }
             other => RefusedReload::new(ReloadResult::Incompatible, other),
         })?;
+        report_catalog_fit(probe.catalog_fit(), probe.model(), &self.metrics);
         Ok((bytes, probe.model().clone()))
     }
 
@@ -470,6 +474,24 @@ fn fallback_source(config: &ServerConfig) -> FallbackSource {
         (Some(path), _) => FallbackSource::Path(path.clone()),
         (None, None) => FallbackSource::Bytes(Arc::from(cx_engine::DEFAULT_BASELINE_BYTES)),
         (None, Some(_)) => FallbackSource::None,
+    }
+}
+
+/// Warns, loudly, when the model and the catalog overlap only partly, and
+/// shows how many catalog offers have no model column
+/// (`cx_catalog_unscored_offers`). `engine.catalog_overlap = "refuse"`
+/// refuses such a model instead, before this is reached.
+fn report_catalog_fit(fit: &cx_engine::CatalogFit, model: &ModelInfo, metrics: &Metrics) {
+    metrics.set_catalog_unscored(fit.unscored_offers.len());
+    if !fit.is_full() {
+        tracing::warn!(
+            model = %model.name,
+            unscored_offers = ?fit.unscored_offers,
+            unused_columns = ?fit.unused_columns,
+            "the model and the catalog overlap only partly: these catalog offers have no model \
+             column and these model columns no catalog offer (engine.catalog_overlap = \"refuse\" \
+             refuses such a model)"
+        );
     }
 }
 

@@ -983,3 +983,39 @@ fn cx_catalog_init_writes_a_loadable_skeleton_for_the_models_offers() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("catalog.toml"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A catalog that overlaps the model only partly is served with a warning
+/// and counted (`cx_catalog_unscored_offers`), or refused by name under
+/// `engine.catalog_overlap = "refuse"`.
+#[test]
+fn a_partly_overlapping_catalog_is_counted_or_refused() {
+    let dir = std::env::temp_dir().join(format!("cx-overlap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("catalog.toml");
+    let offers = [1000, 1001, 9999]
+        .map(cx_domain::catalog::OfferSpec::new)
+        .to_vec();
+    let catalog = cx_domain::catalog::Catalog::from_offers(offers).expect("valid");
+    std::fs::write(&path, catalog.to_toml()).expect("written");
+
+    let io = io_modes()[0];
+    let server = start(ServerConfig {
+        catalog: Some(path.clone()),
+        ..config(io)
+    });
+    let (_, text) = scrape(&server, "/metrics");
+    assert_eq!(sample(&text, "cx_catalog_unscored_offers"), 1.0);
+    stop(server);
+
+    let mut refusing = ServerConfig {
+        catalog: Some(path),
+        ..config(io)
+    };
+    refusing.engine.catalog_overlap = cx_engine::CatalogOverlap::Refuse;
+    let error = match cx_server::serve::Server::start(refusing) {
+        Ok(_) => panic!("a partial overlap is refused"),
+        Err(e) => format!("{e:#}: {:?}", std::error::Error::source(&e)),
+    };
+    assert!(error.contains("9999") && error.contains("1002"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

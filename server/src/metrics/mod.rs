@@ -94,6 +94,7 @@ struct Inner {
     input_large: Gauge,
     /// `cx_model_info{name,version,id}`: 1 for the model serving.
     model_info: Family<Vec<(&'static str, String)>, Gauge>,
+    catalog_unscored: Gauge,
     /// One counter per [`ReloadResult`], in [`ReloadResult::ALL`] order.
     reloads: [Counter; ReloadResult::COUNT],
     swap_failures: Counter,
@@ -234,6 +235,11 @@ impl Metrics {
                 "Client connections refused because their source address held connections_per_source_max already (also in cx_connections_refused)",
             ),
             reloads: register_reloads(&mut registry),
+            catalog_unscored: gauge(
+                &mut registry,
+                "cx_catalog_unscored_offers",
+                "Catalog offers the model serving has no output column for (0 when model and catalog match)",
+            ),
             model_info: {
                 let family = Family::default();
                 registry.register(
@@ -355,6 +361,13 @@ impl Metrics {
             ("id", id.to_string()),
         ];
         family.get_or_create(&labels).set(1);
+    }
+
+    /// Sets how many catalog offers the model serving has no column for.
+    pub fn set_catalog_unscored(&self, offers: usize) {
+        self.inner
+            .catalog_unscored
+            .set(i64::try_from(offers).unwrap_or(i64::MAX));
     }
 
     /// Counts a time the input budget was reached.

@@ -23,15 +23,19 @@
 //! connection once its answers are sent. It exits when none is left, or
 //! after `shutdown_timeout_ms` (closing what remains, logged).
 
+mod setup;
+use setup::{
+    bind_listeners, build_engine, fallback_source, read_model, report_catalog_fit, resolve_io,
+    shared_stores, worker_slots,
+};
+
 use crate::budget::{ByteReservations, SharedBudget};
 use crate::config::{IoMode, ServerConfig};
 use crate::error::Error;
 use crate::metrics::{AdminServer, Health, Metrics, ReloadResult};
 use crate::sources::ConnectionLimiter;
 use crate::worker::{Shared, Worker, WorkerLimits};
-use cx_domain::store::SharedStores;
-use cx_engine::{Engine, Error as EngineError, FallbackSource, ModelInfo, ModelSource};
-use socket2::{Domain, Protocol, Socket, Type};
+use cx_engine::{Error as EngineError, FallbackSource, ModelInfo};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -437,175 +441,4 @@ fn run_worker(
         }
         _ => crate::epoll::run(listener, worker, control, connections_max),
     }
-}
-
-#[cfg(target_os = "linux")]
-fn probe_uring() -> Result<(), Error> {
-    crate::uring::probe()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn probe_uring() -> Result<(), Error> {
-    Err(Error::EventLoop {
-        io: "uring",
-        what: "io_uring exists only on Linux".into(),
-        source: std::io::ErrorKind::Unsupported.into(),
-    })
-}
-
-/// `auto` becomes `uring` when the kernel offers what the loop needs, else
-/// `epoll`; `uring` fails without it.
-fn resolve_io(io: IoMode) -> Result<IoMode, Error> {
-    match io {
-        IoMode::Epoll => Ok(IoMode::Epoll),
-        IoMode::Uring => probe_uring().map(|()| IoMode::Uring),
-        IoMode::Auto => match probe_uring() {
-            Ok(()) => Ok(IoMode::Uring),
-            Err(e) => {
-                tracing::warn!(reason = %crate::error::render_chain(&e), "io_uring unavailable; using epoll");
-                Ok(IoMode::Epoll)
-            }
-        },
-    }
-}
-
-fn fallback_source(config: &ServerConfig) -> FallbackSource {
-    match (&config.fallback, &config.model) {
-        (Some(path), _) => FallbackSource::Path(path.clone()),
-        (None, None) => FallbackSource::Bytes(Arc::from(cx_engine::DEFAULT_BASELINE_BYTES)),
-        (None, Some(_)) => FallbackSource::None,
-    }
-}
-
-/// Warns, loudly, when the model and the catalog overlap only partly, and
-/// shows how many catalog offers have no model column
-/// (`cx_catalog_unscored_offers`). `engine.catalog_overlap = "refuse"`
-/// refuses such a model instead, before this is reached.
-fn report_catalog_fit(fit: &cx_engine::CatalogFit, model: &ModelInfo, metrics: &Metrics) {
-    metrics.set_catalog_unscored(fit.unscored_offers.len());
-    if !fit.is_full() {
-        tracing::warn!(
-            model = %model.name,
-            unscored_offers = ?fit.unscored_offers,
-            unused_columns = ?fit.unused_columns,
-            "the model and the catalog overlap only partly: these catalog offers have no model \
-             column and these model columns no catalog offer (engine.catalog_overlap = \"refuse\" \
-             refuses such a model)"
-        );
-    }
-}
-
-/// Connection slots per worker: twice its even share of `connections_max`
-/// (at most all of it). The kernel spreads accepted connections over the
-/// workers' listeners by a hash, so shares are uneven; the slack lets the
-/// server reach `connections_max`, which the shared [`ConnectionLimiter`]
-/// enforces over all workers, before any one worker is full.
-fn worker_slots(connections_max: usize, workers: usize) -> usize {
-    connections_max
-        .div_ceil(workers)
-        .saturating_mul(2)
-        .min(connections_max)
-}
-
-fn read_model(path: Option<&std::path::Path>) -> Result<Arc<[u8]>, Error> {
-    let Some(path) = path else {
-        return Ok(Arc::from(cx_engine::DEFAULT_MODEL_BYTES));
-    };
-    let read = |source| Error::ModelRead {
-        path: path.display().to_string(),
-        source,
-    };
-    let limit = cx_model::limits::FILE_BYTES_MAX;
-    let len = std::fs::metadata(path).map_err(read)?.len();
-    if len > limit {
-        return Err(Error::Config(format!(
-            "model {} is {len} bytes, more than the limit of {limit}",
-            path.display()
-        )));
-    }
-    Ok(std::fs::read(path).map_err(read)?.into())
-}
-
-/// With several workers, the frequency counts and budgets they share
-/// (`docs/SERVER.md`, "Business rules across workers"); one worker keeps
-/// its own.
-fn shared_stores(config: &ServerConfig, workers: usize) -> Result<Option<SharedStores>, Error> {
-    if workers < 2 {
-        return Ok(None);
-    }
-    let engine_error = |source| Error::Engine {
-        what: "cannot set up the stores the workers share".into(),
-        source,
-    };
-    let catalog = cx_engine::load_catalog(config.catalog.as_deref()).map_err(engine_error)?;
-    let stores = SharedStores::new(
-        &catalog,
-        config.engine.frequency_config(),
-        config.engine.lease_config(),
-    )
-    .map_err(|e| engine_error(e.into()))?;
-    Ok(Some(stores))
-}
-
-fn build_engine(
-    config: &ServerConfig,
-    model: &Arc<[u8]>,
-    shared: Option<SharedStores>,
-) -> Result<Engine, Error> {
-    let mut builder = Engine::builder()
-        .model(ModelSource::Bytes(model.clone()))
-        .fallback(fallback_source(config))
-        .config(config.engine.clone());
-    if let Some(stores) = shared {
-        builder = builder.shared_stores(stores);
-    }
-    if let Some(path) = &config.catalog {
-        builder = builder.catalog_path(path);
-    }
-    let model = config.model.as_ref().map_or_else(
-        || cx_engine::DEFAULT_MODEL_NAME.to_string(),
-        |p| p.display().to_string(),
-    );
-    builder.build().map_err(|source| Error::Engine {
-        what: format!("cannot set up the engine with model {model}"),
-        source,
-    })
-}
-
-/// One listening socket per worker on the same address (`SO_REUSEPORT`
-/// when there are several); the first fixes the port when `addr` asks for 0.
-fn bind_listeners(addr: SocketAddr, workers: usize) -> Result<Vec<TcpListener>, Error> {
-    let mut listeners = Vec::with_capacity(workers);
-    let mut addr = addr;
-    for _ in 0..workers {
-        let listener = bind_one(addr, workers > 1)?;
-        if let Ok(bound) = listener.local_addr() {
-            addr = bound;
-        }
-        listeners.push(listener);
-    }
-    Ok(listeners)
-}
-
-fn bind_one(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, Error> {
-    let fail = |op, source| Error::Socket {
-        op,
-        addr: addr.to_string(),
-        source,
-    };
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .map_err(|e| fail("create a socket for", e))?;
-    socket
-        .set_reuse_address(true)
-        .map_err(|e| fail("set SO_REUSEADDR on", e))?;
-    if reuse_port {
-        socket
-            .set_reuse_port(true)
-            .map_err(|e| fail("set SO_REUSEPORT on", e))?;
-    }
-    socket.bind(&addr.into()).map_err(|e| fail("bind", e))?;
-    socket
-        .listen(LISTEN_BACKLOG)
-        .map_err(|e| fail("listen on", e))?;
-    Ok(socket.into())
 }

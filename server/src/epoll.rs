@@ -268,6 +268,9 @@ impl EpollLoop {
         for &id in &dirty {
             self.write_one(id, worker);
         }
+        // Connections granted room for a large frame need nothing here: a
+        // read that found no room left them on the ready list.
+        worker.take_resumed(&mut dirty);
         dirty.clear();
         self.ids = dirty;
     }

@@ -406,6 +406,9 @@ fn feed_large_frames(
             }
         }
         worker.take_dirty(&mut dirty);
+        // As an event loop does; a read that finds room is tried each turn
+        // anyway.
+        worker.take_resumed(&mut dirty);
         peak = peak.max(worker.input_reserved_bytes());
     }
     (worker, ids, peak)

@@ -59,6 +59,10 @@ impl Worker {
             live.conn.set_large_reserved(want);
             live.awaits_reservation = false;
             self.reservation_waiters.pop_front();
+            assert!(
+                self.resumed.len() < self.slots.len(),
+                "the event loop takes the resumed connections every turn"
+            );
             self.resumed.push(id);
         }
         self.metrics.set_input_large(self.shared.input.reserved());

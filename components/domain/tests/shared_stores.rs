@@ -37,14 +37,21 @@ fn two_threads_spending_one_budget_never_overspend_it() {
     let b = spend_from(Arc::clone(&bank));
     let (spent_a, mut a) = a.join().expect("thread a");
     let (spent_b, mut b) = b.join().expect("thread b");
-    assert!(spent_a + spent_b <= 1_000_000, "{spent_a} + {spent_b}");
-    // 333 bids of 3 000 micros fit; the last 1 000 micros cannot pay one.
-    assert_eq!(spent_a + spent_b, 999_000);
+    let spent = spent_a + spent_b;
+    assert!(spent <= 1_000_000, "{spent_a} + {spent_b}: overspent");
+    // The documented bound on underspend: when the bank is empty, each
+    // worker may still hold an allowance too small for one more bid (less
+    // than 3 000 micros), until it returns it. How much each holds depends
+    // on how the threads interleaved (999 000 when one ends with it all).
+    assert!(
+        spent > 1_000_000 - 2 * 3_000,
+        "{spent_a} + {spent_b}: underspent past the bound"
+    );
     a.release_all(NOW);
     b.release_all(NOW);
     assert_eq!(
         bank.granted_micros(0, NOW),
-        999_000,
+        spent,
         "returned leases leave exactly what was spent granted"
     );
 }

@@ -138,11 +138,7 @@ fn hold_non_readers(budget_bytes: usize, hold_max: Duration) -> Report {
         fds >= fds_needed,
         "the test needs {fds_needed} open files per process; the hard limit allows {fds}"
     );
-    let dir = std::env::temp_dir().join(format!(
-        "cx-non-readers-{}-{budget_bytes}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir(&format!("non-readers-{budget_bytes}"));
     let connections = (CLIENTS + 16).to_string();
     let budget = budget_bytes.to_string();
     let server = ServeProcess::spawn(
@@ -166,6 +162,7 @@ fn hold_non_readers(budget_bytes: usize, hold_max: Duration) -> Report {
         ],
         &dir.join("stderr.log"),
     );
+    let admin = server.admin.expect("the admin port");
     let mut reader = cx_wire::client::Client::connect(server.addr).expect("connects");
     reader
         .set_timeout(Some(Duration::from_secs(30)))
@@ -218,7 +215,7 @@ fn hold_non_readers(budget_bytes: usize, hold_max: Duration) -> Report {
         }
         reader_rounds += 1;
         rss_peak_mib = rss_peak_mib.max(rss_mib(server.pid));
-        let metrics = admin_get(server.admin, "/metrics");
+        let metrics = admin_get(admin, "/metrics");
         output_peak_bytes =
             output_peak_bytes.max(sample(&metrics, "cx_output_buffered_bytes") as usize);
         if spent_at.is_none() && sample(&metrics, "cx_output_budget_spent_total") > 0.0 {

@@ -42,8 +42,7 @@ fn strict_catalog(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn caps_and_budgets_hold_over_two_workers() {
-    let dir = std::env::temp_dir().join(format!("cx-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir("rules");
     let catalog = strict_catalog(&dir);
     for io in io_modes() {
         let server = start(ServerConfig {

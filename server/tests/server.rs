@@ -13,8 +13,8 @@ use cx_server::config::{IoMode, ServerConfig};
 use cx_wire::client::{Client, ClientError, ResponseBody};
 use cx_wire::protocol::{self, ErrorCode, Hello};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -556,8 +556,7 @@ fn shutdown_answers_every_accepted_request() {
 
 #[test]
 fn reload_swaps_the_model_and_a_bad_file_keeps_the_old_one() {
-    let dir = std::env::temp_dir().join(format!("cx-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir("reload");
     let model = dir.join("model.safetensors");
     std::fs::write(&model, cx_engine::DEFAULT_MODEL_BYTES).expect("writes the model");
     for io in io_modes() {
@@ -605,8 +604,7 @@ fn default_model_edited(edit: impl FnOnce(&mut Vec<u8>, usize, &serde_json::Valu
 
 #[test]
 fn every_reload_is_counted_once_with_its_reason() {
-    let dir = std::env::temp_dir().join(format!("cx-reload-reasons-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir("reload-reasons");
     let model = dir.join("model.safetensors");
     std::fs::write(&model, cx_engine::DEFAULT_MODEL_BYTES).expect("writes the model");
     let nan_weight = default_model_edited(|bytes, data_start, header| {
@@ -766,35 +764,18 @@ fn echo_mode_sends_every_byte_back() {
 
 #[test]
 fn cx_serve_drains_on_sigterm_and_reloads_on_sighup() {
+    let dir = temp_dir("drain");
     for io in io_modes() {
-        let mut child = cx()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "",
-                "--io",
-                io_label(io),
-            ])
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("cx serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("reads the start line");
-        let started: serde_json::Value = serde_json::from_str(&line).expect("a JSON start line");
+        let log = dir.join(format!("{}.log", io_label(io)));
+        let ServeProcess {
+            mut child,
+            addr,
+            admin,
+            started,
+            ..
+        } = ServeProcess::spawn(&["--admin-listen", "", "--io", io_label(io)], &log);
         assert_eq!(started["io"], io_label(io));
-        assert!(started["admin"].is_null(), "the admin port is off");
-        let addr: SocketAddr = started["listen"]
-            .as_str()
-            .expect("listen")
-            .parse()
-            .expect("addr");
+        assert!(admin.is_none(), "the admin port is off");
 
         let mut client = Client::connect(addr).expect("connects");
         client
@@ -831,19 +812,16 @@ fn cx_serve_drains_on_sigterm_and_reloads_on_sighup() {
         }
         answered.sort_unstable();
         assert_eq!(answered, sent, "{io:?}: every request answered");
-        let output = child.wait_with_output().expect("exits");
-        let log = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "{io:?}: exit {:?}\n{log}",
-            output.status
-        );
+        let status = child.wait().expect("exits");
+        let log = std::fs::read_to_string(&log).expect("the log");
+        assert!(status.success(), "{io:?}: exit {status:?}\n{log}");
         assert!(
             log.contains("model reload ordered"),
             "{io:?}: SIGHUP reloads:\n{log}"
         );
         assert!(log.contains("shutting down"), "{log}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn io_label(io: IoMode) -> &'static str {
@@ -852,8 +830,7 @@ fn io_label(io: IoMode) -> &'static str {
 
 #[test]
 fn cx_serve_config_precedence_is_file_then_env_then_flags() {
-    let dir = std::env::temp_dir().join(format!("cx-serve-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir("serve-config");
     let file: PathBuf = dir.join("serve.toml");
     std::fs::write(
         &file,
@@ -913,8 +890,7 @@ fn cx_serve_config_precedence_is_file_then_env_then_flags() {
 /// the level and the message's fields, for log pipelines.
 #[test]
 fn cx_serve_logs_json_lines_when_asked() {
-    let dir = std::env::temp_dir().join(format!("cx-log-json-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir("log-json");
     let log = dir.join("stderr.log");
     let mut server = ServeProcess::spawn(&["--log-format", "json"], &log);
     signal(server.pid, "TERM");
@@ -954,8 +930,7 @@ fn cx_completions_prints_a_script_per_shell() {
 /// which loads as is, and never overwrites a file.
 #[test]
 fn cx_catalog_init_writes_a_loadable_skeleton_for_the_models_offers() {
-    let dir = std::env::temp_dir().join(format!("cx-catalog-init-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir("catalog-init");
     let out = dir.join("catalog.toml");
     let _ = std::fs::remove_file(&out);
     let run = cx()
@@ -989,8 +964,7 @@ fn cx_catalog_init_writes_a_loadable_skeleton_for_the_models_offers() {
 /// `engine.catalog_overlap = "refuse"`.
 #[test]
 fn a_partly_overlapping_catalog_is_counted_or_refused() {
-    let dir = std::env::temp_dir().join(format!("cx-overlap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir("overlap");
     let path = dir.join("catalog.toml");
     let offers = [1000, 1001, 9999]
         .map(cx_domain::catalog::OfferSpec::new)

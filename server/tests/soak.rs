@@ -155,8 +155,7 @@ fn hostile_client(addr: SocketAddr, kind: u32, stop: &AtomicBool) {
 
 #[test]
 fn cx_serve_survives_a_soak_of_good_and_bad_clients_reloads_and_sigterm() {
-    let dir = std::env::temp_dir().join(format!("cx-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir("soak");
     let model = dir.join("model.safetensors");
     std::fs::write(&model, cx_engine::DEFAULT_MODEL_BYTES).expect("writes the model");
     let ServeProcess {
@@ -164,6 +163,7 @@ fn cx_serve_survives_a_soak_of_good_and_bad_clients_reloads_and_sigterm() {
         pid,
         addr,
         admin,
+        ..
     } = ServeProcess::spawn(
         &[
             "--workers",
@@ -173,6 +173,7 @@ fn cx_serve_survives_a_soak_of_good_and_bad_clients_reloads_and_sigterm() {
         ],
         &dir.join("stderr.log"),
     );
+    let admin = admin.expect("the admin port");
 
     let stop = Arc::new(AtomicBool::new(false));
     let good: Vec<_> = (0..4)

@@ -365,9 +365,7 @@ impl Metrics {
 
     /// Sets how many catalog offers the model serving has no column for.
     pub fn set_catalog_unscored(&self, offers: usize) {
-        self.inner
-            .catalog_unscored
-            .set(i64::try_from(offers).unwrap_or(i64::MAX));
+        set_count(&self.inner.catalog_unscored, offers);
     }
 
     /// Counts a time the input budget was reached.
@@ -375,18 +373,14 @@ impl Metrics {
         self.inner.input_budget_spent.inc();
     }
 
-    /// Sets the large input held over all workers, in bytes.
+    /// Sets the bytes reserved by large frames over all workers.
     pub fn set_input_large(&self, bytes: usize) {
-        self.inner
-            .input_large
-            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        set_count(&self.inner.input_large, bytes);
     }
 
     /// Sets the output buffered over all workers, in bytes.
     pub fn set_output_buffered(&self, bytes: usize) {
-        self.inner
-            .output_buffered
-            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        set_count(&self.inner.output_buffered, bytes);
     }
 
     /// Counts a connection refused for its source address's limit.
@@ -450,6 +444,12 @@ fn register_batch_size(registry: &mut Registry) -> Histogram {
         metric.clone(),
     );
     metric
+}
+
+/// Sets `gauge` to a count or a size (saturating at `i64::MAX`, far
+/// beyond any here).
+fn set_count(gauge: &Gauge, value: usize) {
+    gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
 }
 
 /// Registers `cx_errors_total{code}` and resolves one counter per code.

@@ -230,12 +230,16 @@ pub struct ServeProcess {
     pub pid: u32,
     /// The binary protocol's address.
     pub addr: SocketAddr,
-    /// The admin (metrics) address.
-    pub admin: SocketAddr,
+    /// The admin (metrics) address, unless `--admin-listen ""` turned it
+    /// off.
+    pub admin: Option<SocketAddr>,
+    /// The JSON line it printed when it started listening.
+    pub started: serde_json::Value,
 }
 
 impl ServeProcess {
-    /// Starts `cx serve` and waits for its JSON start line. The binary is
+    /// Starts `cx serve` (on ephemeral ports; the admin port too unless
+    /// `args` set `--admin-listen`) and waits for its JSON start line. The binary is
     /// this build's, or `CX_TEST_SERVE_BIN` when set (to measure another build
     /// with the same test).
     pub fn spawn(args: &[&str], log: &std::path::Path) -> Self {
@@ -243,14 +247,11 @@ impl ServeProcess {
             Some(bin) => std::process::Command::new(bin),
             None => cx(),
         };
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        if !args.contains(&"--admin-listen") {
+            command.args(["--admin-listen", "127.0.0.1:0"]);
+        }
         let mut child = command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
             .args(args)
             .env("RUST_LOG", "cx_server=debug")
             .stdout(std::process::Stdio::piped())
@@ -262,18 +263,24 @@ impl ServeProcess {
             .read_line(&mut line)
             .expect("reads the start line");
         let started: serde_json::Value = serde_json::from_str(&line).expect("a JSON start line");
-        let address = |key: &str| -> SocketAddr {
-            started[key]
-                .as_str()
-                .unwrap_or_else(|| panic!("no {key} in {line}"))
-                .parse()
-                .expect("an address")
+        let address = |key: &str| -> Option<SocketAddr> {
+            let text = started[key].as_str()?;
+            Some(text.parse().expect("an address"))
         };
         Self {
             pid: child.id(),
-            addr: address("listen"),
+            addr: address("listen").unwrap_or_else(|| panic!("no listen address in {line}")),
             admin: address("admin"),
+            started,
             child,
         }
     }
+}
+
+/// A fresh folder for one test's files, named after `label` and this
+/// process.
+pub fn temp_dir(label: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cx-{label}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("creates a temp dir");
+    dir
 }

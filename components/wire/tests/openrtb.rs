@@ -1048,6 +1048,7 @@ fn responses_serialise_without_none_fields_and_round_trip() {
                 w: Some(300),
                 h: Some(250),
                 ext: Some(json!({"offer_id": 1003, "score": [0.25, 1e-9]})),
+                ..Bid::default()
             }],
             seat: None,
         }],

@@ -37,6 +37,39 @@ impl ImpKind {
         }
     }
 
+    /// The OpenRTB 2.6 `bid.mtype` code of a bid answering this kind of
+    /// impression: 1 banner, 2 video, 3 audio, 4 native; `None` for
+    /// [`Self::Other`].
+    pub fn mtype(self) -> Option<i64> {
+        match self {
+            Self::Banner => Some(1),
+            Self::Video => Some(2),
+            Self::Audio => Some(3),
+            Self::Native => Some(4),
+            Self::Other => None,
+        }
+    }
+
+    /// The kind a `bid.mtype` code answers, or `None` outside 1 to 4.
+    pub fn from_mtype(code: i64) -> Option<Self> {
+        [Self::Banner, Self::Video, Self::Audio, Self::Native]
+            .into_iter()
+            .find(|kind| kind.mtype() == Some(code))
+    }
+
+    /// Whether `imp` carries the object of this kind (`imp.banner` for
+    /// [`Self::Banner`], ...); never for [`Self::Other`]. An impression may
+    /// offer several kinds; [`Self::of`] names the first.
+    pub fn offered_by(self, imp: &Imp) -> bool {
+        match self {
+            Self::Banner => imp.banner.is_some(),
+            Self::Video => imp.video.is_some(),
+            Self::Native => imp.native.is_some(),
+            Self::Audio => imp.audio.is_some(),
+            Self::Other => false,
+        }
+    }
+
     /// The kind of an impression, by the objects it carries.
     pub fn of(imp: &Imp) -> Self {
         if imp.banner.is_some() {
@@ -287,6 +320,31 @@ fn is_zero_ifa(ifa: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mtype_codes_match_the_kinds() {
+        let kinds = [
+            ImpKind::Banner,
+            ImpKind::Video,
+            ImpKind::Audio,
+            ImpKind::Native,
+        ];
+        for (k, kind) in kinds.into_iter().enumerate() {
+            assert_eq!(kind.mtype(), Some(k as i64 + 1));
+            assert_eq!(ImpKind::from_mtype(k as i64 + 1), Some(kind));
+        }
+        assert_eq!(ImpKind::Other.mtype(), None);
+        assert_eq!(ImpKind::from_mtype(0), None);
+        assert_eq!(ImpKind::from_mtype(5), None);
+        let imp = Imp {
+            video: Some(Default::default()),
+            native: Some(Default::default()),
+            ..Imp::default()
+        };
+        assert_eq!(ImpKind::of(&imp), ImpKind::Video);
+        assert!(ImpKind::Native.offered_by(&imp) && ImpKind::Video.offered_by(&imp));
+        assert!(!ImpKind::Banner.offered_by(&imp) && !ImpKind::Other.offered_by(&imp));
+    }
 
     #[test]
     fn hosts_are_cut_from_page_urls() {

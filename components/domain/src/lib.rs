@@ -6,6 +6,7 @@
 //!   structure-of-arrays rows beside them.
 //! - [`store`]: the decision cache, frequency caps and budgets, each bounded
 //!   and sized at start.
+//! - [`notice`]: an exchange's win, billing and loss notices.
 //! - [`catalog`]: the offer catalog (structure of arrays), read from TOML
 //!   (`docs/CATALOG.md`).
 //!
@@ -14,6 +15,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod notice;
 pub mod pipeline;
 pub mod store;
 

@@ -5,6 +5,7 @@
 //! - [`FrequencyStore`]: impressions per (user, offer) in a fixed window, for
 //!   frequency caps.
 //! - [`BudgetLedger`]: spend per offer against a daily budget.
+//! - [`BidLedger`]: the bids made, for matching an exchange's notices.
 //! - [`SharedFrequency`] and [`BudgetBank`] / [`LeasedBudgets`]: the same
 //!   state shared by a process's workers, so that caps and budgets hold
 //!   whichever worker decides.
@@ -45,6 +46,7 @@
 //! touches one line per field instead of one line in all.
 
 pub mod backend;
+pub mod bid_ledger;
 pub mod budget;
 pub mod cache;
 pub mod frequency;
@@ -55,6 +57,7 @@ pub mod shared_frequency;
 pub use backend::{
     BudgetBackend, Budgets, CacheBackend, FrequencyBackend, FrequencyCaps, ScoreCache,
 };
+pub use bid_ledger::{BidLedger, BidRecord, LedgerConfig, LedgerStats, NoticeMatch};
 pub use budget::{BudgetExhausted, BudgetLedger, BUDGET_MAX, OFFERS_MAX};
 pub use cache::{
     CacheConfig, CacheStats, DecisionCache, CACHE_ENTRIES_MAX, CACHE_VALUE_BYTES_MAX,

@@ -30,6 +30,7 @@ fn start_server() -> Server {
     Server::start(ServerConfig {
         listen: "127.0.0.1:0".parse().expect("address"),
         admin_listen: None,
+        http_listen: None,
         ..ServerConfig::default()
     })
     .expect("the server starts")
@@ -239,6 +240,7 @@ fn the_echo_mix_measures_the_bare_loop_of_an_echo_server() {
     let server = Server::start(ServerConfig {
         listen: "127.0.0.1:0".parse().expect("address"),
         admin_listen: None,
+        http_listen: None,
         echo: true,
         ..ServerConfig::default()
     })

@@ -75,6 +75,24 @@ pub struct ServerConfig {
     /// `127.0.0.1:9464`.
     #[serde(with = "optional_addr")]
     pub admin_listen: Option<SocketAddr>,
+    /// Address of the OpenRTB HTTP bidder (bid requests, notices); `None`
+    /// (an empty string) turns it off. Default `127.0.0.1:8080`.
+    #[serde(with = "optional_addr")]
+    pub http_listen: Option<SocketAddr>,
+    /// The path bid requests are POSTed to. Default `/openrtb2/bid`.
+    pub http_bid_path: String,
+    /// A request's deadline when it names none (OpenRTB `tmax` absent, or
+    /// a binary `score_context`), ms; 0 means no deadline for those.
+    /// Default 250.
+    pub deadline_default_ms: u32,
+    /// Taken off every deadline for the answer's way back, ms. Default 20.
+    pub deadline_margin_ms: u32,
+    /// Bids remembered for matching win, billing and loss notices, over
+    /// all workers (about 40 bytes each). Default 262144.
+    pub notice_ledger_bids: usize,
+    /// How long after a bid its notices are still matched, ms. Default
+    /// 3600000 (an hour).
+    pub notice_ttl_ms: u64,
     /// Worker threads, each with its own event loop and engine; 0 means one
     /// per available core. Default 1.
     pub workers: usize,
@@ -140,6 +158,12 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            http_bid_path: "/openrtb2/bid".into(),
+            deadline_default_ms: 250,
+            deadline_margin_ms: 20,
+            notice_ledger_bids: 1 << 18,
+            notice_ttl_ms: 3_600_000,
             workers: 1,
             io: IoMode::Auto,
             connections_max: 1024,
@@ -271,6 +295,57 @@ impl ServerConfig {
         }
         if Some(self.listen) == self.admin_listen && self.listen.port() != 0 {
             return bad("admin_listen", "is the same address as listen".into());
+        }
+        let http_port = self.http_listen.filter(|a| a.port() != 0);
+        if http_port.is_some() && (http_port == Some(self.listen) || http_port == self.admin_listen)
+        {
+            return bad(
+                "http_listen",
+                "is the same address as listen or admin_listen".into(),
+            );
+        }
+        let path = &self.http_bid_path;
+        let path_ok = path.starts_with('/')
+            && path.len() <= 256
+            && !path.starts_with("/notice/")
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+        if !path_ok {
+            return bad(
+                "http_bid_path",
+                format!(
+                    "`{path}` is not a path: it must start with `/`, hold at most 256 visible \
+                     ASCII characters without `?` or `#`, and not be under /notice/"
+                ),
+            );
+        }
+        if self.deadline_default_ms > 60_000 || self.deadline_margin_ms > 60_000 {
+            return bad(
+                "deadline_default_ms",
+                format!(
+                    "{} (margin {}) is over 60000",
+                    self.deadline_default_ms, self.deadline_margin_ms
+                ),
+            );
+        }
+        if !(1..=cx_domain::store::bid_ledger::LEDGER_ENTRIES_MAX)
+            .contains(&self.notice_ledger_bids)
+        {
+            return bad(
+                "notice_ledger_bids",
+                format!(
+                    "{} is not in 1..={}",
+                    self.notice_ledger_bids,
+                    cx_domain::store::bid_ledger::LEDGER_ENTRIES_MAX
+                ),
+            );
+        }
+        if self.notice_ttl_ms == 0 || self.notice_ttl_ms > 7 * 24 * 3600 * 1000 {
+            return bad(
+                "notice_ttl_ms",
+                format!("{} is not in 1..=604800000", self.notice_ttl_ms),
+            );
         }
         self.engine
             .validate()

@@ -16,8 +16,8 @@
 //! client) keeps its place and is read again once its output drains.
 
 use crate::error::Error;
-use crate::serve::{unix_now_ns, Control, LoopExit, HOUSEKEEPING_INTERVAL};
-use crate::worker::{CloseReason, ConnId, Worker};
+use crate::serve::{unix_now_ns, Control, Listeners, LoopExit, HOUSEKEEPING_INTERVAL};
+use crate::worker::{CloseReason, ConnId, Protocol, Worker};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::io::{ErrorKind, Read, Write};
@@ -30,6 +30,7 @@ pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 pub const EVENTS_MAX: usize = 1024;
 
 const LISTENER: Token = Token(usize::MAX);
+const HTTP_LISTENER: Token = Token(usize::MAX - 1);
 
 struct Sock {
     stream: TcpStream,
@@ -44,6 +45,7 @@ struct Sock {
 struct EpollLoop {
     poll: Poll,
     listener: Option<TcpListener>,
+    http_listener: Option<TcpListener>,
     socks: Vec<Option<Sock>>,
     /// Slot indexes that may have input waiting.
     ready: Vec<usize>,
@@ -62,19 +64,23 @@ fn event_loop_error(what: &str, source: std::io::Error) -> Error {
     }
 }
 
-/// Runs one worker on `listener` until shutdown completes.
+/// Runs one worker on its listeners until shutdown completes.
 pub fn run(
-    listener: std::net::TcpListener,
+    listeners: Listeners,
     mut worker: Worker,
     control: &Control,
     connections_max: usize,
 ) -> Result<LoopExit, Error> {
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| event_loop_error("set the listener non-blocking", e))?;
+    let nonblocking = |l: std::net::TcpListener| {
+        l.set_nonblocking(true)
+            .map(|()| TcpListener::from_std(l))
+            .map_err(|e| event_loop_error("set a listener non-blocking", e))
+    };
+    let http_listener = listeners.http.map(nonblocking).transpose()?;
     let mut ev = EpollLoop {
         poll: Poll::new().map_err(|e| event_loop_error("create the poll", e))?,
-        listener: Some(TcpListener::from_std(listener)),
+        listener: Some(nonblocking(listeners.binary)?),
+        http_listener,
         socks: (0..connections_max).map(|_| None).collect(),
         ready: Vec::with_capacity(connections_max),
         scratch: vec![0; READ_CHUNK_BYTES],
@@ -87,6 +93,12 @@ pub fn run(
             .registry()
             .register(l, LISTENER, Interest::READABLE)
             .map_err(|e| event_loop_error("register the listener", e))?;
+    }
+    if let Some(l) = ev.http_listener.as_mut() {
+        ev.poll
+            .registry()
+            .register(l, HTTP_LISTENER, Interest::READABLE)
+            .map_err(|e| event_loop_error("register the HTTP listener", e))?;
     }
     let mut events = Events::with_capacity(EVENTS_MAX);
     let mut state = control.watch();
@@ -104,7 +116,9 @@ pub fn run(
         }
         for event in events.iter() {
             if event.token() == LISTENER {
-                ev.accept(&mut worker);
+                ev.accept(&mut worker, Protocol::Binary);
+            } else if event.token() == HTTP_LISTENER {
+                ev.accept(&mut worker, Protocol::Http);
             } else {
                 ev.mark(
                     event.token().0,
@@ -133,9 +147,13 @@ pub fn run(
 }
 
 impl EpollLoop {
-    fn accept(&mut self, worker: &mut Worker) {
+    fn accept(&mut self, worker: &mut Worker, protocol: Protocol) {
         loop {
-            let Some(listener) = self.listener.as_ref() else {
+            let listener = match protocol {
+                Protocol::Binary => self.listener.as_ref(),
+                Protocol::Http => self.http_listener.as_ref(),
+            };
+            let Some(listener) = listener else {
                 return;
             };
             let (mut stream, peer) = match listener.accept() {
@@ -147,7 +165,7 @@ impl EpollLoop {
                     return;
                 }
             };
-            let Some(id) = worker.open(Some(peer.ip())) else {
+            let Some(id) = worker.open(Some(peer.ip()), protocol) else {
                 // Full or draining: dropping the stream closes it.
                 continue;
             };
@@ -340,9 +358,11 @@ impl EpollLoop {
     }
 
     fn stop_accepting(&mut self) {
-        if let Some(mut listener) = self.listener.take() {
-            if let Err(e) = self.poll.registry().deregister(&mut listener) {
-                tracing::debug!(error = %e, "deregistering the listener failed");
+        for listener in [self.listener.take(), self.http_listener.take()] {
+            if let Some(mut listener) = listener {
+                if let Err(e) = self.poll.registry().deregister(&mut listener) {
+                    tracing::debug!(error = %e, "deregistering a listener failed");
+                }
             }
         }
     }

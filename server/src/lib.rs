@@ -15,6 +15,8 @@
 //!   flags).
 //! - [`epoll`]: the epoll event loop (the fallback).
 //! - [`error`]: [`Error`], the crate's single error type.
+//! - [`http`]: the OpenRTB HTTP bidder's connection state machine
+//!   (requests in order, gzip, notices), driven by the same loops.
 //! - [`metrics`]: the Prometheus metrics ([`metrics::Metrics`]), and in
 //!   [`metrics::admin`] the admin HTTP endpoint serving `/metrics` and
 //!   `/healthz`.
@@ -32,6 +34,7 @@ pub mod config;
 pub mod conn;
 pub mod epoll;
 pub mod error;
+pub mod http;
 pub mod metrics;
 pub mod serve;
 pub mod sources;

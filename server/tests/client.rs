@@ -5,11 +5,13 @@
 //! error, never a panic.
 
 use cx_domain::pipeline::{Request, Ticket};
+use cx_engine::openrtb::ImpOutcome as EngineImpOutcome;
 use cx_engine::Engine;
 use cx_features::{DeviceType, RequestContext};
 use cx_server::cli::{execute, Cli, Streams};
-use cx_server::conn::{Connection, ImpLists, Overloaded, Owner};
+use cx_server::conn::{CatalogResponder, Connection, ImpLists, Overloaded, Owner, Respond, Submit};
 use cx_wire::client::{Client, ClientError, Response, ResponseBody};
+use cx_wire::openrtb::{BidRequest, BidResponse};
 use cx_wire::protocol::{
     self, limits, DecisionResponse, ErrorCode, HelloAck, ImpOutcome, MessageType, ProtocolError,
     SkipReason,
@@ -73,11 +75,16 @@ fn serve(mut stream: TcpStream) {
             feed(&mut conn, &mut engine, &mut owners, &mut lists, &[]);
         }
         engine.run_until_decided(NOW_NS);
-        for decision in engine.drain() {
+        while let Some(decision) = engine.poll() {
             let owner = owners
                 .remove(&decision.ticket)
                 .expect("routed when submitted");
-            conn.on_decision(owner, decision, &mut lists);
+            conn.on_decision(
+                owner,
+                decision,
+                &mut lists,
+                &mut CatalogResponder(engine.catalog()),
+            );
         }
         let out = conn.output();
         if !out.is_empty() {
@@ -97,6 +104,34 @@ fn serve(mut stream: TcpStream) {
     }
 }
 
+/// The engine as a connection's submission sink, recording each ticket's
+/// owner as the server's worker does.
+struct EngineSink<'a> {
+    engine: &'a mut Engine,
+    owners: &'a mut HashMap<Ticket, Owner>,
+}
+
+impl Respond for EngineSink<'_> {
+    fn now_ns(&self) -> u64 {
+        0
+    }
+
+    fn bid_response(&mut self, request: &BidRequest, imps: &[EngineImpOutcome]) -> BidResponse {
+        CatalogResponder(self.engine.catalog()).bid_response(request, imps)
+    }
+}
+
+impl Submit for EngineSink<'_> {
+    fn submit(&mut self, request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
+        let ticket = self
+            .engine
+            .submit_request(request)
+            .map_err(|_| Overloaded)?;
+        self.owners.insert(ticket, owner);
+        Ok(ticket)
+    }
+}
+
 /// Hands bytes to the connection with the engine as its submission sink,
 /// recording each ticket's owner as the server's worker does.
 fn feed(
@@ -106,11 +141,7 @@ fn feed(
     lists: &mut ImpLists,
     bytes: &[u8],
 ) {
-    let mut sink = |request: Request, owner: Owner| -> Result<Ticket, Overloaded> {
-        let ticket = engine.submit_request(request).map_err(|_| Overloaded)?;
-        owners.insert(ticket, owner);
-        Ok(ticket)
-    };
+    let mut sink = EngineSink { engine, owners };
     let taken = conn.on_bytes(bytes, &mut sink, lists);
     assert_eq!(taken, bytes.len(), "reads are bounded by read_capacity");
 }

@@ -3,9 +3,13 @@
 //! shutdown, and random input.
 
 use cx_domain::pipeline::{Decision, Request, Ticket};
+use cx_engine::openrtb::ImpOutcome as EngineImpOutcome;
 use cx_engine::{Engine, EngineConfig};
 use cx_features::{DeviceType, RequestContext};
-use cx_server::conn::{Connection, ImpLists, Overloaded, Owner, Submit, WRITE_BUFFER_MAX};
+use cx_server::conn::{
+    CatalogResponder, Connection, ImpLists, Overloaded, Owner, Respond, Submit, WRITE_BUFFER_MAX,
+};
+use cx_wire::openrtb::{BidRequest, BidResponse, NoBidReason};
 use cx_wire::protocol::{
     self, limits, DecisionResponse, Decoded, ErrorCode, Hello, ImpDecision, ImpOutcome,
     MessageType, SkipReason,
@@ -40,6 +44,16 @@ struct EngineSink<'a> {
     tickets: &'a mut Vec<Ticket>,
     owners: &'a mut HashMap<Ticket, Owner>,
     recycle: bool,
+}
+
+impl Respond for EngineSink<'_> {
+    fn now_ns(&self) -> u64 {
+        0
+    }
+
+    fn bid_response(&mut self, request: &BidRequest, imps: &[EngineImpOutcome]) -> BidResponse {
+        CatalogResponder(self.engine.catalog()).bid_response(request, imps)
+    }
 }
 
 impl Submit for EngineSink<'_> {
@@ -104,7 +118,9 @@ impl Harness {
                 .owners
                 .remove(&d.ticket)
                 .expect("every ticket has an owner");
-            self.conn.on_decision(owner, d, &mut self.lists);
+            let mut respond = CatalogResponder(self.engine.catalog());
+            self.conn
+                .on_decision(owner, d, &mut self.lists, &mut respond);
         }
     }
 
@@ -470,7 +486,7 @@ fn a_refused_openrtb_document_is_invalid_payload_naming_the_field() {
     protocol::encode_score_openrtb(&mut bytes, 6, br#"{"id": "x", "imp": []}"#, false)
         .expect("encodes");
     let long_id = "i".repeat(limits::IMP_ID_BYTES_MAX + 1);
-    let json = format!(r#"{{"id": "x", "imp": [{{"id": "{long_id}"}}]}}"#);
+    let json = format!(r#"{{"id": "x", "imp": [{{"id": "{long_id}"}}], "site": {{}}}}"#);
     protocol::encode_score_openrtb(&mut bytes, 7, json.as_bytes(), false).expect("encodes");
     h.feed(&bytes);
     let frames = h.take_frames();
@@ -791,6 +807,16 @@ fn random_bytes_never_panic_and_keep_the_buffers_bounded() {
 struct FullSink {
     shed: u64,
     submitted: u64,
+}
+
+impl Respond for FullSink {
+    fn now_ns(&self) -> u64 {
+        0
+    }
+
+    fn bid_response(&mut self, request: &BidRequest, _imps: &[EngineImpOutcome]) -> BidResponse {
+        BidResponse::no_bid(&request.id, NoBidReason::TechnicalError)
+    }
 }
 
 impl Submit for FullSink {

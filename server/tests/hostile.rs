@@ -5,11 +5,12 @@
 mod common;
 
 use common::*;
+use cx_domain::store::{BidLedger, LedgerConfig};
 use cx_server::budget::{ByteReservations, SharedBudget};
 use cx_server::config::ServerConfig;
 use cx_server::metrics::Metrics;
 use cx_server::sources::ConnectionLimiter;
-use cx_server::worker::{CloseReason, Shared, Worker, WorkerLimits};
+use cx_server::worker::{CloseReason, Protocol, Shared, Worker, WorkerLimits};
 use cx_wire::protocol::{self, ErrorCode};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -209,6 +210,8 @@ fn worker_without_sockets(
         )),
         output: Arc::new(SharedBudget::new(budget_bytes, 1)),
         input: Arc::new(ByteReservations::new(input_budget_bytes)),
+        http: Arc::default(),
+        ledger: Arc::new(BidLedger::new(LedgerConfig::default()).expect("ledger")),
     };
     Worker::new(engine, Metrics::new(), limits, shared)
 }
@@ -223,10 +226,16 @@ fn peak_output_of_non_readers(budget_bytes: usize, clients: usize, turns: usize)
         idle_timeout_ns: u64::MAX,
         slow_client_timeout_ns: u64::MAX,
         frame_timeout_ns: u64::MAX,
+        deadline_default_ms: 0,
+        deadline_margin_ms: 0,
     };
     let mut worker = worker_without_sockets(budget_bytes, 1 << 30, limits);
     let ids: Vec<_> = (0..clients)
-        .map(|_| worker.open(None).expect("room for every client"))
+        .map(|_| {
+            worker
+                .open(None, Protocol::Binary)
+                .expect("room for every client")
+        })
         .collect();
     let body = wide_bid_request(64);
     let mut dirty = Vec::new();
@@ -329,10 +338,12 @@ fn the_frame_clock_does_not_run_while_output_is_paused() {
         idle_timeout_ns: u64::MAX,
         slow_client_timeout_ns: u64::MAX,
         frame_timeout_ns: FRAME_TIMEOUT.as_nanos() as u64,
+        deadline_default_ms: 0,
+        deadline_margin_ms: 0,
     };
     // A budget of one byte: any answer waiting pauses the connection.
     let mut worker = worker_without_sockets(1, 1 << 30, limits);
-    let id = worker.open(None).expect("room");
+    let id = worker.open(None, Protocol::Binary).expect("room");
     let mut bytes = ping_frame(1);
     let second = ping_frame(2);
     bytes.extend_from_slice(&second[..second.len() / 2]);
@@ -386,10 +397,12 @@ fn feed_large_frames(
         idle_timeout_ns: u64::MAX,
         slow_client_timeout_ns: u64::MAX,
         frame_timeout_ns: FRAME_TIMEOUT.as_nanos() as u64,
+        deadline_default_ms: 0,
+        deadline_margin_ms: 0,
     };
     let mut worker = worker_without_sockets(1 << 30, input_budget_bytes, limits);
     let ids: Vec<_> = (0..clients)
-        .map(|_| worker.open(None).expect("room"))
+        .map(|_| worker.open(None, Protocol::Binary).expect("room"))
         .collect();
     let mut fed = vec![0; clients];
     let mut dirty = Vec::new();

@@ -125,6 +125,7 @@ impl Kind {
         let mut config = ServerConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             admin_listen: None,
+            http_listen: None,
             workers: 1,
             ..ServerConfig::default()
         };

@@ -30,7 +30,7 @@ CX_SERVE_IO=epoll); engine keys are CX_ENGINE_<KEY> with `__` between levels
 (CX_ENGINE_BATCH__BATCH_MAX=16), as for `cx score`.
 
 On start it prints one JSON line to stdout:
-  {\"listen\":\"127.0.0.1:7070\",\"admin\":\"127.0.0.1:9464\",\"io\":\"uring\",\"workers\":1,\"model\":\"...\"}
+  {\"listen\":\"127.0.0.1:7070\",\"admin\":\"127.0.0.1:9464\",\"http\":\"127.0.0.1:8080\",\"io\":\"uring\",...}
 
 Signals: SIGTERM or SIGINT stop taking new requests, answer every request
 already accepted, then exit (a second one exits at once). SIGHUP re-reads
@@ -42,6 +42,7 @@ Logs go to stderr, filtered by RUST_LOG (default `info`).
 Example:
   cx serve --listen 127.0.0.1:7070 --admin-listen 127.0.0.1:9464
   curl -s 127.0.0.1:9464/metrics | grep ml_predictions_total
+  curl -s -d @components/wire/tests/fixtures/openrtb/2.5_mobile.json 127.0.0.1:8080/openrtb2/bid
   cx client --addr 127.0.0.1:7070 components/wire/tests/fixtures/openrtb/prebid_sample.jsonl";
 
 /// Arguments of `cx serve`.
@@ -58,6 +59,20 @@ pub struct ServeArgs {
     /// [default: 127.0.0.1:9464].
     #[arg(long, value_name = "ADDR", value_parser = parse_optional_addr)]
     pub admin_listen: Option<String>,
+    /// Address of the OpenRTB HTTP bidder (POST /openrtb2/bid, GET
+    /// /notice/...); an empty string turns it off [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR", value_parser = parse_optional_addr)]
+    pub http_listen: Option<String>,
+    /// The path bid requests are POSTed to [default: /openrtb2/bid].
+    #[arg(long, value_name = "PATH")]
+    pub http_bid_path: Option<String>,
+    /// A request's deadline when it names none (no OpenRTB tmax, or a
+    /// binary score_context), ms; 0 = none [default: 250].
+    #[arg(long, value_name = "MS")]
+    pub deadline_default_ms: Option<u32>,
+    /// Taken off every deadline for the answer's way back [default: 20].
+    #[arg(long, value_name = "MS")]
+    pub deadline_margin_ms: Option<u32>,
     /// Worker threads, each with its own event loop and engine; 0 = one per
     /// core [default: 1].
     #[arg(long, value_name = "N")]
@@ -127,7 +142,8 @@ pub struct ServeArgs {
     pub print_config: bool,
 }
 
-/// `--admin-listen`: an address, or an empty string for none.
+/// `--admin-listen`, `--http-listen`: an address, or an empty string for
+/// none.
 fn parse_optional_addr(text: &str) -> std::result::Result<String, String> {
     if text.trim().is_empty() {
         return Ok(String::new());
@@ -135,7 +151,7 @@ fn parse_optional_addr(text: &str) -> std::result::Result<String, String> {
     text.trim()
         .parse::<SocketAddr>()
         .map(|a| a.to_string())
-        .map_err(|e| format!("{e} (give IP:PORT, or \"\" to turn the admin port off)"))
+        .map_err(|e| format!("{e} (give IP:PORT, or \"\" to turn the listener off)"))
 }
 
 /// The flags that were given, as a figment layer.
@@ -145,6 +161,14 @@ struct Overrides<'a> {
     listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_listen: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_listen: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_bid_path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deadline_default_ms: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deadline_margin_ms: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     workers: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,6 +207,10 @@ impl ServeArgs {
         let overrides = Overrides {
             listen: self.listen,
             admin_listen: self.admin_listen.as_deref(),
+            http_listen: self.http_listen.as_deref(),
+            http_bid_path: self.http_bid_path.as_deref(),
+            deadline_default_ms: self.deadline_default_ms,
+            deadline_margin_ms: self.deadline_margin_ms,
             workers: self.workers,
             io: self.io,
             connections_max: self.connections_max,
@@ -246,6 +274,7 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> Result<()> {
     let started = serde_json::json!({
         "listen": server.local_addr().to_string(),
         "admin": server.admin_addr().map(|a| a.to_string()),
+        "http": server.http_addr().map(|a| a.to_string()),
         "io": server.io().label(),
         "workers": workers,
         "echo": echo,

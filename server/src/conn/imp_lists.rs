@@ -42,14 +42,14 @@ impl ImpLists {
     }
 
     /// An empty list: a kept one, else a new one.
-    pub(super) fn take(&mut self) -> Vec<(String, ImpState)> {
+    pub(crate) fn take(&mut self) -> Vec<(String, ImpState)> {
         let list = self.lists.pop().unwrap_or_default();
         self.kept_imps -= list.capacity();
         list
     }
 
     /// Empties `list` and keeps it, if there is room under the limit.
-    pub(super) fn keep(&mut self, mut list: Vec<(String, ImpState)>) {
+    pub(crate) fn keep(&mut self, mut list: Vec<(String, ImpState)>) {
         list.clear();
         let capacity = list.capacity();
         if capacity > 0 && self.kept_imps + capacity <= self.kept_imps_max {

@@ -88,12 +88,17 @@
 //! - `imp` kinds the engine does not serve are decided like any other, as
 //!   `Engine::decide_openrtb` does; only the currency rule skips.
 
+mod buffers;
 mod imp_lists;
-mod requests;
+pub(crate) mod requests;
 
+pub use buffers::IoBuffers;
+use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Decision, Request, Ticket};
-use cx_engine::openrtb::ImpPlan;
+use cx_domain::store::NoticeMatch;
+use cx_engine::openrtb::{ImpOutcome, ImpPlan};
 use cx_features::RequestContext;
+use cx_wire::openrtb::{BidRequest, BidResponse};
 use cx_wire::protocol::{
     self, limits, Decoded, ErrorCode, HelloAck, MessageType, SkipReason, VERSION,
 };
@@ -153,10 +158,57 @@ pub struct Owner {
     seq: u64,
 }
 
+impl Owner {
+    /// Impression `imp` of the request `seq` in slot `slot`.
+    pub(crate) fn new(slot: u32, imp: u32, seq: u64) -> Self {
+        Self { slot, imp, seq }
+    }
+
+    /// Which request of its connection (see [`Owner`]).
+    pub(crate) fn seq(self) -> u64 {
+        self.seq
+    }
+
+    /// Which impression of its request.
+    pub(crate) fn imp(self) -> usize {
+        self.imp as usize
+    }
+}
+
+/// What a connection needs of its host to answer a request: the clock its
+/// deadlines are on, and the one function that turns decisions into an
+/// OpenRTB `BidResponse` (`cx_engine::openrtb::build_response`, with the
+/// engine's catalog, bid ids and notice URLs), so that the binary
+/// protocol's `bid_response` and the HTTP bidder answer alike.
+pub trait Respond {
+    /// Now, ns on the clock deadlines are on ([`Submit::deadline_ns`]).
+    fn now_ns(&self) -> u64;
+
+    /// The response to `request`, whose impressions ended as `imps` (in
+    /// `imp` order).
+    fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse;
+}
+
+/// A [`Respond`] over a catalog alone, for hosts without deadlines (tests,
+/// embedders driving a [`Connection`] themselves): its clock stands at 0,
+/// so it suits only a [`Submit`] that sets no deadline (the default).
+#[derive(Clone, Copy, Debug)]
+pub struct CatalogResponder<'a>(pub &'a cx_domain::catalog::Catalog);
+
+impl Respond for CatalogResponder<'_> {
+    fn now_ns(&self) -> u64 {
+        0
+    }
+
+    fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
+        cx_engine::openrtb::build_response(request, imps, self.0)
+    }
+}
+
 /// Where a connection submits engine requests: the event loop implements it
 /// over the engine, and records which connection and [`Owner`] each ticket
 /// belongs to.
-pub trait Submit {
+pub trait Submit: Respond {
     /// Queues `request` for `owner`; [`Overloaded`] when there is no room
     /// (nothing queued).
     fn submit(&mut self, request: Request, owner: Owner) -> Result<Ticket, Overloaded>;
@@ -177,11 +229,21 @@ pub trait Submit {
     fn spare_context(&mut self) -> RequestContext {
         RequestContext::default()
     }
-}
 
-impl<F: FnMut(Request, Owner) -> Result<Ticket, Overloaded>> Submit for F {
-    fn submit(&mut self, request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
-        self(request, owner)
+    /// When a request arriving now must be answered by, on
+    /// [`Respond::now_ns`]'s clock: its OpenRTB `tmax_ms` (or the server's
+    /// default when `None`) less the network margin. `None`: no deadline
+    /// (the default).
+    fn deadline_ns(&self, tmax_ms: Option<u32>) -> Option<u64> {
+        let _ = tmax_ms;
+        None
+    }
+
+    /// Takes an exchange's notice: the one place notices enter the engine.
+    /// The default knows no bid.
+    fn notice(&mut self, notice: &Notice) -> NoticeMatch {
+        let _ = notice;
+        NoticeMatch::Unknown
     }
 }
 
@@ -191,7 +253,7 @@ impl<F: FnMut(Request, Owner) -> Result<Ticket, Overloaded>> Submit for F {
 /// add an allocation per impression decided.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-enum ImpState {
+pub(crate) enum ImpState {
     /// Submitted; waiting for this ticket's decision.
     Waiting(Ticket),
     /// Decided.
@@ -211,6 +273,9 @@ struct Pending {
     imps: Vec<(String, ImpState)>,
     /// Impressions still [`ImpState::Waiting`].
     waiting: usize,
+    /// When it must be answered by ([`Submit::deadline_ns`]); a decision
+    /// later than that is answered `timeout`.
+    deadline_ns: Option<u64>,
 }
 
 /// What a connection did since the event loop last asked
@@ -223,15 +288,15 @@ pub struct ConnCounts {
     pub frames_sent: u64,
     /// `error` frames written, indexed like [`ErrorCode::ALL`].
     pub errors: [u64; ErrorCode::ALL.len()],
+    /// Score requests whose deadline passed before they were decided
+    /// (answered `timeout`).
+    pub deadline_expired: u64,
 }
 
 /// The protocol state of one client connection. See the [module docs](self).
 #[derive(Debug)]
 pub struct Connection {
-    read_buf: Vec<u8>,
-    write_buf: Vec<u8>,
-    /// Bytes of `write_buf` already reported sent.
-    write_pos: usize,
+    io: IoBuffers,
     /// Requests in flight, by slot (at most [`limits::IN_FLIGHT_MAX`] slots).
     slots: Vec<Option<Pending>>,
     free_slots: Vec<usize>,
@@ -243,15 +308,6 @@ pub struct Connection {
     next_seq: u64,
     version: u8,
     frames_seen: u64,
-    /// Output size at which decoding pauses: [`WRITE_PAUSE_BYTES`], or
-    /// less while the server's output budget is spent.
-    write_pause_bytes: usize,
-    /// Bytes the read buffer may hold past [`READ_BUFFER_KEEP_BYTES`]: what
-    /// the event loop reserved for the frame now arriving.
-    large_reserved: usize,
-    /// Length of the frame now partly held, once its header is in (0 when
-    /// no frame is partly held).
-    partial_frame_bytes: usize,
     closing: bool,
     shutting_down: bool,
     counts: ConnCounts,
@@ -268,9 +324,7 @@ impl Connection {
     /// nothing buffered, nothing in flight.
     pub fn new() -> Self {
         Self {
-            read_buf: Vec::new(),
-            write_buf: Vec::new(),
-            write_pos: 0,
+            io: IoBuffers::new(),
             slots: Vec::new(),
             free_slots: Vec::new(),
             spare_strings: Vec::with_capacity(SPARE_STRINGS_MAX),
@@ -278,11 +332,6 @@ impl Connection {
             next_seq: 0,
             version: VERSION,
             frames_seen: 0,
-            write_pause_bytes: WRITE_PAUSE_BYTES,
-            // On its own, a connection takes any frame up to the maximum;
-            // a server under an input budget lowers this at open.
-            large_reserved: READ_BUFFER_MAX - READ_BUFFER_KEEP_BYTES,
-            partial_frame_bytes: 0,
             closing: false,
             shutting_down: false,
             counts: ConnCounts::default(),
@@ -316,11 +365,7 @@ impl Connection {
     /// (what arrived stays in the socket, where TCP pushes back), else up
     /// to [`READ_BUFFER_MAX`].
     pub fn read_capacity(&self) -> usize {
-        if self.is_write_paused() {
-            return 0;
-        }
-        let limit = (READ_BUFFER_KEEP_BYTES + self.large_reserved).min(READ_BUFFER_MAX);
-        limit.saturating_sub(self.read_buf.len())
+        self.io.read_capacity()
     }
 
     /// Bytes past [`READ_BUFFER_KEEP_BYTES`] the frame now arriving needs:
@@ -328,8 +373,7 @@ impl Connection {
     /// ([`crate::budget`]) before this connection reads past what it keeps.
     /// 0 when no frame larger than that is partly held.
     pub fn large_frame_bytes(&self) -> usize {
-        self.partial_frame_bytes
-            .saturating_sub(READ_BUFFER_KEEP_BYTES)
+        self.io.large_frame_bytes()
     }
 
     /// Lets the read buffer hold `bytes` past [`READ_BUFFER_KEEP_BYTES`]
@@ -337,7 +381,7 @@ impl Connection {
     /// connection may hold a maximal frame; a server that shares an input
     /// budget sets 0 at open and reserves per frame.
     pub fn set_large_reserved(&mut self, bytes: usize) {
-        self.large_reserved = bytes;
+        self.io.set_large_reserved(bytes);
     }
 
     /// Frames decoded so far (valid or not): it moves whenever a frame was
@@ -349,14 +393,14 @@ impl Connection {
     /// Bytes received but not yet decoded (a partial frame, or frames held
     /// back while output is paused).
     pub fn buffered_input(&self) -> usize {
-        self.read_buf.len()
+        self.io.read.len()
     }
 
     /// Whether the write buffer is over the pause threshold
     /// ([`WRITE_PAUSE_BYTES`] unless lowered), so no new frame is decoded
     /// until the peer reads.
     pub fn is_write_paused(&self) -> bool {
-        self.output().len() >= self.write_pause_bytes
+        self.io.is_write_paused()
     }
 
     /// Lowers (or restores) the output size at which decoding pauses,
@@ -365,7 +409,7 @@ impl Connection {
     /// waiting takes no new request. The write buffer's bound
     /// ([`WRITE_BUFFER_MAX`]) holds for any threshold.
     pub fn set_write_pause_bytes(&mut self, bytes: usize) {
-        self.write_pause_bytes = bytes.clamp(1, WRITE_PAUSE_BYTES);
+        self.io.set_write_pause_bytes(bytes);
     }
 
     /// Whether the event loop should read from the socket: not closing, not
@@ -376,23 +420,13 @@ impl Connection {
 
     /// Response bytes not yet sent, in order.
     pub fn output(&self) -> &[u8] {
-        self.write_buf.get(self.write_pos..).unwrap_or(&[])
+        self.io.output()
     }
 
     /// Records that the first `n` bytes of [`Self::output`] were sent
     /// (clamped to its length).
     pub fn consume_output(&mut self, n: usize) {
-        self.write_pos = (self.write_pos + n).min(self.write_buf.len());
-        if self.write_pos == self.write_buf.len() {
-            self.write_buf.clear();
-            self.write_pos = 0;
-            if self.write_buf.capacity() > WRITE_BUFFER_KEEP_BYTES {
-                self.write_buf.shrink_to(WRITE_BUFFER_KEEP_BYTES);
-            }
-        } else if self.write_pos >= WRITE_PAUSE_BYTES / 2 {
-            self.write_buf.drain(..self.write_pos);
-            self.write_pos = 0;
-        }
+        self.io.consume_output(n);
     }
 
     /// What the connection did since the last call; resets the counts.
@@ -427,9 +461,7 @@ impl Connection {
         }
         let mut taken = 0;
         loop {
-            let n = (bytes.len() - taken).min(self.read_capacity());
-            self.read_buf
-                .extend_from_slice(bytes.get(taken..taken + n).unwrap_or(&[]));
+            let n = self.io.take_input(bytes.get(taken..).unwrap_or(&[]));
             taken += n;
             self.decode_buffered(sink, lists);
             if self.closing {
@@ -448,7 +480,8 @@ impl Connection {
     pub fn on_echo_bytes(&mut self, bytes: &[u8]) -> usize {
         let room = WRITE_BUFFER_MAX.saturating_sub(self.output().len());
         let n = bytes.len().min(room);
-        self.write_buf
+        self.io
+            .write
             .extend_from_slice(bytes.get(..n).unwrap_or(&[]));
         n
     }
@@ -461,7 +494,13 @@ impl Connection {
     /// # Panics
     /// When the impression `owner` names is not waiting for this decision's
     /// ticket: a decision delivered twice, or to the wrong owner.
-    pub fn on_decision(&mut self, owner: Owner, decision: Decision, lists: &mut ImpLists) {
+    pub fn on_decision(
+        &mut self,
+        owner: Owner,
+        decision: Decision,
+        lists: &mut ImpLists,
+        respond: &mut impl Respond,
+    ) {
         let slot = owner.slot as usize;
         let Some(Some(pending)) = self.slots.get_mut(slot) else {
             return; // answered already; the slot is free
@@ -481,7 +520,7 @@ impl Connection {
             pending.waiting -= 1;
         }
         if pending.waiting == 0 {
-            self.complete(slot, lists);
+            self.complete(slot, lists, respond.now_ns());
         }
     }
 
@@ -489,9 +528,9 @@ impl Connection {
     /// output is paused, or the connection closes; then drops what was
     /// consumed.
     fn decode_buffered(&mut self, sink: &mut impl Submit, lists: &mut ImpLists) {
-        let buf = std::mem::take(&mut self.read_buf);
+        let buf = std::mem::take(&mut self.io.read);
         let mut pos = 0;
-        self.partial_frame_bytes = 0;
+        self.io.partial_bytes = 0;
         while !self.closing && !self.is_write_paused() {
             let rest = buf.get(pos..).unwrap_or(&[]);
             if rest.is_empty() {
@@ -499,7 +538,7 @@ impl Connection {
             }
             match protocol::decode_frame(rest) {
                 Decoded::NeedMore { at_least } => {
-                    self.partial_frame_bytes = at_least;
+                    self.io.partial_bytes = at_least;
                     break;
                 }
                 Decoded::Invalid {
@@ -536,17 +575,7 @@ impl Connection {
                 }
             }
         }
-        self.read_buf = buf;
-        if self.closing {
-            self.read_buf.clear();
-        } else {
-            self.read_buf.drain(..pos.min(self.read_buf.len()));
-        }
-        if self.read_buf.len() <= READ_BUFFER_KEEP_BYTES
-            && self.read_buf.capacity() > READ_BUFFER_KEEP_BYTES
-        {
-            self.read_buf.shrink_to(READ_BUFFER_KEEP_BYTES);
-        }
+        self.io.restore_read(buf, pos, self.closing);
     }
 
     /// Answers or submits one frame with a valid header.
@@ -593,7 +622,7 @@ impl Connection {
             MessageType::Hello => self.on_hello(request_id, payload, first),
             MessageType::Ping => match protocol::decode_ping(payload) {
                 Ok(nonce) => {
-                    protocol::encode_pong(&mut self.write_buf, request_id, nonce);
+                    protocol::encode_pong(&mut self.io.write, request_id, nonce);
                     self.counts.frames_sent += 1;
                 }
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
@@ -608,7 +637,8 @@ impl Connection {
                         blocked_domains: Vec::new(),
                     };
                     let imps = std::iter::once((String::new(), ImpPlan::Submit(request)));
-                    self.submit_request(request_id, imps, sink, lists);
+                    let deadline_ns = sink.deadline_ns(None);
+                    self.submit_request(request_id, deadline_ns, imps, sink, lists);
                 }
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
@@ -638,7 +668,7 @@ impl Connection {
                 Some(version) => {
                     self.version = version;
                     protocol::encode_hello_ack(
-                        &mut self.write_buf,
+                        &mut self.io.write,
                         request_id,
                         HelloAck::ours(version),
                     );
@@ -661,7 +691,7 @@ impl Connection {
     }
 
     fn error(&mut self, request_id: u64, code: ErrorCode, message: &str) {
-        protocol::encode_error(&mut self.write_buf, request_id, code, message);
+        protocol::encode_error(&mut self.io.write, request_id, code, message);
         self.counts.frames_sent += 1;
         if let Some(i) = ErrorCode::ALL.iter().position(|&c| c == code) {
             if let Some(n) = self.counts.errors.get_mut(i) {

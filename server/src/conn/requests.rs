@@ -8,6 +8,35 @@ use cx_engine::openrtb::{plan_impressions, ImpPlan};
 use cx_wire::openrtb::{self, BidRequest};
 use cx_wire::protocol::{limits, DecisionWriter, ErrorCode, ImpOutcome, SkipReason};
 
+/// The protocol's limits on a parsed bid request (at most
+/// [`limits::IMPS_MAX`] impressions, ids of at most
+/// [`limits::IMP_ID_BYTES_MAX`] bytes), shared by the binary protocol and
+/// the HTTP bidder; the error is the field's path and a message naming it.
+pub(crate) fn check_request_limits(request: &BidRequest) -> Result<(), (String, String)> {
+    if request.imp.len() > limits::IMPS_MAX {
+        let msg = format!(
+            "imp: {} impressions, the limit is {}",
+            request.imp.len(),
+            limits::IMPS_MAX
+        );
+        return Err(("imp".into(), msg));
+    }
+    if let Some((i, imp)) = request
+        .imp
+        .iter()
+        .enumerate()
+        .find(|(_, imp)| imp.id.len() > limits::IMP_ID_BYTES_MAX)
+    {
+        let msg = format!(
+            "imp[{i}].id: {} bytes, the limit is {}",
+            imp.id.len(),
+            limits::IMP_ID_BYTES_MAX
+        );
+        return Err((format!("imp[{i}].id"), msg));
+    }
+    Ok(())
+}
+
 impl Connection {
     /// Parses an OpenRTB document and submits its impressions as the
     /// engine's OpenRTB rules plan them ([`cx_engine::openrtb::plan_impressions`],
@@ -27,26 +56,7 @@ impl Connection {
                 return;
             }
         };
-        if request.imp.len() > limits::IMPS_MAX {
-            let msg = format!(
-                "imp: {} impressions, the limit is {}",
-                request.imp.len(),
-                limits::IMPS_MAX
-            );
-            self.error(request_id, ErrorCode::InvalidPayload, &msg);
-            return;
-        }
-        if let Some((i, imp)) = request
-            .imp
-            .iter()
-            .enumerate()
-            .find(|(_, imp)| imp.id.len() > limits::IMP_ID_BYTES_MAX)
-        {
-            let msg = format!(
-                "imp[{i}].id: {} bytes, the limit is {}",
-                imp.id.len(),
-                limits::IMP_ID_BYTES_MAX
-            );
+        if let Err((_, msg)) = check_request_limits(&request) {
             self.error(request_id, ErrorCode::InvalidPayload, &msg);
             return;
         }
@@ -58,7 +68,8 @@ impl Connection {
                 }
             }
         }
-        self.submit_request(request_id, imps.into_iter(), sink, lists);
+        let deadline_ns = sink.deadline_ns(request.tmax);
+        self.submit_request(request_id, deadline_ns, imps.into_iter(), sink, lists);
     }
 
     /// Takes a slot for a score request, submits its planned impressions,
@@ -68,10 +79,19 @@ impl Connection {
     pub(super) fn submit_request(
         &mut self,
         request_id: u64,
+        deadline_ns: Option<u64>,
         imps: impl ExactSizeIterator<Item = (String, ImpPlan)>,
         sink: &mut impl Submit,
         lists: &mut ImpLists,
     ) {
+        if deadline_ns.is_some_and(|d| d <= sink.now_ns()) {
+            self.error(
+                request_id,
+                ErrorCode::Timeout,
+                "the request's deadline (tmax less the network margin) leaves no time to decide",
+            );
+            return;
+        }
         let slot = match self.free_slots.pop() {
             Some(slot) => slot,
             None => {
@@ -121,25 +141,38 @@ impl Connection {
                 request_id,
                 imps: states,
                 waiting,
+                deadline_ns,
             });
         }
         self.in_flight += 1;
         if waiting == 0 {
-            self.complete(slot, lists);
+            self.complete(slot, lists, sink.now_ns());
         }
     }
 
     /// Writes the response of the request in `slot` and frees the slot.
-    pub(super) fn complete(&mut self, slot: usize, lists: &mut ImpLists) {
+    /// A request decided after its deadline is answered `timeout`.
+    pub(super) fn complete(&mut self, slot: usize, lists: &mut ImpLists, now_ns: u64) {
         let Some(pending) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
         self.free_slots.push(slot);
         self.in_flight = self.in_flight.saturating_sub(1);
         if self.closing {
+            lists.keep(pending.imps);
             return;
         }
-        let mut writer = DecisionWriter::new(&mut self.write_buf, pending.request_id);
+        if pending.deadline_ns.is_some_and(|d| now_ns > d) {
+            self.counts.deadline_expired += 1;
+            self.error(
+                pending.request_id,
+                ErrorCode::Timeout,
+                "not decided within the request's deadline",
+            );
+            lists.keep(pending.imps);
+            return;
+        }
+        let mut writer = DecisionWriter::new(&mut self.io.write, pending.request_id);
         let mut failure = None;
         for (imp_id, state) in &pending.imps {
             let outcome = match state {

@@ -33,8 +33,10 @@
 //!   scrapes this format natively.
 //!
 pub mod admin;
+mod http;
 
 pub use admin::{AdminLimits, AdminServer, Health, MetricsError};
+pub use http::NOTICE_RESULTS;
 
 use cx_wire::protocol::ErrorCode;
 use prometheus_client::encoding::text::encode;
@@ -98,6 +100,7 @@ struct Inner {
     /// One counter per [`ReloadResult`], in [`ReloadResult::ALL`] order.
     reloads: [Counter; ReloadResult::COUNT],
     swap_failures: Counter,
+    http: http::HttpMetrics,
 }
 
 /// How one model reload ended: the `result` label of
@@ -254,11 +257,23 @@ impl Metrics {
                 "cx_model_swap_failures",
                 "Workers that could not stage a reload the server had checked (the old model keeps serving there)",
             ),
+            http: http::HttpMetrics::register(&mut registry),
             registry,
         };
         Self {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Adds one HTTP connection's counts (answers, no-bids, deadlines,
+    /// notices).
+    pub fn add_http(&self, counts: &crate::http::HttpCounts) {
+        self.inner.http.add(counts);
+    }
+
+    /// Counts binary requests answered `timeout` (their deadline passed).
+    pub fn add_deadline_expired(&self, n: u64) {
+        self.inner.http.add_deadline_expired(n);
     }
 
     /// Records the wall time of one model inference batch, in seconds.

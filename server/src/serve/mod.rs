@@ -32,9 +32,11 @@ use setup::{
 use crate::budget::{ByteReservations, SharedBudget};
 use crate::config::{IoMode, ServerConfig};
 use crate::error::Error;
+use crate::http::HttpSettings;
 use crate::metrics::{AdminServer, Health, Metrics, ReloadResult};
 use crate::sources::ConnectionLimiter;
 use crate::worker::{Shared, Worker, WorkerLimits};
+use cx_domain::store::{BidLedger, LedgerConfig};
 use cx_engine::{Error as EngineError, FallbackSource, ModelInfo};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -177,9 +179,20 @@ impl Watch {
     }
 }
 
+/// One worker's listening sockets: the binary protocol's, and the HTTP
+/// bidder's when it runs.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The binary protocol.
+    pub binary: TcpListener,
+    /// The OpenRTB HTTP bidder.
+    pub http: Option<TcpListener>,
+}
+
 /// A running server. See the [module docs](self).
 pub struct Server {
     local_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     admin: Option<AdminServer>,
     io: IoMode,
     control: Arc<Control>,
@@ -216,7 +229,19 @@ impl Server {
             idle_timeout_ns: config.idle_timeout_ms.saturating_mul(1_000_000),
             slow_client_timeout_ns: config.slow_client_timeout_ms.saturating_mul(1_000_000),
             frame_timeout_ns: config.frame_timeout_ms.saturating_mul(1_000_000),
+            deadline_default_ms: config.deadline_default_ms,
+            deadline_margin_ms: config.deadline_margin_ms,
         };
+        let http = Arc::new(HttpSettings {
+            bid_path: config.http_bid_path.clone(),
+        });
+        let ledger = Arc::new(
+            BidLedger::new(LedgerConfig {
+                capacity: config.notice_ledger_bids,
+                ttl_ns: config.notice_ttl_ms.saturating_mul(1_000_000),
+            })
+            .map_err(|e| Error::Config(format!("notice_ledger_bids: {e}")))?,
+        );
         // Validated: at least 1, at most CONNECTIONS_LIMIT (2^20).
         let per_source = config
             .connections_per_source_max
@@ -243,6 +268,17 @@ impl Server {
             .first()
             .and_then(|l| l.local_addr().ok())
             .unwrap_or(config.listen);
+        let mut http_listeners: Vec<Option<TcpListener>> = match config.http_listen {
+            Some(addr) => bind_listeners(addr, workers)?
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => (0..workers).map(|_| None).collect(),
+        };
+        let http_addr = http_listeners
+            .first()
+            .and_then(Option::as_ref)
+            .and_then(|l| l.local_addr().ok());
         let admin = match config.admin_listen {
             Some(addr) => Some(
                 AdminServer::spawn(addr, metrics.clone(), health.clone()).map_err(Error::Admin)?,
@@ -250,12 +286,18 @@ impl Server {
             None => None,
         };
         let mut handles = Vec::with_capacity(workers);
-        for (index, (listener, engine)) in listeners.into_iter().zip(engines).enumerate() {
+        for (index, (binary, engine)) in listeners.into_iter().zip(engines).enumerate() {
+            let listener = Listeners {
+                binary,
+                http: http_listeners.get_mut(index).and_then(Option::take),
+            };
             let shared = Shared {
                 index,
                 connections: connections.clone(),
                 output: output.clone(),
                 input: input.clone(),
+                http: http.clone(),
+                ledger: ledger.clone(),
             };
             let mut worker = Worker::new(engine, metrics.clone(), limits, shared);
             worker.set_echo(config.echo);
@@ -274,6 +316,7 @@ impl Server {
         tracing::info!(
             addr = %local_addr,
             admin = ?admin.as_ref().map(AdminServer::local_addr),
+            http = ?http_addr,
             io = io.label(),
             workers,
             echo = config.echo,
@@ -282,6 +325,7 @@ impl Server {
         );
         Ok(Server {
             local_addr,
+            http_addr,
             admin,
             io,
             control,
@@ -304,6 +348,12 @@ impl Server {
     /// The protocol address (the real port when the config asked for 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The HTTP bidder's address (the real port when the config asked for
+    /// 0), if it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The admin endpoint's address, if it runs.
@@ -428,7 +478,7 @@ impl Server {
 #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
 fn run_worker(
     io: IoMode,
-    listener: TcpListener,
+    listener: Listeners,
     worker: Worker,
     control: &Control,
     connections_max: usize,

@@ -64,8 +64,8 @@ use ops::{build_ring, uring_error};
 pub use ops::{parse_kernel_version, probe, Op, TaskRun, KERNEL_MIN, SLOTS_MAX};
 
 use crate::error::Error;
-use crate::serve::{unix_now_ns, Control, LoopExit, HOUSEKEEPING_INTERVAL};
-use crate::worker::{CloseReason, ConnId, Worker};
+use crate::serve::{unix_now_ns, Control, Listeners, LoopExit, HOUSEKEEPING_INTERVAL};
+use crate::worker::{CloseReason, ConnId, Protocol, Worker};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -111,8 +111,10 @@ struct UringLoop {
     /// module docs); reserved for `backlog_max`, never grown.
     backlog: std::collections::VecDeque<squeue::Entry>,
     backlog_max: usize,
-    listener: Option<TcpListener>,
-    accept_armed: bool,
+    /// The binary protocol's listener, then the HTTP bidder's.
+    listeners: [Option<TcpListener>; 2],
+    /// Whether each listener's multishot accept is armed.
+    accept_armed: [bool; 2],
     socks: Vec<Option<USock>>,
     buffers: Box<[u8]>,
     /// Operations submitted whose last completion has not arrived.
@@ -133,11 +135,11 @@ struct UringLoop {
     resumed: Vec<ConnId>,
 }
 
-/// Runs one worker on `listener` until shutdown completes, with a ring of
-/// `ring_entries` submission entries (a power of two; the completion queue
-/// is twice that).
+/// Runs one worker on its listeners until shutdown completes, with a ring
+/// of `ring_entries` submission entries (a power of two; the completion
+/// queue is twice that).
 pub fn run(
-    listener: TcpListener,
+    listeners: Listeners,
     mut worker: Worker,
     control: &Control,
     connections_max: usize,
@@ -151,14 +153,15 @@ pub fn run(
     let (ring, task_run) = build_ring(ring_entries)?;
     tracing::debug!(?task_run, "io_uring ring created");
     // Outstanding at most: per connection a receive, a send and a cancel;
-    // a re-provide per buffer and the first provide; the accept and its cancel.
-    let backlog_max = 3 * connections_max + usize::from(BUFFER_COUNT) + 3;
+    // a re-provide per buffer and the first provide; two accepts and their
+    // cancels.
+    let backlog_max = 3 * connections_max + usize::from(BUFFER_COUNT) + 5;
     let mut ul = UringLoop {
         ring,
         backlog: std::collections::VecDeque::with_capacity(backlog_max),
         backlog_max,
-        listener: Some(listener),
-        accept_armed: false,
+        listeners: [Some(listeners.binary), listeners.http],
+        accept_armed: [false; 2],
         socks: (0..connections_max).map(|_| None).collect(),
         buffers: vec![0; usize::from(BUFFER_COUNT) * BUFFER_BYTES].into_boxed_slice(),
         ops: 0,
@@ -170,7 +173,7 @@ pub fn run(
         resumed: Vec::with_capacity(connections_max),
     };
     ul.provide_all();
-    ul.arm_accept();
+    ul.arm_accepts();
     let mut state = control.watch();
     let exit = loop {
         ul.wait(worker.keeps_polling())?;
@@ -183,8 +186,8 @@ pub fn run(
             }
             if worker.is_draining() {
                 ul.stop_accepting();
-            } else if !ul.accept_armed {
-                ul.arm_accept();
+            } else {
+                ul.arm_accepts();
             }
             ul.close_due(&mut worker);
             if worker.is_draining() && worker.open_connections() == 0 {
@@ -320,16 +323,22 @@ impl UringLoop {
         }
     }
 
-    fn arm_accept(&mut self) {
-        let Some(listener) = &self.listener else {
-            return;
-        };
-        let fd = types::Fd(listener.as_raw_fd());
-        let entry = opcode::AcceptMulti::new(fd)
-            .build()
-            .user_data(Op::Accept.user_data());
-        self.push_plain(entry);
-        self.accept_armed = true;
+    /// Arms the multishot accept of every listener that has none armed.
+    fn arm_accepts(&mut self) {
+        for (i, protocol) in [Protocol::Binary, Protocol::Http].into_iter().enumerate() {
+            let armed = self.accept_armed.get(i).copied().unwrap_or(true);
+            let fd = match self.listeners.get(i) {
+                Some(Some(listener)) if !armed => types::Fd(listener.as_raw_fd()),
+                _ => continue,
+            };
+            let entry = opcode::AcceptMulti::new(fd)
+                .build()
+                .user_data(Op::Accept(protocol).user_data());
+            self.push_plain(entry);
+            if let Some(a) = self.accept_armed.get_mut(i) {
+                *a = true;
+            }
+        }
     }
 
     fn arm_recv(&mut self, index: usize) {
@@ -417,7 +426,7 @@ impl UringLoop {
                 self.ops = self.ops.saturating_sub(1);
             }
             match Op::from_user_data(user_data) {
-                Some(Op::Accept) => self.on_accept(result, flags, worker),
+                Some(Op::Accept(protocol)) => self.on_accept(protocol, result, flags, worker),
                 Some(Op::Recv(id)) => self.on_recv(id, result, flags, worker),
                 Some(Op::Send(id)) => self.on_send(id, result, worker),
                 Some(Op::Provide) if result < 0 => {
@@ -430,9 +439,11 @@ impl UringLoop {
         self.completions = completions;
     }
 
-    fn on_accept(&mut self, result: i32, flags: u32, worker: &mut Worker) {
+    fn on_accept(&mut self, protocol: Protocol, result: i32, flags: u32, worker: &mut Worker) {
         if !cqueue::more(flags) {
-            self.accept_armed = false;
+            if let Some(a) = self.accept_armed.get_mut(protocol as usize) {
+                *a = false;
+            }
         }
         if result < 0 {
             if result != -libc::ECANCELED {
@@ -443,7 +454,7 @@ impl UringLoop {
         // SAFETY: a successful accept returns a new descriptor that nothing
         // else owns; the TcpStream takes sole ownership and closes it.
         let stream = unsafe { TcpStream::from_raw_fd(result) };
-        let Some(id) = worker.open(stream.peer_addr().ok().map(|a| a.ip())) else {
+        let Some(id) = worker.open(stream.peer_addr().ok().map(|a| a.ip()), protocol) else {
             return; // full or draining: dropping the stream closes it
         };
         if let Err(e) = stream.set_nodelay(true) {
@@ -679,14 +690,16 @@ impl UringLoop {
     }
 
     fn stop_accepting(&mut self) {
-        if self.accept_armed {
-            let entry = opcode::AsyncCancel::new(Op::Accept.user_data())
-                .build()
-                .user_data(Op::Cancel.user_data());
-            self.push_plain(entry);
-            self.accept_armed = false;
+        for (i, protocol) in [Protocol::Binary, Protocol::Http].into_iter().enumerate() {
+            if self.accept_armed.get(i).copied().unwrap_or(false) {
+                let entry = opcode::AsyncCancel::new(Op::Accept(protocol).user_data())
+                    .build()
+                    .user_data(Op::Cancel.user_data());
+                self.push_plain(entry);
+            }
         }
-        self.listener = None;
+        self.accept_armed = [false; 2];
+        self.listeners = [None, None];
     }
 
     /// Closes every socket and waits until the kernel holds no operation,

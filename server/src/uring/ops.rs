@@ -3,7 +3,7 @@
 //! ring is set up ([`build_ring`], [`TaskRun`]).
 
 use crate::error::Error;
-use crate::worker::ConnId;
+use crate::worker::{ConnId, Protocol};
 use io_uring::{opcode, IoUring};
 
 /// The oldest kernel the loop supports (6.0; multishot accept is 5.19).
@@ -17,8 +17,9 @@ pub const SLOTS_MAX: usize = 0xff_ffff;
 /// connection's slot (24 bits) and generation (32 bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// The listener's multishot accept.
-    Accept,
+    /// A listener's multishot accept: the binary protocol's or the HTTP
+    /// bidder's.
+    Accept(Protocol),
     /// A connection's receive (one at a time).
     Recv(ConnId),
     /// A connection's send.
@@ -35,6 +36,7 @@ impl Op {
     const SEND: u64 = 3;
     const CANCEL: u64 = 4;
     const PROVIDE: u64 = 5;
+    const ACCEPT_HTTP: u64 = 6;
 
     /// The `user_data` that names this operation.
     ///
@@ -51,7 +53,8 @@ impl Op {
             (kind << 56) | (u64::from(id.index) << 32) | u64::from(id.generation)
         };
         match self {
-            Self::Accept => Self::ACCEPT << 56,
+            Self::Accept(Protocol::Binary) => Self::ACCEPT << 56,
+            Self::Accept(Protocol::Http) => Self::ACCEPT_HTTP << 56,
             Self::Recv(id) => socket(Self::RECV, id),
             Self::Send(id) => socket(Self::SEND, id),
             Self::Cancel => Self::CANCEL << 56,
@@ -67,7 +70,8 @@ impl Op {
             generation: user_data as u32,
         };
         match user_data >> 56 {
-            Self::ACCEPT => Some(Self::Accept),
+            Self::ACCEPT => Some(Self::Accept(Protocol::Binary)),
+            Self::ACCEPT_HTTP => Some(Self::Accept(Protocol::Http)),
             Self::RECV => Some(Self::Recv(id)),
             Self::SEND => Some(Self::Send(id)),
             Self::CANCEL => Some(Self::Cancel),
@@ -198,7 +202,8 @@ mod tests {
             generation: 7,
         };
         for op in [
-            Op::Accept,
+            Op::Accept(Protocol::Binary),
+            Op::Accept(Protocol::Http),
             Op::Recv(id),
             Op::Send(id),
             Op::Recv(small),

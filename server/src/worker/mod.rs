@@ -26,16 +26,25 @@
 
 mod budgets;
 use budgets::settle_reservation;
+mod protocol;
+mod respond;
 mod timeouts;
+use protocol::Conn;
+pub use protocol::Protocol;
+use respond::Responder;
 
 use crate::budget::{ByteReservations, SharedBudget};
-use crate::conn::{Connection, ImpLists, Overloaded, Owner, Submit};
+use crate::conn::{Connection, ImpLists, Overloaded, Owner, Respond, Submit};
+use crate::http::{HttpConnection, HttpSettings};
 use crate::metrics::Metrics;
 use crate::sources::{ConnectionLimiter, Refusal};
+use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Request, Ticket};
+use cx_domain::store::{BidLedger, NoticeMatch};
+use cx_engine::openrtb::ImpOutcome;
 use cx_engine::{Engine, EngineCounts, FallbackSource, ModelInfo, ModelSource};
 use cx_features::RequestContext;
-use cx_wire::protocol::ErrorCode;
+use cx_wire::openrtb::{BidRequest, BidResponse};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -74,6 +83,12 @@ pub struct WorkerLimits {
     /// A connection holding part of a frame this long after the frame's
     /// first byte arrived (a client trickling bytes) is closed.
     pub frame_timeout_ns: u64,
+    /// A request's deadline when it names none (OpenRTB `tmax` absent, or
+    /// a binary `score_context`), ms; 0: no deadline.
+    pub deadline_default_ms: u32,
+    /// Subtracted from every deadline for the way back to the exchange,
+    /// ms.
+    pub deadline_margin_ms: u32,
 }
 
 /// What the workers of one server share: the open-connection counts (in
@@ -90,6 +105,11 @@ pub struct Shared {
     /// Reservations for large frames (beyond what read buffers keep) over
     /// all workers.
     pub input: Arc<ByteReservations>,
+    /// The HTTP bidder's settings.
+    pub http: Arc<HttpSettings>,
+    /// The bids made, for matching the exchanges' notices (any worker may
+    /// take the notice of another's bid).
+    pub ledger: Arc<BidLedger>,
 }
 
 /// Why a connection was closed.
@@ -109,7 +129,7 @@ pub enum CloseReason {
 }
 
 struct Live {
-    conn: Connection,
+    conn: Conn,
     /// Monotonic ns of the last byte received or sent.
     active_ns: u64,
     /// Monotonic ns since when output has been waiting without progress.
@@ -190,9 +210,23 @@ pub struct Worker {
 struct Sink<'a> {
     engine: &'a mut Engine,
     routes: &'a mut HashMap<Ticket, Route>,
+    ledger: &'a BidLedger,
     conn: ConnId,
     now_raw: u64,
+    /// The worker's clock ([`Worker::now_ns`]) when the bytes arrived.
+    now_ns: u64,
+    limits: &'a WorkerLimits,
     overloaded: u64,
+}
+
+impl Respond for Sink<'_> {
+    fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
+        Responder::new(self.engine, self.ledger, self.now_ns).bid_response(request, imps)
+    }
 }
 
 impl Submit for Sink<'_> {
@@ -224,6 +258,20 @@ impl Submit for Sink<'_> {
             self.overloaded += 1;
         }
         room
+    }
+
+    fn deadline_ns(&self, tmax_ms: Option<u32>) -> Option<u64> {
+        let ms = tmax_ms.unwrap_or(self.limits.deadline_default_ms);
+        if tmax_ms.is_none() && ms == 0 {
+            return None;
+        }
+        let left_ms = ms.saturating_sub(self.limits.deadline_margin_ms);
+        Some(self.now_ns + u64::from(left_ms) * 1_000_000)
+    }
+
+    fn notice(&mut self, notice: &Notice) -> NoticeMatch {
+        self.ledger
+            .observe(notice.kind, &notice.bid_id, crate::serve::unix_now_ns())
     }
 }
 
@@ -307,7 +355,7 @@ impl Worker {
     /// socket could tell), or `None` (counted as refused) when the worker
     /// is full or draining, or the source already holds its share of
     /// connections; the caller then closes the socket.
-    pub fn open(&mut self, source: Option<IpAddr>) -> Option<ConnId> {
+    pub fn open(&mut self, source: Option<IpAddr>, protocol: Protocol) -> Option<ConnId> {
         if self.draining || self.free.is_empty() {
             tracing::debug!(draining = self.draining, "connection refused: no room");
             self.metrics.connection_refused();
@@ -330,7 +378,10 @@ impl Worker {
         let index = self.free.pop()?;
         let now_ns = self.now_ns();
         let slot = self.slots.get_mut(index as usize)?;
-        let mut conn = Connection::new();
+        let mut conn = match protocol {
+            Protocol::Binary => Conn::Binary(Connection::new()),
+            Protocol::Http => Conn::Http(HttpConnection::new(self.shared.http.clone())),
+        };
         // Large frames reserve from the server's input budget first.
         conn.set_large_reserved(0);
         if self.over_budget {
@@ -402,8 +453,11 @@ impl Worker {
         let mut sink = Sink {
             engine: &mut self.engine,
             routes: &mut self.routes,
+            ledger: &self.shared.ledger,
             conn: id,
             now_raw,
+            now_ns,
+            limits: &self.limits,
             overloaded: 0,
         };
         let frames_before = live.conn.frames_seen();
@@ -452,6 +506,7 @@ impl Worker {
 
     fn route_decisions(&mut self) {
         let now_raw = self.clock.raw();
+        let now_ns = self.now_ns();
         while let Some(decision) = self.engine.poll() {
             let route = self
                 .routes
@@ -464,8 +519,9 @@ impl Worker {
                 continue;
             };
             let output_before = live.conn.output().len();
+            let mut respond = Responder::new(&mut self.engine, &self.shared.ledger, now_ns);
             live.conn
-                .on_decision(route.owner, decision, &mut self.imp_lists);
+                .on_decision(route.owner, decision, &mut self.imp_lists, &mut respond);
             let output_after = live.conn.output().len();
             let newly_dirty = !live.dirty && output_after > 0;
             live.dirty |= newly_dirty;
@@ -585,8 +641,7 @@ impl Worker {
         self.shared.connections.release(live.source);
         self.output_bytes -= live.conn.output().len();
         self.shared.input.release(live.reserved_bytes);
-        let counts = live.conn.take_counts();
-        self.publish_conn_counts(&counts);
+        live.conn.publish_counts(&self.metrics);
         self.metrics.connection_closed();
         tracing::debug!(
             connection = id.index,
@@ -608,24 +663,12 @@ impl Worker {
         }
     }
 
-    fn publish_conn_counts(&self, counts: &crate::conn::ConnCounts) {
-        self.metrics.add_frames_received(counts.frames_received);
-        self.metrics.add_frames_sent(counts.frames_sent);
-        for (&code, &n) in ErrorCode::ALL.iter().zip(&counts.errors) {
-            if n > 0 {
-                self.metrics.add_errors(code, n);
-            }
-        }
-    }
-
-    /// Publishes every open connection's frame and error counts.
+    /// Publishes every open connection's counts.
     pub fn publish_counts(&mut self) {
-        for i in 0..self.slots.len() {
-            let counts = match self.slots.get_mut(i).and_then(|s| s.live.as_mut()) {
-                Some(live) => live.conn.take_counts(),
-                None => continue,
-            };
-            self.publish_conn_counts(&counts);
+        for slot in &mut self.slots {
+            if let Some(live) = slot.live.as_mut() {
+                live.conn.publish_counts(&self.metrics);
+            }
         }
     }
 

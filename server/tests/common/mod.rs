@@ -38,6 +38,7 @@ pub fn config(io: IoMode) -> ServerConfig {
     ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         io,
         ..ServerConfig::default()
     }
@@ -233,13 +234,15 @@ pub struct ServeProcess {
     /// The admin (metrics) address, unless `--admin-listen ""` turned it
     /// off.
     pub admin: Option<SocketAddr>,
+    /// The HTTP bidder's address, unless `--http-listen ""` turned it off.
+    pub http: Option<SocketAddr>,
     /// The JSON line it printed when it started listening.
     pub started: serde_json::Value,
 }
 
 impl ServeProcess {
-    /// Starts `cx serve` (on ephemeral ports; the admin port too unless
-    /// `args` set `--admin-listen`) and waits for its JSON start line. The binary is
+    /// Starts `cx serve` (on ephemeral ports; the admin and HTTP ports too
+    /// unless `args` set `--admin-listen` / `--http-listen`) and waits for its JSON start line. The binary is
     /// this build's, or `CX_TEST_SERVE_BIN` when set (to measure another build
     /// with the same test).
     pub fn spawn(args: &[&str], log: &std::path::Path) -> Self {
@@ -250,6 +253,9 @@ impl ServeProcess {
         command.args(["serve", "--listen", "127.0.0.1:0"]);
         if !args.contains(&"--admin-listen") {
             command.args(["--admin-listen", "127.0.0.1:0"]);
+        }
+        if !args.contains(&"--http-listen") {
+            command.args(["--http-listen", "127.0.0.1:0"]);
         }
         let mut child = command
             .args(args)
@@ -271,6 +277,7 @@ impl ServeProcess {
             pid: child.id(),
             addr: address("listen").unwrap_or_else(|| panic!("no listen address in {line}")),
             admin: address("admin"),
+            http: address("http"),
             started,
             child,
         }

@@ -7,16 +7,17 @@ use cx_features::{
     AdPosition, ConnectionType, DeviceType, Os, RequestContext, EXTRA_NUMERIC_SLOTS,
 };
 use cx_wire::protocol::limits::{
-    FRAME_BYTES_MAX, HEADER_BYTES, IMPS_MAX, IMP_ID_BYTES_MAX, LIST_ITEMS_MAX, PAYLOAD_BYTES_MAX,
-    STRING_BYTES_MAX,
+    self as limits, FRAME_BYTES_MAX, HEADER_BYTES, IMPS_MAX, IMP_ID_BYTES_MAX, LIST_ITEMS_MAX,
+    PAYLOAD_BYTES_MAX, STRING_BYTES_MAX,
 };
 use cx_wire::protocol::{
-    self, decode_decision, decode_error, decode_frame, decode_hello, decode_hello_ack,
-    decode_message, decode_ping, decode_pong, decode_score_context, decode_score_context_view,
-    decode_score_openrtb, encode_context_decision, encode_decision, encode_error, encode_hello,
-    encode_hello_ack, encode_ping, encode_pong, encode_score_context, encode_score_openrtb,
-    DecisionWriter, Decoded, ErrorCode, Header, Hello, HelloAck, ImpDecision, ImpOutcome,
-    MessageType, ProtocolError, SkipReason, MAGIC, VERSION,
+    self, decode_bid_response, decode_decision, decode_error, decode_frame, decode_hello,
+    decode_hello_ack, decode_message, decode_ping, decode_pong, decode_score_context,
+    decode_score_context_view, decode_score_openrtb, encode_bid_response, encode_context_decision,
+    encode_decision, encode_error, encode_hello, encode_hello_ack, encode_ping, encode_pong,
+    encode_score_context, encode_score_openrtb, encode_score_openrtb_with, DecisionWriter, Decoded,
+    ErrorCode, Header, Hello, HelloAck, ImpDecision, ImpOutcome, MessageType, OpenRtbFlags,
+    ProtocolError, SkipReason, MAGIC, VERSION,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -648,9 +649,9 @@ fn openrtb_documents_round_trip_and_parse() {
     let mut out = Vec::new();
     encode_score_openrtb(&mut out, 77, &json, true).unwrap();
     let payload = only_payload(&out, MessageType::ScoreOpenRtb, 77);
-    let (back, simulate) = decode_score_openrtb(payload).unwrap();
+    let (back, flags) = decode_score_openrtb(payload).unwrap();
     assert_eq!(back, json.as_slice());
-    assert!(simulate);
+    assert!(flags.simulate && !flags.bid_response);
     let request = cx_wire::openrtb::parse_request(back).unwrap();
     assert_eq!(request.impressions().len(), 2);
 
@@ -1297,16 +1298,58 @@ fn invalid_utf8_nonfinite_floats_and_bad_codes_are_refused() {
     ));
 
     // OpenRTB: unknown flag bits, a non-zero reserved byte, a short payload.
-    assert!(decode_score_openrtb(&[2, 0, 0, 0]).is_err());
+    assert!(decode_score_openrtb(&[4, 0, 0, 0]).is_err());
+    assert!(decode_score_openrtb(&[0x83, 0, 0, 0]).is_err());
     assert!(decode_score_openrtb(&[0, 0, 1, 0, b'{']).is_err());
     assert!(matches!(
         decode_score_openrtb(&[0, 0]),
         Err(ProtocolError::Truncated { .. })
     ));
+    let simulate = OpenRtbFlags {
+        simulate: true,
+        bid_response: false,
+    };
     assert_eq!(
         decode_score_openrtb(&[1, 0, 0, 0]).unwrap(),
-        (&[][..], true)
+        (&[][..], simulate)
     );
+    let both = OpenRtbFlags {
+        simulate: true,
+        bid_response: true,
+    };
+    assert_eq!(
+        decode_score_openrtb(&[3, 0, 0, 0]).unwrap(),
+        (&[][..], both)
+    );
+}
+
+#[test]
+fn bid_responses_round_trip_and_refuse_what_breaks_their_rules() {
+    let json = r#"{"response":{"id":"r","nbr":2},"decisions":[]}"#;
+    let mut out = Vec::new();
+    encode_bid_response(&mut out, 9, json).unwrap();
+    let payload = only_payload(&out, MessageType::BidResponse, 9);
+    assert_eq!(decode_bid_response(payload).unwrap(), json);
+    assert!(matches!(
+        decode_message(MessageType::BidResponse, payload),
+        Ok(cx_wire::protocol::Message::BidResponse(back)) if back == json
+    ));
+    assert!(matches!(
+        decode_bid_response(b"\xff{}"),
+        Err(ProtocolError::InvalidUtf8 { .. })
+    ));
+    let big = "x".repeat(limits::BID_RESPONSE_BYTES_MAX + 1);
+    let before = out.len();
+    assert!(encode_bid_response(&mut out, 1, &big).is_err());
+    assert_eq!(out.len(), before, "a refused frame leaves nothing behind");
+    let mut flagged = Vec::new();
+    let flags = OpenRtbFlags {
+        simulate: false,
+        bid_response: true,
+    };
+    encode_score_openrtb_with(&mut flagged, 3, b"{}", flags).unwrap();
+    let payload = only_payload(&flagged, MessageType::ScoreOpenRtb, 3);
+    assert_eq!(decode_score_openrtb(payload).unwrap(), (&b"{}"[..], flags));
 }
 
 #[test]
@@ -1973,6 +2016,9 @@ fn encoding_into_a_grown_buffer_and_decoding_frames_allocate_nothing() {
                     }
                     MessageType::Error => {
                         check += decode_error(payload).unwrap().message.len() as u64
+                    }
+                    MessageType::BidResponse => {
+                        check += decode_bid_response(payload).unwrap().len() as u64
                     }
                     MessageType::Decision => {}
                 }

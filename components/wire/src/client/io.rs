@@ -105,10 +105,10 @@ impl Outbox {
         &mut self,
         link: &Link,
         json: &[u8],
-        simulate: bool,
+        flags: protocol::OpenRtbFlags,
     ) -> Result<u64, ClientError> {
         link.ensure_open()?;
-        protocol::encode_score_openrtb(&mut self.buf, self.next_id, json, simulate).map_err(
+        protocol::encode_score_openrtb_with(&mut self.buf, self.next_id, json, flags).map_err(
             |source| ClientError::Encode {
                 message: "score_openrtb",
                 source,

@@ -28,7 +28,7 @@
 //!
 //! let mut client = Client::connect("127.0.0.1:7070")?;
 //! client.hello()?;
-//! let json = br#"{"id": "r1", "imp": [{"id": "1", "banner": {"w": 300, "h": 250}}]}"#;
+//! let json = br#"{"id": "r1", "imp": [{"id": "1", "banner": {"w": 300, "h": 250}}], "site": {"id": "s1"}}"#;
 //! let first = client.send_openrtb(json, false)?;
 //! let second = client.send_openrtb(json, true)?;
 //! client.flush()?;
@@ -313,6 +313,16 @@ impl Client {
         self.writer.send_openrtb(json, simulate)
     }
 
+    /// [`Self::send_openrtb`] with every flag: `bid_response` asks for the
+    /// answer as a [`ResponseBody::BidResponse`].
+    pub fn send_openrtb_with(
+        &mut self,
+        json: &[u8],
+        flags: protocol::OpenRtbFlags,
+    ) -> Result<u64, ClientError> {
+        self.writer.send_openrtb_with(json, flags)
+    }
+
     /// Queues a `score_context` request; returns its request id. A string
     /// or list over its limit, or a non-finite number, is refused
     /// ([`ClientError::Encode`]) and nothing is queued.
@@ -387,7 +397,21 @@ impl ClientWriter {
     /// Queues a `score_openrtb` request; returns its request id (see
     /// [`Client::send_openrtb`]).
     pub fn send_openrtb(&mut self, json: &[u8], simulate: bool) -> Result<u64, ClientError> {
-        self.outbox.send_openrtb(&self.link, json, simulate)
+        let flags = protocol::OpenRtbFlags {
+            simulate,
+            bid_response: false,
+        };
+        self.outbox.send_openrtb(&self.link, json, flags)
+    }
+
+    /// Queues a `score_openrtb` request with every flag; returns its
+    /// request id (see [`Client::send_openrtb_with`]).
+    pub fn send_openrtb_with(
+        &mut self,
+        json: &[u8],
+        flags: protocol::OpenRtbFlags,
+    ) -> Result<u64, ClientError> {
+        self.outbox.send_openrtb(&self.link, json, flags)
     }
 
     /// Queues a `score_context` request; returns its request id (see

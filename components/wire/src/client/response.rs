@@ -31,6 +31,10 @@ pub enum ResponseBody {
     Pong(u64),
     /// The answer to a hello: the chosen version and the server's limits.
     HelloAck(HelloAck),
+    /// The answer to a `score_openrtb` that asked for one: a JSON object
+    /// with the OpenRTB `response` and the `decisions` behind it
+    /// (`docs/PROTOCOL.md`, `bid_response`).
+    BidResponse(String),
 }
 
 /// Whether `response` is the answer to `request_id`: its own, or an error
@@ -57,6 +61,9 @@ pub(super) fn unexpected_answer(request_id: u64, asked: &str, body: ResponseBody
         ResponseBody::HelloAck(_) => ClientError::Unexpected {
             what: format!("a hello_ack answering the {asked} with request id {request_id}"),
         },
+        ResponseBody::BidResponse(_) => ClientError::Unexpected {
+            what: format!("a bid_response answering the {asked} with request id {request_id}"),
+        },
     }
 }
 
@@ -81,6 +88,7 @@ pub(super) fn to_response(
         },
         Message::Pong(nonce) => ResponseBody::Pong(nonce),
         Message::HelloAck(ack) => ResponseBody::HelloAck(ack),
+        Message::BidResponse(json) => ResponseBody::BidResponse(json.to_owned()),
         Message::Hello(_)
         | Message::Ping(_)
         | Message::ScoreContext(_)

@@ -81,6 +81,9 @@ pub enum MessageType {
     Decision = 0x20,
     /// Server to client: a request (or the connection) failed.
     Error = 0x21,
+    /// Server to client: the OpenRTB `BidResponse` (and the decisions
+    /// behind it) for a `score_openrtb` that asked for one.
+    BidResponse = 0x22,
 }
 
 code_enum_impls!(MessageType, u8);

@@ -82,8 +82,9 @@ pub use decision::{
 pub use error::ProtocolError;
 pub use frame::{decode_frame, Decoded, Header};
 pub use score::{
-    decode_score_context, decode_score_context_view, decode_score_openrtb, encode_score_context,
-    encode_score_openrtb, ContextView, StrList,
+    decode_bid_response, decode_score_context, decode_score_context_view, decode_score_openrtb,
+    encode_bid_response, encode_score_context, encode_score_openrtb, encode_score_openrtb_with,
+    ContextView, OpenRtbFlags, StrList,
 };
 pub use wire::FrameHeader;
 
@@ -105,6 +106,11 @@ pub const HELLO_VERSION: u8 = 1;
 /// budget, frequency cap or cache state changes).
 pub const SCORE_FLAG_SIMULATE: u8 = 0x01;
 
+/// Bit 1 of a `score_openrtb`'s `flags`: answer with a `bid_response`
+/// (the OpenRTB `BidResponse` as JSON, and the decisions behind it) instead
+/// of a `decision`.
+pub const SCORE_FLAG_BID_RESPONSE: u8 = 0x02;
+
 /// Bit 0 of a decision impression's `flags`: it was decided in simulation mode.
 pub const IMP_FLAG_SIMULATED: u8 = 0x01;
 
@@ -124,6 +130,16 @@ pub mod limits {
     /// [`OPENRTB_JSON_BYTES_MAX`]), 1,048,580 bytes. Every other message is
     /// far smaller.
     pub const PAYLOAD_BYTES_MAX: usize = 4 + OPENRTB_JSON_BYTES_MAX;
+    /// Largest `bid_response` payload (its JSON object): 512 KiB, room for
+    /// a maximal request's bids with their markup and the explanation of
+    /// every decision.
+    pub const BID_RESPONSE_BYTES_MAX: usize = 512 << 10;
+    /// Most `score_openrtb` requests asking for a `bid_response` one
+    /// connection may have in flight (they count towards
+    /// [`IN_FLIGHT_MAX`] too): their answers are up to
+    /// [`BID_RESPONSE_BYTES_MAX`] each, so this bounds what a connection's
+    /// answers can hold.
+    pub const BID_RESPONSES_IN_FLIGHT_MAX: usize = 64;
     /// Largest frame, header included: 1,048,604 bytes. A receiver needs a
     /// buffer this large to hold any valid frame whole.
     pub const FRAME_BYTES_MAX: usize = HEADER_BYTES + PAYLOAD_BYTES_MAX;
@@ -183,14 +199,18 @@ pub enum Message<'a> {
     Pong(u64),
     /// A `score_context`, checked and borrowed.
     ScoreContext(ContextView<'a>),
-    /// A `score_openrtb`: the JSON document (borrowed, not parsed) and the
-    /// simulate flag.
+    /// A `score_openrtb`: the JSON document (borrowed, not parsed) and its
+    /// flags.
     ScoreOpenRtb {
         /// The OpenRTB `BidRequest` document.
         json: &'a [u8],
         /// Decide in simulation mode.
         simulate: bool,
+        /// Answer with a `bid_response`.
+        bid_response: bool,
     },
+    /// A `bid_response`: its JSON object (borrowed; checked to be UTF-8).
+    BidResponse(&'a str),
     /// A `decision`.
     Decision(DecisionResponse),
     /// An `error`.
@@ -210,9 +230,14 @@ pub fn decode_message(
         MessageType::Pong => Message::Pong(decode_pong(payload)?),
         MessageType::ScoreContext => Message::ScoreContext(decode_score_context_view(payload)?),
         MessageType::ScoreOpenRtb => {
-            let (json, simulate) = decode_score_openrtb(payload)?;
-            Message::ScoreOpenRtb { json, simulate }
+            let (json, flags) = decode_score_openrtb(payload)?;
+            Message::ScoreOpenRtb {
+                json,
+                simulate: flags.simulate,
+                bid_response: flags.bid_response,
+            }
         }
+        MessageType::BidResponse => Message::BidResponse(decode_bid_response(payload)?),
         MessageType::Decision => Message::Decision(decode_decision(payload)?),
         MessageType::Error => Message::Error(decode_error(payload)?),
     })

@@ -5,9 +5,11 @@ use super::codes::{os_code, os_from_code, MessageType};
 use super::control::reserved_zero;
 use super::error::ProtocolError;
 use super::frame::{finite, FrameStart, Reader};
-use super::limits::{LIST_ITEMS_MAX, OPENRTB_JSON_BYTES_MAX, STRING_BYTES_MAX};
+use super::limits::{
+    BID_RESPONSE_BYTES_MAX, LIST_ITEMS_MAX, OPENRTB_JSON_BYTES_MAX, STRING_BYTES_MAX,
+};
 use super::wire::{ContextWire, F64Le, I64Le, OpenRtbWire, U16Le, U32Le};
-use super::SCORE_FLAG_SIMULATE;
+use super::{SCORE_FLAG_BID_RESPONSE, SCORE_FLAG_SIMULATE};
 use cx_features::{
     AdPosition, ConnectionType, DeviceType, Os, RequestContext, EXTRA_NUMERIC_SLOTS,
 };
@@ -365,8 +367,34 @@ pub fn decode_score_context_view(payload: &[u8]) -> Result<ContextView<'_>, Prot
     })
 }
 
+/// The flags of a `score_openrtb` request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenRtbFlags {
+    /// Decide in simulation mode ([`SCORE_FLAG_SIMULATE`]).
+    pub simulate: bool,
+    /// Answer with a `bid_response` ([`SCORE_FLAG_BID_RESPONSE`]).
+    pub bid_response: bool,
+}
+
+impl OpenRtbFlags {
+    fn bits(self) -> u8 {
+        let simulate = if self.simulate {
+            SCORE_FLAG_SIMULATE
+        } else {
+            0
+        };
+        let bid_response = if self.bid_response {
+            SCORE_FLAG_BID_RESPONSE
+        } else {
+            0
+        };
+        simulate | bid_response
+    }
+}
+
 /// Appends a `score_openrtb` frame carrying the OpenRTB `BidRequest`
-/// document `json` as is (it is not parsed here).
+/// document `json` as is (it is not parsed here), answered with a
+/// `decision`.
 ///
 /// Refused, leaving `out` as it was: a document over
 /// [`OPENRTB_JSON_BYTES_MAX`] bytes ([`ProtocolError::TooLong`]).
@@ -375,6 +403,21 @@ pub fn encode_score_openrtb(
     request_id: u64,
     json: &[u8],
     simulate: bool,
+) -> Result<(), ProtocolError> {
+    let flags = OpenRtbFlags {
+        simulate,
+        bid_response: false,
+    };
+    encode_score_openrtb_with(out, request_id, json, flags)
+}
+
+/// [`encode_score_openrtb`] with every flag: `bid_response` asks for a
+/// `bid_response` answer instead of a `decision`.
+pub fn encode_score_openrtb_with(
+    out: &mut Vec<u8>,
+    request_id: u64,
+    json: &[u8],
+    flags: OpenRtbFlags,
 ) -> Result<(), ProtocolError> {
     if json.len() > OPENRTB_JSON_BYTES_MAX {
         return Err(ProtocolError::TooLong {
@@ -386,7 +429,7 @@ pub fn encode_score_openrtb(
     }
     let frame = FrameStart::begin(out, MessageType::ScoreOpenRtb, request_id);
     out.extend_from_slice(bytemuck::bytes_of(&OpenRtbWire {
-        flags: if simulate { SCORE_FLAG_SIMULATE } else { 0 },
+        flags: flags.bits(),
         reserved: [0; 3],
     }));
     out.extend_from_slice(json);
@@ -398,19 +441,19 @@ const OPENRTB_FIXED: usize = std::mem::size_of::<OpenRtbWire>();
 
 /// Decodes a `score_openrtb` payload into the JSON document (borrowed; not
 /// parsed, not checked for UTF-8: give it to
-/// [`openrtb::parse_request`](crate::openrtb::parse_request)) and the
-/// simulate flag. Refused: a payload shorter than the 4-byte fixed part, an
+/// [`openrtb::parse_request`](crate::openrtb::parse_request)) and its
+/// flags. Refused: a payload shorter than the 4-byte fixed part, an
 /// unknown flag bit or a non-zero reserved byte, a document over
 /// [`OPENRTB_JSON_BYTES_MAX`] bytes. Allocates nothing.
-pub fn decode_score_openrtb(payload: &[u8]) -> Result<(&[u8], bool), ProtocolError> {
+pub fn decode_score_openrtb(payload: &[u8]) -> Result<(&[u8], OpenRtbFlags), ProtocolError> {
     let mut r = Reader::new(payload);
     let wire: &OpenRtbWire = r.pod("score_openrtb fixed part")?;
-    if wire.flags & !SCORE_FLAG_SIMULATE != 0 {
+    if wire.flags & !(SCORE_FLAG_SIMULATE | SCORE_FLAG_BID_RESPONSE) != 0 {
         return Err(ProtocolError::InvalidValue {
             field: "flags",
             offset: 0,
             value: u64::from(wire.flags),
-            rule: "only bit 0 (simulate) is defined; the others must be 0",
+            rule: "only bits 0 (simulate) and 1 (bid_response) are defined; the others must be 0",
         });
     }
     reserved_zero(&wire.reserved, "reserved", 1)?;
@@ -423,7 +466,49 @@ pub fn decode_score_openrtb(payload: &[u8]) -> Result<(&[u8], bool), ProtocolErr
             limit: OPENRTB_JSON_BYTES_MAX,
         });
     }
-    Ok((json, wire.flags & SCORE_FLAG_SIMULATE != 0))
+    let flags = OpenRtbFlags {
+        simulate: wire.flags & SCORE_FLAG_SIMULATE != 0,
+        bid_response: wire.flags & SCORE_FLAG_BID_RESPONSE != 0,
+    };
+    Ok((json, flags))
+}
+
+/// Appends a `bid_response` frame: `json`, the answer's JSON object.
+/// Refused, leaving `out` as it was: over [`BID_RESPONSE_BYTES_MAX`]
+/// bytes.
+pub fn encode_bid_response(
+    out: &mut Vec<u8>,
+    request_id: u64,
+    json: &str,
+) -> Result<(), ProtocolError> {
+    if json.len() > BID_RESPONSE_BYTES_MAX {
+        return Err(ProtocolError::TooLong {
+            field: "json",
+            offset: 0,
+            len: json.len(),
+            limit: BID_RESPONSE_BYTES_MAX,
+        });
+    }
+    let frame = FrameStart::begin(out, MessageType::BidResponse, request_id);
+    out.extend_from_slice(json.as_bytes());
+    frame.end(out).map(drop)
+}
+
+/// Decodes a `bid_response` payload: its JSON object, checked to be UTF-8
+/// within [`BID_RESPONSE_BYTES_MAX`] bytes (not parsed).
+pub fn decode_bid_response(payload: &[u8]) -> Result<&str, ProtocolError> {
+    if payload.len() > BID_RESPONSE_BYTES_MAX {
+        return Err(ProtocolError::TooLong {
+            field: "json",
+            offset: 0,
+            len: payload.len(),
+            limit: BID_RESPONSE_BYTES_MAX,
+        });
+    }
+    std::str::from_utf8(payload).map_err(|e| ProtocolError::InvalidUtf8 {
+        field: "json",
+        offset: e.valid_up_to(),
+    })
 }
 
 #[cfg(test)]

@@ -25,12 +25,13 @@ declare -A seeds=(
     [openrtb_request]=seeds/openrtb_request
     [model_file]=seeds/model_file
     [dataset_reader]=seeds/dataset_reader
+    [http_connection]=seeds/http_connection
 )
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
 cargo fuzz build --release
-for target in frame_decoder connection openrtb_request model_file dataset_reader; do
+for target in frame_decoder connection http_connection openrtb_request model_file dataset_reader; do
     mkdir -p "$scratch/$target"
     echo "== fuzz $target for ${seconds} s"
     log="$scratch/$target.log"

@@ -87,6 +87,10 @@ pub struct ServerConfig {
     pub deadline_default_ms: u32,
     /// Taken off every deadline for the answer's way back, ms. Default 20.
     pub deadline_margin_ms: u32,
+    /// This machine's number among those that bid together, part of every
+    /// bid id (ids stay unique across machines only if each has its own).
+    /// Default 0.
+    pub node_id: u32,
     /// Bids remembered for matching win, billing and loss notices, over
     /// all workers (about 40 bytes each). Default 262144.
     pub notice_ledger_bids: usize,
@@ -162,6 +166,7 @@ impl Default for ServerConfig {
             http_bid_path: "/openrtb2/bid".into(),
             deadline_default_ms: 250,
             deadline_margin_ms: 20,
+            node_id: 0,
             notice_ledger_bids: 1 << 18,
             notice_ttl_ms: 3_600_000,
             workers: 1,

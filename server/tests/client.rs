@@ -9,7 +9,7 @@ use cx_engine::openrtb::ImpOutcome as EngineImpOutcome;
 use cx_engine::Engine;
 use cx_features::{DeviceType, RequestContext};
 use cx_server::cli::{execute, Cli, Streams};
-use cx_server::conn::{CatalogResponder, Connection, ImpLists, Overloaded, Owner, Respond, Submit};
+use cx_server::conn::{Connection, EngineResponder, ImpLists, Overloaded, Owner, Respond, Submit};
 use cx_wire::client::{Client, ClientError, Response, ResponseBody};
 use cx_wire::openrtb::{BidRequest, BidResponse};
 use cx_wire::protocol::{
@@ -83,7 +83,7 @@ fn serve(mut stream: TcpStream) {
                 owner,
                 decision,
                 &mut lists,
-                &mut CatalogResponder(engine.catalog()),
+                &mut EngineResponder(&mut engine),
             );
         }
         let out = conn.output();
@@ -116,8 +116,12 @@ impl Respond for EngineSink<'_> {
         0
     }
 
+    fn catalog(&self) -> &cx_domain::catalog::Catalog {
+        self.engine.catalog()
+    }
+
     fn bid_response(&mut self, request: &BidRequest, imps: &[EngineImpOutcome]) -> BidResponse {
-        CatalogResponder(self.engine.catalog()).bid_response(request, imps)
+        EngineResponder(self.engine).bid_response(request, imps)
     }
 }
 
@@ -624,35 +628,53 @@ fn a_hello_ack_outside_the_offered_versions_is_fatal() {
 }
 
 /// A server that acknowledges the hello and answers request 2 (the first
-/// after it) with a decision for `imp_ids`, every impression skipped.
-fn answering_server(imp_ids: &[&str]) -> SocketAddr {
+/// after it) with a `bid_response` of `response` and one skipped decision
+/// per id of `imp_ids`.
+fn answering_server(imp_ids: &[&str], response: Value) -> SocketAddr {
     let mut reply = Vec::new();
     protocol::encode_hello_ack(&mut reply, 1, HelloAck::ours(1));
-    let imps: Vec<(&str, ImpOutcome<'_>)> = imp_ids
+    let decisions: Vec<Value> = imp_ids
         .iter()
-        .map(|id| (*id, ImpOutcome::Skipped(SkipReason::NotDecided)))
+        .map(|id| serde_json::json!({"imp_id": id, "decision": null, "skipped": "not_decided"}))
         .collect();
-    protocol::encode_decision(&mut reply, 2, &imps).expect("encodes");
+    let json = serde_json::json!({"response": response, "decisions": decisions}).to_string();
+    protocol::encode_bid_response(&mut reply, 2, &json).expect("encodes");
     scripted_server(PING_BYTES, reply, true)
 }
 
 #[test]
-fn cx_client_refuses_decisions_that_do_not_answer_the_impressions_asked() {
-    let request = r#"{"id":"r","imp":[{"id":"a","banner":{"w":300,"h":250}},{"id":"b","banner":{"w":300,"h":250}}]}"#;
+fn cx_client_refuses_answers_that_do_not_answer_the_impressions_asked() {
+    let request = r#"{"id":"r","site":{"id":"s"},"imp":[{"id":"a","banner":{"w":300,"h":250}},{"id":"b","banner":{"w":300,"h":250}}]}"#;
+    let no_bid = serde_json::json!({"id": "r", "nbr": 1});
     let answers: [&[&str]; 3] = [&["x", "y", "z", "a", "b"], &["a"], &["b", "a"]];
     for answered in answers {
-        let addr = answering_server(answered).to_string();
+        let addr = answering_server(answered, no_bid.clone()).to_string();
         let (result, _) = cx(&["client", "--addr", &addr, "-"], request.as_bytes());
-        let err = result.expect_err("a decision for other impressions is an error");
+        let err = result.expect_err("decisions for other impressions are an error");
         assert!(
             err.contains(r#"the request on line 1 has impressions ["a", "b"]"#),
             "{answered:?}: {err}"
         );
     }
-    let addr = answering_server(&["a", "b"]).to_string();
+    // A BidResponse that does not answer the request: another id, a bid on
+    // an impression the request does not have.
+    let stray_bid = serde_json::json!({"id": "r", "seatbid": [{"bid": [
+        {"id": "b1", "impid": "zz", "price": 1.0}]}]});
+    for response in [serde_json::json!({"id": "other"}), stray_bid] {
+        let addr = answering_server(&["a", "b"], response.clone()).to_string();
+        let (result, _) = cx(&["client", "--addr", &addr, "-"], request.as_bytes());
+        let err = result.expect_err("a BidResponse for something else is an error");
+        assert!(
+            err.contains("does not answer its request"),
+            "{response}: {err}"
+        );
+    }
+    let addr = answering_server(&["a", "b"], no_bid).to_string();
     let (result, stdout) = cx(&["client", "--addr", &addr, "-"], request.as_bytes());
     result.expect("the impressions asked for, in order, are accepted");
-    assert_eq!(json_lines(&stdout)[0]["decisions"][1]["imp_id"], "b");
+    let answer = &json_lines(&stdout)[0];
+    assert_eq!(answer["decisions"][1]["imp_id"], "b");
+    assert_eq!(answer["response"]["nbr"], 1);
 }
 
 #[test]
@@ -896,9 +918,12 @@ fn cx_client_prints_answers_in_input_order() {
     }
 }
 
-/// Checks a printed decision against its request.
+/// Checks a printed answer against its request: `cx score`'s shape, a
+/// BidResponse to this request, one decision per impression in order,
+/// each offer explained by six factors that sum to its score.
 fn check_answer_json(request: &Value, answer: &Value) {
     assert!(answer.get("error").is_none(), "{answer}");
+    assert_eq!(answer["response"]["id"], request["id"], "{answer}");
     let imp_ids: Vec<&Value> = request["imp"]
         .as_array()
         .expect("imp list")
@@ -909,16 +934,18 @@ fn check_answer_json(request: &Value, answer: &Value) {
     let decided: Vec<&Value> = decisions.iter().map(|d| &d["imp_id"]).collect();
     assert_eq!(decided, imp_ids, "{answer}");
     for d in decisions {
-        assert!(d["source"].is_string(), "{d}");
-        assert!(d["simulated"].is_boolean(), "{d}");
-        let offers = d["offers"].as_array().expect("offers");
-        if d["skipped"].is_null() {
-            assert_eq!(offers.is_empty(), d["no_offer"].is_string(), "{d}");
+        if !d["skipped"].is_null() {
+            assert!(d["decision"].is_null(), "{d}");
+            continue;
         }
+        let decision = &d["decision"];
+        assert!(decision["source"].is_string(), "{d}");
+        assert!(decision["simulated"].is_boolean(), "{d}");
+        let offers = decision["offers"].as_array().expect("offers");
+        assert_eq!(offers.is_empty(), decision["no_offer"].is_string(), "{d}");
         for offer in offers {
             let factors = offer["factors"].as_array().expect("factors");
             assert_eq!(factors.len(), 6, "{offer}");
-            assert_eq!(factors[3]["kind"], "ModelPrediction");
             let explained: f64 = factors
                 .iter()
                 .map(|f| f["contribution"].as_f64().expect("contribution"))
@@ -943,7 +970,10 @@ fn cx_client_reads_a_pretty_printed_document_from_stdin() {
     assert_eq!(answers[0]["line"], 1);
     check_answer_json(&read_json(&path), &answers[0]);
     for d in answers[0]["decisions"].as_array().expect("decisions") {
-        assert!(d["skipped"].is_string() || d["simulated"] == true, "{d}");
+        assert!(
+            d["skipped"].is_string() || d["decision"]["simulated"] == true,
+            "{d}"
+        );
     }
 }
 

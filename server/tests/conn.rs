@@ -7,7 +7,7 @@ use cx_engine::openrtb::ImpOutcome as EngineImpOutcome;
 use cx_engine::{Engine, EngineConfig};
 use cx_features::{DeviceType, RequestContext};
 use cx_server::conn::{
-    CatalogResponder, Connection, ImpLists, Overloaded, Owner, Respond, Submit, WRITE_BUFFER_MAX,
+    Connection, EngineResponder, ImpLists, Overloaded, Owner, Respond, Submit, WRITE_BUFFER_MAX,
 };
 use cx_wire::openrtb::{BidRequest, BidResponse, NoBidReason};
 use cx_wire::protocol::{
@@ -51,8 +51,12 @@ impl Respond for EngineSink<'_> {
         0
     }
 
+    fn catalog(&self) -> &cx_domain::catalog::Catalog {
+        self.engine.catalog()
+    }
+
     fn bid_response(&mut self, request: &BidRequest, imps: &[EngineImpOutcome]) -> BidResponse {
-        CatalogResponder(self.engine.catalog()).bid_response(request, imps)
+        EngineResponder(self.engine).bid_response(request, imps)
     }
 }
 
@@ -118,7 +122,7 @@ impl Harness {
                 .owners
                 .remove(&d.ticket)
                 .expect("every ticket has an owner");
-            let mut respond = CatalogResponder(self.engine.catalog());
+            let mut respond = EngineResponder(&mut self.engine);
             self.conn
                 .on_decision(owner, d, &mut self.lists, &mut respond);
         }
@@ -812,6 +816,10 @@ struct FullSink {
 impl Respond for FullSink {
     fn now_ns(&self) -> u64 {
         0
+    }
+
+    fn catalog(&self) -> &cx_domain::catalog::Catalog {
+        unreachable!("a full sink decides nothing, so nothing is explained")
     }
 
     fn bid_response(&mut self, request: &BidRequest, _imps: &[EngineImpOutcome]) -> BidResponse {

@@ -94,7 +94,9 @@ fn every_fixture_gets_a_valid_bid_response_or_a_no_bid() {
                 200 => {
                     let response: BidResponse =
                         serde_json::from_slice(&answer).expect("a BidResponse");
-                    response.check(&request).expect("a valid answer to its request");
+                    response
+                        .check(&request)
+                        .expect("a valid answer to its request");
                     assert!(!response.is_no_bid());
                     bids += 1;
                 }
@@ -218,11 +220,20 @@ fn broken_heads_get_their_status_or_a_close_and_never_a_panic() {
         });
         let short = Duration::from_secs(5);
         let cases: Vec<(&str, Vec<u8>, u16)> = vec![
-            ("http/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(), 505),
-            ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(), 400),
+            (
+                "http/2 preface",
+                b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+                505,
+            ),
+            (
+                "garbage",
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
+                400,
+            ),
             (
                 "chunked",
-                b"POST /openrtb2/bid HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+                b"POST /openrtb2/bid HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                    .to_vec(),
                 411,
             ),
             (
@@ -237,7 +248,8 @@ fn broken_heads_get_their_status_or_a_close_and_never_a_panic() {
             ),
             (
                 "two lengths",
-                b"POST /openrtb2/bid HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}".to_vec(),
+                b"POST /openrtb2/bid HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"
+                    .to_vec(),
                 400,
             ),
         ];
@@ -255,13 +267,22 @@ fn broken_heads_get_their_status_or_a_close_and_never_a_panic() {
         // A body shorter than its Content-Length, a slowloris head: closed by
         // the frame timeout, unanswered.
         for (label, bytes) in [
-            ("lying length", b"POST /openrtb2/bid HTTP/1.1\r\nContent-Length: 100\r\n\r\n{}".to_vec()),
-            ("slowloris", b"POST /openrtb2/bid HTTP/1.1\r\nX-Slow: aaaa".to_vec()),
+            (
+                "lying length",
+                b"POST /openrtb2/bid HTTP/1.1\r\nContent-Length: 100\r\n\r\n{}".to_vec(),
+            ),
+            (
+                "slowloris",
+                b"POST /openrtb2/bid HTTP/1.1\r\nX-Slow: aaaa".to_vec(),
+            ),
         ] {
             let started = Instant::now();
             let text = raw(&server, &bytes, Duration::from_secs(10));
             assert!(text.is_empty(), "{io:?} {label}: {text}");
-            assert!(started.elapsed() < Duration::from_secs(5), "{io:?} {label}: closed in time");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{io:?} {label}: closed in time"
+            );
         }
         // The server still bids.
         let (status, _, _) = post(&server, &fixture(), &[]);
@@ -279,25 +300,44 @@ fn notices_match_the_bids_made_once() {
             let (status, _, answer) = post(&server, &body, &[]);
             if status == 200 {
                 let response: BidResponse = serde_json::from_slice(&answer).expect("JSON");
-                bid_id = response.seatbid.first().and_then(|s| s.bid.first()).map(|b| b.id.clone());
+                bid_id = response
+                    .seatbid
+                    .first()
+                    .and_then(|s| s.bid.first())
+                    .map(|b| b.id.clone());
                 break;
             }
         }
         let bid = bid_id.expect("some fixture gets a bid");
         let base = format!("http://{}", http_addr(&server));
         let get = |path: &str| -> u16 {
-            let response = agent().get(&format!("{base}{path}")).call().expect("answers");
+            let response = agent()
+                .get(&format!("{base}{path}"))
+                .call()
+                .expect("answers");
             response.status().as_u16()
         };
-        assert_eq!(get(&format!("/notice/win?bid={bid}&price=1.25&cur=USD")), 204);
-        assert_eq!(get(&format!("/notice/win?bid={bid}&price=1.25&cur=USD")), 204);
+        assert_eq!(
+            get(&format!("/notice/win?bid={bid}&price=1.25&cur=USD")),
+            204
+        );
+        assert_eq!(
+            get(&format!("/notice/win?bid={bid}&price=1.25&cur=USD")),
+            204
+        );
         assert_eq!(get("/notice/win?bid=never-made&price=1"), 204);
         assert_eq!(get(&format!("/notice/loss?bid={bid}&loss=102")), 204);
-        assert_eq!(get(&format!("/notice/bill?bid={bid}&price=${{AUCTION_PRICE}}")), 400);
+        assert_eq!(
+            get(&format!("/notice/bill?bid={bid}&price=${{AUCTION_PRICE}}")),
+            400
+        );
         std::thread::sleep(Duration::from_millis(100));
         let (_, metrics) = scrape(&server, "/metrics");
         let count = |kind: &str, result: &str| {
-            sample(&metrics, &format!("cx_notices_total{{kind=\"{kind}\",result=\"{result}\"}}"))
+            sample(
+                &metrics,
+                &format!("cx_notices_total{{kind=\"{kind}\",result=\"{result}\"}}"),
+            )
         };
         assert_eq!(count("win", "first"), 1.0, "{io:?}\n{metrics}");
         assert_eq!(count("win", "duplicate"), 1.0, "{io:?}");
@@ -320,6 +360,66 @@ fn a_tmax_that_leaves_no_time_is_a_no_bid_for_insufficient_time() {
         let body = serde_json::to_vec(&request).expect("JSON");
         let (status, nbr, _) = post(&server, &body, &[]);
         assert_eq!((status, nbr.as_deref()), (204, Some("15")), "{io:?}");
+        stop(server);
+    }
+}
+
+/// The response with what differs between two answers to one request
+/// blanked: each bid's id (a fresh one per bid) and the markup that
+/// carries it.
+fn comparable(mut response: BidResponse) -> BidResponse {
+    for bid in response.seatbid.iter_mut().flat_map(|s| s.bid.iter_mut()) {
+        let id = std::mem::take(&mut bid.id);
+        assert!(!id.is_empty());
+        if let Some(adm) = bid.adm.as_mut() {
+            *adm = adm.replace(&id, "");
+        }
+    }
+    response
+}
+
+#[test]
+fn the_binary_protocol_and_http_answer_the_same_bid_response() {
+    for io in io_modes() {
+        let mut config = config(io);
+        // Exploration draws depend on the ticket, which differs between
+        // the two answers; without it a decision depends on the request alone.
+        config.engine.decide.exploration_weight = 0.0;
+        let server = start(config);
+        let mut client = connect(&server);
+        let mut compared = 0;
+        for body in corpus() {
+            // A test request decides in simulation: no budget or frequency
+            // cap is spent by the first answer.
+            let mut request: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            request["test"] = 1.into();
+            let body = serde_json::to_vec(&request).expect("JSON");
+            let (status, _, answer) = post(&server, &body, &[]);
+            let flags = cx_wire::protocol::OpenRtbFlags {
+                simulate: false,
+                bid_response: true,
+            };
+            let id = client.send_openrtb_with(&body, flags).expect("sends");
+            client.flush().expect("flushes");
+            let response = client.recv().expect("an answer");
+            assert_eq!(response.request_id, id);
+            let cx_wire::client::ResponseBody::BidResponse(json) = response.body else {
+                panic!("{io:?}: {:?}", response.body)
+            };
+            let scored: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+            let binary: BidResponse =
+                serde_json::from_value(scored["response"].clone()).expect("a BidResponse");
+            match status {
+                200 => {
+                    let http: BidResponse = serde_json::from_slice(&answer).expect("JSON");
+                    assert_eq!(comparable(http), comparable(binary), "{io:?}");
+                    compared += 1;
+                }
+                204 => assert!(binary.is_no_bid(), "{io:?}: HTTP says no bid: {binary:?}"),
+                other => panic!("{io:?}: {other}"),
+            }
+        }
+        assert!(compared > 0, "{io:?}: some request got a bid over both");
         stop(server);
     }
 }

@@ -23,7 +23,9 @@
 use cx_domain::pipeline::{ChosenOffer, Decision, Request, Ticket, TOP_K_MAX};
 use cx_wire::protocol::limits::{HEADER_BYTES, IN_FLIGHT_MAX};
 use cx_wire::protocol::{decode_frame, decode_message, Decoded};
-use cx_server::conn::{Connection, ImpLists, Overloaded, Owner, WRITE_BUFFER_MAX};
+use cx_engine::openrtb::ImpOutcome;
+use cx_server::conn::{Connection, ImpLists, Overloaded, Owner, Respond, Submit, WRITE_BUFFER_MAX};
+use cx_wire::openrtb::{BidRequest, BidResponse, NoBidReason};
 use libfuzzer_sys::fuzz_target;
 
 /// The stand-in for the engine: hands out tickets, refusing by a bit mask.
@@ -34,7 +36,31 @@ struct Engine {
     waiting: Vec<(Ticket, Owner)>,
 }
 
-impl Engine {
+/// The bundled catalog, parsed once (decisions' explanations name its
+/// offers).
+fn catalog() -> &'static cx_domain::catalog::Catalog {
+    static CATALOG: std::sync::OnceLock<cx_domain::catalog::Catalog> = std::sync::OnceLock::new();
+    CATALOG.get_or_init(|| {
+        cx_domain::catalog::Catalog::from_toml_str(cx_engine::DEFAULT_CATALOG_TOML)
+            .expect("the bundled catalog parses")
+    })
+}
+
+impl Respond for Engine {
+    fn now_ns(&self) -> u64 {
+        0
+    }
+
+    fn catalog(&self) -> &cx_domain::catalog::Catalog {
+        catalog()
+    }
+
+    fn bid_response(&mut self, request: &BidRequest, _imps: &[ImpOutcome]) -> BidResponse {
+        BidResponse::no_bid(&request.id, NoBidReason::TechnicalError)
+    }
+}
+
+impl Submit for Engine {
     fn submit(&mut self, _request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
         let k = self.submitted;
         self.submitted += 1;
@@ -45,7 +71,9 @@ impl Engine {
         self.waiting.push((ticket, owner));
         Ok(ticket)
     }
+}
 
+impl Engine {
     /// Delivers a decision for every waiting ticket: a no-bid for odd
     /// tickets, one offer for even ones.
     fn decide_all(&mut self, conn: &mut Connection, lists: &mut ImpLists, reverse: bool) {
@@ -67,7 +95,7 @@ impl Engine {
                 decision.consider(offer, TOP_K_MAX);
             }
             decision.settle();
-            conn.on_decision(owner, decision, lists);
+            conn.on_decision(owner, decision, lists, self);
         }
     }
 }
@@ -120,7 +148,7 @@ fn feed(
     bytes: &[u8],
 ) {
     let room = conn.read_capacity();
-    let taken = conn.on_bytes(bytes, &mut |r: Request, o: Owner| engine.submit(r, o), lists);
+    let taken = conn.on_bytes(bytes, engine, lists);
     assert!(taken <= bytes.len());
     if bytes.len() <= room || conn.is_closing() {
         assert_eq!(taken, bytes.len(), "room for {room}");

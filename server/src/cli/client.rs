@@ -14,10 +14,9 @@ use super::Streams;
 use crate::client::{Client, ClientError, Response, ResponseBody};
 use crate::error::{Error, Result};
 use clap::Args;
-use cx_domain::pipeline::FACTOR_KINDS;
-use cx_engine::json::source_label;
-use cx_wire::protocol::{limits, DecisionResponse, ErrorCode, ImpDecision};
-use serde::Serialize;
+use cx_wire::openrtb::{self, BidRequest, BidResponse};
+use cx_wire::protocol::{limits, ErrorCode, OpenRtbFlags};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -47,7 +46,7 @@ pub struct ClientArgs {
     #[arg(value_name = "FILE", default_value = "-")]
     pub input: PathBuf,
     /// Most requests in flight at once (1 to 1024; also at most the
-    /// server's own limit).
+    /// server's own limits: 64 requests asking for a BidResponse).
     #[arg(
         long,
         value_name = "N",
@@ -86,15 +85,16 @@ PIPELINING
   and printed before more input is read.
 
 OUTPUT
-  One JSON object per request, in input order, on stdout:
-    {\"line\": N, \"decisions\": [{\"imp_id\": ID, \"skipped\": null or a reason,
-       \"no_offer\": null or a cause, \"source\": \"model\", \"simulated\": false,
-       \"offers\": [{\"offer_id\": 7, \"score\": 0.4, \"p_click\": 0.03,
-                   \"bid_cpm\": 1.2, \"factors\": [{\"kind\": \"ModelPrediction\",
-                   \"contribution\": 0.3}, ...]}, ...]}, ...]}
-  where N is the request's first line, one decision per impression, offers
-  best first, and the six factors sum to the score. A request the server
-  refuses gets
+  One JSON object per request, in input order, on stdout, in the shape
+  `cx score` prints:
+    {\"line\": N, \"response\": {...the OpenRTB BidResponse...},
+     \"decisions\": [{\"imp_id\": ID, \"decision\": {\"offers\": [...], ...} or null,
+                    \"skipped\": null or a reason}, ...]}
+  where N is the request's first line and there is one decision per
+  impression (the server answers with the same BidResponse its HTTP
+  bidder would). Each answer is checked: a BidResponse that does not
+  answer its request, or decisions for other impressions, end the run
+  with an error. A request the server refuses gets
     {\"line\": N, \"error\": {\"code\": \"invalid_payload\", \"code_num\": 5,
                           \"message\": \"... naming the field ...\"}}
   with the protocol's error code (docs/PROTOCOL.md), and the run goes on.
@@ -107,7 +107,7 @@ EXIT STATUS
 
 EXAMPLE
   cx serve --listen 127.0.0.1:7070 &
-  cx client --addr 127.0.0.1:7070 --depth 64 requests.jsonl > decisions.jsonl
+  cx client --addr 127.0.0.1:7070 --depth 64 requests.jsonl > responses.jsonl
   head -1 requests.jsonl | cx client --addr 127.0.0.1:7070 --simulate";
 
 /// Runs the command: connects and says hello (failing before any input is
@@ -116,7 +116,13 @@ EXAMPLE
 pub fn client(args: &ClientArgs, streams: &mut Streams<'_>) -> Result<()> {
     let mut client = connect(args).map_err(|e| link_error(&args.addr, e))?;
     let ack = client.hello().map_err(|e| link_error(&args.addr, e))?;
-    let depth = args.depth.min(ack.in_flight_max).max(1) as usize;
+    // Each request asks for a bid_response, which the protocol allows
+    // fewer of in flight.
+    let depth = args
+        .depth
+        .min(ack.in_flight_max)
+        .min(limits::BID_RESPONSES_IN_FLIGHT_MAX as u32)
+        .max(1) as usize;
     let input_origin = origin(&args.input);
     let source: Box<dyn Read + '_> = if args.input.as_os_str() == "-" {
         Box::new(&mut *streams.stdin)
@@ -165,9 +171,8 @@ fn link_error(addr: &str, error: ClientError) -> Error {
 
 /// What to do with one input request.
 enum Item {
-    /// Send this document; its impressions' ids, where it could be read
-    /// here, for checking the answer.
-    Send(Vec<u8>, Option<Vec<String>>),
+    /// Send this document; what the answer is checked against.
+    Send(Vec<u8>, Sent),
     /// Answer it here without sending: the protocol would refuse it.
     Refuse {
         /// The error code the server would answer.
@@ -249,8 +254,20 @@ fn item(text: &[u8]) -> Item {
             ),
         };
     }
-    let imp_ids = imp_ids(&document);
-    Item::Send(document, imp_ids)
+    let sent = Sent {
+        imp_ids: imp_ids(&document),
+        request: openrtb::parse_request(&document).ok().map(Box::new),
+    };
+    Item::Send(document, sent)
+}
+
+/// What a request's answer is checked against: its impressions' ids, and
+/// the request itself, where this client could read them (the server
+/// answers an error for a request it cannot read).
+#[derive(Default)]
+struct Sent {
+    imp_ids: Option<Vec<String>>,
+    request: Option<Box<BidRequest>>,
 }
 
 /// The ids of a bid request's impressions, in order; `None` when the
@@ -274,9 +291,9 @@ fn imp_ids(document: &[u8]) -> Option<Vec<String>> {
 fn check_imps(
     line: usize,
     asked: &[String],
-    decision: &DecisionResponse,
+    decisions: &[ImpScored],
 ) -> std::result::Result<(), ClientError> {
-    let answered = decision.imps.iter().map(|imp| imp.imp_id.as_str());
+    let answered = decisions.iter().map(|imp| imp.imp_id.as_str());
     if answered.clone().eq(asked.iter().map(String::as_str)) {
         return Ok(());
     }
@@ -311,8 +328,8 @@ struct WindowEntry {
     line: usize,
     /// Its output line (JSON and a newline), once answered.
     output: Option<Vec<u8>>,
-    /// The ids of its impressions, which its decision must answer.
-    imp_ids: Option<Vec<String>>,
+    /// What its answer is checked against.
+    sent: Sent,
 }
 
 /// The requests in flight and the answered ones waiting for an earlier
@@ -338,27 +355,29 @@ impl Window<'_, '_> {
             self.receive_one()?;
         }
         let output = match item {
-            Item::Send(document, imp_ids) => {
-                match self.client.send_openrtb(&document, self.simulate) {
+            Item::Send(document, sent) => {
+                let flags = OpenRtbFlags {
+                    simulate: self.simulate,
+                    bid_response: true,
+                };
+                match self.client.send_openrtb_with(&document, flags) {
                     Ok(id) => {
                         self.ids.insert(id, self.first_seq + self.slots.len());
-                        (None, imp_ids)
+                        (None, sent)
                     }
                     Err(ClientError::Encode { source, .. }) => {
                         let output = failed_line(line, source.code(), &source.to_string())?;
-                        (Some(output), None)
+                        (Some(output), Sent::default())
                     }
                     Err(e) => return Err(link_error(self.addr, e)),
                 }
             }
-            Item::Refuse { code, message } => (Some(failed_line(line, code, &message)?), None),
+            Item::Refuse { code, message } => {
+                (Some(failed_line(line, code, &message)?), Sent::default())
+            }
         };
-        let (output, imp_ids) = output;
-        self.slots.push_back(WindowEntry {
-            line,
-            output,
-            imp_ids,
-        });
+        let (output, sent) = output;
+        self.slots.push_back(WindowEntry { line, output, sent });
         self.write_ready()
     }
 
@@ -392,11 +411,9 @@ impl Window<'_, '_> {
         };
         let index = seq.saturating_sub(self.first_seq);
         if let Some(slot) = self.slots.get_mut(index) {
-            if let (ResponseBody::Decision(decision), Some(asked)) = (&response.body, &slot.imp_ids)
-            {
-                check_imps(slot.line, asked, decision).map_err(|e| link_error(self.addr, e))?;
-            }
-            slot.output = Some(answer_line(slot.line, &response.body)?);
+            let output = answer_line(slot.line, &slot.sent, &response.body)
+                .map_err(|e| link_error(self.addr, e))?;
+            slot.output = Some(output);
         }
         self.write_ready()
     }
@@ -431,39 +448,28 @@ fn stray(response: Response) -> ClientError {
     ClientError::Unexpected { what }
 }
 
-/// The output object of a decided request.
+/// A `bid_response` answer as the server sends it: the BidResponse and
+/// the decision behind each impression (the objects `cx score` prints).
+#[derive(Deserialize)]
+struct Scored {
+    response: BidResponse,
+    decisions: Vec<ImpScored>,
+}
+
+/// One impression's decision, in `cx score`'s shape.
+#[derive(Deserialize, Serialize)]
+struct ImpScored {
+    imp_id: String,
+    decision: Option<serde_json::Value>,
+    skipped: Option<String>,
+}
+
+/// The output object of a decided request: `cx score`'s shape.
 #[derive(Serialize)]
-struct Decided<'a> {
+struct ScoredLine<'a> {
     line: usize,
-    decisions: Vec<ImpOut<'a>>,
-}
-
-/// One impression's decision in the output.
-#[derive(Serialize)]
-struct ImpOut<'a> {
-    imp_id: &'a str,
-    skipped: Option<&'static str>,
-    no_offer: Option<&'static str>,
-    source: &'static str,
-    simulated: bool,
-    offers: Vec<OfferOut>,
-}
-
-/// One chosen offer in the output.
-#[derive(Serialize)]
-struct OfferOut {
-    offer_id: u64,
-    score: f32,
-    p_click: f32,
-    bid_cpm: f64,
-    factors: Vec<FactorOut>,
-}
-
-/// One explanation factor in the output.
-#[derive(Serialize)]
-struct FactorOut {
-    kind: &'static str,
-    contribution: f32,
+    response: &'a BidResponse,
+    decisions: &'a [ImpScored],
 }
 
 /// The output object of a refused request.
@@ -481,17 +487,48 @@ struct ErrorOut<'a> {
     message: &'a str,
 }
 
-/// The output line for an answer to a score request.
-fn answer_line(line: usize, body: &ResponseBody) -> Result<Vec<u8>> {
-    match body {
-        ResponseBody::Decision(decision) => json_line(&decided(line, decision)),
-        ResponseBody::Error { code, message } => failed_line(line, *code, message),
-        ResponseBody::Pong(_) | ResponseBody::HelloAck(_) => failed_line(
-            line,
-            ErrorCode::Internal,
-            "the server answered the score request with a pong or hello_ack",
-        ),
+/// The output line for an answer to a score request, checked against the
+/// request sent: one decision per impression with its id, in order, and a
+/// BidResponse that answers the request (`BidResponse::check`).
+fn answer_line(
+    line: usize,
+    sent: &Sent,
+    body: &ResponseBody,
+) -> std::result::Result<Vec<u8>, ClientError> {
+    let unexpected = |what: String| ClientError::Unexpected { what };
+    let json = match body {
+        ResponseBody::BidResponse(json) => json,
+        ResponseBody::Error { code, message } => {
+            return failed_line(line, *code, message).map_err(|e| unexpected(e.to_string()))
+        }
+        ResponseBody::Decision(_) | ResponseBody::Pong(_) | ResponseBody::HelloAck(_) => {
+            return Err(unexpected(format!(
+                "the request on line {line} asked for a bid_response; the server answered \
+                 another kind of frame"
+            )))
+        }
+    };
+    let scored: Scored = serde_json::from_str(json).map_err(|e| {
+        unexpected(format!(
+            "the bid_response for line {line} is not valid: {e}"
+        ))
+    })?;
+    if let Some(asked) = &sent.imp_ids {
+        check_imps(line, asked, &scored.decisions)?;
     }
+    if let Some(request) = &sent.request {
+        scored.response.check(request).map_err(|e| {
+            unexpected(format!(
+                "the BidResponse for line {line} does not answer its request: {e}"
+            ))
+        })?;
+    }
+    json_line(&ScoredLine {
+        line,
+        response: &scored.response,
+        decisions: &scored.decisions,
+    })
+    .map_err(|e| unexpected(e.to_string()))
 }
 
 fn failed_line(line: usize, code: ErrorCode, message: &str) -> Result<Vec<u8>> {
@@ -503,41 +540,6 @@ fn failed_line(line: usize, code: ErrorCode, message: &str) -> Result<Vec<u8>> {
             message,
         },
     })
-}
-
-fn decided(line: usize, decision: &DecisionResponse) -> Decided<'_> {
-    Decided {
-        line,
-        decisions: decision.imps.iter().map(imp_out).collect(),
-    }
-}
-
-fn imp_out(imp: &ImpDecision) -> ImpOut<'_> {
-    ImpOut {
-        imp_id: &imp.imp_id,
-        skipped: imp.skipped.map(|r| r.label()),
-        no_offer: imp.no_offer.map(|c| c.label()),
-        source: source_label(imp.source),
-        simulated: imp.simulated,
-        offers: imp
-            .offers
-            .iter()
-            .map(|o| OfferOut {
-                offer_id: o.offer_id,
-                score: o.score,
-                p_click: o.p_click,
-                bid_cpm: o.bid_cpm,
-                factors: FACTOR_KINDS
-                    .iter()
-                    .zip(o.factors)
-                    .map(|(kind, contribution)| FactorOut {
-                        kind: kind.name(),
-                        contribution,
-                    })
-                    .collect(),
-            })
-            .collect(),
-    }
 }
 
 /// `value` as one line of JSON, newline included.

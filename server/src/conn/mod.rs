@@ -130,10 +130,12 @@ pub const DIRECT_ANSWER_BYTES_MAX: usize =
     limits::HEADER_BYTES + 4 + limits::ERROR_MESSAGE_BYTES_MAX;
 
 /// Upper bound of the write buffer: the pause threshold, the frame that
-/// crossed it, and one maximal decision per request in flight.
+/// crossed it, one maximal decision per request in flight, and one
+/// maximal `bid_response` per request allowed to ask for one.
 pub const WRITE_BUFFER_MAX: usize = WRITE_PAUSE_BYTES
     + DIRECT_ANSWER_BYTES_MAX
-    + limits::IN_FLIGHT_MAX * (limits::HEADER_BYTES + limits::DECISION_BYTES_MAX);
+    + limits::IN_FLIGHT_MAX * (limits::HEADER_BYTES + limits::DECISION_BYTES_MAX)
+    + limits::BID_RESPONSES_IN_FLIGHT_MAX * (limits::HEADER_BYTES + limits::BID_RESPONSE_BYTES_MAX);
 
 /// Spare list strings a connection keeps for decoding `score_context`
 /// lists ([`ContextView::write_into_pooled`](protocol::ContextView::write_into_pooled)):
@@ -184,24 +186,31 @@ pub trait Respond {
     /// Now, ns on the clock deadlines are on ([`Submit::deadline_ns`]).
     fn now_ns(&self) -> u64;
 
+    /// The catalog the decisions' offers come from (their explanations
+    /// name offers from it).
+    fn catalog(&self) -> &cx_domain::catalog::Catalog;
+
     /// The response to `request`, whose impressions ended as `imps` (in
     /// `imp` order).
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse;
 }
 
-/// A [`Respond`] over a catalog alone, for hosts without deadlines (tests,
+/// A [`Respond`] over an engine alone, for hosts without deadlines (tests,
 /// embedders driving a [`Connection`] themselves): its clock stands at 0,
 /// so it suits only a [`Submit`] that sets no deadline (the default).
-#[derive(Clone, Copy, Debug)]
-pub struct CatalogResponder<'a>(pub &'a cx_domain::catalog::Catalog);
+pub struct EngineResponder<'a>(pub &'a mut cx_engine::Engine);
 
-impl Respond for CatalogResponder<'_> {
+impl Respond for EngineResponder<'_> {
     fn now_ns(&self) -> u64 {
         0
     }
 
+    fn catalog(&self) -> &cx_domain::catalog::Catalog {
+        self.0.catalog()
+    }
+
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
-        cx_engine::openrtb::build_response(request, imps, self.0)
+        cx_engine::openrtb::build_response(request, imps, &mut self.0.bidder())
     }
 }
 
@@ -276,6 +285,8 @@ struct Pending {
     /// When it must be answered by ([`Submit::deadline_ns`]); a decision
     /// later than that is answered `timeout`.
     deadline_ns: Option<u64>,
+    /// The parsed request, when it asked for a `bid_response` answer.
+    bid_request: Option<Box<BidRequest>>,
 }
 
 /// What a connection did since the event loop last asked
@@ -304,6 +315,9 @@ pub struct Connection {
     /// [`SPARE_STRINGS_MAX`], never grown).
     spare_strings: Vec<String>,
     in_flight: usize,
+    /// Requests in flight that asked for a `bid_response` (at most
+    /// [`limits::BID_RESPONSES_IN_FLIGHT_MAX`]).
+    bid_responses_in_flight: usize,
     /// The `seq` of the next score request (see [`Owner`]).
     next_seq: u64,
     version: u8,
@@ -329,6 +343,7 @@ impl Connection {
             free_slots: Vec::new(),
             spare_strings: Vec::with_capacity(SPARE_STRINGS_MAX),
             in_flight: 0,
+            bid_responses_in_flight: 0,
             next_seq: 0,
             version: VERSION,
             frames_seen: 0,
@@ -520,7 +535,7 @@ impl Connection {
             pending.waiting -= 1;
         }
         if pending.waiting == 0 {
-            self.complete(slot, lists, respond.now_ns());
+            self.complete(slot, lists, respond);
         }
     }
 
@@ -638,19 +653,20 @@ impl Connection {
                     };
                     let imps = std::iter::once((String::new(), ImpPlan::Submit(request)));
                     let deadline_ns = sink.deadline_ns(None);
-                    self.submit_request(request_id, deadline_ns, imps, sink, lists);
+                    self.submit_request(request_id, (deadline_ns, None), imps, sink, lists);
                 }
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
             MessageType::ScoreOpenRtb => match protocol::decode_score_openrtb(payload) {
-                Ok((json, simulate)) => self.on_openrtb(request_id, json, simulate, sink, lists),
+                Ok((json, flags)) => self.on_openrtb(request_id, json, flags, sink, lists),
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
             // Server-only types were refused above.
             MessageType::HelloAck
             | MessageType::Pong
             | MessageType::Decision
-            | MessageType::Error => {}
+            | MessageType::Error
+            | MessageType::BidResponse => {}
         }
     }
 

@@ -2,11 +2,14 @@
 //! impressions, each submitted to the engine, and the `decision` frame
 //! written once every impression is decided.
 
-use super::{Connection, ImpLists, ImpState, Owner, Pending, Submit};
+use super::{Connection, ImpLists, ImpState, Owner, Pending, Respond, Submit};
 use crate::conn::Overloaded;
+use cx_engine::json::decision_json;
 use cx_engine::openrtb::{plan_impressions, ImpPlan};
 use cx_wire::openrtb::{self, BidRequest};
-use cx_wire::protocol::{limits, DecisionWriter, ErrorCode, ImpOutcome, SkipReason};
+use cx_wire::protocol::{
+    self, limits, DecisionWriter, ErrorCode, ImpOutcome, OpenRtbFlags, SkipReason,
+};
 
 /// The protocol's limits on a parsed bid request (at most
 /// [`limits::IMPS_MAX`] impressions, ids of at most
@@ -45,10 +48,19 @@ impl Connection {
         &mut self,
         request_id: u64,
         json: &[u8],
-        simulate: bool,
+        flags: OpenRtbFlags,
         sink: &mut impl Submit,
         lists: &mut ImpLists,
     ) {
+        if flags.bid_response && self.bid_responses_in_flight >= limits::BID_RESPONSES_IN_FLIGHT_MAX
+        {
+            let msg = format!(
+                "limit {} requests asking for a bid_response",
+                limits::BID_RESPONSES_IN_FLIGHT_MAX
+            );
+            self.error(request_id, ErrorCode::TooManyInFlight, &msg);
+            return;
+        }
         let request: BidRequest = match openrtb::parse_request(json) {
             Ok(r) => r,
             Err(e) => {
@@ -61,7 +73,7 @@ impl Connection {
             return;
         }
         let mut imps = plan_impressions(&request);
-        if simulate {
+        if flags.simulate {
             for (_, plan) in &mut imps {
                 if let ImpPlan::Submit(r) = plan {
                     r.simulate = true;
@@ -69,21 +81,30 @@ impl Connection {
             }
         }
         let deadline_ns = sink.deadline_ns(request.tmax);
-        self.submit_request(request_id, deadline_ns, imps.into_iter(), sink, lists);
+        let bid_request = flags.bid_response.then(|| Box::new(request));
+        self.submit_request(
+            request_id,
+            (deadline_ns, bid_request),
+            imps.into_iter(),
+            sink,
+            lists,
+        );
     }
 
     /// Takes a slot for a score request, submits its planned impressions,
-    /// and
-    /// answers it at once when nothing is left to wait for. Called only
-    /// below the in-flight limit.
+    /// and answers it at once when nothing is left to wait for. `answer`
+    /// is its deadline and, for a `bid_response`, the parsed request.
+    /// Called only below the in-flight limit.
     pub(super) fn submit_request(
         &mut self,
         request_id: u64,
-        deadline_ns: Option<u64>,
+        answer: (Option<u64>, Option<Box<BidRequest>>),
         imps: impl ExactSizeIterator<Item = (String, ImpPlan)>,
         sink: &mut impl Submit,
         lists: &mut ImpLists,
     ) {
+        let (deadline_ns, bid_request) = answer;
+        let has_bid_request = bid_request.is_some();
         if deadline_ns.is_some_and(|d| d <= sink.now_ns()) {
             self.error(
                 request_id,
@@ -142,33 +163,51 @@ impl Connection {
                 imps: states,
                 waiting,
                 deadline_ns,
+                bid_request,
             });
         }
         self.in_flight += 1;
+        if has_bid_request {
+            self.bid_responses_in_flight += 1;
+        }
         if waiting == 0 {
-            self.complete(slot, lists, sink.now_ns());
+            self.complete(slot, lists, sink);
         }
     }
 
     /// Writes the response of the request in `slot` and frees the slot.
     /// A request decided after its deadline is answered `timeout`.
-    pub(super) fn complete(&mut self, slot: usize, lists: &mut ImpLists, now_ns: u64) {
-        let Some(pending) = self.slots.get_mut(slot).and_then(Option::take) else {
+    pub(super) fn complete(
+        &mut self,
+        slot: usize,
+        lists: &mut ImpLists,
+        respond: &mut impl Respond,
+    ) {
+        let Some(mut pending) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
         self.free_slots.push(slot);
         self.in_flight = self.in_flight.saturating_sub(1);
+        let bid_request = pending.bid_request.take();
+        if bid_request.is_some() {
+            self.bid_responses_in_flight = self.bid_responses_in_flight.saturating_sub(1);
+        }
         if self.closing {
             lists.keep(pending.imps);
             return;
         }
-        if pending.deadline_ns.is_some_and(|d| now_ns > d) {
+        if pending.deadline_ns.is_some_and(|d| respond.now_ns() > d) {
             self.counts.deadline_expired += 1;
             self.error(
                 pending.request_id,
                 ErrorCode::Timeout,
                 "not decided within the request's deadline",
             );
+            lists.keep(pending.imps);
+            return;
+        }
+        if let Some(request) = bid_request {
+            self.write_bid_response(pending.request_id, &request, &pending.imps, respond);
             lists.keep(pending.imps);
             return;
         }
@@ -201,5 +240,40 @@ impl Connection {
             }
         }
         lists.keep(pending.imps);
+    }
+}
+
+impl Connection {
+    /// Writes the `bid_response` of a decided request: its BidResponse
+    /// (the responder's, as the HTTP bidder answers) and the decision
+    /// behind each impression, as `cx score` prints them.
+    fn write_bid_response(
+        &mut self,
+        request_id: u64,
+        request: &BidRequest,
+        imps: &[(String, ImpState)],
+        respond: &mut impl Respond,
+    ) {
+        let outcomes: Vec<_> = imps.iter().map(|(id, s)| s.outcome(id)).collect();
+        let response = respond.bid_response(request, &outcomes);
+        let catalog = respond.catalog();
+        let decisions: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "imp_id": o.imp_id,
+                    "decision": o.decision.as_ref().map(|d| decision_json(d, catalog)),
+                    "skipped": o.skipped,
+                })
+            })
+            .collect();
+        let json = serde_json::json!({"response": response, "decisions": decisions}).to_string();
+        match protocol::encode_bid_response(&mut self.io.write, request_id, &json) {
+            Ok(()) => self.counts.frames_sent += 1,
+            Err(e) => {
+                let msg = format!("the bid_response could not be encoded: {e}");
+                self.error(request_id, ErrorCode::Internal, &msg);
+            }
+        }
     }
 }

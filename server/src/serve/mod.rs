@@ -37,6 +37,7 @@ use crate::metrics::{AdminServer, Health, Metrics, ReloadResult};
 use crate::sources::ConnectionLimiter;
 use crate::worker::{Shared, Worker, WorkerLimits};
 use cx_domain::store::{BidLedger, LedgerConfig};
+use cx_engine::openrtb::BidIds;
 use cx_engine::{Error as EngineError, FallbackSource, ModelInfo};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -285,8 +286,22 @@ impl Server {
             ),
             None => None,
         };
+        let notice_base = match (&config.engine.openrtb.notice_base_url, http_addr) {
+            (base, Some(addr)) if base.is_empty() => Some(format!("http://{addr}")),
+            _ => None,
+        };
         let mut handles = Vec::with_capacity(workers);
-        for (index, (binary, engine)) in listeners.into_iter().zip(engines).enumerate() {
+        for (index, (binary, mut engine)) in listeners.into_iter().zip(engines).enumerate() {
+            // Ids unique over nodes, workers and starts (BidIds).
+            engine.set_bid_ids(BidIds::starting_now(config.node_id, index as u32));
+            if let Some(base) = &notice_base {
+                engine
+                    .set_notice_base_url(base)
+                    .map_err(|source| Error::Engine {
+                        what: format!("notice URLs under {base}"),
+                        source,
+                    })?;
+            }
             let listener = Listeners {
                 binary,
                 http: http_listeners.get_mut(index).and_then(Option::take),

@@ -224,6 +224,10 @@ impl Respond for Sink<'_> {
         self.now_ns
     }
 
+    fn catalog(&self) -> &cx_domain::catalog::Catalog {
+        self.engine.catalog()
+    }
+
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
         Responder::new(self.engine, self.ledger, self.now_ns).bid_response(request, imps)
     }

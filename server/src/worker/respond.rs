@@ -33,8 +33,12 @@ impl Respond for Responder<'_> {
         self.now_ns
     }
 
+    fn catalog(&self) -> &cx_domain::catalog::Catalog {
+        self.engine.catalog()
+    }
+
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
-        let response = build_response(request, imps, self.engine.catalog());
+        let response = build_response(request, imps, &mut self.engine.bidder());
         let unix_ns = crate::serve::unix_now_ns();
         for bid in response.seatbid.iter().flat_map(|s| &s.bid) {
             let offer_id = bid

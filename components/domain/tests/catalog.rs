@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use cx_datasets::{Generator, SynthConfig, SynthRow};
 use cx_domain::catalog::{
-    category_covers, item_hash, limits, Catalog, Channels, FrequencyCap, Ineligible, OfferSpec,
-    PageCategoryKeys, PAGE_CATEGORY_KEYS_MAX,
+    category_covers, item_hash, limits, Catalog, Channels, CreativeSpec, FrequencyCap, Ineligible,
+    OfferSpec, PageCategoryKeys, PAGE_CATEGORY_KEYS_MAX,
 };
 use cx_domain::Error;
 use cx_features::{DeviceType, RequestContext};
@@ -1169,6 +1169,8 @@ fn any_offer() -> impl Strategy<Value = OfferSpec> {
         prop::collection::btree_set("[a-z0-9]{1,8}(\\.[a-z-]{1,6}){1,2}", 0..3),
         "\\PC{1,30}",
         "[ -~]{1,40}",
+        prop::collection::btree_set(1..=limits::ATTR_MAX, 0..4),
+        any_creative(),
     );
     (numbers, targeting, rest).prop_map(|(n, t, r)| OfferSpec {
         id: 1, // replaced by the caller
@@ -1193,7 +1195,63 @@ fn any_offer() -> impl Strategy<Value = OfferSpec> {
         daily_budget: r.1,
         adomain: r.2.into_iter().collect(),
         creative_id: r.4,
+        attr: r.5.into_iter().collect(),
+        creative: r.6,
     })
+}
+
+/// A valid creative, or none: every asset optional, a video made one of
+/// the three ways (none, a VAST wrapper, an inline file), sometimes the
+/// offer's own templates.
+fn any_creative() -> impl Strategy<Value = Option<CreativeSpec>> {
+    let url = || "https://[a-z]{1,8}\\.example/[a-z0-9/?=&%_]{0,16}(\\$\\{AUCTION_PRICE\\})?";
+    let text = || "[A-Za-z0-9][ -~]{0,24}";
+    let assets = (
+        url(),
+        prop::option::of(url()),
+        prop::option::of(url()),
+        text(),
+        prop::option::of(text()),
+        prop::option::of(text()),
+        prop::option::of(text()),
+        url(),
+    );
+    let video = (
+        0..3u8,
+        url(),
+        prop::option::of(Just("video/webm".to_string())),
+        (1..=8192u32, 1..=8192u32, 1..=3600u32),
+    );
+    let templates = (
+        prop::option::of(prop::sample::select(vec![
+            "<a href=\"{{click_url}}\">{{title}} {{w}}x{{h}}</a>",
+            "<div data-p=\"${AUCTION_PRICE}\" data-b=\"{{bid_id}}\">\n{{title}}'s \"ad\"</div>",
+        ])),
+        prop::option::of(Just(
+            "<VAST version=\"4.2\"><Ad id=\"{{imp_id}}\">{{click_url}}</Ad></VAST>",
+        )),
+    );
+    prop::option::of((assets, video, templates).prop_map(|(a, v, t)| {
+        let (kind, video_url, media_type, (w, h, d)) = v;
+        CreativeSpec {
+            click_url: a.0,
+            image_url: a.1,
+            icon_url: a.2,
+            title: Some(a.3),
+            description: a.4,
+            sponsor: a.5,
+            cta: a.6,
+            impression_url: Some(a.7),
+            vast_tag_url: (kind == 1).then(|| video_url.clone()),
+            media_url: (kind == 2).then_some(video_url),
+            media_type: media_type.filter(|_| kind == 2),
+            media_width: (kind == 2).then_some(w),
+            media_height: (kind == 2).then_some(h),
+            duration_s: (kind == 2).then_some(d),
+            banner: t.0.map(String::from),
+            video: t.1.map(String::from),
+        }
+    }))
 }
 
 fn any_offers() -> impl Strategy<Value = Vec<OfferSpec>> {

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::spec::size_label;
-use super::{item_hash, limits, Catalog, Objectives, OfferSpec, Span};
+use super::{item_hash, limits, Catalog, Creative, Objectives, OfferSpec, Span};
 use crate::error::{Error, Result};
 use cx_features::DeviceType;
 
@@ -140,8 +140,8 @@ impl Catalog {
         check_offer_count(offers.len())?;
         let mut builder = Builder::with_capacity(offers.len());
         for (index, offer) in offers.iter().enumerate() {
-            validate(index, offer)?;
-            builder.push(offer);
+            let creative = validate(index, offer)?;
+            builder.push(offer, creative);
         }
         builder.finish(&offers)
     }
@@ -211,8 +211,9 @@ fn offer_from_toml(index: usize, value: toml::Value) -> Result<OfferSpec> {
     })
 }
 
-/// Checks one offer against every rule, naming the first field that breaks one.
-fn validate(index: usize, offer: &OfferSpec) -> Result<()> {
+/// Checks one offer against every rule, naming the first field that breaks
+/// one; returns its creative, built (templates parsed), if it has one.
+fn validate(index: usize, offer: &OfferSpec) -> Result<Option<Creative>> {
     let label = offer_label(index, Some(offer.id));
     let fail =
         |field: &str, reason: String| catalog_error(format!("{label} field {field}"), reason);
@@ -351,7 +352,22 @@ fn validate(index: usize, offer: &OfferSpec) -> Result<()> {
         limits::CREATIVE_ID_BYTES_MAX,
     )
     .map_err(|r| fail("creative_id", r))?;
-    Ok(())
+    check_list("attr", &offer.attr, &fail, |&a| {
+        if (1..=limits::ATTR_MAX).contains(&a) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{a} is not a creative attribute; expected 1..={} (AdCOM 1.0 list \"Creative Attributes\")",
+                limits::ATTR_MAX
+            ))
+        }
+    })?;
+    offer
+        .creative
+        .clone()
+        .map(Creative::build)
+        .transpose()
+        .map_err(|(field, reason)| fail(&format!("creative.{field}"), reason))
 }
 
 /// A non-empty string of at most `max` bytes without control characters.
@@ -445,12 +461,15 @@ impl Builder {
                 creative_ids: Vec::with_capacity(n),
                 adomain_span: Vec::with_capacity(n),
                 adomains: Vec::new(),
+                attr_span: Vec::with_capacity(n),
+                attrs: Vec::new(),
+                creatives: Vec::with_capacity(n),
             },
         }
     }
 
-    /// Appends one offer, already validated.
-    fn push(&mut self, offer: &OfferSpec) {
+    /// Appends one offer, already validated, with its built creative.
+    fn push(&mut self, offer: &OfferSpec, creative: Option<Creative>) {
         let c = &mut self.catalog;
         c.ids.push(offer.id);
         c.objectives.conversion_rate.push(offer.conversion_rate);
@@ -505,6 +524,11 @@ impl Builder {
         let start = c.adomains.len();
         c.adomains.extend(offer.adomain.iter().cloned());
         c.adomain_span.push(span_since(start, c.adomains.len()));
+
+        let start = c.attrs.len();
+        c.attrs.extend_from_slice(&offer.attr);
+        c.attr_span.push(span_since(start, c.attrs.len()));
+        c.creatives.push(creative.map(Box::new));
     }
 
     /// Builds the id index, refusing a repeated id.

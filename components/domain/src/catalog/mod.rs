@@ -56,7 +56,9 @@
 //! ```
 
 mod build;
+pub mod creative;
 mod spec;
+pub mod template;
 mod write;
 
 use std::fmt;
@@ -64,6 +66,7 @@ use std::ops::Range;
 
 use cx_features::RequestContext;
 
+pub use creative::{Creative, CreativeSpec};
 pub use spec::{Channels, FrequencyCap, OfferSpec};
 
 /// Documented limits of a catalog. Every one is checked when a catalog is
@@ -81,6 +84,9 @@ pub mod limits {
     pub const NAME_BYTES_MAX: usize = 128;
     /// Longest creative id, in bytes.
     pub const CREATIVE_ID_BYTES_MAX: usize = 128;
+    /// Highest creative attribute code (AdCOM 1.0 list "Creative
+    /// Attributes", 1 to 17).
+    pub const ATTR_MAX: u32 = 17;
     /// Longest segment, in bytes (the feature schema's
     /// [`VALUE_BYTES_MAX`](cx_features::limits::VALUE_BYTES_MAX)).
     pub const SEGMENT_BYTES_MAX: usize = cx_features::limits::VALUE_BYTES_MAX;
@@ -260,6 +266,10 @@ pub struct Catalog {
     creative_ids: Vec<String>,
     adomain_span: Vec<Span>,
     adomains: Vec<String>,
+    attr_span: Vec<Span>,
+    attrs: Vec<u32>,
+    /// Cold: read only for the offer a bid goes out with.
+    creatives: Vec<Option<Box<Creative>>>,
 }
 
 impl Catalog {
@@ -332,6 +342,26 @@ impl Catalog {
     /// Offer `i`'s advertiser domains (OpenRTB `bid.adomain`); may be empty.
     pub fn adomain(&self, i: usize) -> &[String] {
         &self.adomains[self.adomain_span[i].range()]
+    }
+
+    /// Offer `i`'s placement sizes `(width, height)`; empty means any.
+    pub fn sizes(&self, i: usize) -> &[(u32, u32)] {
+        &self.sizes[self.size_span[i].range()]
+    }
+
+    /// Offer `i`'s IAB content categories (OpenRTB `bid.cat`); may be empty.
+    pub fn categories(&self, i: usize) -> &[Box<str>] {
+        &self.categories[self.category_span[i].range()]
+    }
+
+    /// Offer `i`'s creative attributes (OpenRTB `bid.attr`); may be empty.
+    pub fn attr(&self, i: usize) -> &[u32] {
+        &self.attrs[self.attr_span[i].range()]
+    }
+
+    /// Offer `i`'s creative (assets and markup templates), if it has one.
+    pub fn creative(&self, i: usize) -> Option<&Creative> {
+        self.creatives[i].as_deref()
     }
 
     /// The fields of offer `i` a bid response needs.

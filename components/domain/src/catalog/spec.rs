@@ -148,6 +148,14 @@ pub struct OfferSpec {
     pub adomain: Vec<String>,
     /// The creative id for the bid response's `crid`.
     pub creative_id: String,
+    /// Creative attributes for the bid response's `attr` (AdCOM 1.0 list
+    /// "Creative Attributes", 1 to [`ATTR_MAX`](super::limits::ATTR_MAX)).
+    #[serde(default)]
+    pub attr: Vec<u32>,
+    /// The creative: assets and markup templates (`[offer.creative]`);
+    /// an offer without one gets no OpenRTB bid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creative: Option<super::CreativeSpec>,
 }
 
 impl OfferSpec {
@@ -173,6 +181,8 @@ impl OfferSpec {
         "daily_budget",
         "adomain",
         "creative_id",
+        "attr",
+        "creative",
     ];
 
     /// The fields a TOML offer must have.
@@ -187,7 +197,8 @@ impl OfferSpec {
 
     /// A broadly eligible offer to start from in code: name `offer {id}`,
     /// creative id `cr-{id}`, `max_bid_cpm` 1.0, every objective value and
-    /// the boost 0, no targeting, no cap, no budget, no advertiser domain.
+    /// the boost 0, no targeting, no cap, no budget, no advertiser domain,
+    /// no creative attributes and no creative.
     pub fn new(id: u64) -> Self {
         Self {
             id,
@@ -209,6 +220,8 @@ impl OfferSpec {
             daily_budget: None,
             adomain: Vec::new(),
             creative_id: format!("cr-{id}"),
+            attr: Vec::new(),
+            creative: None,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::build::OFFER_KEY;
 use super::spec::{device_type_from_label, size_label};
-use super::{Catalog, Channels, OfferSpec};
+use super::{Catalog, Channels, CreativeSpec, OfferSpec};
 use cx_features::DeviceType;
 
 /// A TOML float that parses back (as `f64`, then narrowed) to exactly `x`:
@@ -71,6 +71,8 @@ impl Catalog {
             daily_budget: self.daily_budget[i],
             adomain: self.adomain(i).to_vec(),
             creative_id: self.creative_ids[i].clone(),
+            attr: self.attr(i).to_vec(),
+            creative: self.creative(i).map(|c| c.spec().clone()),
         }
     }
 
@@ -158,6 +160,53 @@ fn write_offer(out: &mut String, o: &OfferSpec) {
         );
     }
     line("creative_id", toml_str(&o.creative_id));
+    if !o.attr.is_empty() {
+        let codes: Vec<String> = o.attr.iter().map(u32::to_string).collect();
+        line("attr", format!("[{}]", codes.join(", ")));
+    }
+    if let Some(creative) = &o.creative {
+        write_creative(out, creative);
+    }
+}
+
+/// Appends an offer's creative as its `[offer.creative]` table (after the
+/// offer's own keys, so it belongs to the offer above it).
+fn write_creative(out: &mut String, c: &CreativeSpec) {
+    let _ = writeln!(out, "\n[{OFFER_KEY}.creative]");
+    let mut line = |key: &str, value: String| {
+        let _ = writeln!(out, "{key} = {value}");
+    };
+    line("click_url", toml_str(&c.click_url));
+    for (key, text) in [
+        ("image_url", &c.image_url),
+        ("icon_url", &c.icon_url),
+        ("title", &c.title),
+        ("description", &c.description),
+        ("sponsor", &c.sponsor),
+        ("cta", &c.cta),
+        ("impression_url", &c.impression_url),
+        ("vast_tag_url", &c.vast_tag_url),
+        ("media_url", &c.media_url),
+        ("media_type", &c.media_type),
+    ] {
+        if let Some(text) = text {
+            line(key, toml_str(text));
+        }
+    }
+    for (key, n) in [
+        ("media_width", c.media_width),
+        ("media_height", c.media_height),
+        ("duration_s", c.duration_s),
+    ] {
+        if let Some(n) = n {
+            line(key, n.to_string());
+        }
+    }
+    for (key, template) in [("banner", &c.banner), ("video", &c.video)] {
+        if let Some(template) = template {
+            line(key, toml_str(template));
+        }
+    }
 }
 
 #[cfg(test)]

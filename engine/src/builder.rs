@@ -7,6 +7,7 @@ use crate::config::EngineConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::fit::CatalogFit;
+use crate::openrtb::BidIds;
 use crate::port::Port;
 use crate::stats::ModelInfo;
 use bevy_ecs::prelude::*;
@@ -151,9 +152,18 @@ pub struct EngineBuilder {
     backend: Option<BackendKind>,
     seed: Option<u64>,
     shared: Option<SharedStores>,
+    bid_ids: Option<BidIds>,
 }
 
 impl EngineBuilder {
+    /// Issue OpenRTB bid ids from this generator (a server gives each
+    /// worker its own: node id, worker index, process start). Default:
+    /// node 0, worker 0, epoch = when the engine is built.
+    pub fn bid_ids(mut self, ids: BidIds) -> Self {
+        self.bid_ids = Some(ids);
+        self
+    }
+
     /// Share frequency counts and budgets with the other engines built
     /// with (clones of) `stores`: a server gives one to every worker, so
     /// that caps and budgets hold over all of them. The engine's catalog
@@ -257,7 +267,8 @@ impl EngineBuilder {
     }
 
     /// Builds a self-contained engine.
-    pub fn build(self) -> Result<Engine> {
+    pub fn build(mut self) -> Result<Engine> {
+        let self_bid_ids = self.bid_ids.take();
         let mut world = World::new();
         let mut schedule = Schedule::default();
         schedule.set_executor(SingleThreadedExecutor::new());
@@ -266,14 +277,17 @@ impl EngineBuilder {
         let model = resolved.model_info.clone();
         let fit = resolved.fit.clone();
         let config = resolved.config.clone();
+        let notices = config.notice_urls()?;
+        let bid_ids = self_bid_ids.unwrap_or_default();
         let port = resolved.install(&mut world, &mut schedule)?;
         // Build the schedule's executor now, not in the first tick.
         schedule
             .initialize(&mut world)
             .map_err(|e| Error::Config(format!("schedule: {e}")))?;
-        Ok(Engine::new(
-            world, schedule, port, backend, model, fit, config,
-        ))
+        let mut engine = Engine::new(world, schedule, port, backend, model, fit, config);
+        engine.set_bid_ids(bid_ids);
+        engine.set_notice_urls(notices);
+        Ok(engine)
     }
 }
 

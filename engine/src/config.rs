@@ -50,6 +50,20 @@ pub struct EngineConfig {
     /// When the model and the catalog overlap only partly: `warn`
     /// (default; serve, and the host warns) or `refuse`.
     pub catalog_overlap: crate::fit::CatalogOverlap,
+    /// OpenRTB bid responses.
+    pub openrtb: OpenRtbSection,
+}
+
+/// `[openrtb]`: what the engine puts in its OpenRTB bids.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenRtbSection {
+    /// Base URL of the win, billing and loss notice URLs in bids
+    /// (`http://127.0.0.1:8080`, no trailing slash; `docs/OPENRTB.md`,
+    /// "Notice URLs"). Empty (the default): the server fills in its own
+    /// HTTP listener; an engine left without one (`cx score`) bids without
+    /// notice URLs.
+    pub notice_base_url: String,
 }
 
 /// `[cache]`: the L1 decision cache of model scores.
@@ -120,6 +134,7 @@ impl Default for EngineConfig {
             budget: BudgetSection::default(),
             decide: DecideConfig::default(),
             catalog_overlap: crate::fit::CatalogOverlap::default(),
+            openrtb: OpenRtbSection::default(),
         }
     }
 }
@@ -173,7 +188,13 @@ impl EngineConfig {
                 "`budget.lease_ttl_ms` is 0: every lease would be returned at once".into(),
             ));
         }
+        self.notice_urls()?;
         Ok(())
+    }
+
+    /// The `[openrtb]` notice base URL as bids use it (none when empty).
+    pub fn notice_urls(&self) -> Result<crate::openrtb::NoticeUrls> {
+        crate::openrtb::NoticeUrls::new(&self.openrtb.notice_base_url)
     }
 
     /// The budget section as the leases take it.
@@ -241,6 +262,11 @@ mod tests {
             ("[budget]\nlease_share = 2.0\n", "budget.lease_share"),
             ("[budget]\nlease_share = nan\n", "budget.lease_share"),
             ("[budget]\nlease_ttl_ms = 0\n", "budget.lease_ttl_ms"),
+            (
+                "[openrtb]\nnotice_base_url = \"127.0.0.1:8080\"\n",
+                "openrtb.notice_base_url",
+            ),
+            ("[openrtb]\nnotice_url = \"\"\n", "notice_url"),
             ("seed = [", "seed"),
         ];
         for (text, needle) in cases {

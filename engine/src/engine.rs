@@ -10,6 +10,7 @@ use crate::builder::{load_serving, EngineBuilder, FallbackSource, ModelSource};
 use crate::config::EngineConfig;
 use crate::error::Result;
 use crate::fit::CatalogFit;
+use crate::openrtb::{BidIds, Bidder, NoticeUrls};
 use crate::port::Port;
 use crate::stats::{EngineStats, ModelInfo};
 use bevy_ecs::prelude::*;
@@ -43,6 +44,10 @@ pub struct Engine {
     /// How the model serving and the catalog match.
     fit: CatalogFit,
     config: EngineConfig,
+    /// Ids of the OpenRTB bids this engine makes.
+    bid_ids: BidIds,
+    /// Where its bids' notices go.
+    notices: NoticeUrls,
 }
 
 impl Engine {
@@ -67,6 +72,8 @@ impl Engine {
             model,
             fit,
             config,
+            bid_ids: BidIds::default(),
+            notices: NoticeUrls::none(),
         }
     }
 
@@ -233,6 +240,47 @@ impl Engine {
     /// The catalog.
     pub fn catalog(&self) -> &Catalog {
         self.world.resource::<Catalog>()
+    }
+
+    /// What [`build_response`](crate::openrtb::build_response) needs from
+    /// this engine, lent together: the catalog, the bid-id source and the
+    /// notice URLs.
+    pub fn bidder(&mut self) -> Bidder<'_> {
+        Bidder {
+            catalog: self.world.resource::<Catalog>(),
+            bid_ids: &mut self.bid_ids,
+            notices: &self.notices,
+        }
+    }
+
+    /// The source of this engine's bid ids.
+    pub fn bid_ids(&self) -> &BidIds {
+        &self.bid_ids
+    }
+
+    /// Issues bid ids from `ids` from now on (a server sets each worker's:
+    /// node id, worker index, process start; see
+    /// [`BidIds`](crate::openrtb::BidIds) for why they cannot repeat).
+    pub fn set_bid_ids(&mut self, ids: BidIds) {
+        self.bid_ids = ids;
+    }
+
+    /// Where this engine's bids send their notices (none: no notice URLs).
+    pub fn notice_urls(&self) -> &NoticeUrls {
+        &self.notices
+    }
+
+    /// Sends notices under `base_url` from now on (`""`: no notice URLs);
+    /// the server sets its own HTTP listener's address when the config's
+    /// `openrtb.notice_base_url` is empty. A bad URL changes nothing.
+    pub fn set_notice_base_url(&mut self, base_url: &str) -> Result<()> {
+        self.notices = NoticeUrls::new(base_url)?;
+        Ok(())
+    }
+
+    /// Sends notices as `notices` says from now on.
+    pub fn set_notice_urls(&mut self, notices: NoticeUrls) {
+        self.notices = notices;
     }
 
     /// The World, read-only (for inspection and tests).

@@ -1,6 +1,12 @@
 //! OpenRTB 2.5/2.6 on the engine: one decision per impression of a bid
 //! request, and a BidResponse built from them.
 //!
+//! This module owns the OpenRTB request rules ([`plan_impressions`]), the
+//! response ([`response::build_response`]: bids with markup, notice URLs
+//! and ids, or a no-bid with its OpenRTB 2.6 reason), the bid markup
+//! ([`markup`]), the bid ids ([`bid_ids`]) and the notice URLs
+//! ([`notice`]).
+//!
 //! The pricing rule (see `docs/DECISIONS.md`): the bid for an impression is
 //! the top eligible offer's `bid_cpm`, `floor + shading * (value - floor)`
 //! capped at the offer's `max_bid_cpm`, where `value` is the offer's
@@ -15,15 +21,23 @@
 //! engine prices in USD); a `test` request is decided in simulation mode,
 //! so it spends no budget or frequency cap; and `badv` goes with every
 //! impression's request, so an offer of a blocked advertiser is not
-//! eligible (`NoBidCause::BlockedAdvertiser`).
+//! eligible (`NoBidCause::BlockedAdvertiser`). The response is likewise one
+//! function, [`build_response`], for every path.
+
+pub mod bid_ids;
+pub mod markup;
+pub mod notice;
+pub mod response;
+
+pub use bid_ids::{BidIdParts, BidIds};
+pub use notice::{BidNotices, NoticeUrls};
+pub use response::{build_response, nbr_for_cause, nbr_for_skip, no_bid_reason, Bidder};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use cx_domain::catalog::Catalog;
-use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, Request, Ticket};
-use cx_wire::openrtb::{Bid, BidRequest, BidResponse, NoBidReason, SeatBid};
+use cx_domain::pipeline::{Decision, Request, Ticket};
+use cx_wire::openrtb::{BidRequest, BidResponse};
 use cx_wire::protocol::SkipReason;
-use serde_json::json;
 
 /// The currency the engine prices in.
 pub const CURRENCY: &str = "USD";
@@ -88,7 +102,8 @@ pub struct OpenRtbOutcome {
 
 impl Engine {
     /// Decides every impression of `request` at host time `now_ns` and
-    /// builds the response. Needs an engine with nothing else in flight
+    /// builds the response through [`build_response`] with the engine's
+    /// [`Bidder`](Engine::bidder). Needs an engine with nothing else in flight
     /// ([`Error::Busy`] otherwise), since it ticks until its own requests
     /// are decided and polls every decision.
     pub fn decide_openrtb(&mut self, request: &BidRequest, now_ns: u64) -> Result<OpenRtbOutcome> {
@@ -115,80 +130,10 @@ impl Engine {
                 skipped,
             })
             .collect();
-        let response = build_response(request, &impressions, self.catalog());
+        let response = build_response(request, &impressions, &mut self.bidder());
         Ok(OpenRtbOutcome {
             response,
             impressions,
         })
-    }
-}
-
-/// The BidResponse for `impressions`: a bid per impression with an offer
-/// (its top one; the rules already excluded blocked advertisers), or a
-/// no-bid with the reason of the first impression.
-pub fn build_response(
-    request: &BidRequest,
-    impressions: &[ImpOutcome],
-    catalog: &Catalog,
-) -> BidResponse {
-    let mut bids = Vec::new();
-    let mut reason: Option<(NoBidReason, &'static str)> = None;
-    for imp in impressions {
-        let chosen = imp.decision.as_ref().and_then(|d| d.offers().first());
-        if let (Some(offer), Some(d)) = (chosen, imp.decision.as_ref()) {
-            bids.push(bid_for(imp, offer, d, catalog));
-        } else {
-            reason.get_or_insert_with(|| no_bid_reason(imp.decision.as_ref(), imp.skipped));
-        }
-    }
-    if bids.is_empty() {
-        let (nbr, label) = reason.unwrap_or((NoBidReason::UnknownError, "no_impressions"));
-        let mut response = BidResponse::no_bid(&request.id, nbr);
-        response.ext = Some(json!({ "reason": label }));
-        return response;
-    }
-    BidResponse {
-        id: request.id.clone(),
-        seatbid: vec![SeatBid {
-            bid: bids,
-            seat: Some(SEAT.into()),
-        }],
-        cur: Some(CURRENCY.into()),
-        ..BidResponse::default()
-    }
-}
-
-fn bid_for(imp: &ImpOutcome, offer: &ChosenOffer, d: &Decision, catalog: &Catalog) -> Bid {
-    let i = offer.catalog_index as usize;
-    let creative = catalog.creative_id(i);
-    Bid {
-        id: format!("cx-{}", d.ticket.0),
-        impid: imp.imp_id.clone(),
-        price: offer.bid_cpm,
-        adid: Some(offer.offer_id.to_string()),
-        crid: (!creative.is_empty()).then(|| creative.to_string()),
-        adomain: catalog.adomain(i).to_vec(),
-        ext: Some(json!({
-            "offer_id": offer.offer_id,
-            "score": offer.score,
-            "p_click": offer.p_click,
-        })),
-        ..Bid::default()
-    }
-}
-
-/// The OpenRTB no-bid reason and our label for an impression without a bid.
-fn no_bid_reason(
-    decision: Option<&Decision>,
-    skipped: Option<&'static str>,
-) -> (NoBidReason, &'static str) {
-    if let Some(label) = skipped {
-        return (NoBidReason::UnknownError, label);
-    }
-    match decision.and_then(|d| d.no_bid) {
-        Some(NoBidCause::DeviceType) => (NoBidReason::UnsupportedDevice, "device_type"),
-        Some(NoBidCause::ScoringFailed) => (NoBidReason::TechnicalError, "scoring_failed"),
-        Some(cause) => (NoBidReason::UnknownError, cause.label()),
-        None => (NoBidReason::TechnicalError, "not_decided"),
     }
 }

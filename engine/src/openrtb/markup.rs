@@ -1,0 +1,306 @@
+//! A bid's markup (`adm`), its markup type (`mtype`) and its size (`w`,
+//! `h`), from the offer's creative and the impression.
+//!
+//! The kind is chosen from what the impression offers, in the order
+//! banner, video, native ([`ImpKind::of`]'s order): the first that the
+//! creative can serve and whose `battr` does not block the offer's
+//! attributes. Audio is not served.
+//!
+//! - **Banner**: the creative's banner template, rendered at the chosen
+//!   format: `imp.banner.w` x `h` when both are set, else the first
+//!   `imp.banner.format` entry with both sides set, taking the first that
+//!   the offer's `sizes` allow (any when it lists none). A banner with no
+//!   size at all gets a bid without `w`/`h`.
+//! - **Video**: the creative's video template (VAST). An inline file must
+//!   be of a type in `imp.video.mimes` (when listed) and within
+//!   `minduration`..`maxduration`. `w`/`h` are the player's
+//!   (`imp.video.w`/`h`), else the file's.
+//! - **Native**: a Native 1.2 response document (the root object, no
+//!   `native` wrapper) that answers the assets of `imp.native.request`
+//!   (a request wrapped in `{"native": ...}`, as Native 1.0 wrote it, is
+//!   read too): a title asset gets the title (cut to its `len`), an image
+//!   asset of type 1 the icon and any other the main image, a data asset
+//!   of type 1 the sponsor, 2 the description, 12 the call to action.
+//!   Assets the creative cannot fill are left out, and if one of them is
+//!   `required` there is no native ad.
+//!
+//! Every value put into HTML or VAST is escaped ([`Template::render`]);
+//! the native document is written by serde_json.
+
+use cx_domain::catalog::template::{Slot, Template};
+use cx_domain::catalog::{Catalog, Creative, CreativeSpec};
+use cx_wire::openrtb::{Banner, Imp, ImpKind, Video};
+use serde_json::{json, Map, Value};
+
+/// Most native request assets read; later ones are ignored.
+pub const NATIVE_ASSETS_MAX: usize = 64;
+
+/// The markup of one bid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Markup {
+    /// The kind served.
+    pub kind: ImpKind,
+    /// `bid.adm`.
+    pub adm: String,
+    /// `bid.w`, `bid.h`.
+    pub size: Option<(u32, u32)>,
+}
+
+/// Why an impression gets no markup from an offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoMarkup {
+    /// The offer has no creative for any kind the impression offers (or
+    /// the impression's formats, types or durations rule its creative out).
+    NoCreative,
+    /// The impression's `battr` blocks one of the offer's attributes on
+    /// every kind the creative could serve.
+    BlockedAttribute,
+}
+
+impl NoMarkup {
+    /// The label that goes into the response's `ext.reason`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NoCreative => "no_creative",
+            Self::BlockedAttribute => "blocked_attribute",
+        }
+    }
+}
+
+/// What a template needs to know of the bid.
+pub struct BidValues<'a> {
+    /// The bid's id.
+    pub bid_id: &'a str,
+    /// `imp.id`.
+    pub imp_id: &'a str,
+    /// The offer id.
+    pub offer_id: u64,
+    /// The offer's `creative_id`.
+    pub creative_id: &'a str,
+}
+
+/// The markup of offer `i` (catalog index) for `imp`. See the module docs.
+pub fn markup(
+    imp: &Imp,
+    catalog: &Catalog,
+    i: usize,
+    bid: &BidValues<'_>,
+) -> Result<Markup, NoMarkup> {
+    let creative = catalog.creative(i).ok_or(NoMarkup::NoCreative)?;
+    let attr = catalog.attr(i);
+    let mut why = NoMarkup::NoCreative;
+    for kind in [ImpKind::Banner, ImpKind::Video, ImpKind::Native] {
+        if !kind.offered_by(imp) {
+            continue;
+        }
+        let made = match kind {
+            ImpKind::Banner => imp
+                .banner
+                .as_ref()
+                .and_then(|b| banner(b, creative, catalog.sizes(i), bid)),
+            ImpKind::Video => imp.video.as_ref().and_then(|v| video(v, creative, bid)),
+            _ => imp
+                .native
+                .as_ref()
+                .and_then(|n| n.request.as_deref())
+                .and_then(|r| native(r, creative.spec()))
+                .map(|adm| (adm, None)),
+        };
+        let Some((adm, size)) = made else { continue };
+        if blocks(imp, kind, attr) {
+            why = NoMarkup::BlockedAttribute;
+            continue;
+        }
+        return Ok(Markup { kind, adm, size });
+    }
+    Err(why)
+}
+
+/// Whether the impression's `battr` for `kind` holds one of `attr`.
+fn blocks(imp: &Imp, kind: ImpKind, attr: &[u32]) -> bool {
+    let battr = match kind {
+        ImpKind::Banner => imp.banner.as_ref().map(|b| b.battr.as_slice()),
+        ImpKind::Video => imp.video.as_ref().map(|v| v.battr.as_slice()),
+        _ => None,
+    };
+    battr.is_some_and(|battr| attr.iter().any(|&a| battr.contains(&i64::from(a))))
+}
+
+/// Renders `template` for the bid, with the format's size.
+fn render(
+    template: &Template,
+    spec: &CreativeSpec,
+    bid: &BidValues<'_>,
+    size: Option<(u32, u32)>,
+) -> String {
+    let mut out = String::with_capacity(template.source().len() + 256);
+    template.render(&mut out, |slot, v| match slot {
+        Slot::W => v.push_str(&size.map(|s| s.0.to_string()).unwrap_or_default()),
+        Slot::H => v.push_str(&size.map(|s| s.1.to_string()).unwrap_or_default()),
+        Slot::OfferId => v.push_str(&bid.offer_id.to_string()),
+        Slot::CreativeId => v.push_str(bid.creative_id),
+        Slot::BidId => v.push_str(bid.bid_id),
+        Slot::ImpId => v.push_str(bid.imp_id),
+        Slot::Price => v.push_str("${AUCTION_PRICE}"),
+        other => spec.slot_value(other, v),
+    });
+    out
+}
+
+type Made = (String, Option<(u32, u32)>);
+
+fn banner(
+    b: &Banner,
+    creative: &Creative,
+    sizes: &[(u32, u32)],
+    bid: &BidValues<'_>,
+) -> Option<Made> {
+    let template = creative.banner()?;
+    let size = banner_size(b, sizes).ok()?;
+    Some((render(template, creative.spec(), bid, size), size))
+}
+
+/// The format a banner bid is for: the first of the banner's own size and
+/// its `format` entries (those with both sides set) that the offer allows;
+/// `Ok(None)` when the banner gives no size at all, `Err` when the offer
+/// allows none of the sizes it gives.
+fn banner_size(b: &Banner, sizes: &[(u32, u32)]) -> Result<Option<(u32, u32)>, ()> {
+    let own = match (b.w, b.h) {
+        (Some(w), Some(h)) if w > 0 && h > 0 => Some((w, h)),
+        _ => None,
+    };
+    let formats = b.format.iter().filter_map(|f| match (f.w, f.h) {
+        (Some(w), Some(h)) if w > 0 && h > 0 => Some((w, h)),
+        _ => None,
+    });
+    let mut candidates = own.into_iter().chain(formats).peekable();
+    if candidates.peek().is_none() {
+        return Ok(None);
+    }
+    candidates
+        .find(|size| sizes.is_empty() || sizes.contains(size))
+        .map(Some)
+        .ok_or(())
+}
+
+fn video(v: &Video, creative: &Creative, bid: &BidValues<'_>) -> Option<Made> {
+    let template = creative.video()?;
+    let spec = creative.spec();
+    if spec.media_url.is_some() && !file_fits(v, spec) {
+        return None;
+    }
+    let player = match (v.w, v.h) {
+        (Some(w), Some(h)) if w > 0 && h > 0 => Some((w, h)),
+        _ => None,
+    };
+    let file = spec.media_width.zip(spec.media_height);
+    let size = player.or(file);
+    Some((render(template, spec, bid, size), size))
+}
+
+/// Whether an inline video file suits the player: its type among the
+/// `mimes` (when listed) and its length within the durations (when set).
+fn file_fits(v: &Video, spec: &CreativeSpec) -> bool {
+    let media_type = spec.media_type();
+    let type_ok = v.mimes.is_empty() || v.mimes.iter().any(|m| m.eq_ignore_ascii_case(media_type));
+    let duration = spec.duration_s.unwrap_or(0);
+    let min_ok = v.minduration.is_none_or(|min| duration >= min);
+    let max_ok = v.maxduration.is_none_or(|max| max == 0 || duration <= max);
+    type_ok && min_ok && max_ok
+}
+
+/// The Native 1.2 response answering the native request `request` (a JSON
+/// string), or `None` when it cannot be read or a required asset cannot
+/// be filled.
+pub fn native(request: &str, spec: &CreativeSpec) -> Option<String> {
+    let parsed: Value = serde_json::from_str(request).ok()?;
+    let root = parsed.get("native").unwrap_or(&parsed);
+    let assets = root.get("assets")?.as_array()?;
+    let mut answered = Vec::new();
+    for asset in assets.iter().take(NATIVE_ASSETS_MAX) {
+        let id = asset.get("id").and_then(Value::as_u64)?;
+        let required = asset.get("required").and_then(Value::as_u64) == Some(1);
+        match native_asset(asset, spec) {
+            Some(mut filled) => {
+                filled.insert("id".into(), json!(id));
+                answered.push(Value::Object(filled));
+            }
+            None if required => return None,
+            None => {}
+        }
+    }
+    if answered.is_empty() {
+        return None;
+    }
+    let mut response = Map::new();
+    response.insert("ver".into(), json!("1.2"));
+    response.insert("assets".into(), Value::Array(answered));
+    response.insert("link".into(), json!({ "url": spec.click_url }));
+    if let Some(url) = &spec.impression_url {
+        if root.get("eventtrackers").is_some() {
+            // A 1.2 request that lists the trackers it supports.
+            response.insert(
+                "eventtrackers".into(),
+                json!([{ "event": 1, "method": 1, "url": url }]),
+            );
+        } else {
+            response.insert("imptrackers".into(), json!([url]));
+        }
+    }
+    serde_json::to_string(&Value::Object(response)).ok()
+}
+
+/// The response object of one request asset (without its `id`), or `None`
+/// when the creative has nothing for it.
+fn native_asset(asset: &Value, spec: &CreativeSpec) -> Option<Map<String, Value>> {
+    let mut out = Map::new();
+    if let Some(title) = asset.get("title") {
+        let text = cut(spec.title.as_deref()?, title.get("len"));
+        out.insert("title".into(), json!({ "text": text }));
+    } else if let Some(img) = asset.get("img") {
+        let icon = img.get("type").and_then(Value::as_u64) == Some(1);
+        let url = if icon {
+            &spec.icon_url
+        } else {
+            &spec.image_url
+        };
+        let mut image = Map::new();
+        image.insert("url".into(), json!(url.as_deref()?));
+        let side = |exact: &str, min: &str| {
+            img.get(exact)
+                .or_else(|| img.get(min))
+                .and_then(Value::as_u64)
+                .filter(|&n| n > 0)
+        };
+        if let (Some(w), Some(h)) = (side("w", "wmin"), side("h", "hmin")) {
+            image.insert("w".into(), json!(w));
+            image.insert("h".into(), json!(h));
+        }
+        out.insert("img".into(), Value::Object(image));
+    } else if let Some(data) = asset.get("data") {
+        let text = match data.get("type").and_then(Value::as_u64)? {
+            1 => spec.sponsor.as_deref()?,
+            2 => spec.description.as_deref()?,
+            12 => spec.cta.as_deref()?,
+            _ => return None,
+        };
+        out.insert(
+            "data".into(),
+            json!({ "value": cut(text, data.get("len")) }),
+        );
+    } else {
+        return None;
+    }
+    Some(out)
+}
+
+/// `text` cut to at most `len` characters (when `len` is a positive number).
+fn cut(text: &str, len: Option<&Value>) -> String {
+    match len.and_then(Value::as_u64).filter(|&n| n > 0) {
+        Some(n) => text
+            .chars()
+            .take(usize::try_from(n).unwrap_or(usize::MAX))
+            .collect(),
+        None => text.to_owned(),
+    }
+}

@@ -1,0 +1,162 @@
+//! The win, billing and loss notice URLs a bid carries (`nurl`, `burl`,
+//! `lurl`), with the OpenRTB substitution macros the exchange fills in.
+//!
+//! The shape is fixed, because the server's notice endpoints parse it:
+//!
+//! ```text
+//! nurl = {base}/notice/win?bid=${AUCTION_BID_ID}&imp=${AUCTION_IMP_ID}&auction=${AUCTION_ID}&price=${AUCTION_PRICE}&cur=${AUCTION_CURRENCY}&offer={offer_id}
+//! burl = {base}/notice/bill?{the same query}
+//! lurl = {base}/notice/loss?{the same query}&loss=${AUCTION_LOSS}
+//! ```
+//!
+//! `{base}` is the notice base URL (`http://127.0.0.1:8080`, no trailing
+//! slash) and `{offer_id}` the decimal offer id. The macros stay literal
+//! in the response.
+
+use crate::error::{Error, Result};
+
+/// Path of the win notice, after the base URL.
+pub const WIN_PATH: &str = "/notice/win";
+/// Path of the billing notice, after the base URL.
+pub const BILL_PATH: &str = "/notice/bill";
+/// Path of the loss notice, after the base URL.
+pub const LOSS_PATH: &str = "/notice/loss";
+
+/// The query every notice URL carries, before `&offer=`: the OpenRTB
+/// macros for the bid id, impression id, auction id, clearing price and
+/// currency.
+pub const NOTICE_QUERY: &str = "bid=${AUCTION_BID_ID}&imp=${AUCTION_IMP_ID}&auction=${AUCTION_ID}\
+                                &price=${AUCTION_PRICE}&cur=${AUCTION_CURRENCY}";
+
+/// What a loss notice adds after the offer id: the exchange's loss reason.
+pub const LOSS_QUERY: &str = "&loss=${AUCTION_LOSS}";
+
+/// Longest notice base URL, bytes.
+pub const BASE_URL_BYTES_MAX: usize = 1024;
+
+/// Where a bid's notices go: a base URL, or none (no notice URLs in bids).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NoticeUrls {
+    base: Option<String>,
+}
+
+/// The three notice URLs of one bid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BidNotices {
+    /// The win notice (`nurl`).
+    pub win: String,
+    /// The billing notice (`burl`).
+    pub bill: String,
+    /// The loss notice (`lurl`).
+    pub loss: String,
+}
+
+impl NoticeUrls {
+    /// Notices under `base`: an `http://` or `https://` URL with a host,
+    /// no query, fragment, whitespace or control character, at most
+    /// [`BASE_URL_BYTES_MAX`] bytes. Trailing `/`s are dropped. An empty
+    /// `base` means no notice URLs ([`Self::none`]).
+    pub fn new(base: &str) -> Result<Self> {
+        let trimmed = base.trim_end_matches('/');
+        if base.is_empty() {
+            return Ok(Self::none());
+        }
+        let host = trimmed
+            .strip_prefix("http://")
+            .or_else(|| trimmed.strip_prefix("https://"));
+        let reason = if base.len() > BASE_URL_BYTES_MAX {
+            format!("is {} bytes, more than {BASE_URL_BYTES_MAX}", base.len())
+        } else if host.is_none_or(str::is_empty) || host.is_some_and(|h| h.starts_with('/')) {
+            format!("{base:?} is not an http:// or https:// URL with a host")
+        } else if trimmed.contains(['?', '#']) {
+            format!("{base:?} has a query or fragment; give the base only")
+        } else if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            format!("{base:?} holds whitespace or a control character")
+        } else {
+            return Ok(Self {
+                base: Some(trimmed.to_owned()),
+            });
+        };
+        Err(Error::Config(format!("`openrtb.notice_base_url` {reason}")))
+    }
+
+    /// No notice URLs: bids go out without `nurl`, `burl` and `lurl`.
+    pub fn none() -> Self {
+        Self { base: None }
+    }
+
+    /// The base URL, without a trailing slash, if notices are on.
+    pub fn base(&self) -> Option<&str> {
+        self.base.as_deref()
+    }
+
+    /// The notice URLs of a bid with offer `offer_id`, if notices are on.
+    pub fn for_offer(&self, offer_id: u64) -> Option<BidNotices> {
+        let base = self.base.as_deref()?;
+        let url =
+            |path: &str, tail: &str| format!("{base}{path}?{NOTICE_QUERY}&offer={offer_id}{tail}");
+        Some(BidNotices {
+            win: url(WIN_PATH, ""),
+            bill: url(BILL_PATH, ""),
+            loss: url(LOSS_PATH, LOSS_QUERY),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_have_the_agreed_shape() {
+        let n = NoticeUrls::new("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(n.base(), Some("http://127.0.0.1:8080"));
+        let urls = n.for_offer(1004).unwrap();
+        let query = "bid=${AUCTION_BID_ID}&imp=${AUCTION_IMP_ID}&auction=${AUCTION_ID}\
+                     &price=${AUCTION_PRICE}&cur=${AUCTION_CURRENCY}&offer=1004";
+        assert_eq!(
+            urls.win,
+            format!("http://127.0.0.1:8080/notice/win?{query}")
+        );
+        assert_eq!(
+            urls.bill,
+            format!("http://127.0.0.1:8080/notice/bill?{query}")
+        );
+        assert_eq!(
+            urls.loss,
+            format!("http://127.0.0.1:8080/notice/loss?{query}&loss=${{AUCTION_LOSS}}")
+        );
+        let public = NoticeUrls::new("https://bid.example.com/cx").unwrap();
+        assert!(public
+            .for_offer(1)
+            .unwrap()
+            .win
+            .starts_with("https://bid.example.com/cx/notice/win?bid="));
+    }
+
+    #[test]
+    fn empty_means_no_notices() {
+        let n = NoticeUrls::new("").unwrap();
+        assert_eq!(n, NoticeUrls::none());
+        assert_eq!(n.for_offer(1), None);
+    }
+
+    #[test]
+    fn bad_bases_are_refused_naming_the_key() {
+        for bad in [
+            "127.0.0.1:8080",
+            "ftp://x.example",
+            "http://",
+            "http:///path",
+            "http://x.example/?a=1",
+            "http://x.example/#f",
+            "http://x .example",
+            "/",
+        ] {
+            let err = NoticeUrls::new(bad).unwrap_err().to_string();
+            assert!(err.contains("openrtb.notice_base_url"), "{bad}: {err}");
+        }
+        let long = format!("http://{}.example", "a".repeat(BASE_URL_BYTES_MAX));
+        assert!(NoticeUrls::new(&long).is_err());
+    }
+}

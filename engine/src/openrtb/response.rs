@@ -1,0 +1,250 @@
+//! The BidResponse for a bid request's decided impressions: one bid per
+//! impression whose top offer can be shown there, else a no-bid with the
+//! OpenRTB 2.6 reason code.
+//!
+//! [`build_response`] is the one function every OpenRTB path answers
+//! through ([`Engine::decide_openrtb`](crate::Engine::decide_openrtb) for
+//! `cx score`, the server's connections for the binary protocol and HTTP).
+//! It takes what a bid needs besides the decisions explicitly, as a
+//! [`Bidder`]: the catalog (creatives, domains, categories, attributes),
+//! the worker's [`BidIds`] and the [`NoticeUrls`].
+
+use super::bid_ids::BidIds;
+use super::markup::{self, BidValues, NoMarkup};
+use super::notice::NoticeUrls;
+use super::{ImpOutcome, CURRENCY, SEAT};
+use cx_domain::catalog::{category_covers, Catalog};
+use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause};
+use cx_wire::openrtb::{Bid, BidRequest, BidResponse, Imp, NoBidReason, SeatBid};
+use cx_wire::protocol::SkipReason;
+use serde_json::json;
+
+/// What [`build_response`] needs besides the decisions: the catalog, the
+/// source of bid ids and where notices go. [`Engine::bidder`](crate::Engine::bidder)
+/// lends an engine's; a host can assemble its own.
+pub struct Bidder<'a> {
+    /// The offers decided among (the engine's catalog).
+    pub catalog: &'a Catalog,
+    /// Issues each bid's id.
+    pub bid_ids: &'a mut BidIds,
+    /// The notice URLs put in each bid.
+    pub notices: &'a NoticeUrls,
+}
+
+/// The label in `ext.reason` of a response with no impressions to answer.
+pub const NO_IMPRESSIONS: &str = "no_impressions";
+/// The label of an impression with neither a decision nor a skip reason.
+pub const NOT_DECIDED: &str = "not_decided";
+/// The label of an impression whose top offer's category the request blocks (`bcat`).
+pub const BLOCKED_CATEGORY: &str = "blocked_category";
+/// The label of a decided impression the request does not list (a caller's error).
+pub const UNKNOWN_IMP: &str = "unknown_imp";
+
+/// The BidResponse for `impressions` (one [`ImpOutcome`] per impression of
+/// `request`, as decided): a bid per impression whose top offer can be
+/// shown there, priced at the decision's `bid_cpm`, with markup, size,
+/// markup type, categories, attributes, advertiser domains, creative and
+/// campaign ids, notice URLs and a fresh id from `bidder.bid_ids`. When no
+/// impression gets a bid, a no-bid whose `nbr` is the reason of the first
+/// impression ([`no_bid_reason`]) and whose `ext.reason` is our label.
+///
+/// The top offer is the one the decision charged (budget, frequency); an
+/// impression where it cannot be shown (no creative for what the
+/// impression offers, its attributes or category blocked) gets no bid,
+/// rather than a bid for an offer the decision did not charge.
+pub fn build_response(
+    request: &BidRequest,
+    impressions: &[ImpOutcome],
+    bidder: &mut Bidder<'_>,
+) -> BidResponse {
+    let mut bids = Vec::new();
+    let mut reason: Option<(NoBidReason, &'static str)> = None;
+    for imp in impressions {
+        match bid_for(request, imp, bidder) {
+            Ok(bid) => bids.push(bid),
+            Err(why) => {
+                reason.get_or_insert(why);
+            }
+        }
+    }
+    if bids.is_empty() {
+        let (nbr, label) = reason.unwrap_or((NoBidReason::UnknownError, NO_IMPRESSIONS));
+        let mut response = BidResponse::no_bid(&request.id, nbr);
+        response.ext = Some(json!({ "reason": label }));
+        return response;
+    }
+    BidResponse {
+        id: request.id.clone(),
+        seatbid: vec![SeatBid {
+            bid: bids,
+            seat: Some(SEAT.into()),
+        }],
+        cur: Some(CURRENCY.into()),
+        ..BidResponse::default()
+    }
+}
+
+/// The bid for one impression, or why there is none.
+fn bid_for(
+    request: &BidRequest,
+    imp: &ImpOutcome,
+    bidder: &mut Bidder<'_>,
+) -> Result<Bid, (NoBidReason, &'static str)> {
+    let decision = imp.decision.as_ref();
+    let Some(offer) = decision.and_then(|d| d.offers().first()) else {
+        return Err(no_bid_reason(decision, imp.skipped));
+    };
+    let Some(wire_imp) = request.imp_by_id(&imp.imp_id) else {
+        return Err((NoBidReason::TechnicalError, UNKNOWN_IMP));
+    };
+    let catalog = bidder.catalog;
+    let i = offer.catalog_index as usize;
+    if blocked_category(request, catalog, i) {
+        return Err((NoBidReason::UnknownError, BLOCKED_CATEGORY));
+    }
+    // The markup may carry the bid's id (VAST's AdServingId), so it is
+    // rendered with the id the bid will get; the id is taken only once
+    // the markup exists, so that ids are spent on bids alone.
+    let bid_id = bidder.bid_ids.peek();
+    let markup = markup_for(wire_imp, catalog, i, offer, &bid_id)
+        .map_err(|why| (NoBidReason::UnknownError, why.label()))?;
+    bidder.bid_ids.advance();
+    Ok(assemble(
+        imp,
+        offer,
+        catalog,
+        i,
+        bid_id,
+        markup,
+        bidder.notices,
+    ))
+}
+
+/// The markup for offer `i` on `imp`, for the bid `bid_id`.
+fn markup_for(
+    imp: &Imp,
+    catalog: &Catalog,
+    i: usize,
+    offer: &ChosenOffer,
+    bid_id: &str,
+) -> Result<markup::Markup, NoMarkup> {
+    let values = BidValues {
+        bid_id,
+        imp_id: &imp.id,
+        offer_id: offer.offer_id,
+        creative_id: catalog.creative_id(i),
+    };
+    markup::markup(imp, catalog, i, &values)
+}
+
+/// The bid's fields, from the offer, its markup and the notices.
+fn assemble(
+    imp: &ImpOutcome,
+    offer: &ChosenOffer,
+    catalog: &Catalog,
+    i: usize,
+    id: String,
+    markup: markup::Markup,
+    notices: &NoticeUrls,
+) -> Bid {
+    let creative = catalog.creative_id(i);
+    let urls = notices.for_offer(offer.offer_id);
+    Bid {
+        id,
+        impid: imp.imp_id.clone(),
+        price: offer.bid_cpm,
+        nurl: urls.as_ref().map(|u| u.win.clone()),
+        burl: urls.as_ref().map(|u| u.bill.clone()),
+        lurl: urls.map(|u| u.loss),
+        adm: Some(markup.adm),
+        adid: Some(offer.offer_id.to_string()),
+        adomain: catalog.adomain(i).to_vec(),
+        cid: Some(offer.offer_id.to_string()),
+        crid: (!creative.is_empty()).then(|| creative.to_string()),
+        cat: catalog
+            .categories(i)
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+        attr: catalog.attr(i).iter().map(|&a| i64::from(a)).collect(),
+        dealid: None,
+        w: markup.size.map(|s| s.0),
+        h: markup.size.map(|s| s.1),
+        mtype: markup.kind.mtype(),
+        ext: Some(json!({
+            "offer_id": offer.offer_id,
+            "score": offer.score,
+            "p_click": offer.p_click,
+        })),
+    }
+}
+
+/// Whether the request's `bcat` blocks one of offer `i`'s categories (a
+/// blocked `IAB1` covers `IAB1-6`).
+fn blocked_category(request: &BidRequest, catalog: &Catalog, i: usize) -> bool {
+    catalog.categories(i).iter().any(|cat| {
+        request
+            .bcat
+            .iter()
+            .any(|blocked| category_covers(blocked, cat))
+    })
+}
+
+/// The OpenRTB no-bid reason and our label for an impression without an
+/// offer: its skip reason when it was not decided, else its decision's
+/// [`NoBidCause`] ([`nbr_for_cause`]); [`NOT_DECIDED`] when it has neither.
+pub fn no_bid_reason(
+    decision: Option<&Decision>,
+    skipped: Option<&'static str>,
+) -> (NoBidReason, &'static str) {
+    if let Some(label) = skipped {
+        return (nbr_for_skip(label), label);
+    }
+    match decision.and_then(|d| d.no_bid) {
+        Some(cause) => (nbr_for_cause(cause), cause.label()),
+        None => (NoBidReason::TechnicalError, NOT_DECIDED),
+    }
+}
+
+/// The OpenRTB 2.6 no-bid reason for a decision's cause (`docs/OPENRTB.md`
+/// has the table and why each code):
+///
+/// - `device_type` → 6 unsupported device;
+/// - `frequency_capped` → 9 daily user cap met (the list's only per-user cap);
+/// - `channel` → 7 blocked publisher or site (no offer buys this kind of
+///   inventory, site or app);
+/// - `not_scored`, `scoring_failed` → 1 technical error (our model or
+///   fallback failed, or serves no offer of the catalog);
+/// - `country`, `placement_size`, `blocked_advertiser`, `below_floor`,
+///   `budget_exhausted`, `no_offers` → 0 unknown error: the list has no
+///   code for "no campaign matches", and naming a wrong cause (2 invalid
+///   request, 7 blocked publisher) would mislead the exchange.
+pub fn nbr_for_cause(cause: NoBidCause) -> NoBidReason {
+    match cause {
+        NoBidCause::DeviceType => NoBidReason::UnsupportedDevice,
+        NoBidCause::FrequencyCapped => NoBidReason::DailyReaderCapMet,
+        NoBidCause::Channel => NoBidReason::BlockedPublisher,
+        NoBidCause::NotScored | NoBidCause::ScoringFailed => NoBidReason::TechnicalError,
+        NoBidCause::Country
+        | NoBidCause::PlacementSize
+        | NoBidCause::BlockedAdvertiser
+        | NoBidCause::BelowFloor
+        | NoBidCause::BudgetExhausted
+        | NoBidCause::NoOffers => NoBidReason::UnknownError,
+    }
+}
+
+/// The OpenRTB 2.6 no-bid reason for an impression that was not decided,
+/// by its skip label ([`SkipReason::label`]):
+///
+/// - `currency` → 2 invalid request: the request asks for prices in a
+///   currency this bidder cannot price in (its `cur`, or the floor's);
+/// - `not_decided` → 1 technical error (a deadline, a shutdown, a failure);
+/// - `unsupported_kind` and anything else → 0 unknown error.
+pub fn nbr_for_skip(label: &str) -> NoBidReason {
+    match SkipReason::from_label(label) {
+        Some(SkipReason::Currency) => NoBidReason::InvalidRequest,
+        Some(SkipReason::NotDecided) => NoBidReason::TechnicalError,
+        Some(SkipReason::UnsupportedKind) | None => NoBidReason::UnknownError,
+    }
+}

@@ -13,8 +13,7 @@ use cx_server::conn::{Connection, EngineResponder, ImpLists, Overloaded, Owner, 
 use cx_wire::client::{Client, ClientError, Response, ResponseBody};
 use cx_wire::openrtb::{BidRequest, BidResponse};
 use cx_wire::protocol::{
-    self, limits, DecisionResponse, ErrorCode, HelloAck, ImpOutcome, MessageType, ProtocolError,
-    SkipReason,
+    self, limits, DecisionResponse, ErrorCode, HelloAck, MessageType, ProtocolError,
 };
 use serde_json::Value;
 use std::collections::HashMap;

@@ -960,3 +960,111 @@ fn the_server_and_cx_score_answer_a_bid_request_with_the_same_bytes() {
     assert!(decided.excluded[cx_domain::pipeline::NoBidCause::BlockedAdvertiser.index()] >= 1);
     assert_eq!(outcome.impressions[1].skipped, Some("currency"));
 }
+
+/// A sink over an engine whose clock and deadlines the test sets: every
+/// request must be answered by `deadline_ns`, and it is `now_ns` now.
+struct ClockedSink<'a> {
+    engine: &'a mut Engine,
+    owners: &'a mut HashMap<Ticket, Owner>,
+    now_ns: u64,
+    deadline_ns: u64,
+}
+
+impl Respond for ClockedSink<'_> {
+    fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    fn catalog(&self) -> &cx_domain::catalog::Catalog {
+        self.engine.catalog()
+    }
+
+    fn bid_response(&mut self, request: &BidRequest, imps: &[EngineImpOutcome]) -> BidResponse {
+        EngineResponder(self.engine).bid_response(request, imps)
+    }
+}
+
+impl Submit for ClockedSink<'_> {
+    fn submit(&mut self, request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
+        let ticket = self
+            .engine
+            .submit_request(request)
+            .map_err(|_| Overloaded)?;
+        self.owners.insert(ticket, owner);
+        Ok(ticket)
+    }
+
+    fn deadline_ns(&self, _tmax_ms: Option<u32>) -> Option<u64> {
+        Some(self.deadline_ns)
+    }
+}
+
+#[test]
+fn requests_past_their_deadline_are_answered_timeout() {
+    let mut engine = Engine::builder().seed(7).build().expect("default engine");
+    let mut owners = HashMap::new();
+    let mut lists = ImpLists::new(64);
+    let mut conn = Connection::new();
+    // Request 1 arrives in time (now 50, deadline 100) and is decided at
+    // 150; request 2 arrives at 100, its deadline already reached.
+    let mut bytes = Vec::new();
+    score_context(&mut bytes, 1);
+    let mut sink = ClockedSink {
+        engine: &mut engine,
+        owners: &mut owners,
+        now_ns: 50,
+        deadline_ns: 100,
+    };
+    assert_eq!(conn.on_bytes(&bytes, &mut sink, &mut lists), bytes.len());
+    assert!(conn.output().is_empty(), "in time: submitted, not answered");
+    let mut late = Vec::new();
+    score_context(&mut late, 2);
+    sink.now_ns = 100;
+    conn.on_bytes(&late, &mut sink, &mut lists);
+    assert_eq!(
+        sink.engine.in_flight(),
+        1,
+        "the late request was not submitted"
+    );
+    sink.engine.run_until_decided(NOW_NS);
+    while let Some(d) = sink.engine.poll() {
+        let owner = sink.owners.remove(&d.ticket).expect("routed");
+        sink.now_ns = 150;
+        conn.on_decision(owner, d, &mut lists, &mut sink);
+    }
+    let out = conn.output().to_vec();
+    let answers: Vec<(u64, ErrorCode)> = frames(&out)
+        .iter()
+        .map(|f| (f.request_id, f.error().0))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![(2, ErrorCode::Timeout), (1, ErrorCode::Timeout)]
+    );
+    assert_eq!(conn.in_flight(), 0);
+    assert_eq!(
+        conn.take_counts().deadline_expired,
+        1,
+        "one expired after submission"
+    );
+
+    // In time at both ends: a decision.
+    let mut bytes = Vec::new();
+    score_context(&mut bytes, 3);
+    let mut conn = Connection::new();
+    let mut sink = ClockedSink {
+        engine: &mut engine,
+        owners: &mut owners,
+        now_ns: 50,
+        deadline_ns: 100,
+    };
+    conn.on_bytes(&bytes, &mut sink, &mut lists);
+    sink.engine.run_until_decided(NOW_NS);
+    while let Some(d) = sink.engine.poll() {
+        let owner = sink.owners.remove(&d.ticket).expect("routed");
+        sink.now_ns = 100;
+        conn.on_decision(owner, d, &mut lists, &mut sink);
+    }
+    let out = conn.output().to_vec();
+    assert_eq!(frames(&out)[0].message_type, MessageType::Decision);
+}

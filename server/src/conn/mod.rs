@@ -76,10 +76,19 @@
 //! `shutting_down`; requests in flight still complete. Responses are
 //! written as decisions arrive, so in any order.
 //!
+//! # Deadlines and answers
+//!
+//! The connection has no clock of its own: its [`Submit`] sink says when
+//! each score request must be answered by ([`Submit::deadline_ns`]) and
+//! what time it is ([`Respond::now_ns`]). A request whose deadline has
+//! passed when it arrives, or when its last impression is decided, is
+//! answered `timeout`. A `score_openrtb` with the `bid_response` flag is
+//! answered with the [`Respond`]er's BidResponse (the one the HTTP bidder
+//! sends) and the decisions behind it, at most
+//! [`limits::BID_RESPONSES_IN_FLIGHT_MAX`] such requests at once.
+//!
 //! # Not here
 //!
-//! - Request deadlines (`timeout`): the connection has no clock; the event
-//!   loop will need to expire requests.
 //! - OpenRTB `badv`: the binary `decision` lists the engine's offers as
 //!   decided. The engine's advertiser-domain filter
 //!   (`cx_engine::openrtb`'s `first_allowed`) is private and needs the
@@ -89,19 +98,18 @@
 //!   `Engine::decide_openrtb` does; only the currency rule skips.
 
 mod buffers;
+mod host;
 mod imp_lists;
 pub(crate) mod requests;
 
 pub use buffers::IoBuffers;
-use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Decision, Request, Ticket};
-use cx_domain::store::NoticeMatch;
-use cx_engine::openrtb::{ImpOutcome, ImpPlan};
-use cx_features::RequestContext;
-use cx_wire::openrtb::{BidRequest, BidResponse};
+use cx_engine::openrtb::ImpPlan;
+use cx_wire::openrtb::BidRequest;
 use cx_wire::protocol::{
     self, limits, Decoded, ErrorCode, HelloAck, MessageType, SkipReason, VERSION,
 };
+pub use host::{EngineResponder, Respond, Submit};
 pub use imp_lists::ImpLists;
 
 /// Bytes the read buffer may hold beyond one maximal frame, so the event
@@ -174,85 +182,6 @@ impl Owner {
     /// Which impression of its request.
     pub(crate) fn imp(self) -> usize {
         self.imp as usize
-    }
-}
-
-/// What a connection needs of its host to answer a request: the clock its
-/// deadlines are on, and the one function that turns decisions into an
-/// OpenRTB `BidResponse` (`cx_engine::openrtb::build_response`, with the
-/// engine's catalog, bid ids and notice URLs), so that the binary
-/// protocol's `bid_response` and the HTTP bidder answer alike.
-pub trait Respond {
-    /// Now, ns on the clock deadlines are on ([`Submit::deadline_ns`]).
-    fn now_ns(&self) -> u64;
-
-    /// The catalog the decisions' offers come from (their explanations
-    /// name offers from it).
-    fn catalog(&self) -> &cx_domain::catalog::Catalog;
-
-    /// The response to `request`, whose impressions ended as `imps` (in
-    /// `imp` order).
-    fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse;
-}
-
-/// A [`Respond`] over an engine alone, for hosts without deadlines (tests,
-/// embedders driving a [`Connection`] themselves): its clock stands at 0,
-/// so it suits only a [`Submit`] that sets no deadline (the default).
-pub struct EngineResponder<'a>(pub &'a mut cx_engine::Engine);
-
-impl Respond for EngineResponder<'_> {
-    fn now_ns(&self) -> u64 {
-        0
-    }
-
-    fn catalog(&self) -> &cx_domain::catalog::Catalog {
-        self.0.catalog()
-    }
-
-    fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
-        cx_engine::openrtb::build_response(request, imps, &mut self.0.bidder())
-    }
-}
-
-/// Where a connection submits engine requests: the event loop implements it
-/// over the engine, and records which connection and [`Owner`] each ticket
-/// belongs to.
-pub trait Submit: Respond {
-    /// Queues `request` for `owner`; [`Overloaded`] when there is no room
-    /// (nothing queued).
-    fn submit(&mut self, request: Request, owner: Owner) -> Result<Ticket, Overloaded>;
-
-    /// Whether a request would be admitted now. Asked before a score
-    /// request's payload is decoded, so that shedding load costs a frame
-    /// header, not a payload decode; a `false` is counted as an overload by
-    /// the sink. The default admits everything (and `submit` decides).
-    fn admit(&mut self) -> bool {
-        true
-    }
-
-    /// A context to decode the next `score_context` into. The engine's
-    /// sink hands back one a decided request left (see
-    /// `Engine::spare_context`), so decoding reuses its strings' capacity;
-    /// it may hold that request's values, which decoding overwrites. The
-    /// default is a new empty context.
-    fn spare_context(&mut self) -> RequestContext {
-        RequestContext::default()
-    }
-
-    /// When a request arriving now must be answered by, on
-    /// [`Respond::now_ns`]'s clock: its OpenRTB `tmax_ms` (or the server's
-    /// default when `None`) less the network margin. `None`: no deadline
-    /// (the default).
-    fn deadline_ns(&self, tmax_ms: Option<u32>) -> Option<u64> {
-        let _ = tmax_ms;
-        None
-    }
-
-    /// Takes an exchange's notice: the one place notices enter the engine.
-    /// The default knows no bid.
-    fn notice(&mut self, notice: &Notice) -> NoticeMatch {
-        let _ = notice;
-        NoticeMatch::Unknown
     }
 }
 

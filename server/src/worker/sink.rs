@@ -1,0 +1,89 @@
+//! The [`Submit`] sink the worker lends a connection while it reads its
+//! bytes: submissions to the engine with their routes back, admission,
+//! spare contexts, deadlines and notices.
+
+use super::respond::Responder;
+use super::{ConnId, Route, WorkerLimits};
+use crate::conn::{Overloaded, Owner, Respond, Submit};
+use cx_domain::notice::Notice;
+use cx_domain::pipeline::{Request, Ticket};
+use cx_domain::store::{BidLedger, NoticeMatch};
+use cx_engine::openrtb::ImpOutcome;
+use cx_engine::Engine;
+use cx_features::RequestContext;
+use cx_wire::openrtb::{BidRequest, BidResponse};
+use std::collections::HashMap;
+
+/// The [`Submit`] sink one connection's frames go through: submits to the
+/// engine and records the route back.
+pub(super) struct Sink<'a> {
+    pub(super) engine: &'a mut Engine,
+    pub(super) routes: &'a mut HashMap<Ticket, Route>,
+    pub(super) ledger: &'a BidLedger,
+    pub(super) conn: ConnId,
+    pub(super) now_raw: u64,
+    /// The worker's clock ([`Worker::now_ns`]) when the bytes arrived.
+    pub(super) now_ns: u64,
+    pub(super) limits: &'a WorkerLimits,
+    pub(super) overloaded: u64,
+}
+
+impl Respond for Sink<'_> {
+    fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    fn catalog(&self) -> &cx_domain::catalog::Catalog {
+        self.engine.catalog()
+    }
+
+    fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
+        Responder::new(self.engine, self.ledger, self.now_ns).bid_response(request, imps)
+    }
+}
+
+impl Submit for Sink<'_> {
+    fn submit(&mut self, request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
+        match self.engine.submit_request(request) {
+            Ok(ticket) => {
+                let route = Route {
+                    conn: self.conn,
+                    owner,
+                    submitted_raw: self.now_raw,
+                };
+                self.routes.insert(ticket, route);
+                Ok(ticket)
+            }
+            Err(_) => {
+                self.overloaded += 1;
+                Err(Overloaded)
+            }
+        }
+    }
+
+    fn spare_context(&mut self) -> RequestContext {
+        self.engine.spare_context()
+    }
+
+    fn admit(&mut self) -> bool {
+        let room = self.engine.in_flight() < self.engine.config().in_flight_max;
+        if !room {
+            self.overloaded += 1;
+        }
+        room
+    }
+
+    fn deadline_ns(&self, tmax_ms: Option<u32>) -> Option<u64> {
+        let ms = tmax_ms.unwrap_or(self.limits.deadline_default_ms);
+        if tmax_ms.is_none() && ms == 0 {
+            return None;
+        }
+        let left_ms = ms.saturating_sub(self.limits.deadline_margin_ms);
+        Some(self.now_ns + u64::from(left_ms) * 1_000_000)
+    }
+
+    fn notice(&mut self, notice: &Notice) -> NoticeMatch {
+        self.ledger
+            .observe(notice.kind, &notice.bid_id, crate::serve::unix_now_ns())
+    }
+}

@@ -21,7 +21,7 @@ use super::{load_model, ScoreArgs, Streams};
 use crate::error::{Error, Result};
 use cx_domain::catalog::Catalog;
 use cx_engine::json::decision_json;
-use cx_engine::openrtb::OpenRtbOutcome;
+use cx_engine::openrtb::{BidIds, OpenRtbOutcome};
 use cx_engine::systems::resources::FallbackScorer;
 use cx_engine::{Engine, EngineConfig, FallbackSource, ModelSource};
 use cx_wire::openrtb::{self, limits::REQUEST_BYTES_MAX, BidRequest, BidResponse};
@@ -83,6 +83,12 @@ fn build_engine(args: &ScoreArgs) -> Result<Engine> {
         source,
     })?;
     let mut builder = Engine::builder().config(config);
+    if let Some(ms) = args.now_ms {
+        // A fixed clock replays: the same bid ids on every run (epoch = the
+        // given time). Without it the ids start from the wall clock, so no
+        // two runs share one (`BidIds`).
+        builder = builder.bid_ids(BidIds::new(0, 0, ms));
+    }
     if let Some(path) = &args.model {
         // Loaded once here for a message that names the file and says what is wrong.
         load_model(Some(path))?;

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use cx_wire::protocol::limits;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -37,6 +38,40 @@ pub const POOL_MAX: usize = 1 << 18;
 
 /// Largest OpenRTB file read (`--mix FILE`), bytes.
 pub const MIX_FILE_BYTES_MAX: u64 = 1 << 30;
+
+/// Most requests in flight per HTTP connection: the HTTP bidder reads no
+/// further request on a connection until its oldest is answered
+/// (`IN_FLIGHT_MAX` in `server/src/http/limits.rs`), so a deeper pipeline
+/// would only wait in the socket buffers, where a full one blocks the
+/// sender's writes and with them every connection's schedule. `--depth` is
+/// capped to it with `--http`, as the binary protocol's `hello_ack` caps it.
+pub const HTTP_DEPTH_MAX: usize = 64;
+
+/// How requests are carried to the server (`--http`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Wire {
+    /// The binary protocol (`docs/PROTOCOL.md`) to `cx serve --listen`:
+    /// a hello, then `score_context`, `score_openrtb` or `pong` frames,
+    /// answered by request id.
+    #[default]
+    Binary,
+    /// HTTP/1.1 to the OpenRTB bidder (`cx serve --http-listen`): each
+    /// request a `POST /openrtb2/bid` with the BidRequest as its JSON body,
+    /// on keep-alive connections, pipelined; answers come back in request
+    /// order. `200` (a bid) and `204` (a no-bid) are answers, any other
+    /// status an error. Needs an OpenRTB mix (`--mix FILE`).
+    Http,
+}
+
+impl fmt::Display for Wire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Binary => "binary",
+            Self::Http => "http",
+        })
+    }
+}
 
 /// Where the requests come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,8 +124,11 @@ impl fmt::Display for Mix {
 /// `--duration-s`, ...).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoadConfig {
-    /// The server's protocol address, `HOST:PORT` (`--addr`).
+    /// The server's address, `HOST:PORT` (`--addr`): its binary protocol
+    /// listener, or with [`Wire::Http`] its HTTP bidder.
     pub addr: String,
+    /// How requests are carried (`--http`).
+    pub wire: Wire,
     /// Offered rate over all connections, requests per second (`--rate`).
     pub rate_per_s: f64,
     /// The measured window, seconds (`--duration-s`).
@@ -104,7 +142,7 @@ pub struct LoadConfig {
     /// Connections, each with its share of the schedule (`--connections`).
     pub connections: usize,
     /// Most requests in flight per connection (`--depth`); also capped by
-    /// the server's `hello_ack`.
+    /// the server's `hello_ack`, or over HTTP by [`HTTP_DEPTH_MAX`].
     pub depth: usize,
     /// Where the requests come from (`--mix`).
     pub mix: Mix,
@@ -114,7 +152,8 @@ pub struct LoadConfig {
     /// first requests of the file (`--pool`); unused by the echo mix.
     pub pool: usize,
     /// Ask for every decision in simulation mode: no budget, frequency cap
-    /// or cache entry is spent (`--simulate`).
+    /// or cache entry is spent (`--simulate`; binary protocol only: over
+    /// HTTP a request asks for it with `"test": 1`).
     pub simulate: bool,
     /// Print a progress line on stderr once a second.
     pub progress: bool,
@@ -124,6 +163,7 @@ impl Default for LoadConfig {
     fn default() -> Self {
         Self {
             addr: "127.0.0.1:7070".into(),
+            wire: Wire::Binary,
             rate_per_s: 10_000.0,
             duration_s: 10.0,
             warmup_s: 1.0,
@@ -153,7 +193,25 @@ impl LoadConfig {
         check_seconds("--drain-s", self.drain_s, DRAIN_S_MAX, true)?;
         check_count("--connections", self.connections, CONNECTIONS_MAX)?;
         check_count("--depth", self.depth, DEPTH_MAX)?;
-        check_count("--pool", self.pool, POOL_MAX)
+        check_count("--pool", self.pool, POOL_MAX)?;
+        if self.wire == Wire::Http {
+            if !matches!(self.mix, Mix::OpenRtb(_)) {
+                return Err(Error::option(
+                    "--mix",
+                    &self.mix,
+                    "--http sends OpenRTB bid requests: give a JSONL file of them",
+                ));
+            }
+            if self.simulate {
+                return Err(Error::option(
+                    "--simulate",
+                    "with --http",
+                    "the HTTP bidder has no simulation flag; \
+                     put \"test\": 1 in the requests instead",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The warm-up, ns.

@@ -55,6 +55,17 @@ pub enum Error {
         #[source]
         source: Box<ClientError>,
     },
+    /// The server could not be connected to over HTTP (`--http`).
+    #[error("server {addr}: {what}")]
+    Connect {
+        /// The address given with `--addr`.
+        addr: String,
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The load itself failed: a thread could not be started or stopped.
     #[error("load generator: {0}")]
     Run(String),

@@ -1,15 +1,19 @@
 //! The open-loop load generator: offers a fixed request rate to a running
-//! decision server (`cx serve`) over the binary protocol and measures each
-//! request's latency from the moment it was *due*, not the moment it went
-//! out.
+//! decision server (`cx serve`) over the binary protocol, or to its OpenRTB
+//! HTTP bidder ([`Wire::Http`]), and measures each request's latency from
+//! the moment it was *due*, not the moment it went out.
 //!
 //! This module owns the load's options ([`LoadConfig`], with their
 //! bounds), the request mix ([`RequestPool`]: synthetic contexts,
 //! replayed OpenRTB documents, or `pong` frames for the echo baseline), the send schedule ([`Schedule`],
 //! [`Pacer`]), the threads that drive the connections ([`run`]), what they
 //! measure ([`Tally`], [`LoadReport`]), the rate sweep ([`sweep`]) and its
-//! plot ([`plot`]). It talks to the server only through
-//! [`cx_wire::client`], split into a writer and a reader per connection.
+//! plot ([`plot`]). It talks to the binary protocol only through
+//! [`cx_wire::client`], split into a writer and a reader per connection,
+//! and to the HTTP bidder through [`http`]: precomputed requests, answers
+//! framed by `httparse` and `Content-Length`, matched in order. The wire is
+//! a switch at the two points where it matters (queueing a request, reading
+//! an answer); everything else is shared.
 //!
 //! # Timing
 //!
@@ -49,6 +53,7 @@
 
 mod config;
 pub mod error;
+pub mod http;
 pub mod plot;
 mod pool;
 mod report;
@@ -56,11 +61,12 @@ mod runner;
 mod schedule;
 pub mod sweep;
 mod tally;
+mod wire;
 
 pub use config::{check_count, check_rate};
 pub use config::{
-    LoadConfig, Mix, CONNECTIONS_MAX, DEPTH_MAX, DRAIN_S_MAX, DURATION_S_MAX, MIX_FILE_BYTES_MAX,
-    POOL_MAX, RATE_PER_S_MAX, WARMUP_S_MAX,
+    LoadConfig, Mix, Wire, CONNECTIONS_MAX, DEPTH_MAX, DRAIN_S_MAX, DURATION_S_MAX, HTTP_DEPTH_MAX,
+    MIX_FILE_BYTES_MAX, POOL_MAX, RATE_PER_S_MAX, WARMUP_S_MAX,
 };
 pub use error::{Error, Result};
 pub use pool::RequestPool;
@@ -68,7 +74,7 @@ pub use report::{write_json, write_text, LoadReport, Percentiles};
 pub use runner::{run, run_with_pool};
 pub use schedule::{Clock, ManualClock, MonotonicClock, Pacer, Schedule};
 pub use sweep::{run_sweep, SweepConfig, SweepReport, SweepStep};
-pub use tally::{Outcome, Tally, INVALID_RESPONSE};
+pub use tally::{status_label, Outcome, Tally, INVALID_RESPONSE};
 
 /// Longest latency a histogram tells apart, ns (60 s); longer ones are
 /// recorded as this.

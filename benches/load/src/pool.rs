@@ -143,6 +143,23 @@ impl RequestPool {
         &self.label
     }
 
+    /// The JSON of replayed document `j` (`None` past the end, or for a
+    /// pool that holds no documents).
+    pub(crate) fn document(&self, j: usize) -> Option<&[u8]> {
+        let Kind::Documents { bytes, ends } = &self.kind else {
+            return None;
+        };
+        let end = *ends.get(j)?;
+        let start = j.checked_sub(1).and_then(|p| ends.get(p)).copied();
+        bytes.get(start.unwrap_or(0)..end)
+    }
+
+    /// Whether the pool holds replayed OpenRTB documents (the only kind
+    /// the HTTP bidder takes).
+    pub(crate) fn has_documents(&self) -> bool {
+        matches!(self.kind, Kind::Documents { .. })
+    }
+
     /// Queues request `index` (taken modulo the pool's size) on `writer`;
     /// returns its request id. The writer numbers score requests itself;
     /// an echo frame, queued raw, carries `raw_id` (the id the writer would
@@ -161,11 +178,8 @@ impl RequestPool {
                 Some(ctx) => writer.send_context(ctx, simulate),
                 None => writer.send_context(&RequestContext::default(), simulate),
             },
-            Kind::Documents { bytes, ends } => {
-                let start = j.checked_sub(1).and_then(|p| ends.get(p)).copied();
-                let start = start.unwrap_or(0);
-                let end = ends.get(j).copied().unwrap_or(start);
-                writer.send_openrtb(bytes.get(start..end).unwrap_or(&[]), simulate)
+            Kind::Documents { .. } => {
+                writer.send_openrtb(self.document(j).unwrap_or(&[]), simulate)
             }
             Kind::Echo => ECHO_FRAME.with_borrow_mut(|frame| {
                 frame.clear();

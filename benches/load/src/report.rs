@@ -5,6 +5,7 @@
 //! round-trips through JSON exactly and earlier runs can be read back for
 //! comparison; the histograms themselves are not kept.
 
+use crate::config::Wire;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -81,6 +82,10 @@ impl Percentiles {
 pub struct LoadReport {
     /// The server's address.
     pub addr: String,
+    /// How requests were carried: `binary` or `http` (reports written
+    /// before HTTP read as `binary`).
+    #[serde(default)]
+    pub wire: Wire,
     /// The request mix: `synth`, `echo` or the replayed file.
     pub mix: String,
     /// Distinct requests cycled through.
@@ -108,13 +113,18 @@ pub struct LoadReport {
     /// Of those, requests sent.
     pub sent: u64,
     /// Answered with a decision (with the echo mix: with the echoed
-    /// `pong`).
+    /// `pong`; over HTTP: a `200` bid or a `204` no-bid).
     pub ok: u64,
+    /// Of `ok`, the HTTP no-bids (`204`); 0 over the binary protocol, whose
+    /// decisions are not told apart here.
+    #[serde(default)]
+    pub no_bids: u64,
     /// Answered with `overloaded`.
     pub overloaded: u64,
     /// Answered with any other error, by code label (`timeout`,
-    /// `shutting_down`, ..., and `invalid_response` for an answer the
-    /// client could not read).
+    /// `shutting_down`, ..., over HTTP the status: `http_400`,
+    /// `http_503`, ..., and `invalid_response` for an answer the client
+    /// could not read).
     pub errors_by_code: BTreeMap<String, u64>,
     /// Sent but not answered by the end of the drain (or before the
     /// connection broke).
@@ -162,20 +172,29 @@ impl LoadReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "offered {:.0}/s  achieved {:.0}/s  over {:.1} s  ({} connections, depth {}, mix {})",
+            "offered {:.0}/s  achieved {:.0}/s  over {:.1} s  ({} connections, depth {}, mix {}, {})",
             self.offered_rate_per_s,
             self.achieved_rate_per_s,
             self.duration_s,
             self.connections,
             self.depth,
-            self.mix
+            self.mix,
+            self.wire
         );
+        let ok = match self.wire {
+            Wire::Binary => self.ok.to_string(),
+            Wire::Http => format!(
+                "{} (bids {}, no-bids {})",
+                self.ok,
+                self.ok - self.no_bids,
+                self.no_bids
+            ),
+        };
         let _ = writeln!(
             out,
-            "scheduled {}  sent {}  ok {}  overloaded {}  other errors {}  unanswered {}  unsent {}",
+            "scheduled {}  sent {}  ok {ok}  overloaded {}  other errors {}  unanswered {}  unsent {}",
             self.scheduled,
             self.sent,
-            self.ok,
             self.overloaded,
             self.errors() - self.overloaded,
             self.unanswered,

@@ -6,15 +6,22 @@
 //! answered, done) and nothing else: the receiver works out each answer's
 //! intended time from its request id (see the [parent docs](super)), and
 //! hands its samples to the one shared tally in batches.
+//!
+//! Both wires run through the same code: only connecting, queueing a
+//! request and reading an answer differ ([`crate::wire`]). Over HTTP the
+//! request id is the request's number on its connection (answers come in
+//! request order), and there is no hello.
 
-use super::config::LoadConfig;
+use super::config::{LoadConfig, Wire, HTTP_DEPTH_MAX};
+use super::http::{self, HttpRequests};
 use super::pool::RequestPool;
 use super::report::{round3, LoadReport, Percentiles};
 use super::schedule::{Clock, MonotonicClock, Pacer, Schedule};
 use super::tally::{Outcome, Sample, SharedTally, Tally, SAMPLE_BATCH};
+use super::wire::{Event, Reader, Writer};
 use crate::error::{Error, Result};
 use crate::{new_histogram, LATENCY_NS_MAX};
-use cx_wire::client::{Client, ClientError, ClientReader, ClientWriter, Response, ResponseBody};
+use cx_wire::client::Client;
 use hdrhistogram::Histogram;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -77,8 +84,8 @@ struct RunCtx<'a> {
 }
 
 /// One connection as the sender drives it.
-struct SendConn {
-    writer: ClientWriter,
+struct SendConn<'a> {
+    writer: Writer<'a>,
     pacer: Pacer,
     warmup_k: u64,
     /// The request id of the connection's first request (its `k`-th has
@@ -87,10 +94,10 @@ struct SendConn {
     error: Option<String>,
 }
 
-/// One connection's halves after the hello.
-struct Link {
-    writer: ClientWriter,
-    reader: ClientReader,
+/// One connection's halves, ready for the load (after the hello).
+struct Link<'a> {
+    writer: Writer<'a>,
+    reader: Reader,
     first_id: u64,
 }
 
@@ -111,7 +118,12 @@ pub fn run_with_pool(config: &LoadConfig, pool: &RequestPool) -> Result<LoadRepo
     if pool.is_empty() {
         return Err(Error::Run("the request pool is empty".into()));
     }
-    let (links, depth) = connect_all(config, pool.is_echo())?;
+    // Over HTTP, every request's bytes, before anything connects.
+    let http = match config.wire {
+        Wire::Http => Some(HttpRequests::build(pool, &config.addr)?),
+        Wire::Binary => None,
+    };
+    let (links, depth) = connect_all(config, pool.is_echo(), http.as_ref())?;
     let schedule = Schedule::new(
         config.rate_per_s,
         config.connections,
@@ -143,9 +155,27 @@ struct Driven {
 
 /// Connects `config.connections` clients, says hello on each (not to an
 /// echo server, which would only echo it), and splits them; returns them
-/// with the depth capped by the server's limit.
-fn connect_all(config: &LoadConfig, echo: bool) -> Result<(Vec<Link>, usize)> {
+/// with the depth capped by the server's limit. Over HTTP (`http`: the
+/// requests), plain connections with the depth capped by
+/// [`HTTP_DEPTH_MAX`].
+fn connect_all<'h>(
+    config: &LoadConfig,
+    echo: bool,
+    http: Option<&'h HttpRequests>,
+) -> Result<(Vec<Link<'h>>, usize)> {
     let mut links = Vec::with_capacity(config.connections);
+    if let Some(requests) = http {
+        for _ in 0..config.connections {
+            let (writer, reader) =
+                http::connect(&config.addr, requests, CONNECT_TIMEOUT, RECV_POLL)?;
+            links.push(Link {
+                writer: Writer::Http(writer),
+                reader: Reader::Http(reader),
+                first_id: 0,
+            });
+        }
+        return Ok((links, config.depth.min(HTTP_DEPTH_MAX)));
+    }
     let mut depth = config.depth;
     let server_error = |what: &str, source| Error::Server {
         addr: config.addr.clone(),
@@ -162,10 +192,13 @@ fn connect_all(config: &LoadConfig, echo: bool) -> Result<(Vec<Link>, usize)> {
             depth = depth.min(ack.in_flight_max as usize).max(1);
         }
         let first_id = client.next_request_id();
-        let (writer, reader) = client.split();
+        let (writer, mut reader) = client.split();
+        reader
+            .set_read_timeout(Some(RECV_POLL))
+            .map_err(|e| server_error("cannot set the read timeout", e))?;
         links.push(Link {
-            writer,
-            reader,
+            writer: Writer::Binary(writer),
+            reader: Reader::Binary(reader),
             first_id,
         });
     }
@@ -177,7 +210,7 @@ fn connect_all(config: &LoadConfig, echo: bool) -> Result<(Vec<Link>, usize)> {
 fn drive<'scope, 'env>(
     scope: &'scope Scope<'scope, 'env>,
     ctx: &'env RunCtx<'env>,
-    links: Vec<Link>,
+    links: Vec<Link<'env>>,
     depth: usize,
     progress: bool,
 ) -> Result<Driven> {
@@ -228,7 +261,7 @@ fn drive<'scope, 'env>(
 
 /// One line per broken connection: the receiver's error (it sees why the
 /// connection broke), else the sender's.
-fn connection_errors(conns: &[SendConn], receiver_errors: Vec<Option<String>>) -> Vec<String> {
+fn connection_errors(conns: &[SendConn<'_>], receiver_errors: Vec<Option<String>>) -> Vec<String> {
     conns
         .iter()
         .zip(receiver_errors.into_iter().chain(std::iter::repeat(None)))
@@ -244,7 +277,7 @@ fn spawn_receiver<'scope, 'env>(
     scope: &'scope Scope<'scope, 'env>,
     ctx: &'env RunCtx<'env>,
     conn: usize,
-    reader: ClientReader,
+    reader: Reader,
     first_id: u64,
 ) -> std::io::Result<ScopedJoinHandle<'scope, Option<String>>> {
     std::thread::Builder::new()
@@ -276,7 +309,7 @@ fn join_all(handles: Vec<ScopedJoinHandle<'_, Option<String>>>) -> Result<Vec<Op
 /// the deadline passed; then tells the receivers nothing more will come.
 fn send_all(
     ctx: &RunCtx<'_>,
-    conns: &mut [SendConn],
+    conns: &mut [SendConn<'_>],
     clock: &impl Clock,
     send_lag: &mut Histogram<u64>,
     progress: &mut Progress,
@@ -308,7 +341,7 @@ fn send_all(
 /// broke).
 fn send_due(
     ctx: &RunCtx<'_>,
-    conn: &mut SendConn,
+    conn: &mut SendConn<'_>,
     now_ns: u64,
     send_lag: &mut Histogram<u64>,
 ) -> Option<u64> {
@@ -324,11 +357,8 @@ fn send_due(
         let k = conn.pacer.take();
         let global = ctx.schedule.index(index, k);
         let raw_id = conn.first_id.wrapping_add(k);
-        if let Err(e) = ctx
-            .pool
-            .send(global, raw_id, &mut conn.writer, ctx.simulate)
-        {
-            conn.error = Some(e.to_string());
+        if let Err(e) = conn.writer.queue(ctx.pool, global, raw_id, ctx.simulate) {
+            conn.error = Some(e);
             return None;
         }
         shared.sent.fetch_add(1, Ordering::Release);
@@ -339,7 +369,7 @@ fn send_due(
     }
     if n > 0 {
         if let Err(e) = conn.writer.flush() {
-            conn.error = Some(e.to_string());
+            conn.error = Some(e);
             return None;
         }
     }
@@ -437,19 +467,18 @@ impl<'a> Receiver<'a> {
     }
 
     /// Returns why the connection broke, if it did.
-    fn run(mut self, mut reader: ClientReader, clock: &impl Clock) -> Option<String> {
-        if let Err(e) = reader.set_read_timeout(Some(RECV_POLL)) {
-            return Some(e.to_string());
-        }
+    fn run(mut self, mut reader: Reader, clock: &impl Clock) -> Option<String> {
+        let echo = self.ctx.pool.is_echo();
+        let mut why = None;
         let error = loop {
             if self.should_stop(clock) {
                 break None;
             }
-            match reader.recv() {
-                Ok(response) => self.on_response(&response, clock.now_ns()),
-                Err(e) if e.is_timeout() => {}
-                Err(e) if !e.is_fatal() => self.on_bad_frame(&e, clock.now_ns()),
-                Err(e) => break Some(e.to_string()),
+            match reader.read_answer(echo, &mut why) {
+                Event::Answer { id, outcome } => self.on_answer(id, clock.now_ns(), outcome),
+                Event::Unattributed => self.unattributed += 1,
+                Event::Idle => {}
+                Event::Broken => break why.take().or_else(|| Some("broken".into())),
             }
             if self.samples.len() >= SAMPLE_BATCH {
                 self.flush();
@@ -463,33 +492,6 @@ impl<'a> Receiver<'a> {
         self.ctx.stop.load(Ordering::Acquire)
             || self.ctx.shared[self.conn].is_finished()
             || clock.now_ns() >= self.ctx.deadline_ns
-    }
-
-    fn on_response(&mut self, response: &Response, arrival_ns: u64) {
-        // A decision answers a score request; against an echo server, the
-        // echoed `pong` is the answer (see `Mix::Echo`).
-        let echo = self.ctx.pool.is_echo();
-        let outcome = match &response.body {
-            ResponseBody::Decision(_) if !echo => Outcome::Decision,
-            ResponseBody::Pong(_) if echo => Outcome::Decision,
-            ResponseBody::Error { code, .. } => Outcome::Error(*code),
-            ResponseBody::Decision(_) | ResponseBody::Pong(_) | ResponseBody::HelloAck(_) => {
-                Outcome::Invalid
-            }
-        };
-        self.on_answer(response.request_id, arrival_ns, outcome);
-    }
-
-    /// A frame the client refused but that left the connection intact: an
-    /// invalid answer to its request, if it named one.
-    fn on_bad_frame(&mut self, error: &ClientError, arrival_ns: u64) {
-        match error {
-            ClientError::Protocol {
-                request_id: Some(id),
-                ..
-            } => self.on_answer(*id, arrival_ns, Outcome::Invalid),
-            _ => self.unattributed += 1,
-        }
     }
 
     /// Counts the answer to request `id`; keeps a sample if it was
@@ -540,6 +542,7 @@ fn report(config: &LoadConfig, ctx: &RunCtx<'_>, depth: usize, driven: Driven) -
         .max(1);
     LoadReport {
         addr: config.addr.clone(),
+        wire: config.wire,
         mix: ctx.pool.label().to_string(),
         pool: ctx.pool.len(),
         connections: config.connections,
@@ -553,6 +556,7 @@ fn report(config: &LoadConfig, ctx: &RunCtx<'_>, depth: usize, driven: Driven) -
         scheduled,
         sent,
         ok: tally.ok,
+        no_bids: tally.no_bids,
         overloaded: tally.overloaded,
         errors_by_code: tally
             .errors_by_code

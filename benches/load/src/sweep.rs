@@ -365,6 +365,7 @@ mod tests {
         };
         LoadReport {
             addr: "127.0.0.1:7070".into(),
+            wire: crate::Wire::Binary,
             mix: "synth".into(),
             pool: 1,
             connections: 1,
@@ -378,6 +379,7 @@ mod tests {
             scheduled: 1000,
             sent: 1000,
             ok: 1000,
+            no_bids: 0,
             overloaded: 0,
             errors_by_code: Default::default(),
             unanswered: 0,

@@ -22,20 +22,63 @@ pub const INVALID_RESPONSE: &str = "invalid_response";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// A decision (with or without offers: it was accepted and decided);
-    /// with the echo mix, the echoed `pong`.
+    /// with the echo mix, the echoed `pong`; over HTTP, a `200` with a bid.
     Decision,
+    /// Over HTTP, a `204`: the request was decided and nothing bid. An
+    /// answer like [`Self::Decision`] (counted in [`Tally::ok`]), and
+    /// counted apart in [`Tally::no_bids`].
+    NoBid,
     /// An `error` frame with this code.
     Error(ErrorCode),
-    /// A frame the client could not read as an answer
+    /// Over HTTP, any status but `200` and `204` (labelled by
+    /// [`status_label`]).
+    Status(u16),
+    /// A frame (or HTTP answer) the client could not read as an answer
     /// ([`INVALID_RESPONSE`]).
     Invalid,
+}
+
+/// The error label of an HTTP status other than `200` and `204`:
+/// `http_400`, `http_503`, ... for the statuses the bidder sends
+/// (`docs/SERVER.md`) and a few more, else its class (`http_4xx`).
+pub fn status_label(status: u16) -> &'static str {
+    const NAMED: [(u16, &str); 15] = [
+        (400, "http_400"),
+        (404, "http_404"),
+        (405, "http_405"),
+        (408, "http_408"),
+        (411, "http_411"),
+        (413, "http_413"),
+        (415, "http_415"),
+        (417, "http_417"),
+        (429, "http_429"),
+        (431, "http_431"),
+        (500, "http_500"),
+        (502, "http_502"),
+        (503, "http_503"),
+        (504, "http_504"),
+        (505, "http_505"),
+    ];
+    if let Some((_, label)) = NAMED.iter().find(|(s, _)| *s == status) {
+        return label;
+    }
+    match status / 100 {
+        1 => "http_1xx",
+        2 => "http_2xx",
+        3 => "http_3xx",
+        4 => "http_4xx",
+        5 => "http_5xx",
+        _ => "http_other",
+    }
 }
 
 /// Counts and latency histograms of the answered, measured requests.
 #[derive(Clone, Debug)]
 pub struct Tally {
-    /// Decisions.
+    /// Decisions (over HTTP: bids and no-bids).
     pub ok: u64,
+    /// Of [`Self::ok`], the HTTP no-bids (`204`).
+    pub no_bids: u64,
     /// `overloaded` errors.
     pub overloaded: u64,
     /// Every other error, by label ([`ErrorCode::label`] or
@@ -63,6 +106,7 @@ impl Tally {
     pub fn new() -> Self {
         Self {
             ok: 0,
+            no_bids: 0,
             overloaded: 0,
             errors_by_code: BTreeMap::new(),
             unattributed: 0,
@@ -81,12 +125,16 @@ impl Tally {
             .clamp(1, LATENCY_NS_MAX);
         self.latency_all.saturating_record(latency_ns);
         match outcome {
-            Outcome::Decision => {
+            Outcome::Decision | Outcome::NoBid => {
                 self.ok += 1;
+                self.no_bids += u64::from(outcome == Outcome::NoBid);
                 self.latency_ok.saturating_record(latency_ns);
             }
             Outcome::Error(ErrorCode::Overloaded) => self.overloaded += 1,
             Outcome::Error(code) => *self.errors_by_code.entry(code.label()).or_default() += 1,
+            Outcome::Status(status) => {
+                *self.errors_by_code.entry(status_label(status)).or_default() += 1
+            }
             Outcome::Invalid => *self.errors_by_code.entry(INVALID_RESPONSE).or_default() += 1,
         }
         self.last_arrival_ns = self.last_arrival_ns.max(arrival_ns);
@@ -105,6 +153,7 @@ impl Tally {
     /// Adds `other`'s counts and histograms to this tally.
     pub fn merge(&mut self, other: &Tally) {
         self.ok += other.ok;
+        self.no_bids += other.no_bids;
         self.overloaded += other.overloaded;
         for (label, n) in &other.errors_by_code {
             *self.errors_by_code.entry(label).or_default() += n;

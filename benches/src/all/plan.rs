@@ -6,7 +6,7 @@ use crate::engine_bench::EngineBenchOptions;
 use crate::error::{Error, Result};
 use crate::kernel_bench::KernelBenchOptions;
 use crate::load::sweep::{SweepConfig, SWEEP_STEPS_MAX};
-use crate::load::{check_count, check_rate, LoadConfig, Mix, RATE_PER_S_MAX};
+use crate::load::{check_count, check_rate, LoadConfig, Mix, Wire, RATE_PER_S_MAX};
 use crate::stall::StallOptions;
 use cx_engine::config::IN_FLIGHT_LIMIT;
 use serde::{Deserialize, Serialize};
@@ -346,6 +346,7 @@ impl AllPlan {
         let s = &self.settings;
         LoadConfig {
             addr: "127.0.0.1:0".into(),
+            wire: Wire::Binary,
             rate_per_s: rate_per_s.min(RATE_PER_S_MAX),
             duration_s: s.duration_s,
             warmup_s: s.warmup_s,

@@ -428,6 +428,21 @@ frequency_cap = { impressions = 1, window_s = 86400 }"#,
 }
 
 #[test]
+fn channel_and_country_exclusions_have_their_codes() {
+    let mut apps_only = engine_with(catalog(r#"channels = "app""#), BASE);
+    let banner = r#"{"id":"i1","banner":{"w":300,"h":250}}"#;
+    assert_eq!(
+        reason(&decide(&mut apps_only, &request(banner, ""))),
+        (Some(7), "channel".into())
+    );
+    let mut uk_only = engine_with(catalog(r#"countries = ["GBR"]"#), BASE);
+    assert_eq!(
+        reason(&decide(&mut uk_only, &request(banner, ""))),
+        (Some(0), "country".into())
+    );
+}
+
+#[test]
 fn without_a_notice_base_bids_carry_no_notice_urls() {
     let mut engine = engine_with(catalog(""), "");
     let response = decide(

@@ -968,6 +968,8 @@ struct ClockedSink<'a> {
     owners: &'a mut HashMap<Ticket, Owner>,
     now_ns: u64,
     deadline_ns: u64,
+    /// When the sink says a request submitted now would be decided.
+    decided_by_ns: u64,
 }
 
 impl Respond for ClockedSink<'_> {
@@ -997,6 +999,10 @@ impl Submit for ClockedSink<'_> {
     fn deadline_ns(&self, _tmax_ms: Option<u32>) -> Option<u64> {
         Some(self.deadline_ns)
     }
+
+    fn decided_by_ns(&self, _imps: usize) -> u64 {
+        self.decided_by_ns
+    }
 }
 
 #[test]
@@ -1014,6 +1020,7 @@ fn requests_past_their_deadline_are_answered_timeout() {
         owners: &mut owners,
         now_ns: 50,
         deadline_ns: 100,
+        decided_by_ns: 0,
     };
     assert_eq!(conn.on_bytes(&bytes, &mut sink, &mut lists), bytes.len());
     assert!(conn.output().is_empty(), "in time: submitted, not answered");
@@ -1057,6 +1064,7 @@ fn requests_past_their_deadline_are_answered_timeout() {
         owners: &mut owners,
         now_ns: 50,
         deadline_ns: 100,
+        decided_by_ns: 0,
     };
     conn.on_bytes(&bytes, &mut sink, &mut lists);
     sink.engine.run_until_decided(NOW_NS);
@@ -1067,4 +1075,34 @@ fn requests_past_their_deadline_are_answered_timeout() {
     }
     let out = conn.output().to_vec();
     assert_eq!(frames(&out)[0].message_type, MessageType::Decision);
+}
+
+#[test]
+fn requests_the_backlog_would_decide_late_are_shed_at_admission() {
+    let mut engine = Engine::builder().seed(7).build().expect("default engine");
+    let mut owners = HashMap::new();
+    let mut lists = ImpLists::new(64);
+    let mut conn = Connection::new();
+    let mut bytes = Vec::new();
+    score_context(&mut bytes, 1);
+    let mut sink = ClockedSink {
+        engine: &mut engine,
+        owners: &mut owners,
+        now_ns: 50,
+        deadline_ns: 100,
+        decided_by_ns: 101,
+    };
+    conn.on_bytes(&bytes, &mut sink, &mut lists);
+    assert_eq!(sink.engine.in_flight(), 0, "nothing submitted");
+    let out = conn.output().to_vec();
+    assert_eq!(frames(&out)[0].error().0, ErrorCode::Overloaded);
+    assert_eq!(conn.take_counts().deadline_shed, 1);
+    // Decided exactly at the deadline is in time.
+    let mut bytes = Vec::new();
+    score_context(&mut bytes, 2);
+    sink.decided_by_ns = 100;
+    let before = conn.output().len();
+    conn.on_bytes(&bytes, &mut sink, &mut lists);
+    assert_eq!(sink.engine.in_flight(), 1, "submitted");
+    assert_eq!(conn.output().len(), before, "not answered yet");
 }

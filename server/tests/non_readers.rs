@@ -63,8 +63,9 @@ struct Report {
     reader_round_trip_max: Duration,
     /// Rounds begun after the budget was first reached.
     reader_rounds_after_spent: usize,
-    /// Rounds the reader's request was decided (else refused `overloaded`
-    /// while the non-readers' requests filled the engines).
+    /// Rounds the reader's request was decided (else refused `overloaded`,
+    /// or answered `timeout` past its deadline, while the non-readers'
+    /// requests filled the engines).
     reader_decisions: usize,
     budget_spent: f64,
     requests_sent: usize,
@@ -202,7 +203,10 @@ fn hold_non_readers(budget_bytes: usize, hold_max: Duration) -> Report {
             .expect("a reader is answered");
         match &answer.body {
             ResponseBody::Decision(_) => reader_decisions += 1,
-            ResponseBody::Error { code, .. } if *code == ErrorCode::Overloaded => {}
+            // Shed at admission, or decided after its deadline while the
+            // non-readers' requests fill the engines: answered either way.
+            ResponseBody::Error { code, .. }
+                if matches!(code, ErrorCode::Overloaded | ErrorCode::Timeout) => {}
             other => panic!("a reader got {other:?}"),
         }
         reader_round_trip_max = reader_round_trip_max.max(asked.elapsed());

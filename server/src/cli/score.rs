@@ -389,7 +389,7 @@ mod tests {
         assert!(err.contains("`request`"), "{err}");
         let err = parse(br#"{"id": "r", "imp": "x"}"#).unwrap_err();
         assert!(err.contains("`imp`"), "{err}");
-        assert!(parse(br#"{"request": {"id": "r", "imp": [{"id": "1"}]}}"#).is_ok());
+        assert!(parse(br#"{"request": {"id": "r", "imp": [{"id": "1"}], "site": {}}}"#).is_ok());
     }
 
     #[test]

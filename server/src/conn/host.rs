@@ -82,6 +82,16 @@ pub trait Submit: Respond {
         None
     }
 
+    /// When a request of `imps` impressions submitted now would be decided,
+    /// as the sink estimates it (the engine's backlog at its recent pace),
+    /// on [`Respond::now_ns`]'s clock. A request that would be decided
+    /// after its deadline is shed at admission rather than answered late.
+    /// The default, 0, never sheds.
+    fn decided_by_ns(&self, imps: usize) -> u64 {
+        let _ = imps;
+        0
+    }
+
     /// Takes an exchange's notice: the one place notices enter the engine.
     /// The default knows no bid.
     fn notice(&mut self, notice: &Notice) -> NoticeMatch {

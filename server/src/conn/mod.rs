@@ -231,6 +231,9 @@ pub struct ConnCounts {
     /// Score requests whose deadline passed before they were decided
     /// (answered `timeout`).
     pub deadline_expired: u64,
+    /// Score requests shed at admission (answered `overloaded`) because
+    /// the engine's backlog would decide them after their deadline.
+    pub deadline_shed: u64,
 }
 
 /// The protocol state of one client connection. See the [module docs](self).

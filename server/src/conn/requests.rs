@@ -113,6 +113,15 @@ impl Connection {
             );
             return;
         }
+        if deadline_ns.is_some_and(|d| sink.decided_by_ns(imps.len()) > d) {
+            self.counts.deadline_shed += 1;
+            self.error(
+                request_id,
+                ErrorCode::Overloaded,
+                "the engine's backlog would decide the request after its deadline",
+            );
+            return;
+        }
         let slot = match self.free_slots.pop() {
             Some(slot) => slot,
             None => {

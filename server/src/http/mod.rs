@@ -31,7 +31,9 @@
 //!   OpenRTB no-bid reason in `x-cx-nbr`, the logs and the metrics;
 //! - `400` with a JSON error naming the field; `404`, `405`, `411`, `413`,
 //!   `415`, `417`, `431`, `505` for what the head gets wrong;
-//! - `503` while overloaded or draining;
+//! - `503` while overloaded or draining, and for a request the engine's
+//!   backlog would decide after its deadline (shed at admission rather
+//!   than answered late);
 //! - a request not decided by its deadline (its `tmax` less the network
 //!   margin) gets a `204` with reason 1 (technical error); one whose
 //!   `tmax` leaves no time at all gets a `204` with reason 15 (insufficient
@@ -75,6 +77,9 @@ pub struct HttpCounts {
     pub no_bids: [u64; NO_BID_CODES],
     /// Requests whose deadline passed before they were decided.
     pub deadline_expired: u64,
+    /// Requests shed at admission (`503`) because the engine's backlog
+    /// would decide them after their deadline.
+    pub deadline_shed: u64,
     /// Notices by kind (win, bill, loss) and how they matched (first,
     /// duplicate, unknown, invalid).
     pub notices: [[u64; 4]; 3],

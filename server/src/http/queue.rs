@@ -399,6 +399,12 @@ impl HttpConnection {
             return;
         }
         let plans = plan_impressions(&request);
+        if deadline_ns.is_some_and(|d| sink.decided_by_ns(plans.len()) > d) {
+            self.counts.deadline_shed += 1;
+            let msg = "the engine's backlog would decide the request after its deadline";
+            self.fail(503, None, msg, keep_alive);
+            return;
+        }
         let mut imps = lists.take();
         imps.reserve_exact(plans.len());
         let mut waiting = 0;

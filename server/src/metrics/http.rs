@@ -21,6 +21,7 @@ pub(super) struct HttpMetrics {
     answers: Vec<Counter>,
     no_bids: Vec<Counter>,
     deadline_expired: Counter,
+    deadline_shed: Counter,
     /// `[kind][result]`.
     notices: Vec<[Counter; 4]>,
 }
@@ -65,6 +66,11 @@ impl HttpMetrics {
                 "cx_deadline_expired",
                 "Requests not decided within their deadline (tmax less the network margin): HTTP no-bids with reason 1 and binary timeout errors",
             ),
+            deadline_shed: counter(
+                registry,
+                "cx_deadline_shed",
+                "Requests shed at admission (HTTP 503, binary overloaded) because the engine's backlog, at its recent pace, would decide them after their deadline",
+            ),
             notices: NoticeKind::ALL
                 .iter()
                 .map(|k| {
@@ -91,7 +97,7 @@ impl HttpMetrics {
                 c.inc_by(n);
             }
         }
-        self.add_deadline_expired(counts.deadline_expired);
+        self.add_deadline(counts.deadline_expired, counts.deadline_shed);
         for (kind, per) in self.notices.iter().zip(&counts.notices) {
             for (c, &n) in kind.iter().zip(per) {
                 if n > 0 {
@@ -101,9 +107,12 @@ impl HttpMetrics {
         }
     }
 
-    pub(super) fn add_deadline_expired(&self, n: u64) {
-        if n > 0 {
-            self.deadline_expired.inc_by(n);
+    pub(super) fn add_deadline(&self, expired: u64, shed: u64) {
+        if expired > 0 {
+            self.deadline_expired.inc_by(expired);
+        }
+        if shed > 0 {
+            self.deadline_shed.inc_by(shed);
         }
     }
 }

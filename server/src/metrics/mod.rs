@@ -271,9 +271,10 @@ impl Metrics {
         self.inner.http.add(counts);
     }
 
-    /// Counts binary requests answered `timeout` (their deadline passed).
-    pub fn add_deadline_expired(&self, n: u64) {
-        self.inner.http.add_deadline_expired(n);
+    /// Counts binary requests answered `timeout` (their deadline passed)
+    /// and shed at admission for their deadline.
+    pub fn add_deadline(&self, expired: u64, shed: u64) {
+        self.inner.http.add_deadline(expired, shed);
     }
 
     /// Records the wall time of one model inference batch, in seconds.

@@ -195,6 +195,10 @@ pub struct Worker {
     /// ([`Self::take_resumed`]): they may read again.
     resumed: Vec<ConnId>,
     counts: EngineCounts,
+    /// The engine's recent pace, ns per impression decided (an average
+    /// over runs; 0 before the first): what admission estimates a new
+    /// request's wait with ([`crate::conn::Submit::decided_by_ns`]).
+    decide_ns_per_imp: u64,
     clock: quanta::Clock,
     started: std::time::Instant,
     draining: bool,
@@ -233,6 +237,7 @@ impl Worker {
             reservation_waiters: std::collections::VecDeque::with_capacity(limits.connections_max),
             resumed: Vec::with_capacity(limits.connections_max),
             counts,
+            decide_ns_per_imp: 0,
             clock: quanta::Clock::new(),
             started: std::time::Instant::now(),
             draining: false,
@@ -386,6 +391,7 @@ impl Worker {
             now_raw,
             now_ns,
             limits: &self.limits,
+            decide_ns_per_imp: self.decide_ns_per_imp,
             overloaded: 0,
         };
         let frames_before = live.conn.frames_seen();
@@ -418,7 +424,11 @@ impl Worker {
         if self.engine.in_flight() == 0 {
             return 0;
         }
+        let started = self.clock.raw();
+        let in_flight = self.engine.in_flight() as u64;
         self.engine.run_until_decided(now_unix_ns);
+        let took_ns = self.clock.delta_as_nanos(started, self.clock.raw());
+        self.observe_pace(took_ns, in_flight);
         let metrics = &self.metrics;
         self.engine
             .take_batch_times(|ns| metrics.observe_inference_seconds(ns as f64 * 1e-9));
@@ -430,6 +440,18 @@ impl Worker {
             self.metrics.observe_batch_size(decided);
         }
         decided as usize
+    }
+
+    /// Folds one engine run (`took_ns` for `imps` impressions) into the
+    /// pace admission estimates with: an exponential average, weight 1/8.
+    fn observe_pace(&mut self, took_ns: u64, imps: u64) {
+        let Some(per) = took_ns.checked_div(imps) else {
+            return;
+        };
+        self.decide_ns_per_imp = match self.decide_ns_per_imp {
+            0 => per,
+            pace => pace - pace / 8 + per / 8,
+        };
     }
 
     fn route_decisions(&mut self) {

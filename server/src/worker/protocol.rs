@@ -40,7 +40,7 @@ impl Conn {
                         metrics.add_errors(code, n);
                     }
                 }
-                metrics.add_deadline_expired(counts.deadline_expired);
+                metrics.add_deadline(counts.deadline_expired, counts.deadline_shed);
             }
             Self::Http(c) => metrics.add_http(&c.take_counts()),
         }

@@ -25,6 +25,8 @@ pub(super) struct Sink<'a> {
     /// The worker's clock ([`Worker::now_ns`]) when the bytes arrived.
     pub(super) now_ns: u64,
     pub(super) limits: &'a WorkerLimits,
+    /// The engine's recent pace: ns of a run per impression decided.
+    pub(super) decide_ns_per_imp: u64,
     pub(super) overloaded: u64,
 }
 
@@ -80,6 +82,12 @@ impl Submit for Sink<'_> {
         }
         let left_ms = ms.saturating_sub(self.limits.deadline_margin_ms);
         Some(self.now_ns + u64::from(left_ms) * 1_000_000)
+    }
+
+    fn decided_by_ns(&self, imps: usize) -> u64 {
+        let backlog = (self.engine.in_flight() + imps) as u64;
+        self.now_ns
+            .saturating_add(backlog.saturating_mul(self.decide_ns_per_imp))
     }
 
     fn notice(&mut self, notice: &Notice) -> NoticeMatch {

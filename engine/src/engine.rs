@@ -48,6 +48,10 @@ pub struct Engine {
     bid_ids: BidIds,
     /// Where its bids' notices go.
     notices: NoticeUrls,
+    /// The bids made, for matching notices ([`crate::feedback`]).
+    pub(crate) ledger: Option<std::sync::Arc<cx_domain::store::BidLedger>>,
+    /// Notices taken, by kind and match.
+    pub(crate) notice_counts: crate::feedback::NoticeCounts,
 }
 
 impl Engine {
@@ -74,6 +78,8 @@ impl Engine {
             config,
             bid_ids: BidIds::default(),
             notices: NoticeUrls::none(),
+            ledger: None,
+            notice_counts: crate::feedback::NoticeCounts::default(),
         }
     }
 

@@ -28,11 +28,14 @@
 //! - [`EngineConfig`]: TOML, `CX_ENGINE_*` environment overrides, or code.
 //! - [`openrtb`]: OpenRTB 2.5/2.6 bid requests in, bid responses out.
 //! - [`EngineStats`]: counters and per-stage latency percentiles.
+//! - [`feedback`]: bids recorded in a ledger, and the exchanges' notices
+//!   matched against it ([`Engine::on_notice`]).
 
 pub mod builder;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod feedback;
 pub mod fit;
 pub mod json;
 pub mod openrtb;

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use cx_domain::store::{BidLedger, LedgerConfig};
 use cx_server::budget::{ByteReservations, SharedBudget};
 use cx_server::config::ServerConfig;
 use cx_server::metrics::Metrics;
@@ -211,7 +210,6 @@ fn worker_without_sockets(
         output: Arc::new(SharedBudget::new(budget_bytes, 1)),
         input: Arc::new(ByteReservations::new(input_budget_bytes)),
         http: Arc::default(),
-        ledger: Arc::new(BidLedger::new(LedgerConfig::default()).expect("ledger")),
     };
     Worker::new(engine, Metrics::new(), limits, shared)
 }

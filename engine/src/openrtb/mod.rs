@@ -130,7 +130,7 @@ impl Engine {
                 skipped,
             })
             .collect();
-        let response = build_response(request, &impressions, &mut self.bidder());
+        let response = self.bid_response(request, &impressions, now_ns);
         Ok(OpenRtbOutcome {
             response,
             impressions,

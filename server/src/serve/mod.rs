@@ -292,8 +292,11 @@ impl Server {
         };
         let mut handles = Vec::with_capacity(workers);
         for (index, (binary, mut engine)) in listeners.into_iter().zip(engines).enumerate() {
-            // Ids unique over nodes, workers and starts (BidIds).
+            // Ids unique over nodes, workers and starts (BidIds); one ledger
+            // for all, since a notice reaches whichever worker the
+            // exchange's connection landed on.
             engine.set_bid_ids(BidIds::starting_now(config.node_id, index as u32));
+            engine.set_bid_ledger(ledger.clone());
             if let Some(base) = &notice_base {
                 engine
                     .set_notice_base_url(base)
@@ -312,7 +315,6 @@ impl Server {
                 output: output.clone(),
                 input: input.clone(),
                 http: http.clone(),
-                ledger: ledger.clone(),
             };
             let mut worker = Worker::new(engine, metrics.clone(), limits, shared);
             worker.set_echo(config.echo);

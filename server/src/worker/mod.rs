@@ -41,7 +41,6 @@ use crate::http::{HttpConnection, HttpSettings};
 use crate::metrics::Metrics;
 use crate::sources::{ConnectionLimiter, Refusal};
 use cx_domain::pipeline::Ticket;
-use cx_domain::store::BidLedger;
 use cx_engine::{Engine, EngineCounts, FallbackSource, ModelInfo, ModelSource};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -105,9 +104,6 @@ pub struct Shared {
     pub input: Arc<ByteReservations>,
     /// The HTTP bidder's settings.
     pub http: Arc<HttpSettings>,
-    /// The bids made, for matching the exchanges' notices (any worker may
-    /// take the notice of another's bid).
-    pub ledger: Arc<BidLedger>,
 }
 
 /// Why a connection was closed.
@@ -386,7 +382,6 @@ impl Worker {
         let mut sink = Sink {
             engine: &mut self.engine,
             routes: &mut self.routes,
-            ledger: &self.shared.ledger,
             conn: id,
             now_raw,
             now_ns,
@@ -469,7 +464,7 @@ impl Worker {
                 continue;
             };
             let output_before = live.conn.output().len();
-            let mut respond = Responder::new(&mut self.engine, &self.shared.ledger, now_ns);
+            let mut respond = Responder::new(&mut self.engine, now_ns);
             live.conn
                 .on_decision(route.owner, decision, &mut self.imp_lists, &mut respond);
             let output_after = live.conn.output().len();

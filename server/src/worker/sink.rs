@@ -7,7 +7,7 @@ use super::{ConnId, Route, WorkerLimits};
 use crate::conn::{Overloaded, Owner, Respond, Submit};
 use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Request, Ticket};
-use cx_domain::store::{BidLedger, NoticeMatch};
+use cx_domain::store::NoticeMatch;
 use cx_engine::openrtb::ImpOutcome;
 use cx_engine::Engine;
 use cx_features::RequestContext;
@@ -19,7 +19,6 @@ use std::collections::HashMap;
 pub(super) struct Sink<'a> {
     pub(super) engine: &'a mut Engine,
     pub(super) routes: &'a mut HashMap<Ticket, Route>,
-    pub(super) ledger: &'a BidLedger,
     pub(super) conn: ConnId,
     pub(super) now_raw: u64,
     /// The worker's clock ([`Worker::now_ns`]) when the bytes arrived.
@@ -40,7 +39,7 @@ impl Respond for Sink<'_> {
     }
 
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
-        Responder::new(self.engine, self.ledger, self.now_ns).bid_response(request, imps)
+        Responder::new(self.engine, self.now_ns).bid_response(request, imps)
     }
 }
 
@@ -91,7 +90,6 @@ impl Submit for Sink<'_> {
     }
 
     fn notice(&mut self, notice: &Notice) -> NoticeMatch {
-        self.ledger
-            .observe(notice.kind, &notice.bid_id, crate::serve::unix_now_ns())
+        self.engine.on_notice(notice, crate::serve::unix_now_ns())
     }
 }

@@ -221,7 +221,8 @@ fn stdin_is_the_default_input() {
 
 #[test]
 fn bad_lines_get_errors_naming_the_field_and_good_lines_still_get_answers() {
-    let good = |id: &str| json!({"id": id, "imp": [{"id": "1", "bidfloor": 0.5}]}).to_string();
+    let good =
+        |id: &str| json!({"id": id, "imp": [{"id": "1", "bidfloor": 0.5}], "site": {}}).to_string();
     // Over the line limit (REQUEST_BYTES_MAX + 64 KiB): skipped unread.
     let huge = format!(
         r#"{{"id":"huge","imp":[{{"id":"1"}}],"ext":{{"pad":"{}"}}}}"#,
@@ -314,7 +315,7 @@ fn an_invalid_multi_line_document_gets_errors_not_silence() {
 
 #[test]
 fn request_wrappers_are_unwrapped() {
-    let inner = json!({"id": "w1", "imp": [{"id": "1", "bidfloor": 1.5}]});
+    let inner = json!({"id": "w1", "imp": [{"id": "1", "bidfloor": 1.5}], "site": {}});
     let lines = [
         json!({"source": "a.json", "request": inner, "note": [1, 2]}).to_string(),
         json!({"source": "b.json", "request": {"id": "w2", "imp": [{}]}}).to_string(),
@@ -344,7 +345,7 @@ fn a_missing_input_file_fails_naming_it() {
 
 #[test]
 fn a_bad_catalog_fails_before_reading_input() {
-    let request = json!({"id": "r", "imp": [{"id": "1"}]}).to_string();
+    let request = json!({"id": "r", "imp": [{"id": "1"}], "site": {}}).to_string();
     // The bundled catalog with one offer's bid cap made negative.
     let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/catalog.toml");
     let bundled = std::fs::read_to_string(bundled).expect("read the bundled catalog");
@@ -407,8 +408,8 @@ fn a_fixed_clock_and_seed_give_byte_identical_output() {
 fn an_engine_refusal_is_an_error_line_and_the_next_request_still_runs() {
     // Three impressions against an engine that admits two at a time.
     let config = TempFile::new("small.toml", b"in_flight_max = 2\n");
-    let three = json!({"id": "three", "imp": [{"id": "1"}, {"id": "2"}, {"id": "3"}]});
-    let one = json!({"id": "one", "imp": [{"id": "1"}]});
+    let three = json!({"id": "three", "imp": [{"id": "1"}, {"id": "2"}, {"id": "3"}], "site": {}});
+    let one = json!({"id": "one", "imp": [{"id": "1"}], "site": {}});
     let input = format!("{three}\n{one}\n");
     let answers = ok_lines(&cx(
         &["score", "--config", config.path(), "--now-ms", NOW_MS],

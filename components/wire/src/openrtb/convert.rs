@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use super::request::{BidRequest, Geo, Imp};
+use super::context::Geo;
+use super::request::{BidRequest, Imp};
 use cx_features::limits::{LIST_ITEMS_MAX, VALUE_BYTES_MAX};
 use cx_features::{AdPosition, ConnectionType, DeviceType, Os, RequestContext};
 

@@ -5,11 +5,13 @@
 //! the feature schema:
 //!
 //! - [`parse_request`] reads one `BidRequest` JSON document into a
-//!   [`BidRequest`], enforcing [`limits`] and the few rules the engine relies
-//!   on (a request id, 1 to [`limits::IMPS_MAX`] impressions with unique
-//!   ids, finite non-negative floors). Every failure is an
+//!   [`BidRequest`], enforcing [`limits`] and then the rules of OpenRTB 2.6
+//!   that types cannot express (`validate`: a request id, 1 to
+//!   [`limits::IMPS_MAX`] impressions with unique ids, exactly one of
+//!   `site`/`app`/`dooh`, sized banners and formats, `mimes` on video and
+//!   audio, valid `regs` and consent values, ...). Every failure is an
 //!   [`Error::OpenRtb`] whose `path` names the offending field
-//!   (`imp[0].bidfloor`), or `$` for the document itself.
+//!   (`imp[0].banner.format[1].w`), or `$` for the document itself.
 //! - [`BidRequest::impressions`] turns a parsed request into one
 //!   [`Impression`] per `imp`: the impression's id, floor, currency, kind and
 //!   the [`RequestContext`](cx_features::RequestContext) the feature
@@ -21,10 +23,11 @@
 //!
 //! Only the fields the engine uses, or is likely to, are modelled; every
 //! other field, including the many `ext` objects of sub-objects and whole
-//! OpenRTB 2.6 additions (`device.sua`, `dooh`, `source.schain`, ...), is
-//! skipped while parsing, so a sender's unusual types there can never fail a
+//! OpenRTB 2.6 additions (`device.sua`, `source.schain`, ...), is skipped
+//! while parsing, so a sender's unusual types there can never fail a
 //! request. `ext` is kept, as raw JSON, on the request, `imp`, `site`, `app`,
-//! `device`, `user` and `regs`, where exchanges put what matters.
+//! `device`, `user` and `regs`, where exchanges put what matters; so is
+//! `dooh`, whose presence matters.
 //!
 //! Data layout: requests are parsed once into owned plain structs (owned
 //! `String`s and `Vec`s, `Option` for every optional field), not borrowed
@@ -75,16 +78,16 @@
 //! # Ok::<(), cx_wire::Error>(())
 //! ```
 
+mod context;
 mod convert;
 mod de;
 mod request;
 mod response;
+mod validate;
 
+pub use context::{App, Content, Data, Device, Geo, Publisher, Regs, Segment, Site, User};
 pub use convert::{ImpKind, Impression};
-pub use request::{
-    App, Audio, Banner, BidRequest, Content, Data, Deal, Device, Format, Geo, Imp, Native, Pmp,
-    Publisher, Regs, Segment, Site, User, Video,
-};
+pub use request::{Audio, Banner, BidRequest, Deal, Format, Imp, Native, Pmp, Video};
 pub use response::{Bid, BidResponse, NoBidReason, SeatBid};
 
 use crate::error::{Error, Result};
@@ -128,14 +131,19 @@ pub mod limits {
 /// Refused, with an [`Error::OpenRtb`] whose `path` names the field:
 /// a document over [`limits::REQUEST_BYTES_MAX`] bytes or not valid JSON
 /// (`$`, or where the syntax broke); a wrong type anywhere in a modelled field
-/// (`imp[0].bidfloor`: `invalid type: string "x", expected f64`); a missing
-/// or empty required field (`id`, `imp[2].id`: `missing required field`); an
-/// empty `imp` (`must hold at least one impression`); a list over its limit;
-/// a duplicate impression id; a negative floor. A `null` for an optional
-/// field or a list reads as absent.
+/// (`imp[0].bidfloor`: `invalid type: string "x", expected f64`); a list over
+/// its limit; and, once parsed, a request that breaks OpenRTB 2.6: a missing
+/// or empty required field (`id`, `imp[2].id`, `imp[0].video.mimes`,
+/// `imp[0].native.request`, a deal's `id`), an empty `imp`, a duplicate
+/// impression id, a negative floor, not exactly one of `site`, `app` and
+/// `dooh`, a banner without a size, a `format` mixing absolute and ratio
+/// sizes, a zero size, bit rate, `ppi` or `tmax`, a latitude or longitude out
+/// of range, and invalid `regs`/consent values (`docs/OPENRTB.md`,
+/// "Validation", lists every rule). A `null` for an optional field or a list
+/// reads as absent.
 pub fn parse_request(json: &[u8]) -> Result<BidRequest> {
     let request: BidRequest = parse_document(json)?;
-    request.validate()?;
+    validate::request(&request)?;
     Ok(request)
 }
 

@@ -292,7 +292,8 @@ mod label_tests {
                 "score_context",
                 "score_openrtb",
                 "decision",
-                "error"
+                "error",
+                "bid_response"
             ]
         );
         let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.label()).collect();

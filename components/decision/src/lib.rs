@@ -193,6 +193,14 @@ pub enum NoBidCause {
     BelowFloor,
     /// The request blocks the offer's advertiser domain (OpenRTB `badv`).
     BlockedAdvertiser,
+    /// The offer has no creative for any kind of ad the impression offers,
+    /// or none that fits it (sizes, video types and lengths, native assets).
+    NoCreative,
+    /// The request blocks one of the offer's content categories (OpenRTB `bcat`).
+    BlockedCategory,
+    /// The impression blocks one of the offer's creative attributes
+    /// (OpenRTB `battr`) on every kind its creative could serve there.
+    BlockedAttribute,
 }
 
 impl NoBidCause {

@@ -216,9 +216,11 @@ pub fn no_bid_reason(
 /// - `not_scored`, `scoring_failed` → 1 technical error (our model or
 ///   fallback failed, or serves no offer of the catalog);
 /// - `country`, `placement_size`, `blocked_advertiser`, `below_floor`,
-///   `budget_exhausted`, `no_offers` → 0 unknown error: the list has no
-///   code for "no campaign matches", and naming a wrong cause (2 invalid
-///   request, 7 blocked publisher) would mislead the exchange.
+///   `budget_exhausted`, `no_offers`, `no_creative`, `blocked_category`,
+///   `blocked_attribute` → 0 unknown error: the list has no code for "no
+///   campaign matches" (nor for "no creative fits", or "every campaign is
+///   blocked"), and naming a wrong cause (2 invalid request, 7 blocked
+///   publisher) would mislead the exchange.
 pub fn nbr_for_cause(cause: NoBidCause) -> NoBidReason {
     match cause {
         NoBidCause::DeviceType => NoBidReason::UnsupportedDevice,
@@ -230,7 +232,10 @@ pub fn nbr_for_cause(cause: NoBidCause) -> NoBidReason {
         | NoBidCause::BlockedAdvertiser
         | NoBidCause::BelowFloor
         | NoBidCause::BudgetExhausted
-        | NoBidCause::NoOffers => NoBidReason::UnknownError,
+        | NoBidCause::NoOffers
+        | NoBidCause::NoCreative
+        | NoBidCause::BlockedCategory
+        | NoBidCause::BlockedAttribute => NoBidReason::UnknownError,
     }
 }
 

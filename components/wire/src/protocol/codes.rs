@@ -192,9 +192,11 @@ impl SkipReason {
 }
 
 /// The wire code of a no-offer cause: [`NoBidCause::index`] + 1 (0 on the
-/// wire means "offers were chosen").
+/// wire means "offers were chosen"). New causes go last, so the codes of
+/// the old ones never change: 1 `no_offers` ... 11 `blocked_advertiser`,
+/// 12 `no_creative`, 13 `blocked_category`, 14 `blocked_attribute`.
 pub fn no_bid_code(cause: NoBidCause) -> u8 {
-    // `index` is below `NoBidCause::COUNT` (11), so this cannot truncate.
+    // `index` is below `NoBidCause::COUNT` (14), so this cannot truncate.
     cause.index() as u8 + 1
 }
 
@@ -263,7 +265,12 @@ mod tests {
             assert_eq!(no_bid_from_code(no_bid_code(cause)), Some(cause));
         }
         assert_eq!(no_bid_from_code(0), None);
-        assert_eq!(no_bid_from_code(12), None);
+        assert_eq!(no_bid_from_code(15), None);
+        // The codes of the docs' table (docs/PROTOCOL.md, "No-offer causes").
+        assert_eq!(no_bid_code(NoBidCause::BlockedAdvertiser), 11);
+        assert_eq!(no_bid_code(NoBidCause::NoCreative), 12);
+        assert_eq!(no_bid_code(NoBidCause::BlockedCategory), 13);
+        assert_eq!(no_bid_code(NoBidCause::BlockedAttribute), 14);
         for &s in SCORE_SOURCES {
             assert_eq!(score_source_from_code(score_source_code(s)), Some(s));
         }
@@ -328,7 +335,10 @@ mod label_tests {
                 "frequency_capped",
                 "budget_exhausted",
                 "below_floor",
-                "blocked_advertiser"
+                "blocked_advertiser",
+                "no_creative",
+                "blocked_category",
+                "blocked_attribute"
             ]
         );
     }

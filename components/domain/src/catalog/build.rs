@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use super::showable::ShowColumns;
 use super::spec::size_label;
 use super::{item_hash, limits, Catalog, Creative, Objectives, OfferSpec, Span};
 use crate::error::{Error, Result};
@@ -463,6 +464,7 @@ impl Builder {
                 adomains: Vec::new(),
                 attr_span: Vec::with_capacity(n),
                 attrs: Vec::new(),
+                show: ShowColumns::with_capacity(n),
                 creatives: Vec::with_capacity(n),
             },
         }
@@ -528,6 +530,7 @@ impl Builder {
         let start = c.attrs.len();
         c.attrs.extend_from_slice(&offer.attr);
         c.attr_span.push(span_since(start, c.attrs.len()));
+        c.show.push(offer, creative.as_ref());
         c.creatives.push(creative.map(Box::new));
     }
 

@@ -2,7 +2,7 @@
 //! explanation, ranking, pricing and `commit`, checked on small catalogs
 //! built in code, without a World.
 
-use cx_domain::catalog::{Catalog, Channels, FrequencyCap, OfferSpec};
+use cx_domain::catalog::{Catalog, Channels, FrequencyCap, ImpRules, OfferSpec};
 use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
 use cx_domain::store::{BudgetLedger, FrequencyConfig, FrequencyStore};
 use cx_features::{DeviceType, RequestContext};
@@ -77,6 +77,7 @@ fn click_only() -> DecideConfig {
 struct Fixture {
     ctx: RequestContext,
     blocked: Vec<String>,
+    imp: ImpRules,
     probabilities: Vec<f32>,
     source: ScoreSource,
     columns: Vec<Option<u32>>,
@@ -100,6 +101,7 @@ impl Fixture {
         Self {
             ctx: ctx(),
             blocked: Vec::new(),
+            imp: ImpRules::default(),
             columns: (0..catalog.len() as u32).map(Some).collect(),
             probabilities,
             source: ScoreSource::Model,
@@ -118,6 +120,7 @@ impl Fixture {
         DecideInputs {
             ctx: &self.ctx,
             blocked_domains: &self.blocked,
+            imp: &self.imp,
             probabilities: &self.probabilities,
             source: self.source,
             columns: &self.columns,

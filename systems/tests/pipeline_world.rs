@@ -192,7 +192,7 @@ fn request(k: u64) -> Request {
             ..RequestContext::default()
         },
         simulate: false,
-        blocked_domains: Vec::new(),
+        ..Request::default()
     }
 }
 

@@ -26,9 +26,14 @@
 //!
 //! Every value put into HTML or VAST is escaped ([`Template::render`]);
 //! the native document is written by serde_json.
+//!
+//! What an offer needs to get markup here is what the decide step checks
+//! before choosing it ([`super::rules`], `Catalog::check_showable`); the
+//! two must agree, and the tests check that they do.
 
 use cx_domain::catalog::template::{Slot, Template};
 use cx_domain::catalog::{Catalog, Creative, CreativeSpec};
+use cx_domain::pipeline::NoBidCause;
 use cx_wire::openrtb::{Banner, Imp, ImpKind, Video};
 use serde_json::{json, Map, Value};
 
@@ -58,11 +63,13 @@ pub enum NoMarkup {
 }
 
 impl NoMarkup {
-    /// The label that goes into the response's `ext.reason`.
+    /// The label that goes into the response's `ext.reason`: that of the
+    /// decide step's cause for the same exclusion (`no_creative`,
+    /// `blocked_attribute`).
     pub fn label(self) -> &'static str {
         match self {
-            Self::NoCreative => "no_creative",
-            Self::BlockedAttribute => "blocked_attribute",
+            Self::NoCreative => NoBidCause::NoCreative.label(),
+            Self::BlockedAttribute => NoBidCause::BlockedAttribute.label(),
         }
     }
 }

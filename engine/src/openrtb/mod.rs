@@ -1,11 +1,11 @@
 //! OpenRTB 2.5/2.6 on the engine: one decision per impression of a bid
 //! request, and a BidResponse built from them.
 //!
-//! This module owns the OpenRTB request rules ([`plan_impressions`]), the
-//! response ([`response::build_response`]: bids with markup, notice URLs
-//! and ids, or a no-bid with its OpenRTB 2.6 reason), the bid markup
-//! ([`markup`]), the bid ids ([`bid_ids`]) and the notice URLs
-//! ([`notice`]).
+//! This module owns the OpenRTB request rules ([`plan_impressions`], and
+//! [`rules`]: what each impression allows), the response
+//! ([`response::build_response`]: bids with markup, notice URLs and ids, or
+//! a no-bid with its OpenRTB 2.6 reason), the bid markup ([`markup`]), the
+//! bid ids ([`bid_ids`]) and the notice URLs ([`notice`]).
 //!
 //! The pricing rule (see `docs/DECISIONS.md`): the bid for an impression is
 //! the top eligible offer's `bid_cpm`, `floor + shading * (value - floor)`
@@ -19,19 +19,28 @@
 //! so both answer a bid request alike: an impression whose floor is not in
 //! USD, or a request whose `cur` list excludes USD, is not decided (the
 //! engine prices in USD); a `test` request is decided in simulation mode,
-//! so it spends no budget or frequency cap; and `badv` goes with every
+//! so it spends no budget or frequency cap; `badv` goes with every
 //! impression's request, so an offer of a blocked advertiser is not
-//! eligible (`NoBidCause::BlockedAdvertiser`). The response is likewise one
-//! function, [`build_response`], for every path.
+//! eligible (`NoBidCause::BlockedAdvertiser`); and so does what the
+//! impression allows ([`rules::imp_rules`]: its kinds and what a creative
+//! must fit, `battr`, the request's `bcat`), so an offer the bid could not
+//! be made with is not eligible either (`NoCreative`, `BlockedCategory`,
+//! `BlockedAttribute`): the decide step never ranks, nor charges to its
+//! budget and frequency cap, an offer that the response could not show.
+//! The response is likewise one function, [`build_response`], for every
+//! path.
 
 pub mod bid_ids;
 pub mod markup;
 pub mod notice;
 pub mod response;
+pub mod rules;
 
 pub use bid_ids::{BidIdParts, BidIds};
 pub use notice::{BidNotices, NoticeUrls};
-pub use response::{build_response, nbr_for_cause, nbr_for_skip, no_bid_reason, Bidder};
+pub use response::{
+    build_response, nbr_for_cause, nbr_for_skip, no_bid_reason, unshown_top_offers, Bidder,
+};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -62,15 +71,19 @@ pub enum ImpPlan {
 pub fn plan_impressions(request: &BidRequest) -> Vec<(String, ImpPlan)> {
     let usd_ok = request.cur.is_empty() || request.cur.iter().any(|c| c == CURRENCY);
     let simulate = request.is_test();
+    let bcat = rules::blocked_categories(request);
+    // `impressions()` gives one impression per `imp`, in order.
     request
         .impressions()
         .into_iter()
-        .map(|imp| {
+        .zip(&request.imp)
+        .map(|(imp, wire_imp)| {
             let plan = if usd_ok && imp.bid_floor_currency == CURRENCY {
                 ImpPlan::Submit(Request {
                     ctx: imp.ctx,
                     simulate,
                     blocked_domains: request.badv.clone(),
+                    imp: rules::imp_rules(wire_imp, &bcat),
                 })
             } else {
                 ImpPlan::Skip(SkipReason::Currency)

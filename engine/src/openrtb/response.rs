@@ -8,6 +8,13 @@
 //! It takes what a bid needs besides the decisions explicitly, as a
 //! [`Bidder`]: the catalog (creatives, domains, categories, attributes),
 //! the worker's [`BidIds`] and the [`NoticeUrls`].
+//!
+//! The decide step already left out every offer the impression cannot
+//! show ([`super::rules`]), so the top offer always gets its bid. The
+//! checks here (`bcat`, a creative for the impression, `battr`) stay as a
+//! defensive path: should they ever refuse an offer that the decide step's
+//! check let through, the two disagree, which is a bug; it is counted
+//! ([`unshown_top_offers`]) and panics in debug builds.
 
 use super::bid_ids::BidIds;
 use super::markup::{self, BidValues, NoMarkup};
@@ -18,6 +25,21 @@ use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause};
 use cx_wire::openrtb::{Bid, BidRequest, BidResponse, Imp, NoBidReason, SeatBid};
 use cx_wire::protocol::SkipReason;
 use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Top offers that passed the decide step's check but that
+/// [`build_response`] could not show, in this process. Always 0 unless the
+/// two checks disagree (see the module docs).
+static UNSHOWN_TOP_OFFERS: AtomicU64 = AtomicU64::new(0);
+
+/// How many top offers passed the decide step's showability check
+/// (`Catalog::check_showable`) but could not be shown by [`build_response`]
+/// since the process started, over every engine: each one was answered
+/// with a no-bid while its budget and frequency cap were charged. 0 unless
+/// the two checks disagree; a debug build panics instead.
+pub fn unshown_top_offers() -> u64 {
+    UNSHOWN_TOP_OFFERS.load(Ordering::Relaxed)
+}
 
 /// What [`build_response`] needs besides the decisions: the catalog, the
 /// source of bid ids and where notices go. [`Engine::bidder`](crate::Engine::bidder)
@@ -48,10 +70,13 @@ pub const UNKNOWN_IMP: &str = "unknown_imp";
 /// impression gets a bid, a no-bid whose `nbr` is the reason of the first
 /// impression ([`no_bid_reason`]) and whose `ext.reason` is our label.
 ///
-/// The top offer is the one the decision charged (budget, frequency); an
-/// impression where it cannot be shown (no creative for what the
-/// impression offers, its attributes or category blocked) gets no bid,
-/// rather than a bid for an offer the decision did not charge.
+/// The top offer is the one the decision charged (budget, frequency). The
+/// decide step only chooses offers the impression can show, so it always
+/// can; should it not (no creative for what the impression offers, its
+/// attributes or category blocked: a decision made without the
+/// impression's rules, or a bug, counted in [`unshown_top_offers`]), the
+/// impression gets no bid rather than a bid for an offer the decision did
+/// not charge.
 pub fn build_response(
     request: &BidRequest,
     impressions: &[ImpOutcome],
@@ -100,14 +125,14 @@ fn bid_for(
     let catalog = bidder.catalog;
     let i = offer.catalog_index as usize;
     if blocked_category(request, catalog, i) {
-        return Err((NoBidReason::UnknownError, BLOCKED_CATEGORY));
+        return Err(unshown(request, wire_imp, catalog, i, BLOCKED_CATEGORY));
     }
     // The markup may carry the bid's id (VAST's AdServingId), so it is
     // rendered with the id the bid will get; the id is taken only once
     // the markup exists, so that ids are spent on bids alone.
     let bid_id = bidder.bid_ids.peek();
     let markup = markup_for(wire_imp, catalog, i, offer, &bid_id)
-        .map_err(|why| (NoBidReason::UnknownError, why.label()))?;
+        .map_err(|why| unshown(request, wire_imp, catalog, i, why.label()))?;
     bidder.bid_ids.advance();
     Ok(assemble(
         imp,
@@ -177,6 +202,33 @@ fn assemble(
             "p_click": offer.p_click,
         })),
     }
+}
+
+/// The no-bid for top offer `i`, which `imp` cannot show (`label` says
+/// why). When the impression's own rules ([`super::rules::imp_rules`])
+/// let the offer through [`Catalog::check_showable`], the decide step
+/// would have chosen it just the same, so the two checks disagree: that is
+/// counted ([`unshown_top_offers`]) and panics in debug builds. Otherwise
+/// the decision was made without those rules (a host's own request).
+fn unshown(
+    request: &BidRequest,
+    imp: &Imp,
+    catalog: &Catalog,
+    i: usize,
+    label: &'static str,
+) -> (NoBidReason, &'static str) {
+    let rules = super::rules::imp_rules(imp, &super::rules::blocked_categories(request));
+    if catalog.check_showable(i, &rules).is_ok() {
+        UNSHOWN_TOP_OFFERS.fetch_add(1, Ordering::Relaxed);
+        if cfg!(debug_assertions) {
+            panic!(
+                "offer {} passed the decide step's showability check but imp {:?} cannot show it: {label}",
+                catalog.ids()[i],
+                imp.id
+            );
+        }
+    }
+    (NoBidReason::UnknownError, label)
 }
 
 /// Whether the request's `bcat` blocks one of offer `i`'s categories (a

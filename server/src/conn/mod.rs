@@ -581,7 +581,7 @@ impl Connection {
                     let request = Request {
                         ctx,
                         simulate: view.simulate,
-                        blocked_domains: Vec::new(),
+                        ..Request::default()
                     };
                     let imps = std::iter::once((String::new(), ImpPlan::Submit(request)));
                     let deadline_ns = sink.deadline_ns(None);

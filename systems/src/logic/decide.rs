@@ -9,7 +9,7 @@
 
 use super::NS_PER_S;
 use crate::config::DecideConfig;
-use cx_domain::catalog::{self, Catalog, Ineligible, PageCategoryKeys};
+use cx_domain::catalog::{self, Catalog, ImpRules, Ineligible, PageCategoryKeys, Unshowable};
 use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
 use cx_domain::store::{mix64, Budgets, FrequencyCaps, UserEntries};
 use cx_features::RequestContext;
@@ -21,6 +21,9 @@ pub struct DecideInputs<'a, F, B> {
     pub ctx: &'a RequestContext,
     /// Advertiser domains the request blocks (OpenRTB `badv`).
     pub blocked_domains: &'a [String],
+    /// What the impression allows (kinds and what a creative must fit,
+    /// `battr`, `bcat`); [`ImpRules::default`] allows every offer.
+    pub imp: &'a ImpRules,
     /// Calibrated click probability per model output column.
     pub probabilities: &'a [f32],
     /// Where the probabilities came from; [`ScoreSource::Failed`] (or
@@ -73,8 +76,9 @@ pub fn decide<F: FrequencyCaps, B: Budgets>(inputs: &DecideInputs<'_, F, B>, out
 }
 
 /// One offer through the rules, in order: model column, eligibility,
-/// blocked advertiser, frequency cap, floor, budget; then its score and
-/// explanation.
+/// blocked advertiser, whether the impression can show it (blocked
+/// category, no creative, blocked attribute), frequency cap, floor, budget;
+/// then its score and explanation.
 fn consider_offer<F: FrequencyCaps, B: Budgets>(
     inputs: &DecideInputs<'_, F, B>,
     keys: &RequestKeys<'_>,
@@ -93,6 +97,9 @@ fn consider_offer<F: FrequencyCaps, B: Budgets>(
     if blocks_advertiser(inputs.blocked_domains, catalog.adomain(i)) {
         return Err(NoBidCause::BlockedAdvertiser);
     }
+    catalog
+        .check_showable(i, inputs.imp)
+        .map_err(unshowable_cause)?;
     let seen = impressions_seen(inputs, keys.user.as_ref(), i);
     if let Some(cap) = catalog.frequency_cap(i) {
         if inputs.user_hash != 0 && seen >= cap.impressions {
@@ -263,6 +270,14 @@ fn ineligible_cause(why: Ineligible) -> NoBidCause {
         Ineligible::Country => NoBidCause::Country,
         Ineligible::PlacementSize => NoBidCause::PlacementSize,
         Ineligible::Channel => NoBidCause::Channel,
+    }
+}
+
+fn unshowable_cause(why: Unshowable) -> NoBidCause {
+    match why {
+        Unshowable::BlockedCategory => NoBidCause::BlockedCategory,
+        Unshowable::NoCreative => NoBidCause::NoCreative,
+        Unshowable::BlockedAttribute => NoBidCause::BlockedAttribute,
     }
 }
 

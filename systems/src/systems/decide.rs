@@ -50,6 +50,7 @@ pub fn decide(
         let inputs = DecideInputs {
             ctx: &item.request.ctx,
             blocked_domains: &item.request.blocked_domains,
+            imp: &item.request.imp,
             probabilities: &item.scores.probability,
             source: item.scores.source,
             columns: &scoring.columns,

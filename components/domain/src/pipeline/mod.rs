@@ -31,6 +31,8 @@ pub use cx_decision::{
     FACTOR_KINDS, OBJECTIVES, TOP_K_MAX,
 };
 
+pub use crate::catalog::ImpRules;
+
 use bevy_ecs::prelude::{Component, SystemSet};
 use cx_features::{RequestContext, SPARSE_NONZERO_MAX};
 use std::fmt;
@@ -114,7 +116,8 @@ pub enum Phase {
 
 /// What a host submits: one request context, whether to decide in
 /// simulation mode (the same decision, but no caps or budgets spent and no
-/// cache entry written), and the advertisers the request blocks.
+/// cache entry written), the advertisers the request blocks, and what the
+/// impression allows (which offers can be shown there).
 #[derive(Component, Clone, Debug, Default, PartialEq)]
 pub struct Request {
     /// The request as the feature schema reads it. A `timestamp` of 0 is
@@ -127,6 +130,14 @@ pub struct Request {
     /// ([`NoBidCause::BlockedAdvertiser`]). Empty for most requests, so
     /// it costs nothing then.
     pub blocked_domains: Vec<String>,
+    /// What the impression allows: the kinds it offers and what a creative
+    /// must fit, the attributes (`battr`) and categories (`bcat`) it
+    /// blocks. An offer that cannot be shown there is not eligible
+    /// ([`NoBidCause::NoCreative`], [`NoBidCause::BlockedCategory`],
+    /// [`NoBidCause::BlockedAttribute`]). The default (any kind, nothing
+    /// blocked, no creative needed) is for requests that are not ad
+    /// slots, such as a binary `score_context`; it holds no heap memory.
+    pub imp: ImpRules,
 }
 
 impl From<RequestContext> for Request {

@@ -478,29 +478,6 @@ const REFUSED: &[(&str, &str)] = &[
     ),
 ];
 
-/// The shared requests refused at `request.site` because they have none of
-/// site, app and dooh (this server's rule; docs/OPENRTB.md, "Validation").
-const NO_INVENTORY: &[&str] = &[
-    "aax/aaxtest/exemplary/no-bid.json",
-    "adot/adottest/exemplary/simple-banner.json",
-    "adtarget/adtargettest/exemplary/simple-video.json",
-    "aidem/aidemtest/exemplary/no-bid.json",
-    "appnexus/appnexustest/exemplary/dynamic-keywords-params.json",
-    "appnexus/appnexustest/exemplary/string-keywords-params.json",
-    "bidmachine/bidmachinetest/exemplary/simple_video.json",
-    "frvradn/frvradntest/exemplary/native.json",
-    "gamoshi/gamoshitest/exemplary/banner-and-video.json",
-    "ix/ixtest/exemplary/multi-format-with-ext-prebid-type.json",
-    "lunamedia/lunamediatest/exemplary/banner.json",
-    "openweb/openwebtest/exemplary/simple-banner.json",
-    "scalibur/scaliburtest/exemplary/video_vast_url.json",
-    "smartadserver/smartadservertest/exemplary/multi-banner.json",
-    "teads/teadstest/exemplary/simple-banner.json",
-    "tradplus/tradplustest/exemplary/simple-banner-multi.json",
-    "unruly/unrulytest/exemplary/simple-banner.json",
-    "zmaticoo/zmaticootest/exemplary/simple-native-1.1.json",
-];
-
 fn shared_openrtb() -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/openrtb");
     if path.exists() {
@@ -553,13 +530,7 @@ fn every_shared_request_is_answered() {
         let refusal = REFUSED
             .iter()
             .find(|(suffix, _)| source.ends_with(suffix))
-            .copied()
-            .or_else(|| {
-                NO_INVENTORY
-                    .iter()
-                    .find(|suffix| source.ends_with(*suffix))
-                    .map(|suffix| (*suffix, "request.site"))
-            });
+            .copied();
         match refusal {
             None => {
                 check_answer(source, &wrapper["request"], answer);
@@ -571,6 +542,6 @@ fn every_shared_request_is_answered() {
             }
         }
     }
-    let expected = REFUSED.len() + NO_INVENTORY.len();
+    let expected = REFUSED.len();
     assert_eq!(refused.len(), expected, "refused: {refused:?}");
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use cx_server::config::ServerConfig;
+use cx_server::config::{IoMode, ServerConfig};
 use cx_server::serve::Server;
 use cx_wire::openrtb::{parse_request, BidResponse};
 use flate2::write::GzEncoder;
@@ -61,7 +61,15 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// The bid requests of the project's fixtures: the spec examples and the
 /// prebid sample.
 fn corpus() -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new("../components/wire/tests/fixtures/openrtb");
+    let out = corpus_in(std::path::Path::new(
+        "../components/wire/tests/fixtures/openrtb",
+    ));
+    assert!(out.len() >= 5, "the fixtures are there");
+    out
+}
+
+/// Every bid request of the `.json` files and `.jsonl` lines in `dir`.
+fn corpus_in(dir: &std::path::Path) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("fixtures") {
         let path = entry.expect("an entry").path();
@@ -78,7 +86,6 @@ fn corpus() -> Vec<Vec<u8>> {
             _ => {}
         }
     }
-    assert!(out.len() >= 5, "the fixtures are there");
     out
 }
 
@@ -115,6 +122,95 @@ fn every_fixture_gets_a_valid_bid_response_or_a_no_bid() {
         assert!(bids > 0, "{io:?}: some fixture gets a bid");
         stop(server);
     }
+}
+
+/// The prebid-server requests of the shared sample that break OpenRTB 2.6
+/// (docs/OPENRTB.md, "Real traffic"), by source suffix, with the field
+/// the `400` names.
+const REFUSED: &[(&str, &str)] = &[
+    ("invalid-whole/banner-h-negative.json", "imp[0].banner.h"),
+    ("invalid-whole/imp-empty-object.json", "imp[0].id"),
+    (
+        "invalid-whole/format-empty-object.json",
+        "imp[0].banner.format[0]",
+    ),
+    ("invalid-whole/site-dooh-both.json", "dooh"),
+    (
+        "invalid-whole/user-geo-accuracy-negative.json",
+        "user.geo.accuracy",
+    ),
+    (
+        "kueezrtb/kueezrtbtest/exemplary/multi-imp.json",
+        "imp[1].id",
+    ),
+    (
+        "silverpush/silverpushtest/exemplary/banner-without-w-h.json",
+        "app",
+    ),
+    (
+        "smaato/smaatotest/exemplary/native.json",
+        "regs.ext.us_privacy",
+    ),
+    (
+        "thetradedesk/thetradedesktest/exemplary/simple-native.json",
+        "imp[0].native.request",
+    ),
+];
+
+/// The shared corpus (../shared/data/openrtb: the OpenRTB 2.5 and 2.6
+/// specification examples and 154 prebid-server requests): each gets a
+/// valid BidResponse or a no-bid over HTTP, except those that break the
+/// specification, which get a `400` naming the field.
+#[test]
+fn every_shared_spec_example_and_prebid_request_gets_a_bid_response_or_a_no_bid() {
+    let root = std::path::Path::new("../../shared/data/openrtb");
+    if !root.is_dir() {
+        eprintln!("skipped: {} is absent", root.display());
+        return;
+    }
+    let mut corpus: Vec<(String, Vec<u8>)> = corpus_in(&root.join("spec_examples"))
+        .into_iter()
+        .map(|body| ("spec example".to_owned(), body))
+        .collect();
+    let sample =
+        std::fs::read_to_string(root.join("prebid_exemplary_sample.jsonl")).expect("reads");
+    for line in sample.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let source = v["source"].as_str().expect("source").to_owned();
+        corpus.push((source, serde_json::to_vec(&v["request"]).expect("JSON")));
+    }
+    assert_eq!(corpus.len(), 15 + 154);
+    let server = start(config(IoMode::Epoll));
+    let (mut bids, mut no_bids, mut refused) = (0, 0, 0);
+    for (source, body) in &corpus {
+        let (status, _, answer) = post(&server, body, &[]);
+        let text = String::from_utf8_lossy(&answer);
+        let expected = REFUSED.iter().find(|(suffix, _)| source.ends_with(suffix));
+        match (status, expected) {
+            (200, None) => {
+                let request = parse_request(body).expect("answered 200, so valid");
+                let response: BidResponse = serde_json::from_slice(&answer).expect("JSON");
+                response
+                    .check(&request)
+                    .expect("a valid answer to its request");
+                bids += 1;
+            }
+            (204, None) => no_bids += 1,
+            (400, Some((_, path))) => {
+                let v: serde_json::Value = serde_json::from_slice(&answer).expect("JSON");
+                assert_eq!(v["error"]["path"], *path, "{source}: {text}");
+                refused += 1;
+            }
+            (other, _) => panic!("{source}: status {other}, expected {expected:?}: {text}"),
+        }
+    }
+    eprintln!(
+        "{} requests: {bids} bids, {no_bids} no-bids, {refused} refused",
+        corpus.len()
+    );
+    assert_eq!(refused, REFUSED.len());
+    assert!(bids > corpus.len() / 2, "{bids} bids of {}", corpus.len());
+    stop(server);
 }
 
 #[test]

@@ -234,11 +234,6 @@ fn inventory(r: &BidRequest) -> Result<()> {
             (false, _) => {}
         }
     }
-    if first.is_none() {
-        return Err(At::ROOT
-            .field("site")
-            .error("missing: a request needs one of `site`, `app` and `dooh`"));
-    }
     Ok(())
 }
 

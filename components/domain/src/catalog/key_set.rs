@@ -10,7 +10,8 @@
 //! long list costs `log n` per offer, not `n`.
 
 /// A sorted, duplicate-free set of `u64` keys: inline up to `N`, else on
-/// the heap. See the [module docs](self).
+/// the heap, so that a request carrying a few keys allocates nothing and
+/// one carrying many still looks each up by binary search.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeySet<const N: usize> {
     inline: [u64; N],

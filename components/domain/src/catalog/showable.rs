@@ -1,6 +1,6 @@
 //! Which offers can be shown on an impression: what the impression allows
 //! ([`ImpRules`], carried by every engine request), the per-offer facts the
-//! check needs, precomputed when a catalog is built ([`ShowColumns`]), and
+//! check needs, precomputed when a catalog is built (`ShowColumns`), and
 //! the check itself ([`Catalog::check_showable`]).
 //!
 //! The decide step runs this check on every offer before ranking, so an

@@ -19,6 +19,7 @@ pub mod catalog;
 pub mod client;
 pub mod data;
 pub mod eval;
+pub mod experiment;
 pub mod input;
 pub mod inspect;
 pub mod lines;
@@ -86,6 +87,10 @@ pub enum Command {
     /// powershell) to stdout; e.g. `cx completions bash >
     /// ~/.local/share/bash-completion/completions/cx`.
     Completions(CompletionsArgs),
+    /// Experiments: assign a user to a variation as GrowthBook would
+    /// (docs/EXPERIMENTS.md).
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCommand),
 }
 
 /// The `cx catalog` commands.
@@ -456,6 +461,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Serve(args) => serve::serve(args, streams),
         Command::Bench(args) => bench::bench(args),
         Command::Catalog(CatalogCommand::Init(args)) => catalog::init(args, streams.stdout),
+        Command::Experiment(command) => experiment::execute(command, streams.stdout),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "cx", streams.stdout);

@@ -131,7 +131,12 @@ fn assert_fails(out: &Output, needles: &[&str]) {
 fn error_of(answer: &Value, line: u64) -> &str {
     assert_eq!(answer["line"], line, "{answer}");
     assert!(answer.get("response").is_none(), "{answer}");
-    answer["error"]
+    let error = &answer["error"];
+    assert!(
+        error["code"].is_string() && error["code_num"].is_u64(),
+        "{answer}"
+    );
+    error["message"]
         .as_str()
         .unwrap_or_else(|| panic!("line {line} should be an error: {answer}"))
 }

@@ -34,6 +34,11 @@ pub use context::Context;
 pub use experiment::Experiment;
 pub use hash::HashVersion;
 
+/// The examples in `docs/EXPERIMENTS.md`, compiled and run as doctests.
+#[doc = include_str!("../../../docs/EXPERIMENTS.md")]
+#[cfg(doctest)]
+pub struct GuideDoctests;
+
 /// Everything this crate reports. Each variant names the field, parameter
 /// or counts at fault.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@
 //! flight (at most `--depth`, answered in any order, printed in input
 //! order) and the output objects.
 
+use super::answer::Failed;
 use super::input::origin;
 use super::lines::{hold_document, is_blank, is_json, Held, Line, Lines, LINE_BYTES_MAX};
 use super::Streams;
@@ -472,21 +473,6 @@ struct ScoredLine<'a> {
     decisions: &'a [ImpScored],
 }
 
-/// The output object of a refused request.
-#[derive(Serialize)]
-struct Failed<'a> {
-    line: usize,
-    error: ErrorOut<'a>,
-}
-
-/// The error of a refused request.
-#[derive(Serialize)]
-struct ErrorOut<'a> {
-    code: &'static str,
-    code_num: u16,
-    message: &'a str,
-}
-
 /// The output line for an answer to a score request, checked against the
 /// request sent: one decision per impression with its id, in order, and a
 /// BidResponse that answers the request (`BidResponse::check`).
@@ -532,14 +518,7 @@ fn answer_line(
 }
 
 fn failed_line(line: usize, code: ErrorCode, message: &str) -> Result<Vec<u8>> {
-    json_line(&Failed {
-        line,
-        error: ErrorOut {
-            code: code.label(),
-            code_num: code.code(),
-            message,
-        },
-    })
+    json_line(&Failed::new(line, code, message))
 }
 
 /// `value` as one line of JSON, newline included.

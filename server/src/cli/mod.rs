@@ -14,6 +14,7 @@
 //! - [`client`]: `cx client --addr A [FILE|-]`, OpenRTB bid requests to a
 //!   decision server over the wire protocol.
 
+mod answer;
 pub mod bench;
 pub mod catalog;
 pub mod client;
@@ -187,7 +188,9 @@ OUTPUT
   where N is the request's first line, and each decision lists the chosen
   offers best first with their score, click probability, bid and the
   factors that sum to the score. A line that is not a valid request gets
-    {\"line\": N, \"error\": \"... naming the field ...\"}
+    {\"line\": N, \"error\": {\"code\": \"invalid_payload\", \"code_num\": 5,
+                          \"message\": \"... naming the field ...\"}}
+  (the shape and codes `cx client` prints; docs/PROTOCOL.md lists the codes)
   and scoring goes on. Decisions spend frequency caps and budgets (except
   for requests with test = 1), so each request sees the ones before it.
 

@@ -15,6 +15,7 @@
 //! Blank lines are skipped. A line that is not a valid request gets an
 //! error object naming the field, and scoring goes on with the next line.
 
+use super::answer::Failed;
 use super::input::origin;
 use super::lines::{hold_document, is_blank, is_json, Held, Line, Lines};
 use super::{load_model, ScoreArgs, Streams};
@@ -25,6 +26,7 @@ use cx_engine::openrtb::{BidIds, OpenRtbOutcome};
 use cx_engine::systems::resources::FallbackScorer;
 use cx_engine::{Engine, EngineConfig, FallbackSource, ModelSource};
 use cx_wire::openrtb::{self, limits::REQUEST_BYTES_MAX, BidRequest, BidResponse};
+use cx_wire::protocol::ErrorCode;
 use serde::Serialize;
 use serde_json::Value;
 use std::io::{BufWriter, Read, Write};
@@ -200,25 +202,18 @@ struct ImpDecision<'a> {
     skipped: Option<&'static str>,
 }
 
-/// The output object for a line that could not be scored.
-#[derive(Serialize)]
-struct Failed {
-    line: usize,
-    error: String,
-}
-
 impl Scorer<'_, '_> {
     /// Scores one line (skipping a blank one).
     fn score_line(&mut self, line: Line) -> Result<()> {
         match line {
             Line::Text(_, text) if is_blank(&text) => Ok(()),
             Line::Text(number, text) => self.score_request(number, &text),
-            Line::TooLong { number, bytes } => self.write(&Failed {
-                line: number,
-                error: format!(
+            Line::TooLong { number, bytes } => {
+                let message = format!(
                     "line is {bytes} bytes, more than the limit of {LINE_BYTES_MAX} bytes; skipped"
-                ),
-            }),
+                );
+                self.write(&Failed::new(number, ErrorCode::FrameTooLarge, &message))
+            }
         }
     }
 
@@ -227,10 +222,7 @@ impl Scorer<'_, '_> {
         let request = match parse(text) {
             Ok(request) => request,
             Err(error) => {
-                return self.write(&Failed {
-                    line: number,
-                    error,
-                })
+                return self.write(&Failed::new(number, ErrorCode::InvalidPayload, &error));
             }
         };
         let now_ns = match self.now_ms {
@@ -250,10 +242,11 @@ impl Scorer<'_, '_> {
                     self.engine.run_until_decided(now_ns);
                     self.engine.drain().for_each(drop);
                 }
-                self.write(&Failed {
-                    line: number,
-                    error: error.to_string(),
-                })
+                let code = match error {
+                    cx_engine::Error::Overloaded { .. } => ErrorCode::Overloaded,
+                    _ => ErrorCode::Internal,
+                };
+                self.write(&Failed::new(number, code, &error.to_string()))
             }
         }
     }

@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn normal_cdf_matches_tabulated_values() {
-        // Values from R's pnorm (to 15-16 significant digits).
+        // Reference values from mpmath at 30 digits.
         let cases = [
             (0.0, 0.5),
             (1.0, 0.841_344_746_068_542_9),
@@ -283,7 +283,8 @@ mod tests {
 
     #[test]
     fn chi_square_sf_matches_critical_values() {
-        // (x, df, p): the 5% and 0.1% critical values of R's qchisq.
+        // (x, df, p): the 5% and 0.1% critical values (R's qchisq), whose
+        // survival probabilities mpmath confirms to 15 digits.
         let cases = [
             (3.841_458_820_694_124, 1.0, 0.05),
             (10.827_566_170_662_733, 1.0, 0.001),

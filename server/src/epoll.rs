@@ -358,11 +358,10 @@ impl EpollLoop {
     }
 
     fn stop_accepting(&mut self) {
-        for listener in [self.listener.take(), self.http_listener.take()] {
-            if let Some(mut listener) = listener {
-                if let Err(e) = self.poll.registry().deregister(&mut listener) {
-                    tracing::debug!(error = %e, "deregistering a listener failed");
-                }
+        let listeners = [self.listener.take(), self.http_listener.take()];
+        for mut listener in listeners.into_iter().flatten() {
+            if let Err(e) = self.poll.registry().deregister(&mut listener) {
+                tracing::debug!(error = %e, "deregistering a listener failed");
             }
         }
     }

@@ -205,8 +205,10 @@ fn hold_non_readers(budget_bytes: usize, hold_max: Duration) -> Report {
             ResponseBody::Decision(_) => reader_decisions += 1,
             // Shed at admission, or decided after its deadline while the
             // non-readers' requests fill the engines: answered either way.
-            ResponseBody::Error { code, .. }
-                if matches!(code, ErrorCode::Overloaded | ErrorCode::Timeout) => {}
+            ResponseBody::Error {
+                code: ErrorCode::Overloaded | ErrorCode::Timeout,
+                ..
+            } => {}
             other => panic!("a reader got {other:?}"),
         }
         reader_round_trip_max = reader_round_trip_max.max(asked.elapsed());

@@ -309,7 +309,7 @@ impl Worker {
         let slot = self.slots.get_mut(index as usize)?;
         let mut conn = match protocol {
             Protocol::Binary => Conn::Binary(Connection::new()),
-            Protocol::Http => Conn::Http(HttpConnection::new(self.shared.http.clone())),
+            Protocol::Http => Conn::Http(Box::new(HttpConnection::new(self.shared.http.clone()))),
         };
         // Large frames reserve from the server's input budget first.
         conn.set_large_reserved(0);

@@ -20,85 +20,14 @@
 //! flight.
 #![no_main]
 
-use cx_domain::pipeline::{ChosenOffer, Decision, Request, Ticket, TOP_K_MAX};
+use cx_server::conn::{Connection, ImpLists, WRITE_BUFFER_MAX};
 use cx_wire::protocol::limits::{HEADER_BYTES, IN_FLIGHT_MAX};
 use cx_wire::protocol::{decode_frame, decode_message, Decoded};
-use cx_engine::openrtb::ImpOutcome;
-use cx_server::conn::{Connection, ImpLists, Overloaded, Owner, Respond, Submit, WRITE_BUFFER_MAX};
-use cx_wire::openrtb::{BidRequest, BidResponse, NoBidReason};
 use libfuzzer_sys::fuzz_target;
 
-/// The stand-in for the engine: hands out tickets, refusing by a bit mask.
-struct Engine {
-    submitted: u64,
-    refuse_mask: u8,
-    /// Tickets handed out and not yet decided, with their owners.
-    waiting: Vec<(Ticket, Owner)>,
-}
-
-/// The bundled catalog, parsed once (decisions' explanations name its
-/// offers).
-fn catalog() -> &'static cx_domain::catalog::Catalog {
-    static CATALOG: std::sync::OnceLock<cx_domain::catalog::Catalog> = std::sync::OnceLock::new();
-    CATALOG.get_or_init(|| {
-        cx_domain::catalog::Catalog::from_toml_str(cx_engine::DEFAULT_CATALOG_TOML)
-            .expect("the bundled catalog parses")
-    })
-}
-
-impl Respond for Engine {
-    fn now_ns(&self) -> u64 {
-        0
-    }
-
-    fn catalog(&self) -> &cx_domain::catalog::Catalog {
-        catalog()
-    }
-
-    fn bid_response(&mut self, request: &BidRequest, _imps: &[ImpOutcome]) -> BidResponse {
-        BidResponse::no_bid(&request.id, NoBidReason::TechnicalError)
-    }
-}
-
-impl Submit for Engine {
-    fn submit(&mut self, _request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
-        let k = self.submitted;
-        self.submitted += 1;
-        if self.refuse_mask & (1 << (k % 8)) != 0 {
-            return Err(Overloaded);
-        }
-        let ticket = Ticket(k);
-        self.waiting.push((ticket, owner));
-        Ok(ticket)
-    }
-}
-
-impl Engine {
-    /// Delivers a decision for every waiting ticket: a no-bid for odd
-    /// tickets, one offer for even ones.
-    fn decide_all(&mut self, conn: &mut Connection, lists: &mut ImpLists, reverse: bool) {
-        let mut tickets = std::mem::take(&mut self.waiting);
-        if reverse {
-            tickets.reverse();
-        }
-        for (ticket, owner) in tickets {
-            let mut decision = Decision::default();
-            decision.reset(ticket, false);
-            if ticket.0 % 2 == 0 {
-                let offer = ChosenOffer {
-                    offer_id: ticket.0,
-                    score: 1.0,
-                    p_click: 0.5,
-                    bid_cpm: 2.0,
-                    ..ChosenOffer::default()
-                };
-                decision.consider(offer, TOP_K_MAX);
-            }
-            decision.settle();
-            conn.on_decision(owner, decision, lists, self);
-        }
-    }
-}
+#[path = "common/stand_in.rs"]
+mod stand_in;
+use stand_in::StandIn;
 
 /// Checks the connection's invariants and that its output, after the
 /// bytes already sent, is well formed.
@@ -142,7 +71,7 @@ fn check(conn: &Connection, sent: &[u8]) {
 /// Feeds `bytes`, checking that all of it is taken while there is room.
 fn feed(
     conn: &mut Connection,
-    engine: &mut Engine,
+    engine: &mut StandIn,
     lists: &mut ImpLists,
     sent: &[u8],
     bytes: &[u8],
@@ -177,11 +106,7 @@ fuzz_target!(|data: &[u8]| {
         flags & 4 != 0,
         flags & 8 != 0,
     );
-    let mut engine = Engine {
-        submitted: 0,
-        refuse_mask: control[2],
-        waiting: Vec::new(),
-    };
+    let mut engine = StandIn::new(control[2]);
     let mut conn = Connection::new();
     // Finished requests' impression lists, as a worker keeps them (a small
     // pool, so that lists are both kept and freed).
@@ -193,7 +118,9 @@ fuzz_target!(|data: &[u8]| {
     let (first, second) = stream.split_at(split);
     feed(&mut conn, &mut engine, &mut lists, &sent, first);
     if decide {
-        engine.decide_all(&mut conn, &mut lists, reverse);
+        for (owner, decision) in engine.decide_all(reverse) {
+        conn.on_decision(owner, decision, &mut lists, &mut engine);
+    }
         check(&conn, &sent);
     }
     if shutdown {
@@ -207,7 +134,9 @@ fuzz_target!(|data: &[u8]| {
 
     // Every request in flight is waiting for a ticket: once all are
     // decided, nothing is in flight.
-    engine.decide_all(&mut conn, &mut lists, reverse);
+    for (owner, decision) in engine.decide_all(reverse) {
+        conn.on_decision(owner, decision, &mut lists, &mut engine);
+    }
     check(&conn, &sent);
     assert_eq!(
         conn.in_flight(),

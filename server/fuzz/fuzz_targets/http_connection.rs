@@ -19,101 +19,14 @@
 //! requests read; once every ticket is decided nothing is in flight.
 #![no_main]
 
-use cx_domain::pipeline::{ChosenOffer, Decision, Request, Ticket, TOP_K_MAX};
-use cx_engine::openrtb::ImpOutcome;
-use cx_server::conn::{ImpLists, Overloaded, Owner, Respond, Submit};
+use cx_server::conn::ImpLists;
 use cx_server::http::{HttpConnection, HttpSettings, STATUSES};
-use cx_wire::openrtb::{Bid, BidRequest, BidResponse, NoBidReason, SeatBid};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 
-/// The stand-in for the engine: hands out tickets, refusing by a bit mask.
-struct Engine {
-    submitted: u64,
-    refuse_mask: u8,
-    waiting: Vec<(Ticket, Owner)>,
-}
-
-/// The bundled catalog, parsed once (decisions' explanations name its
-/// offers).
-fn catalog() -> &'static cx_domain::catalog::Catalog {
-    static CATALOG: std::sync::OnceLock<cx_domain::catalog::Catalog> = std::sync::OnceLock::new();
-    CATALOG.get_or_init(|| {
-        cx_domain::catalog::Catalog::from_toml_str(cx_engine::DEFAULT_CATALOG_TOML)
-            .expect("the bundled catalog parses")
-    })
-}
-
-impl Respond for Engine {
-    fn now_ns(&self) -> u64 {
-        0
-    }
-
-    fn catalog(&self) -> &cx_domain::catalog::Catalog {
-        catalog()
-    }
-
-    /// A bid on the first decided impression with an offer, else a no-bid.
-    fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
-        let decided = imps
-            .iter()
-            .find(|i| i.decision.is_some_and(|d| !d.offers().is_empty()));
-        match decided {
-            Some(imp) => BidResponse {
-                id: request.id.clone(),
-                seatbid: vec![SeatBid {
-                    bid: vec![Bid {
-                        id: "b".into(),
-                        impid: imp.imp_id.clone(),
-                        price: 2.0,
-                        ..Bid::default()
-                    }],
-                    seat: None,
-                }],
-                ..BidResponse::default()
-            },
-            None => BidResponse::no_bid(&request.id, NoBidReason::UnknownError),
-        }
-    }
-}
-
-impl Submit for Engine {
-    fn submit(&mut self, _request: Request, owner: Owner) -> Result<Ticket, Overloaded> {
-        let k = self.submitted;
-        self.submitted += 1;
-        if self.refuse_mask & (1 << (k % 8)) != 0 {
-            return Err(Overloaded);
-        }
-        let ticket = Ticket(k);
-        self.waiting.push((ticket, owner));
-        Ok(ticket)
-    }
-}
-
-impl Engine {
-    fn decide_all(&mut self, conn: &mut HttpConnection, lists: &mut ImpLists, reverse: bool) {
-        let mut tickets = std::mem::take(&mut self.waiting);
-        if reverse {
-            tickets.reverse();
-        }
-        for (ticket, owner) in tickets {
-            let mut decision = Decision::default();
-            decision.reset(ticket, false);
-            if ticket.0 % 2 == 0 {
-                let offer = ChosenOffer {
-                    offer_id: ticket.0,
-                    score: 1.0,
-                    p_click: 0.5,
-                    bid_cpm: 2.0,
-                    ..ChosenOffer::default()
-                };
-                decision.consider(offer, TOP_K_MAX);
-            }
-            decision.settle();
-            conn.on_decision(owner, decision, lists, self);
-        }
-    }
-}
+#[path = "common/stand_in.rs"]
+mod stand_in;
+use stand_in::StandIn;
 
 /// Checks that `out` is whole answers and at most one partial one; returns
 /// how many are whole.
@@ -165,7 +78,7 @@ fn check(conn: &HttpConnection, sent: &[u8]) {
     assert!(conn.in_flight() <= cx_server::http::limits::IN_FLIGHT_MAX);
 }
 
-fn feed(conn: &mut HttpConnection, engine: &mut Engine, lists: &mut ImpLists, sent: &[u8], bytes: &[u8]) {
+fn feed(conn: &mut HttpConnection, engine: &mut StandIn, lists: &mut ImpLists, sent: &[u8], bytes: &[u8]) {
     let room = conn.read_capacity();
     let taken = conn.on_bytes(bytes, engine, lists);
     assert!(taken <= bytes.len());
@@ -191,11 +104,7 @@ fuzz_target!(|data: &[u8]| {
     let flags = control[3];
     let (decide, reverse, shutdown, half) =
         (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0, flags & 8 != 0);
-    let mut engine = Engine {
-        submitted: 0,
-        refuse_mask: control[2],
-        waiting: Vec::new(),
-    };
+    let mut engine = StandIn::new(control[2]);
     let mut conn = HttpConnection::new(Arc::new(HttpSettings::default()));
     let mut lists = ImpLists::new(16);
     let mut sent = Vec::new();
@@ -203,7 +112,9 @@ fuzz_target!(|data: &[u8]| {
     let (first, second) = stream.split_at(split);
     feed(&mut conn, &mut engine, &mut lists, &sent, first);
     if decide {
-        engine.decide_all(&mut conn, &mut lists, reverse);
+        for (owner, decision) in engine.decide_all(reverse) {
+        conn.on_decision(owner, decision, &mut lists, &mut engine);
+    }
         check(&conn, &sent);
     }
     if shutdown {
@@ -213,7 +124,9 @@ fuzz_target!(|data: &[u8]| {
     feed(&mut conn, &mut engine, &mut lists, &sent, second);
     send(&mut conn, &mut sent, half);
     feed(&mut conn, &mut engine, &mut lists, &sent, &[]);
-    engine.decide_all(&mut conn, &mut lists, reverse);
+    for (owner, decision) in engine.decide_all(reverse) {
+        conn.on_decision(owner, decision, &mut lists, &mut engine);
+    }
     check(&conn, &sent);
     assert_eq!(conn.in_flight(), 0, "in flight after every ticket was decided");
     if shutdown || conn.is_closing() {

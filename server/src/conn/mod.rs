@@ -178,11 +178,6 @@ impl Owner {
     pub(crate) fn seq(self) -> u64 {
         self.seq
     }
-
-    /// Which impression of its request.
-    pub(crate) fn imp(self) -> usize {
-        self.imp as usize
-    }
 }
 
 /// One impression of a request in flight. The states live inline in one
@@ -198,6 +193,32 @@ pub(crate) enum ImpState {
     Decided(Decision),
     /// Not submitted.
     Skipped(SkipReason),
+}
+
+/// Puts `decision` in the impression of `imps` that `owner` names, one
+/// fewer `waiting`: the one step both protocols take for a decision.
+///
+/// # Panics
+/// When that impression is not waiting for this decision's ticket (a
+/// decision delivered twice, or to the wrong owner): a broken invariant
+/// of the worker's routing.
+pub(crate) fn record_decision(
+    imps: &mut [(String, ImpState)],
+    waiting: &mut usize,
+    owner: Owner,
+    decision: Decision,
+) {
+    let state = imps.get_mut(owner.imp as usize).map(|(_, s)| s);
+    let waiting_for_it = matches!(&state, Some(ImpState::Waiting(t)) if *t == decision.ticket);
+    assert!(
+        waiting_for_it,
+        "decision for ticket {:?} reached {owner:?}, which is {state:?}",
+        decision.ticket
+    );
+    if let Some(state) = state {
+        *state = ImpState::Decided(decision);
+        *waiting -= 1;
+    }
 }
 
 /// A score request in flight.
@@ -455,17 +476,7 @@ impl Connection {
         if pending.seq != owner.seq {
             return; // answered already; the slot holds a later request
         }
-        let state = pending.imps.get_mut(owner.imp as usize).map(|(_, s)| s);
-        let waiting_for_it = matches!(&state, Some(ImpState::Waiting(t)) if *t == decision.ticket);
-        assert!(
-            waiting_for_it,
-            "decision for ticket {:?} reached {owner:?}, which is {state:?}",
-            decision.ticket
-        );
-        if let Some(state) = state {
-            *state = ImpState::Decided(decision);
-            pending.waiting -= 1;
-        }
+        record_decision(&mut pending.imps, &mut pending.waiting, owner, decision);
         if pending.waiting == 0 {
             self.complete(slot, lists, respond);
         }

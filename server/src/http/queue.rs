@@ -7,7 +7,9 @@ use super::head::{self, Head, Parsed, Refusal, Route};
 use super::limits::IN_FLIGHT_MAX;
 use super::{notice, owner, HttpCounts, HttpSettings};
 use crate::conn::requests::check_request_limits;
-use crate::conn::{ImpLists, ImpState, IoBuffers, Overloaded, Owner, Respond, Submit};
+use crate::conn::{
+    record_decision, ImpLists, ImpState, IoBuffers, Overloaded, Owner, Respond, Submit,
+};
 use cx_domain::notice::NoticeKind;
 use cx_domain::pipeline::Decision;
 use cx_domain::store::NoticeMatch;
@@ -207,17 +209,7 @@ impl HttpConnection {
         else {
             return;
         };
-        let state = imps.get_mut(owner.imp()).map(|(_, s)| s);
-        let waiting_for_it = matches!(&state, Some(ImpState::Waiting(t)) if *t == decision.ticket);
-        assert!(
-            waiting_for_it,
-            "decision for ticket {:?} reached {owner:?}, which is {state:?}",
-            decision.ticket
-        );
-        if let Some(state) = state {
-            *state = ImpState::Decided(decision);
-            *waiting -= 1;
-        }
+        record_decision(imps, waiting, owner, decision);
         if at == 0 {
             self.write_due(lists, respond);
         }

@@ -119,8 +119,8 @@ fuzz_target!(|data: &[u8]| {
     feed(&mut conn, &mut engine, &mut lists, &sent, first);
     if decide {
         for (owner, decision) in engine.decide_all(reverse) {
-        conn.on_decision(owner, decision, &mut lists, &mut engine);
-    }
+            conn.on_decision(owner, decision, &mut lists, &mut engine);
+        }
         check(&conn, &sent);
     }
     if shutdown {

@@ -50,7 +50,12 @@ fn answers(out: &[u8]) -> u64 {
             .headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-            .map(|h| std::str::from_utf8(h.value).unwrap().parse::<usize>().unwrap());
+            .map(|h| {
+                std::str::from_utf8(h.value)
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+            });
         match status {
             100 | 204 => assert_eq!(length, None, "{status} has no body"),
             _ => assert!(length.is_some(), "{status} without Content-Length"),
@@ -78,7 +83,13 @@ fn check(conn: &HttpConnection, sent: &[u8]) {
     assert!(conn.in_flight() <= cx_server::http::limits::IN_FLIGHT_MAX);
 }
 
-fn feed(conn: &mut HttpConnection, engine: &mut StandIn, lists: &mut ImpLists, sent: &[u8], bytes: &[u8]) {
+fn feed(
+    conn: &mut HttpConnection,
+    engine: &mut StandIn,
+    lists: &mut ImpLists,
+    sent: &[u8],
+    bytes: &[u8],
+) {
     let room = conn.read_capacity();
     let taken = conn.on_bytes(bytes, engine, lists);
     assert!(taken <= bytes.len());
@@ -102,8 +113,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let split = usize::from(u16::from_le_bytes([control[0], control[1]])) % (stream.len() + 1);
     let flags = control[3];
-    let (decide, reverse, shutdown, half) =
-        (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0, flags & 8 != 0);
+    let (decide, reverse, shutdown, half) = (
+        flags & 1 != 0,
+        flags & 2 != 0,
+        flags & 4 != 0,
+        flags & 8 != 0,
+    );
     let mut engine = StandIn::new(control[2]);
     let mut conn = HttpConnection::new(Arc::new(HttpSettings::default()));
     let mut lists = ImpLists::new(16);
@@ -113,8 +128,8 @@ fuzz_target!(|data: &[u8]| {
     feed(&mut conn, &mut engine, &mut lists, &sent, first);
     if decide {
         for (owner, decision) in engine.decide_all(reverse) {
-        conn.on_decision(owner, decision, &mut lists, &mut engine);
-    }
+            conn.on_decision(owner, decision, &mut lists, &mut engine);
+        }
         check(&conn, &sent);
     }
     if shutdown {
@@ -128,7 +143,11 @@ fuzz_target!(|data: &[u8]| {
         conn.on_decision(owner, decision, &mut lists, &mut engine);
     }
     check(&conn, &sent);
-    assert_eq!(conn.in_flight(), 0, "in flight after every ticket was decided");
+    assert_eq!(
+        conn.in_flight(),
+        0,
+        "in flight after every ticket was decided"
+    );
     if shutdown || conn.is_closing() {
         send(&mut conn, &mut sent, false);
         assert!(conn.is_done(), "shut down, nothing in flight, output sent");

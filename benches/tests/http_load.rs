@@ -168,6 +168,43 @@ fn the_binary_runs_an_http_load_and_says_so() {
 }
 
 #[test]
+fn binary_bid_responses_are_answers_like_decisions() {
+    let server = start_server();
+    let config = LoadConfig {
+        addr: server.local_addr().to_string(),
+        wire: Wire::Binary,
+        bid_response: true,
+        ..short_http_load(server.local_addr())
+    };
+    let report = run(&config).expect("the load runs");
+    stop(server);
+
+    check_counts(&report);
+    assert!(report.bid_response && report.wire == Wire::Binary);
+    assert_eq!(report.ok, report.scheduled, "{report:#?}");
+    assert_eq!(report.errors(), 0, "{report:#?}");
+    assert!(
+        report.summary().contains("bid_response"),
+        "{}",
+        report.summary()
+    );
+    // Only the binary protocol's score_openrtb has the flag.
+    for bad in [
+        LoadConfig {
+            wire: Wire::Http,
+            ..config.clone()
+        },
+        LoadConfig {
+            mix: Mix::Synth,
+            ..config.clone()
+        },
+    ] {
+        let error = run(&bad).unwrap_err().to_string();
+        assert!(error.starts_with("--bid-response"), "{error}");
+    }
+}
+
+#[test]
 fn the_depth_cap_is_the_bidders_in_flight_limit() {
     assert_eq!(HTTP_DEPTH_MAX, cx_server::http::limits::IN_FLIGHT_MAX);
 }

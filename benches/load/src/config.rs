@@ -155,6 +155,13 @@ pub struct LoadConfig {
     /// or cache entry is spent (`--simulate`; binary protocol only: over
     /// HTTP a request asks for it with `"test": 1`).
     pub simulate: bool,
+    /// Binary protocol with an OpenRTB mix: ask for every answer as a
+    /// `bid_response` frame, the OpenRTB BidResponse as JSON (with the
+    /// decisions behind it), which the HTTP bidder builds for every answer
+    /// too (`--bid-response`). The binary wire then does the bidder's work
+    /// but for HTTP itself, which tells HTTP's own cost from the
+    /// BidResponse's.
+    pub bid_response: bool,
     /// Print a progress line on stderr once a second.
     pub progress: bool,
 }
@@ -175,6 +182,7 @@ impl Default for LoadConfig {
             seed: 1,
             pool: 65_536,
             simulate: false,
+            bid_response: false,
             progress: false,
         }
     }
@@ -194,6 +202,14 @@ impl LoadConfig {
         check_count("--connections", self.connections, CONNECTIONS_MAX)?;
         check_count("--depth", self.depth, DEPTH_MAX)?;
         check_count("--pool", self.pool, POOL_MAX)?;
+        if self.bid_response && (self.wire == Wire::Http || !matches!(self.mix, Mix::OpenRtb(_))) {
+            return Err(Error::option(
+                "--bid-response",
+                "with --http or without --mix FILE",
+                "asks the binary protocol's score_openrtb for a BidResponse: give an OpenRTB \
+                 JSONL file, without --http (whose answers are BidResponses already)",
+            ));
+        }
         if self.wire == Wire::Http {
             if !matches!(self.mix, Mix::OpenRtb(_)) {
                 return Err(Error::option(

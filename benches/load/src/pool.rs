@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use cx_datasets::{Generator, SynthConfig};
 use cx_features::RequestContext;
 use cx_wire::client::{ClientError, ClientWriter};
-use cx_wire::protocol::{self, limits};
+use cx_wire::protocol::{self, limits, OpenRtbFlags};
 use std::cell::RefCell;
 use std::io::Read;
 use std::path::Path;
@@ -163,23 +163,24 @@ impl RequestPool {
     /// Queues request `index` (taken modulo the pool's size) on `writer`;
     /// returns its request id. The writer numbers score requests itself;
     /// an echo frame, queued raw, carries `raw_id` (the id the writer would
-    /// have given it) and `index` as its nonce.
+    /// have given it) and `index` as its nonce. A synthetic context takes
+    /// only `flags.simulate`; a document takes both flags.
     pub fn send(
         &self,
         index: u64,
         raw_id: u64,
         writer: &mut ClientWriter,
-        simulate: bool,
+        flags: OpenRtbFlags,
     ) -> std::result::Result<u64, ClientError> {
         let len = self.len().max(1) as u64;
         let j = (index % len) as usize;
         match &self.kind {
             Kind::Contexts(contexts) => match contexts.get(j) {
-                Some(ctx) => writer.send_context(ctx, simulate),
-                None => writer.send_context(&RequestContext::default(), simulate),
+                Some(ctx) => writer.send_context(ctx, flags.simulate),
+                None => writer.send_context(&RequestContext::default(), flags.simulate),
             },
             Kind::Documents { .. } => {
-                writer.send_openrtb(self.document(j).unwrap_or(&[]), simulate)
+                writer.send_openrtb_with(self.document(j).unwrap_or(&[]), flags)
             }
             Kind::Echo => ECHO_FRAME.with_borrow_mut(|frame| {
                 frame.clear();

@@ -96,6 +96,10 @@ pub struct LoadReport {
     pub depth: usize,
     /// Whether decisions were asked for in simulation mode.
     pub simulate: bool,
+    /// Whether binary answers were asked for as `bid_response` frames
+    /// (`--bid-response`).
+    #[serde(default)]
+    pub bid_response: bool,
     /// The rate offered, requests per second.
     pub offered_rate_per_s: f64,
     /// Answers to measured requests per second, over the window or until
@@ -179,7 +183,13 @@ impl LoadReport {
             self.connections,
             self.depth,
             self.mix,
-            self.wire
+            if self.bid_response {
+                "binary, bid_response answers"
+            } else if self.wire == Wire::Http {
+                "http"
+            } else {
+                "binary"
+            }
         );
         let ok = match self.wire {
             Wire::Binary => self.ok.to_string(),

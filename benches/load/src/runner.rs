@@ -18,10 +18,11 @@ use super::pool::RequestPool;
 use super::report::{round3, LoadReport, Percentiles};
 use super::schedule::{Clock, MonotonicClock, Pacer, Schedule};
 use super::tally::{Outcome, Sample, SharedTally, Tally, SAMPLE_BATCH};
-use super::wire::{Event, Reader, Writer};
+use super::wire::{Event, Expected, Reader, Writer};
 use crate::error::{Error, Result};
 use crate::{new_histogram, LATENCY_NS_MAX};
 use cx_wire::client::Client;
+use cx_wire::protocol::OpenRtbFlags;
 use hdrhistogram::Histogram;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,7 +75,10 @@ struct RunCtx<'a> {
     schedule: Schedule,
     deadline_ns: u64,
     pool: &'a RequestPool,
-    simulate: bool,
+    /// The flags of every score request (`simulate`, `bid_response`).
+    flags: OpenRtbFlags,
+    /// What answers a request.
+    expected: Expected,
     shared: Vec<ConnShared>,
     tally: SharedTally,
     /// Set when the run must end at once (a thread could not start).
@@ -134,7 +138,11 @@ pub fn run_with_pool(config: &LoadConfig, pool: &RequestPool) -> Result<LoadRepo
         schedule,
         deadline_ns: schedule.end_ns().saturating_add(config.drain_ns()),
         pool,
-        simulate: config.simulate,
+        flags: OpenRtbFlags {
+            simulate: config.simulate,
+            bid_response: config.bid_response,
+        },
+        expected: Expected::of(pool, config),
         shared: (0..links.len()).map(|_| ConnShared::default()).collect(),
         tally: SharedTally::default(),
         stop: AtomicBool::new(false),
@@ -357,7 +365,7 @@ fn send_due(
         let k = conn.pacer.take();
         let global = ctx.schedule.index(index, k);
         let raw_id = conn.first_id.wrapping_add(k);
-        if let Err(e) = conn.writer.queue(ctx.pool, global, raw_id, ctx.simulate) {
+        if let Err(e) = conn.writer.queue(ctx.pool, global, raw_id, ctx.flags) {
             conn.error = Some(e);
             return None;
         }
@@ -468,13 +476,12 @@ impl<'a> Receiver<'a> {
 
     /// Returns why the connection broke, if it did.
     fn run(mut self, mut reader: Reader, clock: &impl Clock) -> Option<String> {
-        let echo = self.ctx.pool.is_echo();
         let mut why = None;
         let error = loop {
             if self.should_stop(clock) {
                 break None;
             }
-            match reader.read_answer(echo, &mut why) {
+            match reader.read_answer(self.ctx.expected, &mut why) {
                 Event::Answer { id, outcome } => self.on_answer(id, clock.now_ns(), outcome),
                 Event::Unattributed => self.unattributed += 1,
                 Event::Idle => {}
@@ -548,6 +555,7 @@ fn report(config: &LoadConfig, ctx: &RunCtx<'_>, depth: usize, driven: Driven) -
         connections: config.connections,
         depth,
         simulate: config.simulate,
+        bid_response: config.bid_response,
         offered_rate_per_s: config.rate_per_s,
         achieved_rate_per_s: round3(answered as f64 / (span_ns as f64 / 1e9)),
         duration_s: config.duration_s,

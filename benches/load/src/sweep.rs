@@ -371,6 +371,7 @@ mod tests {
             connections: 1,
             depth: 1,
             simulate: false,
+            bid_response: false,
             offered_rate_per_s: 1000.0,
             achieved_rate_per_s: 1000.0,
             duration_s: 1.0,

@@ -4,10 +4,12 @@
 //! and counted ([`Reader`], [`Event`]). The schedule, the depth, the
 //! tally, the report and the sweep are the same for both wires.
 
+use crate::config::LoadConfig;
 use crate::http::{HttpEvent, HttpReader, HttpWriter};
 use crate::pool::RequestPool;
 use crate::tally::Outcome;
 use cx_wire::client::{ClientError, ClientReader, ClientWriter, ResponseBody};
+use cx_wire::protocol::OpenRtbFlags;
 
 /// The sending half of one connection.
 #[derive(Debug)]
@@ -25,6 +27,30 @@ pub(crate) enum Reader {
     Binary(ClientReader),
     /// HTTP answers, in request order.
     Http(HttpReader),
+}
+
+/// What answers a binary request (HTTP answers are told by status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expected {
+    /// A decision frame.
+    Decision,
+    /// The echoed `pong` (the echo mix, against `cx serve --echo`).
+    Pong,
+    /// A `bid_response` frame (`--bid-response`).
+    BidResponse,
+}
+
+impl Expected {
+    /// What answers the requests of `pool` sent as `config` says.
+    pub(crate) fn of(pool: &RequestPool, config: &LoadConfig) -> Self {
+        if pool.is_echo() {
+            Self::Pong
+        } else if config.bid_response {
+            Self::BidResponse
+        } else {
+            Self::Decision
+        }
+    }
 }
 
 /// What a reader found.
@@ -54,11 +80,11 @@ impl Writer<'_> {
         pool: &RequestPool,
         index: u64,
         raw_id: u64,
-        simulate: bool,
+        flags: OpenRtbFlags,
     ) -> Result<(), String> {
         match self {
             Self::Binary(writer) => pool
-                .send(index, raw_id, writer, simulate)
+                .send(index, raw_id, writer, flags)
                 .map(drop)
                 .map_err(|e| e.to_string()),
             Self::Http(writer) => {
@@ -79,18 +105,22 @@ impl Writer<'_> {
 
 impl Reader {
     /// Reads the next answer (waiting at most the socket's read timeout);
-    /// `echo`: the expected answer is an echoed `pong`, not a decision.
-    /// When it returns [`Event::Broken`], `why` holds the reason.
-    pub(crate) fn read_answer(&mut self, echo: bool, why: &mut Option<String>) -> Event {
+    /// over the binary protocol, `expected` is the kind that answers a
+    /// request. When it returns [`Event::Broken`], `why` holds the reason.
+    pub(crate) fn read_answer(&mut self, expected: Expected, why: &mut Option<String>) -> Event {
         match self {
             Self::Binary(reader) => match reader.recv() {
                 Ok(response) => {
-                    // A decision answers a score request; against an echo
-                    // server, the echoed `pong` is the answer.
-                    let outcome = match &response.body {
-                        ResponseBody::Decision(_) if !echo => Outcome::Decision,
-                        ResponseBody::Pong(_) if echo => Outcome::Decision,
-                        ResponseBody::Error { code, .. } => Outcome::Error(*code),
+                    // A decision answers a score request (a bid_response
+                    // when asked for); against an echo server, the echoed
+                    // `pong` is the answer.
+                    let outcome = match (&response.body, expected) {
+                        (ResponseBody::Decision(_), Expected::Decision)
+                        | (ResponseBody::Pong(_), Expected::Pong)
+                        | (ResponseBody::BidResponse(_), Expected::BidResponse) => {
+                            Outcome::Decision
+                        }
+                        (ResponseBody::Error { code, .. }, _) => Outcome::Error(*code),
                         // A pong or hello_ack to a score request, a decision
                         // to an echo frame, or any kind it did not ask for.
                         _ => Outcome::Invalid,

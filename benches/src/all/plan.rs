@@ -357,6 +357,7 @@ impl AllPlan {
             seed: 1,
             pool: s.pool,
             simulate: false,
+            bid_response: false,
             progress: false,
         }
     }

@@ -62,6 +62,11 @@ pub(crate) struct LoadArgs {
     /// asks for it with "test": 1.
     #[arg(long, conflicts_with = "http")]
     simulate: bool,
+    /// Binary protocol with --mix FILE: ask for each answer as a
+    /// bid_response frame (the OpenRTB BidResponse as JSON, as the HTTP
+    /// bidder answers), so that only HTTP itself differs from --http.
+    #[arg(long, conflicts_with = "http")]
+    bid_response: bool,
     /// No progress line on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -150,6 +155,8 @@ HTTP (--http)
     cx serve --http-listen 127.0.0.1:8080 &
     cx-bench load --http --addr 127.0.0.1:8080 \\
         --mix components/wire/tests/fixtures/openrtb/prebid_sample.jsonl --rate 20000
+  The binary protocol's score_openrtb with --bid-response asks for the same
+  BidResponse JSON the bidder sends, so that HTTP itself is all that differs.
   benches/wrk/compare.sh runs it beside wrk (closed loop) on one server.
 
 EXAMPLE
@@ -173,6 +180,7 @@ pub(crate) fn load_command(args: &LoadArgs) -> Result<()> {
         seed: args.seed,
         pool: args.pool,
         simulate: args.simulate,
+        bid_response: args.bid_response,
         progress: !args.quiet,
     };
     if args.sweep.sweep {

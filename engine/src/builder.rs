@@ -153,9 +153,20 @@ pub struct EngineBuilder {
     seed: Option<u64>,
     shared: Option<SharedStores>,
     bid_ids: Option<BidIds>,
+    feature_store: Option<cx_featurestore::FeatureBackend>,
 }
 
 impl EngineBuilder {
+    /// Keep per-user features in this store ([`crate::feature_store`]):
+    /// `Engine::put_features` writes it, `Engine::features_for` reads it.
+    /// It changes no decision yet. Without one (the default) the engine is
+    /// as before. [`install`](Self::install) does not take it: a host with
+    /// its own World holds its store itself.
+    pub fn feature_store(mut self, store: cx_featurestore::FeatureBackend) -> Self {
+        self.feature_store = Some(store);
+        self
+    }
+
     /// Issue OpenRTB bid ids from this generator (a server gives each
     /// worker its own: node id, worker index, process start). Default:
     /// node 0, worker 0, epoch = when the engine is built.
@@ -269,6 +280,7 @@ impl EngineBuilder {
     /// Builds a self-contained engine.
     pub fn build(mut self) -> Result<Engine> {
         let self_bid_ids = self.bid_ids.take();
+        let feature_store = self.feature_store.take();
         let mut world = World::new();
         let mut schedule = Schedule::default();
         schedule.set_executor(SingleThreadedExecutor::new());
@@ -287,6 +299,7 @@ impl EngineBuilder {
         let mut engine = Engine::new(world, schedule, port, backend, model, fit, config);
         engine.set_bid_ids(bid_ids);
         engine.set_notice_urls(notices);
+        engine.feature_hooks = feature_store.map(crate::feature_store::FeatureHooks::new);
         Ok(engine)
     }
 }

@@ -52,6 +52,8 @@ pub struct Engine {
     pub(crate) ledger: Option<std::sync::Arc<cx_domain::store::BidLedger>>,
     /// Notices taken, by kind and match.
     pub(crate) notice_counts: crate::feedback::NoticeCounts,
+    /// The online feature store, if the builder set one.
+    pub(crate) feature_hooks: Option<crate::feature_store::FeatureHooks>,
 }
 
 impl Engine {
@@ -80,6 +82,7 @@ impl Engine {
             notices: NoticeUrls::none(),
             ledger: None,
             notice_counts: crate::feedback::NoticeCounts::default(),
+            feature_hooks: None,
         }
     }
 

@@ -44,6 +44,9 @@ pub enum Error {
     /// A pipeline set-up problem (mismatched model and catalog, bad config).
     #[error(transparent)]
     Systems(#[from] cx_systems::Error),
+    /// A feature store refusal (definitions, a batch of writes, a snapshot).
+    #[error(transparent)]
+    FeatureStore(#[from] cx_featurestore::Error),
     /// A backend that could not be initialised.
     #[error(transparent)]
     Backend(#[from] cx_backends::BackendError),

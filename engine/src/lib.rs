@@ -30,11 +30,15 @@
 //! - [`EngineStats`]: counters and per-stage latency percentiles.
 //! - [`feedback`]: bids recorded in a ledger, and the exchanges' notices
 //!   matched against it ([`Engine::on_notice`]).
+//! - [`feature_store`]: the optional online feature store's hooks
+//!   ([`Engine::put_features`], [`Engine::features_for`]); they change no
+//!   decision yet.
 
 pub mod builder;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod feature_store;
 pub mod feedback;
 pub mod fit;
 pub mod json;
@@ -52,6 +56,7 @@ pub use cx_datasets as datasets;
 pub use cx_decision as decision;
 pub use cx_domain as domain;
 pub use cx_features as features;
+pub use cx_featurestore as featurestore;
 pub use cx_model as model;
 pub use cx_systems as systems;
 pub use cx_wire as wire;

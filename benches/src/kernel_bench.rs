@@ -43,6 +43,7 @@ use cx_model::{Readout, SnnModel};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,6 +154,18 @@ impl<P: CoLaNetProvider> KernelRunner<P> {
         }
     }
 
+    /// `backend` (set up for `batch` rows) with the given inputs: `batch`
+    /// rows of the model's input width, row-major.
+    pub fn with_inputs(backend: P, x: Vec<f32>, batch: usize) -> Self {
+        let outputs = backend.model().outputs();
+        Self {
+            backend,
+            x,
+            out: Readout::with_capacity(batch, outputs),
+            batch,
+        }
+    }
+
     /// One call of the kernel on the whole batch.
     pub fn run(&mut self) -> std::result::Result<(), BackendError> {
         self.backend
@@ -179,10 +192,20 @@ pub struct FiringRates {
 /// (the design expects 10-35%).
 pub fn firing_rates(shape: Shape) -> std::result::Result<FiringRates, BackendError> {
     let batch = FIRING_RATE_BATCH;
-    let mut backend = SimdBackend::new(kernel_model(shape), batch)?;
+    firing_rates_of(kernel_model(shape), &kernel_inputs(shape, batch), batch)
+}
+
+/// The firing rates of the SIMD kernel on `batch` rows `x` of `model`.
+pub fn firing_rates_of(
+    model: Arc<SnnModel>,
+    x: &[f32],
+    batch: usize,
+) -> std::result::Result<FiringRates, BackendError> {
+    let shape = shape_of(&model);
+    let mut backend = SimdBackend::new(model, batch)?;
     let mut out = Readout::with_capacity(batch, shape.outputs);
     let mut trace = Trace::default();
-    backend.infer_traced(&kernel_inputs(shape, batch), batch, &mut out, &mut trace)?;
+    backend.infer_traced(x, batch, &mut out, &mut trace)?;
     let layer_rates = trace
         .layers
         .iter()
@@ -386,6 +409,10 @@ pub struct KernelBenchReport {
     pub fma_peak: FmaPeak,
     /// The workload's firing rates, per shape.
     pub firing_rates: Vec<FiringRates>,
+    /// The model file timed (`cx-bench kernel --model`), if any; `None`:
+    /// the benchmark networks.
+    #[serde(default)]
+    pub model: Option<ModelRunInfo>,
     /// One row per shape, batch and kernel, in that order.
     pub rows: Vec<KernelRow>,
     /// Wall time of the whole benchmark, s.
@@ -423,12 +450,21 @@ impl KernelBenchReport {
             );
         }
         let device = self.simd_device.as_deref().unwrap_or("not run");
-        let _ = writeln!(
-            md,
-            "Workload: two-layer `Linear -> Leaky` network per shape `DxHxO`, T = {}, dense inputs, one thread; SIMD device {device}.{}\n",
-            self.steps,
-            if self.quick { " Quick mode." } else { "" }
-        );
+        if let Some(m) = &self.model {
+            let _ = writeln!(
+                md,
+                "Model file `{}` ({}, id {}): layer widths {:?}, T = {}; inputs: {}; one thread; SIMD device {device}.{}\n",
+                m.path,
+                m.name,
+                m.id,
+                m.widths,
+                self.steps,
+                m.input,
+                if self.quick { " Quick mode." } else { "" }
+            );
+        } else {
+            self.write_workload(md, device);
+        }
         let _ = writeln!(
             md,
             "FMA peak, one core, one run per repeat: {}.\n",
@@ -438,6 +474,15 @@ impl KernelBenchReport {
             md,
             "Each cell: median over {} repeats of at least {} ms, [min-max]; speedups are taken within each repeat.\n",
             self.repeats, self.repeat_ms
+        );
+    }
+
+    fn write_workload(&self, md: &mut String, device: &str) {
+        let _ = writeln!(
+            md,
+            "Workload: two-layer `Linear -> Leaky` network per shape `DxHxO`, T = {}, dense inputs, one thread; SIMD device {device}.{}\n",
+            self.steps,
+            if self.quick { " Quick mode." } else { "" }
         );
     }
 
@@ -505,17 +550,14 @@ enum AnyRunner {
 }
 
 impl AnyRunner {
-    fn new(
-        backend: KernelBackend,
-        model: Arc<SnnModel>,
-        shape: Shape,
-        batch: usize,
-    ) -> Result<Self> {
+    fn new(backend: KernelBackend, work: &Workload, batch: usize) -> Result<Self> {
+        let (model, shape) = (work.model.clone(), work.shape);
+        let x = work.inputs(batch);
         let built = match backend {
             KernelBackend::Scalar => ScalarBackend::new(model, batch)
-                .map(|b| Self::Scalar(KernelRunner::new(b, shape, batch))),
+                .map(|b| Self::Scalar(KernelRunner::with_inputs(b, x, batch))),
             KernelBackend::Simd => SimdBackend::new(model, batch)
-                .map(|b| Self::Simd(KernelRunner::new(b, shape, batch))),
+                .map(|b| Self::Simd(KernelRunner::with_inputs(b, x, batch))),
         };
         built.map_err(|e| kernel_error("initialising", backend, shape, batch, e))
     }
@@ -599,33 +641,303 @@ fn calls_for(target_s: f64, call_s: f64) -> u64 {
 /// its summary.
 pub fn run_kernel_bench(opts: &KernelBenchOptions) -> Result<KernelBenchReport> {
     let plan = KernelPlan::resolve(opts)?;
-    let started = Instant::now();
-    let machine = MachineInfo::detect();
-    let firing_rates = plan
+    let workloads = plan
         .shapes
         .iter()
-        .map(|&s| {
-            firing_rates(s)
-                .map_err(|e| kernel_error("tracing", KernelBackend::Simd, s, FIRING_RATE_BATCH, e))
+        .map(|&shape| Workload {
+            shape,
+            model: kernel_model(shape),
+            pool: None,
+        })
+        .collect::<Vec<_>>();
+    run_workloads(opts, &plan, &workloads, None)
+}
+
+/// A real model file for [`run_model_bench`]: its path and, optionally, a
+/// JSON file of input rows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelSource {
+    /// The safetensors model file (as `cx model inspect` reads it).
+    pub path: PathBuf,
+    /// Input rows, JSON: an array of rows (arrays of the model's input
+    /// width) or one row. Default: see [`model_default_inputs`].
+    pub input: Option<PathBuf>,
+}
+
+/// What a report says of the model file it timed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRunInfo {
+    /// The file, as given.
+    pub path: String,
+    /// The model's name (metadata).
+    pub name: String,
+    /// The model's identity (hash of the file).
+    pub id: String,
+    /// Layer widths, input first: `[D, H.., O]`.
+    pub widths: Vec<usize>,
+    /// Where the input rows came from.
+    pub input: String,
+    /// Distinct input rows; a batch takes them in turn, cyclically.
+    pub input_rows: usize,
+}
+
+/// Synthetic requests featurised for [`model_default_inputs`].
+pub const MODEL_DEFAULT_ROWS: usize = 64;
+
+/// Seed of the synthetic requests behind [`model_default_inputs`].
+pub const MODEL_INPUT_SEED: u64 = 11;
+
+/// The default input rows of a model file: when the model was trained on
+/// the v1 feature schema (its schema id and width match),
+/// [`MODEL_DEFAULT_ROWS`] requests of the default synthetic generator
+/// (seed [`MODEL_INPUT_SEED`]) through the schema's extraction and the
+/// model's recorded normalisation (`cx.feature_norm`), as the engine
+/// feeds it; otherwise one row of zeros. Returns the rows (row-major),
+/// their count and a description.
+pub fn model_default_inputs(model: &SnnModel) -> Result<(Vec<f32>, usize, String)> {
+    use cx_features::{FeatureNorm, FeatureSchema};
+    let schema = FeatureSchema::v1();
+    let width = model.inputs();
+    if model.meta().feature_schema_id.as_deref() != Some(schema.id()) || schema.width() != width {
+        return Ok((
+            vec![0.0; width],
+            1,
+            "one row of zeros (the model is not on the v1 feature schema)".to_string(),
+        ));
+    }
+    let norm = match model.meta().extra.get("cx.feature_norm") {
+        Some(json) => Some(
+            FeatureNorm::from_json(json)
+                .map_err(|e| Error::option("--model", "cx.feature_norm", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let pool = crate::engine::request_pool(MODEL_DEFAULT_ROWS, MODEL_INPUT_SEED);
+    let mut rows = vec![0.0; MODEL_DEFAULT_ROWS * width];
+    for (ctx, row) in pool.iter().zip(rows.chunks_exact_mut(width)) {
+        schema
+            .extract(ctx, row)
+            .map_err(|e| Error::option("--model", "feature extraction", e.to_string()))?;
+        if let Some(norm) = &norm {
+            norm.apply(row)
+                .map_err(|e| Error::option("--model", "cx.feature_norm", e.to_string()))?;
+        }
+    }
+    let normalised = if norm.is_some() {
+        ", normalised with the model's cx.feature_norm"
+    } else {
+        ", not normalised (no cx.feature_norm)"
+    };
+    Ok((
+        rows,
+        MODEL_DEFAULT_ROWS,
+        format!(
+            "{MODEL_DEFAULT_ROWS} synthetic requests (default generator, seed {MODEL_INPUT_SEED}) through feature schema v1{normalised}"
+        ),
+    ))
+}
+
+/// Reads input rows of width `width` from a JSON file: an array of rows
+/// or a single row.
+fn read_input_rows(path: &Path, width: usize) -> Result<(Vec<f32>, usize)> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::option("--input", &shown, e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::option("--input", &shown, e.to_string()))?;
+    let rows: Vec<Vec<f32>> = if value
+        .as_array()
+        .is_some_and(|a| a.iter().all(|v| v.is_number()))
+    {
+        vec![serde_json::from_value(value)
+            .map_err(|e| Error::option("--input", &shown, e.to_string()))?]
+    } else {
+        serde_json::from_value(value).map_err(|e| {
+            Error::option(
+                "--input",
+                &shown,
+                format!("expected an array of rows or one row of numbers: {e}"),
+            )
+        })?
+    };
+    if rows.is_empty() {
+        return Err(Error::option("--input", &shown, "give at least one row"));
+    }
+    if let Some(bad) = rows.iter().find(|r| r.len() != width) {
+        return Err(Error::option(
+            "--input",
+            &shown,
+            format!("a row has {} values; the model takes {width}", bad.len()),
+        ));
+    }
+    let n = rows.len();
+    Ok((rows.into_iter().flatten().collect(), n))
+}
+
+/// Times the scalar and SIMD kernels on a real model file with its own
+/// weights, on its inputs (`source.input`, or [`model_default_inputs`]).
+/// `opts.shapes` is ignored; batches, kernels and repeats apply.
+pub fn run_model_bench(
+    opts: &KernelBenchOptions,
+    source: &ModelSource,
+) -> Result<KernelBenchReport> {
+    let plan = KernelPlan::resolve(opts)?;
+    let shown = source.path.display().to_string();
+    let model = Arc::new(
+        SnnModel::load(&source.path)
+            .map_err(|e| Error::option("--model", &shown, e.to_string()))?,
+    );
+    let (rows, n, input) = match &source.input {
+        Some(path) => {
+            let (rows, n) = read_input_rows(path, model.inputs())?;
+            (rows, n, format!("{n} rows from {}", path.display()))
+        }
+        None => model_default_inputs(&model)?,
+    };
+    let mut widths = vec![model.inputs()];
+    widths.extend(model.layers().iter().map(|l| l.outputs));
+    let info = ModelRunInfo {
+        path: shown,
+        name: model.meta().name.clone(),
+        id: model.id().to_string(),
+        widths,
+        input,
+        input_rows: n,
+    };
+    let work = Workload {
+        shape: shape_of(&model),
+        model,
+        pool: Some((rows, n)),
+    };
+    run_workloads(opts, &plan, std::slice::from_ref(&work), Some(info))
+}
+
+/// Rows [`export_kernel_workload`] writes per shape: [`FIRING_RATE_BATCH`].
+pub const EXPORT_ROWS: usize = FIRING_RATE_BATCH;
+
+/// Writes the benchmark network at `shape` and its inputs for a peer
+/// runtime (`benches/onnx/`): `DIR/bench-DxHxO.safetensors` (the model
+/// file) and `DIR/bench-DxHxO.ref.json` (`shape`, `steps`, `batch`, the
+/// first [`EXPORT_ROWS`] benchmark input rows, and the scalar reference's
+/// output `spike_count` and `mem_last` per row). Returns the two paths.
+pub fn export_kernel_workload(shape: Shape, dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let io = |p: &Path, e: String| Error::option("--export", p.display(), e);
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e.to_string()))?;
+    let model = kernel_model(shape);
+    let model_path = dir.join(format!("bench-{shape}.safetensors"));
+    model
+        .save(&model_path)
+        .map_err(|e| io(&model_path, e.to_string()))?;
+    let batch = EXPORT_ROWS;
+    let x = kernel_inputs(shape, batch);
+    let mut backend = ScalarBackend::new(model, batch)
+        .map_err(|e| kernel_error("initialising", KernelBackend::Scalar, shape, batch, e))?;
+    let mut out = Readout::with_capacity(batch, shape.outputs);
+    backend
+        .infer(&x, batch, &mut out)
+        .map_err(|e| kernel_error("running", KernelBackend::Scalar, shape, batch, e))?;
+    let rows = |v: &[f32], w: usize| v.chunks_exact(w).map(<[f32]>::to_vec).collect::<Vec<_>>();
+    let counts: Vec<Vec<u32>> = out.spike_count[..batch * shape.outputs]
+        .chunks_exact(shape.outputs)
+        .map(<[u32]>::to_vec)
+        .collect();
+    let reference = serde_json::json!({
+        "shape": [shape.inputs, shape.hidden, shape.outputs],
+        "steps": KERNEL_STEPS,
+        "batch": batch,
+        "input_seed": KERNEL_INPUT_SEED,
+        "model_seed": KERNEL_MODEL_SEED,
+        "inputs": rows(&x, shape.inputs),
+        "spike_count": counts,
+        "mem_last": rows(&out.mem_last[..batch * shape.outputs], shape.outputs),
+    });
+    let ref_path = dir.join(format!("bench-{shape}.ref.json"));
+    std::fs::write(&ref_path, reference.to_string()).map_err(|e| io(&ref_path, e.to_string()))?;
+    Ok((model_path, ref_path))
+}
+
+/// The [`Shape`] a report gives `model`: inputs, first layer's width, outputs.
+fn shape_of(model: &SnnModel) -> Shape {
+    Shape {
+        inputs: model.inputs(),
+        hidden: model.layers()[0].outputs,
+        outputs: model.outputs(),
+    }
+}
+
+/// One network to time and its inputs.
+struct Workload {
+    shape: Shape,
+    model: Arc<SnnModel>,
+    /// Rows (row-major) and their count, taken cyclically; `None`: the
+    /// benchmark inputs ([`kernel_inputs`]).
+    pool: Option<(Vec<f32>, usize)>,
+}
+
+impl Workload {
+    /// `batch` input rows.
+    fn inputs(&self, batch: usize) -> Vec<f32> {
+        match &self.pool {
+            None => kernel_inputs(self.shape, batch),
+            Some((rows, n)) => {
+                let width = self.shape.inputs;
+                (0..batch)
+                    .flat_map(|b| {
+                        let r = b % n;
+                        rows[r * width..(r + 1) * width].iter().copied()
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+fn run_workloads(
+    opts: &KernelBenchOptions,
+    plan: &KernelPlan,
+    workloads: &[Workload],
+    model: Option<ModelRunInfo>,
+) -> Result<KernelBenchReport> {
+    let started = Instant::now();
+    let machine = MachineInfo::detect();
+    let firing_rates = workloads
+        .iter()
+        .map(|w| {
+            firing_rates_of(
+                w.model.clone(),
+                &w.inputs(FIRING_RATE_BATCH),
+                FIRING_RATE_BATCH,
+            )
+            .map_err(|e| {
+                kernel_error(
+                    "tracing",
+                    KernelBackend::Simd,
+                    w.shape,
+                    FIRING_RATE_BATCH,
+                    e,
+                )
+            })
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut cells = build_cells(&plan)?;
-    let fma_peak = measure_repeats(&plan, &mut cells)?;
+    let mut cells = build_cells(plan, workloads)?;
+    let fma_peak = measure_repeats(plan, &mut cells)?;
     let simd_device = cells
         .iter()
         .find(|c| c.backend == KernelBackend::Simd)
         .map(|c| c.runner.device_name().to_string());
     let rows = cells.iter().map(|c| row_of(c, &cells, &fma_peak)).collect();
+    let steps = workloads.first().map_or(KERNEL_STEPS, |w| w.model.steps());
     Ok(KernelBenchReport {
         machine,
         quick: opts.quick,
         debug_build: cfg!(debug_assertions),
-        steps: KERNEL_STEPS,
+        steps,
         repeats: plan.repeats,
         repeat_ms: plan.repeat_time.as_millis() as u64,
         simd_device,
         fma_peak,
         firing_rates,
+        model,
         rows,
         elapsed_s: started.elapsed().as_secs_f64(),
     })
@@ -648,18 +960,18 @@ fn measure_repeats(plan: &KernelPlan, cells: &mut [Cell]) -> Result<FmaPeak> {
     Ok(FmaPeak::from_rates(path, plan.fma_iterations, rates))
 }
 
-/// Every cell of `plan`, by shape, then batch, then kernel.
-fn build_cells(plan: &KernelPlan) -> Result<Vec<Cell>> {
+/// Every cell of `plan` on `workloads`, by workload, then batch, then kernel.
+fn build_cells(plan: &KernelPlan, workloads: &[Workload]) -> Result<Vec<Cell>> {
     let mut cells = Vec::new();
-    for &shape in &plan.shapes {
-        let model = kernel_model(shape);
+    for work in workloads {
+        let shape = work.shape;
         for &batch in &plan.batches {
             for &backend in &plan.backends {
                 cells.push(Cell {
                     shape,
                     batch,
                     backend,
-                    runner: AnyRunner::new(backend, model.clone(), shape, batch)?,
+                    runner: AnyRunner::new(backend, work, batch)?,
                     calls: 1,
                     us_per_sample: Vec::with_capacity(plan.repeats),
                 });

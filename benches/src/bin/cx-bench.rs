@@ -20,8 +20,12 @@ use clap::{Args, Parser, Subcommand};
 use cx_benches::all::{run_all, AllOptions, TargetStatus, DEFAULT_OUT_DIR, TARGET_RATE_PER_S};
 use cx_benches::alloc_count::CountingAllocator;
 use cx_benches::engine_bench::{run_engine_bench, EngineBenchOptions};
-use cx_benches::kernel_bench::{parse_shape, run_kernel_bench, KernelBackend, KernelBenchOptions};
+use cx_benches::kernel_bench::{
+    export_kernel_workload, parse_shape, run_kernel_bench, run_model_bench, KernelBackend,
+    KernelBenchOptions, ModelSource,
+};
 use cx_benches::stall::{run_stall_probe, StallOptions};
+use cx_benches::KERNEL_SHAPES;
 use cx_load::{write_json, write_text};
 use load::{load_command, LoadArgs};
 use std::path::PathBuf;
@@ -95,6 +99,19 @@ struct KernelArgs {
     /// Least time of one repeat of one cell, ms (default 150; quick 20).
     #[arg(long, value_name = "MS")]
     repeat_ms: Option<u64>,
+    /// Time this model file (safetensors) with its own weights instead of
+    /// the benchmark networks (--shapes does not apply).
+    #[arg(long, value_name = "FILE", conflicts_with = "shapes")]
+    model: Option<PathBuf>,
+    /// With --model: input rows, JSON (an array of rows or one row).
+    /// Default: synthetic requests through feature schema v1 when the
+    /// model is on it, else one row of zeros.
+    #[arg(long, value_name = "X.json", requires = "model")]
+    input: Option<PathBuf>,
+    /// Write each shape's benchmark network and reference outputs here
+    /// (for the ONNX Runtime peer, benches/onnx/) and time nothing.
+    #[arg(long, value_name = "DIR", conflicts_with = "model")]
+    export: Option<PathBuf>,
     /// Write the report as JSON here.
     #[arg(long, value_name = "OUT.json")]
     json: Option<PathBuf>,
@@ -337,7 +354,27 @@ fn kernel_command(args: &KernelArgs) -> Result<()> {
         repeats: args.repeats,
         repeat_ms: args.repeat_ms,
     };
-    let report = run_kernel_bench(&options)?;
+    if let Some(dir) = &args.export {
+        for shape in options
+            .shapes
+            .clone()
+            .unwrap_or_else(|| KERNEL_SHAPES.to_vec())
+        {
+            let (model, reference) = export_kernel_workload(shape, dir)?;
+            println!("{} {}", model.display(), reference.display());
+        }
+        return Ok(());
+    }
+    let report = match &args.model {
+        Some(path) => run_model_bench(
+            &options,
+            &ModelSource {
+                path: path.clone(),
+                input: args.input.clone(),
+            },
+        )?,
+        None => run_kernel_bench(&options)?,
+    };
     emit(
         &report,
         &report.to_markdown(),

@@ -10,6 +10,7 @@
 //! | operation | key | value | key-value form |
 //! | --- | --- | --- | --- |
 //! | [`OnlineFeatures::read`] | `fs:{schema id}:user:{user hash}` | the entity's record: per feature the value (8 bytes) and its time (4 bytes), 12 F bytes | one `GET` (or `HMGET` of the F fields of a hash); TTL, defaults and computed features are applied by the reader, as in process |
+//! | [`OnlineFeatures::read_many`] | one such key per entity | the same | one `MGET` (or a pipeline of `HMGET`s) |
 //! | [`OnlineFeatures::put`] | the same, per entity of the batch | one feature's (value, time) | per entity, a script that sets each field unless the held time is newer, and moves the key's expiry to its longest TTL (`PEXPIREAT`); the batch is one pipeline |
 //! | [`OnlineFeatures::health`] | `fs:{schema id}:health:{feature}` | the counters and the 32 age buckets | `HINCRBY` per read, batched per tick; or kept per process and summed by the scraper |
 //! | snapshot / restore | - | - | Redis persists itself (RDB/AOF); a snapshot file is the in-process store's |
@@ -35,6 +36,15 @@ pub trait OnlineFeatures {
     /// Fills `row` with `entity`'s features at `now_ns` (unix ns),
     /// computed ones included, and counts health. Allocation-free.
     fn read(&mut self, entity: u64, now_ns: u64, row: &mut FeatureValues) -> Result<()>;
+    /// Reads several entities, one row each (at most
+    /// [`READ_BATCH_MAX`](crate::store::READ_BATCH_MAX)), as many `read`s
+    /// would. Allocation-free.
+    fn read_many(
+        &mut self,
+        entities: &[u64],
+        now_ns: u64,
+        rows: &mut [FeatureValues],
+    ) -> Result<()>;
     /// Writes a batch (checked whole first) at `now_ns`.
     fn put(&mut self, batch: &[FeaturePut], now_ns: u64) -> Result<PutOutcome>;
     /// Health per stored feature.
@@ -97,6 +107,14 @@ impl OnlineFeatures for FeatureStore {
     fn read(&mut self, entity: u64, now_ns: u64, row: &mut FeatureValues) -> Result<()> {
         FeatureStore::read(self, entity, now_ns, row)
     }
+    fn read_many(
+        &mut self,
+        entities: &[u64],
+        now_ns: u64,
+        rows: &mut [FeatureValues],
+    ) -> Result<()> {
+        FeatureStore::read_many(self, entities, now_ns, rows)
+    }
     fn put(&mut self, batch: &[FeaturePut], now_ns: u64) -> Result<PutOutcome> {
         FeatureStore::put(self, batch, now_ns)
     }
@@ -122,6 +140,17 @@ impl OnlineFeatures for FeatureBackend {
         match self {
             Self::InProcess(s) => s.read(entity, now_ns, row),
             Self::Shared(s) => s.read(entity, now_ns, row),
+        }
+    }
+    fn read_many(
+        &mut self,
+        entities: &[u64],
+        now_ns: u64,
+        rows: &mut [FeatureValues],
+    ) -> Result<()> {
+        match self {
+            Self::InProcess(s) => s.read_many(entities, now_ns, rows),
+            Self::Shared(s) => s.read_many(entities, now_ns, rows),
         }
     }
     fn put(&mut self, batch: &[FeaturePut], now_ns: u64) -> Result<PutOutcome> {

@@ -10,7 +10,7 @@
 //! The smoothing prior of `ratio` is a Beta-like pseudo-count: the ratio
 //! starts at `prior_mean` and moves toward `a / b` as `b` grows past
 //! `prior_weight` (with `prior_mean = 0.02, prior_weight = 50`, 1 click in
-//! 10 views reads 0.05, not 0.1; 100 in 1000 reads 0.097). `prior_weight`
+//! 10 views reads 0.033, not 0.1; 100 in 1000 reads 0.096). `prior_weight`
 //! must be above 0, so a ratio with no evidence is the prior mean, never
 //! a division by zero.
 //!

@@ -84,5 +84,5 @@ pub use shared::SharedFeatureStore;
 pub use snapshot::SnapshotInfo;
 pub use store::{
     bytes_per_entity, FeaturePut, FeatureStore, PutOutcome, StoreConfig, StoreStats, ENTITIES_MAX,
-    PUT_BATCH_MAX, STORE_BYTES_MAX,
+    PUT_BATCH_MAX, READ_BATCH_MAX, STORE_BYTES_MAX,
 };

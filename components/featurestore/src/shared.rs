@@ -3,8 +3,8 @@
 //! # Layout
 //!
 //! [`SHARDS`] whole [`FeatureStore`]s, each behind its own mutex on its
-//! own cache lines; an entity's shard is chosen from the top bits of its
-//! mixed key (the store inside picks its set from the bottom bits, so the
+//! own cache lines; an entity's shard is chosen from the bottom bits of
+//! its mixed key (the store inside maps the top bits onto its sets, so the
 //! two choices are independent). A read locks one shard for the stored
 //! values only and evaluates the computed features after unlocking; a
 //! batch of writes is checked whole, then locks each write's shard in
@@ -78,6 +78,24 @@ impl SharedFeatureStore {
         Ok(())
     }
 
+    /// As [`FeatureStore::read_many`], one lookup (and lock) after the
+    /// other: the overlap of memory accesses is the in-process store's.
+    pub fn read_many(
+        &self,
+        entities: &[u64],
+        now_ns: u64,
+        rows: &mut [FeatureValues],
+    ) -> Result<()> {
+        crate::store::check_batch_shape(entities.len(), rows.len())?;
+        for row in rows.iter() {
+            check_row(&self.defs, row)?;
+        }
+        for (&entity, row) in entities.iter().zip(rows.iter_mut()) {
+            self.read(entity, now_ns, row)?;
+        }
+        Ok(())
+    }
+
     /// As [`FeatureStore::put`]: the batch is checked whole, then each
     /// write applied under its shard's lock.
     pub fn put(&self, batch: &[FeaturePut], now_ns: u64) -> Result<PutOutcome> {
@@ -126,9 +144,11 @@ impl SharedFeatureStore {
         Ok(())
     }
 
-    /// The shard holding `entity`, locked.
+    /// The shard holding `entity`, locked. The shard is chosen from the
+    /// bottom bits of the mixed key; the store inside maps the top bits
+    /// onto its sets, so the two choices are independent.
     pub(crate) fn shard(&self, entity: u64) -> MutexGuard<'_, FeatureStore> {
-        let index = (mix64(entity) >> (64 - SHARDS.trailing_zeros())) as usize;
+        let index = (mix64(entity) as usize) & (SHARDS - 1);
         lock(&self.shards[index])
     }
 }

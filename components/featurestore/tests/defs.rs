@@ -196,3 +196,13 @@ fn an_empty_file_is_empty_definitions() {
     assert!(defs.is_empty());
     assert_eq!(defs.id().len(), 16);
 }
+
+#[test]
+fn the_example_in_the_features_docs_validates() {
+    let doc = include_str!("../../../docs/FEATURES.md");
+    let section = &doc[doc.find("## Online feature store").expect("the section")..];
+    let start = section.find("```toml\n").expect("an example") + "```toml\n".len();
+    let end = start + section[start..].find("```").expect("closed");
+    let defs = Definitions::from_toml_str(&section[start..end]).expect("valid");
+    assert_eq!((defs.stored().len(), defs.computed().len()), (4, 3));
+}

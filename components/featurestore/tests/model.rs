@@ -154,6 +154,47 @@ fn check_row(row: &FeatureValues, want: &[(Value, Freshness)]) -> Result<(), Tes
     Ok(())
 }
 
+/// The slots of a few sets, as the documentation describes them.
+struct SetModel {
+    ways: Vec<Option<(u64, Ent)>>,
+}
+
+impl SetModel {
+    fn find(&self, entity: u64) -> Option<usize> {
+        self.ways
+            .iter()
+            .position(|w| w.as_ref().is_some_and(|(k, _)| *k == entity))
+    }
+
+    /// The slot a new entity takes in sets `[a, b]`, and its class.
+    fn choose(&self, [a, b]: [usize; 2], now: u32) -> (usize, u8) {
+        let empty = |set: usize| {
+            (set * 8..set * 8 + 8)
+                .filter(|&s| self.ways[s].is_none())
+                .count()
+        };
+        let (ea, eb) = (empty(a), if a == b { 0 } else { empty(b) });
+        if ea + eb > 0 {
+            let set = if ea >= eb { a } else { b };
+            let slot = (set * 8..set * 8 + 8)
+                .find(|&s| self.ways[s].is_none())
+                .unwrap();
+            return (slot, 0);
+        }
+        let mut candidates: Vec<usize> = (a * 8..a * 8 + 8).collect();
+        if b != a {
+            candidates.extend(b * 8..b * 8 + 8);
+        }
+        let rank = |s: usize| match &self.ways[s] {
+            None => (0u8, 0u32),
+            Some((_, e)) if now > e.expires => (1, e.written),
+            Some((_, e)) => (2, e.written),
+        };
+        let slot = candidates.into_iter().min_by_key(|&s| rank(s)).unwrap();
+        (slot, rank(slot).0)
+    }
+}
+
 fn put_of(defs: &Definitions, entity: u64, feature: u16, raw: i64, time_s: u32) -> FeaturePut {
     FeaturePut {
         entity,
@@ -190,14 +231,18 @@ proptest! {
         prop_assert_eq!(store.stats().entities, model.len());
     }
 
-    /// Up to 12 entities in one set of 8: the store follows the eviction
-    /// rule exactly (empty, else expired with the oldest write, else the
-    /// oldest write; the first way on a tie).
+    /// Up to 24 entities in one or two sets of 8: the store follows the
+    /// eviction rule exactly (an empty slot in the candidate set with more
+    /// of them, else the expired slot with the oldest write, else the
+    /// oldest write; the first set's slots first on a tie).
     #[test]
-    fn a_full_set_evicts_as_documented(ops in prop::collection::vec(op(12), 1..300)) {
+    fn full_sets_evict_as_documented(
+        slots in prop_oneof![Just(8usize), Just(16)],
+        ops in prop::collection::vec(op(24), 1..300),
+    ) {
         let defs = defs();
-        let mut store = FeatureStore::new(defs.clone(), StoreConfig { entities: 8, ..StoreConfig::default() }).unwrap();
-        let mut ways: Vec<Option<(u64, Ent)>> = vec![None; 8];
+        let mut store = FeatureStore::new(defs.clone(), StoreConfig { entities: slots, ..StoreConfig::default() }).unwrap();
+        let mut model = SetModel { ways: vec![None; slots] };
         let mut row = FeatureValues::new(defs.clone());
         let (mut evictions, mut reclaimed) = (0u64, 0u64);
         for op in ops {
@@ -206,38 +251,33 @@ proptest! {
                     let before = evictions;
                     let out = store.put(&[put_of(&defs, entity, feature, raw, time_s)], ns(now_s)).unwrap();
                     let now = stamp(now_s);
-                    let way = match ways.iter().position(|w| w.as_ref().is_some_and(|(k, _)| *k == entity)) {
-                        Some(w) => w,
+                    let slot = match model.find(entity) {
+                        Some(slot) => slot,
                         None => {
-                            let rank = |w: &Option<(u64, Ent)>| match w {
-                                None => (0u8, 0u32),
-                                Some((_, e)) if now > e.expires => (1, e.written),
-                                Some((_, e)) => (2, e.written),
-                            };
-                            let way = (0..8).min_by_key(|&w| rank(&ways[w])).unwrap();
-                            match rank(&ways[way]).0 {
+                            let (slot, class) = model.choose(store.sets_of(entity), now);
+                            match class {
                                 1 => reclaimed += 1,
                                 2 => evictions += 1,
                                 _ => {}
                             }
-                            ways[way] = Some((entity, Ent { written: now, ..Ent::default() }));
-                            way
+                            model.ways[slot] = Some((entity, Ent { written: now, ..Ent::default() }));
+                            slot
                         }
                     };
-                    if let Some((_, e)) = ways[way].as_mut() {
+                    if let Some((_, e)) = model.ways[slot].as_mut() {
                         e.write(usize::from(feature), value(feature, raw), stamp(time_s), now);
                     }
                     prop_assert_eq!(out.evicted, evictions - before);
                 }
                 Op::Read { entity, now_s } => {
                     store.read(entity, ns(now_s), &mut row).unwrap();
-                    let ent = ways.iter().flatten().find(|(k, _)| *k == entity).map(|(_, e)| e);
+                    let ent = model.find(entity).and_then(|s| model.ways[s].as_ref()).map(|(_, e)| e);
                     check_row(&row, &expected(&defs, ent, stamp(now_s)))?;
                 }
             }
         }
         prop_assert_eq!((store.stats().evictions, store.stats().reclaimed), (evictions, reclaimed));
-        prop_assert_eq!(store.stats().entities, ways.iter().flatten().count());
+        prop_assert_eq!(store.stats().entities, model.ways.iter().flatten().count());
     }
 
     /// The shared store reads what the in-process one reads, when neither

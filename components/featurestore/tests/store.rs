@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use cx_featurestore::{
     Error, FeaturePut, FeatureStore, FeatureValues, Freshness, StoreConfig, Value, PUT_BATCH_MAX,
+    READ_BATCH_MAX,
 };
 
 fn store(entities: usize) -> FeatureStore {
@@ -243,16 +244,17 @@ fn a_full_set_reuses_an_expired_entity_before_evicting_the_oldest_write() {
 fn sizes_follow_entities_and_bytes() {
     let defs = bundled();
     assert_eq!(cx_featurestore::bytes_per_entity(10), 144);
-    let s = FeatureStore::new(defs.clone(), config(1000)).unwrap();
-    assert_eq!((s.stats().capacity, s.stats().bytes), (1024, 1024 * 144));
-    // The byte budget wins: 100 KiB holds 711 entities of 144 bytes; the
-    // slots halve to 512.
+    let s = FeatureStore::new(defs.clone(), config(1001)).unwrap();
+    assert_eq!((s.stats().capacity, s.stats().bytes), (1008, 1008 * 144));
+    assert_eq!(s.sets(), 126);
+    // The byte budget wins: 100 KiB holds 711 entities of 144 bytes, 88
+    // whole sets of 8.
     let small = StoreConfig {
         bytes_max: 100 << 10,
         ..config(1 << 20)
     };
     let s = FeatureStore::new(defs.clone(), small).unwrap();
-    assert_eq!(s.stats().capacity, 512);
+    assert_eq!(s.stats().capacity, 704);
     assert!(s.stats().bytes <= 100 << 10);
     let tiny = StoreConfig {
         bytes_max: 1000,
@@ -355,6 +357,44 @@ fn a_row_of_other_definitions_is_refused() {
 }
 
 #[test]
+fn a_batched_read_gives_what_single_reads_give() {
+    let defs = bundled();
+    let (mut one, mut many) = (store(256), store(256));
+    for e in 1..=40u64 {
+        let t = T0 + e * 3_600 * S;
+        one.put(&full_user(&defs, e, t), t).unwrap();
+        many.put(&full_user(&defs, e, t), t).unwrap();
+    }
+    let entities: Vec<u64> = (0..READ_BATCH_MAX as u64).map(|i| (i * 7) % 50).collect();
+    let mut rows = vec![FeatureValues::new(defs.clone()); entities.len()];
+    let now = T0 + 30 * 3_600 * S;
+    many.read_many(&entities, now, &mut rows).unwrap();
+    let mut row = FeatureValues::new(defs.clone());
+    for (&e, batched) in entities.iter().zip(&rows) {
+        one.read(e, now, &mut row).unwrap();
+        let a: Vec<_> = row.iter().collect();
+        let b: Vec<_> = batched.iter().collect();
+        assert_eq!(a, b, "entity {e}");
+    }
+    assert_eq!(one.health(), many.health());
+    assert_eq!(one.stats(), many.stats());
+    let e = many
+        .read_many(&entities[..3], now, &mut rows[..2])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("3 entities need as many rows, not 2"),
+        "{e}"
+    );
+    let too_many = vec![1u64; READ_BATCH_MAX + 1];
+    let mut rows = vec![FeatureValues::new(defs.clone()); READ_BATCH_MAX + 1];
+    assert!(matches!(
+        many.read_many(&too_many, now, &mut rows).unwrap_err(),
+        Error::LimitExceeded { .. }
+    ));
+}
+
+#[test]
 fn the_counter_sees_an_allocation() {
     let info = allocation_counter::measure(|| {
         std::hint::black_box(vec![1u8; 64]);
@@ -367,6 +407,8 @@ fn reads_and_writes_allocate_nothing_after_new() {
     let mut s = store(256);
     let defs = s.definitions().clone();
     let mut row = FeatureValues::new(defs.clone());
+    let mut rows = vec![FeatureValues::new(defs.clone()); 16];
+    let keys: Vec<u64> = (0..16).collect();
     let batches: Vec<Vec<FeaturePut>> = (1..600u64)
         .map(|e| full_user(&defs, e, T0 + e * S))
         .collect();
@@ -381,6 +423,7 @@ fn reads_and_writes_allocate_nothing_after_new() {
                     .filter(|(_, _, f)| *f == Freshness::Fresh)
                     .count();
             }
+            s.read_many(&keys, T0 + i as u64 * S, &mut rows).unwrap();
         }
     });
     assert_eq!(info.count_total, 0, "the feature store allocated");

@@ -1,0 +1,83 @@
+//! [`FeatureStore::read_many`]: several entities' lookups with their
+//! memory accesses overlapped.
+//!
+//! A lookup of a user whose record is not in cache waits for memory twice
+//! in a row: for the key line that says which slot, then for the record.
+//! One request after another, those waits add up. A batch (the requests of
+//! one engine tick) does each step for every entity before the next step:
+//! it loads every candidate key line, then finds every slot (the key lines
+//! are in cache by then) and loads one word of every record line, and
+//! only then fills the rows (the records are in cache). The loads of one
+//! step do not depend on each other, so the processor has them in flight
+//! together, and the batch waits for memory about twice in all instead of
+//! twice per entity. Plain loads do the prefetching (no intrinsic, no
+//! `unsafe`); [`std::hint::black_box`] keeps them from being optimised
+//! away. Every row and every counter comes out as from one
+//! [`read`](FeatureStore::read) per entity, in order.
+
+use super::{check_row, FeatureStore, NS_PER_S};
+use crate::computed;
+use crate::error::{Error, Result};
+use crate::row::FeatureValues;
+
+/// Most entities in one [`FeatureStore::read_many`].
+pub const READ_BATCH_MAX: usize = 64;
+
+impl FeatureStore {
+    /// Reads `entities[i]` into `rows[i]` at `now_ns`, as many
+    /// [`read`](Self::read)s would, with their memory accesses overlapped
+    /// (see the [module docs](self)). At most [`READ_BATCH_MAX`] entities,
+    /// one row each; fails, touching nothing, otherwise or when a row was
+    /// made for other definitions. Allocates nothing.
+    pub fn read_many(
+        &mut self,
+        entities: &[u64],
+        now_ns: u64,
+        rows: &mut [FeatureValues],
+    ) -> Result<()> {
+        check_batch_shape(entities.len(), rows.len())?;
+        for row in rows.iter() {
+            check_row(&self.defs, row)?;
+        }
+        let mut touched = 0u64;
+        for &entity in entities {
+            let [a, b] = self.sets_of(entity);
+            touched ^= self.keys(a)[0] ^ self.keys(b)[0];
+        }
+        let mut slots = [None; READ_BATCH_MAX];
+        for (slot, &entity) in slots.iter_mut().zip(entities) {
+            *slot = self.find(entity);
+            if let Some(s) = *slot {
+                for line in &self.records[self.record(s)] {
+                    touched ^= line.0[0];
+                }
+            }
+        }
+        std::hint::black_box(touched);
+        let now_s = (now_ns / NS_PER_S) as i64;
+        for (row, &slot) in rows.iter_mut().zip(&slots) {
+            self.read_slot(slot, now_ns, row);
+            computed::evaluate(row, now_s);
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a batch larger than [`READ_BATCH_MAX`] or without one row per
+/// entity.
+pub(crate) fn check_batch_shape(entities: usize, rows: usize) -> Result<()> {
+    if entities > READ_BATCH_MAX {
+        return Err(Error::LimitExceeded {
+            what: "entities in one read_many",
+            value: entities as u64,
+            limit: READ_BATCH_MAX as u64,
+        });
+    }
+    if entities != rows {
+        return Err(Error::BadConfig {
+            field: "rows",
+            reason: format!("{entities} entities need as many rows, not {rows}"),
+        });
+    }
+    Ok(())
+}

@@ -495,7 +495,12 @@ impl KernelBenchReport {
             let rates: Vec<String> = self.firing_rates.iter().map(firing_markdown).collect();
             let _ = writeln!(
                 md,
-                "\nFiring rates on the benchmark inputs (batch {FIRING_RATE_BATCH}): {}.",
+                "\nFiring rates on the {} inputs (batch {FIRING_RATE_BATCH}): {}.",
+                if self.model.is_some() {
+                    "model's"
+                } else {
+                    "benchmark"
+                },
                 rates.join("; ")
             );
         }

@@ -34,8 +34,13 @@ pub fn io_modes() -> Vec<IoMode> {
     }
 }
 
+/// A server on ephemeral ports. Without a default request deadline: the
+/// tests of other behaviour run a debug build on a loaded machine, where
+/// a batch can take longer than the default 250 ms and answer `timeout`;
+/// the deadline tests set their own.
 pub fn config(io: IoMode) -> ServerConfig {
     ServerConfig {
+        deadline_default_ms: 0,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -256,6 +261,10 @@ impl ServeProcess {
         }
         if !args.contains(&"--http-listen") {
             command.args(["--http-listen", "127.0.0.1:0"]);
+        }
+        // As `config`: no default deadline unless the test sets one.
+        if !args.contains(&"--deadline-default-ms") {
+            command.args(["--deadline-default-ms", "0"]);
         }
         let mut child = command
             .args(args)

@@ -210,8 +210,12 @@ impl FeatureStore {
     /// eviction.
     pub fn sets_of(&self, entity: u64) -> [usize; 2] {
         let h1 = mix64(entity);
-        let h2 = mix64(h1 ^ 0x9e37_79b9_7f4a_7c15);
-        [fast_range(h1, self.sets), fast_range(h2, self.sets)]
+        [fast_range(h1, self.sets), self.second_set(h1)]
+    }
+
+    /// The second candidate set of the key whose first hash is `h1`.
+    fn second_set(&self, h1: u64) -> usize {
+        fast_range(mix64(h1 ^ 0x9e37_79b9_7f4a_7c15), self.sets)
     }
 
     /// Fills `row` with `entity`'s features at `now_ns` and evaluates the
@@ -366,12 +370,13 @@ impl FeatureStore {
         if entity == 0 {
             return None;
         }
-        let [a, b] = self.sets_of(entity);
         let in_set = |set: usize| {
             let way = self.keys(set).iter().position(|&k| k == entity)?;
             Some(set * WAYS + way)
         };
-        in_set(a).or_else(|| in_set(b))
+        // The second hash only when the first set does not hold the key.
+        let h1 = mix64(entity);
+        in_set(fast_range(h1, self.sets)).or_else(|| in_set(self.second_set(h1)))
     }
 
     /// A slot for a new `entity`, as the module docs say; its record is

@@ -16,12 +16,14 @@
 //! line and, when the key is not there, the second's; then the two lines
 //! of the record. So one user's 10 features cost 3 cache lines (4 when the
 //! user sits in its second set), with no pointer to chase. The key array
-//! is small (8 bytes per slot: 10 MB for 1.25 million slots) and stays in
-//! a server's last-level cache under lookups, so a cold lookup is about one
-//! memory access, for the record. (Keeping each set's records in one block
-//! with its key line was measured too: the keys then share the records'
-//! 170 MB and each cold lookup paid two memory accesses, 10-20% slower,
-//! and 3 times slower for unknown users.)
+//! is small (8 bytes per slot: 10 MB for 1.25 million slots) and can stay
+//! in the last-level cache; then a cold lookup is one memory access, for
+//! the record, and two when other traffic has pushed the keys out (as the
+//! benchmark's random lookups over 170 MB of records do). (Keeping each
+//! set's records in one block with its key line was measured too, once, on
+//! a shared machine: the keys then share the records' 170 MB, and cold
+//! lookups took 415 ns against 374, lookups of unknown users 234 ns against
+//! 70; `docs/BENCHMARKS.md`, "Feature store".)
 //!
 //! This is slotted (row-major per entity), not columnar: a request reads
 //! every feature of one user, so one user's values should share lines. A

@@ -1,5 +1,5 @@
-//! [`FeatureStore::read_many`]: several entities' lookups with their
-//! memory accesses overlapped.
+//! `FeatureStore::read_many`: several entities' lookups with their memory
+//! accesses overlapped.
 //!
 //! A lookup of a user whose record is not in cache waits for memory twice
 //! in a row: for the key line that says which slot, then for the record.
@@ -26,9 +26,14 @@ pub const READ_BATCH_MAX: usize = 64;
 impl FeatureStore {
     /// Reads `entities[i]` into `rows[i]` at `now_ns`, as many
     /// [`read`](Self::read)s would, with their memory accesses overlapped
-    /// (see the [module docs](self)). At most [`READ_BATCH_MAX`] entities,
+    /// (see the [store docs](crate::store)). At most [`READ_BATCH_MAX`] entities,
     /// one row each; fails, touching nothing, otherwise or when a row was
     /// made for other definitions. Allocates nothing.
+    ///
+    /// A lookup of a user whose record is not in cache waits for memory
+    /// twice in a row (the key line, then the record); this one loads
+    /// every candidate key line of the batch, then every record line, and
+    /// only then fills the rows, so the waits of the batch overlap.
     pub fn read_many(
         &mut self,
         entities: &[u64],

@@ -14,7 +14,7 @@ pub const WAYS: usize = 8;
 pub const ENTITIES_MAX: usize = 1 << 26;
 /// Most bytes a store may be configured with: 64 GiB.
 pub const STORE_BYTES_MAX: u64 = 1 << 36;
-/// Most writes in one [`put`](FeatureStore::put) batch.
+/// Most writes in one [`put`](super::FeatureStore::put) batch.
 pub const PUT_BATCH_MAX: usize = 65_536;
 
 pub(crate) const NS_PER_S: u64 = 1_000_000_000;

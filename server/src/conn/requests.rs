@@ -6,7 +6,7 @@ use super::{Connection, ImpLists, ImpState, Owner, Pending, Respond, Submit};
 use crate::conn::Overloaded;
 use cx_engine::json::decision_json;
 use cx_engine::openrtb::{plan_impressions, ImpPlan};
-use cx_wire::openrtb::{self, BidRequest};
+use cx_wire::openrtb::{self, BidRequest, BidResponse};
 use cx_wire::protocol::{
     self, limits, DecisionWriter, ErrorCode, ImpOutcome, OpenRtbFlags, SkipReason,
 };
@@ -252,6 +252,22 @@ impl Connection {
     }
 }
 
+/// A `bid_response` payload: the BidResponse and the decision behind each
+/// impression, in `cx score`'s shape.
+#[derive(serde::Serialize)]
+struct Scored<'a> {
+    response: &'a BidResponse,
+    decisions: Vec<ImpScored<'a>>,
+}
+
+/// One impression's decision in a `bid_response`.
+#[derive(serde::Serialize)]
+struct ImpScored<'a> {
+    imp_id: &'a str,
+    decision: Option<serde_json::Value>,
+    skipped: Option<&'static str>,
+}
+
 impl Connection {
     /// Writes the `bid_response` of a decided request: its BidResponse
     /// (the responder's, as the HTTP bidder answers) and the decision
@@ -266,17 +282,28 @@ impl Connection {
         let outcomes: Vec<_> = imps.iter().map(|(id, s)| s.outcome(id)).collect();
         let response = respond.bid_response(request, &outcomes);
         let catalog = respond.catalog();
-        let decisions: Vec<serde_json::Value> = outcomes
+        let decisions: Vec<ImpScored<'_>> = outcomes
             .iter()
-            .map(|o| {
-                serde_json::json!({
-                    "imp_id": o.imp_id,
-                    "decision": o.decision.as_ref().map(|d| decision_json(d, catalog)),
-                    "skipped": o.skipped,
-                })
+            .map(|o| ImpScored {
+                imp_id: &o.imp_id,
+                decision: o.decision.as_ref().map(|d| decision_json(d, catalog)),
+                skipped: o.skipped,
             })
             .collect();
-        let json = serde_json::json!({"response": response, "decisions": decisions}).to_string();
+        let scored = Scored {
+            response: &response,
+            decisions,
+        };
+        // Typed, so the response is written once, not first turned into a
+        // JSON tree.
+        let json = match serde_json::to_string(&scored) {
+            Ok(json) => json,
+            Err(e) => {
+                let msg = format!("the bid_response could not be encoded: {e}");
+                self.error(request_id, ErrorCode::Internal, &msg);
+                return;
+            }
+        };
         match protocol::encode_bid_response(&mut self.io.write, request_id, &json) {
             Ok(()) => self.counts.frames_sent += 1,
             Err(e) => {

@@ -95,10 +95,11 @@ pub const STATUSES: [u16; 13] = [
 
 impl HttpCounts {
     fn answered(&mut self, status: u16) {
-        let i = STATUSES
-            .iter()
-            .position(|&s| s == status)
-            .unwrap_or(STATUSES.len() - 3);
+        // A status outside the list (never sent) would count as a 500.
+        let index_of = |wanted: u16| STATUSES.iter().position(|&s| s == wanted);
+        let Some(i) = index_of(status).or_else(|| index_of(500)) else {
+            return;
+        };
         if let Some(n) = self.answers.get_mut(i) {
             *n += 1;
         }

@@ -521,11 +521,12 @@ impl HttpConnection {
     fn no_bid(&mut self, code: u32, keep_alive: bool) {
         let framing = Framing {
             close: !keep_alive,
+            nbr: Some(code),
             ..Framing::default()
         };
-        let mut out = Vec::new();
-        self.write_no_bid(&mut out, code, framing);
-        self.answer(keep_alive, |o| o.extend_from_slice(&out));
+        self.counts.answered(204);
+        self.counts.no_bid(code);
+        self.answer(keep_alive, |out| answer::write(out, 204, &[], framing));
     }
 
     /// Answers a refused head.

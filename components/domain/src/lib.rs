@@ -7,6 +7,8 @@
 //! - [`store`]: the decision cache, frequency caps and budgets, each bounded
 //!   and sized at start.
 //! - [`notice`]: an exchange's win, billing and loss notices.
+//! - [`feedback`]: feedback events (win, loss, impression, click,
+//!   conversion), checked before they touch any state.
 //! - [`catalog`]: the offer catalog (structure of arrays), read from TOML
 //!   (`docs/CATALOG.md`).
 //!
@@ -15,6 +17,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod feedback;
 pub mod notice;
 pub mod pipeline;
 pub mod store;

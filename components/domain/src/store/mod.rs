@@ -6,6 +6,8 @@
 //!   frequency caps.
 //! - [`BudgetLedger`]: spend per offer against a daily budget.
 //! - [`BidLedger`]: the bids made, for matching an exchange's notices.
+//! - [`DecisionLog`]: the recent decisions, and the join of feedback events
+//!   against them.
 //! - [`SharedFrequency`] and [`BudgetBank`] / [`LeasedBudgets`]: the same
 //!   state shared by a process's workers, so that caps and budgets hold
 //!   whichever worker decides.
@@ -49,6 +51,7 @@ pub mod backend;
 pub mod bid_ledger;
 pub mod budget;
 pub mod cache;
+pub mod decision_log;
 pub mod frequency;
 pub mod lease;
 pub mod shared;
@@ -59,6 +62,9 @@ pub use backend::{
 };
 pub use bid_ledger::{BidLedger, BidRecord, LedgerConfig, LedgerStats, NoticeMatch};
 pub use budget::{BudgetExhausted, BudgetLedger, BUDGET_MAX, OFFERS_MAX};
+pub use decision_log::{
+    DecisionLog, Effect, LogConfig, LogStats, LoggedDecision, Settlement, LOG_ENTRIES_MAX,
+};
 pub use cache::{
     CacheConfig, CacheStats, DecisionCache, CACHE_ENTRIES_MAX, CACHE_VALUE_BYTES_MAX,
     CACHE_WIDTH_MAX,

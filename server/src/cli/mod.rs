@@ -24,6 +24,7 @@ pub mod experiment;
 pub mod input;
 pub mod inspect;
 pub mod lines;
+pub mod ope;
 pub mod plot;
 pub mod run;
 pub mod score;
@@ -92,6 +93,10 @@ pub enum Command {
     /// (docs/EXPERIMENTS.md).
     #[command(subcommand)]
     Experiment(experiment::ExperimentCommand),
+    /// Off-policy evaluation: estimate a candidate model's value (IPS,
+    /// SNIPS, doubly robust, with intervals) from a DSJSON log of decisions
+    /// (docs/OPE.md).
+    Ope(ope::OpeArgs),
 }
 
 /// The `cx catalog` commands.
@@ -465,6 +470,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Bench(args) => bench::bench(args),
         Command::Catalog(CatalogCommand::Init(args)) => catalog::init(args, streams.stdout),
         Command::Experiment(command) => experiment::execute(command, streams.stdout),
+        Command::Ope(args) => ope::ope(args, streams),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "cx", streams.stdout);

@@ -147,6 +147,11 @@ pub enum Error {
     /// A server setting is invalid; the message names the key and value.
     #[error("{0}")]
     Config(String),
+    /// A model repository, bundle or version that cannot be used (a bad
+    /// name, a missing file, ACTIVE naming no version); the message names
+    /// it.
+    #[error("model repository: {0}")]
+    Repository(String),
     /// The server config file could not be read.
     #[error("cannot read config {path}")]
     ConfigRead {

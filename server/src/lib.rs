@@ -21,6 +21,8 @@
 //!   [`metrics::admin`] the admin HTTP endpoint serving `/metrics` and
 //!   `/healthz`.
 //! - [`budget`]: the server-wide budgets for buffered output and large input.
+//! - [`repository`]: the model repository: bundles of a model, its catalog,
+//!   fallback and decision settings, by name and version, and which is active.
 //! - [`serve`]: the server: listeners, worker threads, shutdown and reload.
 //! - [`sources`]: open connections per source address, over all workers.
 //! - [`uring`]: the io_uring event loop.
@@ -36,6 +38,7 @@ pub mod epoll;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod repository;
 pub mod serve;
 pub mod sources;
 #[cfg(target_os = "linux")]

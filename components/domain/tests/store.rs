@@ -480,10 +480,10 @@ fn frequency_evicts_under_pressure_but_stays_bounded() {
         .collect();
     assert_eq!(kept, (10_000 - WAYS as u64..10_000).collect::<Vec<_>>());
     // One user with more offers than a slot holds keeps the latest ones.
-    for offer in 0..20u32 {
-        s.record(5, offer, 20_000 + u64::from(offer), w);
+    for offer in 0..20u64 {
+        s.record(5, offer, 20_000 + offer, w);
     }
-    let offers_kept = (0..20u32)
+    let offers_kept = (0..20u64)
         .filter(|&o| s.count(5, o, 30_000, w) == 1)
         .count();
     assert_eq!(offers_kept, OFFERS_PER_USER);
@@ -519,7 +519,7 @@ fn user_entries_answer_for_their_user_as_of_the_snapshot() {
 fn frequency_count_does_not_mutate() {
     let mut s = freq(16);
     for i in 0..100u64 {
-        s.record(i % 23, (i % 3) as u32, i * 10, 150);
+        s.record(i % 23, i % 3, i * 10, 150);
     }
     let before = s.clone();
     let stats = s.stats();
@@ -551,7 +551,7 @@ struct RefUser {
 }
 
 struct RefFreqEntry {
-    offer: u32,
+    offer: u64,
     count: u32,
     start_ns: u64,
     window_ns: u64,
@@ -569,7 +569,7 @@ impl RefFreqEntry {
 }
 
 impl RefFreq {
-    fn count(&self, set: usize, user: u64, offer: u32, now_ns: u64, window_ns: u64) -> u32 {
+    fn count(&self, set: usize, user: u64, offer: u64, now_ns: u64, window_ns: u64) -> u32 {
         let Some(u) = self.sets[set].iter().find(|u| u.user == user) else {
             return 0;
         };
@@ -600,7 +600,7 @@ impl RefFreq {
             .unwrap()
     }
 
-    fn record(&mut self, set: usize, user: u64, offer: u32, now_ns: u64, window_ns: u64) {
+    fn record(&mut self, set: usize, user: u64, offer: u64, now_ns: u64, window_ns: u64) {
         self.stats.records += 1;
         let stats = &mut self.stats;
         let list = &mut self.sets[set];
@@ -663,8 +663,8 @@ impl RefFreq {
 
 #[derive(Clone, Debug)]
 enum FreqOp {
-    Record(u64, u32, u64),
-    Count(u64, u32, u64),
+    Record(u64, u64, u64),
+    Count(u64, u64, u64),
     Advance(u64),
     StepBack(u64),
 }
@@ -673,8 +673,8 @@ fn freq_op() -> impl Strategy<Value = FreqOp> {
     let user = prop_oneof![Just(0u64), 1u64..30, Just(u64::MAX)];
     let window = prop_oneof![Just(0u64), 1u64..500, Just(u64::MAX)];
     prop_oneof![
-        8 => (user.clone(), 0u32..4, window.clone()).prop_map(|(u, o, w)| FreqOp::Record(u, o, w)),
-        8 => (user, 0u32..4, window).prop_map(|(u, o, w)| FreqOp::Count(u, o, w)),
+        8 => (user.clone(), 0u64..4, window.clone()).prop_map(|(u, o, w)| FreqOp::Record(u, o, w)),
+        8 => (user, 0u64..4, window).prop_map(|(u, o, w)| FreqOp::Count(u, o, w)),
         6 => (0u64..100).prop_map(FreqOp::Advance),
         1 => Just(FreqOp::Advance(1 << 40)),
         1 => (0u64..300).prop_map(FreqOp::StepBack),
@@ -721,13 +721,13 @@ proptest! {
     /// per-pair (count, window start) gives the same counts.
     #[test]
     fn frequency_is_exact_without_pressure(
-        events in prop::collection::vec((0u64..6, 0u32..3, 0u64..200), 1..300),
+        events in prop::collection::vec((0u64..6, 0u64..3, 0u64..200), 1..300),
         window_ns in 1u64..2_000,
     ) {
         // 18 pairs in 1024 slots: some set might get 9 of them only with
         // a vanishing chance; the evictions assertion below would say so.
         let mut s = freq(1024);
-        let mut model: HashMap<(u64, u32), (u32, u64)> = HashMap::new();
+        let mut model: HashMap<(u64, u64), (u32, u64)> = HashMap::new();
         let mut now = 0u64;
         for (user, offer, dt) in events {
             now += dt;
@@ -963,7 +963,7 @@ fn frequency_store_allocates_nothing_after_new() {
     let info = allocation_counter::measure(|| {
         // Eviction pressure: 97 users for 8 user slots.
         for i in 0..5_000u64 {
-            let (user, offer) = (i % 97, (i % 5) as u32);
+            let (user, offer) = (i % 97, i % 5);
             s.record(user, offer, i * 10, 2_000);
             seen += s.count(user, offer, i * 10 + 5, 2_000) as u64;
         }

@@ -2,7 +2,7 @@
 //! `--config` TOML, `CX_SERVE_*` / `CX_ENGINE_*` environment, flags),
 //! starts [`Server`], prints one JSON line saying where it listens, and
 //! runs until SIGTERM or SIGINT (graceful: requests already accepted are
-//! answered). SIGHUP reloads the model file. A second SIGTERM/SIGINT during
+//! answered). SIGHUP reloads the model file, or the repository bundle. A second SIGTERM/SIGINT during
 //! shutdown exits at once with status 1.
 
 use crate::cli::Streams;
@@ -34,8 +34,16 @@ On start it prints one JSON line to stdout:
 
 Signals: SIGTERM or SIGINT stop taking new requests, answer every request
 already accepted, then exit (a second one exits at once). SIGHUP re-reads
-the model file and serves it from the next tick; a model that fails to load
-is logged and the old one keeps serving.
+the model file (with --repository: the bundle's active version, model,
+catalog, fallback and decision settings together) and serves it from the
+next tick; one that fails to load is logged, counted in
+cx_model_reloads_total{result}, and the old one keeps serving.
+POST /admin/reload on the admin port does the same as SIGHUP.
+
+A model repository (docs/REPOSITORY.md) is a directory of bundles,
+NAME/VERSION/ with model.safetensors, catalog.toml, and optionally
+fallback.safetensors and decide.toml; NAME/ACTIVE names the version served
+(else the highest). `cx repository activate|rollback` change it.
 
 Logs go to stderr, filtered by RUST_LOG (default `info`).
 
@@ -124,6 +132,14 @@ pub struct ServeArgs {
     /// The offer catalog (TOML) [default: the bundled catalog].
     #[arg(long, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
+    /// Serve from this model repository (docs/REPOSITORY.md): the active
+    /// version of a bundle, its model, catalog, fallback and decision
+    /// settings together; not with --model, --catalog or --fallback.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "catalog", "fallback"])]
+    pub repository: Option<PathBuf>,
+    /// The repository's bundle to serve [default: its only bundle].
+    #[arg(long, value_name = "NAME", requires = "repository")]
+    pub bundle: Option<String>,
     /// Workers poll their sockets without sleeping, even when idle (a core
     /// busy per worker; only for workers on dedicated cores).
     #[arg(long)]
@@ -199,6 +215,10 @@ struct Overrides<'a> {
     fallback: Option<&'a PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     catalog: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repository: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundle: Option<&'a str>,
 }
 
 impl ServeArgs {
@@ -226,6 +246,8 @@ impl ServeArgs {
             model: self.model.as_ref(),
             fallback: self.fallback.as_ref(),
             catalog: self.catalog.as_ref(),
+            repository: self.repository.as_ref(),
+            bundle: self.bundle.as_deref(),
         };
         let layer = Figment::from(Serialized::defaults(overrides));
         ServerConfig::load(self.config.as_deref(), layer)
@@ -279,6 +301,7 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> Result<()> {
         "workers": workers,
         "echo": echo,
         "model": server.model().id,
+        "bundle": server.bundle().map(|(name, version)| serde_json::json!({"name": name, "version": version})),
         // The SIMD tier the workers' kernels picked on this CPU (their
         // engines were built from the same environment just above).
         "simd_tier": cx_engine::backends::SimdTier::from_env_or_detect()
@@ -322,7 +345,7 @@ impl Signals {
             std::thread::sleep(SIGNAL_POLL);
             if self.reload.swap(false, Ordering::AcqRel) {
                 match server.reload() {
-                    Ok(info) => tracing::info!(model = %info.id, "model reload ordered"),
+                    Ok(info) => tracing::info!(model = %info.id, "model reload ordered (SIGHUP)"),
                     Err(e) => tracing::error!(
                         error = %crate::error::render_chain(&e),
                         "model reload failed; the old model keeps serving"

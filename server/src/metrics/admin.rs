@@ -1,6 +1,7 @@
 //! The admin HTTP endpoint: `GET /metrics` (the [`Metrics`] registry as
-//! OpenMetrics text) and `GET /healthz` (the [`Health`] flag), on its own
-//! thread.
+//! OpenMetrics text), `GET /healthz` and `GET /readyz` (the [`Health`]
+//! flags), and `POST /admin/reload` (a [`ReloadHook`], when the server
+//! gives one), on its own thread.
 //!
 //! # Trade-offs
 //!
@@ -20,7 +21,10 @@
 //!   whatever it does (keep-alive included), so a client that stops
 //!   reading its response is dropped too;
 //! - request bodies are never read: no route takes one, and a connection
-//!   whose request announced one is closed after the answer.
+//!   whose request announced one is closed after the answer;
+//! - reloads run one at a time (the hook serialises them) on the
+//!   runtime's blocking pool, so a reload reading files never holds up a
+//!   probe.
 //!
 //! [`AdminServer::stop`] signals the runtime and joins its thread; tasks
 //! still serving connections are dropped, which closes their sockets. The
@@ -184,7 +188,13 @@ pub struct AdminServer {
 struct State {
     metrics: Metrics,
     health: Health,
+    reload: Option<ReloadHook>,
 }
+
+/// What `POST /admin/reload` runs (on a blocking thread of the admin
+/// runtime, one at a time): `Ok` with a JSON body describing what now
+/// serves, or `Err` with a JSON body saying why nothing changed.
+pub type ReloadHook = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
 impl AdminServer {
     /// Binds `addr` (port 0 picks a free port) and serves on a new thread
@@ -204,6 +214,18 @@ impl AdminServer {
         health: Health,
         limits: AdminLimits,
     ) -> Result<AdminServer, MetricsError> {
+        Self::spawn_with_reload(addr, metrics, health, limits, None)
+    }
+
+    /// As [`AdminServer::spawn_with_limits`], also serving `POST
+    /// /admin/reload` with `reload` (without one, that path is 404).
+    pub fn spawn_with_reload(
+        addr: SocketAddr,
+        metrics: Metrics,
+        health: Health,
+        limits: AdminLimits,
+        reload: Option<ReloadHook>,
+    ) -> Result<AdminServer, MetricsError> {
         let (listener, local_addr) = bind(addr)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -216,7 +238,11 @@ impl AdminServer {
                 .map_err(|source| MetricsError::EventLoop { source })?
         };
         let (stop, stopped) = oneshot::channel();
-        let state = Arc::new(State { metrics, health });
+        let state = Arc::new(State {
+            metrics,
+            health,
+            reload,
+        });
         let limits = limits.sanitized();
         let thread = thread::Builder::new()
             .name("cx-admin".to_owned())
@@ -318,9 +344,15 @@ async fn accept_loop(
 /// Serves one connection's requests until it closes, fails, or outlives
 /// [`AdminLimits::connection_timeout`].
 async fn serve_connection(stream: tokio::net::TcpStream, state: Arc<State>, limits: AdminLimits) {
-    let service = service_fn(move |request| {
-        let response = respond(&request, &state);
-        async move { Ok::<_, Infallible>(response) }
+    let service = service_fn(move |request: Request<Incoming>| {
+        let state = Arc::clone(&state);
+        async move {
+            let response = match (request.uri().path(), &state.reload) {
+                (RELOAD_PATH, Some(hook)) => reload(&request, hook.clone()).await,
+                _ => respond(&request, &state),
+            };
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -376,6 +408,34 @@ fn respond(request: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
         Route::Readyz => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
     }
 }
+
+/// The path of the reload call.
+pub const RELOAD_PATH: &str = "/admin/reload";
+
+/// `POST /admin/reload`: runs the hook off the runtime's thread (a reload
+/// reads and checks files), `200` with its JSON when it took, `422` when
+/// nothing changed; other methods `405`.
+async fn reload(request: &Request<Incoming>, hook: ReloadHook) -> Response<Full<Bytes>> {
+    if request.method() != Method::POST {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let (status, body) = match tokio::task::spawn_blocking(move || hook()).await {
+        Ok(Ok(body)) => (StatusCode::OK, body),
+        Ok(Err(body)) => (StatusCode::UNPROCESSABLE_ENTITY, body),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"result":"error","error":"the reload panicked"}"#.to_string(),
+        ),
+    };
+    with_type(status, JSON_CONTENT_TYPE, Bytes::from(body + "\n"))
+}
+
+/// The `Content-Type` of the reload call's answers.
+const JSON_CONTENT_TYPE: &str = "application/json";
 
 /// The endpoint's paths.
 enum Route {

@@ -35,7 +35,7 @@
 pub mod admin;
 mod http;
 
-pub use admin::{AdminLimits, AdminServer, Health, MetricsError};
+pub use admin::{AdminLimits, AdminServer, Health, MetricsError, ReloadHook};
 pub use http::NOTICE_RESULTS;
 
 use cx_wire::protocol::ErrorCode;
@@ -124,6 +124,9 @@ pub enum ReloadResult {
     /// Both files are valid but do not fit the running server (feature
     /// schema, catalog, backend).
     Incompatible,
+    /// A repository bundle's catalog is not a valid catalog (TOML, a
+    /// field out of range, a repeated offer id).
+    InvalidCatalog,
 }
 
 impl ReloadResult {

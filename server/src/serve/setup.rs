@@ -1,11 +1,14 @@
 //! What `Server::start` and a reload check build before any worker runs:
-//! the event loop chosen, the model bytes, the engines and their shared
-//! stores, the listening sockets, and the report of how the model fits the
-//! catalog. Free functions over the config; nothing here runs per request.
+//! the event loop chosen, what is served ([`Served`]: the model bytes, or a
+//! repository bundle), the engines and their shared stores, the listening
+//! sockets, and the report of how the model fits the catalog. Free functions over the config; nothing here runs per request.
 
 use super::{Error, IoMode, Metrics, ServerConfig, LISTEN_BACKLOG};
+use crate::repository::Repository;
+use cx_domain::catalog::Catalog;
 use cx_domain::store::SharedStores;
-use cx_engine::{Engine, FallbackSource, ModelInfo, ModelSource};
+use cx_engine::systems::DecideConfig;
+use cx_engine::{Bundle, Engine, FallbackSource, ModelInfo, ModelSource};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -106,6 +109,7 @@ pub(super) fn read_model(path: Option<&std::path::Path>) -> Result<Arc<[u8]>, Er
 /// its own.
 pub(super) fn shared_stores(
     config: &ServerConfig,
+    served: &Served,
     workers: usize,
 ) -> Result<Option<SharedStores>, Error> {
     if workers < 2 {
@@ -115,7 +119,10 @@ pub(super) fn shared_stores(
         what: "cannot set up the stores the workers share".into(),
         source,
     };
-    let catalog = cx_engine::load_catalog(config.catalog.as_deref()).map_err(engine_error)?;
+    let catalog = match &served.catalog {
+        Some(catalog) => catalog.clone(),
+        None => cx_engine::load_catalog(config.catalog.as_deref()).map_err(engine_error)?,
+    };
     let stores = SharedStores::new(
         &catalog,
         config.engine.frequency_config(),
@@ -125,25 +132,97 @@ pub(super) fn shared_stores(
     Ok(Some(stores))
 }
 
+/// What the engines serve: the config's model, fallback and catalog
+/// files, or the active version of a repository bundle.
+#[derive(Clone)]
+pub(super) struct Served {
+    /// The model file's bytes.
+    pub model: Arc<[u8]>,
+    /// The fallback scorer.
+    pub fallback: FallbackSource,
+    /// The bundle's catalog; `None`: the config's (`catalog`, or bundled).
+    pub catalog: Option<Catalog>,
+    /// The bundle's decision settings; `None`: the config's.
+    pub decide: Option<DecideConfig>,
+    /// The bundle's name and version, when served from a repository.
+    pub bundle: Option<(String, String)>,
+}
+
+impl Served {
+    /// What the config names: its files, or its repository's bundle (read
+    /// afresh: a reload calls this too).
+    pub fn load(config: &ServerConfig) -> Result<Self, Error> {
+        let Some(root) = &config.repository else {
+            return Ok(Self {
+                model: read_model(config.model.as_deref())?,
+                fallback: fallback_source(config),
+                catalog: None,
+                decide: None,
+                bundle: None,
+            });
+        };
+        let repository = Repository::open(root)?;
+        let name = match &config.bundle {
+            Some(name) => name.clone(),
+            None => repository.only_bundle()?,
+        };
+        let loaded = repository.load_active(&name, &config.engine.decide)?;
+        Ok(Self {
+            model: loaded.model,
+            fallback: loaded
+                .fallback
+                .map_or(FallbackSource::None, FallbackSource::Bytes),
+            catalog: Some(loaded.catalog),
+            decide: loaded.decide,
+            bundle: Some((loaded.name, loaded.version)),
+        })
+    }
+
+    /// The name and version `cx_model_info` shows: the bundle's, else
+    /// the model's own.
+    pub fn label(&self, model: &ModelInfo) -> (String, String) {
+        self.bundle
+            .clone()
+            .unwrap_or_else(|| (model.name.clone(), model.version.clone()))
+    }
+
+    /// The bundle the engines swap in at a reload.
+    pub fn to_bundle(&self) -> Bundle {
+        Bundle {
+            model: ModelSource::Bytes(self.model.clone()),
+            fallback: self.fallback.clone(),
+            catalog: self.catalog.clone(),
+            decide: self.decide.clone(),
+        }
+    }
+}
+
 pub(super) fn build_engine(
     config: &ServerConfig,
-    model: &Arc<[u8]>,
+    served: &Served,
     shared: Option<SharedStores>,
 ) -> Result<Engine, Error> {
+    let mut engine_config = config.engine.clone();
+    if let Some(decide) = &served.decide {
+        engine_config.decide = decide.clone();
+    }
     let mut builder = Engine::builder()
-        .model(ModelSource::Bytes(model.clone()))
-        .fallback(fallback_source(config))
-        .config(config.engine.clone());
+        .model(ModelSource::Bytes(served.model.clone()))
+        .fallback(served.fallback.clone())
+        .config(engine_config);
     if let Some(stores) = shared {
         builder = builder.shared_stores(stores);
     }
-    if let Some(path) = &config.catalog {
-        builder = builder.catalog_path(path);
+    match (&served.catalog, &config.catalog) {
+        (Some(catalog), _) => builder = builder.catalog(catalog.clone()),
+        (None, Some(path)) => builder = builder.catalog_path(path),
+        (None, None) => {}
     }
-    let model = config.model.as_ref().map_or_else(
-        || cx_engine::DEFAULT_MODEL_NAME.to_string(),
-        |p| p.display().to_string(),
-    );
+    let model = match (&served.bundle, &config.model) {
+        (Some((name, version)), _) => format!("{name}/{version}/{}", crate::repository::MODEL_FILE),
+        (None, Some(path)) => path.display().to_string(),
+        (None, None) => cx_engine::DEFAULT_MODEL_NAME.to_string(),
+    };
     builder.build().map_err(|source| Error::Engine {
         what: format!("cannot set up the engine with model {model}"),
         source,

@@ -41,7 +41,7 @@ use crate::http::{HttpConnection, HttpSettings};
 use crate::metrics::Metrics;
 use crate::sources::{ConnectionLimiter, Refusal};
 use cx_domain::pipeline::Ticket;
-use cx_engine::{Engine, EngineCounts, FallbackSource, ModelInfo, ModelSource};
+use cx_engine::{Bundle, Engine, EngineCounts, ModelInfo};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -644,16 +644,14 @@ impl Worker {
         self.engine.maintain_stores(crate::serve::unix_now_ns());
     }
 
-    /// Stages a new model (applied at the next tick boundary).
-    pub fn reload(
-        &mut self,
-        model: Arc<[u8]>,
-        fallback: FallbackSource,
-    ) -> cx_engine::Result<ModelInfo> {
-        let result = self.engine.swap_model(ModelSource::Bytes(model), fallback);
+    /// Stages a new bundle: a model and fallback, with a repository
+    /// bundle's catalog and decision settings (applied together at the
+    /// next tick boundary).
+    pub fn reload(&mut self, bundle: Bundle) -> cx_engine::Result<ModelInfo> {
+        let result = self.engine.swap_bundle(bundle);
         if result.is_err() {
-            // The server checked these bytes against the same config before
-            // ordering the reload; only a changed fallback file gets here.
+            // The server checked this bundle against the same config before
+            // ordering the reload; hardly anything gets here.
             self.metrics.model_swap_failed();
         }
         result

@@ -99,18 +99,7 @@ impl BudgetLedger {
         }
         let mut budget_micros = Vec::with_capacity(daily_budgets.len());
         for (i, budget) in daily_budgets.iter().enumerate() {
-            budget_micros.push(match *budget {
-                None => UNLIMITED,
-                Some(b) if (0.0..=BUDGET_MAX).contains(&b) => (b * MICROS_PER_UNIT).round() as u64,
-                Some(b) => {
-                    return Err(Error::BadStoreConfig {
-                        store: STORE,
-                        reason: format!(
-                            "daily_budgets[{i}] is {b}: must be a finite number in 0..={BUDGET_MAX}"
-                        ),
-                    })
-                }
-            });
+            budget_micros.push(checked_budget_micros(i, *budget)?);
         }
         let n = budget_micros.len();
         Ok(Self {
@@ -207,6 +196,42 @@ impl BudgetLedger {
         }
     }
 
+    /// Sets `offer`'s daily budget (currency units; `None`: unlimited),
+    /// keeping what it spent today: a catalog swapped in with another
+    /// budget for the same offer. Fails, changing nothing, for an offer
+    /// outside the ledger or a budget that is not a finite number in
+    /// `0..=BUDGET_MAX`.
+    pub fn set_daily_budget(&mut self, offer: usize, budget: Option<f64>) -> Result<()> {
+        let micros = checked_budget_micros(offer, budget)?;
+        let Some(slot) = self.budget_micros.get_mut(offer) else {
+            return Err(Error::BadStoreConfig {
+                store: STORE,
+                reason: format!(
+                    "offer {offer} is not in the ledger of {} offers",
+                    self.offers()
+                ),
+            });
+        };
+        *slot = micros;
+        Ok(())
+    }
+
+    /// Takes over the spend of `from` by offer: offer `i` of this ledger
+    /// gets the spend and day of offer `map[i]` of `from` (`None`: a new
+    /// offer, nothing spent). For a catalog swapped in, `map` pairs offers
+    /// by id, so that a budget spent today stays spent whatever the new
+    /// catalog's order. Out-of-range entries are skipped. Allocates
+    /// nothing.
+    pub fn carry_over(&mut self, from: &BudgetLedger, map: &[Option<u32>]) {
+        for (i, old) in map.iter().enumerate().take(self.offers()) {
+            let Some(old) = old.map(|o| o as usize).filter(|&o| o < from.offers()) else {
+                continue;
+            };
+            self.spent_micros[i] = from.spent_micros[old];
+            self.day[i] = from.day[old];
+        }
+    }
+
     /// The amount in micros if `spend` would accept it.
     fn check(&self, offer: usize, amount: f64, now_ns: u64) -> Result<u64, BudgetExhausted> {
         let Some(&budget) = self.budget_micros.get(offer) else {
@@ -238,6 +263,20 @@ impl BudgetLedger {
         } else {
             self.spent_micros[offer]
         }
+    }
+}
+
+/// A daily budget in micros (`UNLIMITED` for `None`), or why it is refused.
+fn checked_budget_micros(i: usize, budget: Option<f64>) -> Result<u64> {
+    match budget {
+        None => Ok(UNLIMITED),
+        Some(b) if (0.0..=BUDGET_MAX).contains(&b) => Ok((b * MICROS_PER_UNIT).round() as u64),
+        Some(b) => Err(Error::BadStoreConfig {
+            store: STORE,
+            reason: format!(
+                "daily_budgets[{i}] is {b}: must be a finite number in 0..={BUDGET_MAX}"
+            ),
+        }),
     }
 }
 

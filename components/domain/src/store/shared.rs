@@ -3,11 +3,12 @@
 //! them ([`SharedFrequency`], [`BudgetBank`] with a [`LeasedBudgets`] per
 //! engine).
 
+use super::budget::OFFERS_MAX;
 use super::frequency::FrequencyConfig;
 use super::lease::{BudgetBank, LeaseConfig, LeasedBudgets};
 use super::shared_frequency::SharedFrequency;
 use crate::catalog::Catalog;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::sync::Arc;
 
 /// Frequency counts and budgets for several engines. Cheap to clone:
@@ -16,21 +17,34 @@ use std::sync::Arc;
 pub struct SharedStores {
     frequency: SharedFrequency,
     bank: Arc<BudgetBank>,
-    /// The daily budgets the bank was made with, by offer index.
-    budgets: Arc<[Option<f64>]>,
     lease: LeaseConfig,
 }
+
+/// Slots of a shared bank per offer of the catalog it starts with: room for
+/// catalogs swapped in later with new offer ids (at least this many ids in
+/// all, at most [`OFFERS_MAX`]).
+pub const BANK_SLOTS_PER_OFFER: usize = 8;
+/// The fewest slots a shared bank has.
+pub const BANK_SLOTS_MIN: usize = 1024;
 
 impl SharedStores {
     /// Stores for engines deciding over `catalog`: the frequency store of
     /// `frequency`'s size, and a bank of the catalog's daily budgets that
-    /// each engine leases from as `lease` says.
+    /// each engine leases from as `lease` says. The bank keys budgets by
+    /// offer id and has room for [`BANK_SLOTS_PER_OFFER`] times the
+    /// catalog's offers (at least [`BANK_SLOTS_MIN`], at most
+    /// [`OFFERS_MAX`]) distinct ids over its life, for catalogs swapped in
+    /// later.
     pub fn new(catalog: &Catalog, frequency: FrequencyConfig, lease: LeaseConfig) -> Result<Self> {
         lease.validate()?;
+        let capacity = (catalog.len().saturating_mul(BANK_SLOTS_PER_OFFER))
+            .clamp(BANK_SLOTS_MIN, OFFERS_MAX)
+            .max(catalog.len());
+        let bank = BudgetBank::with_capacity(capacity)?;
+        bank.register(catalog.ids(), catalog.daily_budgets())?;
         Ok(Self {
             frequency: SharedFrequency::new(frequency)?,
-            bank: Arc::new(BudgetBank::new(catalog.daily_budgets())?),
-            budgets: catalog.daily_budgets().into(),
+            bank: Arc::new(bank),
             lease,
         })
     }
@@ -45,21 +59,16 @@ impl SharedStores {
         &self.bank
     }
 
-    /// One engine's side of the bank. Fails when `catalog` (the engine's)
-    /// does not have the offers and budgets the bank was made with.
+    /// One engine's side of the bank for `catalog` (the engine's): its
+    /// offers are registered with the bank by id, so engines over different
+    /// catalogs (one swapped in) share each offer's budget. Fails when the
+    /// bank refuses the catalog (too many new offer ids).
     pub fn leases_for(&self, catalog: &Catalog) -> Result<LeasedBudgets> {
-        let same = *catalog.daily_budgets() == *self.budgets;
-        if !same {
-            return Err(Error::BadStoreConfig {
-                store: "shared stores",
-                reason: format!(
-                    "the engine's catalog ({} offers) is not the one the shared budget bank was \
-                     made with ({} offers, or other daily budgets)",
-                    catalog.len(),
-                    self.bank.offers()
-                ),
-            });
-        }
-        LeasedBudgets::new(Arc::clone(&self.bank), self.lease)
+        LeasedBudgets::for_catalog(
+            Arc::clone(&self.bank),
+            self.lease,
+            catalog.ids(),
+            catalog.daily_budgets(),
+        )
     }
 }

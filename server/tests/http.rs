@@ -497,8 +497,8 @@ fn the_binary_protocol_and_http_answer_the_same_bid_response() {
             let body = serde_json::to_vec(&request).expect("JSON");
             let (status, _, answer) = post(&server, &body, &[]);
             let flags = cx_wire::protocol::OpenRtbFlags {
-                simulate: false,
                 bid_response: true,
+                ..cx_wire::protocol::OpenRtbFlags::default()
             };
             let id = client.send_openrtb_with(&body, flags).expect("sends");
             client.flush().expect("flushes");

@@ -141,6 +141,7 @@ pub fn run_with_pool(config: &LoadConfig, pool: &RequestPool) -> Result<LoadRepo
         flags: OpenRtbFlags {
             simulate: config.simulate,
             bid_response: config.bid_response,
+            decision_ids: false,
         },
         expected: Expected::of(pool, config),
         shared: (0..links.len()).map(|_| ConnShared::default()).collect(),

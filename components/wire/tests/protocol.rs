@@ -19,6 +19,10 @@ use cx_wire::protocol::{
     ErrorCode, Header, Hello, HelloAck, ImpDecision, ImpOutcome, MessageType, OpenRtbFlags,
     ProtocolError, SkipReason, MAGIC, VERSION,
 };
+use cx_wire::protocol::{
+    decode_feedback, decode_feedback_ack, encode_feedback, encode_feedback_ack, FeedbackAck,
+    FeedbackEvent, FeedbackKind,
+};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -1223,7 +1227,7 @@ fn invalid_utf8_nonfinite_floats_and_bad_codes_are_refused() {
             ..
         }
     ));
-    let err = context_payload_error(&ctx, |p| p[61] = 0x02);
+    let err = context_payload_error(&ctx, |p| p[61] = 0x04);
     assert!(matches!(
         err,
         ProtocolError::InvalidValue {
@@ -1298,7 +1302,7 @@ fn invalid_utf8_nonfinite_floats_and_bad_codes_are_refused() {
     ));
 
     // OpenRTB: unknown flag bits, a non-zero reserved byte, a short payload.
-    assert!(decode_score_openrtb(&[4, 0, 0, 0]).is_err());
+    assert!(decode_score_openrtb(&[8, 0, 0, 0]).is_err());
     assert!(decode_score_openrtb(&[0x83, 0, 0, 0]).is_err());
     assert!(decode_score_openrtb(&[0, 0, 1, 0, b'{']).is_err());
     assert!(matches!(
@@ -1307,7 +1311,7 @@ fn invalid_utf8_nonfinite_floats_and_bad_codes_are_refused() {
     ));
     let simulate = OpenRtbFlags {
         simulate: true,
-        bid_response: false,
+        ..OpenRtbFlags::default()
     };
     assert_eq!(
         decode_score_openrtb(&[1, 0, 0, 0]).unwrap(),
@@ -1316,11 +1320,17 @@ fn invalid_utf8_nonfinite_floats_and_bad_codes_are_refused() {
     let both = OpenRtbFlags {
         simulate: true,
         bid_response: true,
+        decision_ids: false,
     };
     assert_eq!(
         decode_score_openrtb(&[3, 0, 0, 0]).unwrap(),
         (&[][..], both)
     );
+    let all = OpenRtbFlags {
+        decision_ids: true,
+        ..both
+    };
+    assert_eq!(decode_score_openrtb(&[7, 0, 0, 0]).unwrap(), (&[][..], all));
 }
 
 #[test]
@@ -1344,8 +1354,8 @@ fn bid_responses_round_trip_and_refuse_what_breaks_their_rules() {
     assert_eq!(out.len(), before, "a refused frame leaves nothing behind");
     let mut flagged = Vec::new();
     let flags = OpenRtbFlags {
-        simulate: false,
         bid_response: true,
+        ..OpenRtbFlags::default()
     };
     encode_score_openrtb_with(&mut flagged, 3, b"{}", flags).unwrap();
     let payload = only_payload(&flagged, MessageType::ScoreOpenRtb, 3);
@@ -1434,7 +1444,7 @@ fn malformed_decisions_are_refused() {
         }
     ));
     assert!(matches!(
-        refused(&|p| p[7] = 2),
+        refused(&|p| p[7] = 4),
         ProtocolError::InvalidValue { field: "flags", .. }
     ));
     assert!(matches!(
@@ -1753,6 +1763,37 @@ fn corpus() -> BTreeMap<&'static str, Vec<u8>> {
         "recoverable-openrtb_flags.bin",
         raw_frame(1, 0x11, 6, b"\x80\0\0\0{}"),
     );
+    let events = [
+        FeedbackEvent {
+            event_id: "e1",
+            offer_id: 1003,
+            timestamp_ns: 1_704_261_600_000_000_000,
+            ..FeedbackEvent::new(FeedbackKind::Click, "0-0-lr2k9kw0-1a")
+        },
+        FeedbackEvent {
+            amount: 1.25,
+            ..FeedbackEvent::new(FeedbackKind::Win, "0-0-lr2k9kw0-1b")
+        },
+    ];
+    let feedback = enc(&|o| encode_feedback(o, 7, &events).unwrap());
+    put("valid-feedback.bin", feedback.clone());
+    put(
+        "valid-feedback_ack.bin",
+        enc(&|o| encode_feedback_ack(o, 7, &FeedbackAck::new(1, 0, &[0, 0, 0, 1]).unwrap())),
+    );
+    put(
+        "valid-decision_with_id.bin",
+        enc(&|o| {
+            let mut w = DecisionWriter::new(o, 8);
+            w.push_with_id("1", ImpOutcome::Decided(&top8), Some("0-0-lr2k9kw0-1c"))
+                .unwrap();
+            w.finish().unwrap();
+        }),
+    );
+    put(
+        "recoverable-feedback_kind.bin",
+        with(&feedback, &|b| b[HEADER_BYTES + 4] = 9),
+    );
 
     put("fatal-bad_magic.bin", with(&ping, &|b| b[0] = b'Z'));
     put(
@@ -1988,6 +2029,9 @@ fn encoding_into_a_grown_buffer_and_decoding_frames_allocate_nothing() {
             )
             .unwrap();
             encode_error(&mut out, i, ErrorCode::Overloaded, "busy");
+            let events = [FeedbackEvent::new(FeedbackKind::Click, "0-0-k2-1a")];
+            encode_feedback(&mut out, i, &events).unwrap();
+            encode_feedback_ack(&mut out, i, &FeedbackAck::new(1, 0, &[0, 0, 1]).unwrap());
             let mut buf = out.as_slice();
             while let Decoded::Frame {
                 header,
@@ -2020,6 +2064,14 @@ fn encoding_into_a_grown_buffer_and_decoding_frames_allocate_nothing() {
                     MessageType::BidResponse => {
                         check += decode_bid_response(payload).unwrap().len() as u64
                     }
+                    MessageType::Feedback => {
+                        for event in &decode_feedback(payload).unwrap() {
+                            check += event.decision_id.len() as u64;
+                        }
+                    }
+                    MessageType::FeedbackAck => {
+                        check += u64::from(decode_feedback_ack(payload).unwrap().applied)
+                    }
                     MessageType::Decision => {}
                 }
                 buf = &buf[consumed..];
@@ -2028,7 +2080,7 @@ fn encoding_into_a_grown_buffer_and_decoding_frames_allocate_nothing() {
         }
     });
     assert_eq!(info.count_total, 0, "the codec allocated");
-    assert_eq!(frames, 800);
+    assert_eq!(frames, 1000);
     assert!(check > 0);
     assert_eq!(reused, ctx);
 }

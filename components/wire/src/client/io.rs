@@ -121,15 +121,30 @@ impl Outbox {
         &mut self,
         link: &Link,
         ctx: &RequestContext,
-        simulate: bool,
+        flags: protocol::ContextFlags,
     ) -> Result<u64, ClientError> {
         link.ensure_open()?;
-        protocol::encode_score_context(&mut self.buf, self.next_id, ctx, simulate).map_err(
+        protocol::encode_score_context_with(&mut self.buf, self.next_id, ctx, flags).map_err(
             |source| ClientError::Encode {
                 message: "score_context",
                 source,
             },
         )?;
+        self.queued(link)
+    }
+
+    pub(super) fn send_feedback(
+        &mut self,
+        link: &Link,
+        events: &[protocol::FeedbackEvent<'_>],
+    ) -> Result<u64, ClientError> {
+        link.ensure_open()?;
+        protocol::encode_feedback(&mut self.buf, self.next_id, events).map_err(|source| {
+            ClientError::Encode {
+                message: "feedback",
+                source,
+            }
+        })?;
         self.queued(link)
     }
 

@@ -18,7 +18,8 @@
 //! [`Client::flush`] writes everything queued, and [`Client::recv`] returns
 //! the next response, **in any order**: match responses by
 //! [`Response::request_id`]. Round trips ([`Client::score_openrtb`],
-//! [`Client::score_context`], [`Client::ping`], [`Client::hello`]) send one
+//! [`Client::score_context`], [`Client::feedback`], [`Client::ping`],
+//! [`Client::hello`]) send one
 //! request and wait for its answer; responses to other requests that
 //! arrive meanwhile are kept and returned by later calls to
 //! [`Client::recv`].
@@ -334,6 +335,28 @@ impl Client {
         self.writer.send_context(ctx, simulate)
     }
 
+    /// [`Self::send_context`] with every flag: `decision_ids` asks for the
+    /// decision id in the answer
+    /// ([`ImpDecision::decision_id`](protocol::ImpDecision::decision_id)).
+    pub fn send_context_with(
+        &mut self,
+        ctx: &RequestContext,
+        flags: protocol::ContextFlags,
+    ) -> Result<u64, ClientError> {
+        self.writer.send_context_with(ctx, flags)
+    }
+
+    /// Queues a `feedback` message carrying `events` (1 to
+    /// [`limits::FEEDBACK_EVENTS_MAX`]); returns its request id. A batch
+    /// or id over its limit is refused ([`ClientError::Encode`]) and
+    /// nothing is queued.
+    pub fn send_feedback(
+        &mut self,
+        events: &[protocol::FeedbackEvent<'_>],
+    ) -> Result<u64, ClientError> {
+        self.writer.send_feedback(events)
+    }
+
     /// Queues a `ping` carrying `nonce`; returns its request id.
     pub fn send_ping(&mut self, nonce: u64) -> Result<u64, ClientError> {
         self.writer.send_ping(nonce)
@@ -377,6 +400,21 @@ impl Client {
         self.reader.wait_for(id)
     }
 
+    /// Round trip: sends a `feedback` message and waits for its
+    /// `feedback_ack`; an `error` answer is [`ClientError::Refused`].
+    pub fn feedback(
+        &mut self,
+        events: &[protocol::FeedbackEvent<'_>],
+    ) -> Result<protocol::FeedbackAck, ClientError> {
+        let id = self.send_feedback(events)?;
+        self.flush()?;
+        let response = self.reader.wait_for(id)?;
+        match response.body {
+            ResponseBody::FeedbackAck(ack) => Ok(ack),
+            other => Err(unexpected_answer(response.request_id, "feedback", other)),
+        }
+    }
+
     /// Round trip: pings with `nonce` and waits for the pong; an answer
     /// other than a pong with the same nonce is an error.
     pub fn ping(&mut self, nonce: u64) -> Result<(), ClientError> {
@@ -399,7 +437,7 @@ impl ClientWriter {
     pub fn send_openrtb(&mut self, json: &[u8], simulate: bool) -> Result<u64, ClientError> {
         let flags = protocol::OpenRtbFlags {
             simulate,
-            bid_response: false,
+            ..protocol::OpenRtbFlags::default()
         };
         self.outbox.send_openrtb(&self.link, json, flags)
     }
@@ -421,7 +459,30 @@ impl ClientWriter {
         ctx: &RequestContext,
         simulate: bool,
     ) -> Result<u64, ClientError> {
-        self.outbox.send_context(&self.link, ctx, simulate)
+        let flags = protocol::ContextFlags {
+            simulate,
+            decision_ids: false,
+        };
+        self.outbox.send_context(&self.link, ctx, flags)
+    }
+
+    /// Queues a `score_context` request with every flag; returns its
+    /// request id (see [`Client::send_context_with`]).
+    pub fn send_context_with(
+        &mut self,
+        ctx: &RequestContext,
+        flags: protocol::ContextFlags,
+    ) -> Result<u64, ClientError> {
+        self.outbox.send_context(&self.link, ctx, flags)
+    }
+
+    /// Queues a `feedback` message; returns its request id (see
+    /// [`Client::send_feedback`]).
+    pub fn send_feedback(
+        &mut self,
+        events: &[protocol::FeedbackEvent<'_>],
+    ) -> Result<u64, ClientError> {
+        self.outbox.send_feedback(&self.link, events)
     }
 
     /// Queues a `ping` carrying `nonce`; returns its request id.

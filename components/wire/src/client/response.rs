@@ -2,7 +2,7 @@
 //! from whole frames.
 
 use super::ClientError;
-use crate::protocol::{self, DecisionResponse, ErrorCode, HelloAck, Message};
+use crate::protocol::{self, DecisionResponse, ErrorCode, FeedbackAck, HelloAck, Message};
 
 /// One response frame from the server.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +35,8 @@ pub enum ResponseBody {
     /// with the OpenRTB `response` and the `decisions` behind it
     /// (`docs/PROTOCOL.md`, `bid_response`).
     BidResponse(String),
+    /// The answer to a `feedback` message: what became of its events.
+    FeedbackAck(FeedbackAck),
 }
 
 /// Whether `response` is the answer to `request_id`: its own, or an error
@@ -64,6 +66,9 @@ pub(super) fn unexpected_answer(request_id: u64, asked: &str, body: ResponseBody
         ResponseBody::BidResponse(_) => ClientError::Unexpected {
             what: format!("a bid_response answering the {asked} with request id {request_id}"),
         },
+        ResponseBody::FeedbackAck(_) => ClientError::Unexpected {
+            what: format!("a feedback_ack answering the {asked} with request id {request_id}"),
+        },
     }
 }
 
@@ -89,10 +94,12 @@ pub(super) fn to_response(
         Message::Pong(nonce) => ResponseBody::Pong(nonce),
         Message::HelloAck(ack) => ResponseBody::HelloAck(ack),
         Message::BidResponse(json) => ResponseBody::BidResponse(json.to_owned()),
+        Message::FeedbackAck(ack) => ResponseBody::FeedbackAck(ack),
         Message::Hello(_)
         | Message::Ping(_)
         | Message::ScoreContext(_)
-        | Message::ScoreOpenRtb { .. } => {
+        | Message::ScoreOpenRtb { .. }
+        | Message::Feedback(_) => {
             return Err(ClientError::Unexpected {
                 what: format!(
                     "a {message_type} frame (request id {request_id}), which only clients send"

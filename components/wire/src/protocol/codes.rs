@@ -77,6 +77,9 @@ pub enum MessageType {
     /// Client to server: score an OpenRTB bid request given as JSON.
     #[strum(serialize = "score_openrtb")]
     ScoreOpenRtb = 0x11,
+    /// Client to server: a batch of feedback events (wins, losses,
+    /// impressions, clicks, conversions) for earlier decisions.
+    Feedback = 0x12,
     /// Server to client: the decision for a score request.
     Decision = 0x20,
     /// Server to client: a request (or the connection) failed.
@@ -84,6 +87,8 @@ pub enum MessageType {
     /// Server to client: the OpenRTB `BidResponse` (and the decisions
     /// behind it) for a `score_openrtb` that asked for one.
     BidResponse = 0x22,
+    /// Server to client: what became of a `feedback` message's events.
+    FeedbackAck = 0x23,
 }
 
 code_enum_impls!(MessageType, u8);
@@ -93,7 +98,7 @@ impl MessageType {
     pub fn is_from_client(self) -> bool {
         matches!(
             self,
-            Self::Hello | Self::Ping | Self::ScoreContext | Self::ScoreOpenRtb
+            Self::Hello | Self::Ping | Self::ScoreContext | Self::ScoreOpenRtb | Self::Feedback
         )
     }
 }
@@ -298,9 +303,11 @@ mod label_tests {
                 "pong",
                 "score_context",
                 "score_openrtb",
+                "feedback",
                 "decision",
                 "error",
-                "bid_response"
+                "bid_response",
+                "feedback_ack"
             ]
         );
         let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.label()).collect();

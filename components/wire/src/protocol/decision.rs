@@ -8,9 +8,9 @@ use super::codes::{
 use super::control::reserved_zero;
 use super::error::ProtocolError;
 use super::frame::{finite, FrameStart, Reader};
-use super::limits::{IMPS_MAX, IMP_ID_BYTES_MAX, TOP_K_MAX};
+use super::limits::{DECISION_ID_BYTES_MAX, IMPS_MAX, IMP_ID_BYTES_MAX, TOP_K_MAX};
 use super::wire::{DecisionWire, F32Le, F64Le, ImpWire, OfferWire, U16Le, U64Le};
-use super::IMP_FLAG_SIMULATED;
+use super::{IMP_FLAG_DECISION_ID, IMP_FLAG_SIMULATED};
 use cx_decision::{ChosenOffer, Decision, NoBidCause, ScoreSource};
 
 const DECISION_FIXED: usize = std::mem::size_of::<DecisionWire>();
@@ -75,6 +75,9 @@ pub struct ImpDecision {
     pub source: ScoreSource,
     /// Decided in simulation mode.
     pub simulated: bool,
+    /// The decision's id (what its feedback events name), when the request
+    /// asked for it (`decision_ids`) and offers were chosen.
+    pub decision_id: Option<String>,
 }
 
 impl ImpDecision {
@@ -93,6 +96,7 @@ impl ImpDecision {
                 no_offer: d.no_bid,
                 source: d.source,
                 simulated: d.simulated,
+                decision_id: None,
             },
         }
     }
@@ -146,6 +150,20 @@ impl<'o> DecisionWriter<'o> {
     /// [`ProtocolError::InvalidValue`]); a non-finite score, click
     /// probability, price or factor ([`ProtocolError::NonFinite`]).
     pub fn push(&mut self, imp_id: &str, outcome: ImpOutcome<'_>) -> Result<(), ProtocolError> {
+        self.push_with_id(imp_id, outcome, None)
+    }
+
+    /// [`Self::push`], with the impression's decision id after its
+    /// `imp_id` (flag [`IMP_FLAG_DECISION_ID`]). Refused as [`Self::push`]
+    /// refuses, and also: an id on an impression without offers
+    /// ([`ProtocolError::InvalidValue`]), an empty id, or one over
+    /// [`DECISION_ID_BYTES_MAX`] bytes ([`ProtocolError::TooLong`]).
+    pub fn push_with_id(
+        &mut self,
+        imp_id: &str,
+        outcome: ImpOutcome<'_>,
+        decision_id: Option<&str>,
+    ) -> Result<(), ProtocolError> {
         let Some(frame) = &self.frame else {
             return Ok(());
         };
@@ -165,6 +183,18 @@ impl<'o> DecisionWriter<'o> {
                 len: imp_id.len(),
                 limit: IMP_ID_BYTES_MAX,
             });
+        }
+        if let Some(id) = decision_id {
+            check_decision_id(id, at + IMP_FIXED + imp_id.len())?;
+            let has_offers = matches!(outcome, ImpOutcome::Decided(d) if !d.offers().is_empty());
+            if !has_offers {
+                return Err(ProtocolError::InvalidValue {
+                    field: "decision_id",
+                    offset: at + 3,
+                    value: u64::from(IMP_FLAG_DECISION_ID),
+                    rule: "only an impression with offers has a decision id",
+                });
+            }
         }
         let mut imp = ImpWire {
             // At most IMP_ID_BYTES_MAX (256).
@@ -197,13 +227,17 @@ impl<'o> DecisionWriter<'o> {
                     }
                     _ => {}
                 }
-                let first_offer = at + IMP_FIXED + imp_id.len();
+                let id_bytes = decision_id.map_or(0, |id| 2 + id.len());
+                let first_offer = at + IMP_FIXED + imp_id.len() + id_bytes;
                 for (i, o) in offers.iter().enumerate() {
                     check_offer(o, first_offer + i * OFFER_BYTES)?;
                 }
                 imp.no_offer = d.no_bid.map_or(0, no_bid_code);
                 imp.source = score_source_code(d.source);
                 imp.flags = if d.simulated { IMP_FLAG_SIMULATED } else { 0 };
+                if decision_id.is_some() {
+                    imp.flags |= IMP_FLAG_DECISION_ID;
+                }
                 // `Decision` holds at most TOP_K_MAX (8) offers.
                 imp.offer_count = offers.len() as u8;
                 offers
@@ -211,6 +245,11 @@ impl<'o> DecisionWriter<'o> {
         };
         self.out.extend_from_slice(bytemuck::bytes_of(&imp));
         self.out.extend_from_slice(imp_id.as_bytes());
+        if let Some(id) = decision_id {
+            // At most DECISION_ID_BYTES_MAX (64), checked above.
+            self.out.extend_from_slice(&(id.len() as u16).to_le_bytes());
+            self.out.extend_from_slice(id.as_bytes());
+        }
         for o in offers {
             let wire = OfferWire {
                 offer_id: U64Le::new(o.offer_id),
@@ -256,6 +295,20 @@ impl Drop for DecisionWriter<'_> {
             frame.rollback(self.out);
         }
     }
+}
+
+/// A decision id has 1 to [`DECISION_ID_BYTES_MAX`] bytes; `at` is where
+/// its length is.
+fn check_decision_id(id: &str, at: usize) -> Result<(), ProtocolError> {
+    if id.is_empty() || id.len() > DECISION_ID_BYTES_MAX {
+        return Err(ProtocolError::TooLong {
+            field: "decision_id",
+            offset: at,
+            len: id.len(),
+            limit: DECISION_ID_BYTES_MAX,
+        });
+    }
+    Ok(())
 }
 
 fn check_offer(o: &ChosenOffer, at: usize) -> Result<(), ProtocolError> {
@@ -372,12 +425,21 @@ fn decode_imp(r: &mut Reader<'_>) -> Result<ImpDecision, ProtocolError> {
         wire.source,
         "not a score source",
     ))?;
-    if wire.flags & !IMP_FLAG_SIMULATED != 0 {
+    if wire.flags & !(IMP_FLAG_SIMULATED | IMP_FLAG_DECISION_ID) != 0 {
         return Err(invalid(
             "flags",
             3,
             wire.flags,
-            "only bit 0 (simulated) is defined; the others must be 0",
+            "only bits 0 (simulated) and 1 (has_decision_id) are defined; the others must be 0",
+        ));
+    }
+    let has_decision_id = wire.flags & IMP_FLAG_DECISION_ID != 0;
+    if has_decision_id && wire.offer_count == 0 {
+        return Err(invalid(
+            "flags",
+            3,
+            wire.flags,
+            "only an impression with offers has a decision id",
         ));
     }
     let offer_count = usize::from(wire.offer_count);
@@ -432,6 +494,14 @@ fn decode_imp(r: &mut Reader<'_>) -> Result<ImpDecision, ProtocolError> {
         field: "imp_id",
         offset: id_at + e.valid_up_to(),
     })?;
+    let decision_id = if has_decision_id {
+        let len_at = r.pos();
+        let id = r.str("decision_id", DECISION_ID_BYTES_MAX)?;
+        check_decision_id(id, len_at)?;
+        Some(id.to_owned())
+    } else {
+        None
+    };
     if offer_count * OFFER_BYTES > r.remaining() {
         return Err(ProtocolError::Truncated {
             field: "offers",
@@ -470,5 +540,6 @@ fn decode_imp(r: &mut Reader<'_>) -> Result<ImpDecision, ProtocolError> {
         no_offer,
         source,
         simulated: wire.flags & IMP_FLAG_SIMULATED != 0,
+        decision_id,
     })
 }

@@ -14,9 +14,12 @@
 //!   [`HelloAck`] (version negotiation and the server's limits), ping /
 //!   pong, `score_context` (a [`RequestContext`](cx_features::RequestContext)
 //!   in binary), `score_openrtb` (an OpenRTB JSON document), `decision`
-//!   ([`DecisionWriter`], [`DecisionResponse`]) and `error`
-//!   ([`ErrorCode`], [`ErrorMessage`]); [`decode_message`] dispatches on
-//!   the type;
+//!   ([`DecisionWriter`], [`DecisionResponse`]; with each decided
+//!   impression's decision id when the request's `decision_ids` flag asks),
+//!   `feedback` ([`FeedbackEvent`]s in, decoded as a borrowed
+//!   [`FeedbackView`]) and its `feedback_ack` ([`FeedbackAck`]), and
+//!   `error` ([`ErrorCode`], [`ErrorMessage`]); [`decode_message`]
+//!   dispatches on the type;
 //! - the [`limits`], and [`ProtocolError`], which names the field and byte
 //!   offset of everything refused.
 //!
@@ -36,7 +39,8 @@
 //! caller-owned `Vec<u8>` that is reused across frames, so encoding
 //! allocates nothing once the buffer has grown; [`decode_frame`] and the
 //! borrowed decoders ([`decode_score_context_view`], [`decode_score_openrtb`],
-//! [`decode_error`], ping, hello) allocate nothing either. The owned
+//! [`decode_feedback`], [`decode_feedback_ack`], [`decode_error`], ping,
+//! hello) allocate nothing either. The owned
 //! decoders ([`decode_score_context`], [`decode_decision`]) allocate only
 //! the strings and lists of their result, after the lengths are checked.
 //!
@@ -63,6 +67,7 @@ mod codes;
 mod control;
 mod decision;
 mod error;
+mod feedback;
 mod frame;
 mod score;
 pub mod wire;
@@ -80,11 +85,15 @@ pub use decision::{
     DecisionWriter, ImpDecision, ImpOutcome,
 };
 pub use error::ProtocolError;
+pub use feedback::{
+    decode_feedback, decode_feedback_ack, encode_feedback, encode_feedback_ack, FeedbackAck,
+    FeedbackEvent, FeedbackEvents, FeedbackKind, FeedbackView, FEEDBACK_REFUSALS,
+};
 pub use frame::{decode_frame, Decoded, Header};
 pub use score::{
     decode_bid_response, decode_score_context, decode_score_context_view, decode_score_openrtb,
-    encode_bid_response, encode_score_context, encode_score_openrtb, encode_score_openrtb_with,
-    ContextView, OpenRtbFlags, StrList,
+    encode_bid_response, encode_score_context, encode_score_context_with, encode_score_openrtb,
+    encode_score_openrtb_with, ContextFlags, ContextView, OpenRtbFlags, StrList,
 };
 pub use wire::FrameHeader;
 
@@ -111,8 +120,20 @@ pub const SCORE_FLAG_SIMULATE: u8 = 0x01;
 /// of a `decision`.
 pub const SCORE_FLAG_BID_RESPONSE: u8 = 0x02;
 
+/// Bit 1 of a `score_context`'s `flags`: put the decision id of the
+/// decided impression in the `decision` (see [`IMP_FLAG_DECISION_ID`]).
+pub const CONTEXT_FLAG_DECISION_IDS: u8 = 0x02;
+
+/// Bit 2 of a `score_openrtb`'s `flags`: put each decided impression's
+/// decision id in the `decision` (or the `bid_response`'s `decisions`).
+pub const OPENRTB_FLAG_DECISION_IDS: u8 = 0x04;
+
 /// Bit 0 of a decision impression's `flags`: it was decided in simulation mode.
 pub const IMP_FLAG_SIMULATED: u8 = 0x01;
+
+/// Bit 1 of a decision impression's `flags`: its decision id follows its
+/// `imp_id` (set only when the request asked, on impressions with offers).
+pub const IMP_FLAG_DECISION_ID: u8 = 0x02;
 
 /// The protocol's limits. Decoders refuse anything over them (a frame over
 /// the payload limit fatally, everything else recoverably); encoders refuse
@@ -165,14 +186,33 @@ pub mod limits {
     /// strings and three full lists of full strings (26,128 bytes).
     pub const SCORE_CONTEXT_BYTES_MAX: usize =
         64 + 5 * (2 + STRING_BYTES_MAX) + 3 * (2 + LIST_ITEMS_MAX * (2 + STRING_BYTES_MAX));
-    /// Largest `decision` payload: every impression with a full id and
-    /// [`TOP_K_MAX`] offers (41,476 bytes).
-    pub const DECISION_BYTES_MAX: usize = 4 + IMPS_MAX * (8 + IMP_ID_BYTES_MAX + TOP_K_MAX * 48);
+    /// Longest decision id in a `decision` or a `feedback` event, bytes
+    /// (an engine's ids are at most 44: a 30-byte prefix and a 13-digit
+    /// base-36 ticket).
+    pub const DECISION_ID_BYTES_MAX: usize = 64;
+    /// Longest event id in a `feedback` event, bytes.
+    pub const EVENT_ID_BYTES_MAX: usize = 64;
+    /// Largest `decision` payload: every impression with a full id, a
+    /// full decision id and [`TOP_K_MAX`] offers (45,700 bytes).
+    pub const DECISION_BYTES_MAX: usize =
+        4 + IMPS_MAX * (8 + IMP_ID_BYTES_MAX + 2 + DECISION_ID_BYTES_MAX + TOP_K_MAX * 48);
+    /// Most events in one `feedback` message: the engine's batch limit
+    /// (`cx_domain::feedback::EVENT_BATCH_MAX`).
+    pub const FEEDBACK_EVENTS_MAX: usize = 4096;
+    /// Largest `feedback` payload: [`FEEDBACK_EVENTS_MAX`] events with
+    /// full ids (704,516 bytes).
+    pub const FEEDBACK_BYTES_MAX: usize =
+        4 + FEEDBACK_EVENTS_MAX * (40 + 2 + DECISION_ID_BYTES_MAX + 2 + EVENT_ID_BYTES_MAX);
+    /// Most refusal counts in a `feedback_ack`.
+    pub const FEEDBACK_REFUSALS_MAX: usize = 32;
 
     const _: () = {
         assert!(HEADER_BYTES == std::mem::size_of::<super::FrameHeader>());
         assert!(SCORE_CONTEXT_BYTES_MAX <= PAYLOAD_BYTES_MAX);
         assert!(DECISION_BYTES_MAX <= PAYLOAD_BYTES_MAX);
+        assert!(FEEDBACK_BYTES_MAX <= PAYLOAD_BYTES_MAX);
+        assert!(FEEDBACK_EVENTS_MAX <= u16::MAX as usize);
+        assert!(FEEDBACK_REFUSALS_MAX <= u8::MAX as usize);
         assert!(FRAME_BYTES_MAX <= u32::MAX as usize);
         assert!(STRING_BYTES_MAX <= u16::MAX as usize);
         assert!(IMP_ID_BYTES_MAX <= u16::MAX as usize);
@@ -208,7 +248,13 @@ pub enum Message<'a> {
         simulate: bool,
         /// Answer with a `bid_response`.
         bid_response: bool,
+        /// Put each decided impression's decision id in the answer.
+        decision_ids: bool,
     },
+    /// A `feedback`, checked and borrowed.
+    Feedback(FeedbackView<'a>),
+    /// A `feedback_ack`.
+    FeedbackAck(FeedbackAck),
     /// A `bid_response`: its JSON object (borrowed; checked to be UTF-8).
     BidResponse(&'a str),
     /// A `decision`.
@@ -235,8 +281,11 @@ pub fn decode_message(
                 json,
                 simulate: flags.simulate,
                 bid_response: flags.bid_response,
+                decision_ids: flags.decision_ids,
             }
         }
+        MessageType::Feedback => Message::Feedback(decode_feedback(payload)?),
+        MessageType::FeedbackAck => Message::FeedbackAck(decode_feedback_ack(payload)?),
         MessageType::BidResponse => Message::BidResponse(decode_bid_response(payload)?),
         MessageType::Decision => Message::Decision(decode_decision(payload)?),
         MessageType::Error => Message::Error(decode_error(payload)?),

@@ -9,7 +9,10 @@ use super::limits::{
     BID_RESPONSE_BYTES_MAX, LIST_ITEMS_MAX, OPENRTB_JSON_BYTES_MAX, STRING_BYTES_MAX,
 };
 use super::wire::{ContextWire, F64Le, I64Le, OpenRtbWire, U16Le, U32Le};
-use super::{SCORE_FLAG_BID_RESPONSE, SCORE_FLAG_SIMULATE};
+use super::{
+    CONTEXT_FLAG_DECISION_IDS, OPENRTB_FLAG_DECISION_IDS, SCORE_FLAG_BID_RESPONSE,
+    SCORE_FLAG_SIMULATE,
+};
 use cx_features::{
     AdPosition, ConnectionType, DeviceType, Os, RequestContext, EXTRA_NUMERIC_SLOTS,
 };
@@ -92,6 +95,8 @@ pub struct ContextView<'a> {
     pub extra_numeric: [f64; EXTRA_NUMERIC_SLOTS],
     /// The request's simulate flag.
     pub simulate: bool,
+    /// The request's `decision_ids` flag: answer with the decision id.
+    pub decision_ids: bool,
 }
 
 impl ContextView<'_> {
@@ -171,6 +176,28 @@ fn set_list(dst: &mut Vec<String>, src: &[&str], spare: &mut Vec<String>) {
     }
 }
 
+/// The flags of a `score_context` request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContextFlags {
+    /// Decide in simulation mode ([`SCORE_FLAG_SIMULATE`]).
+    pub simulate: bool,
+    /// Put the decision id in the `decision` ([`CONTEXT_FLAG_DECISION_IDS`]).
+    pub decision_ids: bool,
+}
+
+impl ContextFlags {
+    fn bits(self) -> u8 {
+        let mut bits = 0;
+        if self.simulate {
+            bits |= SCORE_FLAG_SIMULATE;
+        }
+        if self.decision_ids {
+            bits |= CONTEXT_FLAG_DECISION_IDS;
+        }
+        bits
+    }
+}
+
 /// Appends a `score_context` frame for `ctx`.
 ///
 /// Refused, leaving `out` as it was: a string over
@@ -185,8 +212,23 @@ pub fn encode_score_context(
     ctx: &RequestContext,
     simulate: bool,
 ) -> Result<(), ProtocolError> {
+    let flags = ContextFlags {
+        simulate,
+        decision_ids: false,
+    };
+    encode_score_context_with(out, request_id, ctx, flags)
+}
+
+/// [`encode_score_context`] with every flag: `decision_ids` asks for the
+/// decision id in the answer.
+pub fn encode_score_context_with(
+    out: &mut Vec<u8>,
+    request_id: u64,
+    ctx: &RequestContext,
+    flags: ContextFlags,
+) -> Result<(), ProtocolError> {
     let frame = FrameStart::begin(out, MessageType::ScoreContext, request_id);
-    match write_context(out, ctx, simulate, &frame) {
+    match write_context(out, ctx, flags, &frame) {
         Ok(()) => frame.end(out).map(drop),
         Err(e) => {
             frame.rollback(out);
@@ -198,7 +240,7 @@ pub fn encode_score_context(
 fn write_context(
     out: &mut Vec<u8>,
     ctx: &RequestContext,
-    simulate: bool,
+    flags: ContextFlags,
     frame: &FrameStart,
 ) -> Result<(), ProtocolError> {
     finite(ctx.bid_floor, "bid_floor", 0)?;
@@ -221,7 +263,7 @@ fn write_context(
         connection_type: ctx.connection_type.openrtb().unwrap_or(0),
         ad_position: ctx.ad_position.openrtb().unwrap_or(0),
         is_app: u8::from(ctx.is_app),
-        flags: if simulate { SCORE_FLAG_SIMULATE } else { 0 },
+        flags: flags.bits(),
         reserved: U16Le::new(0),
     };
     out.extend_from_slice(bytemuck::bytes_of(&wire));
@@ -311,12 +353,12 @@ pub fn decode_score_context_view(payload: &[u8]) -> Result<ContextView<'_>, Prot
             rule: "must be 0 or 1",
         });
     }
-    if wire.flags & !SCORE_FLAG_SIMULATE != 0 {
+    if wire.flags & !(SCORE_FLAG_SIMULATE | CONTEXT_FLAG_DECISION_IDS) != 0 {
         return Err(ProtocolError::InvalidValue {
             field: "flags",
             offset: 61,
             value: u64::from(wire.flags),
-            rule: "only bit 0 (simulate) is defined; the others must be 0",
+            rule: "only bits 0 (simulate) and 1 (decision_ids) are defined; the others must be 0",
         });
     }
     reserved_zero(&wire.reserved.0, "reserved", 62)?;
@@ -364,6 +406,7 @@ pub fn decode_score_context_view(payload: &[u8]) -> Result<ContextView<'_>, Prot
         timestamp: wire.timestamp.get(),
         extra_numeric,
         simulate: wire.flags & SCORE_FLAG_SIMULATE != 0,
+        decision_ids: wire.flags & CONTEXT_FLAG_DECISION_IDS != 0,
     })
 }
 
@@ -374,21 +417,24 @@ pub struct OpenRtbFlags {
     pub simulate: bool,
     /// Answer with a `bid_response` ([`SCORE_FLAG_BID_RESPONSE`]).
     pub bid_response: bool,
+    /// Put each decided impression's decision id in the answer
+    /// ([`OPENRTB_FLAG_DECISION_IDS`]).
+    pub decision_ids: bool,
 }
 
 impl OpenRtbFlags {
     fn bits(self) -> u8 {
-        let simulate = if self.simulate {
-            SCORE_FLAG_SIMULATE
-        } else {
-            0
-        };
-        let bid_response = if self.bid_response {
-            SCORE_FLAG_BID_RESPONSE
-        } else {
-            0
-        };
-        simulate | bid_response
+        let mut bits = 0;
+        if self.simulate {
+            bits |= SCORE_FLAG_SIMULATE;
+        }
+        if self.bid_response {
+            bits |= SCORE_FLAG_BID_RESPONSE;
+        }
+        if self.decision_ids {
+            bits |= OPENRTB_FLAG_DECISION_IDS;
+        }
+        bits
     }
 }
 
@@ -406,7 +452,7 @@ pub fn encode_score_openrtb(
 ) -> Result<(), ProtocolError> {
     let flags = OpenRtbFlags {
         simulate,
-        bid_response: false,
+        ..OpenRtbFlags::default()
     };
     encode_score_openrtb_with(out, request_id, json, flags)
 }
@@ -448,12 +494,14 @@ const OPENRTB_FIXED: usize = std::mem::size_of::<OpenRtbWire>();
 pub fn decode_score_openrtb(payload: &[u8]) -> Result<(&[u8], OpenRtbFlags), ProtocolError> {
     let mut r = Reader::new(payload);
     let wire: &OpenRtbWire = r.pod("score_openrtb fixed part")?;
-    if wire.flags & !(SCORE_FLAG_SIMULATE | SCORE_FLAG_BID_RESPONSE) != 0 {
+    let defined = SCORE_FLAG_SIMULATE | SCORE_FLAG_BID_RESPONSE | OPENRTB_FLAG_DECISION_IDS;
+    if wire.flags & !defined != 0 {
         return Err(ProtocolError::InvalidValue {
             field: "flags",
             offset: 0,
             value: u64::from(wire.flags),
-            rule: "only bits 0 (simulate) and 1 (bid_response) are defined; the others must be 0",
+            rule: "only bits 0 (simulate), 1 (bid_response) and 2 (decision_ids) are defined; \
+                   the others must be 0",
         });
     }
     reserved_zero(&wire.reserved, "reserved", 1)?;
@@ -469,6 +517,7 @@ pub fn decode_score_openrtb(payload: &[u8]) -> Result<(&[u8], OpenRtbFlags), Pro
     let flags = OpenRtbFlags {
         simulate: wire.flags & SCORE_FLAG_SIMULATE != 0,
         bid_response: wire.flags & SCORE_FLAG_BID_RESPONSE != 0,
+        decision_ids: wire.flags & OPENRTB_FLAG_DECISION_IDS != 0,
     };
     Ok((json, flags))
 }

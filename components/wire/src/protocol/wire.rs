@@ -234,6 +234,58 @@ pub struct OfferWire {
     pub factors: [F32Le; 6],
 }
 
+/// The fixed part of `feedback` (4 bytes), followed by the events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct FeedbackWire {
+    /// Offset 0: events that follow, 1 to
+    /// [`super::limits::FEEDBACK_EVENTS_MAX`].
+    pub event_count: U16Le,
+    /// Offset 2: must be 0.
+    pub reserved: U16Le,
+}
+
+/// The fixed part of one `feedback` event (40 bytes), followed by its
+/// decision id and event id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct EventWire {
+    /// Offset 0: the [`super::FeedbackKind`] code (1 to 5).
+    pub kind: u8,
+    /// Offset 1: must be 0.
+    pub reserved: [u8; 3],
+    /// Offset 4: the creative variant shown.
+    pub variant: U32Le,
+    /// Offset 8: the exchange's loss reason (OpenRTB list 5.25), on a loss.
+    pub loss_code: U32Le,
+    /// Offset 12: must be 0.
+    pub reserved2: U32Le,
+    /// Offset 16: the offer the client says was decided; 0: not given.
+    pub offer_id: U64Le,
+    /// Offset 24: when it happened, unix ns; 0: when it arrives.
+    pub timestamp_ns: U64Le,
+    /// Offset 32: a win's clearing price (CPM), a conversion's value, else 0.
+    pub amount: F64Le,
+}
+
+/// The fixed part of `feedback_ack` (16 bytes), followed by the refusal
+/// counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct FeedbackAckWire {
+    /// Offset 0: events joined to their decision and applied.
+    pub applied: U32Le,
+    /// Offset 4: events held for a decision not logged yet.
+    pub held: U32Le,
+    /// Offset 8: events refused (the sum of the counts that follow).
+    pub refused: U32Le,
+    /// Offset 12: refusal counts that follow, at most
+    /// [`super::limits::FEEDBACK_REFUSALS_MAX`].
+    pub reason_count: u8,
+    /// Offset 13: must be 0.
+    pub reserved: [u8; 3],
+}
+
 /// Sizes and alignment checked at compile time: the structs are exactly
 /// their documented sizes and can be viewed at any offset.
 const _: () = {
@@ -248,4 +300,7 @@ const _: () = {
     assert!(size_of::<DecisionWire>() == 4 && align_of::<DecisionWire>() == 1);
     assert!(size_of::<ImpWire>() == 8 && align_of::<ImpWire>() == 1);
     assert!(size_of::<OfferWire>() == 48 && align_of::<OfferWire>() == 1);
+    assert!(size_of::<FeedbackWire>() == 4 && align_of::<FeedbackWire>() == 1);
+    assert!(size_of::<EventWire>() == 40 && align_of::<EventWire>() == 1);
+    assert!(size_of::<FeedbackAckWire>() == 16 && align_of::<FeedbackAckWire>() == 1);
 };

@@ -14,7 +14,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 use cx_backends::BackendKind;
 use cx_domain::catalog::Catalog;
-use cx_domain::store::SharedStores;
+use cx_domain::store::{PosteriorHub, SharedStores};
 use cx_features::FeatureSchema;
 use cx_model::{ModelId, SnnModel};
 use cx_systems::resources::{FallbackScorer, ServingModel};
@@ -154,9 +154,22 @@ pub struct EngineBuilder {
     shared: Option<SharedStores>,
     bid_ids: Option<BidIds>,
     feature_store: Option<cx_featurestore::FeatureBackend>,
+    posteriors: Option<Arc<PosteriorHub>>,
 }
 
 impl EngineBuilder {
+    /// Learn click rates in this posterior store, shared with the other
+    /// engines built with it (a server gives every worker the same hub):
+    /// each engine's observations go to it, and each engine decides from a
+    /// replica refreshed once per tick ([`cx_domain::store::posteriors`]).
+    /// The hub must hold the engine's catalog's offers in catalog order
+    /// (`Posteriors::new(catalog.ids(), ..)`); its half-life is its own.
+    /// Default: a store of the engine's own.
+    pub fn shared_posteriors(mut self, hub: Arc<PosteriorHub>) -> Self {
+        self.posteriors = Some(hub);
+        self
+    }
+
     /// Keep per-user features in this store ([`crate::feature_store`]):
     /// `Engine::put_features` writes it, `Engine::features_for` reads it.
     /// It changes no decision yet. Without one (the default) the engine is
@@ -262,6 +275,7 @@ impl EngineBuilder {
             serving,
             model_info,
             shared: self.shared,
+            posteriors: self.posteriors,
         })
     }
 
@@ -314,6 +328,7 @@ struct Resolved {
     model_info: ModelInfo,
     fit: CatalogFit,
     shared: Option<SharedStores>,
+    posteriors: Option<Arc<PosteriorHub>>,
 }
 
 impl Resolved {
@@ -331,6 +346,7 @@ impl Resolved {
             in_flight_max: config.in_flight_max,
             seed: config.seed,
             shared: self.shared,
+            posteriors: self.posteriors,
         };
         let handles = cx_systems::install(world, schedule, parts)?;
         Ok(Port::new(handles, config.in_flight_max))

@@ -297,6 +297,12 @@ impl Engine {
         &self.world
     }
 
+    /// The World, for the engine's own modules that own a resource of it
+    /// (`crate::posteriors`).
+    pub(crate) fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+
     pub(crate) fn parts(&self) -> EngineParts<'_> {
         EngineParts {
             world: &self.world,

@@ -30,6 +30,9 @@
 //! - [`EngineStats`]: counters and per-stage latency percentiles.
 //! - [`feedback`]: bids recorded in a ledger, and the exchanges' notices
 //!   matched against it ([`Engine::on_notice`]).
+//! - [`posteriors`]: what the engine learns of each offer's click rate
+//!   for Thompson sampling ([`Engine::observe_impression`],
+//!   [`Engine::observe_click`]).
 //! - [`feature_store`]: the optional online feature store's hooks
 //!   ([`Engine::put_features`], [`Engine::features_for`]); they change no
 //!   decision yet.
@@ -44,6 +47,7 @@ pub mod fit;
 pub mod json;
 pub mod openrtb;
 pub mod port;
+pub mod posteriors;
 pub mod stats;
 
 pub use builder::{

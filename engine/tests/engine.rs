@@ -106,7 +106,11 @@ fn overload_is_an_explicit_error_and_loses_nothing_accepted() {
 
 #[test]
 fn the_cache_serves_repeats_until_the_hour_ends_or_the_model_changes() {
-    let mut engine = Engine::builder().build().expect("engine");
+    // No exploration: the two decisions then rank the same offers, and
+    // their probabilities can be compared offer for offer.
+    let mut config = EngineConfig::default();
+    config.decide.exploration = cx_engine::systems::Exploration::None;
+    let mut engine = Engine::builder().config(config).build().expect("engine");
     let mut ctx = contexts(1, 4).remove(0);
     // A request stamped 10 minutes into an hour, decided at that time.
     let hour_s = (T0_NS / 1_000_000_000) as i64;

@@ -49,7 +49,7 @@ duration_s = 20
 fn engine_with(catalog: Catalog, base: &str) -> Engine {
     let mut config = EngineConfig::default();
     config.openrtb.notice_base_url = base.into();
-    config.decide.exploration_weight = 0.0;
+    config.decide.exploration = cx_engine::systems::Exploration::None;
     Engine::builder()
         .catalog(catalog)
         .config(config)

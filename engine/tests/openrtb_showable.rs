@@ -87,7 +87,7 @@ creative_id = "cr-{id}"
 fn engine(catalog: Catalog) -> Engine {
     let mut config = EngineConfig::default();
     config.decide.boost_weight = 100.0;
-    config.decide.exploration_weight = 0.0;
+    config.decide.exploration = cx_engine::systems::Exploration::None;
     Engine::builder()
         .catalog(catalog)
         .config(config)

@@ -480,7 +480,7 @@ fn the_binary_protocol_and_http_answer_the_same_bid_response() {
         let mut config = config(io);
         // Exploration draws depend on the ticket, which differs between
         // the two answers; without it a decision depends on the request alone.
-        config.engine.decide.exploration_weight = 0.0;
+        config.engine.decide.exploration = cx_engine::systems::Exploration::None;
         let server = start(config);
         let mut client = connect(&server);
         let mut compared = 0;

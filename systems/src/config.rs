@@ -132,10 +132,22 @@ pub struct DecideConfig {
     pub fatigue_window_s: u32,
     /// Multiplies the catalog's per-offer `boost` (in `[-1, 1]`). Default 0.02.
     pub boost_weight: f32,
-    /// Largest exploration bonus: each offer gets `exploration_weight * u`
-    /// with `u` in `[0, 1)` drawn from the seed, the ticket and the offer.
-    /// Default 0.002; 0 turns exploration off.
-    pub exploration_weight: f32,
+    /// The exploration policy (`docs/DECISIONS.md`, "Exploration").
+    /// Default `thompson`.
+    pub exploration: Exploration,
+    /// Under `epsilon_greedy`: the probability, in `[0, 1]`, that the top
+    /// offer is a uniform choice among the eligible ones. Default 0.05.
+    pub epsilon: f32,
+    /// Under `thompson`: how many impressions the model's prediction is
+    /// worth as the prior of an offer's click rate, in `[1, 1e9]`.
+    /// Default 100.
+    pub thompson_prior_impressions: f64,
+    /// Half-life of an observation in the posteriors, seconds; 0: no
+    /// discounting. In `[0, 315360000]` (ten years). Default 86400.
+    pub posterior_half_life_s: f64,
+    /// Under `thompson`: posterior re-draws behind each decision's
+    /// propensity estimate, `1..=PROPENSITY_SAMPLES_MAX`. Default 16.
+    pub propensity_samples: usize,
     /// Bid shading in `[0, 1]`: the bid is `floor + shading * (value - floor)`,
     /// capped at the offer's `max_bid_cpm`. Default 0.5.
     pub bid_shading: f64,
@@ -154,7 +166,11 @@ impl Default for DecideConfig {
             fatigue_impressions: 10,
             fatigue_window_s: 86_400,
             boost_weight: 0.02,
-            exploration_weight: 0.002,
+            exploration: Exploration::Thompson,
+            epsilon: 0.05,
+            thompson_prior_impressions: 100.0,
+            posterior_half_life_s: 86_400.0,
+            propensity_samples: 16,
             bid_shading: 0.5,
         }
     }
@@ -163,9 +179,40 @@ impl Default for DecideConfig {
 /// Largest weight or bonus accepted; keeps every score finite.
 pub const WEIGHT_MAX: f32 = 1e6;
 
+/// Most posterior re-draws behind one propensity estimate.
+pub const PROPENSITY_SAMPLES_MAX: usize = 256;
+
+/// How the decide step explores (`docs/DECISIONS.md`, "Exploration").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exploration {
+    /// Thompson sampling on each offer's click-rate posterior, with the
+    /// model as the prior: the ExplorationBonus is the blend at the drawn
+    /// click rate less the blend at the model's.
+    #[default]
+    Thompson,
+    /// With probability `epsilon` the top offer is a uniform choice among
+    /// the eligible ones, lifted to the top by its ExplorationBonus.
+    EpsilonGreedy,
+    /// No exploration: the ExplorationBonus is 0.
+    None,
+}
+
+impl Exploration {
+    /// The config's name of the policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Thompson => "thompson",
+            Self::EpsilonGreedy => "epsilon_greedy",
+            Self::None => "none",
+        }
+    }
+}
+
 impl DecideConfig {
     /// Checks every field: weights finite and in `[0, WEIGHT_MAX]`, scales
-    /// positive, `top_k` in `1..=TOP_K_MAX`, shading in `[0, 1]`.
+    /// positive, `top_k` in `1..=TOP_K_MAX`, shading and `epsilon` in
+    /// `[0, 1]`, the exploration settings in their ranges.
     pub fn validate(&self) -> Result<()> {
         in_range("decide.top_k", self.top_k, 1, TOP_K_MAX)?;
         let w = &self.weights;
@@ -180,7 +227,6 @@ impl DecideConfig {
             ("decide.context_bonus", self.context_bonus),
             ("decide.fatigue_weight", self.fatigue_weight),
             ("decide.boost_weight", self.boost_weight),
-            ("decide.exploration_weight", self.exploration_weight),
         ];
         for (field, value) in weights {
             if !(0.0..=WEIGHT_MAX).contains(&value) {
@@ -201,6 +247,34 @@ impl DecideConfig {
                 });
             }
         }
+        if !(0.0..=1.0).contains(&self.epsilon) {
+            return Err(Error::Config {
+                field: "decide.epsilon",
+                reason: format!("{} is not in [0, 1]", self.epsilon),
+            });
+        }
+        if !(1.0..=1e9).contains(&self.thompson_prior_impressions) {
+            return Err(Error::Config {
+                field: "decide.thompson_prior_impressions",
+                reason: format!("{} is not in [1, 1e9]", self.thompson_prior_impressions),
+            });
+        }
+        let half_life_max = cx_domain::store::posteriors::HALF_LIFE_S_MAX;
+        if !(0.0..=half_life_max).contains(&self.posterior_half_life_s) {
+            return Err(Error::Config {
+                field: "decide.posterior_half_life_s",
+                reason: format!(
+                    "{} is not in [0, {half_life_max}]",
+                    self.posterior_half_life_s
+                ),
+            });
+        }
+        in_range(
+            "decide.propensity_samples",
+            self.propensity_samples,
+            1,
+            PROPENSITY_SAMPLES_MAX,
+        )?;
         if !(0.0..=1.0).contains(&self.bid_shading) {
             return Err(Error::Config {
                 field: "decide.bid_shading",
@@ -272,10 +346,31 @@ mod tests {
             ),
             (
                 DecideConfig {
-                    exploration_weight: -1.0,
+                    epsilon: 1.5,
                     ..Default::default()
                 },
-                "decide.exploration_weight",
+                "decide.epsilon",
+            ),
+            (
+                DecideConfig {
+                    thompson_prior_impressions: 0.5,
+                    ..Default::default()
+                },
+                "decide.thompson_prior_impressions",
+            ),
+            (
+                DecideConfig {
+                    posterior_half_life_s: f64::NAN,
+                    ..Default::default()
+                },
+                "decide.posterior_half_life_s",
+            ),
+            (
+                DecideConfig {
+                    propensity_samples: 0,
+                    ..Default::default()
+                },
+                "decide.propensity_samples",
             ),
             (
                 DecideConfig {

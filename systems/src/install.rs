@@ -19,7 +19,8 @@ use cx_domain::pipeline::{
 };
 use cx_domain::store::{
     BudgetBackend, BudgetLedger, CacheBackend, CacheConfig, DecisionCache, FrequencyBackend,
-    FrequencyConfig, FrequencyStore, ScoreCache, SharedStores,
+    FrequencyConfig, FrequencyStore, PosteriorBackend, PosteriorConfig, PosteriorHub, Posteriors,
+    ScoreCache, SharedPosteriors, SharedStores,
 };
 use cx_features::{FeatureSchema, RequestContext};
 use std::sync::Arc;
@@ -53,6 +54,10 @@ pub struct PipelineParts {
     /// Frequency counts and budgets shared with other engines (a server's
     /// workers); `None`: this engine's own.
     pub shared: Option<SharedStores>,
+    /// Posteriors shared with other engines, their offers the catalog's;
+    /// `None`: this engine's own, discounted with the decide config's
+    /// `posterior_half_life_s`.
+    pub posteriors: Option<Arc<PosteriorHub>>,
 }
 
 /// The host's ends of the pipeline's bounded queues, and the clock its
@@ -134,6 +139,8 @@ pub fn install(
         ),
     };
 
+    let posteriors = posterior_backend(&parts.catalog, &parts.decide, parts.posteriors.as_ref())?;
+
     let handles = PipelineHandles {
         ingress: Arc::new(ArrayQueue::new(pool)),
         egress: Arc::new(ArrayQueue::new(pool)),
@@ -157,12 +164,45 @@ pub fn install(
     world.insert_resource(CacheBackend::InProcess(cache));
     world.insert_resource(frequency);
     world.insert_resource(budget);
+    world.insert_resource(posteriors);
     world.insert_resource(parts.catalog);
     world.insert_resource(Counters::default());
     world.insert_resource(Latencies::new());
     world.insert_resource(BatchTimes::new());
     crate::systems::add_systems(schedule);
     Ok(handles)
+}
+
+/// The posterior store of a pipeline over `catalog`: its own, one arm per
+/// offer, or a handle on the shared `hub`, which must hold the catalog's
+/// offers in its order.
+fn posterior_backend(
+    catalog: &Catalog,
+    decide: &DecideConfig,
+    hub: Option<&Arc<PosteriorHub>>,
+) -> Result<PosteriorBackend> {
+    let ids = catalog.ids();
+    match hub {
+        None => {
+            let config = PosteriorConfig {
+                half_life_s: decide.posterior_half_life_s,
+            };
+            Ok(PosteriorBackend::Local(Posteriors::new(ids, config)?))
+        }
+        Some(hub) => {
+            if hub.lock().offer_ids() != ids {
+                return Err(Error::Config {
+                    field: "posteriors",
+                    reason: format!(
+                        "the shared posterior store's offers are not the catalog's {} offers \
+                         in catalog order",
+                        ids.len()
+                    ),
+                });
+            }
+            Ok(PosteriorBackend::Shared(SharedPosteriors::new(hub.clone())))
+        }
+    }
 }
 
 /// A model swap with everything built and checked, ready to apply.

@@ -19,7 +19,7 @@ pub mod logic;
 pub mod resources;
 pub mod systems;
 
-pub use config::{BatchPolicy, DecideConfig, ObjectiveWeights};
+pub use config::{BatchPolicy, DecideConfig, Exploration, ObjectiveWeights};
 pub use error::{Error, Result};
 pub use install::{
     apply_model, install, stage_model, PipelineHandles, PipelineParts, RequestBundle, StagedModel,

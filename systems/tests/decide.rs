@@ -4,12 +4,12 @@
 
 use cx_domain::catalog::{Catalog, Channels, FrequencyCap, ImpRules, OfferSpec};
 use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
-use cx_domain::store::{BudgetLedger, FrequencyConfig, FrequencyStore};
-use cx_features::{DeviceType, RequestContext};
-use cx_systems::logic::{
-    bid_price, commit, decide, exploration_draw, CommitRefusals, DecideInputs, NS_PER_S,
+use cx_domain::store::{
+    BudgetLedger, FrequencyConfig, FrequencyStore, PosteriorConfig, Posteriors,
 };
-use cx_systems::{DecideConfig, ObjectiveWeights};
+use cx_features::{DeviceType, RequestContext};
+use cx_systems::logic::{bid_price, commit, decide, CommitRefusals, DecideInputs, NS_PER_S};
+use cx_systems::{DecideConfig, Exploration, ObjectiveWeights};
 use proptest::prelude::*;
 
 /// Index of each factor in `ChosenOffer::factors` (`FACTOR_KINDS` order).
@@ -52,7 +52,7 @@ fn offer(id: u64) -> OfferSpec {
 }
 
 /// A config whose score is exactly the click probability: click weight 1,
-/// every other weight, bonus and the exploration 0.
+/// every other weight and bonus 0, and no exploration.
 fn click_only() -> DecideConfig {
     DecideConfig {
         top_k: 3,
@@ -68,7 +68,7 @@ fn click_only() -> DecideConfig {
         context_bonus: 0.0,
         fatigue_weight: 0.0,
         boost_weight: 0.0,
-        exploration_weight: 0.0,
+        exploration: Exploration::None,
         ..DecideConfig::default()
     }
 }
@@ -84,6 +84,7 @@ struct Fixture {
     catalog: Catalog,
     frequency: FrequencyStore,
     budget: BudgetLedger,
+    posteriors: Posteriors,
     config: DecideConfig,
     user_hash: u64,
     ticket: Ticket,
@@ -107,6 +108,8 @@ impl Fixture {
             source: ScoreSource::Model,
             budget: BudgetLedger::new(&budgets).expect("valid budgets"),
             frequency: FrequencyStore::new(FrequencyConfig { capacity: 64 }).unwrap(),
+            posteriors: Posteriors::new(catalog.ids(), PosteriorConfig { half_life_s: 0.0 })
+                .expect("valid posteriors"),
             catalog,
             config: click_only(),
             user_hash: 42,
@@ -127,6 +130,7 @@ impl Fixture {
             catalog: &self.catalog,
             frequency: &self.frequency,
             budget: &self.budget,
+            posteriors: &self.posteriors,
             config: &self.config,
             user_hash: self.user_hash,
             ticket: self.ticket,
@@ -382,26 +386,43 @@ fn fatigue_counts_the_users_impressions_and_saturates() {
 }
 
 #[test]
-fn exploration_bonus_is_below_its_weight_and_zero_when_off() {
+fn the_thompson_bonus_is_the_blend_at_the_drawn_rate_less_the_blend_at_p() {
     let offers: Vec<OfferSpec> = (1..=4).map(offer).collect();
-    let mut f = Fixture::new(offers, vec![0.5; 4]);
+    let probabilities = vec![0.5, 0.05, 0.2, 0.9];
+    let mut f = Fixture::new(offers, probabilities.clone());
     f.config.top_k = 4;
-    f.config.exploration_weight = 0.25;
-    let mut largest = 0.0f32;
-    for ticket in 0..500 {
+    f.config.weights.conversion = 0.5;
+    f.config.exploration = Exploration::Thompson;
+    let (mut below, mut above) = (0, 0);
+    for ticket in 0..300 {
         f.ticket = Ticket(ticket);
-        for o in f.decide().offers() {
+        let d = f.decide();
+        assert_eq!(d.offers().len(), 4);
+        for o in d.offers() {
+            let p = probabilities[o.catalog_index as usize];
             let bonus = o.factors[EXPLORATION];
-            assert!((0.0..0.25).contains(&bonus), "bonus {bonus}");
-            assert_eq!(bonus, 0.25 * exploration_draw(f.seed, f.ticket, o.offer_id));
-            largest = largest.max(bonus);
+            let model = o.factors[MODEL];
+            // blend(x) = model * x / p here, so bonus = model * (ratio - 1)
+            // with the drawn ratio in [0, 1 / p]: the blend at min(1, p r).
+            let ratio = bonus / model + 1.0;
+            assert!(ratio >= -1e-5, "ratio {ratio}");
+            assert!(p * ratio <= 1.0 + 1e-5, "p r = {}", p * ratio);
+            assert_eq!(o.factors.iter().sum::<f32>(), o.score);
+            below += usize::from(ratio < 1.0);
+            above += usize::from(ratio > 1.0);
         }
+        assert!(d.propensity > 0.0 && d.propensity <= 1.0);
     }
-    assert!(largest > 0.2, "the draws span the range: largest {largest}");
-    f.config.exploration_weight = 0.0;
+    assert!(
+        below > 200 && above > 200,
+        "draws on both sides: {below} {above}"
+    );
+    f.config.exploration = Exploration::None;
     for ticket in 0..50 {
         f.ticket = Ticket(ticket);
-        for o in f.decide().offers() {
+        let d = f.decide();
+        assert_eq!(d.propensity, 1.0);
+        for o in d.offers() {
             assert_eq!(o.factors[EXPLORATION], 0.0);
         }
     }
@@ -959,50 +980,23 @@ fn decide_changes_no_state() {
 }
 
 #[test]
-fn exploration_draws_are_deterministic_and_uniform() {
-    assert_eq!(
-        exploration_draw(1, Ticket(2), 3),
-        exploration_draw(1, Ticket(2), 3)
-    );
-    let n = 10_000u64;
-    let mut sums = [0.0f64; 3];
-    for k in 0..n {
-        let draws = [
-            exploration_draw(5, Ticket(k), 1000),
-            exploration_draw(k, Ticket(5), 1000),
-            exploration_draw(5, Ticket(5), k),
-        ];
-        for (sum, u) in sums.iter_mut().zip(draws) {
-            assert!((0.0..1.0).contains(&u), "draw {u}");
-            *sum += f64::from(u);
-        }
-    }
-    for (what, sum) in ["ticket", "seed", "offer"].iter().zip(sums) {
-        let mean = sum / n as f64;
-        assert!((mean - 0.5).abs() < 0.02, "mean over {what}s: {mean}");
-    }
-}
-
-#[test]
-fn exploration_draws_vary_with_seed_ticket_and_offer() {
-    let base = |k: u64| exploration_draw(11, Ticket(k), 1000 + k);
-    let mut differ = [0; 3];
-    for k in 0..100 {
-        let b = base(k);
-        differ[0] += usize::from(exploration_draw(12, Ticket(k), 1000 + k) != b);
-        differ[1] += usize::from(exploration_draw(11, Ticket(k + 1000), 1000 + k) != b);
-        differ[2] += usize::from(exploration_draw(11, Ticket(k), 5000 + k) != b);
-    }
-    assert!(differ.iter().all(|&d| d >= 99), "{differ:?}");
-    // The three inputs are not interchangeable.
-    assert_ne!(
-        exploration_draw(1, Ticket(2), 3),
-        exploration_draw(3, Ticket(2), 1)
-    );
-    assert_ne!(
-        exploration_draw(1, Ticket(2), 3),
-        exploration_draw(2, Ticket(1), 3)
-    );
+fn thompson_draws_follow_the_seed_and_the_ticket_only() {
+    let mut f = busy_fixture();
+    f.config.exploration = Exploration::Thompson;
+    let bonuses = |f: &Fixture| -> Vec<f32> {
+        f.decide()
+            .offers()
+            .iter()
+            .map(|o| o.factors[EXPLORATION])
+            .collect()
+    };
+    let first = bonuses(&f);
+    assert_eq!(first, bonuses(&f), "same seed and ticket, same draws");
+    f.seed += 1;
+    assert_ne!(first, bonuses(&f), "another seed");
+    f.seed -= 1;
+    f.ticket = Ticket(f.ticket.0 + 1);
+    assert_ne!(first, bonuses(&f), "another ticket");
 }
 
 #[test]

@@ -285,6 +285,12 @@ pub struct Decision {
     pub excluded: [u16; NoBidCause::COUNT],
     /// How many offers passed every rule.
     pub eligible: u16,
+    /// The probability that the exploration policy picks the top offer it
+    /// picked, in `(0, 1]` (`docs/DECISIONS.md`, "Propensity"): exact under
+    /// `none` and `epsilon_greedy`, a Monte-Carlo estimate under
+    /// `thompson`; 1 when nothing was chosen. 0 until decided. A withdrawal
+    /// ([`Self::withdraw_first`]) leaves it as decided. Not on the wire.
+    pub propensity: f32,
 }
 
 impl Decision {
@@ -305,6 +311,7 @@ impl Decision {
             simulated: s,
             excluded,
             eligible,
+            propensity,
         } = self;
         *t = ticket;
         *len = 0;
@@ -313,6 +320,26 @@ impl Decision {
         *s = simulated;
         *excluded = [0; NoBidCause::COUNT];
         *eligible = 0;
+        *propensity = 0.0;
+    }
+
+    /// Moves `offer` to the top of the list (an exploration policy's pick;
+    /// its score must be the best): taken out of the list if it is there
+    /// (by catalog index), else the last kept offer drops out when `k` are
+    /// kept already.
+    pub fn promote(&mut self, offer: ChosenOffer, k: usize) {
+        let k = k.clamp(1, TOP_K_MAX);
+        let len = usize::from(self.len);
+        let end = match self.offers[..len]
+            .iter()
+            .position(|o| o.catalog_index == offer.catalog_index)
+        {
+            Some(at) => at + 1,
+            None => (len + 1).min(k),
+        };
+        self.offers.copy_within(0..end - 1, 1);
+        self.offers[0] = offer;
+        self.len = self.len.max(end as u8);
     }
 
     /// Offers `offer` to a top-`k` list kept best first (`k` at most
@@ -388,6 +415,7 @@ impl PartialEq for Decision {
             simulated,
             excluded,
             eligible,
+            propensity,
         } = self;
         *ticket == other.ticket
             && self.offers() == other.offers()
@@ -396,6 +424,7 @@ impl PartialEq for Decision {
             && *simulated == other.simulated
             && *excluded == other.excluded
             && *eligible == other.eligible
+            && propensity.to_bits() == other.propensity.to_bits()
     }
 }
 
@@ -476,6 +505,42 @@ mod tests {
         let mut other = fresh;
         other.consider(offer(2, 0.5), 3);
         assert_ne!(used, other);
+    }
+
+    #[test]
+    fn promote_puts_the_pick_first_and_keeps_the_rest_in_order() {
+        let ranked = |ids: &[u64], k: usize| {
+            let mut d = Decision::default();
+            for &id in ids {
+                let mut o = offer(id, 1.0 / id as f32);
+                o.catalog_index = id as u32;
+                d.consider(o, k);
+            }
+            d
+        };
+        let ids_of = |d: &Decision| d.offers().iter().map(|o| o.offer_id).collect::<Vec<_>>();
+        let mut pick = offer(3, 9.0);
+        pick.catalog_index = 3;
+        // In the list: moved up, nothing lost.
+        let mut d = ranked(&[1, 2, 3, 4], 4);
+        d.promote(pick, 4);
+        assert_eq!(ids_of(&d), [3, 1, 2, 4]);
+        assert_eq!(d.offers()[0].score, 9.0);
+        // Not in the list: the last kept drops out.
+        let mut d = ranked(&[1, 2], 2);
+        d.promote(pick, 2);
+        assert_eq!(ids_of(&d), [3, 1]);
+        // Room left: the list grows.
+        let mut d = ranked(&[1], 3);
+        d.promote(pick, 3);
+        assert_eq!(ids_of(&d), [3, 1]);
+        // Already first: only its entry changes.
+        let mut d = ranked(&[3, 4], 3);
+        d.promote(pick, 3);
+        assert_eq!(ids_of(&d), [3, 4]);
+        let mut empty = Decision::default();
+        empty.promote(pick, 1);
+        assert_eq!(ids_of(&empty), [3]);
     }
 
     #[test]

@@ -7,11 +7,12 @@
 //! split is what makes simulation mode exact: a simulated request runs
 //! `decide` only.
 
+use super::explore::Explorer;
 use super::NS_PER_S;
 use crate::config::DecideConfig;
 use cx_domain::catalog::{self, Catalog, ImpRules, Ineligible, PageCategoryKeys, Unshowable};
 use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
-use cx_domain::store::{mix64, Budgets, FrequencyCaps, UserEntries};
+use cx_domain::store::{Budgets, FrequencyCaps, Posteriors, UserEntries};
 use cx_features::RequestContext;
 
 /// Everything [`decide`] reads for one request. The stores are any
@@ -38,22 +39,34 @@ pub struct DecideInputs<'a, F, B> {
     pub frequency: &'a F,
     /// Per-offer daily spend.
     pub budget: &'a B,
+    /// What has been learned of each offer's click rate (Thompson sampling).
+    pub posteriors: &'a Posteriors,
     /// Weights and rules.
     pub config: &'a DecideConfig,
     /// The user's hash (0: unknown user, so no caps and no fatigue).
     pub user_hash: u64,
-    /// The request's ticket, for the exploration draw.
+    /// The request's ticket, for the exploration draws.
     pub ticket: Ticket,
-    /// The engine's seed, for the exploration draw.
+    /// The engine's seed, for the exploration draws.
     pub seed: u64,
     /// Host time, unix ns.
     pub now_ns: u64,
 }
 
 /// Decides one request into `out` (reset first). Reads state, changes none.
+/// The exploration policy (`logic/explore.rs`) sets each eligible offer's
+/// ExplorationBonus as it is scored, may move its pick to the top, and
+/// sets the propensity.
 pub fn decide<F: FrequencyCaps, B: Budgets>(inputs: &DecideInputs<'_, F, B>, out: &mut Decision) {
     out.reset(out.ticket, out.simulated);
     let keys = RequestKeys::of(inputs);
+    let mut explorer = Explorer::new(
+        inputs.config,
+        inputs.posteriors,
+        inputs.seed,
+        inputs.ticket,
+        inputs.now_ns,
+    );
     out.source = inputs.source;
     let scored = matches!(
         inputs.source,
@@ -65,13 +78,15 @@ pub fn decide<F: FrequencyCaps, B: Budgets>(inputs: &DecideInputs<'_, F, B>, out
             continue;
         }
         match consider_offer(inputs, &keys, i) {
-            Ok(offer) => {
+            Ok(mut offer) => {
+                explorer.explore(&mut offer);
                 out.eligible = out.eligible.saturating_add(1);
                 out.consider(offer, inputs.config.top_k);
             }
             Err(cause) => out.exclude(cause),
         }
     }
+    explorer.finish(out);
     out.settle();
 }
 
@@ -167,7 +182,8 @@ impl SegmentHashes {
     }
 }
 
-/// The blend and the explanation of an eligible offer.
+/// The blend and the explanation of an eligible offer, its
+/// ExplorationBonus 0 (the policy sets it: [`Explorer::explore`]).
 fn score_offer<F: FrequencyCaps, B: Budgets>(
     inputs: &DecideInputs<'_, F, B>,
     keys: &RequestKeys<'_>,
@@ -213,7 +229,7 @@ fn score_offer<F: FrequencyCaps, B: Budgets>(
         ),
         model_prediction,
         config.boost_weight * catalog.boost()[i],
-        config.exploration_weight * exploration_draw(inputs.seed, inputs.ticket, offer_id),
+        0.0,
     ];
     ChosenOffer {
         offer_id,
@@ -296,16 +312,6 @@ pub fn bid_price(value_cpm: f64, floor_cpm: f64, max_bid_cpm: f64, shading: f64)
     }
     let bid = (floor + shading.clamp(0.0, 1.0) * (value_cpm - floor)).min(max_bid_cpm);
     (bid > 0.0).then_some(bid.max(floor))
-}
-
-/// A uniform draw in `[0, 1)` fixed by the seed, the ticket and the offer
-/// (splitmix64 mixing of the three):
-/// deterministic, and independent of what else the engine decided, so a
-/// simulated request draws exactly what a real one would.
-pub fn exploration_draw(seed: u64, ticket: Ticket, offer_id: u64) -> f32 {
-    let h = mix64(mix64(mix64(seed) ^ ticket.0) ^ offer_id);
-    // The top 24 bits, exactly representable in an f32.
-    (h >> 40) as f32 / (1u32 << 24) as f32
 }
 
 /// What [`commit`] could not charge: offers withdrawn from the decision

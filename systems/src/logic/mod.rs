@@ -3,8 +3,9 @@
 //! move data between ECS queries, resources and these functions.
 
 mod decide;
+mod explore;
 
-pub use decide::{bid_price, commit, decide, exploration_draw, CommitRefusals, DecideInputs};
+pub use decide::{bid_price, commit, decide, CommitRefusals, DecideInputs};
 
 use xxhash_rust::xxh3::Xxh3;
 

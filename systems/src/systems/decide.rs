@@ -27,7 +27,8 @@ pub struct DecideItem {
 /// ticket order (cache hits and fresh scores of one tick interleave as
 /// they were submitted), ranks the top-k, and (unless simulated) spends the
 /// winner's frequency-cap impression and budget before the next request is
-/// decided. Queues each for [`Stage::Respond`]. Once per tick, lets the
+/// decided. Queues each for [`Stage::Respond`]. Once per tick, first brings
+/// a shared posterior store's replica up to date, and at the end lets the
 /// budget store return leases unused for their time to live.
 pub fn decide(
     clocks: Clocks,
@@ -40,6 +41,8 @@ pub fn decide(
 ) {
     let start_raw = clocks.raw();
     let now_ns = clocks.now_ns();
+    // A shared store's replica catches up once per tick, before deciding.
+    stores.posteriors.refresh();
     let mut batch = queues.take(Stage::Decide);
     batch.make_contiguous().sort_unstable_by_key(|q| q.ticket);
     for queued in batch.drain(..) {
@@ -57,6 +60,7 @@ pub fn decide(
             catalog: &rules.catalog,
             frequency: &*stores.frequency,
             budget: &*stores.budget,
+            posteriors: stores.posteriors.view(),
             config: &rules.config,
             user_hash: item.fingerprint.user_hash,
             ticket: *item.ticket,

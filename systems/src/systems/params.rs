@@ -7,7 +7,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::system::SystemParam;
 use cx_domain::catalog::Catalog;
 use cx_domain::pipeline::{Decision, Phase, Request, Stage};
-use cx_domain::store::{BudgetBackend, FrequencyBackend};
+use cx_domain::store::{BudgetBackend, FrequencyBackend, PosteriorBackend};
 
 /// Panic message for a pooled entity that lacks a pipeline component:
 /// every request entity is spawned with all of them and never loses one.
@@ -67,6 +67,8 @@ pub struct Stores<'w> {
     pub frequency: ResMut<'w, FrequencyBackend>,
     /// Spend per offer.
     pub budget: ResMut<'w, BudgetBackend>,
+    /// What has been learned of each offer's click rate.
+    pub posteriors: ResMut<'w, PosteriorBackend>,
 }
 
 /// What goes back to the host: decisions, and contexts to reuse.

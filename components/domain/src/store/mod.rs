@@ -6,6 +6,9 @@
 //!   frequency caps.
 //! - [`BudgetLedger`]: spend per offer against a daily budget.
 //! - [`BidLedger`]: the bids made, for matching an exchange's notices.
+//! - [`Posteriors`]: discounted impressions, clicks and the model's
+//!   expected clicks per offer, for Thompson sampling; [`PosteriorBackend`]
+//!   holds it for the pipeline, alone or shared ([`shared_posteriors`]).
 //! - [`DecisionLog`]: the recent decisions, and the join of feedback events
 //!   against them.
 //! - [`SharedFrequency`] and [`BudgetBank`] / [`LeasedBudgets`]: the same
@@ -54,8 +57,10 @@ pub mod cache;
 pub mod decision_log;
 pub mod frequency;
 pub mod lease;
+pub mod posteriors;
 pub mod shared;
 pub mod shared_frequency;
+pub mod shared_posteriors;
 
 pub use backend::{
     BudgetBackend, Budgets, CacheBackend, FrequencyBackend, FrequencyCaps, ScoreCache,
@@ -74,8 +79,10 @@ pub use frequency::{
     OFFERS_PER_USER,
 };
 pub use lease::{BudgetBank, LeaseConfig, LeasedBudgets};
+pub use posteriors::{Posterior, PosteriorConfig, PosteriorStats, Posteriors};
 pub use shared::SharedStores;
 pub use shared_frequency::SharedFrequency;
+pub use shared_posteriors::{PosteriorBackend, PosteriorHub, SharedPosteriors};
 
 /// Entries per set in the set-associative stores.
 pub const WAYS: usize = 8;

@@ -18,7 +18,7 @@ use cx_domain::store::{PosteriorHub, SharedStores};
 use cx_features::FeatureSchema;
 use cx_model::{ModelId, SnnModel};
 use cx_systems::resources::{FallbackScorer, ServingModel};
-use cx_systems::PipelineParts;
+use cx_systems::{DecisionLogSource, PipelineParts};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -62,6 +62,32 @@ pub enum FallbackSource {
     Path(PathBuf),
     /// Baseline file bytes already in memory.
     Bytes(Arc<[u8]>),
+}
+
+/// What [`Engine::swap_bundle`] swaps in at once: a model and its
+/// fallback, and optionally the catalog and decision settings that go with
+/// them (a model repository's bundle).
+#[derive(Clone, Debug, Default)]
+pub struct Bundle {
+    /// The model.
+    pub model: ModelSource,
+    /// Its fallback scorer.
+    pub fallback: FallbackSource,
+    /// Its catalog (`None`: keep the running one).
+    pub catalog: Option<Catalog>,
+    /// Its decision settings (`None`: keep the running ones).
+    pub decide: Option<cx_systems::DecideConfig>,
+}
+
+impl Bundle {
+    /// A bundle of a model and its fallback alone.
+    pub fn model(model: ModelSource, fallback: FallbackSource) -> Self {
+        Self {
+            model,
+            fallback,
+            ..Self::default()
+        }
+    }
 }
 
 impl ModelSource {
@@ -154,6 +180,7 @@ pub struct EngineBuilder {
     shared: Option<SharedStores>,
     bid_ids: Option<BidIds>,
     feature_store: Option<cx_featurestore::FeatureBackend>,
+    decision_log: Option<std::sync::Arc<cx_domain::store::DecisionLog>>,
     posteriors: Option<Arc<PosteriorHub>>,
 }
 
@@ -177,6 +204,15 @@ impl EngineBuilder {
     /// its own World holds its store itself.
     pub fn feature_store(mut self, store: cx_featurestore::FeatureBackend) -> Self {
         self.feature_store = Some(store);
+        self
+    }
+
+    /// Log decisions into this decision log, shared with other engines (a
+    /// server gives all its workers one, so that feedback for a decision
+    /// finds it whichever worker takes it). Default: a log of the engine's
+    /// own, sized by the config's `[feedback]` section.
+    pub fn decision_log(mut self, log: std::sync::Arc<cx_domain::store::DecisionLog>) -> Self {
+        self.decision_log = Some(log);
         self
     }
 
@@ -266,7 +302,12 @@ impl EngineBuilder {
         let (serving, model_info) = load_serving(&self.model, &self.fallback, &schema)?;
         let fit = CatalogFit::of(&catalog, &serving.model.meta().offer_ids)
             .check(config.catalog_overlap, &model_info.name)?;
+        let decision_log = match self.decision_log {
+            Some(log) => DecisionLogSource::Shared(log),
+            None => DecisionLogSource::Own(config.feedback.log_config()?),
+        };
         Ok(Resolved {
+            decision_log,
             fit,
             config,
             backend,
@@ -328,6 +369,7 @@ struct Resolved {
     model_info: ModelInfo,
     fit: CatalogFit,
     shared: Option<SharedStores>,
+    decision_log: DecisionLogSource,
     posteriors: Option<Arc<PosteriorHub>>,
 }
 
@@ -346,6 +388,7 @@ impl Resolved {
             in_flight_max: config.in_flight_max,
             seed: config.seed,
             shared: self.shared,
+            decision_log: self.decision_log,
             posteriors: self.posteriors,
         };
         let handles = cx_systems::install(world, schedule, parts)?;

@@ -52,6 +52,8 @@ pub struct EngineConfig {
     pub catalog_overlap: crate::fit::CatalogOverlap,
     /// OpenRTB bid responses.
     pub openrtb: OpenRtbSection,
+    /// The decision log and the windows feedback events join within.
+    pub feedback: crate::config_feedback::FeedbackSection,
 }
 
 /// `[openrtb]`: what the engine puts in its OpenRTB bids.
@@ -135,6 +137,7 @@ impl Default for EngineConfig {
             decide: DecideConfig::default(),
             catalog_overlap: crate::fit::CatalogOverlap::default(),
             openrtb: OpenRtbSection::default(),
+            feedback: crate::config_feedback::FeedbackSection::default(),
         }
     }
 }
@@ -189,6 +192,7 @@ impl EngineConfig {
             ));
         }
         self.notice_urls()?;
+        self.feedback.log_config()?;
         Ok(())
     }
 

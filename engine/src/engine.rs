@@ -6,7 +6,7 @@
 //! an engine decides deterministically; wall-clock readings feed only the
 //! latency statistics.
 
-use crate::builder::{load_serving, EngineBuilder, FallbackSource, ModelSource};
+use crate::builder::{load_serving, Bundle, EngineBuilder, FallbackSource, ModelSource};
 use crate::config::EngineConfig;
 use crate::error::Result;
 use crate::fit::CatalogFit;
@@ -23,16 +23,18 @@ use cx_systems::resources::{BatchTimes, Counters, Schema, TickClock};
 use cx_systems::StagedModel;
 use hdrhistogram::Histogram;
 
-/// A model staged by [`Engine::swap_model`], applied at the next tick.
+/// A model staged by [`Engine::swap_model`] or [`Engine::swap_bundle`],
+/// applied at the next tick.
 struct Staged {
     model: StagedModel,
     info: ModelInfo,
     fit: CatalogFit,
+    decide: Option<cx_systems::DecideConfig>,
 }
 
 /// The engine. See the [module docs](self) and `docs/ARCHITECTURE.md`.
 pub struct Engine {
-    world: World,
+    pub(crate) world: World,
     schedule: Schedule,
     port: Port,
     staged: Option<Staged>,
@@ -48,10 +50,8 @@ pub struct Engine {
     bid_ids: BidIds,
     /// Where its bids' notices go.
     notices: NoticeUrls,
-    /// The bids made, for matching notices ([`crate::feedback`]).
-    pub(crate) ledger: Option<std::sync::Arc<cx_domain::store::BidLedger>>,
-    /// Notices taken, by kind and match.
-    pub(crate) notice_counts: crate::feedback::NoticeCounts,
+    /// What it did with feedback events ([`crate::feedback`]).
+    pub(crate) feedback: crate::feedback::FeedbackState,
     /// The online feature store, if the builder set one.
     pub(crate) feature_hooks: Option<crate::feature_store::FeatureHooks>,
 }
@@ -66,7 +66,7 @@ impl Engine {
         fit: CatalogFit,
         config: EngineConfig,
     ) -> Self {
-        Self {
+        let mut engine = Self {
             world,
             schedule,
             port,
@@ -80,10 +80,11 @@ impl Engine {
             config,
             bid_ids: BidIds::default(),
             notices: NoticeUrls::none(),
-            ledger: None,
-            notice_counts: crate::feedback::NoticeCounts::default(),
+            feedback: crate::feedback::FeedbackState::default(),
             feature_hooks: None,
-        }
+        };
+        engine.sync_decision_ids();
+        engine
     }
 
     /// A builder with every default.
@@ -120,6 +121,9 @@ impl Engine {
             cx_systems::apply_model(&mut self.world, staged.model);
             self.model = staged.info;
             self.fit = staged.fit;
+            if let Some(decide) = staged.decide {
+                self.config.decide = decide;
+            }
         }
         self.world.resource_mut::<TickClock>().now_ns = now_ns;
         let before = self.world.resource::<Counters>().decided;
@@ -128,6 +132,7 @@ impl Engine {
         self.schedule.run(&mut self.world);
         let decided = self.world.resource::<Counters>().decided - before;
         let ns = self.clock.delta_as_nanos(start, self.clock.raw());
+        self.maintain_feedback(now_ns);
         self.tick_ns.saturating_record(ns.max(1));
         self.ticks += 1;
         decided as usize
@@ -180,16 +185,36 @@ impl Engine {
         model: ModelSource,
         fallback: FallbackSource,
     ) -> Result<ModelInfo> {
+        self.swap_bundle(Bundle::model(model, fallback))
+    }
+
+    /// [`swap_model`](Self::swap_model) for a whole bundle: the model, its
+    /// fallback, and optionally a catalog and decision settings, checked
+    /// together now and served together from the next tick, or (on any
+    /// error) not at all. With a new catalog, daily budgets spent and
+    /// frequency counts carry over by offer id ([`cx_systems::stage_bundle`]),
+    /// so a swap never re-opens a spent budget. A staged swap not yet
+    /// applied is replaced by this one.
+    pub fn swap_bundle(&mut self, bundle: Bundle) -> Result<ModelInfo> {
         let schema = &self.world.resource::<Schema>().0;
-        let (serving, info) = load_serving(&model, &fallback, schema)?;
-        let catalog = self.world.resource::<Catalog>();
+        let (serving, info) = load_serving(&bundle.model, &bundle.fallback, schema)?;
+        let catalog = match &bundle.catalog {
+            Some(catalog) => catalog,
+            None => self.world.resource::<Catalog>(),
+        };
         let fit = CatalogFit::of(catalog, &serving.model.meta().offer_ids)
             .check(self.config.catalog_overlap, &info.name)?;
-        let staged = cx_systems::stage_model(&self.world, serving, self.backend)?;
+        let decide = bundle.decide.clone();
+        let parts = cx_systems::BundleParts {
+            catalog: bundle.catalog,
+            decide: bundle.decide,
+        };
+        let staged = cx_systems::stage_bundle(&self.world, serving, self.backend, parts)?;
         self.staged = Some(Staged {
             model: staged,
             info: info.clone(),
             fit,
+            decide,
         });
         Ok(info)
     }
@@ -272,6 +297,19 @@ impl Engine {
     /// [`BidIds`](crate::openrtb::BidIds) for why they cannot repeat).
     pub fn set_bid_ids(&mut self, ids: BidIds) {
         self.bid_ids = ids;
+        self.sync_decision_ids();
+    }
+
+    /// Decision ids take the bid ids' prefix, so a bid's id is its
+    /// decision's id.
+    pub(crate) fn sync_decision_ids(&mut self) {
+        let prefix = self.bid_ids.prefix().to_owned();
+        let synced = self
+            .world
+            .resource_mut::<cx_systems::resources::DecisionLogging>()
+            .set_prefix(&prefix);
+        // At most 30 bytes (three base-36 numbers of u32, u32, u64).
+        assert!(synced, "bid id prefix {prefix:?} too long for decision ids");
     }
 
     /// Where this engine's bids send their notices (none: no notice URLs).

@@ -1,160 +1,283 @@
-//! Where the engine meets what happens after its bids: every bid it makes
-//! is recorded in a [`BidLedger`] (shared by a server's engines), and every
-//! win, billing or loss notice an exchange sends enters here,
-//! [`Engine::on_notice`], matched against that ledger and counted. The
-//! feedback loop (learning from wins and clicks) will consume notices at
-//! this one place; until then they are matched, counted and logged by the
-//! host.
+//! Where the engine hears what happened after its decisions: feedback
+//! events ([`Engine::feedback`]) and an exchange's notices
+//! ([`Engine::on_notice`], each turned into one event) are joined to the
+//! decision they name in the decision log
+//! ([`cx_domain::store::DecisionLog`], shared by a server's engines), and
+//! the join's effect is applied to this engine's stores:
 //!
-//! The ledger is the only state, and it is shared behind an `Arc`: an
-//! engine without one (a host that set none) records nothing and knows no
-//! bid, so every notice is [`NoticeMatch::Unknown`].
+//! - an auction bid's reserved budget is charged at the clearing price on
+//!   a win, and given back on a loss or when its win window closes
+//!   unanswered (the sweep, run from [`Engine::tick`]);
+//! - its frequency-cap slot, reserved at the bid, goes back on a loss or
+//!   at the window's close, so counts come from impressions;
+//! - impressions and clicks update the offer's click posterior (Thompson
+//!   sampling's, `crate::posteriors`), with the click probability the
+//!   decision used as the model's expectation.
+//!
+//! A refused event changes nothing and is counted under its reason
+//! ([`FeedbackCounts`]). Taking events allocates nothing.
 
 use crate::engine::Engine;
 use crate::openrtb::{build_response, ImpOutcome};
+use bevy_ecs::prelude::*;
+use cx_domain::catalog::Catalog;
+use cx_domain::feedback::{id_key, Accepted, Event, EventKind, EventRefusal, EVENT_BATCH_MAX};
 use cx_domain::notice::{Notice, NoticeKind};
-use cx_domain::store::{BidLedger, NoticeMatch};
+use cx_domain::pipeline::Ticket;
+use cx_domain::store::{BudgetBackend, DecisionLog, Effect, FrequencyBackend};
+use cx_systems::logic::{apply_effect, EffectApplied};
+use cx_systems::resources::DecisionLogging;
+use cx_systems::DecideConfig;
 use cx_wire::openrtb::{BidRequest, BidResponse};
 use std::sync::Arc;
 
-/// Notices an engine took, by kind ([`NoticeKind::index`]) and by how they
-/// matched: first, duplicate, unknown.
+/// How often an engine sweeps the decision log for bids whose win window
+/// closed, at most, ns of its clock.
+pub const SWEEP_INTERVAL_NS: u64 = 10_000_000;
+
+/// What an engine did with the events it took, since it was built.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NoticeCounts {
-    /// `[kind][0 first, 1 duplicate, 2 unknown]`.
-    pub by_kind: [[u64; 3]; 3],
+pub struct FeedbackCounts {
+    /// Events joined and applied, by [`EventKind::index`] (a held event
+    /// counts here once its decision comes).
+    pub applied: [u64; 5],
+    /// Events held for a decision not logged yet.
+    pub held: u64,
+    /// Events refused, by [`EventRefusal::index`].
+    pub refused: [u64; EventRefusal::ALL.len()],
+    /// Impressions counted (an impression event, or a click before it).
+    pub impressions: u64,
+    /// Clicks counted.
+    pub clicks: u64,
+    /// Conversion value taken, in currency micros.
+    pub conversion_value_micros: u64,
+    /// Budget given back (losses, bids cleared below their price, bids
+    /// whose win window closed), micros.
+    pub refunded_micros: u64,
+    /// Budget charged beyond a reservation (cleared above the bid), micros.
+    pub charged_micros: u64,
+    /// Charges beyond a reservation the budget could not pay, micros.
+    pub charge_refused_micros: u64,
+    /// Frequency-cap slots given back.
+    pub caps_released: u64,
+    /// Bids settled as lost by this engine's sweeps (no win or loss came).
+    pub expired: u64,
+    /// Effects for an offer no longer in the catalog (nothing to apply).
+    pub offer_gone: u64,
 }
 
-impl NoticeCounts {
-    /// The count of `kind` notices that matched as `matched`.
-    pub fn get(&self, kind: NoticeKind, matched: &NoticeMatch) -> u64 {
-        self.by_kind
-            .get(kind.index())
-            .and_then(|per| per.get(match_index(matched)))
-            .copied()
-            .unwrap_or(0)
+impl FeedbackCounts {
+    /// Events refused for `reason`.
+    pub fn refused(&self, reason: EventRefusal) -> u64 {
+        self.refused[reason.index()]
+    }
+
+    /// Events of `kind` applied.
+    pub fn applied(&self, kind: EventKind) -> u64 {
+        self.applied[kind.index()]
+    }
+
+    fn refuse(&mut self, reason: EventRefusal) {
+        self.refused[reason.index()] += 1;
+    }
+
+    fn take(&mut self, effect: &Effect, applied: &EffectApplied) {
+        if let Some(kind) = effect.kind {
+            self.applied[kind.index()] += 1;
+        } else {
+            self.expired += 1;
+        }
+        self.impressions += u64::from(effect.impression);
+        self.clicks += u64::from(effect.click);
+        self.conversion_value_micros += (effect.conversion_value * 1e6).round() as u64;
+        self.refunded_micros += applied.refunded_micros;
+        self.charged_micros += applied.charged_micros;
+        self.charge_refused_micros += applied.charge_refused_micros;
+        self.caps_released += u64::from(applied.cap_released);
+        self.offer_gone += u64::from(applied.offer_gone);
     }
 }
 
-fn match_index(matched: &NoticeMatch) -> usize {
-    match matched {
-        NoticeMatch::First(_) => 0,
-        NoticeMatch::Duplicate(_) => 1,
-        NoticeMatch::Unknown => 2,
-    }
+/// What happened to one batch of events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Joined and applied now.
+    pub applied: u32,
+    /// Held for their decisions.
+    pub held: u32,
+    /// Refused (each counted under its reason in [`FeedbackCounts`]).
+    pub refused: u32,
+}
+
+/// The engine's feedback state besides the shared log.
+#[derive(Debug, Default)]
+pub(crate) struct FeedbackState {
+    pub(crate) counts: FeedbackCounts,
+    last_sweep_ns: u64,
 }
 
 impl Engine {
-    /// Records this engine's bids in `ledger`, and matches notices against
-    /// it, from now on (a server hands every worker's engine the same one).
-    pub fn set_bid_ledger(&mut self, ledger: Arc<BidLedger>) {
-        self.ledger = Some(ledger);
+    /// Logs decisions into `log` from now on, and joins events against it
+    /// (a server hands every worker's engine the same one, so a notice
+    /// finds its bid whichever worker takes it). An engine starts with a
+    /// log of its own ([`cx_domain::store::LogConfig::default`]).
+    pub fn set_decision_log(&mut self, log: Arc<DecisionLog>) {
+        self.world.resource_mut::<DecisionLogging>().set_log(log);
+    }
+
+    /// The decision log.
+    pub fn decision_log(&self) -> &Arc<DecisionLog> {
+        self.world.resource::<DecisionLogging>().log()
+    }
+
+    /// The id of the decision of `ticket` (for an OpenRTB bid, the bid's
+    /// id): what its events name.
+    pub fn decision_id(&self, ticket: Ticket) -> String {
+        let mut id = String::new();
+        self.world
+            .resource::<DecisionLogging>()
+            .write_id(ticket, &mut id);
+        id
+    }
+
+    /// The decision log's key of the decision of `ticket`
+    /// ([`id_key`] of [`Self::decision_id`]).
+    pub fn decision_key(&self, ticket: Ticket) -> u64 {
+        self.world.resource::<DecisionLogging>().key(ticket)
+    }
+
+    /// Takes a batch of events at host time `now_ns` (an event dated 0
+    /// happened now): each is joined to its decision and applied, held for
+    /// it, or refused and counted. Refuses a batch of more than
+    /// [`EVENT_BATCH_MAX`] events whole. Allocates nothing.
+    pub fn feedback(
+        &mut self,
+        events: &[Event],
+        now_ns: u64,
+    ) -> Result<BatchOutcome, EventRefusal> {
+        if events.len() > EVENT_BATCH_MAX {
+            self.feedback.counts.refuse(EventRefusal::BatchTooLarge);
+            return Err(EventRefusal::BatchTooLarge);
+        }
+        let mut outcome = BatchOutcome::default();
+        for event in events {
+            match self.feedback_event(event, now_ns) {
+                Ok(Accepted::Applied) => outcome.applied += 1,
+                Ok(Accepted::Held) => outcome.held += 1,
+                Err(_) => outcome.refused += 1,
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Takes one event at `now_ns`; see [`Self::feedback`].
+    pub fn feedback_event(&mut self, event: &Event, now_ns: u64) -> Result<Accepted, EventRefusal> {
+        let log = self.decision_log().clone();
+        match log.apply(event, now_ns) {
+            Ok((accepted, effect)) => {
+                if let Some(effect) = effect {
+                    self.apply(&effect, now_ns);
+                }
+                if accepted == Accepted::Held {
+                    self.feedback.counts.held += 1;
+                }
+                Ok(accepted)
+            }
+            Err(reason) => {
+                self.feedback.counts.refuse(reason);
+                Err(reason)
+            }
+        }
+    }
+
+    /// Takes an exchange's notice at `now_unix_ns` as one event: a win
+    /// (with its clearing price), a billing notice as an impression, a
+    /// loss (with its reason). The one place notices enter the engine.
+    pub fn on_notice(
+        &mut self,
+        notice: &Notice,
+        now_unix_ns: u64,
+    ) -> Result<Accepted, EventRefusal> {
+        let kind = match notice.kind {
+            NoticeKind::Win => EventKind::Win,
+            NoticeKind::Bill => EventKind::Impression,
+            NoticeKind::Loss => EventKind::Loss,
+        };
+        let mut event = Event::new(kind, id_key(&notice.bid_id));
+        event.offer_id = notice.offer_id.unwrap_or(0);
+        event.loss_code = notice.loss_code.unwrap_or(0);
+        if kind == EventKind::Win {
+            // A win without its price cannot be charged: refused, counted.
+            event.amount = notice.price_cpm.unwrap_or(f64::NAN);
+        }
+        self.feedback_event(&event, now_unix_ns)
+    }
+
+    /// What this engine did with the events it took.
+    pub fn feedback_counts(&self) -> FeedbackCounts {
+        self.feedback.counts
+    }
+
+    /// Joins held events whose decisions came, and, at most every
+    /// [`SWEEP_INTERVAL_NS`], settles bids whose win window closed
+    /// unanswered. Run by [`Engine::tick`] after the schedule.
+    pub(crate) fn maintain_feedback(&mut self, now_ns: u64) {
+        let log = self.decision_log().clone();
+        // Applying an effect touches budgets and caps, never the log, so it
+        // may run under the log's shard lock.
+        log.retry_held(now_ns, |_, result| match result {
+            Ok(effect) => self.apply(&effect, now_ns),
+            Err(reason) => self.feedback.counts.refuse(reason),
+        });
+        if now_ns.saturating_sub(self.feedback.last_sweep_ns) < SWEEP_INTERVAL_NS {
+            return;
+        }
+        self.feedback.last_sweep_ns = now_ns;
+        // Enough entries per sweep that the whole log is looked at within
+        // half a win window.
+        let per_shard = log.capacity() / cx_domain::store::decision_log::SHARDS;
+        let sweeps_per_half_window = (log.windows().win_ns / 2 / SWEEP_INTERVAL_NS).max(1);
+        let entries = (per_shard as u64).div_ceil(sweeps_per_half_window).max(1) as usize;
+        log.sweep(now_ns, entries, |effect| self.apply(&effect, now_ns));
+    }
+
+    /// Applies one effect to this engine's budgets and frequency caps.
+    fn apply(&mut self, effect: &Effect, now_ns: u64) {
+        let applied = self
+            .world
+            .resource_scope(|world, mut frequency: Mut<FrequencyBackend>| {
+                world.resource_scope(|world, mut budget: Mut<BudgetBackend>| {
+                    apply_effect(
+                        effect,
+                        world.resource::<Catalog>(),
+                        world.resource::<DecideConfig>(),
+                        &mut *frequency,
+                        &mut *budget,
+                        now_ns,
+                    )
+                })
+            });
+        self.feedback.counts.take(effect, &applied);
+        // What learning reads: the offer's posterior, keyed by offer id (a
+        // catalog swapped in since keeps it).
+        let d = &effect.decision;
+        if effect.impression {
+            self.observe_impression(d.offer_id, d.p_click, now_ns);
+        }
+        if effect.click {
+            self.observe_click(d.offer_id, now_ns);
+        }
     }
 
     /// The BidResponse for `request`, whose impressions ended as
     /// `impressions`: [`build_response`] with this engine's catalog, bid ids
-    /// and notice URLs, each bid recorded in the ledger (if any) as made at
-    /// `now_unix_ns`. Every path that answers OpenRTB goes through it.
+    /// and notice URLs. Each bid's id is its decision's id, logged when it
+    /// was decided. Every path that answers OpenRTB goes through it.
     pub fn bid_response(
         &mut self,
         request: &BidRequest,
         impressions: &[ImpOutcome],
-        now_unix_ns: u64,
     ) -> BidResponse {
-        let response = build_response(request, impressions, &mut self.bidder());
-        if let Some(ledger) = &self.ledger {
-            for bid in response.seatbid.iter().flat_map(|s| &s.bid) {
-                let offer_id = bid
-                    .adid
-                    .as_deref()
-                    .and_then(|a| a.parse().ok())
-                    .unwrap_or(0);
-                ledger.record(&bid.id, offer_id, bid.price, now_unix_ns);
-            }
-        }
-        response
-    }
-
-    /// Takes an exchange's notice at `now_unix_ns`: matches it against the
-    /// bids made (the first of its kind for a bid, a duplicate, or an
-    /// unknown bid) and counts it. The one place notices enter the engine.
-    pub fn on_notice(&mut self, notice: &Notice, now_unix_ns: u64) -> NoticeMatch {
-        let matched = match &self.ledger {
-            Some(ledger) => ledger.observe(notice.kind, &notice.bid_id, now_unix_ns),
-            None => NoticeMatch::Unknown,
-        };
-        if let Some(n) = self
-            .notice_counts
-            .by_kind
-            .get_mut(notice.kind.index())
-            .and_then(|per| per.get_mut(match_index(&matched)))
-        {
-            *n += 1;
-        }
-        matched
-    }
-
-    /// The notices this engine took, by kind and match.
-    pub fn notice_counts(&self) -> NoticeCounts {
-        self.notice_counts
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cx_domain::store::LedgerConfig;
-
-    fn notice(kind: NoticeKind, bid_id: &str) -> Notice {
-        Notice {
-            kind,
-            bid_id: bid_id.into(),
-            imp_id: String::new(),
-            auction_id: String::new(),
-            price_cpm: Some(1.0),
-            currency: "USD".into(),
-            offer_id: None,
-            loss_code: None,
-        }
-    }
-
-    #[test]
-    fn bids_are_recorded_and_their_notices_matched_once() {
-        let mut engine = Engine::builder().seed(7).build().expect("default engine");
-        let request = cx_wire::openrtb::parse_request(
-            br#"{"id": "r", "site": {"id": "s"}, "device": {"devicetype": 2, "geo": {"country": "USA"}},
-                 "imp": [{"id": "1", "banner": {"w": 300, "h": 250}}]}"#,
-        )
-        .expect("a valid request");
-        // Without a ledger: nothing recorded, nothing known.
-        let response = engine
-            .decide_openrtb(&request, 1)
-            .expect("decides")
-            .response;
-        let bid = response.seatbid[0].bid[0].id.clone();
-        assert_eq!(
-            engine.on_notice(&notice(NoticeKind::Win, &bid), 2),
-            NoticeMatch::Unknown
-        );
-
-        let ledger = Arc::new(BidLedger::new(LedgerConfig::default()).expect("ledger"));
-        engine.set_bid_ledger(ledger.clone());
-        let response = engine
-            .decide_openrtb(&request, 10)
-            .expect("decides")
-            .response;
-        let bid = &response.seatbid[0].bid[0];
-        let win = notice(NoticeKind::Win, &bid.id);
-        assert!(
-            matches!(engine.on_notice(&win, 20), NoticeMatch::First(r) if r.price_cpm == bid.price)
-        );
-        assert!(matches!(
-            engine.on_notice(&win, 21),
-            NoticeMatch::Duplicate(_)
-        ));
-        let counts = engine.notice_counts();
-        assert_eq!(counts.get(NoticeKind::Win, &NoticeMatch::Unknown), 1);
-        assert_eq!(counts.by_kind[0], [1, 1, 1]);
-        assert_eq!(ledger.stats().recorded, 1);
+        build_response(request, impressions, &mut self.bidder())
     }
 }

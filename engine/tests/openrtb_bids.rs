@@ -477,11 +477,16 @@ fn build_response_takes_its_bidder_explicitly_and_two_workers_never_share_an_id(
     let mut source = engine_with(catalog.clone(), BASE);
     let request = request(r#"{"id":"i1","banner":{"w":300,"h":250}}"#, "");
     let outcome = source.decide_openrtb(&request, T0_NS).unwrap();
-    let impressions: Vec<ImpOutcome> = outcome.impressions.clone();
+    let mut impressions: Vec<ImpOutcome> = outcome.impressions.clone();
     let mut seen = HashSet::new();
     let epoch = 1_767_225_600_000;
     let mut workers = [BidIds::new(0, 0, epoch), BidIds::new(0, 1, epoch)];
-    for _ in 0..500 {
+    for ticket in 0..500 {
+        // A bid's id is its decision's id: 500 decisions (tickets) of
+        // each of two workers.
+        if let Some(d) = impressions[0].decision.as_mut() {
+            d.ticket = cx_engine::domain::pipeline::Ticket(ticket);
+        }
         for ids in workers.iter_mut() {
             let mut bidder = Bidder {
                 catalog: &catalog,
@@ -494,4 +499,12 @@ fn build_response_takes_its_bidder_explicitly_and_two_workers_never_share_an_id(
         }
     }
     assert_eq!(seen.len(), 1000);
+    // The same decision answered again keeps its id.
+    let mut bidder = Bidder {
+        catalog: &catalog,
+        bid_ids: &mut workers[0],
+        notices: &notices,
+    };
+    let again = build_response(&request, &impressions, &mut bidder);
+    assert!(seen.contains(&only_bid(&again).id));
 }

@@ -126,7 +126,7 @@ fn charged(engine: &Engine, id: u64) -> (f64, u32) {
     let seen = world
         .resource::<FrequencyBackend>()
         .user_entries(user_hash("u-1"))
-        .count(i as u32, T0_NS, window_ns);
+        .count(id, T0_NS, window_ns);
     (spent, seen)
 }
 

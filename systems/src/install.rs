@@ -7,8 +7,8 @@
 use crate::config::{BatchPolicy, DecideConfig};
 use crate::error::{Error, Result};
 use crate::resources::{
-    BatchTimes, Counters, Egress, Ingress, Latencies, RequestQueues, Schema, Scoring, Seed,
-    ServingModel, SpareContexts, Submission, TickClock, WallClock,
+    BatchTimes, Counters, DecisionLogging, Egress, Ingress, Latencies, RequestQueues, Schema,
+    Scoring, Seed, ServingModel, SpareContexts, Submission, TickClock, WallClock,
 };
 use bevy_ecs::prelude::*;
 use crossbeam::queue::ArrayQueue;
@@ -18,9 +18,9 @@ use cx_domain::pipeline::{
     Decision, FeatureRow, Fingerprint, Phase, Request, Scores, StageTimes, Ticket,
 };
 use cx_domain::store::{
-    BudgetBackend, BudgetLedger, CacheBackend, CacheConfig, DecisionCache, FrequencyBackend,
-    FrequencyConfig, FrequencyStore, PosteriorBackend, PosteriorConfig, PosteriorHub, Posteriors,
-    ScoreCache, SharedPosteriors, SharedStores,
+    BudgetBackend, BudgetLedger, CacheBackend, CacheConfig, DecisionCache, DecisionLog,
+    FrequencyBackend, FrequencyConfig, FrequencyStore, LogConfig, PosteriorBackend,
+    PosteriorConfig, PosteriorHub, Posteriors, ScoreCache, SharedPosteriors, SharedStores,
 };
 use cx_features::{FeatureSchema, RequestContext};
 use std::sync::Arc;
@@ -54,10 +54,28 @@ pub struct PipelineParts {
     /// Frequency counts and budgets shared with other engines (a server's
     /// workers); `None`: this engine's own.
     pub shared: Option<SharedStores>,
+    /// The decision log: one shared with other engines, or the config of
+    /// this engine's own.
+    pub decision_log: DecisionLogSource,
     /// Posteriors shared with other engines, their offers the catalog's;
     /// `None`: this engine's own, discounted with the decide config's
     /// `posterior_half_life_s`.
     pub posteriors: Option<Arc<PosteriorHub>>,
+}
+
+/// Where a pipeline logs its decisions.
+#[derive(Clone, Debug)]
+pub enum DecisionLogSource {
+    /// A log of its own, of this size.
+    Own(LogConfig),
+    /// A log shared with other engines (a server's workers).
+    Shared(Arc<DecisionLog>),
+}
+
+impl From<LogConfig> for DecisionLogSource {
+    fn from(config: LogConfig) -> Self {
+        Self::Own(config)
+    }
 }
 
 /// The host's ends of the pipeline's bounded queues, and the clock its
@@ -128,6 +146,12 @@ pub fn install(
         parts.batch.batch_max,
     )?;
     let cache = DecisionCache::new(parts.cache, outputs)?;
+    let log = match parts.decision_log {
+        DecisionLogSource::Own(config) => Arc::new(DecisionLog::new(config)?),
+        DecisionLogSource::Shared(log) => log,
+    };
+    // Replaced by the engine's bid-id prefix when it starts.
+    let logging = DecisionLogging::new(log, "0-0-0-").expect("a short prefix");
     let (frequency, budget) = match &parts.shared {
         None => (
             FrequencyBackend::InProcess(FrequencyStore::new(parts.frequency)?),
@@ -167,6 +191,7 @@ pub fn install(
     world.insert_resource(posteriors);
     world.insert_resource(parts.catalog);
     world.insert_resource(Counters::default());
+    world.insert_resource(logging);
     world.insert_resource(Latencies::new());
     world.insert_resource(BatchTimes::new());
     crate::systems::add_systems(schedule);
@@ -210,6 +235,20 @@ pub struct StagedModel {
     scoring: Scoring,
     /// A cache for the new width, when it differs from the running one's.
     cache: Option<CacheBackend>,
+    /// A catalog swapped in with the model, if any.
+    catalog: Option<StagedCatalog>,
+    /// Decision settings swapped in with the model, if any.
+    decide: Option<DecideConfig>,
+}
+
+/// A catalog staged with its model: the catalog, a budget store over its
+/// offers (of the running store's kind, a leased one registered with the
+/// same bank), and per new offer the index of the same offer id in the
+/// running catalog, to carry spend over by id.
+struct StagedCatalog {
+    catalog: Catalog,
+    budget: BudgetBackend,
+    carry: Vec<Option<u32>>,
 }
 
 impl StagedModel {
@@ -217,6 +256,20 @@ impl StagedModel {
     pub fn serving(&self) -> &ServingModel {
         &self.scoring.serving
     }
+
+    /// The catalog it will serve with, when one is swapped in with it.
+    pub fn catalog(&self) -> Option<&Catalog> {
+        self.catalog.as_ref().map(|c| &c.catalog)
+    }
+}
+
+/// What [`stage_bundle`] swaps in beside the model.
+#[derive(Default)]
+pub struct BundleParts {
+    /// A new catalog (`None`: keep the running one).
+    pub catalog: Option<Catalog>,
+    /// New decision settings (`None`: keep the running ones).
+    pub decide: Option<DecideConfig>,
 }
 
 /// Builds everything a swap to `serving` needs against the pipeline in
@@ -227,7 +280,25 @@ pub fn stage_model(
     serving: ServingModel,
     backend: BackendKind,
 ) -> Result<StagedModel> {
-    let catalog = world.resource::<Catalog>();
+    stage_bundle(world, serving, backend, BundleParts::default())
+}
+
+/// [`stage_model`] with a catalog and decision settings swapped in
+/// together with the model (a model repository's bundle): the mapping is
+/// built against the new catalog, and a budget store over its offers,
+/// which [`apply_model`] fills with the running store's spend by offer id.
+/// Frequency counts are keyed by offer id and carry over as they are. An
+/// error means nothing will change.
+pub fn stage_bundle(
+    world: &World,
+    serving: ServingModel,
+    backend: BackendKind,
+    parts: BundleParts,
+) -> Result<StagedModel> {
+    if let Some(decide) = &parts.decide {
+        decide.validate()?;
+    }
+    let running_catalog = world.resource::<Catalog>();
     let batch_max = world.resource::<BatchPolicy>().batch_max;
     let outputs = serving.model.outputs();
     let running = world.resource::<CacheBackend>();
@@ -235,14 +306,40 @@ pub fn stage_model(
         true => None,
         false => Some(running.with_width(outputs)?),
     };
-    let scoring = Scoring::new(serving, catalog, backend, batch_max)?;
-    Ok(StagedModel { scoring, cache })
+    let catalog = match parts.catalog {
+        None => None,
+        Some(catalog) => {
+            let budget = world.resource::<BudgetBackend>().for_catalog(&catalog)?;
+            let carry = catalog
+                .ids()
+                .iter()
+                .map(|&id| running_catalog.index_of(id).map(|i| i as u32))
+                .collect();
+            Some(StagedCatalog {
+                catalog,
+                budget,
+                carry,
+            })
+        }
+    };
+    let mapped = catalog.as_ref().map_or(running_catalog, |c| &c.catalog);
+    let scoring = Scoring::new(serving, mapped, backend, batch_max)?;
+    Ok(StagedModel {
+        scoring,
+        cache,
+        catalog,
+        decide: parts.decide,
+    })
 }
 
 /// Installs a staged model between ticks: the new scoring state, and a
 /// cleared cache (its keys include the model id, so old entries could
 /// never hit; clearing frees their room) or the new-width one, with every
-/// pooled entity's scores resized to match. Cannot fail.
+/// pooled entity's scores resized to match; with a staged catalog, the
+/// catalog and its budget store, which takes over the running store's
+/// spend by offer id (a leased store's unused allowances go back to the
+/// bank as the old store is dropped); and staged decision settings.
+/// Cannot fail.
 pub fn apply_model(world: &mut World, staged: StagedModel) {
     let outputs = staged.scoring.outputs();
     match staged.cache {
@@ -255,6 +352,23 @@ pub fn apply_model(world: &mut World, staged: StagedModel) {
             }
         }
         None => world.resource_mut::<CacheBackend>().clear(),
+    }
+    if let Some(staged_catalog) = staged.catalog {
+        let mut budget = staged_catalog.budget;
+        budget.carry_over(world.resource::<BudgetBackend>(), &staged_catalog.carry);
+        world.insert_resource(budget);
+        // Posteriors follow their offers by id. Carrying can only fail on
+        // a catalog past the store's limits, which staging has refused; if
+        // it did, the old store stays and decide reads the offers it no
+        // longer matches as having no data (never another offer's).
+        let ids = staged_catalog.catalog.ids();
+        if let Err(e) = world.resource_mut::<PosteriorBackend>().carry_to(ids) {
+            debug_assert!(false, "posteriors not carried to a staged catalog: {e}");
+        }
+        world.insert_resource(staged_catalog.catalog);
+    }
+    if let Some(decide) = staged.decide {
+        world.insert_resource(decide);
     }
     world.insert_resource(staged.scoring);
 }

@@ -5,7 +5,8 @@
 //!
 //! - [`install()`]: the one installer. It builds and inserts every resource,
 //!   spawns the request pool and adds the systems, into any World and
-//!   Schedule; [`stage_model`] and [`apply_model`] swap models atomically.
+//!   Schedule; [`stage_model`] (or [`stage_bundle`], with a catalog) and
+//!   [`apply_model`] swap models atomically.
 //! - [`config`]: the tunables (batch policy, blend weights and rules).
 //! - [`logic`]: the pure domain logic behind each system, tested without a World.
 //! - [`resources`]: the shared state: queues, clocks, scoring, counters, latencies.
@@ -22,7 +23,8 @@ pub mod systems;
 pub use config::{BatchPolicy, DecideConfig, Exploration, ObjectiveWeights};
 pub use error::{Error, Result};
 pub use install::{
-    apply_model, install, stage_model, PipelineHandles, PipelineParts, RequestBundle, StagedModel,
+    apply_model, install, stage_bundle, stage_model, BundleParts, DecisionLogSource,
+    PipelineHandles, PipelineParts, RequestBundle, StagedModel,
 };
 pub use systems::PipelineSet;
 

@@ -4,9 +4,7 @@
 
 use cx_domain::catalog::{Catalog, Channels, FrequencyCap, ImpRules, OfferSpec};
 use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
-use cx_domain::store::{
-    BudgetLedger, FrequencyConfig, FrequencyStore, PosteriorConfig, Posteriors,
-};
+use cx_domain::store::{BudgetLedger, FrequencyConfig, FrequencyStore, PosteriorConfig, Posteriors};
 use cx_features::{DeviceType, RequestContext};
 use cx_systems::logic::{bid_price, commit, decide, CommitRefusals, DecideInputs, NS_PER_S};
 use cx_systems::{DecideConfig, Exploration, ObjectiveWeights};
@@ -185,7 +183,7 @@ impl Fixture {
     /// The user's impressions of offer `i` now.
     fn seen(&self, i: usize) -> u32 {
         self.frequency
-            .count(self.user_hash, i as u32, self.now_ns, self.window_ns(i))
+            .count(self.user_hash, self.catalog.ids()[i], self.now_ns, self.window_ns(i))
     }
 }
 
@@ -295,7 +293,7 @@ fn every_chosen_offer_scores_the_sum_of_its_factors() {
     // Some fatigue on offer 3 (index 2).
     for _ in 0..4 {
         let w = f.window_ns(2);
-        f.frequency.record(f.user_hash, 2, f.now_ns, w);
+        f.frequency.record(f.user_hash, 3, f.now_ns, w);
     }
     let d = f.decide();
     assert_eq!(d.offers().len(), 5);
@@ -625,7 +623,7 @@ fn an_unknown_user_is_never_capped() {
     );
     // Even with impressions recorded under hash 0, decide ignores them.
     for _ in 0..5 {
-        f.frequency.record(0, 1, f.now_ns, 3600 * NS_PER_S);
+        f.frequency.record(0, 2, f.now_ns, 3600 * NS_PER_S);
     }
     let d = f.decide();
     assert_eq!(ids(&d)[0], 2);
@@ -1042,11 +1040,11 @@ fn a_cap_reached_by_another_worker_withdraws_the_winner_and_commits_the_next() {
         window_s: 3600,
     });
     let mut f = Fixture::new(offers, vec![0.3, 0.6, 0.9]);
-    f.frequency.record(f.user_hash, 2, f.now_ns, f.window_ns(2));
+    f.frequency.record(f.user_hash, 3, f.now_ns, f.window_ns(2));
     let mut d = f.decide();
     assert_eq!(ids(&d), [3, 2, 1], "one impression of 2 left for offer 3");
     // Another worker shows offer 3 to the same user meanwhile.
-    f.frequency.record(f.user_hash, 2, f.now_ns, f.window_ns(2));
+    f.frequency.record(f.user_hash, 3, f.now_ns, f.window_ns(2));
     let refusals = commit_after_others(&mut f, &mut d);
     assert_eq!(
         refusals,

@@ -62,6 +62,7 @@ fn parts(policy: BatchPolicy, slots: usize, cache_capacity: usize) -> PipelinePa
         in_flight_max: slots,
         seed: 7,
         shared: None,
+        decision_log: cx_domain::store::LogConfig::default().into(),
         posteriors: None,
     }
 }

@@ -30,6 +30,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A state file (snapshot) that cannot be read, or a section of it
+    /// that its store refuses: nothing was restored.
+    #[error("state {path}: {reason}")]
+    State {
+        /// The file, or the section.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A feature row's length does not match the schema or normalisation using it.
     #[error("feature row has {found} values, the {what} needs {expected}")]
     WrongRowWidth {

@@ -151,6 +151,85 @@ pub fn id_key(id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes()).max(1)
 }
 
+/// Longest decision-id prefix [`decision_key`] takes, bytes (a
+/// `{node}-{worker}-{epoch}-` prefix of u32, u32 and u64 numbers in base 36
+/// is at most 30).
+pub const DECISION_PREFIX_BYTES_MAX: usize = 48;
+
+/// The key of the decision id `{prefix}{ticket in base 36}`: the same
+/// value as [`id_key`] of that string (so a notice's bid id finds it),
+/// computed without allocating. A prefix longer than
+/// [`DECISION_PREFIX_BYTES_MAX`] is a caller's bug (the engine writes it).
+pub fn decision_key(prefix: &str, ticket: u64) -> u64 {
+    assert!(
+        prefix.len() <= DECISION_PREFIX_BYTES_MAX,
+        "decision id prefix of {} bytes",
+        prefix.len()
+    );
+    let mut buf = [0u8; DECISION_PREFIX_BYTES_MAX + 13];
+    buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    let digits = base36_digits(ticket);
+    let n = prefix.len() + digits.len();
+    buf[prefix.len()..n].copy_from_slice(digits.as_slice());
+    xxhash_rust::xxh3::xxh3_64(&buf[..n]).max(1)
+}
+
+const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// The lowercase base-36 digits of `n`, without leading zeros.
+struct Base36 {
+    buf: [u8; 13],
+    at: usize,
+}
+
+impl Base36 {
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[self.at..]
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.at
+    }
+}
+
+fn base36_digits(mut n: u64) -> Base36 {
+    let mut out = Base36 {
+        buf: [0; 13],
+        at: 13,
+    };
+    loop {
+        out.at -= 1;
+        out.buf[out.at] = DIGITS[(n % 36) as usize];
+        n /= 36;
+        if n == 0 {
+            return out;
+        }
+    }
+}
+
+/// Appends `n` in lowercase base 36, without leading zeros (the numbers of
+/// bid and decision ids).
+pub fn push_base36(out: &mut String, n: u64) {
+    let digits = base36_digits(n);
+    out.extend(digits.as_slice().iter().map(|&b| char::from(b)));
+}
+
+/// Reads a canonical base-36 number (no leading zero but for `0` itself,
+/// lowercase), or `None`.
+pub fn parse_base36(text: &str) -> Option<u64> {
+    if text.is_empty() || (text.len() > 1 && text.starts_with('0')) {
+        return None;
+    }
+    text.bytes().try_fold(0u64, |n, b| {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'z' => b - b'a' + 10,
+            _ => return None,
+        };
+        n.checked_mul(36)?.checked_add(u64::from(digit))
+    })
+}
+
 /// Why an event was refused. A refused event changes nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum EventRefusal {
@@ -336,6 +415,19 @@ mod tests {
             Event::new(EventKind::Click, 0).check(),
             Err(EventRefusal::NoDecisionId)
         );
+    }
+
+    #[test]
+    fn decision_keys_are_the_keys_of_the_written_ids() {
+        for ticket in [0, 1, 35, 36, 1_000_000, u64::MAX] {
+            let mut id = String::from("3-1-mkz1x0qo-");
+            push_base36(&mut id, ticket);
+            assert_eq!(decision_key("3-1-mkz1x0qo-", ticket), id_key(&id));
+            assert_eq!(parse_base36(&id[13..]), Some(ticket));
+        }
+        assert_eq!(parse_base36("01"), None);
+        assert_eq!(parse_base36("A"), None);
+        assert_eq!(parse_base36("zzzzzzzzzzzzzz"), None, "overflows");
     }
 
     #[test]

@@ -175,3 +175,17 @@ fn a_shared_store_checks_its_whole_capacity() {
     }
     SharedFrequency::new(FrequencyConfig { capacity: 1 }).expect("one entry is a valid size");
 }
+
+#[test]
+fn a_refund_for_another_workers_spend_goes_back_to_the_bank() {
+    // Worker a bids; the loss notice reaches worker b, which holds no
+    // allowance for the offer today: the money still comes back.
+    let bank = bank(0.01); // 10 000 micros
+    let mut a = leases(&bank);
+    let mut b = leases(&bank);
+    a.spend(0, 0.000_05, NOW).expect("a pays 50 micros");
+    a.release_all(NOW);
+    assert_eq!(bank.granted_micros(0, NOW), 50);
+    b.refund_micros(0, 50, NOW);
+    assert_eq!(bank.granted_micros(0, NOW), 0, "the bank has it all again");
+}

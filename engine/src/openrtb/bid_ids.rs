@@ -8,11 +8,14 @@
 //! - `node`: the machine (or deployment unit), assigned by the operator;
 //! - `worker`: the worker thread (engine) within the process;
 //! - `epoch`: when this generator started, unix milliseconds;
-//! - `seq`: a counter, 0 for the generator's first id.
+//! - `seq`: the ticket of the decision the bid was made from, so a bid's
+//!   id is its decision's id ([`BidIds::id_for`]); `next_id` takes a
+//!   counter instead, for ids not tied to a decision.
 //!
 //! **Why ids cannot repeat.** The encoding is one-to-one: every part is a
 //! canonical number and `-` separates them, so two ids are equal only when
-//! all four numbers are. Within one generator `seq` only grows (a `u64`
+//! all four numbers are. Within one engine tickets only grow and are never
+//! reused, and within one generator the counter only grows (a `u64`
 //! would take 584 years at a billion bids a second to wrap). Two generators
 //! running at the same time differ in `node` (other machines) or `worker`
 //! (other threads of one process). A generator started later for the same
@@ -26,6 +29,8 @@
 //! after the old one whatever the clock says); the rest is the operator's:
 //! unique node ids, and a clock that is not stepped back across restarts.
 
+use cx_domain::feedback::{parse_base36, push_base36};
+use cx_domain::pipeline::Ticket;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of bid ids for one worker. See the [module docs](self).
@@ -100,17 +105,27 @@ impl BidIds {
         self.seq = self.seq.wrapping_add(1);
     }
 
-    /// The id [`Self::next_id`] would give now, without taking it.
-    pub fn peek(&self) -> String {
+    /// The id of the bid made from the decision of `ticket`: the prefix
+    /// and the ticket as the sequence number, so that the bid id is the
+    /// decision id, the key its notices and feedback join on
+    /// (`cx_domain::feedback::decision_key`). Not counted: a bid made
+    /// with it is ([`Self::count_issued`]).
+    pub fn id_for(&self, ticket: Ticket) -> String {
         let mut id = String::with_capacity(self.prefix.len() + 13);
         id.push_str(&self.prefix);
-        push_base36(&mut id, self.seq);
+        push_base36(&mut id, ticket.0);
         id
     }
 
-    /// Takes the next id without writing it (after [`Self::peek`]).
-    pub fn advance(&mut self) {
+    /// Counts one more bid made ([`Self::issued`]) with an id from
+    /// [`Self::id_for`].
+    pub fn count_issued(&mut self) {
         self.seq = self.seq.wrapping_add(1);
+    }
+
+    /// `{node}-{worker}-{epoch}-`: every id's beginning.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The node id.
@@ -168,38 +183,6 @@ fn now_unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-
-/// Appends `n` in lowercase base 36, without leading zeros.
-fn push_base36(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 13];
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = DIGITS[(n % 36) as usize];
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(buf[at..].iter().map(|&b| char::from(b)));
-}
-
-/// Reads a canonical base-36 number (no leading zero but for `0` itself).
-fn parse_base36(text: &str) -> Option<u64> {
-    if text.is_empty() || (text.len() > 1 && text.starts_with('0')) {
-        return None;
-    }
-    text.bytes().try_fold(0u64, |n, b| {
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'z' => b - b'a' + 10,
-            _ => return None,
-        };
-        n.checked_mul(36)?.checked_add(u64::from(digit))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,8 +192,13 @@ mod tests {
     #[test]
     fn ids_are_compact_and_parse_back() {
         let mut ids = BidIds::new(0, 3, 1_767_225_600_000);
-        assert_eq!(ids.peek(), "0-3-mjuohs00-0");
-        assert_eq!(ids.peek(), ids.peek(), "peeking takes nothing");
+        assert_eq!(ids.id_for(Ticket(0)), "0-3-mjuohs00-0");
+        assert_eq!(ids.id_for(Ticket(71)), "0-3-mjuohs00-1z");
+        assert_eq!(
+            ids.issued(),
+            0,
+            "an id for a ticket is counted only as a bid"
+        );
         let first = ids.next_id();
         assert_eq!(first, "0-3-mjuohs00-0");
         let parts = BidIds::parse(&first).unwrap();

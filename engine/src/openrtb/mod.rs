@@ -84,6 +84,7 @@ pub fn plan_impressions(request: &BidRequest) -> Vec<(String, ImpPlan)> {
                     simulate,
                     blocked_domains: request.badv.clone(),
                     imp: rules::imp_rules(wire_imp, &bcat),
+                    settlement: cx_domain::store::Settlement::Auction,
                 })
             } else {
                 ImpPlan::Skip(SkipReason::Currency)
@@ -143,7 +144,7 @@ impl Engine {
                 skipped,
             })
             .collect();
-        let response = self.bid_response(request, &impressions, now_ns);
+        let response = self.bid_response(request, &impressions);
         Ok(OpenRtbOutcome {
             response,
             impressions,

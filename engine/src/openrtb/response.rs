@@ -21,7 +21,7 @@ use super::markup::{self, BidValues, NoMarkup};
 use super::notice::NoticeUrls;
 use super::{ImpOutcome, CURRENCY, SEAT};
 use cx_domain::catalog::{category_covers, Catalog};
-use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause};
+use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, Ticket};
 use cx_wire::openrtb::{Bid, BidRequest, BidResponse, Imp, NoBidReason, SeatBid};
 use cx_wire::protocol::SkipReason;
 use serde_json::json;
@@ -127,13 +127,14 @@ fn bid_for(
     if blocked_category(request, catalog, i) {
         return Err(unshown(request, wire_imp, catalog, i, BLOCKED_CATEGORY));
     }
-    // The markup may carry the bid's id (VAST's AdServingId), so it is
-    // rendered with the id the bid will get; the id is taken only once
-    // the markup exists, so that ids are spent on bids alone.
-    let bid_id = bidder.bid_ids.peek();
+    // The bid's id is its decision's id (the key feedback joins on); the
+    // markup may carry it (VAST's AdServingId). It is counted as issued
+    // only once the markup exists, so that only bids count.
+    let ticket = decision.map_or(Ticket(0), |d| d.ticket);
+    let bid_id = bidder.bid_ids.id_for(ticket);
     let markup = markup_for(wire_imp, catalog, i, offer, &bid_id)
         .map_err(|why| unshown(request, wire_imp, catalog, i, why.label()))?;
-    bidder.bid_ids.advance();
+    bidder.bid_ids.count_issued();
     Ok(assemble(
         imp,
         offer,

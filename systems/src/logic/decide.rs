@@ -256,7 +256,7 @@ fn flag(on: bool, bonus: f32) -> f32 {
     }
 }
 
-/// The user's impressions of offer `i` in its window (0 for an unknown
+/// The user's impressions of offer `i` (counted by its id) in its window (0 for an unknown
 /// user, or one with no entries: `user` is `None`).
 fn impressions_seen<F: FrequencyCaps, B: Budgets>(
     inputs: &DecideInputs<'_, F, B>,
@@ -266,14 +266,14 @@ fn impressions_seen<F: FrequencyCaps, B: Budgets>(
     match user {
         Some(user) if !user.is_empty() => {
             let window_ns = window_s(inputs.catalog, inputs.config, i) * NS_PER_S;
-            user.count(i as u32, inputs.now_ns, window_ns)
+            user.count(inputs.catalog.ids()[i], inputs.now_ns, window_ns)
         }
         _ => 0,
     }
 }
 
 /// The counting window of offer `i`: its frequency cap's, else the fatigue window.
-fn window_s(catalog: &Catalog, config: &DecideConfig, i: usize) -> u64 {
+pub(crate) fn window_s(catalog: &Catalog, config: &DecideConfig, i: usize) -> u64 {
     catalog
         .frequency_cap(i)
         .map_or(config.fatigue_window_s, |cap| cap.window_s)
@@ -361,7 +361,8 @@ pub fn commit<F: FrequencyCaps, B: Budgets>(
         if user_hash != 0 {
             let window_ns = window_s(catalog, config, i) * NS_PER_S;
             let cap = catalog.frequency_cap(i).map(|cap| cap.impressions);
-            if !frequency.record_within(user_hash, i as u32, cap, now_ns, window_ns) {
+            let offer_id = catalog.ids()[i];
+            if !frequency.record_within(user_hash, offer_id, cap, now_ns, window_ns) {
                 budget.refund(i, amount, now_ns);
                 refusals.frequency += 1;
                 decision.withdraw_first(NoBidCause::FrequencyCapped);

@@ -4,8 +4,10 @@
 
 mod decide;
 mod explore;
+mod feedback;
 
 pub use decide::{bid_price, commit, decide, CommitRefusals, DecideInputs};
+pub use feedback::{apply_effect, logged_decision, DecisionFacts, EffectApplied};
 
 use xxhash_rust::xxh3::Xxh3;
 

@@ -45,6 +45,12 @@ pub struct Counters {
     /// of the commit (another worker showed it in between). Withdrawn like
     /// `spend_refused`.
     pub cap_refused: u64,
+    /// Decisions logged in the decision log (those that chose an offer for
+    /// real).
+    pub decisions_logged: u64,
+    /// Logged auction bids evicted from a full decision log unsettled,
+    /// whose reservation the decide system gave back.
+    pub log_released: u64,
     /// Times the respond system found the egress full and kept a decision
     /// for the next tick (cannot happen while admission holds).
     pub egress_full: u64,

@@ -5,6 +5,7 @@
 //! - [`scoring`]: the serving model, its backend chain and batch buffers,
 //!   and the fallback scorer.
 //! - [`counters`]: what the pipeline counted, and its latency histograms.
+//! - [`feedback`]: the decision log and decision ids.
 //! - here: the clocks, the seed and the feature schema.
 //!
 //! Every buffer is sized when the resource is built; the systems only index
@@ -13,12 +14,14 @@
 //! can feed an engine that a game loop ticks.
 
 pub mod counters;
+pub mod feedback;
 pub mod queues;
 pub mod scoring;
 
 pub use counters::{
     new_histogram, BatchTimes, Counters, Latencies, BATCH_TIMES_MAX, LATENCY_NS_MAX,
 };
+pub use feedback::DecisionLogging;
 pub use queues::{Egress, Ingress, QueuedRequest, RequestQueues, SpareContexts, Submission};
 pub use scoring::{offer_columns, FallbackScorer, Scoring, ServingModel, FEATURE_NORM_KEY};
 

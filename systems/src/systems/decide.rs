@@ -1,7 +1,7 @@
 //! **decide**: the rules, the blend, top-k, and the winner's spend.
 
 use super::params::{assert_awaiting, Clocks, Rules, Stores, POOLED};
-use crate::logic::{self, DecideInputs};
+use crate::logic::{self, DecideInputs, DecisionFacts};
 use crate::resources::{Counters, RequestQueues, Scoring};
 use bevy_ecs::prelude::*;
 use bevy_ecs::query::QueryData;
@@ -27,8 +27,10 @@ pub struct DecideItem {
 /// ticket order (cache hits and fresh scores of one tick interleave as
 /// they were submitted), ranks the top-k, and (unless simulated) spends the
 /// winner's frequency-cap impression and budget before the next request is
-/// decided. Queues each for [`Stage::Respond`]. Once per tick, first brings
-/// a shared posterior store's replica up to date, and at the end lets the
+/// decided, and logs the decision ([`DecisionLogging`]; an auction bid's
+/// spend is a reservation until its win or loss). Queues each for
+/// [`Stage::Respond`]. Once per tick, first brings a shared posterior
+/// store's replica up to date, and at the end lets the
 /// budget store return leases unused for their time to live.
 pub fn decide(
     clocks: Clocks,
@@ -79,6 +81,29 @@ pub fn decide(
         );
         counters.spend_refused += u64::from(refusals.budget);
         counters.cap_refused += u64::from(refusals.frequency);
+        let facts = DecisionFacts {
+            key: stores.log.key(*item.ticket),
+            settlement: item.request.settlement,
+            model_key: scoring.serving.id.as_u64(),
+            fingerprint: item.fingerprint.key,
+            user_hash: item.fingerprint.user_hash,
+            now_ns,
+        };
+        if let Some(entry) = logic::logged_decision(&item.decision, &facts) {
+            counters.decisions_logged += 1;
+            if let Some(evicted) = stores.log.log().record(&entry, now_ns) {
+                // A bid evicted unsettled gives back what it held.
+                logic::apply_effect(
+                    &evicted,
+                    &rules.catalog,
+                    &rules.config,
+                    &mut *stores.frequency,
+                    &mut *stores.budget,
+                    now_ns,
+                );
+                counters.log_released += 1;
+            }
+        }
         *item.phase = Phase::Awaiting(Stage::Respond);
         queues.push(Stage::Respond, queued);
     }

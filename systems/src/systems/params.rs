@@ -2,7 +2,9 @@
 //! read this tick's decisions.
 
 use crate::config::DecideConfig;
-use crate::resources::{Egress, RequestQueues, Seed, SpareContexts, TickClock, WallClock};
+use crate::resources::{
+    DecisionLogging, Egress, RequestQueues, Seed, SpareContexts, TickClock, WallClock,
+};
 use bevy_ecs::prelude::*;
 use bevy_ecs::system::SystemParam;
 use cx_domain::catalog::Catalog;
@@ -69,6 +71,8 @@ pub struct Stores<'w> {
     pub budget: ResMut<'w, BudgetBackend>,
     /// What has been learned of each offer's click rate.
     pub posteriors: ResMut<'w, PosteriorBackend>,
+    /// The decision log (feedback events join on it).
+    pub log: Res<'w, DecisionLogging>,
 }
 
 /// What goes back to the host: decisions, and contexts to reuse.

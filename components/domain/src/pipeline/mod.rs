@@ -138,6 +138,11 @@ pub struct Request {
     /// blocked, no creative needed) is for requests that are not ad
     /// slots, such as a binary `score_context`; it holds no heap memory.
     pub imp: ImpRules,
+    /// How its decision settles money and caps: [`Settlement::Direct`]
+    /// (the decision is the placement; the default) or
+    /// [`Settlement::Auction`] (an OpenRTB bid: reserved until the win or
+    /// loss notice, or the win window's end; `docs/FEEDBACK.md`).
+    pub settlement: crate::store::Settlement,
 }
 
 impl From<RequestContext> for Request {

@@ -18,8 +18,9 @@
 //! | --- | --- | --- | --- |
 //! | [`ScoreCache::get`] | cache key (model id and feature row hash) | one probability per model column | `GET` |
 //! | [`ScoreCache::insert`] | the same | the same, with an expiry | `SET ... PX ttl` |
-//! | [`FrequencyCaps::user_entries`] | user hash | at most 8 (offer, count, window start) entries, 128 bytes | `GET` |
+//! | [`FrequencyCaps::user_entries`] | user hash | at most 8 (offer id, count, window start) entries, 160 bytes | `GET` |
 //! | [`FrequencyCaps::record_within`] | user hash | one entry's count, checked against the cap | read-modify-write of that value (a server-side script) |
+//! | [`FrequencyCaps::release`] | user hash | one entry's count, less one if the impression is in its window | read-modify-write (a script) |
 //! | [`Budgets::can_spend`] | offer index and day | micros spent that day | `GET` |
 //! | [`Budgets::spend`] | the same | the same, checked against the budget | `INCRBY` that refuses past the budget (a script); leased: one such script per chunk, not per bid |
 //! | [`Budgets::refund`] | the same | the same, less the amount | `DECRBY` on the same day |
@@ -39,6 +40,7 @@ use super::{
     BudgetExhausted, BudgetLedger, CacheStats, DecisionCache, FrequencyStats, FrequencyStore,
     LeasedBudgets, SharedFrequency, UserEntries,
 };
+use crate::catalog::Catalog;
 use crate::error::Result;
 use bevy_ecs::prelude::Resource;
 
@@ -58,23 +60,27 @@ pub trait ScoreCache {
     fn value_width(&self) -> usize;
 }
 
-/// Impression counts per (user, offer) in windows, for frequency caps.
+/// Impression counts per (user, offer id) in windows, for frequency caps.
 pub trait FrequencyCaps {
     /// A snapshot of the user's entries, for one decision's many offers.
     fn user_entries(&self, user_hash: u64) -> UserEntries;
-    /// Records one impression of offer `offer` to the user.
-    fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64);
+    /// Records one impression of the offer with id `offer` to the user.
+    fn record(&mut self, user_hash: u64, offer: u64, now_ns: u64, window_ns: u64);
     /// Records one impression unless the user already has `cap` of them in
     /// the current window (`None`: no cap); the check and the record are one
     /// step, whoever else shares the store. Returns whether it recorded.
     fn record_within(
         &mut self,
         user_hash: u64,
-        offer: u32,
+        offer: u64,
         cap: Option<u32>,
         now_ns: u64,
         window_ns: u64,
     ) -> bool;
+    /// Gives back one impression of the offer recorded at `recorded_ns` (a
+    /// reserved slot whose bid lost), if still in its window; returns
+    /// whether it did.
+    fn release(&mut self, user_hash: u64, offer: u64, recorded_ns: u64, window_ns: u64) -> bool;
     /// Counters since creation.
     fn stats(&self) -> FrequencyStats;
 }
@@ -119,18 +125,21 @@ impl FrequencyCaps for FrequencyStore {
     fn user_entries(&self, user_hash: u64) -> UserEntries {
         FrequencyStore::user_entries(self, user_hash)
     }
-    fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) {
+    fn record(&mut self, user_hash: u64, offer: u64, now_ns: u64, window_ns: u64) {
         FrequencyStore::record(self, user_hash, offer, now_ns, window_ns);
     }
     fn record_within(
         &mut self,
         user_hash: u64,
-        offer: u32,
+        offer: u64,
         cap: Option<u32>,
         now_ns: u64,
         window_ns: u64,
     ) -> bool {
         FrequencyStore::record_within(self, user_hash, offer, cap, now_ns, window_ns)
+    }
+    fn release(&mut self, user_hash: u64, offer: u64, recorded_ns: u64, window_ns: u64) -> bool {
+        FrequencyStore::release(self, user_hash, offer, recorded_ns, window_ns)
     }
     fn stats(&self) -> FrequencyStats {
         FrequencyStore::stats(self)
@@ -197,6 +206,34 @@ impl CacheBackend {
     }
 }
 
+impl BudgetBackend {
+    /// An empty store of the same kind for `catalog`'s offers (a catalog
+    /// swapped in): a ledger of its daily budgets, or a leased side of the
+    /// same bank with its offers registered by id. Fails, changing
+    /// nothing, when a budget is out of range or the bank has no room for
+    /// the catalog's new offer ids.
+    pub fn for_catalog(&self, catalog: &Catalog) -> Result<Self> {
+        Ok(match self {
+            Self::InProcess(_) => Self::InProcess(BudgetLedger::new(catalog.daily_budgets())?),
+            Self::Leased(l) => {
+                Self::Leased(l.for_other_catalog(catalog.ids(), catalog.daily_budgets())?)
+            }
+        })
+    }
+
+    /// Takes over `from`'s spend by offer: offer `i` gets that of offer
+    /// `map[i]` of `from` (`None`: a new offer). A leased store's grants
+    /// live in the bank by offer id already; this carries the worker's own
+    /// count. Stores of different kinds carry nothing. Allocates nothing.
+    pub fn carry_over(&mut self, from: &BudgetBackend, map: &[Option<u32>]) {
+        match (self, from) {
+            (Self::InProcess(to), Self::InProcess(from)) => to.carry_over(from, map),
+            (Self::Leased(to), Self::Leased(from)) => to.carry_over(from, map),
+            _ => {}
+        }
+    }
+}
+
 impl ScoreCache for CacheBackend {
     fn get(&mut self, key: u64, now_ns: u64) -> Option<&[f32]> {
         match self {
@@ -232,7 +269,7 @@ impl FrequencyCaps for FrequencyBackend {
             Self::Shared(s) => s.user_entries(user_hash),
         }
     }
-    fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) {
+    fn record(&mut self, user_hash: u64, offer: u64, now_ns: u64, window_ns: u64) {
         match self {
             Self::InProcess(s) => s.record(user_hash, offer, now_ns, window_ns),
             Self::Shared(s) => s.record(user_hash, offer, now_ns, window_ns),
@@ -241,7 +278,7 @@ impl FrequencyCaps for FrequencyBackend {
     fn record_within(
         &mut self,
         user_hash: u64,
-        offer: u32,
+        offer: u64,
         cap: Option<u32>,
         now_ns: u64,
         window_ns: u64,
@@ -251,6 +288,12 @@ impl FrequencyCaps for FrequencyBackend {
                 FrequencyCaps::record_within(s, user_hash, offer, cap, now_ns, window_ns)
             }
             Self::Shared(s) => s.record_within(user_hash, offer, cap, now_ns, window_ns),
+        }
+    }
+    fn release(&mut self, user_hash: u64, offer: u64, recorded_ns: u64, window_ns: u64) -> bool {
+        match self {
+            Self::InProcess(s) => s.release(user_hash, offer, recorded_ns, window_ns),
+            Self::Shared(s) => s.release(user_hash, offer, recorded_ns, window_ns),
         }
     }
     fn stats(&self) -> FrequencyStats {

@@ -232,6 +232,21 @@ impl BudgetLedger {
         }
     }
 
+    /// Offer `offer`'s spend as kept: the day it belongs to and the micros
+    /// spent that day (for a state file); `None` out of range.
+    pub fn spend_record(&self, offer: usize) -> Option<(u32, u64)> {
+        Some((*self.day.get(offer)?, self.spent_micros[offer]))
+    }
+
+    /// Sets offer `offer`'s spend to `micros` on `day` (restoring a state
+    /// file into a new ledger); out-of-range offers are skipped.
+    pub fn restore_spend(&mut self, offer: usize, day: u32, micros: u64) {
+        if offer < self.offers() {
+            self.day[offer] = day;
+            self.spent_micros[offer] = micros;
+        }
+    }
+
     /// The amount in micros if `spend` would accept it.
     fn check(&self, offer: usize, amount: f64, now_ns: u64) -> Result<u64, BudgetExhausted> {
         let Some(&budget) = self.budget_micros.get(offer) else {

@@ -38,11 +38,16 @@
 //! slot and its block (one cache line per field: 8 entries of `u32` or
 //! `u64`), and the others hit the same lines, instead of one random line per
 //! offer. Flat arrays per field: per user slot `user` (u64), `used` (u8),
-//! `user_last_ns`; per entry `offer` (u32), `count` (u32),
+//! `user_last_ns`; per entry `offer` (u64, the offer id), `count` (u32),
 //! `window_start_ns`, `window_ns` (the window recorded with the entry, so
 //! that eviction can tell whether it has ended) and `last_ns`. A `count` of 0
 //! marks an empty entry and a `used` of 0 an empty user slot; every user hash
-//! and offer index, 0 included, is a usable key.
+//! and offer id, 0 included, is a usable key.
+//!
+//! Offers are keyed by their catalog id, not their place in a catalog, so
+//! counts survive a catalog swapped in with the offers reordered, added or
+//! removed (a model repository's bundle), and workers deciding over the old
+//! and the new catalog for a moment share them correctly.
 
 use super::{set_count, WAYS};
 use crate::error::{Error, Result};
@@ -98,7 +103,7 @@ pub struct FrequencyStats {
 /// does not see impressions recorded after it was taken.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UserEntries {
-    offer: [u32; OFFERS_PER_USER],
+    offer: [u64; OFFERS_PER_USER],
     count: [u32; OFFERS_PER_USER],
     window_start_ns: [u64; OFFERS_PER_USER],
     len: usize,
@@ -106,7 +111,7 @@ pub struct UserEntries {
 
 impl UserEntries {
     /// [`FrequencyStore::count`] for this user, as of the snapshot.
-    pub fn count(&self, offer: u32, now_ns: u64, window_ns: u64) -> u32 {
+    pub fn count(&self, offer: u64, now_ns: u64, window_ns: u64) -> u32 {
         match self.offer[..self.len].iter().position(|&o| o == offer) {
             Some(k) if !ended(self.window_start_ns[k], window_ns, now_ns) => self.count[k],
             _ => 0,
@@ -130,8 +135,8 @@ pub struct FrequencyStore {
     used: Vec<u8>,
     /// Per user slot: the latest impression of any of its entries.
     user_last_ns: Vec<u64>,
-    /// Per entry (`[user_slots][OFFERS_PER_USER]`): the offer.
-    offer: Vec<u32>,
+    /// Per entry (`[user_slots][OFFERS_PER_USER]`): the offer id.
+    offer: Vec<u64>,
     /// Impressions in the current window; 0 marks an empty entry.
     count: Vec<u32>,
     window_start_ns: Vec<u64>,
@@ -177,7 +182,7 @@ impl FrequencyStore {
     /// Impressions of `offer` to `user_hash` in the window of `window_ns`
     /// that is current at `now_ns`: 0 if there is no entry or its window has
     /// ended. Read-only.
-    pub fn count(&self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) -> u32 {
+    pub fn count(&self, user_hash: u64, offer: u64, now_ns: u64, window_ns: u64) -> u32 {
         let Some(u) = self.find_user(user_hash) else {
             return 0;
         };
@@ -210,7 +215,7 @@ impl FrequencyStore {
     /// ended. Makes room as the [module docs](self) say; when there is none
     /// (every entry of the user capped and live) the impression is not
     /// counted ([`FrequencyStats::dropped`]).
-    pub fn record(&mut self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) {
+    pub fn record(&mut self, user_hash: u64, offer: u64, now_ns: u64, window_ns: u64) {
         self.record_entry(user_hash, offer, now_ns, window_ns, false);
     }
 
@@ -222,7 +227,7 @@ impl FrequencyStore {
     pub fn record_within(
         &mut self,
         user_hash: u64,
-        offer: u32,
+        offer: u64,
         cap: Option<u32>,
         now_ns: u64,
         window_ns: u64,
@@ -233,10 +238,36 @@ impl FrequencyStore {
         self.record_entry(user_hash, offer, now_ns, window_ns, cap.is_some())
     }
 
+    /// Gives back one impression of `offer` recorded for the user at
+    /// `recorded_ns` (a bid that lost, or whose win window closed
+    /// unanswered): the count goes down by one if that impression is still
+    /// in the entry's current window. Returns whether it did. A count that
+    /// reaches 0 frees the entry.
+    pub fn release(
+        &mut self,
+        user_hash: u64,
+        offer: u64,
+        recorded_ns: u64,
+        window_ns: u64,
+    ) -> bool {
+        let Some(u) = self.find_user(user_hash) else {
+            return false;
+        };
+        let Some(e) = self.find_entry(u, offer) else {
+            return false;
+        };
+        let start = self.window_start_ns[e];
+        if recorded_ns < start || ended(start, window_ns, recorded_ns) || self.count[e] == 0 {
+            return false;
+        }
+        self.count[e] -= 1;
+        true
+    }
+
     fn record_entry(
         &mut self,
         user_hash: u64,
-        offer: u32,
+        offer: u64,
         now_ns: u64,
         window_ns: u64,
         capped: bool,
@@ -297,7 +328,7 @@ impl FrequencyStore {
         (base..base + WAYS).find(|&u| self.used[u] != 0 && self.user[u] == user_hash)
     }
 
-    fn find_entry(&self, u: usize, offer: u32) -> Option<usize> {
+    fn find_entry(&self, u: usize, offer: u64) -> Option<usize> {
         let base = u * OFFERS_PER_USER;
         (base..base + OFFERS_PER_USER).find(|&e| self.count[e] != 0 && self.offer[e] == offer)
     }
@@ -334,7 +365,7 @@ impl FrequencyStore {
     /// An entry of user slot `u` for `offer`: empty, else the oldest whose
     /// window has ended, else the oldest uncapped one (dropped and counted);
     /// `None` when every entry is capped and live.
-    fn claim_entry(&mut self, u: usize, offer: u32, now_ns: u64) -> Option<usize> {
+    fn claim_entry(&mut self, u: usize, offer: u64, now_ns: u64) -> Option<usize> {
         let rank = |e: usize| {
             let class = if self.count[e] == 0 {
                 0u8
@@ -375,6 +406,47 @@ impl FrequencyStore {
         self.used[u] = self.used[u].saturating_sub(1);
     }
 
+    /// Calls `f` with every live entry, for a state file.
+    pub fn for_each_entry(&self, mut f: impl FnMut(FrequencyRecord)) {
+        for u in (0..self.user.len()).filter(|&u| self.used[u] != 0) {
+            for e in self.entries(u).filter(|&e| self.count[e] != 0) {
+                f(FrequencyRecord {
+                    user_hash: self.user[u],
+                    offer: self.offer[e],
+                    count: self.count[e],
+                    capped: self.capped[e] != 0,
+                    window_start_ns: self.window_start_ns[e],
+                    window_ns: self.window_ns[e],
+                    last_ns: self.last_ns[e],
+                });
+            }
+        }
+    }
+
+    /// Puts `r` back (restoring a state file into a new store), as if its
+    /// impressions had been recorded; returns false when the user's slot
+    /// has no room for it (a smaller store than the one saved).
+    pub fn restore_entry(&mut self, r: &FrequencyRecord) -> bool {
+        let u = match self.find_user(r.user_hash) {
+            Some(u) => u,
+            None => self.claim_user(r.user_hash, r.last_ns),
+        };
+        let e = match self.find_entry(u, r.offer) {
+            Some(e) => e,
+            None => match self.claim_entry(u, r.offer, r.last_ns) {
+                Some(e) => e,
+                None => return false,
+            },
+        };
+        self.count[e] = r.count.max(1);
+        self.capped[e] = u8::from(r.capped);
+        self.window_start_ns[e] = r.window_start_ns;
+        self.window_ns[e] = r.window_ns;
+        self.last_ns[e] = r.last_ns;
+        self.user_last_ns[u] = self.user_last_ns[u].max(r.last_ns);
+        true
+    }
+
     fn entries(&self, u: usize) -> std::ops::Range<usize> {
         u * OFFERS_PER_USER..(u + 1) * OFFERS_PER_USER
     }
@@ -382,6 +454,25 @@ impl FrequencyStore {
     fn entry_ended(&self, e: usize, now_ns: u64) -> bool {
         ended(self.window_start_ns[e], self.window_ns[e], now_ns)
     }
+}
+
+/// One (user, offer) entry as a state file keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrequencyRecord {
+    /// The user's hash.
+    pub user_hash: u64,
+    /// The offer id.
+    pub offer: u64,
+    /// Impressions in the window (at least 1).
+    pub count: u32,
+    /// Recorded under a cap.
+    pub capped: bool,
+    /// When the window opened, ns.
+    pub window_start_ns: u64,
+    /// How long it lasts, ns.
+    pub window_ns: u64,
+    /// The latest impression, ns.
+    pub last_ns: u64,
 }
 
 /// Whether the window that opened at `start_ns` and lasts `window_ns` has
@@ -455,8 +546,8 @@ mod tests {
     #[test]
     fn a_users_offers_share_one_slot_and_the_oldest_offer_makes_room() {
         let mut s = FrequencyStore::new(FrequencyConfig { capacity: 64 }).unwrap();
-        for offer in 0..OFFERS_PER_USER as u32 {
-            s.record(7, offer, u64::from(offer), 1_000);
+        for offer in 0..OFFERS_PER_USER as u64 {
+            s.record(7, offer, offer, 1_000);
         }
         assert_eq!(s.stats().len, OFFERS_PER_USER);
         // A ninth offer evicts the offer with the oldest last impression (0).
@@ -475,15 +566,15 @@ mod tests {
     fn capped_entries_are_never_evicted_while_live() {
         let mut s = FrequencyStore::new(FrequencyConfig { capacity: 64 }).unwrap();
         // Seven capped offers reach their cap of 1, then an uncapped one.
-        for offer in 0..7u32 {
-            assert!(s.record_within(7, offer, Some(1), u64::from(offer), 1_000));
+        for offer in 0..7u64 {
+            assert!(s.record_within(7, offer, Some(1), offer, 1_000));
         }
         s.record(7, 50, 10, 1_000);
         // New offers push out the uncapped entry, never a capped one, even
         // though the capped ones are older.
         assert!(s.record_within(7, 60, Some(1), 20, 1_000));
         assert_eq!(s.stats().evictions, 1, "the uncapped entry");
-        for offer in 0..7u32 {
+        for offer in 0..7u64 {
             assert!(
                 !s.record_within(7, offer, Some(1), 30, 1_000),
                 "offer {offer} stays capped"

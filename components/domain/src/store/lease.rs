@@ -30,8 +30,10 @@
 //! takes `min(chunk, left)` from the offer's key for the day and returns
 //! it; a return is an `INCRBY` back on the same day; the hint is a `GET`.
 
+use super::budget::OFFERS_MAX;
 use super::budget::{amount_micros, day_of, BudgetExhausted, BudgetLedger, NS_PER_DAY};
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -81,47 +83,161 @@ impl LeaseConfig {
 
 /// Every offer's daily budget, shared by a process's workers. See the
 /// [module docs](self).
+///
+/// The bank counts in *slots*. A bank made by [`BudgetBank::new`] has one
+/// anonymous slot per offer index. One made by [`BudgetBank::with_capacity`]
+/// gives a slot to each offer id the first time a catalog naming it is
+/// registered ([`BudgetBank::register`]) and keeps it for the life of the
+/// bank, so an offer's spend today survives a catalog swapped in with the
+/// offers reordered, dropped or added, and workers deciding over the old
+/// and the new catalog for a moment lease from the same slot.
 #[derive(Debug)]
 pub struct BudgetBank {
-    ledger: Mutex<BudgetLedger>,
-    /// Per offer: the daily budget in micros ([`UNLIMITED`] for none); fixed
-    /// at creation, so read without the lock.
-    budget_micros: Box<[u64]>,
-    /// Per offer: what the bank had left after its last change
+    book: Mutex<Book>,
+    /// Per slot: the daily budget in micros ([`UNLIMITED`] for none); read
+    /// without the lock, changed (under it) when a catalog is registered.
+    budget_micros: Box<[AtomicU64]>,
+    /// Per slot: what the bank had left after its last change
     /// ([`UNLIMITED`] for no budget).
     left_micros: Box<[AtomicU64]>,
-    /// Per offer: the day `left_micros` belongs to.
+    /// Per slot: the day `left_micros` belongs to.
     left_day: Box<[AtomicU64]>,
+}
+
+/// What the bank's mutex guards.
+#[derive(Debug)]
+struct Book {
+    /// Grants per slot (what was granted counts as spent).
+    ledger: BudgetLedger,
+    /// Slots in use: `0..used`.
+    used: usize,
+    /// The slot of each registered offer id.
+    slots: HashMap<u64, u32>,
 }
 
 impl BudgetBank {
     /// A bank of one daily budget per offer index, in currency units
-    /// (`None`: unlimited). Fails as [`BudgetLedger::new`] does.
+    /// (`None`: unlimited), as anonymous slots `0..n` (no room to register
+    /// catalogs). Fails as [`BudgetLedger::new`] does.
     pub fn new(daily_budgets: &[Option<f64>]) -> Result<Self> {
         let ledger = BudgetLedger::new(daily_budgets)?;
-        let budget_micros: Box<[u64]> = (0..ledger.offers())
-            .map(|i| ledger.remaining_micros(i, 0).unwrap_or(UNLIMITED))
+        let used = ledger.offers();
+        Ok(Self::of_book(Book {
+            ledger,
+            used,
+            slots: HashMap::new(),
+        }))
+    }
+
+    /// An empty bank with room for `capacity` distinct offer ids over its
+    /// life, in `1..=OFFERS_MAX`; catalogs take slots through
+    /// [`register`](Self::register).
+    pub fn with_capacity(capacity: usize) -> Result<Self> {
+        if !(1..=OFFERS_MAX).contains(&capacity) {
+            return Err(Error::BadStoreConfig {
+                store: STORE,
+                reason: format!("capacity {capacity} is not in 1..={OFFERS_MAX}"),
+            });
+        }
+        Ok(Self::of_book(Book {
+            ledger: BudgetLedger::new(&vec![None; capacity])?,
+            used: 0,
+            slots: HashMap::with_capacity(capacity),
+        }))
+    }
+
+    fn of_book(book: Book) -> Self {
+        let n = book.ledger.offers();
+        let budget_micros: Box<[AtomicU64]> = (0..n)
+            .map(|i| AtomicU64::new(book.ledger.remaining_micros(i, 0).unwrap_or(UNLIMITED)))
             .collect();
-        let left_micros = budget_micros.iter().map(|&b| AtomicU64::new(b)).collect();
+        let left_micros = budget_micros
+            .iter()
+            .map(|b| AtomicU64::new(b.load(Ordering::Relaxed)))
+            .collect();
         let left_day = budget_micros.iter().map(|_| AtomicU64::new(0)).collect();
-        Ok(Self {
-            ledger: Mutex::new(ledger),
+        Self {
+            book: Mutex::new(book),
             budget_micros,
             left_micros,
             left_day,
-        })
+        }
     }
 
-    /// Number of offers.
+    /// Slots in use.
     pub fn offers(&self) -> usize {
+        self.lock().used
+    }
+
+    /// Slots the bank can ever hold.
+    pub fn capacity(&self) -> usize {
         self.left_micros.len()
     }
 
-    /// The offer's daily budget in micros; `None` if unlimited or unknown.
+    /// The slot of each of a catalog's offers (`ids`, with their daily
+    /// budgets in currency units, `None`: unlimited), in catalog order:
+    /// the slot an id already has, else a new one. Each offer's budget
+    /// becomes the one given (what it spent today stays spent). Fails,
+    /// changing nothing, when the new ids do not fit the bank's capacity,
+    /// a budget is out of range, or the lists differ in length.
+    pub fn register(&self, ids: &[u64], daily_budgets: &[Option<f64>]) -> Result<Vec<u32>> {
+        let fail = |reason: String| Error::BadStoreConfig {
+            store: STORE,
+            reason,
+        };
+        if ids.len() != daily_budgets.len() {
+            return Err(fail(format!(
+                "{} offer ids for {} daily budgets",
+                ids.len(),
+                daily_budgets.len()
+            )));
+        }
+        let mut book = self.lock();
+        let new = ids.iter().filter(|id| !book.slots.contains_key(id)).count();
+        if book.used + new > self.capacity() {
+            return Err(fail(format!(
+                "the catalog brings {new} offer ids the budget bank has not seen; it holds {} of \
+                 {} (a process's bank keeps every offer id it was given; restart to reset it)",
+                book.used,
+                self.capacity()
+            )));
+        }
+        // Check every budget before changing anything.
+        let mut probe = BudgetLedger::new(&[None])?;
+        for budget in daily_budgets {
+            probe.set_daily_budget(0, *budget)?;
+        }
+        let mut slots = Vec::with_capacity(ids.len());
+        for (&id, &budget) in ids.iter().zip(daily_budgets) {
+            let slot = match book.slots.get(&id) {
+                Some(&slot) => slot,
+                None => {
+                    let slot = book.used as u32;
+                    book.used += 1;
+                    book.slots.insert(id, slot);
+                    slot
+                }
+            };
+            book.ledger.set_daily_budget(slot as usize, budget)?;
+            let micros = book
+                .ledger
+                .remaining_micros(slot as usize, u64::MAX)
+                .unwrap_or(UNLIMITED);
+            self.budget_micros[slot as usize].store(micros, Ordering::Release);
+            // What the slot has left under its new budget, on the day it
+            // last changed.
+            let day = self.left_day[slot as usize].load(Ordering::Acquire);
+            self.publish(&book.ledger, slot as usize, day * NS_PER_DAY);
+            slots.push(slot);
+        }
+        Ok(slots)
+    }
+
+    /// The slot's daily budget in micros; `None` if unlimited or unknown.
     pub fn daily_budget_micros(&self, offer: usize) -> Option<u64> {
         self.budget_micros
             .get(offer)
-            .copied()
+            .map(|b| b.load(Ordering::Acquire))
             .filter(|&b| b != UNLIMITED)
     }
 
@@ -148,8 +264,8 @@ impl BudgetBank {
     /// Grants up to `micros` of `offer`'s budget for the day of `now_ns`:
     /// what is left, if less. Returns the micros granted.
     pub fn lease(&self, offer: usize, micros: u64, now_ns: u64) -> u64 {
-        let mut ledger = self.lock();
-        let Some(left) = ledger.remaining_micros(offer, now_ns) else {
+        let mut book = self.lock();
+        let Some(left) = book.ledger.remaining_micros(offer, now_ns) else {
             return micros; // unlimited
         };
         let granted = micros.min(left);
@@ -157,10 +273,10 @@ impl BudgetBank {
             let amount = granted as f64 / MICROS_PER_UNIT;
             // Whole micros convert back exactly below 2^53 micros, and the
             // amount is within what is left.
-            let charged = ledger.spend(offer, amount, now_ns);
+            let charged = book.ledger.spend(offer, amount, now_ns);
             assert!(charged.is_ok(), "a grant within what is left is accepted");
         }
-        self.publish(&ledger, offer, now_ns);
+        self.publish(&book.ledger, offer, now_ns);
         granted
     }
 
@@ -171,15 +287,41 @@ impl BudgetBank {
         if micros == 0 {
             return;
         }
-        let mut ledger = self.lock();
-        ledger.refund_micros(offer, micros, now_ns);
-        self.publish(&ledger, offer, now_ns);
+        let mut book = self.lock();
+        book.ledger.refund_micros(offer, micros, now_ns);
+        self.publish(&book.ledger, offer, now_ns);
     }
 
     /// What was granted of `offer`'s budget on the day of `now_ns`, in
     /// micros: the spend of every worker plus their unused allowances.
     pub fn granted_micros(&self, offer: usize, now_ns: u64) -> u64 {
-        self.lock().spent_micros(offer, now_ns)
+        self.lock().ledger.spent_micros(offer, now_ns)
+    }
+
+    /// Calls `f(offer id, day, micros granted that day)` for every offer
+    /// id registered (for a state file). What was granted counts as spent:
+    /// a worker's unused allowance is kept as spent, so a restart never
+    /// spends it twice.
+    pub fn for_each_spend(&self, mut f: impl FnMut(u64, u32, u64)) {
+        let book = self.lock();
+        for (&id, &slot) in &book.slots {
+            if let Some((day, micros)) = book.ledger.spend_record(slot as usize) {
+                f(id, day, micros);
+            }
+        }
+    }
+
+    /// Sets the grants of offer id `id` on `day` to `micros` (restoring a
+    /// state file before any worker leases); returns false when the id is
+    /// not registered.
+    pub fn restore_spend(&self, id: u64, day: u32, micros: u64, now_ns: u64) -> bool {
+        let mut book = self.lock();
+        let Some(&slot) = book.slots.get(&id) else {
+            return false;
+        };
+        book.ledger.restore_spend(slot as usize, day, micros);
+        self.publish(&book.ledger, slot as usize, now_ns);
+        true
     }
 
     fn publish(&self, ledger: &BudgetLedger, offer: usize, now_ns: u64) {
@@ -190,9 +332,9 @@ impl BudgetBank {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, BudgetLedger> {
+    fn lock(&self) -> MutexGuard<'_, Book> {
         // A panic while holding it (a bug) leaves whole-micro counts.
-        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -202,6 +344,8 @@ impl BudgetBank {
 pub struct LeasedBudgets {
     bank: Arc<BudgetBank>,
     config: LeaseConfig,
+    /// Per offer (catalog index): its slot in the bank.
+    slots: Vec<u32>,
     /// Per offer: a lease's size in micros (0 for unlimited offers).
     chunk_micros: Vec<u64>,
     /// Per offer: granted and not yet spent, in micros.
@@ -220,17 +364,45 @@ impl LeasedBudgets {
     /// A worker's side of `bank`, leasing as `config` says. Fails when the
     /// config is invalid.
     pub fn new(bank: Arc<BudgetBank>, config: LeaseConfig) -> Result<Self> {
+        let slots = (0..bank.offers() as u32).collect();
+        Self::with_slots(bank, config, slots)
+    }
+
+    /// A worker's side of `bank` for a catalog's offers (`ids` and their
+    /// daily budgets, in catalog order), registered with the bank by id
+    /// ([`BudgetBank::register`]). Fails when the config is invalid or the
+    /// bank refuses the catalog.
+    pub fn for_catalog(
+        bank: Arc<BudgetBank>,
+        config: LeaseConfig,
+        ids: &[u64],
+        daily_budgets: &[Option<f64>],
+    ) -> Result<Self> {
         config.validate()?;
-        let n = bank.offers();
-        let chunk_micros = (0..n)
-            .map(|i| {
-                bank.daily_budget_micros(i)
+        let slots = bank.register(ids, daily_budgets)?;
+        Self::with_slots(bank, config, slots)
+    }
+
+    /// Another worker's side of the same bank, for another catalog (a
+    /// catalog swapped in), leasing as this one does.
+    pub fn for_other_catalog(&self, ids: &[u64], daily_budgets: &[Option<f64>]) -> Result<Self> {
+        Self::for_catalog(Arc::clone(&self.bank), self.config, ids, daily_budgets)
+    }
+
+    fn with_slots(bank: Arc<BudgetBank>, config: LeaseConfig, slots: Vec<u32>) -> Result<Self> {
+        config.validate()?;
+        let n = slots.len();
+        let chunk_micros = slots
+            .iter()
+            .map(|&slot| {
+                bank.daily_budget_micros(slot as usize)
                     .map_or(0, |b| ((b as f64 * config.chunk_share) as u64).max(1))
             })
             .collect();
         Ok(Self {
             bank,
             config,
+            slots,
             chunk_micros,
             allowance_micros: vec![0; n],
             allowance_day: vec![0; n],
@@ -263,7 +435,7 @@ impl LeasedBudgets {
         let Some(micros) = amount_micros(amount) else {
             return false;
         };
-        match self.bank.left_hint(offer, now_ns) {
+        match self.bank.left_hint(self.slots[offer] as usize, now_ns) {
             None => true,
             Some(left) => micros <= self.allowance_micros(offer, now_ns).saturating_add(left),
         }
@@ -285,7 +457,7 @@ impl LeasedBudgets {
         let mut allowance = self.allowance_micros(offer, now_ns);
         if allowance < micros {
             let want = self.chunk_micros[offer].max(micros - allowance);
-            allowance += self.bank.lease(offer, want, now_ns);
+            allowance += self.bank.lease(self.slots[offer] as usize, want, now_ns);
             self.hold(offer, allowance, now_ns);
         }
         if allowance < micros {
@@ -300,10 +472,19 @@ impl LeasedBudgets {
         Ok(())
     }
 
-    /// Puts back `micros` of a spend this worker made today (a commit
-    /// undone); it stays in the allowance.
+    /// Puts back `micros` of a spend made today: one of this worker's (a
+    /// commit undone) stays in its allowance; one this worker holds no
+    /// allowance for today (another worker's bid, settled here by its loss
+    /// notice) goes straight back to the bank.
     pub fn refund_micros(&mut self, offer: usize, micros: u64, now_ns: u64) {
-        if offer >= self.offers() || self.allowance_day[offer] != day_of(now_ns) {
+        if offer >= self.offers() {
+            return;
+        }
+        if self.allowance_day[offer] != day_of(now_ns) {
+            if self.chunk_micros[offer] > 0 {
+                self.bank
+                    .give_back(self.slots[offer] as usize, micros, now_ns);
+            }
             return;
         }
         self.spent_micros[offer] = self.spent_micros[offer].saturating_sub(micros);
@@ -318,6 +499,23 @@ impl LeasedBudgets {
         match self.spent_micros.get(offer) {
             Some(&s) if self.allowance_day[offer] == day_of(now_ns) => s,
             _ => 0,
+        }
+    }
+
+    /// Takes over this worker's count of its own spend from `from` by
+    /// offer (`map[i]`: the index in `from` of offer `i`, paired by id), for
+    /// a catalog swapped in. What the offers were granted stays in the
+    /// bank, keyed by id; `from`'s allowances go back to it when `from` is
+    /// dropped. Allocates nothing.
+    pub fn carry_over(&mut self, from: &LeasedBudgets, map: &[Option<u32>]) {
+        for (i, old) in map.iter().enumerate().take(self.offers()) {
+            let Some(old) = old.map(|o| o as usize).filter(|&o| o < from.offers()) else {
+                continue;
+            };
+            if from.spent_micros[old] > 0 {
+                self.allowance_day[i] = from.allowance_day[old];
+                self.spent_micros[i] = from.spent_micros[old];
+            }
         }
     }
 
@@ -382,7 +580,8 @@ impl LeasedBudgets {
         // An allowance of an earlier day is void: the bank started the new
         // day from the whole budget.
         if self.allowance_day[offer] == day_of(now_ns) {
-            self.bank.give_back(offer, micros, now_ns);
+            self.bank
+                .give_back(self.slots[offer] as usize, micros, now_ns);
         }
     }
 }
@@ -406,6 +605,7 @@ impl Clone for LeasedBudgets {
         Self {
             bank: Arc::clone(&self.bank),
             config: self.config,
+            slots: self.slots.clone(),
             chunk_micros: self.chunk_micros.clone(),
             allowance_micros: vec![0; n],
             allowance_day: vec![0; n],

@@ -5,7 +5,6 @@
 //! - [`FrequencyStore`]: impressions per (user, offer) in a fixed window, for
 //!   frequency caps.
 //! - [`BudgetLedger`]: spend per offer against a daily budget.
-//! - [`BidLedger`]: the bids made, for matching an exchange's notices.
 //! - [`Posteriors`]: discounted impressions, clicks and the model's
 //!   expected clicks per offer, for Thompson sampling; [`PosteriorBackend`]
 //!   holds it for the pipeline, alone or shared ([`shared_posteriors`]).
@@ -51,7 +50,6 @@
 //! touches one line per field instead of one line in all.
 
 pub mod backend;
-pub mod bid_ledger;
 pub mod budget;
 pub mod cache;
 pub mod decision_log;
@@ -61,22 +59,23 @@ pub mod posteriors;
 pub mod shared;
 pub mod shared_frequency;
 pub mod shared_posteriors;
+pub mod snapshot;
+pub mod state;
 
 pub use backend::{
     BudgetBackend, Budgets, CacheBackend, FrequencyBackend, FrequencyCaps, ScoreCache,
 };
-pub use bid_ledger::{BidLedger, BidRecord, LedgerConfig, LedgerStats, NoticeMatch};
 pub use budget::{BudgetExhausted, BudgetLedger, BUDGET_MAX, OFFERS_MAX};
-pub use decision_log::{
-    DecisionLog, Effect, LogConfig, LogStats, LoggedDecision, Settlement, LOG_ENTRIES_MAX,
-};
 pub use cache::{
     CacheConfig, CacheStats, DecisionCache, CACHE_ENTRIES_MAX, CACHE_VALUE_BYTES_MAX,
     CACHE_WIDTH_MAX,
 };
+pub use decision_log::{
+    DecisionLog, Effect, LogConfig, LogStats, LoggedDecision, Settlement, LOG_ENTRIES_MAX,
+};
 pub use frequency::{
-    mix64, FrequencyConfig, FrequencyStats, FrequencyStore, UserEntries, FREQUENCY_ENTRIES_MAX,
-    OFFERS_PER_USER,
+    mix64, FrequencyConfig, FrequencyRecord, FrequencyStats, FrequencyStore, UserEntries,
+    FREQUENCY_ENTRIES_MAX, OFFERS_PER_USER,
 };
 pub use lease::{BudgetBank, LeaseConfig, LeasedBudgets};
 pub use posteriors::{Posterior, PosteriorConfig, PosteriorStats, Posteriors};

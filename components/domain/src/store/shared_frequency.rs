@@ -17,7 +17,8 @@
 //! script that reads the count, compares it with the cap and increments it.
 
 use super::frequency::{
-    FrequencyConfig, FrequencyStats, FrequencyStore, UserEntries, FREQUENCY_ENTRIES_MAX,
+    FrequencyConfig, FrequencyRecord, FrequencyStats, FrequencyStore, UserEntries,
+    FREQUENCY_ENTRIES_MAX,
 };
 use super::mix64;
 use crate::error::Result;
@@ -61,7 +62,7 @@ impl SharedFrequency {
     }
 
     /// Records one impression, as [`FrequencyStore::record`].
-    pub fn record(&self, user_hash: u64, offer: u32, now_ns: u64, window_ns: u64) {
+    pub fn record(&self, user_hash: u64, offer: u64, now_ns: u64, window_ns: u64) {
         self.shard(user_hash)
             .record(user_hash, offer, now_ns, window_ns);
     }
@@ -73,13 +74,32 @@ impl SharedFrequency {
     pub fn record_within(
         &self,
         user_hash: u64,
-        offer: u32,
+        offer: u64,
         cap: Option<u32>,
         now_ns: u64,
         window_ns: u64,
     ) -> bool {
         self.shard(user_hash)
             .record_within(user_hash, offer, cap, now_ns, window_ns)
+    }
+
+    /// [`FrequencyStore::release`] under the user's shard lock.
+    pub fn release(&self, user_hash: u64, offer: u64, recorded_ns: u64, window_ns: u64) -> bool {
+        self.shard(user_hash)
+            .release(user_hash, offer, recorded_ns, window_ns)
+    }
+
+    /// [`FrequencyStore::for_each_entry`] over every shard, each under
+    /// its lock.
+    pub fn for_each_entry(&self, mut f: impl FnMut(FrequencyRecord)) {
+        for shard in self.shards.iter() {
+            lock(shard).for_each_entry(&mut f);
+        }
+    }
+
+    /// [`FrequencyStore::restore_entry`] into the user's shard.
+    pub fn restore_entry(&self, r: &FrequencyRecord) -> bool {
+        self.shard(r.user_hash).restore_entry(r)
     }
 
     /// Counters summed over the shards.

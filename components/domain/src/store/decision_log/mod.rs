@@ -54,6 +54,7 @@ mod shard;
 
 use crate::error::{Error, Result};
 use crate::feedback::{Accepted, Event, EventKind, EventRefusal, FeedbackWindows};
+use crate::store::snapshot::{put_u32, put_u64, SectionReader};
 use crate::store::{mix64, WAYS};
 use crossbeam::utils::CachePadded;
 use held::{EventKeys, Held};
@@ -69,6 +70,8 @@ pub const LOG_ENTRIES_MAX: usize = 1 << 24;
 pub const ENTRY_BYTES: usize = 8 * 8 + 4 * 5 + 2 + 2;
 
 const STORE: &str = "decision log";
+/// Bytes per decision in a state file's decision-log section.
+pub const STATE_RECORD_BYTES: usize = 8 * 3 + 4 * 6 + 8 * 4;
 
 /// How a decision settles its money.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -391,6 +394,95 @@ impl DecisionLog {
                 .log
                 .sweep(now_ns, &self.windows, entries_max, &mut release);
         }
+    }
+
+    /// Appends every logged decision to `out` (a state file's section):
+    /// a count, then [`STATE_RECORD_BYTES`] per decision. Each shard is
+    /// copied under its lock.
+    pub fn write_state(&self, out: &mut Vec<u8>) {
+        let count_at = out.len();
+        put_u64(out, 0);
+        let mut n = 0u64;
+        for shard in self.shards.iter() {
+            lock(shard).log.for_each_entry(|d, flags, seen| {
+                n += 1;
+                put_u64(out, d.key);
+                put_u64(out, d.decided_ns);
+                put_u64(out, d.offer_id);
+                put_u32(out, d.offer_index);
+                put_u32(out, d.variant);
+                put_u32(out, d.p_click.to_bits());
+                put_u32(out, d.score.to_bits());
+                put_u32(out, d.propensity.to_bits());
+                put_u32(
+                    out,
+                    u32::from(d.arm) | u32::from(flags) << 16 | u32::from(seen) << 24,
+                );
+                put_u64(out, d.model_key);
+                put_u64(out, d.fingerprint);
+                put_u64(out, d.user_hash);
+                put_u64(out, d.reserved_micros);
+            });
+        }
+        out[count_at..count_at + 8].copy_from_slice(&n.to_le_bytes());
+    }
+
+    /// Fills this log (a new one) from a section [`Self::write_state`]
+    /// wrote. Checks every record before changing anything; returns the
+    /// decisions restored and the releases of those a smaller log evicted.
+    pub fn restore_state(&self, bytes: &[u8], now_ns: u64) -> Result<(u64, Vec<Effect>)> {
+        let mut r = SectionReader::new(bytes, "decision log section");
+        let n = r.u64("the count")?;
+        if n.saturating_mul(STATE_RECORD_BYTES as u64) != (bytes.len() - 8) as u64 {
+            return Err(r.bad(format!("{n} decisions do not fill {} bytes", bytes.len())));
+        }
+        let mut records = Vec::with_capacity(n as usize);
+        for k in 0..n {
+            let key = r.u64("key")?;
+            let decided_ns = r.u64("decided_ns")?;
+            let offer_id = r.u64("offer_id")?;
+            let offer_index = r.u32("offer_index")?;
+            let variant = r.u32("variant")?;
+            let [p_click, score, propensity] = [
+                f32::from_bits(r.u32("p_click")?),
+                f32::from_bits(r.u32("score")?),
+                f32::from_bits(r.u32("propensity")?),
+            ];
+            let packed = r.u32("arm and flags")?;
+            let d = LoggedDecision {
+                key,
+                decided_ns,
+                offer_id,
+                offer_index,
+                variant,
+                p_click,
+                score,
+                propensity,
+                arm: packed as u16,
+                model_key: r.u64("model_key")?,
+                fingerprint: r.u64("fingerprint")?,
+                user_hash: r.u64("user_hash")?,
+                reserved_micros: r.u64("reserved_micros")?,
+                settlement: Settlement::Direct,
+                simulated: false,
+            };
+            if key == 0 || !p_click.is_finite() || !score.is_finite() || !propensity.is_finite() {
+                return Err(r.bad(format!("decision {k}: a zero key or a number not finite")));
+            }
+            records.push((d, (packed >> 16) as u8, (packed >> 24) as u8));
+        }
+        r.finish()?;
+        let mut released = Vec::new();
+        for (d, flags, seen) in &records {
+            let mut guard = self.shard(d.key);
+            if let Some(e) = guard
+                .log
+                .restore_entry(d, *flags, *seen, &self.windows, now_ns)
+            {
+                released.push(e);
+            }
+        }
+        Ok((n, released))
     }
 
     /// Counts over every shard.

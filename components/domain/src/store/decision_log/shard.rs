@@ -117,6 +117,39 @@ impl Shard {
         }
     }
 
+    /// Calls `f` with every logged decision and its flag and seen bits
+    /// (for a state file).
+    pub(super) fn for_each_entry(&self, mut f: impl FnMut(&LoggedDecision, u8, u8)) {
+        for i in (0..self.len()).filter(|&i| self.keys[i] != 0) {
+            f(&self.decision(i), self.flags[i], self.seen[i]);
+        }
+    }
+
+    /// Puts a decision back as a state file kept it (into a new log):
+    /// its fields, flags and seen bits. Returns what an evicted entry held
+    /// (a smaller log than the one saved), as [`Self::record`] does.
+    pub(super) fn restore_entry(
+        &mut self,
+        d: &LoggedDecision,
+        flags: u8,
+        seen: u8,
+        windows: &FeedbackWindows,
+        now_ns: u64,
+    ) -> Option<Effect> {
+        let released = self.record(d, windows, now_ns);
+        let i = self.find(d.key)?;
+        self.stats.recorded -= 1;
+        if self.flags[i] & SETTLED == 0 {
+            self.stats.open_bids = self.stats.open_bids.saturating_sub(1);
+        }
+        self.flags[i] = flags;
+        self.seen[i] = seen;
+        if flags & SETTLED == 0 {
+            self.stats.open_bids += 1;
+        }
+        released
+    }
+
     /// Logs `d`. Returns what an evicted entry still held (its reserved
     /// budget and cap slot), for the caller to release.
     pub(super) fn record(

@@ -270,3 +270,87 @@ fn bad_configs_are_refused() {
         assert!(DecisionLog::new(config).is_err(), "{config:?}");
     }
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One step of a random history: an event for bid `bid`, or a sweep.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Event {
+            bid: usize,
+            kind: usize,
+            price_cpm: f64,
+            dt_s: u64,
+        },
+        Sweep {
+            dt_s: u64,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0usize..6, 0usize..5, 0.0f64..20.0, 0u64..400).prop_map(
+                |(bid, kind, price_cpm, dt_s)| Step::Event {
+                    bid,
+                    kind,
+                    price_cpm,
+                    dt_s
+                }
+            ),
+            (0u64..400).prop_map(|dt_s| Step::Sweep { dt_s }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever events come, in whatever order and however late, each
+        /// bid ends charged exactly its clearing price if it won and
+        /// nothing otherwise, once settled; never a negative charge, and
+        /// money is only ever given back once.
+        #[test]
+        fn money_is_conserved_per_bid(steps in proptest::collection::vec(step(), 0..60)) {
+            let log = log();
+            let reserved = 5_000u64; // a 5.0 CPM bid
+            for b in 0..6 {
+                log.record(&bid(&format!("p{b}"), reserved, S), S);
+            }
+            // Per bid: net charge so far (reserved - refunded + charged).
+            let mut net = [reserved as i64; 6];
+            let mut won: [Option<u64>; 6] = [None; 6];
+            let mut now = S;
+            let take = |e: &Effect, net: &mut [i64; 6]| {
+                let b = (0..6).find(|b| id_key(&format!("p{b}")) == e.decision.key).expect("a bid");
+                net[b] += e.charge_micros as i64 - e.refund_micros as i64;
+            };
+            for s in &steps {
+                match s {
+                    Step::Event { bid: b, kind, price_cpm, dt_s } => {
+                        now += dt_s * S;
+                        let mut e = event(EventKind::ALL[*kind], &format!("p{b}"), now);
+                        if e.kind == EventKind::Win || e.kind == EventKind::Conversion {
+                            e.amount = *price_cpm;
+                        }
+                        if let Ok((_, Some(effect))) = log.apply(&e, now) {
+                            if e.kind == EventKind::Win {
+                                won[*b] = Some(crate::store::budget::amount_micros(price_cpm / 1000.0).unwrap());
+                            }
+                            take(&effect, &mut net);
+                        }
+                    }
+                    Step::Sweep { dt_s } => {
+                        now += dt_s * S;
+                        log.sweep(now, usize::MAX, |e| take(&e, &mut net));
+                    }
+                }
+            }
+            // Settle everything left open.
+            log.sweep(now + 10_000 * S, usize::MAX, |e| take(&e, &mut net));
+            for b in 0..6 {
+                prop_assert!(net[b] >= 0, "bid {b}: {}", net[b]);
+                prop_assert_eq!(net[b] as u64, won[b].unwrap_or(0), "bid {}", b);
+            }
+            prop_assert_eq!(log.stats().open_bids, 0);
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! State that survives restarts: budgets, frequency counts and the
+//! decision log saved to a state file and restored into a new engine;
+//! a corrupt file refused, changing nothing.
+
+use cx_engine::domain::catalog::Catalog;
+use cx_engine::domain::feedback::{id_key, Accepted, Event, EventKind};
+use cx_engine::domain::store::{BudgetBackend, Budgets};
+use cx_engine::openrtb::BidIds;
+use cx_engine::wire::openrtb::parse_request;
+use cx_engine::{Engine, EngineConfig};
+
+const T0_NS: u64 = 1_767_225_600_000_000_000;
+
+fn catalog() -> Catalog {
+    Catalog::from_toml_str(
+        r#"
+[[offer]]
+id = 1000
+name = "Courses"
+conversion_rate = 0.02
+revenue = 2.0
+max_bid_cpm = 8.0
+daily_budget = 100.0
+frequency_cap = { impressions = 1, window_s = 86400 }
+creative_id = "cr-1000"
+
+[offer.creative]
+click_url = "https://learn.example/go"
+image_url = "https://cdn.learn.example/ad.jpg"
+"#,
+    )
+    .expect("a valid catalog")
+}
+
+fn engine(worker: u32) -> Engine {
+    Engine::builder()
+        .catalog(catalog())
+        .config(EngineConfig::default())
+        .bid_ids(BidIds::new(
+            0,
+            worker,
+            1_767_225_600_000 + u64::from(worker),
+        ))
+        .build()
+        .expect("engine")
+}
+
+fn bid(engine: &mut Engine, user: &str, now_ns: u64) -> Option<(String, f64)> {
+    let json = format!(
+        r#"{{"id":"r","imp":[{{"id":"1","banner":{{"w":300,"h":250}}}}],
+           "site":{{"id":"s"}},"device":{{"devicetype":2,"geo":{{"country":"USA"}}}},
+           "user":{{"id":"{user}"}}}}"#
+    );
+    let request = parse_request(json.as_bytes()).expect("valid");
+    let outcome = engine.decide_openrtb(&request, now_ns).expect("decides");
+    let bid = outcome.response.seatbid.first()?.bid.first()?;
+    Some((bid.id.clone(), bid.price))
+}
+
+fn spent(engine: &Engine) -> f64 {
+    engine.world().resource::<BudgetBackend>().spent(0, T0_NS)
+}
+
+#[test]
+fn budgets_caps_and_open_bids_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.bin");
+    let mut before = engine(0);
+    let (open_bid, price) = bid(&mut before, "u1", T0_NS).expect("a bid");
+    bid(&mut before, "u2", T0_NS + 1).expect("a bid");
+    let spent_before = spent(&before);
+    let info = before.save_state(&path, T0_NS + 2).expect("saved");
+    assert_eq!(
+        (info.offers, info.frequency_entries, info.decisions),
+        (1, 2, 2)
+    );
+
+    let mut after = engine(1);
+    let restored = after
+        .restore_state_file(&path, 1 << 30, T0_NS + 3)
+        .expect("restored");
+    assert_eq!(restored.dropped, 0);
+    assert_eq!(spent(&after), spent_before, "no budget comes back");
+    assert_eq!(
+        bid(&mut after, "u1", T0_NS + 4),
+        None,
+        "u1's cap still holds"
+    );
+    // The open bid's win, after the restart, charges its clearing price.
+    let mut win = Event::new(EventKind::Win, id_key(&open_bid));
+    win.amount = price / 2.0;
+    assert_eq!(after.feedback_event(&win, T0_NS + 5), Ok(Accepted::Applied));
+    assert!((spent(&after) - (spent_before - price / 2000.0)).abs() < 1.5e-6);
+}
+
+#[test]
+fn a_corrupt_state_file_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.bin");
+    let mut before = engine(0);
+    bid(&mut before, "u1", T0_NS).expect("a bid");
+    before.save_state(&path, T0_NS).expect("saved");
+    let mut bytes = std::fs::read(&path).expect("bytes");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&path, &bytes).expect("write");
+
+    let mut after = engine(1);
+    bid(&mut after, "u9", T0_NS).expect("a bid");
+    let spent_before = spent(&after);
+    let err = after
+        .restore_state_file(&path, 1 << 30, T0_NS)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("checksum"), "{err}");
+    assert_eq!(spent(&after), spent_before);
+    std::fs::write(&path, b"not a state file at all, clearly").expect("write");
+    let err = after
+        .restore_state_file(&path, 1 << 30, T0_NS)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("magic"), "{err}");
+}

@@ -59,6 +59,10 @@ pub struct ClientArgs {
     /// or cache is spent).
     #[arg(long)]
     pub simulate: bool,
+    /// Ask for each decision's id (what `cx feedback` events name), shown
+    /// as "decision_id" in each decided impression's object.
+    #[arg(long)]
+    pub decision_ids: bool,
     /// Limit on connecting and on each wait for the server, milliseconds;
     /// 0: wait forever.
     #[arg(long, value_name = "MS", default_value_t = TIMEOUT_MS_DEFAULT)]
@@ -95,7 +99,9 @@ OUTPUT
   impression (the server answers with the same BidResponse its HTTP
   bidder would). Each answer is checked: a BidResponse that does not
   answer its request, or decisions for other impressions, end the run
-  with an error. A request the server refuses gets
+  with an error. With --decision-ids, each impression whose decision chose
+  offers also has \"decision_id\": the id its feedback events name (cx
+  feedback; the bid's id in the response is the same id). A request the server refuses gets
     {\"line\": N, \"error\": {\"code\": \"invalid_payload\", \"code_num\": 5,
                           \"message\": \"... naming the field ...\"}}
   with the protocol's error code (docs/PROTOCOL.md), and the run goes on.
@@ -140,6 +146,7 @@ pub fn client(args: &ClientArgs, streams: &mut Streams<'_>) -> Result<()> {
         addr: &args.addr,
         depth,
         simulate: args.simulate,
+        decision_ids: args.decision_ids,
         slots: VecDeque::with_capacity(depth),
         first_seq: 0,
         ids: HashMap::with_capacity(depth),
@@ -340,6 +347,7 @@ struct Window<'a, 'o> {
     addr: &'a str,
     depth: usize,
     simulate: bool,
+    decision_ids: bool,
     slots: VecDeque<WindowEntry>,
     /// Sequence number (input order) of `slots[0]`.
     first_seq: usize,
@@ -360,6 +368,7 @@ impl Window<'_, '_> {
                 let flags = OpenRtbFlags {
                     simulate: self.simulate,
                     bid_response: true,
+                    decision_ids: self.decision_ids,
                 };
                 match self.client.send_openrtb_with(&document, flags) {
                     Ok(id) => {
@@ -461,6 +470,9 @@ struct Scored {
 #[derive(Deserialize, Serialize)]
 struct ImpScored {
     imp_id: String,
+    /// Present only when asked for (`--decision-ids`) and offers were chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decision_id: Option<String>,
     decision: Option<serde_json::Value>,
     skipped: Option<String>,
 }
@@ -487,7 +499,10 @@ fn answer_line(
         ResponseBody::Error { code, message } => {
             return failed_line(line, *code, message).map_err(|e| unexpected(e.to_string()))
         }
-        ResponseBody::Decision(_) | ResponseBody::Pong(_) | ResponseBody::HelloAck(_) => {
+        ResponseBody::Decision(_)
+        | ResponseBody::Pong(_)
+        | ResponseBody::HelloAck(_)
+        | ResponseBody::FeedbackAck(_) => {
             return Err(unexpected(format!(
                 "the request on line {line} asked for a bid_response; the server answered \
                  another kind of frame"

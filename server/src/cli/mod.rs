@@ -13,6 +13,8 @@
 //! - [`serve`]: `cx serve`, the decision server over the wire protocol.
 //! - [`client`]: `cx client --addr A [FILE|-]`, OpenRTB bid requests to a
 //!   decision server over the wire protocol.
+//! - [`feedback`]: `cx feedback --addr A [FILE|-]`, a JSONL of feedback
+//!   events replayed into a decision server in `feedback` messages.
 
 mod answer;
 pub mod bench;
@@ -21,6 +23,7 @@ pub mod client;
 pub mod data;
 pub mod eval;
 pub mod experiment;
+pub mod feedback;
 pub mod input;
 pub mod inspect;
 pub mod lines;
@@ -82,6 +85,11 @@ pub enum Command {
     /// Send OpenRTB bid requests (JSONL) to a decision server over the
     /// binary protocol, pipelined, and print each one's decision as JSON.
     Client(client::ClientArgs),
+    /// Replay feedback events (a JSONL of wins, losses, impressions,
+    /// clicks and conversions) into a decision server over the binary
+    /// protocol, in batches, and print what became of them as JSON
+    /// (docs/FEEDBACK.md).
+    Feedback(feedback::FeedbackArgs),
     /// Work with offer catalogs (docs/CATALOG.md).
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -466,6 +474,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Synth(args) => synth::synth(args, streams),
         Command::Score(args) => score::score(args, streams),
         Command::Client(args) => client::client(args, streams),
+        Command::Feedback(args) => feedback::feedback(args, streams),
         Command::Serve(args) => serve::serve(args, streams),
         Command::Bench(args) => bench::bench(args),
         Command::Catalog(CatalogCommand::Init(args)) => catalog::init(args, streams.stdout),

@@ -1,9 +1,11 @@
 //! What a connection needs of the event loop that drives it: a sink for
-//! engine submissions ([`Submit`]) and a responder that knows the time and
-//! builds OpenRTB answers ([`Respond`]). The worker implements both over
-//! its engine; tests and embedders can use [`EngineResponder`].
+//! engine submissions and feedback ([`Submit`]) and a responder that knows
+//! the time, writes decision ids and builds OpenRTB answers
+//! ([`Respond`]). The worker implements both over its engine; tests and
+//! embedders can use [`EngineResponder`].
 
-use super::{Overloaded, Owner};
+use super::{FeedbackTally, Overloaded, Owner};
+use cx_domain::feedback::{Event, EventRefusal};
 use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Request, Ticket};
 use cx_domain::store::NoticeMatch;
@@ -27,6 +29,16 @@ pub trait Respond {
     /// The response to `request`, whose impressions ended as `imps` (in
     /// `imp` order).
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse;
+
+    /// Appends the id of the decision of `ticket` to `out` (the engine's
+    /// `write_decision_id`: what the decision's feedback events name), for
+    /// a request that asked for decision ids; `false` when this host gives
+    /// decisions no ids (nothing is written, and the answer carries none).
+    /// The default gives none.
+    fn write_decision_id(&self, ticket: Ticket, out: &mut String) -> bool {
+        let _ = (ticket, out);
+        false
+    }
 }
 
 /// A [`Respond`] over an engine alone, for hosts without deadlines (tests,
@@ -45,6 +57,11 @@ impl Respond for EngineResponder<'_> {
 
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
         cx_engine::openrtb::build_response(request, imps, &mut self.0.bidder())
+    }
+
+    fn write_decision_id(&self, ticket: Ticket, out: &mut String) -> bool {
+        self.0.write_decision_id(ticket, out);
+        true
     }
 }
 
@@ -97,5 +114,15 @@ pub trait Submit: Respond {
     fn notice(&mut self, notice: &Notice) -> NoticeMatch {
         let _ = notice;
         NoticeMatch::Unknown
+    }
+
+    /// Takes a batch of at most `EVENT_BATCH_MAX` feedback events, decoded
+    /// from a `feedback` message: the engine's `feedback` at the host's
+    /// time, with the refusals counted per reason
+    /// ([`FeedbackTally::of_engine`]). `Err` refuses the whole batch for
+    /// that reason. The default takes none: `not_applicable`.
+    fn feedback(&mut self, events: &[Event]) -> Result<FeedbackTally, EventRefusal> {
+        let _ = events;
+        Err(EventRefusal::NotApplicable)
     }
 }

@@ -74,7 +74,10 @@
 //! [`Connection::is_closing`], and ignores all further input. After
 //! [`Connection::shutdown`], every new request frame is answered
 //! `shutting_down`; requests in flight still complete. Responses are
-//! written as decisions arrive, so in any order.
+//! written as decisions arrive, so in any order. A `feedback` message is
+//! answered (`feedback_ack`) as soon as it is read, like a ping
+//! ([`feedback`]); a score request that asked for decision ids gets them
+//! from the [`Respond`]er.
 //!
 //! # Deadlines and answers
 //!
@@ -98,17 +101,20 @@
 //!   `Engine::decide_openrtb` does; only the currency rule skips.
 
 mod buffers;
+mod feedback;
 mod host;
 mod imp_lists;
 pub(crate) mod requests;
 
 pub use buffers::IoBuffers;
+use cx_domain::feedback::Event;
 use cx_domain::pipeline::{Decision, Request, Ticket};
 use cx_engine::openrtb::ImpPlan;
 use cx_wire::openrtb::BidRequest;
 use cx_wire::protocol::{
     self, limits, Decoded, ErrorCode, HelloAck, MessageType, SkipReason, VERSION,
 };
+pub use feedback::{event_kind, to_event, FeedbackTally, REFUSAL_REASONS};
 pub use host::{EngineResponder, Respond, Submit};
 pub use imp_lists::ImpLists;
 
@@ -237,6 +243,8 @@ struct Pending {
     deadline_ns: Option<u64>,
     /// The parsed request, when it asked for a `bid_response` answer.
     bid_request: Option<Box<BidRequest>>,
+    /// Whether it asked for decision ids (`decision_ids`).
+    decision_ids: bool,
 }
 
 /// What a connection did since the event loop last asked
@@ -278,6 +286,11 @@ pub struct Connection {
     closing: bool,
     shutting_down: bool,
     counts: ConnCounts,
+    /// The events of the `feedback` message being taken (capacity
+    /// `EVENT_BATCH_MAX` from the first one on, never grown).
+    feedback_events: Vec<Event>,
+    /// The decision id being written into an answer.
+    decision_id: String,
 }
 
 impl Default for Connection {
@@ -303,6 +316,8 @@ impl Connection {
             closing: false,
             shutting_down: false,
             counts: ConnCounts::default(),
+            feedback_events: Vec::new(),
+            decision_id: String::new(),
         }
     }
 
@@ -595,8 +610,12 @@ impl Connection {
                         ..Request::default()
                     };
                     let imps = std::iter::once((String::new(), ImpPlan::Submit(request)));
-                    let deadline_ns = sink.deadline_ns(None);
-                    self.submit_request(request_id, (deadline_ns, None), imps, sink, lists);
+                    let answer = requests::Answer {
+                        deadline_ns: sink.deadline_ns(None),
+                        bid_request: None,
+                        decision_ids: view.decision_ids,
+                    };
+                    self.submit_request(request_id, answer, imps, sink, lists);
                 }
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
@@ -604,12 +623,14 @@ impl Connection {
                 Ok((json, flags)) => self.on_openrtb(request_id, json, flags, sink, lists),
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
+            MessageType::Feedback => self.on_feedback(request_id, payload, sink),
             // Server-only types were refused above.
             MessageType::HelloAck
             | MessageType::Pong
             | MessageType::Decision
             | MessageType::Error
-            | MessageType::BidResponse => {}
+            | MessageType::BidResponse
+            | MessageType::FeedbackAck => {}
         }
     }
 

@@ -1,9 +1,11 @@
 //! A connection's score requests: an OpenRTB document planned into
 //! impressions, each submitted to the engine, and the `decision` frame
-//! written once every impression is decided.
+//! written once every impression is decided (with each decision's id when
+//! the request asked for them).
 
 use super::{Connection, ImpLists, ImpState, Owner, Pending, Respond, Submit};
 use crate::conn::Overloaded;
+use cx_domain::pipeline::Ticket;
 use cx_engine::json::decision_json;
 use cx_engine::openrtb::{plan_impressions, ImpPlan};
 use cx_wire::openrtb::{self, BidRequest, BidResponse};
@@ -38,6 +40,18 @@ pub(crate) fn check_request_limits(request: &BidRequest) -> Result<(), (String, 
         return Err((format!("imp[{i}].id"), msg));
     }
     Ok(())
+}
+
+/// How a score request wants its answer: by when, as a `bid_response`
+/// (the parsed request) or a `decision`, and with decision ids or not.
+#[derive(Debug, Default)]
+pub(crate) struct Answer {
+    /// When it must be answered by ([`Submit::deadline_ns`]).
+    pub(crate) deadline_ns: Option<u64>,
+    /// The parsed request, when it asked for a `bid_response`.
+    pub(crate) bid_request: Option<Box<BidRequest>>,
+    /// Whether it asked for decision ids (`decision_ids`).
+    pub(crate) decision_ids: bool,
 }
 
 impl Connection {
@@ -80,30 +94,30 @@ impl Connection {
                 }
             }
         }
-        let deadline_ns = sink.deadline_ns(request.tmax);
-        let bid_request = flags.bid_response.then(|| Box::new(request));
-        self.submit_request(
-            request_id,
-            (deadline_ns, bid_request),
-            imps.into_iter(),
-            sink,
-            lists,
-        );
+        let answer = Answer {
+            deadline_ns: sink.deadline_ns(request.tmax),
+            bid_request: flags.bid_response.then(|| Box::new(request)),
+            decision_ids: flags.decision_ids,
+        };
+        self.submit_request(request_id, answer, imps.into_iter(), sink, lists);
     }
 
     /// Takes a slot for a score request, submits its planned impressions,
     /// and answers it at once when nothing is left to wait for. `answer`
-    /// is its deadline and, for a `bid_response`, the parsed request.
-    /// Called only below the in-flight limit.
+    /// says how it is answered. Called only below the in-flight limit.
     pub(super) fn submit_request(
         &mut self,
         request_id: u64,
-        answer: (Option<u64>, Option<Box<BidRequest>>),
+        answer: Answer,
         imps: impl ExactSizeIterator<Item = (String, ImpPlan)>,
         sink: &mut impl Submit,
         lists: &mut ImpLists,
     ) {
-        let (deadline_ns, bid_request) = answer;
+        let Answer {
+            deadline_ns,
+            bid_request,
+            decision_ids,
+        } = answer;
         let has_bid_request = bid_request.is_some();
         if deadline_ns.is_some_and(|d| d <= sink.now_ns()) {
             self.error(
@@ -173,6 +187,7 @@ impl Connection {
                 waiting,
                 deadline_ns,
                 bid_request,
+                decision_ids,
             });
         }
         self.in_flight += 1;
@@ -216,7 +231,8 @@ impl Connection {
             return;
         }
         if let Some(request) = bid_request {
-            self.write_bid_response(pending.request_id, &request, &pending.imps, respond);
+            let ids = pending.decision_ids;
+            self.write_bid_response(pending.request_id, &request, &pending.imps, ids, respond);
             lists.keep(pending.imps);
             return;
         }
@@ -228,7 +244,15 @@ impl Connection {
                 ImpState::Skipped(reason) => ImpOutcome::Skipped(*reason),
                 ImpState::Waiting(_) => ImpOutcome::Skipped(SkipReason::NotDecided),
             };
-            if let Err(e) = writer.push(imp_id, outcome) {
+            let id_ticket = match state {
+                ImpState::Decided(d) if pending.decision_ids => takes_id(d),
+                _ => None,
+            };
+            self.decision_id.clear();
+            let decision_id = id_ticket
+                .filter(|&t| respond.write_decision_id(t, &mut self.decision_id))
+                .map(|_| self.decision_id.as_str());
+            if let Err(e) = writer.push_with_id(imp_id, outcome, decision_id) {
                 failure = Some(e);
                 break;
             }
@@ -264,8 +288,18 @@ struct Scored<'a> {
 #[derive(serde::Serialize)]
 struct ImpScored<'a> {
     imp_id: &'a str,
+    /// Its decision id, when the request asked (`decision_ids`) and
+    /// offers were chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision_id: Option<String>,
     decision: Option<serde_json::Value>,
     skipped: Option<&'static str>,
+}
+
+/// The ticket of a decision that gets an id in an answer: one that chose
+/// offers (a decision without offers takes no feedback).
+fn takes_id(decision: &cx_domain::pipeline::Decision) -> Option<Ticket> {
+    (!decision.offers().is_empty()).then_some(decision.ticket)
 }
 
 impl Connection {
@@ -277,15 +311,28 @@ impl Connection {
         request_id: u64,
         request: &BidRequest,
         imps: &[(String, ImpState)],
+        decision_ids: bool,
         respond: &mut impl Respond,
     ) {
         let outcomes: Vec<_> = imps.iter().map(|(id, s)| s.outcome(id)).collect();
         let response = respond.bid_response(request, &outcomes);
+        let decision_id = |o: &cx_engine::openrtb::ImpOutcome| {
+            let ticket = o
+                .decision
+                .as_ref()
+                .filter(|_| decision_ids)
+                .and_then(takes_id)?;
+            let mut id = String::new();
+            respond.write_decision_id(ticket, &mut id).then_some(id)
+        };
+        let ids: Vec<Option<String>> = outcomes.iter().map(decision_id).collect();
         let catalog = respond.catalog();
         let decisions: Vec<ImpScored<'_>> = outcomes
             .iter()
-            .map(|o| ImpScored {
+            .zip(ids)
+            .map(|(o, decision_id)| ImpScored {
                 imp_id: &o.imp_id,
+                decision_id,
                 decision: o.decision.as_ref().map(|d| decision_json(d, catalog)),
                 skipped: o.skipped,
             })

@@ -33,6 +33,7 @@
 //!   scrapes this format natively.
 //!
 pub mod admin;
+mod feedback;
 mod http;
 
 pub use admin::{AdminLimits, AdminServer, Health, MetricsError, ReloadHook};
@@ -101,6 +102,7 @@ struct Inner {
     reloads: [Counter; ReloadResult::COUNT],
     swap_failures: Counter,
     http: http::HttpMetrics,
+    feedback: feedback::FeedbackMetrics,
 }
 
 /// How one model reload ended: the `result` label of
@@ -261,6 +263,7 @@ impl Metrics {
                 "Workers that could not stage a reload the server had checked (the old model keeps serving there)",
             ),
             http: http::HttpMetrics::register(&mut registry),
+            feedback: feedback::FeedbackMetrics::register(&mut registry),
             registry,
         };
         Self {
@@ -272,6 +275,21 @@ impl Metrics {
     /// notices).
     pub fn add_http(&self, counts: &crate::http::HttpCounts) {
         self.inner.http.add(counts);
+    }
+
+    /// Adds what an engine did with feedback events since its counts were
+    /// `before` (`cx_feedback_events_total`, `cx_feedback_refused_total`).
+    pub fn add_feedback(
+        &self,
+        before: &cx_engine::feedback::FeedbackCounts,
+        now: &cx_engine::feedback::FeedbackCounts,
+    ) {
+        self.inner.feedback.add(before, now);
+    }
+
+    /// Sets the `cx_decision_log_*` gauges from the shared log's stats.
+    pub fn set_decision_log(&self, stats: &cx_domain::store::LogStats) {
+        self.inner.feedback.set_log(stats);
     }
 
     /// Counts binary requests answered `timeout` (their deadline passed)

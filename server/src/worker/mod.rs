@@ -25,6 +25,7 @@
 //! requests naturally and an idle server adds no wait.
 
 mod budgets;
+mod feedback;
 use budgets::settle_reservation;
 mod protocol;
 mod respond;
@@ -191,6 +192,8 @@ pub struct Worker {
     /// ([`Self::take_resumed`]): they may read again.
     resumed: Vec<ConnId>,
     counts: EngineCounts,
+    /// The engine's feedback counts when last published.
+    feedback_counts: cx_engine::feedback::FeedbackCounts,
     /// The engine's recent pace, ns per impression decided (an average
     /// over runs; 0 before the first): what admission estimates a new
     /// request's wait with ([`crate::conn::Submit::decided_by_ns`]).
@@ -210,6 +213,7 @@ impl Worker {
     pub fn new(engine: Engine, metrics: Metrics, limits: WorkerLimits, shared: Shared) -> Self {
         let in_flight_max = engine.config().in_flight_max;
         let counts = engine.counts();
+        let feedback_counts = engine.feedback_counts();
         let slots = (0..limits.connections_max)
             .map(|_| ConnSlot {
                 generation: 0,
@@ -233,6 +237,7 @@ impl Worker {
             reservation_waiters: std::collections::VecDeque::with_capacity(limits.connections_max),
             resumed: Vec::with_capacity(limits.connections_max),
             counts,
+            feedback_counts,
             decide_ns_per_imp: 0,
             clock: quanta::Clock::new(),
             started: std::time::Instant::now(),
@@ -608,13 +613,15 @@ impl Worker {
         }
     }
 
-    /// Publishes every open connection's counts.
+    /// Publishes every open connection's counts, and the engine's
+    /// feedback counts and decision log ([`Self::publish_feedback`]).
     pub fn publish_counts(&mut self) {
         for slot in &mut self.slots {
             if let Some(live) = slot.live.as_mut() {
                 live.conn.publish_counts(&self.metrics);
             }
         }
+        self.publish_feedback();
     }
 
     /// The peer finished sending (end of stream): no request will follow,

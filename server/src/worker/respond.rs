@@ -4,6 +4,7 @@
 //! recorded in the bid ledger the workers share).
 
 use crate::conn::Respond;
+use cx_domain::pipeline::Ticket;
 use cx_engine::openrtb::ImpOutcome;
 use cx_engine::Engine;
 use cx_wire::openrtb::{BidRequest, BidResponse};
@@ -33,5 +34,10 @@ impl Respond for Responder<'_> {
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
         self.engine
             .bid_response(request, imps, crate::serve::unix_now_ns())
+    }
+
+    fn write_decision_id(&self, ticket: Ticket, out: &mut String) -> bool {
+        self.engine.write_decision_id(ticket, out);
+        true
     }
 }

@@ -1,10 +1,11 @@
 //! The [`Submit`] sink the worker lends a connection while it reads its
 //! bytes: submissions to the engine with their routes back, admission,
-//! spare contexts, deadlines and notices.
+//! spare contexts, deadlines, notices and feedback events.
 
 use super::respond::Responder;
 use super::{ConnId, Route, WorkerLimits};
-use crate::conn::{Overloaded, Owner, Respond, Submit};
+use crate::conn::{FeedbackTally, Overloaded, Owner, Respond, Submit};
+use cx_domain::feedback::{Event, EventRefusal};
 use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Request, Ticket};
 use cx_domain::store::NoticeMatch;
@@ -40,6 +41,11 @@ impl Respond for Sink<'_> {
 
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
         Responder::new(self.engine, self.now_ns).bid_response(request, imps)
+    }
+
+    fn write_decision_id(&self, ticket: Ticket, out: &mut String) -> bool {
+        self.engine.write_decision_id(ticket, out);
+        true
     }
 }
 
@@ -91,5 +97,9 @@ impl Submit for Sink<'_> {
 
     fn notice(&mut self, notice: &Notice) -> NoticeMatch {
         self.engine.on_notice(notice, crate::serve::unix_now_ns())
+    }
+
+    fn feedback(&mut self, events: &[Event]) -> Result<FeedbackTally, EventRefusal> {
+        FeedbackTally::of_engine(self.engine, events, crate::serve::unix_now_ns())
     }
 }

@@ -39,6 +39,7 @@
 
 pub mod builder;
 pub mod config;
+pub mod config_feedback;
 mod decision_ids;
 pub mod engine;
 pub mod error;
@@ -49,11 +50,12 @@ pub mod json;
 pub mod openrtb;
 pub mod port;
 pub mod posteriors;
+pub mod state;
 pub mod stats;
 
 pub use builder::{
-    load_catalog, load_serving, EngineBuilder, FallbackSource, ModelSource, DEFAULT_BASELINE_BYTES,
-    DEFAULT_CATALOG_TOML, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_NAME,
+    load_catalog, load_serving, Bundle, EngineBuilder, FallbackSource, ModelSource,
+    DEFAULT_BASELINE_BYTES, DEFAULT_CATALOG_TOML, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_NAME,
 };
 pub use config::EngineConfig;
 pub use cx_backends as backends;

@@ -55,26 +55,34 @@ pub struct Generator {
 }
 
 /// A row before its click is drawn: the context, the offer, the logit
-/// without the intercept, and the row's stream positioned after them.
-struct Draft {
-    row: SynthRow,
-    logit_offset: f64,
-    rng: ChaCha8Rng,
+/// without the intercept, the row's stream positioned after them, and what
+/// the logit of any other offer needs ([`super::truth`]).
+pub(super) struct Draft {
+    pub(super) row: SynthRow,
+    pub(super) logit_offset: f64,
+    pub(super) rng: ChaCha8Rng,
+    /// The user's latent embedding `u`.
+    pub(super) user_embedding: Vec<f64>,
+    /// The page's tier-1 category indices.
+    pub(super) tier1: Vec<u8>,
+    /// The context effects; `category_match` is the row's offer's.
+    pub(super) effects: Effects,
 }
 
 /// The context effects of one row, before `context_scale`.
-struct Effects {
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Effects {
     device: f64,
     position: f64,
     size: f64,
     hour: f64,
     country: f64,
     publisher: f64,
-    category_match: bool,
+    pub(super) category_match: bool,
 }
 
 impl Effects {
-    fn sum(&self) -> f64 {
+    pub(super) fn sum(&self) -> f64 {
         let matched = if self.category_match {
             tables::CATEGORY_MATCH_EFFECT
         } else {
@@ -156,11 +164,17 @@ impl Generator {
 
     /// Row `index` (taken modulo `2^56`), independent of the position.
     pub fn row_at(&self, index: u64) -> SynthRow {
+        self.finish_row(self.draft(Stream::Rows, index))
+    }
+
+    /// The row of `draft`: its `p_true`, and its click drawn against it.
+    pub(super) fn finish_row(&self, draft: Draft) -> SynthRow {
         let Draft {
             mut row,
             logit_offset,
             mut rng,
-        } = self.draft(Stream::Rows, index);
+            ..
+        } = draft;
         let p = sigmoid(self.intercept + logit_offset) as f32;
         row.p_true = p;
         row.click = unit(&mut rng) < f64::from(p);
@@ -203,7 +217,7 @@ impl Generator {
     }
 
     /// Draws the context and the offer of item `index` of stream `tag`.
-    fn draft(&self, tag: Stream, index: u64) -> Draft {
+    pub(super) fn draft(&self, tag: Stream, index: u64) -> Draft {
         let mut rng = self.stream(tag, index);
         let user = self.user(self.users.sample(&mut rng));
         let device = if chance(&mut rng, tables::PRIMARY_DEVICE_PROB) {
@@ -232,8 +246,9 @@ impl Generator {
             publisher: publisher.effect,
             category_match: publisher.tier1.contains(&offer.category),
         };
-        let logit_offset =
-            self.affinity(&user, offer) + offer.bias + self.config.context_scale * effects.sum();
+        let logit_offset = self.affinity(&user.embedding, offer)
+            + offer.bias
+            + self.config.context_scale * effects.sum();
         let row = SynthRow {
             user_id: user.id,
             os: user.os_for(class),
@@ -259,6 +274,9 @@ impl Generator {
             row,
             logit_offset,
             rng,
+            user_embedding: user.embedding,
+            tier1: publisher.tier1,
+            effects,
         }
     }
 
@@ -324,9 +342,8 @@ impl Generator {
     }
 
     /// `affinity_scale * (u . v) / sqrt(k)`.
-    fn affinity(&self, user: &User, offer: &SynthOffer) -> f64 {
-        let dot: f64 = user
-            .embedding
+    pub(super) fn affinity(&self, user_embedding: &[f64], offer: &SynthOffer) -> f64 {
+        let dot: f64 = user_embedding
             .iter()
             .zip(&offer.embedding)
             .map(|(u, v)| u * v)

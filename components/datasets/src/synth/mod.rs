@@ -90,6 +90,7 @@ mod generator;
 mod math;
 mod population;
 pub mod tables;
+mod truth;
 
 pub use config::{limits, SynthConfig};
 pub use csv::{
@@ -97,6 +98,7 @@ pub use csv::{
 };
 pub use generator::Generator;
 pub use population::SynthOffer;
+pub use truth::RowTruth;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -315,8 +315,11 @@ impl EngineBuilder {
             schema,
             serving,
             model_info,
+            // Shared stores that carry posteriors share them too.
+            posteriors: self
+                .posteriors
+                .or_else(|| self.shared.as_ref().and_then(|s| s.posteriors().cloned())),
             shared: self.shared,
-            posteriors: self.posteriors,
         })
     }
 

@@ -1,5 +1,5 @@
-//! State that survives restarts: an engine's budgets, frequency counts and
-//! decision log written to one state file (`cx_domain::store::snapshot`:
+//! State that survives restarts: an engine's budgets, frequency counts,
+//! click posteriors and decision log written to one state file (`cx_domain::store::snapshot`:
 //! atomic, versioned, checksummed) and restored from it whole or not at
 //! all.
 //!
@@ -15,9 +15,10 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use cx_domain::catalog::Catalog;
 use cx_domain::store::snapshot::{read_state, write_state, Section, StateFile};
-use cx_domain::store::state::{self, SpendRecord};
+use cx_domain::store::state::{self, PosteriorRecord, SpendRecord};
 use cx_domain::store::{
     BudgetBackend, BudgetLedger, DecisionLog, FrequencyBackend, FrequencyRecord, FrequencyStore,
+    PosteriorBackend,
 };
 use cx_systems::resources::DecisionLogging;
 use std::path::Path;
@@ -34,6 +35,8 @@ pub struct StateInfo {
     pub frequency_entries: u64,
     /// Logged decisions.
     pub decisions: u64,
+    /// Offers with posterior counts.
+    pub posterior_arms: u64,
     /// Restored records dropped: offers not in the catalog, frequency
     /// entries that found no room.
     pub dropped: u64,
@@ -82,6 +85,21 @@ impl Engine {
                 FrequencyBackend::Shared(s) => s.for_each_entry(&mut count),
             }
         });
+        let mut posteriors = Vec::new();
+        state::write_posteriors(&mut posteriors, |f| {
+            self.world.resource::<PosteriorBackend>().for_each_arm(
+                |offer_id, impressions, clicks, expected_clicks, updated_ns| {
+                    info.posterior_arms += 1;
+                    f(PosteriorRecord {
+                        offer_id,
+                        impressions,
+                        clicks,
+                        expected_clicks,
+                        updated_ns,
+                    });
+                },
+            )
+        });
         let mut decisions = Vec::new();
         self.decision_log().write_state(&mut decisions);
         info.decisions = u64::from_le_bytes(decisions[..8].try_into().unwrap_or_default());
@@ -97,6 +115,10 @@ impl Engine {
             Section {
                 tag: state::DECISIONS,
                 bytes: decisions,
+            },
+            Section {
+                tag: state::POSTERIORS,
+                bytes: posteriors,
             },
         ];
         (sections, info)
@@ -143,6 +165,7 @@ impl Engine {
         let entries = state::read_frequency(section(&state::FREQUENCY)?)?;
         let log = DecisionLog::new(self.config().feedback.log_config()?)?;
         let (decisions, released) = log.restore_state(section(&state::DECISIONS)?, now_ns)?;
+        let arms = state::read_posteriors(section(&state::POSTERIORS)?)?;
         let mut info = StateInfo {
             decisions,
             ..StateInfo::default()
@@ -150,6 +173,12 @@ impl Engine {
         // Everything is read: apply.
         self.restore_budgets(&spends, now_ns, &mut info)?;
         self.restore_frequency(&entries, &mut info)?;
+        let (restored, dropped) = self
+            .world
+            .resource_mut::<PosteriorBackend>()
+            .restore_arms(&arms);
+        info.posterior_arms = restored;
+        info.dropped += dropped;
         let shared_log = Arc::strong_count(self.decision_log()) > 1;
         if shared_log {
             // Other engines hold this log: refill it in place.

@@ -68,18 +68,41 @@ fn budgets_caps_and_open_bids_survive_a_restart() {
     let mut before = engine(0);
     let (open_bid, price) = bid(&mut before, "u1", T0_NS).expect("a bid");
     bid(&mut before, "u2", T0_NS + 1).expect("a bid");
+    // A click on the second bid (implying its impression) feeds the
+    // offer's posterior.
+    let (second_bid, _) = bid(&mut before, "u3", T0_NS + 1).expect("a bid");
+    let mut win = Event::new(EventKind::Win, id_key(&second_bid));
+    win.amount = 0.1;
+    assert_eq!(
+        before.feedback_event(&win, T0_NS + 1),
+        Ok(Accepted::Applied)
+    );
+    let click = Event::new(EventKind::Click, id_key(&second_bid));
+    assert_eq!(
+        before.feedback_event(&click, T0_NS + 1),
+        Ok(Accepted::Applied)
+    );
     let spent_before = spent(&before);
     let info = before.save_state(&path, T0_NS + 2).expect("saved");
     assert_eq!(
-        (info.offers, info.frequency_entries, info.decisions),
-        (1, 2, 2)
+        (
+            info.offers,
+            info.frequency_entries,
+            info.decisions,
+            info.posterior_arms
+        ),
+        (1, 3, 3, 1)
     );
 
     let mut after = engine(1);
     let restored = after
         .restore_state_file(&path, 1 << 30, T0_NS + 3)
         .expect("restored");
-    assert_eq!(restored.dropped, 0);
+    assert_eq!((restored.dropped, restored.posterior_arms), (0, 1));
+    let posterior = after.posterior(1000, T0_NS + 3).expect("offer 1000");
+    // (Decayed by the half-life over the few ns since.)
+    assert!((posterior.impressions - 1.0).abs() < 1e-9, "{posterior:?}");
+    assert!((posterior.clicks - 1.0).abs() < 1e-9, "{posterior:?}");
     assert_eq!(spent(&after), spent_before, "no budget comes back");
     assert_eq!(
         bid(&mut after, "u1", T0_NS + 4),

@@ -91,12 +91,6 @@ pub struct ServerConfig {
     /// bid id (ids stay unique across machines only if each has its own).
     /// Default 0.
     pub node_id: u32,
-    /// Bids remembered for matching win, billing and loss notices, over
-    /// all workers (about 40 bytes each). Default 262144.
-    pub notice_ledger_bids: usize,
-    /// How long after a bid its notices are still matched, ms. Default
-    /// 3600000 (an hour).
-    pub notice_ttl_ms: u64,
     /// Worker threads, each with its own event loop and engine; 0 means one
     /// per available core. Default 1.
     pub workers: usize,
@@ -153,6 +147,25 @@ pub struct ServerConfig {
     pub fallback: Option<PathBuf>,
     /// The offer catalog; `None`: the bundled catalog.
     pub catalog: Option<PathBuf>,
+    /// A model repository (`docs/REPOSITORY.md`): serve the active version
+    /// of a bundle of it (model, catalog, fallback and decision settings
+    /// together) instead of `model`, `catalog` and `fallback`, which must
+    /// then be unset. Default none.
+    pub repository: Option<PathBuf>,
+    /// The bundle of `repository` to serve; `None`: its only bundle.
+    pub bundle: Option<String>,
+    /// Where state that must survive a restart is kept (`state.bin`:
+    /// budgets, frequency counts, the decision log; `docs/FEEDBACK.md`,
+    /// "Persistence"); `None`: in memory only, and the start line says so.
+    pub state_dir: Option<PathBuf>,
+    /// How often the state file is written, s (and once more at
+    /// shutdown); 1..=3600. Default 10.
+    pub state_interval_s: u64,
+    /// Start with empty state when the state file is refused (corrupt,
+    /// foreign, another version): the file is moved aside to
+    /// `state.bin.refused`. Without it a refused file stops the start.
+    /// Default false.
+    pub fresh_state: bool,
     /// The engine, as in `docs/CONFIG.md`.
     pub engine: EngineConfig,
 }
@@ -167,8 +180,6 @@ impl Default for ServerConfig {
             deadline_default_ms: 250,
             deadline_margin_ms: 20,
             node_id: 0,
-            notice_ledger_bids: 1 << 18,
-            notice_ttl_ms: 3_600_000,
             workers: 1,
             io: IoMode::Auto,
             connections_max: 1024,
@@ -181,10 +192,15 @@ impl Default for ServerConfig {
             shutdown_timeout_ms: 10_000,
             uring_entries: URING_ENTRIES_DEFAULT,
             busy_poll: false,
+            state_dir: None,
+            state_interval_s: 10,
+            fresh_state: false,
             echo: false,
             model: None,
             fallback: None,
             catalog: None,
+            repository: None,
+            bundle: None,
             engine: EngineConfig::default(),
         }
     }
@@ -241,6 +257,29 @@ impl ServerConfig {
     /// Checks every key against its limits.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |key: &str, why: String| Err(Error::Config(format!("{key}: {why}")));
+        if self.repository.is_some() {
+            let set = [
+                ("model", self.model.is_some()),
+                ("catalog", self.catalog.is_some()),
+                ("fallback", self.fallback.is_some()),
+            ];
+            if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+                return bad(
+                    key,
+                    "cannot be set with repository: the bundle brings its own".into(),
+                );
+            }
+        } else if self.bundle.is_some() {
+            return bad(
+                "bundle",
+                "names a bundle of a repository, and none is set".into(),
+            );
+        }
+        if let Some(name) = &self.bundle {
+            crate::repository::check_name("bundle", name).map_err(|e| {
+                Error::Config(format!("bundle: {}", crate::error::render_chain(&e)))
+            })?;
+        }
         if self.workers > WORKERS_MAX {
             return bad("workers", format!("{} is over {WORKERS_MAX}", self.workers));
         }
@@ -325,6 +364,12 @@ impl ServerConfig {
                 ),
             );
         }
+        if !(1..=3600).contains(&self.state_interval_s) {
+            return bad(
+                "state_interval_s",
+                format!("{} is not in 1..=3600", self.state_interval_s),
+            );
+        }
         if self.deadline_default_ms > 60_000 || self.deadline_margin_ms > 60_000 {
             return bad(
                 "deadline_default_ms",
@@ -332,24 +377,6 @@ impl ServerConfig {
                     "{} (margin {}) is over 60000",
                     self.deadline_default_ms, self.deadline_margin_ms
                 ),
-            );
-        }
-        if !(1..=cx_domain::store::bid_ledger::LEDGER_ENTRIES_MAX)
-            .contains(&self.notice_ledger_bids)
-        {
-            return bad(
-                "notice_ledger_bids",
-                format!(
-                    "{} is not in 1..={}",
-                    self.notice_ledger_bids,
-                    cx_domain::store::bid_ledger::LEDGER_ENTRIES_MAX
-                ),
-            );
-        }
-        if self.notice_ttl_ms == 0 || self.notice_ttl_ms > 7 * 24 * 3600 * 1000 {
-            return bad(
-                "notice_ttl_ms",
-                format!("{} is not in 1..=604800000", self.notice_ttl_ms),
             );
         }
         self.engine

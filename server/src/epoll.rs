@@ -133,6 +133,7 @@ pub fn run(
         if state.due(Instant::now()) {
             if let Some(exit) = state.housekeeping(&mut worker, control) {
                 ev.close_all(&mut worker, CloseReason::Abandoned);
+                worker.finish();
                 return Ok(exit);
             }
             if worker.is_draining() {
@@ -140,6 +141,7 @@ pub fn run(
             }
             ev.close_due(&mut worker);
             if worker.is_draining() && worker.open_connections() == 0 {
+                worker.finish();
                 return Ok(LoopExit::Drained);
             }
         }

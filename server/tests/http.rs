@@ -388,7 +388,7 @@ fn broken_heads_get_their_status_or_a_close_and_never_a_panic() {
 }
 
 #[test]
-fn notices_match_the_bids_made_once() {
+fn notices_are_joined_to_the_bids_made() {
     for io in io_modes() {
         let server = start(config(io));
         let mut bid_id = None;
@@ -435,10 +435,13 @@ fn notices_match_the_bids_made_once() {
                 &format!("cx_notices_total{{kind=\"{kind}\",result=\"{result}\"}}"),
             )
         };
-        assert_eq!(count("win", "first"), 1.0, "{io:?}\n{metrics}");
-        assert_eq!(count("win", "duplicate"), 1.0, "{io:?}");
-        assert_eq!(count("win", "unknown"), 1.0, "{io:?}");
-        assert_eq!(count("loss", "first"), 1.0, "{io:?}");
+        // The win is applied; its repeat is a refused duplicate; a win for
+        // a bid never made is held for its decision (then dropped); a loss
+        // after the win contradicts it.
+        assert_eq!(count("win", "applied"), 1.0, "{io:?}\n{metrics}");
+        assert_eq!(count("win", "refused"), 1.0, "{io:?}");
+        assert_eq!(count("win", "held"), 1.0, "{io:?}");
+        assert_eq!(count("loss", "refused"), 1.0, "{io:?}");
         assert_eq!(count("bill", "invalid"), 1.0, "{io:?}");
         stop(server);
     }

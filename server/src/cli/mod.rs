@@ -29,6 +29,7 @@ pub mod inspect;
 pub mod lines;
 pub mod ope;
 pub mod plot;
+pub mod repository;
 pub mod run;
 pub mod score;
 pub mod serve;
@@ -77,7 +78,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Run the decision server: the binary protocol over TCP (io_uring,
     /// or epoll), with Prometheus metrics on an admin port.
-    Serve(serve::ServeArgs),
+    // Boxed: its many flags would make every other command as large.
+    Serve(Box<serve::ServeArgs>),
     /// Run the benchmarks (`kernel`, `engine`, `load`, `all`) with the
     /// `cx-bench` tool from the cx-benches crate, which must be built
     /// (`cargo build --release -p cx-benches`).
@@ -93,6 +95,11 @@ pub enum Command {
     /// Work with offer catalogs (docs/CATALOG.md).
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// The model repository that `cx serve --repository` serves: list
+    /// bundles and versions, activate a version, roll back
+    /// (docs/REPOSITORY.md).
+    #[command(subcommand)]
+    Repository(repository::RepositoryCommand),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish or
     /// powershell) to stdout; e.g. `cx completions bash >
     /// ~/.local/share/bash-completion/completions/cx`.
@@ -478,6 +485,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Serve(args) => serve::serve(args, streams),
         Command::Bench(args) => bench::bench(args),
         Command::Catalog(CatalogCommand::Init(args)) => catalog::init(args, streams.stdout),
+        Command::Repository(command) => repository::execute(command, streams.stdout),
         Command::Experiment(command) => experiment::execute(command, streams.stdout),
         Command::Ope(args) => ope::ope(args, streams),
         Command::Completions(args) => {

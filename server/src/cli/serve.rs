@@ -140,6 +140,19 @@ pub struct ServeArgs {
     /// The repository's bundle to serve [default: its only bundle].
     #[arg(long, value_name = "NAME", requires = "repository")]
     pub bundle: Option<String>,
+    /// Keep state that must survive a restart (budgets, frequency counts,
+    /// the decision log) in DIR/state.bin, written every --state-interval-s
+    /// and at shutdown, restored at start [default: memory only].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// How often the state file is written, s [default: 10].
+    #[arg(long, value_name = "S", requires = "state_dir")]
+    pub state_interval_s: Option<u64>,
+    /// Start with empty state when the state file is refused (corrupt,
+    /// foreign or another version), moving it aside to state.bin.refused;
+    /// without it, a refused file stops the start.
+    #[arg(long, requires = "state_dir")]
+    pub fresh_state: bool,
     /// Workers poll their sockets without sleeping, even when idle (a core
     /// busy per worker; only for workers on dedicated cores).
     #[arg(long)]
@@ -219,6 +232,12 @@ struct Overrides<'a> {
     repository: Option<&'a PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bundle: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_dir: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_interval_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fresh_state: Option<bool>,
 }
 
 impl ServeArgs {
@@ -248,6 +267,9 @@ impl ServeArgs {
             catalog: self.catalog.as_ref(),
             repository: self.repository.as_ref(),
             bundle: self.bundle.as_deref(),
+            state_dir: self.state_dir.as_ref(),
+            state_interval_s: self.state_interval_s,
+            fresh_state: self.fresh_state.then_some(true),
         };
         let layer = Figment::from(Serialized::defaults(overrides));
         ServerConfig::load(self.config.as_deref(), layer)
@@ -302,6 +324,7 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> Result<()> {
         "echo": echo,
         "model": server.model().id,
         "bundle": server.bundle().map(|(name, version)| serde_json::json!({"name": name, "version": version})),
+        "state": server.state_start().to_json(),
         // The SIMD tier the workers' kernels picked on this CPU (their
         // engines were built from the same environment just above).
         "simd_tier": cx_engine::backends::SimdTier::from_env_or_detect()

@@ -5,10 +5,9 @@
 //! embedders can use [`EngineResponder`].
 
 use super::{FeedbackTally, Overloaded, Owner};
-use cx_domain::feedback::{Event, EventRefusal};
+use cx_domain::feedback::{Accepted, Event, EventRefusal};
 use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Request, Ticket};
-use cx_domain::store::NoticeMatch;
 use cx_engine::openrtb::ImpOutcome;
 use cx_features::RequestContext;
 use cx_wire::openrtb::{BidRequest, BidResponse};
@@ -109,11 +108,11 @@ pub trait Submit: Respond {
         0
     }
 
-    /// Takes an exchange's notice: the one place notices enter the engine.
-    /// The default knows no bid.
-    fn notice(&mut self, notice: &Notice) -> NoticeMatch {
+    /// Takes an exchange's notice: the one place notices enter the engine
+    /// (`Engine::on_notice`). The default knows no decision.
+    fn notice(&mut self, notice: &Notice) -> Result<Accepted, EventRefusal> {
         let _ = notice;
-        NoticeMatch::Unknown
+        Err(EventRefusal::UnknownDecision)
     }
 
     /// Takes a batch of at most `EVENT_BATCH_MAX` feedback events, decoded

@@ -12,7 +12,7 @@ use crate::conn::{
 };
 use cx_domain::notice::NoticeKind;
 use cx_domain::pipeline::Decision;
-use cx_domain::store::NoticeMatch;
+use cx_domain::feedback::Accepted;
 use cx_engine::openrtb::{plan_impressions, ImpOutcome, ImpPlan};
 use cx_wire::openrtb::{self, BidRequest, NoBidReason};
 use cx_wire::Error as WireError;
@@ -301,12 +301,12 @@ impl HttpConnection {
         };
         let outcome = match notice::parse(kind, query) {
             Ok(n) => {
-                let matched = sink.notice(&n);
-                tracing::debug!(kind = kind.label(), bid = %n.bid_id, ?matched, "notice");
-                match matched {
-                    NoticeMatch::First(_) => 0,
-                    NoticeMatch::Duplicate(_) => 1,
-                    NoticeMatch::Unknown => 2,
+                let taken = sink.notice(&n);
+                tracing::debug!(kind = kind.label(), bid = %n.bid_id, ?taken, "notice");
+                match taken {
+                    Ok(Accepted::Applied) => 0,
+                    Ok(Accepted::Held) => 1,
+                    Err(_) => 2,
                 }
             }
             Err(e) => {

@@ -10,9 +10,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-/// How a notice matched: the `result` label of `cx_notices_total`, in
-/// [`HttpCounts::notices`] order.
-pub const NOTICE_RESULTS: [&str; 4] = ["first", "duplicate", "unknown", "invalid"];
+/// What became of a notice: the `result` label of `cx_notices_total`, in
+/// [`HttpCounts::notices`] order: joined to its bid and applied, held for
+/// a bid not logged yet, refused by the join (`cx_feedback_refused_total`
+/// says why), or an invalid query.
+pub const NOTICE_RESULTS: [&str; 4] = ["applied", "held", "refused", "invalid"];
 
 /// The HTTP bidder's counters.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 //! worker thread per configured core, each with its own event loop
 //! (io_uring, or epoll as the fallback) and its own [`Engine`] built from
 //! the same model bytes, and the admin HTTP endpoint. [`Server`] is the
-//! handle: its address, shutdown, model reload, and `wait`.
+//! handle: its address, shutdown, model reload ([`Reloader`]), and `wait`.
 //!
 //! # Threads and sharing
 //!
@@ -23,22 +23,25 @@
 //! connection once its answers are sent. It exits when none is left, or
 //! after `shutdown_timeout_ms` (closing what remains, logged).
 
+mod reload;
 mod setup;
+pub mod state;
+pub use reload::{ReloadDone, Reloader};
 use setup::{
-    bind_listeners, build_engine, fallback_source, read_model, report_catalog_fit, resolve_io,
-    shared_stores, worker_slots,
+    bind_listeners, build_engine, report_catalog_fit, resolve_io, shared_stores, worker_slots,
+    Served,
 };
 
 use crate::budget::{ByteReservations, SharedBudget};
 use crate::config::{IoMode, ServerConfig};
 use crate::error::Error;
 use crate::http::HttpSettings;
-use crate::metrics::{AdminServer, Health, Metrics, ReloadResult};
+use crate::metrics::{AdminLimits, AdminServer, Health, Metrics};
 use crate::sources::ConnectionLimiter;
 use crate::worker::{Shared, Worker, WorkerLimits};
-use cx_domain::store::{BidLedger, LedgerConfig};
+use cx_domain::store::DecisionLog;
 use cx_engine::openrtb::BidIds;
-use cx_engine::{Error as EngineError, FallbackSource, ModelInfo};
+use cx_engine::{Bundle, ModelInfo};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -67,25 +70,11 @@ pub enum LoopExit {
     TimedOut,
 }
 
-/// A model reload order: new bytes for every worker.
+/// A reload order: the bundle every worker swaps in (a model and its
+/// fallback, with the catalog and decision settings of a repository
+/// bundle).
 struct Reload {
-    model: Arc<[u8]>,
-    fallback: FallbackSource,
-}
-
-/// A reload that cannot serve: how it is counted, and why.
-struct RefusedReload {
-    result: ReloadResult,
-    error: Box<Error>,
-}
-
-impl RefusedReload {
-    fn new(result: ReloadResult, error: Error) -> Self {
-        Self {
-            result,
-            error: Box::new(error),
-        }
-    }
+    bundle: Bundle,
 }
 
 /// Orders from the server handle to its workers.
@@ -154,7 +143,7 @@ impl Watch {
         if generation != self.reload_seen {
             self.reload_seen = generation;
             if let Some(order) = control.latest_reload() {
-                match worker.reload(order.model.clone(), order.fallback.clone()) {
+                match worker.reload(order.bundle.clone()) {
                     Ok(info) => tracing::info!(model = %info.id, "model staged for the next tick"),
                     Err(e) => {
                         tracing::error!(error = %e, "model reload failed; serving the old model")
@@ -200,9 +189,13 @@ pub struct Server {
     health: Health,
     metrics: Metrics,
     workers: Vec<JoinHandle<Result<LoopExit, Error>>>,
-    config: ServerConfig,
     model: ModelInfo,
+    /// The repository bundle served at start: name and version.
+    bundle: Option<(String, String)>,
+    reloader: Arc<Reloader>,
     output: Arc<SharedBudget>,
+    /// What happened to the state file at start.
+    state: state::StateStart,
 }
 
 impl Server {
@@ -213,7 +206,7 @@ impl Server {
         config.validate()?;
         let io = resolve_io(config.io)?;
         let workers = config.worker_count();
-        let model_bytes = read_model(config.model.as_deref())?;
+        let served = Served::load(&config)?;
         let metrics = Metrics::new();
         let health = Health::new();
         let control = Arc::new(Control {
@@ -236,13 +229,16 @@ impl Server {
         let http = Arc::new(HttpSettings {
             bid_path: config.http_bid_path.clone(),
         });
-        let ledger = Arc::new(
-            BidLedger::new(LedgerConfig {
-                capacity: config.notice_ledger_bids,
-                ttl_ns: config.notice_ttl_ms.saturating_mul(1_000_000),
-            })
-            .map_err(|e| Error::Config(format!("notice_ledger_bids: {e}")))?,
-        );
+        // One decision log for all workers, since feedback for a decision
+        // (a notice for a bid) reaches whichever worker the exchange's
+        // connection landed on.
+        let decision_log = config
+            .engine
+            .feedback
+            .log_config()
+            .and_then(|c| DecisionLog::new(c).map_err(cx_engine::Error::from))
+            .map(Arc::new)
+            .map_err(|e| Error::Config(format!("[engine.feedback]: {e}")))?;
         // Validated: at least 1, at most CONNECTIONS_LIMIT (2^20).
         let per_source = config
             .connections_per_source_max
@@ -251,16 +247,24 @@ impl Server {
         let connections = Arc::new(ConnectionLimiter::new(per_source, config.connections_max));
         let output = Arc::new(SharedBudget::new(config.output_budget_bytes, workers));
         let input = Arc::new(ByteReservations::new(config.input_budget_bytes));
-        let shared = shared_stores(&config, workers)?;
+        let shared = shared_stores(&config, &served, workers)?;
         let mut engines = Vec::with_capacity(workers);
         for _ in 0..workers {
-            engines.push(build_engine(&config, &model_bytes, shared.clone())?);
+            engines.push(build_engine(&config, &served, shared.clone())?);
         }
         let model = engines
             .first()
             .map(|e| e.model().clone())
             .ok_or_else(|| Error::Config("workers: none to start".into()))?;
-        metrics.set_model_info(&model.name, &model.version, &model.id);
+        let (name, version) = served.label(&model);
+        metrics.set_model_info(&name, &version, &model.id);
+        let reloader = Arc::new(Reloader::new(
+            config.clone(),
+            control.clone(),
+            metrics.clone(),
+            shared.clone(),
+            served.bundle.clone(),
+        ));
         if let Some(engine) = engines.first() {
             report_catalog_fit(engine.catalog_fit(), &model, &metrics);
         }
@@ -282,7 +286,14 @@ impl Server {
             .and_then(|l| l.local_addr().ok());
         let admin = match config.admin_listen {
             Some(addr) => Some(
-                AdminServer::spawn(addr, metrics.clone(), health.clone()).map_err(Error::Admin)?,
+                AdminServer::spawn_with_reload(
+                    addr,
+                    metrics.clone(),
+                    health.clone(),
+                    AdminLimits::default(),
+                    Some(reloader.admin_hook()),
+                )
+                .map_err(Error::Admin)?,
             ),
             None => None,
         };
@@ -291,12 +302,12 @@ impl Server {
             _ => None,
         };
         let mut handles = Vec::with_capacity(workers);
+        let mut state_start = state::StateStart::MemoryOnly;
         for (index, (binary, mut engine)) in listeners.into_iter().zip(engines).enumerate() {
-            // Ids unique over nodes, workers and starts (BidIds); one ledger
-            // for all, since a notice reaches whichever worker the
-            // exchange's connection landed on.
+            // Ids unique over nodes, workers and starts (BidIds); one
+            // decision log for all.
             engine.set_bid_ids(BidIds::starting_now(config.node_id, index as u32));
-            engine.set_bid_ledger(ledger.clone());
+            engine.set_decision_log(decision_log.clone());
             if let Some(base) = &notice_base {
                 engine
                     .set_notice_base_url(base)
@@ -316,7 +327,20 @@ impl Server {
                 input: input.clone(),
                 http: http.clone(),
             };
+            // The first worker restores and keeps the state file: its
+            // engine holds the stores every worker shares (or the only
+            // engine's own), and the shared decision log.
+            let saver = if index == 0 {
+                let (start, saver) = state::restore(&config, &mut engine, unix_now_ns())?;
+                state_start = start;
+                saver
+            } else {
+                None
+            };
             let mut worker = Worker::new(engine, metrics.clone(), limits, shared);
+            if let Some(saver) = saver {
+                worker.set_state_saver(saver);
+            }
             worker.set_echo(config.echo);
             worker.set_busy_poll(config.busy_poll);
             let control = control.clone();
@@ -338,6 +362,7 @@ impl Server {
             workers,
             echo = config.echo,
             model = %model.id,
+            bundle = ?served.bundle,
             "serving"
         );
         Ok(Server {
@@ -349,10 +374,17 @@ impl Server {
             health,
             metrics,
             workers: handles,
-            config,
             model,
+            bundle: served.bundle,
+            reloader,
             output,
+            state: state_start,
         })
+    }
+
+    /// What happened to the state file at start.
+    pub fn state_start(&self) -> &state::StateStart {
+        &self.state
     }
 
     /// Answers written but not yet sent to their clients, over all
@@ -388,6 +420,12 @@ impl Server {
         &self.model
     }
 
+    /// The repository bundle served at start, as (name, version), when
+    /// serving from a repository.
+    pub fn bundle(&self) -> Option<&(String, String)> {
+        self.bundle.as_ref()
+    }
+
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -400,69 +438,14 @@ impl Server {
         self.control.shutdown.store(true, Ordering::Release);
     }
 
-    /// Re-reads the configured model file (and fallback), checks it
-    /// against everything a worker will check (by building a probe engine
-    /// with the running config and catalog), and orders every worker to
-    /// serve it from its next tick. A reload that fails changes nothing.
-    /// Either way it is counted once in `cx_model_reloads_total{result}`.
+    /// Re-reads what the config serves (the model file and fallback, or
+    /// the repository bundle's active version), checks it against
+    /// everything a worker will check (by building a probe engine), and
+    /// orders every worker to serve it from its next tick. A reload that
+    /// fails changes nothing. Either way it is counted once in
+    /// `cx_model_reloads_total{result}`. See [`Reloader`].
     pub fn reload(&self) -> Result<ModelInfo, Error> {
-        let outcome = self.check_reload();
-        let result = match &outcome {
-            Ok(_) => ReloadResult::Ok,
-            Err(refused) => refused.result,
-        };
-        self.metrics.model_reloaded(result);
-        let (bytes, info) = outcome.map_err(|refused| *refused.error)?;
-        let fallback = fallback_source(&self.config);
-        let mut slot = self
-            .control
-            .reload
-            .lock()
-            .map_err(|_| Error::Config("reload: the control lock is poisoned".into()))?;
-        let generation = self.control.reload_generation.load(Ordering::Acquire) + 1;
-        *slot = Some(Arc::new(Reload {
-            model: bytes,
-            fallback,
-        }));
-        self.control
-            .reload_generation
-            .store(generation, Ordering::Release);
-        self.metrics
-            .set_model_info(&info.name, &info.version, &info.id);
-        Ok(info)
-    }
-
-    /// Reads and checks a reload: the bytes and their description, or why
-    /// they cannot serve.
-    fn check_reload(&self) -> Result<(Arc<[u8]>, ModelInfo), RefusedReload> {
-        let bytes = read_model(self.config.model.as_deref()).map_err(|e| {
-            let result = match e {
-                Error::ModelRead { .. } | Error::Config(_) => ReloadResult::ReadError,
-                _ => ReloadResult::InvalidModel,
-            };
-            RefusedReload::new(result, e)
-        })?;
-        let engine_error = |result, source| {
-            let what = "model reload".into();
-            RefusedReload::new(result, Error::Engine { what, source })
-        };
-        cx_model::SnnModel::from_bytes(&bytes)
-            .map_err(|e| engine_error(ReloadResult::InvalidModel, e.into()))?;
-        let probe = build_engine(&self.config, &bytes, None).map_err(|e| match e {
-            Error::Engine { source, .. } => {
-                let result = match &source {
-                    EngineError::Load { .. } => ReloadResult::ReadError,
-                    // The model itself parsed above, so a model error here is
-                    // the fallback's.
-                    EngineError::Model(_) => ReloadResult::InvalidFallback,
-                    _ => ReloadResult::Incompatible,
-                };
-                engine_error(result, source)
-            }
-            other => RefusedReload::new(ReloadResult::Incompatible, other),
-        })?;
-        report_catalog_fit(probe.catalog_fit(), probe.model(), &self.metrics);
-        Ok((bytes, probe.model().clone()))
+        self.reloader.reload().map(|done| done.model)
     }
 
     /// Waits for every worker to finish (after [`Self::shutdown`]), then

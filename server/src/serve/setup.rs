@@ -6,7 +6,7 @@
 use super::{Error, IoMode, Metrics, ServerConfig, LISTEN_BACKLOG};
 use crate::repository::Repository;
 use cx_domain::catalog::Catalog;
-use cx_domain::store::SharedStores;
+use cx_domain::store::{PosteriorConfig, PosteriorHub, Posteriors, SharedStores};
 use cx_engine::systems::DecideConfig;
 use cx_engine::{Bundle, Engine, FallbackSource, ModelInfo, ModelSource};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -129,7 +129,19 @@ pub(super) fn shared_stores(
         config.engine.lease_config(),
     )
     .map_err(|e| engine_error(e.into()))?;
-    Ok(Some(stores))
+    // One click posterior for all workers: feedback taken by any worker
+    // teaches every engine.
+    let decide = served.decide.as_ref().unwrap_or(&config.engine.decide);
+    let posteriors = Posteriors::new(
+        catalog.ids(),
+        PosteriorConfig {
+            half_life_s: decide.posterior_half_life_s,
+        },
+    )
+    .map_err(|e| engine_error(e.into()))?;
+    Ok(Some(
+        stores.share_posteriors(Arc::new(PosteriorHub::new(posteriors))),
+    ))
 }
 
 /// What the engines serve: the config's model, fallback and catalog

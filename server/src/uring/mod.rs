@@ -196,6 +196,7 @@ pub fn run(
         }
     };
     ul.finish(&mut worker);
+    worker.finish();
     Ok(exit)
 }
 

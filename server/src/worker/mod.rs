@@ -30,11 +30,13 @@ use budgets::settle_reservation;
 mod protocol;
 mod respond;
 mod sink;
+mod state;
 mod timeouts;
 use protocol::Conn;
 pub use protocol::Protocol;
 use respond::Responder;
 use sink::Sink;
+pub use state::StateSaver;
 
 use crate::budget::{ByteReservations, SharedBudget};
 use crate::conn::{Connection, ImpLists, Owner};
@@ -204,6 +206,8 @@ pub struct Worker {
     echo: bool,
     /// Never sleep in the kernel ([`Self::keeps_polling`]).
     busy_poll: bool,
+    /// The state file this worker keeps, if any.
+    state: Option<StateSaver>,
 }
 
 impl Worker {
@@ -244,6 +248,7 @@ impl Worker {
             draining: false,
             echo: false,
             busy_poll: false,
+            state: None,
         }
     }
 
@@ -646,9 +651,28 @@ impl Worker {
     }
 
     /// Store housekeeping: budget leases unused for their time to live go
-    /// back to the bank the workers share.
+    /// back to the bank the workers share; the state file is written when
+    /// its interval has passed (the worker that keeps it).
     pub fn maintain_stores(&mut self) {
-        self.engine.maintain_stores(crate::serve::unix_now_ns());
+        let now = crate::serve::unix_now_ns();
+        self.engine.maintain_stores(now);
+        if let Some(saver) = &mut self.state {
+            saver.save_if_due(&self.engine, now);
+        }
+    }
+
+    /// Keeps the state file at `saver` (one worker of a server does, for
+    /// all: `state.rs`).
+    pub fn set_state_saver(&mut self, saver: StateSaver) {
+        self.state = Some(saver);
+    }
+
+    /// The event loop's last call, once every connection is closed: writes
+    /// the state file a last time.
+    pub fn finish(&mut self) {
+        if let Some(saver) = &mut self.state {
+            saver.save(&self.engine, crate::serve::unix_now_ns());
+        }
     }
 
     /// Stages a new bundle: a model and fallback, with a repository

@@ -32,8 +32,7 @@ impl Respond for Responder<'_> {
     }
 
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
-        self.engine
-            .bid_response(request, imps, crate::serve::unix_now_ns())
+        self.engine.bid_response(request, imps)
     }
 
     fn write_decision_id(&self, ticket: Ticket, out: &mut String) -> bool {

@@ -5,10 +5,9 @@
 use super::respond::Responder;
 use super::{ConnId, Route, WorkerLimits};
 use crate::conn::{FeedbackTally, Overloaded, Owner, Respond, Submit};
-use cx_domain::feedback::{Event, EventRefusal};
+use cx_domain::feedback::{Accepted, Event, EventRefusal};
 use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Request, Ticket};
-use cx_domain::store::NoticeMatch;
 use cx_engine::openrtb::ImpOutcome;
 use cx_engine::Engine;
 use cx_features::RequestContext;
@@ -95,7 +94,7 @@ impl Submit for Sink<'_> {
             .saturating_add(backlog.saturating_mul(self.decide_ns_per_imp))
     }
 
-    fn notice(&mut self, notice: &Notice) -> NoticeMatch {
+    fn notice(&mut self, notice: &Notice) -> Result<Accepted, EventRefusal> {
         self.engine.on_notice(notice, crate::serve::unix_now_ns())
     }
 

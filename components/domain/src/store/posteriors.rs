@@ -278,6 +278,47 @@ impl Posteriors {
         }
     }
 
+    /// Calls `f(offer id, impressions, clicks, expected clicks, updated
+    /// ns)` for every arm with data, undecayed (for a state file).
+    pub fn for_each_arm(&self, mut f: impl FnMut(u64, f64, f64, f64, u64)) {
+        for i in (0..self.arms()).filter(|&i| self.impressions[i] > 0.0) {
+            f(
+                self.offer_ids[i],
+                self.impressions[i],
+                self.clicks[i],
+                self.expected_clicks[i],
+                self.updated_ns[i],
+            );
+        }
+    }
+
+    /// Sets the counts of the arm of offer id `offer_id` (restoring a state
+    /// file); false when no arm has that id or the counts are not finite
+    /// and ordered (`0 <= clicks <= impressions`, `expected <= impressions`).
+    pub fn restore_arm(
+        &mut self,
+        offer_id: u64,
+        impressions: f64,
+        clicks: f64,
+        expected_clicks: f64,
+        updated_ns: u64,
+    ) -> bool {
+        let ordered = impressions.is_finite()
+            && (0.0..=impressions).contains(&clicks)
+            && (0.0..=impressions).contains(&expected_clicks);
+        let Some(i) = self.offer_ids.iter().position(|&o| o == offer_id) else {
+            return false;
+        };
+        if !ordered {
+            return false;
+        }
+        self.impressions[i] = impressions;
+        self.clicks[i] = clicks;
+        self.expected_clicks[i] = expected_clicks;
+        self.updated_ns[i] = updated_ns;
+        true
+    }
+
     /// Makes `self` a copy of `other` (a replica refresh): no allocation
     /// when both hold as many arms.
     pub fn copy_from(&mut self, other: &Self) {

@@ -7,6 +7,7 @@ use super::budget::OFFERS_MAX;
 use super::frequency::FrequencyConfig;
 use super::lease::{BudgetBank, LeaseConfig, LeasedBudgets};
 use super::shared_frequency::SharedFrequency;
+use super::shared_posteriors::PosteriorHub;
 use crate::catalog::Catalog;
 use crate::error::Result;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ pub struct SharedStores {
     frequency: SharedFrequency,
     bank: Arc<BudgetBank>,
     lease: LeaseConfig,
+    /// Click posteriors every engine learns into, if shared.
+    posteriors: Option<Arc<PosteriorHub>>,
 }
 
 /// Slots of a shared bank per offer of the catalog it starts with: room for
@@ -46,7 +49,21 @@ impl SharedStores {
             frequency: SharedFrequency::new(frequency)?,
             bank: Arc::new(bank),
             lease,
+            posteriors: None,
         })
+    }
+
+    /// These stores with `hub` as the click posteriors every engine shares
+    /// (its offers in the catalog's order), so that feedback taken by any
+    /// worker teaches all of them.
+    pub fn share_posteriors(mut self, hub: Arc<PosteriorHub>) -> Self {
+        self.posteriors = Some(hub);
+        self
+    }
+
+    /// The shared click posteriors, if any.
+    pub fn posteriors(&self) -> Option<&Arc<PosteriorHub>> {
+        self.posteriors.as_ref()
     }
 
     /// The shared frequency store.

@@ -17,6 +17,7 @@
 //! it moved, an `MGET` of every arm.
 
 use super::posteriors::{Posterior, PosteriorStats, Posteriors};
+use super::state::PosteriorRecord;
 use crate::error::Result;
 use bevy_ecs::prelude::Resource;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -169,6 +170,44 @@ impl PosteriorBackend {
             Self::Local(p) => p.stats(),
             Self::Shared(s) => s.hub.lock().stats(),
         }
+    }
+
+    /// [`Posteriors::for_each_arm`] over the store updates go to.
+    pub fn for_each_arm(&self, f: impl FnMut(u64, f64, f64, f64, u64)) {
+        match self {
+            Self::Local(p) => p.for_each_arm(f),
+            Self::Shared(s) => s.hub.lock().for_each_arm(f),
+        }
+    }
+
+    /// Restores arms from a state file ([`Posteriors::restore_arm`]);
+    /// a shared store is restored in the hub, for every engine. Returns
+    /// the arms restored and those dropped (no such offer, bad counts).
+    pub fn restore_arms(&mut self, arms: &[PosteriorRecord]) -> (u64, u64) {
+        let mut restored = 0;
+        let mut put = |p: &mut Posteriors| {
+            for a in arms {
+                restored += u64::from(p.restore_arm(
+                    a.offer_id,
+                    a.impressions,
+                    a.clicks,
+                    a.expected_clicks,
+                    a.updated_ns,
+                ));
+            }
+        };
+        match self {
+            Self::Local(p) => put(p),
+            Self::Shared(s) => {
+                {
+                    let mut store = s.hub.lock();
+                    put(&mut store);
+                    s.hub.version.fetch_add(1, Ordering::Release);
+                }
+                s.refresh();
+            }
+        }
+        (restored, arms.len() as u64 - restored)
     }
 
     /// Resizes to the offers `offer_ids` (another catalog), carrying each

@@ -21,6 +21,7 @@ pub const DECISIONS: [u8; 8] = *b"declog01";
 pub const POSTERIORS: [u8; 8] = *b"posters1";
 
 const BUDGET_RECORD_BYTES: usize = 8 + 4 + 8;
+const POSTERIOR_RECORD_BYTES: usize = 8 * 5;
 const FREQUENCY_RECORD_BYTES: usize = 8 + 8 + 4 + 4 + 8 + 8 + 8;
 
 /// One offer's spend: its id, the UTC day (days since the epoch) and the
@@ -106,6 +107,56 @@ pub fn read_frequency(bytes: &[u8]) -> Result<Vec<FrequencyRecord>> {
             return Err(r.bad(format!("entry {k}: a count of 0")));
         }
         out.push(record);
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+/// One offer's posterior counts, undecayed, and when they were last
+/// decayed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PosteriorRecord {
+    /// The offer id.
+    pub offer_id: u64,
+    /// Discounted impressions.
+    pub impressions: f64,
+    /// Discounted clicks.
+    pub clicks: f64,
+    /// Discounted expected clicks (the model's).
+    pub expected_clicks: f64,
+    /// When they were last decayed, ns.
+    pub updated_ns: u64,
+}
+
+/// Writes the posteriors section: `each` calls its argument once per arm.
+pub fn write_posteriors(out: &mut Vec<u8>, each: impl FnOnce(&mut dyn FnMut(PosteriorRecord))) {
+    let count_at = out.len();
+    put_u64(out, 0);
+    let mut n = 0u64;
+    each(&mut |r: PosteriorRecord| {
+        n += 1;
+        put_u64(out, r.offer_id);
+        put_u64(out, r.impressions.to_bits());
+        put_u64(out, r.clicks.to_bits());
+        put_u64(out, r.expected_clicks.to_bits());
+        put_u64(out, r.updated_ns);
+    });
+    out[count_at..count_at + 8].copy_from_slice(&n.to_le_bytes());
+}
+
+/// Reads a posteriors section whole; counts must be finite.
+pub fn read_posteriors(bytes: &[u8]) -> Result<Vec<PosteriorRecord>> {
+    let mut r = SectionReader::new(bytes, "posteriors section");
+    let n = counted(&mut r, bytes.len(), POSTERIOR_RECORD_BYTES)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(PosteriorRecord {
+            offer_id: r.u64("offer_id")?,
+            impressions: r.f64("impressions")?,
+            clicks: r.f64("clicks")?,
+            expected_clicks: r.f64("expected_clicks")?,
+            updated_ns: r.u64("updated_ns")?,
+        });
     }
     r.finish()?;
     Ok(out)

@@ -1,0 +1,63 @@
+//! The state file a server keeps (`--state-dir`): one worker writes its
+//! engine's state (its own stores, or those every worker shares, and the
+//! shared decision log) every interval and once more when its loop ends.
+//! A failed write is logged and counted; the previous file stays whole
+//! (the write is atomic), and the next interval tries again.
+
+use cx_engine::Engine;
+use std::path::PathBuf;
+
+/// Writes the state file every `interval_ns` of wall-clock time.
+#[derive(Debug)]
+pub struct StateSaver {
+    path: PathBuf,
+    interval_ns: u64,
+    last_ns: u64,
+    /// Writes that failed.
+    pub failures: u64,
+    /// Writes that succeeded.
+    pub saves: u64,
+}
+
+impl StateSaver {
+    /// A saver writing `path` every `interval_ns`, counting from `now_ns`.
+    pub fn new(path: PathBuf, interval_ns: u64, now_ns: u64) -> Self {
+        Self {
+            path,
+            interval_ns,
+            last_ns: now_ns,
+            failures: 0,
+            saves: 0,
+        }
+    }
+
+    /// Writes the state file if the interval has passed since the last.
+    pub fn save_if_due(&mut self, engine: &Engine, now_ns: u64) {
+        if now_ns.saturating_sub(self.last_ns) >= self.interval_ns {
+            self.save(engine, now_ns);
+        }
+    }
+
+    /// Writes the state file now.
+    pub fn save(&mut self, engine: &Engine, now_ns: u64) {
+        self.last_ns = now_ns;
+        let started = std::time::Instant::now();
+        match engine.save_state(&self.path, now_ns) {
+            Ok(info) => {
+                self.saves += 1;
+                tracing::debug!(
+                    path = %self.path.display(),
+                    bytes = info.bytes,
+                    decisions = info.decisions,
+                    frequency_entries = info.frequency_entries,
+                    ms = started.elapsed().as_millis() as u64,
+                    "state saved"
+                );
+            }
+            Err(e) => {
+                self.failures += 1;
+                tracing::error!(path = %self.path.display(), error = %e, "state not saved");
+            }
+        }
+    }
+}

@@ -24,6 +24,7 @@
 //! - [`repository`]: the model repository: bundles of a model, its catalog,
 //!   fallback and decision settings, by name and version, and which is active.
 //! - [`serve`]: the server: listeners, worker threads, shutdown and reload.
+//! - [`simulate`]: `cx simulate`'s closed loop with the synthetic world.
 //! - [`sources`]: open connections per source address, over all workers.
 //! - [`uring`]: the io_uring event loop.
 //! - [`worker`]: one worker thread's engine and connections, shared by both
@@ -40,6 +41,7 @@ pub mod http;
 pub mod metrics;
 pub mod repository;
 pub mod serve;
+pub mod simulate;
 pub mod sources;
 #[cfg(target_os = "linux")]
 pub mod uring;

@@ -15,6 +15,8 @@
 //!   decision server over the wire protocol.
 //! - [`feedback`]: `cx feedback --addr A [FILE|-]`, a JSONL of feedback
 //!   events replayed into a decision server in `feedback` messages.
+//! - [`simulate`]: `cx simulate --decisions N ...`, the engine in a closed
+//!   loop with the synthetic world.
 
 mod answer;
 pub mod bench;
@@ -33,6 +35,7 @@ pub mod repository;
 pub mod run;
 pub mod score;
 pub mod serve;
+pub mod simulate;
 pub mod synth;
 pub mod train;
 
@@ -112,6 +115,11 @@ pub enum Command {
     /// SNIPS, doubly robust, with intervals) from a DSJSON log of decisions
     /// (docs/OPE.md).
     Ope(ope::OpeArgs),
+    /// Close the loop with the synthetic world: thompson, greedy and random
+    /// policies decide the same requests, clicks are drawn from the known
+    /// truth and fed back; regret, CTR, budgets, caps and off-policy
+    /// estimates as JSON and SVG (docs/FEEDBACK.md, "Proof that it learns").
+    Simulate(simulate::SimulateArgs),
 }
 
 /// The `cx catalog` commands.
@@ -488,6 +496,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Repository(command) => repository::execute(command, streams.stdout),
         Command::Experiment(command) => experiment::execute(command, streams.stdout),
         Command::Ope(args) => ope::ope(args, streams),
+        Command::Simulate(args) => simulate::simulate(args, streams),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "cx", streams.stdout);

@@ -1,0 +1,449 @@
+//! `cx simulate`: the closed loop between the engine and the synthetic
+//! world, whose true click probabilities are known (`docs/FEEDBACK.md`,
+//! "Proof that it learns").
+//!
+//! This module owns the loop: it draws each request from the generator,
+//! has one engine per policy (`thompson`, `greedy`, `random`) decide it,
+//! draws what the world does with each decision (an auction, a click from
+//! the true click probability of the offer chosen, a conversion), sends the
+//! events back through `Engine::feedback` on a simulated clock, and tallies
+//! regret against the oracle, click rates, spend against budgets and
+//! impressions against caps. Submodules: [`auction`] (the synthetic
+//! auction), [`oracle`] (the catalog-to-world map and the oracle),
+//! [`policy`] (one policy's engine and ledgers), [`ope`] (off-policy
+//! evaluation of greedy from thompson's log), [`report`] (the JSON) and
+//! [`plot`] (the SVG figures).
+
+pub mod auction;
+pub mod ope;
+pub mod oracle;
+pub mod plot;
+pub mod policy;
+pub mod report;
+
+use crate::error::{Error, Result};
+use auction::{standard_normal, Auction};
+use cx_datasets::synth::{RowTruth, SynthConfig, SynthRow};
+use cx_datasets::Generator;
+use cx_decision::{Decision, TOP_K_MAX};
+use cx_domain::catalog::Catalog;
+use cx_domain::pipeline::Request;
+use cx_domain::store::Settlement;
+use cx_engine::systems::{Exploration, ObjectiveWeights};
+use cx_engine::{Engine, EngineConfig, ModelSource};
+use oracle::{best_offer, OfferMap, Truth};
+use policy::{Draws, PolicyRun, SettlementMode};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Requests each engine decides per tick.
+pub const BATCH: usize = 32;
+/// Most decisions one run makes.
+pub const DECISIONS_MAX: u64 = 100_000_000;
+/// Largest `--seed`: each seed reads its own `2^32` rows of the world.
+pub const SEED_MAX: u64 = (1 << 24) - 2;
+/// The `shift` scenario: what is added to the shifted offer's true logit
+/// at half time (its click odds fall to `e^-2`, about 0.14 times).
+pub const SHIFT_LOGIT: f64 = -2.0;
+/// Requests the `shift` scenario looks at to pick the offer it shifts.
+const SHIFT_PROBE_ROWS: u64 = 20_000;
+
+/// The scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// A stationary world.
+    Default,
+    /// At half time the offer the oracle picks most often loses appeal
+    /// (its logit falls by 2).
+    Shift,
+    /// One creative variant with twice the click rate: NOT built, because
+    /// creative variants (DCO) are not built yet; refused.
+    Creative,
+}
+
+/// What a run is asked to do.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// Decisions per policy.
+    pub decisions: u64,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The run's seed: which rows, the world's draws, the engines' seeds.
+    pub seed: u64,
+    /// The synthetic world's seed (the bundled model's is 2024).
+    pub world_seed: u64,
+    /// How bids settle.
+    pub settlement: SettlementMode,
+    /// Simulated time per decision, ms.
+    pub ms_per_decision: u64,
+    /// The posteriors' half-life, simulated seconds.
+    pub half_life_s: f64,
+    /// Multiplies every offer's daily budget.
+    pub budget_scale: f64,
+    /// Thompson's posterior re-draws behind each propensity.
+    pub propensity_samples: usize,
+    /// The model [default: the bundled one].
+    pub model: Option<PathBuf>,
+    /// The catalog [default: the bundled one].
+    pub catalog: Option<PathBuf>,
+}
+
+impl Spec {
+    /// Refuses what cannot run, naming the option.
+    pub fn check(&self) -> Result<()> {
+        if self.scenario == Scenario::Creative {
+            return Err(Error::Mismatch(
+                "--scenario creative is not available: it needs creative variants (DCO: several \
+                 creatives per offer, each with its own click rate), which the engine does not \
+                 have yet (issue 15); use default or shift"
+                    .into(),
+            ));
+        }
+        let bad = |what: String| Err(Error::Mismatch(what));
+        if self.decisions < 2 || self.decisions > DECISIONS_MAX {
+            return bad(format!(
+                "--decisions {} is outside 2..={DECISIONS_MAX}",
+                self.decisions
+            ));
+        }
+        if self.seed > SEED_MAX {
+            return bad(format!("--seed {} is more than {SEED_MAX}", self.seed));
+        }
+        if self.ms_per_decision == 0 || self.ms_per_decision > 86_400_000 {
+            return bad(format!(
+                "--ms-per-decision {} is outside 1..=86400000",
+                self.ms_per_decision
+            ));
+        }
+        if !(self.half_life_s >= 0.0 && self.half_life_s <= 315_360_000.0) {
+            return bad(format!(
+                "--half-life-s {} is outside 0..=315360000 (0: no discounting)",
+                self.half_life_s
+            ));
+        }
+        if !(1..=cx_engine::systems::config::PROPENSITY_SAMPLES_MAX)
+            .contains(&self.propensity_samples)
+        {
+            return bad(format!(
+                "--propensity-samples {} is outside 1..={}",
+                self.propensity_samples,
+                cx_engine::systems::config::PROPENSITY_SAMPLES_MAX
+            ));
+        }
+        if !(self.budget_scale > 0.0 && self.budget_scale <= 1e6) {
+            return bad(format!(
+                "--budget-scale {} is outside (0, 1e6]",
+                self.budget_scale
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The policies, in the order each request is settled (greedy before
+/// thompson: thompson's off-policy target is greedy's choice).
+pub const POLICIES: [(&str, Exploration, f32); 3] = [
+    ("greedy", Exploration::None, 0.0),
+    ("random", Exploration::EpsilonGreedy, 1.0),
+    ("thompson", Exploration::Thompson, 0.0),
+];
+
+/// Everything a run produced.
+pub struct Run {
+    /// The spec it ran.
+    pub spec: Spec,
+    /// The policies' runs, in [`POLICIES`] order.
+    pub policies: Vec<PolicyRun>,
+    /// The catalog.
+    pub catalog: Catalog,
+    /// The model's id.
+    pub model_id: String,
+    /// The shifted offer's catalog id, under `shift`.
+    pub shifted_offer: Option<u64>,
+    /// Off-policy evaluation of greedy from thompson's log.
+    pub ope: Option<ope::OpeReport>,
+    /// Requests the catalog's targeting admitted no offer for.
+    pub oracle_empty: u64,
+    /// Sum of the oracle's true click probability.
+    pub oracle_p_sum: f64,
+    /// The auction.
+    pub auction: Auction,
+}
+
+/// The catalog of `path` (or the bundled one), each daily budget times
+/// `scale`.
+pub fn load_catalog(path: Option<&std::path::Path>, scale: f64) -> Result<Catalog> {
+    let mut text = match path {
+        None => cx_engine::DEFAULT_CATALOG_TOML.to_string(),
+        Some(path) => std::fs::read_to_string(path).map_err(|source| Error::File {
+            path: path.display().to_string(),
+            source,
+        })?,
+    };
+    let shown = path.map_or("the bundled catalog".into(), |p| p.display().to_string());
+    if scale != 1.0 {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e| Error::Mismatch(format!("catalog {shown}: {e}")))?;
+        if let Some(toml::Value::Array(offers)) = table.get_mut("offer") {
+            for budget in offers.iter_mut().filter_map(|o| o.get_mut("daily_budget")) {
+                let amount = budget.as_float().or(budget.as_integer().map(|i| i as f64));
+                if let Some(amount) = amount {
+                    *budget = toml::Value::Float(amount * scale);
+                }
+            }
+        }
+        text = table.to_string();
+    }
+    Catalog::from_toml_str(&text).map_err(|source| Error::Engine {
+        what: format!("cannot use catalog {shown}"),
+        source: source.into(),
+    })
+}
+
+/// The engine config of one policy: ranking by click probability alone.
+fn engine_config(spec: &Spec, exploration: Exploration, epsilon: f32) -> EngineConfig {
+    let mut config = EngineConfig {
+        seed: spec.seed,
+        ..EngineConfig::default()
+    };
+    let decide = &mut config.decide;
+    decide.top_k = TOP_K_MAX;
+    decide.weights = ObjectiveWeights {
+        click: 1.0,
+        conversion: 0.0,
+        revenue: 0.0,
+        lifetime_value: 0.0,
+        engagement: 0.0,
+        retention: 0.0,
+    };
+    decide.segment_bonus = 0.0;
+    decide.context_bonus = 0.0;
+    decide.fatigue_weight = 0.0;
+    decide.boost_weight = 0.0;
+    decide.exploration = exploration;
+    decide.epsilon = epsilon;
+    decide.posterior_half_life_s = spec.half_life_s;
+    decide.propensity_samples = spec.propensity_samples;
+    // Room for every (user, offer) the run meets: a store that evicts
+    // would forget impressions, and the cap check below would see it.
+    config.frequency.capacity = 1 << 20;
+    config
+}
+
+fn build_engine(spec: &Spec, catalog: &Catalog, policy: usize) -> Result<Engine> {
+    let (_, exploration, epsilon) = POLICIES[policy];
+    let mut builder = Engine::builder()
+        .config(engine_config(spec, exploration, epsilon))
+        .catalog(catalog.clone());
+    if let Some(path) = &spec.model {
+        super::cli::load_model(Some(path))?;
+        builder = builder.model(ModelSource::Path(path.clone()));
+    }
+    builder.build().map_err(|source| Error::Engine {
+        what: "cannot set up the engine".into(),
+        source,
+    })
+}
+
+/// The world offer the oracle picks most often in the first requests.
+fn most_picked_offer(
+    generator: &Generator,
+    catalog: &Catalog,
+    offers: &OfferMap,
+    first_row: u64,
+    rows: u64,
+) -> Option<usize> {
+    let mut picks = vec![0u64; offers.len()];
+    for i in 0..rows {
+        let (row, truth) = generator.row_with_truth(first_row + i);
+        let truth = Truth {
+            row: &truth,
+            shifted: None,
+            logit_shift: 0.0,
+        };
+        if let Some((best, _)) = best_offer(catalog, offers, &row.to_context(), &truth) {
+            picks[best] += 1;
+        }
+    }
+    let best = (0..picks.len()).max_by_key(|&i| (picks[i], std::cmp::Reverse(i)))?;
+    (picks[best] > 0).then(|| offers.world_index(best))
+}
+
+/// Runs `spec`, writing thompson's log as DSJSON to `dsjson` if given.
+pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
+    spec.check()?;
+    let generator = Generator::new(SynthConfig::default(), spec.world_seed)
+        .map_err(|e| Error::Mismatch(format!("synthetic world: {e}")))?;
+    let catalog = load_catalog(spec.catalog.as_deref(), spec.budget_scale)?;
+    let offers = OfferMap::new(&catalog, &generator)?;
+    let mut runs = (0..POLICIES.len())
+        .map(|p| {
+            Ok(PolicyRun::new(
+                POLICIES[p].0,
+                build_engine(&spec, &catalog, p)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let model_id = runs[0].engine.model().id.clone();
+    let first_row = (spec.seed + 1) << 32;
+    let shifted = match spec.scenario {
+        Scenario::Shift => most_picked_offer(
+            &generator,
+            &catalog,
+            &offers,
+            first_row,
+            spec.decisions.min(SHIFT_PROBE_ROWS),
+        ),
+        _ => None,
+    };
+    let shift_at = spec.decisions / 2;
+    let auction = Auction::default();
+    let mut ope = ope::OpeLog::new(cx_evaluation::LEVEL_DEFAULT, dsjson, model_id.clone())?;
+    let mut draws_rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5EED_D4A5_0000_0001);
+    let every = (spec.decisions / 200).max(1);
+    let step_ns = spec.ms_per_decision * 1_000_000;
+    let start_ns = generator.config().start_unix as u64 * 1_000_000_000;
+    let (mut oracle_empty, mut oracle_p_sum) = (0u64, 0.0f64);
+    let mut batch: Vec<(SynthRow, RowTruth)> = Vec::with_capacity(BATCH);
+    let mut decisions: Vec<Vec<Decision>> = vec![Vec::with_capacity(BATCH); runs.len()];
+    let mut next = 0u64;
+    while next < spec.decisions {
+        let n = (spec.decisions - next).min(BATCH as u64);
+        let now_ns = start_ns + next * step_ns;
+        batch.clear();
+        batch.extend((0..n).map(|j| generator.row_with_truth(first_row + next + j)));
+        for (run, decided) in runs.iter_mut().zip(decisions.iter_mut()) {
+            decide_batch(&mut run.engine, &batch, spec.settlement, now_ns, decided)?;
+        }
+        for (j, (row, row_truth)) in batch.iter().enumerate() {
+            let index = next + j as u64;
+            let truth = Truth {
+                row: row_truth,
+                shifted: shifted.filter(|_| index >= shift_at),
+                logit_shift: SHIFT_LOGIT,
+            };
+            let ctx = row.to_context();
+            let oracle = best_offer(&catalog, &offers, &ctx, &truth);
+            oracle_empty += u64::from(oracle.is_none());
+            let oracle_p = oracle.map_or(0.0, |(_, p)| p);
+            oracle_p_sum += oracle_p;
+            let u1: f64 = draws_rng.random();
+            let request = policy::Request {
+                index,
+                user_id: row.user_id,
+                floor_cpm: row.bid_floor,
+                truth,
+                oracle_p,
+                draws: Draws {
+                    competing_z: standard_normal(1.0 - u1, draws_rng.random()),
+                    click_u: draws_rng.random(),
+                    conversion_u: draws_rng.random(),
+                },
+                quarter: (index * 4 / spec.decisions) as usize,
+                watched: shifted,
+            };
+            let mut greedy_choice = None;
+            for (p, run) in runs.iter_mut().enumerate() {
+                let decision = &decisions[p][j];
+                let outcome = run.settle(
+                    decision,
+                    &request,
+                    &offers,
+                    &auction,
+                    spec.settlement,
+                    now_ns,
+                );
+                match POLICIES[p].1 {
+                    Exploration::None => greedy_choice = decision.offers().first().copied(),
+                    Exploration::Thompson => {
+                        if let Some((_, clicked)) = outcome {
+                            ope.add(
+                                decision,
+                                run.engine.decision_id(decision.ticket),
+                                &ctx,
+                                now_ns,
+                                clicked,
+                                greedy_choice.as_ref(),
+                                &truth,
+                                &offers,
+                                &auction,
+                                spec.settlement,
+                            )?;
+                        }
+                    }
+                    Exploration::EpsilonGreedy => {}
+                }
+                if (index + 1).is_multiple_of(every) || index + 1 == spec.decisions {
+                    run.mark(index + 1);
+                }
+            }
+        }
+        for run in &mut runs {
+            run.send_events(now_ns);
+        }
+        next += n;
+    }
+    let ope = ope.finish()?;
+    Ok(Run {
+        shifted_offer: shifted.map(|w| generator.offers()[w].id),
+        spec,
+        policies: runs,
+        catalog,
+        model_id,
+        ope,
+        oracle_empty,
+        oracle_p_sum,
+        auction,
+    })
+}
+
+/// Submits the batch's requests to `engine`, ticks at `now_ns` until they
+/// are decided, and leaves the decisions in `out` in request order.
+fn decide_batch(
+    engine: &mut Engine,
+    batch: &[(SynthRow, RowTruth)],
+    settlement: SettlementMode,
+    now_ns: u64,
+    out: &mut Vec<Decision>,
+) -> Result<()> {
+    let failed = |source| Error::Engine {
+        what: "cannot decide a simulated request".into(),
+        source,
+    };
+    let mut first = None;
+    for (row, _) in batch {
+        let ticket = engine
+            .submit_request(Request {
+                ctx: row.to_context(),
+                settlement: match settlement {
+                    SettlementMode::Auction => Settlement::Auction,
+                    SettlementMode::Direct => Settlement::Direct,
+                },
+                ..Request::default()
+            })
+            .map_err(failed)?;
+        first.get_or_insert(ticket.0);
+    }
+    engine.run_until_decided(now_ns);
+    out.clear();
+    out.extend(engine.drain());
+    out.sort_by_key(|d| d.ticket.0);
+    let first = first.unwrap_or(0);
+    if out.len() != batch.len()
+        || out
+            .iter()
+            .enumerate()
+            .any(|(i, d)| d.ticket.0 != first + i as u64)
+    {
+        return Err(Error::Mismatch(format!(
+            "the engine decided {} of {} simulated requests",
+            out.len(),
+            batch.len()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! The oracle `cx simulate` measures regret against, and the map between
+//! the catalog's offers and the synthetic world's.
+//!
+//! The oracle knows every offer's true click probability in the request's
+//! context and picks the best offer the catalog's targeting admits there
+//! (device type, country, placement size, channel:
+//! `Catalog::check_eligibility`). It is **not** limited by frequency caps,
+//! budgets or floors, which the policies are: its value is an upper bound,
+//! and a policy's regret includes what those rules cost it.
+
+use crate::error::{Error, Result};
+use cx_datasets::synth::RowTruth;
+use cx_datasets::Generator;
+use cx_domain::catalog::Catalog;
+use cx_features::RequestContext;
+
+/// Catalog offer index to the generator's offer index.
+#[derive(Clone, Debug)]
+pub struct OfferMap {
+    world_of_catalog: Vec<usize>,
+}
+
+impl OfferMap {
+    /// Maps every catalog offer to the generator's offer of the same id
+    /// (`1000 + i`). A catalog offer the world does not have is refused,
+    /// naming it: its clicks could not be drawn.
+    pub fn new(catalog: &Catalog, generator: &Generator) -> Result<Self> {
+        let world_of_catalog = catalog
+            .ids()
+            .iter()
+            .map(|&id| {
+                generator.offer_index(id).ok_or_else(|| {
+                    Error::Mismatch(format!(
+                        "catalog offer {id} is not one of the synthetic world's offers \
+                         (ids {}..={}); cx simulate can only draw clicks for those",
+                        1000,
+                        1000 + generator.offers().len().saturating_sub(1)
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { world_of_catalog })
+    }
+
+    /// The generator's index of catalog offer `catalog_index`.
+    pub fn world_index(&self, catalog_index: usize) -> usize {
+        self.world_of_catalog[catalog_index]
+    }
+
+    /// Catalog offers mapped.
+    pub fn len(&self) -> usize {
+        self.world_of_catalog.len()
+    }
+
+    /// Whether the catalog is empty.
+    pub fn is_empty(&self) -> bool {
+        self.world_of_catalog.is_empty()
+    }
+}
+
+/// The true click probabilities of one request, with a scenario's change
+/// applied: `logit_shift` added to the logit of world offer `shifted`.
+#[derive(Clone, Copy, Debug)]
+pub struct Truth<'a> {
+    /// The row's truth.
+    pub row: &'a RowTruth,
+    /// The world offer whose appeal changed, if any.
+    pub shifted: Option<usize>,
+    /// What was added to its logit.
+    pub logit_shift: f64,
+}
+
+impl Truth<'_> {
+    /// The true click probability of world offer `world_index`.
+    pub fn p(&self, world_index: usize) -> f64 {
+        let z = self.row.logit(world_index).unwrap_or(f64::NEG_INFINITY);
+        let z = if self.shifted == Some(world_index) {
+            z + self.logit_shift
+        } else {
+            z
+        };
+        1.0 / (1.0 + (-z).exp())
+    }
+}
+
+/// The oracle's pick for one request: the catalog index and its true click
+/// probability; `None` when the targeting admits no offer.
+pub fn best_offer(
+    catalog: &Catalog,
+    offers: &OfferMap,
+    ctx: &RequestContext,
+    truth: &Truth<'_>,
+) -> Option<(usize, f64)> {
+    (0..offers.len())
+        .filter(|&i| catalog.check_eligibility(i, ctx).is_ok())
+        .map(|i| (i, truth.p(offers.world_index(i))))
+        .fold(None, |best, (i, p)| match best {
+            Some((_, best_p)) if best_p >= p => best,
+            _ => Some((i, p)),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cx_datasets::synth::SynthConfig;
+
+    fn world() -> (Generator, Catalog, OfferMap) {
+        let generator = Generator::new(SynthConfig::default(), 2024).unwrap();
+        let catalog = cx_engine::load_catalog(None).unwrap();
+        let offers = OfferMap::new(&catalog, &generator).unwrap();
+        (generator, catalog, offers)
+    }
+
+    #[test]
+    fn the_oracle_takes_the_best_admitted_offer() {
+        let (generator, catalog, offers) = world();
+        assert_eq!(offers.len(), catalog.len());
+        let mut picks = std::collections::HashSet::new();
+        for index in 0..300 {
+            let (row, row_truth) = generator.row_with_truth(index);
+            let ctx = row.to_context();
+            let truth = Truth {
+                row: &row_truth,
+                shifted: None,
+                logit_shift: 0.0,
+            };
+            let admitted: Vec<usize> = (0..catalog.len())
+                .filter(|&i| catalog.check_eligibility(i, &ctx).is_ok())
+                .collect();
+            match best_offer(&catalog, &offers, &ctx, &truth) {
+                None => assert!(admitted.is_empty(), "row {index}"),
+                Some((best, p)) => {
+                    assert!(admitted.contains(&best));
+                    for &i in &admitted {
+                        assert!(truth.p(offers.world_index(i)) <= p, "row {index}");
+                    }
+                    // The same probability the row logs for that offer.
+                    let own = generator.offer_index(row.offer_id).unwrap();
+                    assert_eq!(truth.p(own) as f32, row.p_true);
+                    picks.insert(best);
+                }
+            }
+        }
+        assert!(picks.len() > 1, "the best offer depends on the context");
+    }
+
+    #[test]
+    fn a_shift_changes_only_its_offer_and_can_move_the_oracle() {
+        let (generator, catalog, offers) = world();
+        let (row, row_truth) = generator.row_with_truth(3);
+        let ctx = row.to_context();
+        let plain = Truth {
+            row: &row_truth,
+            shifted: None,
+            logit_shift: 0.0,
+        };
+        let (best, p) = best_offer(&catalog, &offers, &ctx, &plain).unwrap();
+        let world_best = offers.world_index(best);
+        let shifted = Truth {
+            shifted: Some(world_best),
+            logit_shift: -20.0,
+            ..plain
+        };
+        assert!(shifted.p(world_best) < p * 1e-6);
+        let other = (world_best + 1) % generator.offers().len();
+        assert_eq!(shifted.p(other), plain.p(other));
+        let (new_best, _) = best_offer(&catalog, &offers, &ctx, &shifted).unwrap();
+        assert_ne!(new_best, best, "the oracle moves off the shifted offer");
+    }
+
+    #[test]
+    fn a_catalog_offer_outside_the_world_is_refused_by_id() {
+        let generator = Generator::new(SynthConfig::default(), 2024).unwrap();
+        let text = cx_engine::DEFAULT_CATALOG_TOML.replacen("id = 1000", "id = 4242", 1);
+        let catalog = Catalog::from_toml_str(&text).unwrap();
+        let error = OfferMap::new(&catalog, &generator).unwrap_err().to_string();
+        assert!(error.contains("catalog offer 4242"), "{error}");
+    }
+}

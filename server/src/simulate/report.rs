@@ -1,0 +1,282 @@
+//! The JSON `cx simulate --json` writes: one object, every key in a fixed
+//! order and nothing measured from the wall clock, so the same seed gives
+//! the same bytes.
+
+use super::auction::Auction;
+use super::ope::OpeReport;
+use super::policy::{ratio, Point, PolicyRun, SettlementMode, Tally};
+use super::{Run, Scenario, SHIFT_LOGIT};
+use cx_domain::feedback::{EventKind, EventRefusal};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Decisions per policy.
+    pub decisions: u64,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The run's seed.
+    pub seed: u64,
+    /// The synthetic world's seed.
+    pub world_seed: u64,
+    /// How bids settled.
+    pub settlement: SettlementMode,
+    /// Simulated ms per decision.
+    pub ms_per_decision: u64,
+    /// The posteriors' half-life, simulated s.
+    pub half_life_s: f64,
+    /// The multiplier of every daily budget.
+    pub budget_scale: f64,
+    /// Thompson's propensity replicas.
+    pub propensity_samples: usize,
+    /// The model.
+    pub model: String,
+    /// Its id (SHA-256).
+    pub model_id: String,
+    /// The catalog.
+    pub catalog: String,
+    /// How the engines rank.
+    pub ranking: &'static str,
+    /// What the oracle is.
+    pub oracle: &'static str,
+    /// The oracle's mean true click probability per request.
+    pub oracle_mean_p: f64,
+    /// Requests the targeting admitted no offer for.
+    pub oracle_no_offer: u64,
+    /// The auction.
+    pub auction: AuctionReport,
+    /// Per policy.
+    pub policies: BTreeMap<&'static str, PolicyReport>,
+    /// The largest spend over its daily budget of any offer on any day,
+    /// over every policy (must be <= 0); null when no offer has a budget.
+    pub budget_overspend: Option<f64>,
+    /// Impressions past a frequency cap, over every policy (must be 0).
+    pub cap_violations: u64,
+    /// The `shift` scenario's change and each policy's response.
+    pub shift: Option<ShiftReport>,
+    /// Greedy's value estimated from thompson's log, and its truth.
+    pub ope: Option<OpeReport>,
+    /// What the issue asks for that this run does not do.
+    pub not_built: Vec<&'static str>,
+}
+
+/// The auction's parameters.
+#[derive(Debug, Serialize)]
+pub struct AuctionReport {
+    /// The competing bid's median over the floor.
+    pub median_over_floor: f64,
+    /// Its log-sd.
+    pub log_sd: f64,
+    /// The price a win pays.
+    pub clearing: &'static str,
+}
+
+/// One policy.
+#[derive(Debug, Serialize)]
+pub struct PolicyReport {
+    /// Its `[decide] exploration`.
+    pub exploration: &'static str,
+    /// Decisions.
+    pub decisions: u64,
+    /// Decisions that chose an offer.
+    pub offered: u64,
+    /// Decisions that chose none.
+    pub no_offer: u64,
+    /// Auctions won (impressions).
+    pub impressions: u64,
+    /// Clicks.
+    pub clicks: u64,
+    /// Conversions.
+    pub conversions: u64,
+    /// Clicks per impression.
+    pub ctr: f64,
+    /// Mean true click probability of the offers chosen.
+    pub expected_ctr: f64,
+    /// Sum over decisions of the oracle's minus the chosen offer's true
+    /// click probability.
+    pub cumulative_regret: f64,
+    /// Regret per decision that chose an offer.
+    pub regret_per_decision: f64,
+    /// Regret per decision in each quarter of the run.
+    pub regret_per_decision_by_quarter: [f64; 4],
+    /// Spend, currency units.
+    pub spend: f64,
+    /// This policy's largest spend over budget (offer, day).
+    pub budget_overspend: Option<f64>,
+    /// Its impressions past a cap.
+    pub cap_violations: u64,
+    /// Offers excluded by a frequency cap, summed over decisions.
+    pub excluded_by_frequency_cap: u64,
+    /// Offers excluded for an exhausted budget, summed over decisions.
+    pub excluded_by_budget: u64,
+    /// What the engine did with the events.
+    pub feedback: FeedbackReport,
+    /// Share of the offered decisions per offer id.
+    pub offer_share: BTreeMap<u64, f64>,
+    /// Every `decisions / 200` decisions.
+    pub series: Vec<Point>,
+}
+
+/// The engine's feedback counts.
+#[derive(Debug, Serialize)]
+pub struct FeedbackReport {
+    /// Applied, by kind.
+    pub applied: BTreeMap<&'static str, u64>,
+    /// Refused, by reason (only reasons with events).
+    pub refused: BTreeMap<&'static str, u64>,
+    /// Held at the end.
+    pub held: u64,
+}
+
+/// The `shift` scenario.
+#[derive(Debug, Serialize)]
+pub struct ShiftReport {
+    /// The offer whose appeal fell.
+    pub offer_id: u64,
+    /// The decision from which it fell.
+    pub at_decision: u64,
+    /// What was added to its true logit.
+    pub logit_shift: f64,
+    /// Per policy.
+    pub policies: BTreeMap<&'static str, ShiftPolicy>,
+}
+
+/// One policy's response to the shift.
+#[derive(Debug, Serialize)]
+pub struct ShiftPolicy {
+    /// Its share of the shifted offer among its offered decisions, per
+    /// quarter (the shift comes at the start of the third).
+    pub offer_share_by_quarter: [f64; 4],
+    /// Regret per decision per quarter.
+    pub regret_per_decision_by_quarter: [f64; 4],
+}
+
+/// The report of `run`.
+pub fn report(run: &Run, model: String, catalog: String) -> Report {
+    let spec = &run.spec;
+    let policies: BTreeMap<_, _> = run
+        .policies
+        .iter()
+        .map(|p| (p.name, policy_report(p, run)))
+        .collect();
+    let budget_overspend = policies
+        .values()
+        .filter_map(|p| p.budget_overspend)
+        .reduce(f64::max);
+    let shift = run.shifted_offer.map(|offer_id| ShiftReport {
+        offer_id,
+        at_decision: spec.decisions / 2,
+        logit_shift: SHIFT_LOGIT,
+        policies: run
+            .policies
+            .iter()
+            .map(|p| {
+                (
+                    p.name,
+                    ShiftPolicy {
+                        offer_share_by_quarter: p
+                            .quarters
+                            .map(|q| ratio(q.shifted_offer_chosen as f64, q.offered as f64)),
+                        regret_per_decision_by_quarter: p.quarters.map(regret_per),
+                    },
+                )
+            })
+            .collect(),
+    });
+    let Auction {
+        median_over_floor,
+        log_sd,
+    } = run.auction;
+    Report {
+        decisions: spec.decisions,
+        scenario: spec.scenario,
+        seed: spec.seed,
+        world_seed: spec.world_seed,
+        settlement: spec.settlement,
+        ms_per_decision: spec.ms_per_decision,
+        half_life_s: spec.half_life_s,
+        budget_scale: spec.budget_scale,
+        propensity_samples: spec.propensity_samples,
+        model,
+        model_id: run.model_id.clone(),
+        catalog,
+        ranking: "click probability alone: objective weights click 1 and the others 0; \
+                  segment, context, fatigue and boost terms 0; top_k 8",
+        oracle: "the offer with the highest true click probability among those the \
+                 catalog's targeting admits (device, country, size, channel); not limited \
+                 by frequency caps, budgets or floors",
+        oracle_mean_p: ratio(run.oracle_p_sum, spec.decisions as f64),
+        oracle_no_offer: run.oracle_empty,
+        auction: AuctionReport {
+            median_over_floor,
+            log_sd,
+            clearing: match spec.settlement {
+                SettlementMode::Auction => "second price: max(competing bid, floor)",
+                SettlementMode::Direct => "none: direct settlement charges the bid when decided",
+            },
+        },
+        cap_violations: policies.values().map(|p| p.cap_violations).sum(),
+        budget_overspend,
+        policies,
+        shift,
+        ope: run.ope.clone(),
+        not_built: vec![
+            "scenario creative: creative variants (DCO) are not built, so one variant with \
+             twice the click rate cannot be simulated",
+        ],
+    }
+}
+
+fn regret_per(t: Tally) -> f64 {
+    ratio(t.regret, t.offered as f64)
+}
+
+fn policy_report(p: &PolicyRun, run: &Run) -> PolicyReport {
+    let t = p.total;
+    let counts = p.engine.feedback_counts();
+    let catalog = &run.catalog;
+    PolicyReport {
+        exploration: match p.name {
+            "greedy" => "none",
+            "random" => "epsilon_greedy, epsilon 1",
+            _ => "thompson",
+        },
+        decisions: t.decisions,
+        offered: t.offered,
+        no_offer: t.decisions - t.offered,
+        impressions: t.impressions,
+        clicks: t.clicks,
+        conversions: p.conversions,
+        ctr: ratio(t.clicks as f64, t.impressions as f64),
+        expected_ctr: ratio(t.p_true_sum, t.offered as f64),
+        cumulative_regret: t.regret,
+        regret_per_decision: regret_per(t),
+        regret_per_decision_by_quarter: p.quarters.map(regret_per),
+        spend: p.spend,
+        budget_overspend: p.budget_overspend(catalog),
+        cap_violations: p.cap_violations,
+        excluded_by_frequency_cap: p.excluded_by_cap,
+        excluded_by_budget: p.excluded_by_budget,
+        feedback: FeedbackReport {
+            applied: EventKind::ALL
+                .iter()
+                .map(|&k| (k.label(), counts.applied(k)))
+                .collect(),
+            refused: EventRefusal::ALL
+                .iter()
+                .map(|&r| (r.label(), counts.refused(r)))
+                .filter(|&(_, n)| n > 0)
+                .collect(),
+            held: counts.held,
+        },
+        offer_share: catalog
+            .ids()
+            .iter()
+            .zip(&p.chosen_by_offer)
+            .map(|(&id, &n)| (id, ratio(n as f64, t.offered as f64)))
+            .collect(),
+        series: p.series.clone(),
+    }
+}

@@ -54,7 +54,32 @@ fn bid(http: SocketAddr, user: u32) -> u16 {
         .unwrap_or(0)
 }
 
-fn serve(dir: &Path, state: &Path, extra: &[&str]) -> ServeProcess {
+/// A server that is killed if the test fails before stopping it.
+struct Serving(ServeProcess);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if matches!(self.0.child.try_wait(), Ok(None)) {
+            let _ = self.0.child.kill();
+            let _ = self.0.child.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for Serving {
+    type Target = ServeProcess;
+    fn deref(&self) -> &ServeProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serving {
+    fn deref_mut(&mut self) -> &mut ServeProcess {
+        &mut self.0
+    }
+}
+
+fn serve(dir: &Path, state: &Path, extra: &[&str]) -> Serving {
     let catalog = dir.join("catalog.toml");
     std::fs::write(&catalog, CATALOG).expect("writes the catalog");
     let mut args = vec![
@@ -68,7 +93,10 @@ fn serve(dir: &Path, state: &Path, extra: &[&str]) -> ServeProcess {
         "2",
     ];
     args.extend_from_slice(extra);
-    ServeProcess::spawn(&args, &dir.join(format!("serve-{}.log", extra.len())))
+    Serving(ServeProcess::spawn(
+        &args,
+        &dir.join(format!("serve-{}.log", extra.len())),
+    ))
 }
 
 #[test]
@@ -149,7 +177,7 @@ fn a_corrupt_state_file_stops_the_start_unless_fresh_state_is_asked_for() {
 #[test]
 fn without_a_state_dir_the_start_line_says_memory_only() {
     let dir = temp_dir("state-none");
-    let mut server = ServeProcess::spawn(&[], &dir.join("serve.log"));
+    let mut server = Serving(ServeProcess::spawn(&[], &dir.join("serve.log")));
     assert_eq!(server.started["state"]["mode"], "memory_only");
     signal(server.pid, "TERM");
     let _ = server.child.wait();

@@ -4,7 +4,9 @@
 
 use cx_domain::catalog::{Catalog, Channels, FrequencyCap, ImpRules, OfferSpec};
 use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
-use cx_domain::store::{BudgetLedger, FrequencyConfig, FrequencyStore, PosteriorConfig, Posteriors};
+use cx_domain::store::{
+    BudgetLedger, FrequencyConfig, FrequencyStore, PosteriorConfig, Posteriors,
+};
 use cx_features::{DeviceType, RequestContext};
 use cx_systems::logic::{bid_price, commit, decide, CommitRefusals, DecideInputs, NS_PER_S};
 use cx_systems::{DecideConfig, Exploration, ObjectiveWeights};
@@ -182,8 +184,12 @@ impl Fixture {
 
     /// The user's impressions of offer `i` now.
     fn seen(&self, i: usize) -> u32 {
-        self.frequency
-            .count(self.user_hash, self.catalog.ids()[i], self.now_ns, self.window_ns(i))
+        self.frequency.count(
+            self.user_hash,
+            self.catalog.ids()[i],
+            self.now_ns,
+            self.window_ns(i),
+        )
     }
 }
 

@@ -10,9 +10,9 @@ use crate::conn::requests::check_request_limits;
 use crate::conn::{
     record_decision, ImpLists, ImpState, IoBuffers, Overloaded, Owner, Respond, Submit,
 };
+use cx_domain::feedback::Accepted;
 use cx_domain::notice::NoticeKind;
 use cx_domain::pipeline::Decision;
-use cx_domain::feedback::Accepted;
 use cx_engine::openrtb::{plan_impressions, ImpOutcome, ImpPlan};
 use cx_wire::openrtb::{self, BidRequest, NoBidReason};
 use cx_wire::Error as WireError;

@@ -2,7 +2,8 @@
 //! slot, a win charges the clearing price, a loss or the close of the win
 //! window gives both back, and bad events change nothing.
 
-use cx_engine::domain::catalog::Catalog;
+mod common;
+
 use cx_engine::domain::feedback::{id_key, Accepted, Event, EventKind, EventRefusal};
 use cx_engine::domain::notice::{Notice, NoticeKind};
 use cx_engine::domain::store::BudgetBackend;
@@ -12,35 +13,12 @@ use cx_engine::openrtb::BidIds;
 use cx_engine::wire::openrtb::{parse_request, BidRequest};
 use cx_engine::{Engine, EngineConfig};
 
-const T0_NS: u64 = 1_767_225_600_000_000_000;
+use common::T0_NS;
 const S: u64 = 1_000_000_000;
-
-/// One offer of the bundled model's (1000) with a daily budget and a cap
-/// of one impression a day.
-fn catalog() -> Catalog {
-    Catalog::from_toml_str(
-        r#"
-[[offer]]
-id = 1000
-name = "Courses"
-conversion_rate = 0.02
-revenue = 2.0
-max_bid_cpm = 8.0
-daily_budget = 100.0
-frequency_cap = { impressions = 1, window_s = 86400 }
-creative_id = "cr-1000"
-
-[offer.creative]
-click_url = "https://learn.example/go"
-image_url = "https://cdn.learn.example/ad.jpg"
-"#,
-    )
-    .expect("a valid catalog")
-}
 
 fn engine() -> Engine {
     Engine::builder()
-        .catalog(catalog())
+        .catalog(common::budgeted_catalog())
         .config(EngineConfig::default())
         .bid_ids(BidIds::new(3, 1, 1_767_225_600_000))
         .build()

@@ -2,39 +2,19 @@
 //! decision log saved to a state file and restored into a new engine;
 //! a corrupt file refused, changing nothing.
 
-use cx_engine::domain::catalog::Catalog;
+mod common;
+
 use cx_engine::domain::feedback::{id_key, Accepted, Event, EventKind};
 use cx_engine::domain::store::{BudgetBackend, Budgets};
 use cx_engine::openrtb::BidIds;
 use cx_engine::wire::openrtb::parse_request;
 use cx_engine::{Engine, EngineConfig};
 
-const T0_NS: u64 = 1_767_225_600_000_000_000;
-
-fn catalog() -> Catalog {
-    Catalog::from_toml_str(
-        r#"
-[[offer]]
-id = 1000
-name = "Courses"
-conversion_rate = 0.02
-revenue = 2.0
-max_bid_cpm = 8.0
-daily_budget = 100.0
-frequency_cap = { impressions = 1, window_s = 86400 }
-creative_id = "cr-1000"
-
-[offer.creative]
-click_url = "https://learn.example/go"
-image_url = "https://cdn.learn.example/ad.jpg"
-"#,
-    )
-    .expect("a valid catalog")
-}
+use common::T0_NS;
 
 fn engine(worker: u32) -> Engine {
     Engine::builder()
-        .catalog(catalog())
+        .catalog(common::budgeted_catalog())
         .config(EngineConfig::default())
         .bid_ids(BidIds::new(
             0,

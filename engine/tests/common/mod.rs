@@ -34,3 +34,27 @@ pub fn decide_all(engine: &mut Engine, ctxs: &[RequestContext], now_ns: u64) -> 
     out.sort_by_key(|d| d.ticket);
     out
 }
+
+/// One offer of the bundled model's (1000) with a daily budget of 100 and
+/// a cap of one impression a day, and a banner creative: the catalog the
+/// feedback and state tests bid from.
+pub fn budgeted_catalog() -> cx_domain::catalog::Catalog {
+    cx_domain::catalog::Catalog::from_toml_str(
+        r#"
+[[offer]]
+id = 1000
+name = "Courses"
+conversion_rate = 0.02
+revenue = 2.0
+max_bid_cpm = 8.0
+daily_budget = 100.0
+frequency_cap = { impressions = 1, window_s = 86400 }
+creative_id = "cr-1000"
+
+[offer.creative]
+click_url = "https://learn.example/go"
+image_url = "https://cdn.learn.example/ad.jpg"
+"#,
+    )
+    .expect("a valid catalog")
+}

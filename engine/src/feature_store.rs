@@ -1,6 +1,8 @@
 //! The online feature store's hooks in the engine (issue 16, part 1):
 //! writes ([`Engine::put_features`]), a per-request read
-//! ([`Engine::features_for`]), health, and snapshots.
+//! ([`Engine::features_for`]), health, snapshots, and the updates that
+//! feedback makes (`feed_features`, called for every applied feedback
+//! effect; counted in [`FeatureFeedbackCounts`]).
 //!
 //! **Nothing here changes a decision.** The store is optional
 //! ([`EngineBuilder::feature_store`](crate::EngineBuilder::feature_store));
@@ -13,25 +15,127 @@
 //! Users are keyed by the same hash as frequency caps
 //! ([`cx_systems::logic::user_hash`]): an empty user id is no user, and
 //! reads as every feature missing.
+//!
+//! # Updates from feedback
+//!
+//! A stored feature with an update rule (`on_event` and `update` in its
+//! definition, [`cx_featurestore::UpdateRule`]) follows the feedback
+//! events joined to a decision of its user (the decision's user hash; a
+//! decision without a user updates nothing). For each applied effect that
+//! counts an impression, a click or a conversion, the user's features are
+//! read at the time the effect is applied (a missing or stale value reads
+//! as its default, so counts start from 0), each matching rule computes
+//! its value, and the values are written in one batched put at that
+//! time. The read counts in the store's health like any read. A put the
+//! store refuses (an f32 sum that is not finite) is counted in
+//! [`FeatureFeedbackCounts::refused`]; a value older than the one held
+//! (a pipeline wrote a newer one) in `outdated`. Nothing here allocates
+//! once the engine is built.
+//!
+//! On a shared store two engines taking events of the same user at once
+//! may both read before either writes, and one update is lost: the read
+//! and the write are two operations, as they would be against Redis
+//! without a script.
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use cx_domain::feedback::EventKind;
+use cx_domain::store::Effect;
 use cx_featurestore::{
-    FeatureBackend, FeaturePut, FeatureValues, HealthReport, OnlineFeatures, PutOutcome,
-    SnapshotInfo,
+    FeatureBackend, FeatureId, FeaturePut, FeatureValues, FeedbackEvent, HealthReport,
+    OnlineFeatures, PutOutcome, SnapshotInfo, UpdateRule,
 };
 use std::path::Path;
 
-/// An engine's feature store and the buffer its reads fill.
+/// What feedback did to the feature store, since the engine was built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeatureFeedbackCounts {
+    /// Effects that updated at least one feature (one batched put each).
+    pub effects: u64,
+    /// Values written.
+    pub written: u64,
+    /// Values ignored by the store: older than the one it holds.
+    pub outdated: u64,
+    /// Values of puts the store refused (nothing of such a put is written).
+    pub refused: u64,
+    /// Effects with an impression, click or conversion for a decision
+    /// without a user (nothing to update).
+    pub no_user: u64,
+}
+
+/// An engine's feature store, the buffer its reads fill, and what the
+/// feedback updates need (the rules, a reused batch, counts).
 pub(crate) struct FeatureHooks {
     backend: FeatureBackend,
     row: FeatureValues,
+    /// The stored features with an update rule, in row order.
+    rules: Box<[(FeatureId, UpdateRule)]>,
+    /// One feedback put, reused (capacity: one value per rule).
+    batch: Vec<FeaturePut>,
+    counts: FeatureFeedbackCounts,
 }
 
 impl FeatureHooks {
     pub(crate) fn new(backend: FeatureBackend) -> Self {
-        let row = FeatureValues::new(backend.definitions().clone());
-        Self { backend, row }
+        let defs = backend.definitions().clone();
+        let rules: Box<[_]> = defs.update_rules().collect();
+        Self {
+            row: FeatureValues::new(defs),
+            batch: Vec::with_capacity(rules.len()),
+            rules,
+            backend,
+            counts: FeatureFeedbackCounts::default(),
+        }
+    }
+
+    /// Applies the update rules that `effect` fires to its user's
+    /// features, at `now_ns` (see the [module docs](self)).
+    fn feed(&mut self, effect: &Effect, now_ns: u64) {
+        let conversion = effect.kind == Some(EventKind::Conversion);
+        let fires = |event: FeedbackEvent| match event {
+            FeedbackEvent::Impression => effect.impression,
+            FeedbackEvent::Click => effect.click,
+            FeedbackEvent::Conversion => conversion,
+        };
+        if !self.rules.iter().any(|(_, rule)| fires(rule.on_event)) {
+            return;
+        }
+        let user = effect.decision.user_hash;
+        if user == 0 {
+            self.counts.no_user += 1;
+            return;
+        }
+        if self.backend.read(user, now_ns, &mut self.row).is_err() {
+            // The row was made from the backend's own definitions, so the
+            // read does not refuse it; were it to, nothing is written.
+            let firing = self.rules.iter().filter(|(_, r)| fires(r.on_event));
+            self.counts.refused += firing.count() as u64;
+            return;
+        }
+        let time_s = (now_ns / 1_000_000_000) as i64;
+        self.batch.clear();
+        for &(feature, rule) in self.rules.iter() {
+            if !fires(rule.on_event) {
+                continue;
+            }
+            let Some(current) = self.row.value(feature) else {
+                continue;
+            };
+            self.batch.push(FeaturePut {
+                entity: user,
+                feature,
+                value: rule.next(current, effect.conversion_value, time_s),
+                time_ns: now_ns,
+            });
+        }
+        self.counts.effects += 1;
+        match self.backend.put(&self.batch, now_ns) {
+            Ok(outcome) => {
+                self.counts.written += outcome.written;
+                self.counts.outdated += outcome.outdated;
+            }
+            Err(_) => self.counts.refused += self.batch.len() as u64,
+        }
     }
 }
 
@@ -88,6 +192,19 @@ impl Engine {
         let (backend, info) = hooks.backend.restore_like(path)?;
         hooks.backend = backend;
         Ok(info)
+    }
+
+    /// Updates the feature store from one applied feedback effect (see
+    /// the [module docs](self)); nothing without a store. Allocation-free.
+    pub(crate) fn feed_features(&mut self, effect: &Effect, now_ns: u64) {
+        if let Some(hooks) = self.feature_hooks.as_mut() {
+            hooks.feed(effect, now_ns);
+        }
+    }
+
+    /// What feedback did to the feature store; `None` without a store.
+    pub fn feature_feedback_counts(&self) -> Option<FeatureFeedbackCounts> {
+        self.feature_hooks.as_ref().map(|h| h.counts)
     }
 
     fn hooks_mut(&mut self) -> Result<&mut FeatureHooks> {
@@ -208,6 +325,54 @@ mod tests {
             }
         });
         assert_eq!(info.count_total, 0);
+    }
+
+    #[test]
+    fn a_put_the_store_refuses_is_counted_and_writes_nothing() {
+        let mut hooks = FeatureHooks::new(backend());
+        let defs = hooks.backend.definitions().clone();
+        let spend = defs.find("spend_90d").unwrap();
+        let user = cx_systems::logic::user_hash("u");
+        let put = FeaturePut {
+            entity: user,
+            feature: spend,
+            value: Value::F32(f32::MAX),
+            time_ns: T0,
+        };
+        hooks.backend.put(&[put], T0).unwrap();
+        let effect = Effect {
+            kind: Some(EventKind::Conversion),
+            decision: cx_domain::store::LoggedDecision {
+                user_hash: user,
+                ..Default::default()
+            },
+            refund_micros: 0,
+            charge_micros: 0,
+            release_cap: false,
+            impression: false,
+            click: false,
+            conversion_value: f64::from(f32::MAX),
+        };
+        // f32::MAX + f32::MAX is not finite: the store refuses the batch
+        // (conversions, last purchase and spend) whole.
+        hooks.feed(&effect, T0 + 1);
+        let counts = hooks.counts;
+        assert_eq!((counts.effects, counts.refused, counts.written), (1, 3, 0));
+        hooks.backend.read(user, T0 + 1, &mut hooks.row).unwrap();
+        assert_eq!(
+            hooks.row.get("conversions_30d").unwrap().1,
+            Freshness::Missing
+        );
+        assert_eq!(hooks.row.get("spend_90d").unwrap().0, Value::F32(f32::MAX));
+        // A smaller conversion is taken.
+        hooks.feed(
+            &Effect {
+                conversion_value: 1.0,
+                ..effect
+            },
+            T0 + 2,
+        );
+        assert_eq!(hooks.counts.written, 3);
     }
 
     #[test]

@@ -267,6 +267,8 @@ impl Engine {
         if effect.click {
             self.observe_click(d.offer_id, now_ns);
         }
+        // The user's features with update rules (views, clicks, conversions...).
+        self.feed_features(effect, now_ns);
     }
 
     /// The BidResponse for `request`, whose impressions ended as

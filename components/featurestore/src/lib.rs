@@ -74,8 +74,8 @@ pub mod store;
 
 pub use backend::{FeatureBackend, OnlineFeatures};
 pub use defs::{
-    Cmp, Computation, ComputedDef, Definitions, Entity, FeatureDef, FeatureId, FeatureKind, Value,
-    ValueType,
+    Cmp, Computation, ComputedDef, Definitions, Entity, FeatureDef, FeatureId, FeatureKind,
+    FeedbackEvent, UpdateOp, UpdateRule, Value, ValueType,
 };
 pub use error::{Error, Result};
 pub use health::{AgeHistogram, FeatureCounts, FeatureHealth, HealthReport, WarnPolicy};

@@ -26,7 +26,7 @@ fn the_bundled_definitions_load() {
     assert_eq!(defs.len(), 13);
     assert_eq!(defs.id().len(), 16);
     // Pinned: an accidental change to the file or the canonical text fails here.
-    assert_eq!(defs.id(), "49a22c3194db4d04", "{}", defs.canonical());
+    assert_eq!(defs.id(), "61c4cbd57c937148", "{}", defs.canonical());
     let band = defs.find("age_band").unwrap();
     assert_eq!(defs.value_type(band), Some(ValueType::Category));
     assert_eq!(defs.category(band, "25-34"), Some(Value::Category(2)));
@@ -40,6 +40,43 @@ fn the_bundled_definitions_load() {
         Computation::DaysSince { default, .. } if default == 365.0
     ));
     assert_eq!(defs.name(days), "days_since_purchase");
+    let rules: Vec<(String, String)> = defs
+        .update_rules()
+        .map(|(id, r)| {
+            (
+                defs.name(id).to_owned(),
+                format!("{} {}", r.on_event, r.update),
+            )
+        })
+        .collect();
+    let rule = |n: &str, r: &str| (n.to_owned(), r.to_owned());
+    assert_eq!(
+        rules,
+        [
+            rule("views_30d", "impression count"),
+            rule("clicks_30d", "click count"),
+            rule("conversions_30d", "conversion count"),
+            rule("last_purchase_at", "conversion set_time"),
+            rule("spend_90d", "conversion add_value"),
+        ]
+    );
+    assert!(defs
+        .canonical()
+        .contains("feature views_30d entity=user kind=engagement type=i64 ttl_s=172800 default=0 on_event=impression update=count\n"));
+}
+
+#[test]
+fn files_without_rules_keep_their_ids() {
+    // The canonical line of a feature without a rule is what it was before
+    // rules existed: this file's id was pinned then.
+    let plain = BUNDLED
+        .lines()
+        .filter(|l| !l.starts_with("on_event") && !l.starts_with("update"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let defs = Definitions::from_toml_str(&plain).unwrap();
+    assert_eq!(defs.update_rules().count(), 0);
+    assert_eq!(defs.id(), "49a22c3194db4d04", "{}", defs.canonical());
 }
 
 #[test]
@@ -54,6 +91,9 @@ fn the_id_covers_what_reads_return_not_descriptions() {
         BUNDLED.replace("cmp = \"<=\"", "cmp = \"<\""),
         BUNDLED.replace("\"55+\"]", "\"55-64\"]"),
         BUNDLED.replace("kind = \"predictive\"", "kind = \"behavioral\""),
+        // An update rule changes what the stored values mean online.
+        BUNDLED.replace("on_event = \"click\"", "on_event = \"impression\""),
+        BUNDLED.replace("on_event = \"impression\"\nupdate = \"count\"\n", ""),
     ] {
         let other = Definitions::from_toml_str(&changed).unwrap();
         assert_ne!(other.id(), base.id(), "{}", other.canonical());
@@ -149,6 +189,11 @@ fn bad_definitions_are_refused_naming_feature_and_field() {
         (computed("d", "op = \"threshold\"\ninput = \"a\"\ncmp = \"<\"\nvalue = inf"), &["'d'", "'value'", "finite"]),
         (computed("d", "input = \"a\""), &["'d'", "'op'", "missing"]),
         (feature("a", "colour = 1"), &["unknown field", "colour"]),
+        (feature("a", "on_event = \"view\"\nupdate = \"count\""), &["'a'", "'on_event'", "'view'"]),
+        (feature("a", "on_event = \"click\""), &["'a'", "'update'", "missing"]),
+        (feature("a", "on_event = \"click\"\nupdate = \"set_time\""), &["'a'", "'update'", "timestamp"]),
+        (feature("a", "on_event = \"click\"\nupdate = \"add_value\""), &["'a'", "'update'", "conversion"]),
+        (format!("{ts}on_event = \"click\"\nupdate = \"count\"\n"), &["'t'", "'update'", "number"]),
     ];
     for (toml, words) in cases {
         let message = refuse(&toml);

@@ -20,11 +20,17 @@
 //!
 //! [`Definitions::canonical`] writes one line per feature with everything
 //! that changes what a read returns (name, entity, kind, type and
-//! categories, TTL, default, computation and its parameters), not the
-//! descriptions. The id is the first 16 hex characters of its SHA-256, as
-//! for the request feature schema (`FeatureSchema::id`).
+//! categories, TTL, default, computation and its parameters) and what
+//! changes what the stored values mean online (a feedback
+//! [`UpdateRule`], written only when the feature has one, so files
+//! without rules keep their ids), not the descriptions. The id is the
+//! first 16 hex characters of its SHA-256, as for the request feature
+//! schema (`FeatureSchema::id`).
 
 mod parse;
+mod updates;
+
+pub use updates::{FeedbackEvent, UpdateOp, UpdateRule};
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -125,6 +131,8 @@ pub struct FeatureDef {
     pub ttl_s: u32,
     /// What a read gives when the value is missing or stale.
     pub default: Value,
+    /// How feedback events update it (`on_event` and `update`), if they do.
+    pub update: Option<UpdateRule>,
     /// Free text (not part of the schema id).
     pub description: String,
 }
@@ -478,7 +486,7 @@ fn canonical(stored: &[FeatureDef], computed: &[ComputedDef]) -> String {
             ValueType::Category => format!("category[{}]", f.categories.join(",")),
             other => other.to_string(),
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
             "feature {} entity={} kind={} type={t} ttl_s={} default={}",
             f.name,
@@ -487,6 +495,10 @@ fn canonical(stored: &[FeatureDef], computed: &[ComputedDef]) -> String {
             f.ttl_s,
             canonical_value(f)
         );
+        if let Some(rule) = f.update {
+            let _ = write!(out, " on_event={} update={}", rule.on_event, rule.update);
+        }
+        out.push('\n');
     }
     let name = |id: FeatureId| -> &str {
         let i = id.index();

@@ -31,6 +31,8 @@ struct RawFeature {
     categories: Option<Vec<String>>,
     ttl: Option<String>,
     default: Option<toml::Value>,
+    on_event: Option<String>,
+    update: Option<String>,
     #[serde(default)]
     description: String,
 }
@@ -134,6 +136,12 @@ fn stored_feature(raw: RawFeature) -> Result<FeatureDef> {
         &categories,
         &name,
     )?;
+    let update = super::updates::rule(
+        raw.on_event.as_deref(),
+        raw.update.as_deref(),
+        value_type,
+        &name,
+    )?;
     Ok(FeatureDef {
         name,
         entity,
@@ -142,6 +150,7 @@ fn stored_feature(raw: RawFeature) -> Result<FeatureDef> {
         categories,
         ttl_s,
         default,
+        update,
         description: raw.description,
     })
 }

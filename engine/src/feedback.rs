@@ -26,7 +26,7 @@ use cx_domain::notice::{Notice, NoticeKind};
 use cx_domain::pipeline::Ticket;
 use cx_domain::store::{BudgetBackend, DecisionLog, Effect, FrequencyBackend};
 use cx_systems::logic::{apply_effect, EffectApplied};
-use cx_systems::resources::DecisionLogging;
+use cx_systems::resources::{DecisionLogging, VariantStats};
 use cx_systems::DecideConfig;
 use cx_wire::openrtb::{BidRequest, BidResponse};
 use std::sync::Arc;
@@ -266,6 +266,21 @@ impl Engine {
         }
         if effect.click {
             self.observe_click(d.offer_id, now_ns);
+        }
+        // And the creative variant's, for choosing among the offer's
+        // variants.
+        if effect.impression || effect.click {
+            let offer = self.world.resource::<Catalog>().index_of(d.offer_id);
+            if let Some(i) = offer {
+                let variant = d.variant as usize;
+                let mut stats = self.world.resource_mut::<VariantStats>();
+                if effect.impression {
+                    stats.observe_impression(i, variant, now_ns);
+                }
+                if effect.click {
+                    stats.observe_click(i, variant, now_ns);
+                }
+            }
         }
         // The user's features with update rules (views, clicks, conversions...).
         self.feed_features(effect, now_ns);

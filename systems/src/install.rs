@@ -8,7 +8,7 @@ use crate::config::{BatchPolicy, DecideConfig};
 use crate::error::{Error, Result};
 use crate::resources::{
     BatchTimes, Counters, DecisionLogging, Egress, Ingress, Latencies, RequestQueues, Schema,
-    Scoring, Seed, ServingModel, SpareContexts, Submission, TickClock, WallClock,
+    Scoring, Seed, ServingModel, SpareContexts, Submission, TickClock, VariantStats, WallClock,
 };
 use bevy_ecs::prelude::*;
 use crossbeam::queue::ArrayQueue;
@@ -152,6 +152,7 @@ pub fn install(
     };
     // Replaced by the engine's bid-id prefix when it starts.
     let logging = DecisionLogging::new(log, "0-0-0-").expect("a short prefix");
+    let variant_stats = VariantStats::new(&parts.catalog, parts.decide.posterior_half_life_s);
     let (frequency, budget) = match &parts.shared {
         None => (
             FrequencyBackend::InProcess(FrequencyStore::new(parts.frequency)?),
@@ -192,6 +193,7 @@ pub fn install(
     world.insert_resource(parts.catalog);
     world.insert_resource(Counters::default());
     world.insert_resource(logging);
+    world.insert_resource(variant_stats);
     world.insert_resource(Latencies::new());
     world.insert_resource(BatchTimes::new());
     crate::systems::add_systems(schedule);
@@ -365,6 +367,10 @@ pub fn apply_model(world: &mut World, staged: StagedModel) {
         if let Err(e) = world.resource_mut::<PosteriorBackend>().carry_to(ids) {
             debug_assert!(false, "posteriors not carried to a staged catalog: {e}");
         }
+        let variants = world
+            .resource::<VariantStats>()
+            .carried_to(&staged_catalog.catalog);
+        world.insert_resource(variants);
         world.insert_resource(staged_catalog.catalog);
     }
     if let Some(decide) = staged.decide {

@@ -291,6 +291,11 @@ pub struct Decision {
     /// `thompson`; 1 when nothing was chosen. 0 until decided. A withdrawal
     /// ([`Self::withdraw_first`]) leaves it as decided. Not on the wire.
     pub propensity: f32,
+    /// The creative variant of the first offer (0: the offer's own
+    /// creative), chosen by Thompson sampling among the offer's variants
+    /// when it has several (`cx_domain::catalog::variants`). Not on the
+    /// binary wire; an OpenRTB bid carries the variant's creative id.
+    pub variant: u8,
 }
 
 impl Decision {
@@ -312,6 +317,7 @@ impl Decision {
             excluded,
             eligible,
             propensity,
+            variant,
         } = self;
         *t = ticket;
         *len = 0;
@@ -321,6 +327,7 @@ impl Decision {
         *excluded = [0; NoBidCause::COUNT];
         *eligible = 0;
         *propensity = 0.0;
+        *variant = 0;
     }
 
     /// Moves `offer` to the top of the list (an exploration policy's pick;
@@ -372,6 +379,8 @@ impl Decision {
         }
         self.offers.copy_within(1..len, 0);
         self.len -= 1;
+        // A variant belongs to the offer withdrawn.
+        self.variant = 0;
         self.eligible = self.eligible.saturating_sub(1);
         self.exclude(cause);
         self.settle();
@@ -416,6 +425,7 @@ impl PartialEq for Decision {
             excluded,
             eligible,
             propensity,
+            variant,
         } = self;
         *ticket == other.ticket
             && self.offers() == other.offers()
@@ -425,6 +435,7 @@ impl PartialEq for Decision {
             && *excluded == other.excluded
             && *eligible == other.eligible
             && propensity.to_bits() == other.propensity.to_bits()
+            && *variant == other.variant
     }
 }
 

@@ -1197,6 +1197,7 @@ fn any_offer() -> impl Strategy<Value = OfferSpec> {
         creative_id: r.4,
         attr: r.5.into_iter().collect(),
         creative: r.6,
+        variants: Vec::new(),
     })
 }
 
@@ -1428,4 +1429,58 @@ fn category_keys_past_their_limit_fall_back_to_strings() {
     assert!(keys.overflowed());
     assert!(c.category_match(0, &ctx));
     assert!(c.category_match_keys(0, &keys));
+}
+
+#[test]
+fn creative_variants_load_write_back_and_are_refused_when_bad() {
+    let text = r#"
+[[offer]]
+id = 7
+name = "Shoes"
+conversion_rate = 0.1
+revenue = 1.0
+max_bid_cpm = 2.0
+creative_id = "cr-7"
+
+[offer.creative]
+click_url = "https://shoes.example/go"
+image_url = "https://cdn.shoes.example/a.jpg"
+title = "Shoes"
+
+[[offer.variants]]
+creative_id = "cr-7-b"
+title = "Shoes, half price"
+
+[[offer.variants]]
+creative_id = "cr-7-c"
+image_url = "https://cdn.shoes.example/c.jpg"
+"#;
+    let catalog = Catalog::from_toml_str(text).expect("a valid catalog");
+    assert_eq!(catalog.variant_count(0), 3);
+    let (id, creative) = catalog.variant(0, 1).expect("variant 1");
+    assert_eq!(id, "cr-7-b");
+    let spec = creative.expect("a creative").spec();
+    assert_eq!(spec.title.as_deref(), Some("Shoes, half price"));
+    assert_eq!(
+        spec.image_url.as_deref(),
+        Some("https://cdn.shoes.example/a.jpg")
+    );
+    assert_eq!(catalog.variant(0, 0).map(|v| v.0), Some("cr-7"));
+    assert!(catalog.variant(0, 3).is_none());
+    // Written back and read again, the same catalog.
+    let again = Catalog::from_toml_str(&catalog.to_toml()).expect("reads back");
+    assert_eq!(again, catalog);
+
+    let repeated = text.replace("cr-7-c", "cr-7-b");
+    let err = Catalog::from_toml_str(&repeated)
+        .expect_err("a repeated id")
+        .to_string();
+    assert!(err.contains("variants[1].creative_id"), "{err}");
+    let no_creative = "[[offer]]\nid = 8\nname = \"x\"\nconversion_rate = 0.1\nrevenue = 1.0\n\
+                       max_bid_cpm = 1.0\ncreative_id = \"cr-8\"\n\n[[offer.variants]]\n\
+                       creative_id = \"cr-8-b\"\n";
+    let err = Catalog::from_toml_str(no_creative)
+        .expect_err("no creative")
+        .to_string();
+    assert!(err.contains("variants"), "{err}");
 }

@@ -86,14 +86,19 @@ pub struct BidValues<'a> {
     pub creative_id: &'a str,
 }
 
-/// The markup of offer `i` (catalog index) for `imp`. See the module docs.
+/// The markup of offer `i` (catalog index) for `imp`, from its creative
+/// variant `variant` (0: the offer's own creative). See the module docs.
 pub fn markup(
     imp: &Imp,
     catalog: &Catalog,
     i: usize,
+    variant: usize,
     bid: &BidValues<'_>,
 ) -> Result<Markup, NoMarkup> {
-    let creative = catalog.creative(i).ok_or(NoMarkup::NoCreative)?;
+    let creative = catalog
+        .variant(i, variant)
+        .and_then(|(_, creative)| creative)
+        .ok_or(NoMarkup::NoCreative)?;
     let attr = catalog.attr(i);
     let mut why = NoMarkup::NoCreative;
     for kind in [ImpKind::Banner, ImpKind::Video, ImpKind::Native] {

@@ -132,48 +132,57 @@ fn bid_for(
     // only once the markup exists, so that only bids count.
     let ticket = decision.map_or(Ticket(0), |d| d.ticket);
     let bid_id = bidder.bid_ids.id_for(ticket);
-    let markup = markup_for(wire_imp, catalog, i, offer, &bid_id)
+    // The creative variant the decision chose for its first offer.
+    let variant = decision.map_or(0, |d| usize::from(d.variant));
+    let creative_id = catalog
+        .variant(i, variant)
+        .map_or_else(|| catalog.creative_id(i), |(id, _)| id);
+    let markup = markup_for(wire_imp, catalog, i, variant, offer, creative_id, &bid_id)
         .map_err(|why| unshown(request, wire_imp, catalog, i, why.label()))?;
     bidder.bid_ids.count_issued();
     Ok(assemble(
         imp,
         offer,
         catalog,
-        i,
+        (i, creative_id),
         bid_id,
         markup,
         bidder.notices,
     ))
 }
 
-/// The markup for offer `i` on `imp`, for the bid `bid_id`.
+/// The markup for offer `i`'s creative `variant` (its id `creative_id`)
+/// on `imp`, for the bid `bid_id`.
 fn markup_for(
     imp: &Imp,
     catalog: &Catalog,
     i: usize,
+    variant: usize,
     offer: &ChosenOffer,
+    creative_id: &str,
     bid_id: &str,
 ) -> Result<markup::Markup, NoMarkup> {
     let values = BidValues {
         bid_id,
         imp_id: &imp.id,
         offer_id: offer.offer_id,
-        creative_id: catalog.creative_id(i),
+        creative_id,
     };
-    markup::markup(imp, catalog, i, &values)
+    markup::markup(imp, catalog, i, variant, &values)
 }
 
 /// The bid's fields, from the offer, its markup and the notices.
+/// `(i, creative)`: the offer's catalog index and the chosen variant's
+/// creative id.
 fn assemble(
     imp: &ImpOutcome,
     offer: &ChosenOffer,
     catalog: &Catalog,
-    i: usize,
+    (i, creative): (usize, &str),
     id: String,
     markup: markup::Markup,
     notices: &NoticeUrls,
 ) -> Bid {
-    let creative = catalog.creative_id(i);
     let urls = notices.for_offer(offer.offer_id);
     Bid {
         id,

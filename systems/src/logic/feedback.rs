@@ -46,7 +46,7 @@ pub fn logged_decision(decision: &Decision, facts: &DecisionFacts) -> Option<Log
         decided_ns: facts.now_ns,
         offer_id: top.offer_id,
         offer_index: top.catalog_index,
-        variant: 0,
+        variant: u32::from(decision.variant),
         p_click: top.p_click,
         score: top.score,
         propensity: decision.propensity,

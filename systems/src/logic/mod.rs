@@ -5,9 +5,11 @@
 mod decide;
 mod explore;
 mod feedback;
+mod variants;
 
 pub use decide::{bid_price, commit, decide, CommitRefusals, DecideInputs};
 pub use feedback::{apply_effect, logged_decision, DecisionFacts, EffectApplied};
+pub use variants::choose_variant;
 
 use xxhash_rust::xxh3::Xxh3;
 

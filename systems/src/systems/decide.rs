@@ -27,7 +27,8 @@ pub struct DecideItem {
 /// ticket order (cache hits and fresh scores of one tick interleave as
 /// they were submitted), ranks the top-k, and (unless simulated) spends the
 /// winner's frequency-cap impression and budget before the next request is
-/// decided, and logs the decision ([`DecisionLogging`]; an auction bid's
+/// decided, chooses the creative variant of the first offer
+/// ([`logic::choose_variant`]), and logs the decision ([`DecisionLogging`]; an auction bid's
 /// spend is a reservation until its win or loss). Queues each for
 /// [`Stage::Respond`]. Once per tick, first brings a shared posterior
 /// store's replica up to date, and at the end lets the
@@ -81,6 +82,18 @@ pub fn decide(
         );
         counters.spend_refused += u64::from(refusals.budget);
         counters.cap_refused += u64::from(refusals.frequency);
+        if let Some(top) = item.decision.offers().first().copied() {
+            let i = top.catalog_index as usize;
+            item.decision.variant = logic::choose_variant(
+                &stores.variants,
+                i,
+                top.offer_id,
+                rules.catalog.variant_count(i),
+                rules.seed.0,
+                *item.ticket,
+                now_ns,
+            );
+        }
         let facts = DecisionFacts {
             key: stores.log.key(*item.ticket),
             settlement: item.request.settlement,

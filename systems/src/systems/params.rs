@@ -3,7 +3,7 @@
 
 use crate::config::DecideConfig;
 use crate::resources::{
-    DecisionLogging, Egress, RequestQueues, Seed, SpareContexts, TickClock, WallClock,
+    DecisionLogging, Egress, RequestQueues, Seed, SpareContexts, TickClock, VariantStats, WallClock,
 };
 use bevy_ecs::prelude::*;
 use bevy_ecs::system::SystemParam;
@@ -73,6 +73,8 @@ pub struct Stores<'w> {
     pub posteriors: ResMut<'w, PosteriorBackend>,
     /// The decision log (feedback events join on it).
     pub log: Res<'w, DecisionLogging>,
+    /// Click counts per creative variant (which variant to show).
+    pub variants: Res<'w, VariantStats>,
 }
 
 /// What goes back to the host: decisions, and contexts to reuse.

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::showable::ShowColumns;
 use super::spec::size_label;
+use super::variants::{build_variants, Variant};
 use super::{item_hash, limits, Catalog, Creative, Objectives, OfferSpec, Span};
 use crate::error::{Error, Result};
 use cx_features::DeviceType;
@@ -141,8 +142,8 @@ impl Catalog {
         check_offer_count(offers.len())?;
         let mut builder = Builder::with_capacity(offers.len());
         for (index, offer) in offers.iter().enumerate() {
-            let creative = validate(index, offer)?;
-            builder.push(offer, creative);
+            let (creative, variants) = validate(index, offer)?;
+            builder.push(offer, creative, variants);
         }
         builder.finish(&offers)
     }
@@ -213,8 +214,9 @@ fn offer_from_toml(index: usize, value: toml::Value) -> Result<OfferSpec> {
 }
 
 /// Checks one offer against every rule, naming the first field that breaks
-/// one; returns its creative, built (templates parsed), if it has one.
-fn validate(index: usize, offer: &OfferSpec) -> Result<Option<Creative>> {
+/// one; returns its creative, built (templates parsed), if it has one, and
+/// its listed variants, built over it.
+fn validate(index: usize, offer: &OfferSpec) -> Result<(Option<Creative>, Vec<Variant>)> {
     let label = offer_label(index, Some(offer.id));
     let fail =
         |field: &str, reason: String| catalog_error(format!("{label} field {field}"), reason);
@@ -363,12 +365,20 @@ fn validate(index: usize, offer: &OfferSpec) -> Result<Option<Creative>> {
             ))
         }
     })?;
-    offer
+    let creative = offer
         .creative
         .clone()
         .map(Creative::build)
         .transpose()
-        .map_err(|(field, reason)| fail(&format!("creative.{field}"), reason))
+        .map_err(|(field, reason)| fail(&format!("creative.{field}"), reason))?;
+    let variants = build_variants(
+        &offer.creative_id,
+        creative.as_ref(),
+        &offer.variants,
+        |id| check_text("creative id", id, limits::CREATIVE_ID_BYTES_MAX),
+    )
+    .map_err(|(field, reason)| fail(&field, reason))?;
+    Ok((creative, variants))
 }
 
 /// A non-empty string of at most `max` bytes without control characters.
@@ -466,12 +476,13 @@ impl Builder {
                 attrs: Vec::new(),
                 show: ShowColumns::with_capacity(n),
                 creatives: Vec::with_capacity(n),
+                variants: Vec::with_capacity(n),
             },
         }
     }
 
     /// Appends one offer, already validated, with its built creative.
-    fn push(&mut self, offer: &OfferSpec, creative: Option<Creative>) {
+    fn push(&mut self, offer: &OfferSpec, creative: Option<Creative>, variants: Vec<Variant>) {
         let c = &mut self.catalog;
         c.ids.push(offer.id);
         c.objectives.conversion_rate.push(offer.conversion_rate);
@@ -532,6 +543,7 @@ impl Builder {
         c.attr_span.push(span_since(start, c.attrs.len()));
         c.show.push(offer, creative.as_ref());
         c.creatives.push(creative.map(Box::new));
+        c.variants.push(variants.into_boxed_slice());
     }
 
     /// Builds the id index, refusing a repeated id.

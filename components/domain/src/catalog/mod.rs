@@ -62,6 +62,7 @@ mod page_keys;
 pub mod showable;
 mod spec;
 pub mod template;
+pub mod variants;
 mod write;
 
 use std::fmt;
@@ -74,6 +75,7 @@ pub use key_set::KeySet;
 pub use page_keys::{PageCategoryKeys, PAGE_CATEGORY_KEYS_MAX};
 pub use showable::{ImpRules, NativeFit, Unshowable, VideoFit};
 pub use spec::{Channels, FrequencyCap, OfferSpec};
+pub use variants::{Variant, VariantSpec, VARIANTS_MAX};
 
 /// Documented limits of a catalog. Every one is checked when a catalog is
 /// built, so a loaded catalog never exceeds them.
@@ -279,6 +281,9 @@ pub struct Catalog {
     show: showable::ShowColumns,
     /// Cold: read only for the offer a bid goes out with.
     creatives: Vec<Option<Box<Creative>>>,
+    /// Per offer, its listed creative variants (variant `k + 1`); empty
+    /// for most offers.
+    variants: Vec<Box<[Variant]>>,
 }
 
 impl Catalog {
@@ -371,6 +376,30 @@ impl Catalog {
     /// Offer `i`'s creative (assets and markup templates), if it has one.
     pub fn creative(&self, i: usize) -> Option<&Creative> {
         self.creatives[i].as_deref()
+    }
+
+    /// How many creative variants offer `i` has, its own creative included
+    /// (1 for an offer without listed variants).
+    pub fn variant_count(&self, i: usize) -> usize {
+        1 + self.variants.get(i).map_or(0, |v| v.len())
+    }
+
+    /// Offer `i`'s creative variant `v`: its creative id and creative
+    /// (variant 0 is the offer's own); `None` past its variants.
+    pub fn variant(&self, i: usize, v: usize) -> Option<(&str, Option<&Creative>)> {
+        match v {
+            0 => Some((self.creative_id(i), self.creative(i))),
+            _ => self
+                .variants
+                .get(i)?
+                .get(v - 1)
+                .map(|x| (x.spec.creative_id.as_str(), Some(&x.creative))),
+        }
+    }
+
+    /// Offer `i`'s listed variants, as built.
+    pub fn listed_variants(&self, i: usize) -> &[Variant] {
+        self.variants.get(i).map_or(&[], |v| v)
     }
 
     /// The fields of offer `i` a bid response needs.

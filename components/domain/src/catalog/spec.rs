@@ -156,6 +156,10 @@ pub struct OfferSpec {
     /// an offer without one gets no OpenRTB bid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creative: Option<super::CreativeSpec>,
+    /// Other versions of the creative (`[[offer.variants]]`), chosen per
+    /// bid by Thompson sampling ([`super::variants`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<super::VariantSpec>,
 }
 
 impl OfferSpec {
@@ -183,6 +187,7 @@ impl OfferSpec {
         "creative_id",
         "attr",
         "creative",
+        "variants",
     ];
 
     /// The fields a TOML offer must have.
@@ -222,6 +227,7 @@ impl OfferSpec {
             creative_id: format!("cr-{id}"),
             attr: Vec::new(),
             creative: None,
+            variants: Vec::new(),
         }
     }
 }

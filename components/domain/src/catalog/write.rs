@@ -73,6 +73,11 @@ impl Catalog {
             creative_id: self.creative_ids[i].clone(),
             attr: self.attr(i).to_vec(),
             creative: self.creative(i).map(|c| c.spec().clone()),
+            variants: self
+                .listed_variants(i)
+                .iter()
+                .map(|v| v.spec.clone())
+                .collect(),
         }
     }
 
@@ -166,6 +171,21 @@ fn write_offer(out: &mut String, o: &OfferSpec) {
     }
     if let Some(creative) = &o.creative {
         write_creative(out, creative);
+    }
+    for v in &o.variants {
+        let _ = writeln!(out, "\n[[{OFFER_KEY}.variants]]");
+        let _ = writeln!(out, "creative_id = {}", toml_str(&v.creative_id));
+        for (key, text) in [
+            ("title", &v.title),
+            ("description", &v.description),
+            ("image_url", &v.image_url),
+            ("cta", &v.cta),
+            ("click_url", &v.click_url),
+        ] {
+            if let Some(text) = text {
+                let _ = writeln!(out, "{key} = {}", toml_str(text));
+            }
+        }
     }
 }
 

@@ -1,0 +1,130 @@
+//! Click counts per creative variant: what Thompson sampling among an
+//! offer's variants draws from (`crate::logic::choose_variant`).
+//!
+//! Layout: flat arrays of every variant of every offer, offer by offer in
+//! catalog order (`starts[i]..starts[i + 1]` are offer `i`'s), so choosing
+//! among one offer's variants reads one short contiguous run. Counts are
+//! discounted with the posteriors' half-life, as the offers' own are.
+//! One store per engine: a server's workers learn their variants apart
+//! (the offers' posteriors are shared; these are not yet).
+
+use bevy_ecs::prelude::Resource;
+use cx_domain::catalog::Catalog;
+
+/// Discounted impressions and clicks per (offer, variant).
+#[derive(Resource, Clone, Debug, PartialEq)]
+pub struct VariantStats {
+    /// Per offer, where its variants begin; one more entry than offers.
+    starts: Vec<u32>,
+    /// Per offer, its id (for carrying counts to another catalog).
+    offer_ids: Vec<u64>,
+    impressions: Vec<f64>,
+    clicks: Vec<f64>,
+    updated_ns: Vec<u64>,
+    half_life_ns: f64,
+}
+
+impl VariantStats {
+    /// Empty counts for every variant of `catalog`'s offers, discounted
+    /// with a half-life of `half_life_s` (0: none).
+    pub fn new(catalog: &Catalog, half_life_s: f64) -> Self {
+        let mut starts = Vec::with_capacity(catalog.len() + 1);
+        let mut n = 0u32;
+        for i in 0..catalog.len() {
+            starts.push(n);
+            n += catalog.variant_count(i) as u32;
+        }
+        starts.push(n);
+        let n = n as usize;
+        Self {
+            starts,
+            offer_ids: catalog.ids().to_vec(),
+            impressions: vec![0.0; n],
+            clicks: vec![0.0; n],
+            updated_ns: vec![0; n],
+            half_life_ns: half_life_s.max(0.0) * 1e9,
+        }
+    }
+
+    /// Counts for `catalog` (another one), each variant keeping the counts
+    /// of the same offer id's variant of the same position.
+    pub fn carried_to(&self, catalog: &Catalog) -> Self {
+        let mut next = Self::new(catalog, self.half_life_ns / 1e9);
+        for (to, id) in catalog.ids().iter().enumerate() {
+            let Some(from) = self.offer_ids.iter().position(|o| o == id) else {
+                continue;
+            };
+            let (a, b) = (next.range(to), self.range(from));
+            let n = a.len().min(b.len());
+            for k in 0..n {
+                next.impressions[a.start + k] = self.impressions[b.start + k];
+                next.clicks[a.start + k] = self.clicks[b.start + k];
+                next.updated_ns[a.start + k] = self.updated_ns[b.start + k];
+            }
+        }
+        next
+    }
+
+    fn range(&self, offer: usize) -> std::ops::Range<usize> {
+        match (self.starts.get(offer), self.starts.get(offer + 1)) {
+            (Some(&a), Some(&b)) => a as usize..b as usize,
+            _ => 0..0,
+        }
+    }
+
+    /// The slot of `offer`'s variant `variant`, if both exist.
+    fn slot(&self, offer: usize, variant: usize) -> Option<usize> {
+        let r = self.range(offer);
+        (variant < r.len()).then(|| r.start + variant)
+    }
+
+    fn decay_factor(&self, k: usize, now_ns: u64) -> f64 {
+        let dt = now_ns.saturating_sub(self.updated_ns[k]);
+        if self.half_life_ns <= 0.0 || dt == 0 {
+            1.0
+        } else {
+            0.5f64.powf(dt as f64 / self.half_life_ns)
+        }
+    }
+
+    fn decay_to(&mut self, k: usize, now_ns: u64) {
+        let f = self.decay_factor(k, now_ns);
+        self.impressions[k] *= f;
+        self.clicks[k] *= f;
+        self.updated_ns[k] = self.updated_ns[k].max(now_ns);
+    }
+
+    /// One impression of `offer`'s `variant`; false (nothing changed) when
+    /// there is no such variant.
+    pub fn observe_impression(&mut self, offer: usize, variant: usize, now_ns: u64) -> bool {
+        let Some(k) = self.slot(offer, variant) else {
+            return false;
+        };
+        self.decay_to(k, now_ns);
+        self.impressions[k] += 1.0;
+        true
+    }
+
+    /// One click on `offer`'s `variant`: one impression without a click
+    /// becomes one with (never more clicks than impressions).
+    pub fn observe_click(&mut self, offer: usize, variant: usize, now_ns: u64) -> bool {
+        let Some(k) = self.slot(offer, variant) else {
+            return false;
+        };
+        self.decay_to(k, now_ns);
+        let without_click = (self.impressions[k] - self.clicks[k]).clamp(0.0, 1.0);
+        self.clicks[k] += without_click;
+        true
+    }
+
+    /// `(impressions, clicks)` of `offer`'s `variant` at `now_ns`.
+    pub fn counts(&self, offer: usize, variant: usize, now_ns: u64) -> (f64, f64) {
+        match self.slot(offer, variant) {
+            Some(k) => {
+                let f = self.decay_factor(k, now_ns);
+                (self.impressions[k] * f, self.clicks[k] * f)
+            }
+            None => (0.0, 0.0),
+        }
+    }
+}

@@ -15,7 +15,7 @@ pub const WINDOW_S_MAX: u64 = 366 * 86_400;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeedbackSection {
-    /// Decisions the log holds (over a server's workers), about 90 bytes
+    /// Decisions the log holds (over a server's workers), about 100 bytes
     /// each; a full set evicts its oldest. Default 65536.
     pub decisions_max: usize,
     /// Event ids remembered for de-duplication. Default 65536.

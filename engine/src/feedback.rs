@@ -24,7 +24,9 @@ use cx_domain::catalog::Catalog;
 use cx_domain::feedback::{id_key, Accepted, Event, EventKind, EventRefusal, EVENT_BATCH_MAX};
 use cx_domain::notice::{Notice, NoticeKind};
 use cx_domain::pipeline::Ticket;
-use cx_domain::store::{BudgetBackend, DecisionLog, Effect, FrequencyBackend};
+use cx_domain::store::{
+    BudgetBackend, DecisionLog, Effect, FrequencyBackend, Settlement, WinRates,
+};
 use cx_systems::logic::{apply_effect, EffectApplied};
 use cx_systems::resources::{DecisionLogging, VariantStats};
 use cx_systems::DecideConfig;
@@ -280,6 +282,27 @@ impl Engine {
                 if effect.click {
                     stats.observe_click(i, variant, now_ns);
                 }
+            }
+        }
+        // The placement's win rates learn how the bid ended: a win, or a
+        // loss (a bid whose win window closed unanswered counts as lost).
+        let ended = match effect.kind {
+            Some(EventKind::Win) => Some(true),
+            Some(EventKind::Loss) | None => Some(false),
+            Some(_) => None,
+        };
+        if let Some(won) = ended {
+            if d.settlement == Settlement::Auction && d.placement_key != 0 && d.reserved_micros > 0
+            {
+                // The reservation is the bid: micros per impression, so
+                // CPM = micros / 1000.
+                let bid_cpm = d.reserved_micros as f64 / 1000.0;
+                self.world.resource_mut::<WinRates>().observe(
+                    d.placement_key,
+                    bid_cpm,
+                    won,
+                    now_ns,
+                );
             }
         }
         // The user's features with update rules (views, clicks, conversions...).

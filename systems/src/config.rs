@@ -151,6 +151,16 @@ pub struct DecideConfig {
     /// Bid shading in `[0, 1]`: the bid is `floor + shading * (value - floor)`,
     /// capped at the offer's `max_bid_cpm`. Default 0.5.
     pub bid_shading: f64,
+    /// Learn win rates against bid price per placement from win and loss
+    /// notices, and price an auction bid to maximise the expected surplus
+    /// once a placement has enough bids (`docs/DECISIONS.md`, "Learned bid
+    /// shading"); until then, and when false, the static rule above.
+    /// Default true.
+    pub learned_shading: bool,
+    /// Under learned shading: the share of auction bids priced at a random
+    /// price bucket between the floor and the value instead, so the curve
+    /// sees prices it would not otherwise try; in `[0, 1]`. Default 0.05.
+    pub price_exploration: f64,
 }
 
 impl Default for DecideConfig {
@@ -172,6 +182,8 @@ impl Default for DecideConfig {
             posterior_half_life_s: 86_400.0,
             propensity_samples: 16,
             bid_shading: 0.5,
+            learned_shading: true,
+            price_exploration: 0.05,
         }
     }
 }
@@ -279,6 +291,12 @@ impl DecideConfig {
             return Err(Error::Config {
                 field: "decide.bid_shading",
                 reason: format!("{} is not in [0, 1]", self.bid_shading),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.price_exploration) {
+            return Err(Error::Config {
+                field: "decide.price_exploration",
+                reason: format!("{} is not in [0, 1]", self.price_exploration),
             });
         }
         in_range(

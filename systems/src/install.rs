@@ -21,6 +21,7 @@ use cx_domain::store::{
     BudgetBackend, BudgetLedger, CacheBackend, CacheConfig, DecisionCache, DecisionLog,
     FrequencyBackend, FrequencyConfig, FrequencyStore, LogConfig, PosteriorBackend,
     PosteriorConfig, PosteriorHub, Posteriors, ScoreCache, SharedPosteriors, SharedStores,
+    WinRateConfig, WinRates,
 };
 use cx_features::{FeatureSchema, RequestContext};
 use std::sync::Arc;
@@ -153,6 +154,7 @@ pub fn install(
     // Replaced by the engine's bid-id prefix when it starts.
     let logging = DecisionLogging::new(log, "0-0-0-").expect("a short prefix");
     let variant_stats = VariantStats::new(&parts.catalog, parts.decide.posterior_half_life_s);
+    let win_rates = WinRates::new(WinRateConfig::default())?;
     let (frequency, budget) = match &parts.shared {
         None => (
             FrequencyBackend::InProcess(FrequencyStore::new(parts.frequency)?),
@@ -194,6 +196,7 @@ pub fn install(
     world.insert_resource(Counters::default());
     world.insert_resource(logging);
     world.insert_resource(variant_stats);
+    world.insert_resource(win_rates);
     world.insert_resource(Latencies::new());
     world.insert_resource(BatchTimes::new());
     crate::systems::add_systems(schedule);

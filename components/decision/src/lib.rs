@@ -386,6 +386,14 @@ impl Decision {
         self.settle();
     }
 
+    /// Sets the first offer's bid (a price shaded after ranking: the
+    /// ranking used the score, never the price). Nothing without offers.
+    pub fn reprice_first(&mut self, bid_cpm: f64) {
+        if self.len > 0 {
+            self.offers[0].bid_cpm = bid_cpm;
+        }
+    }
+
     /// Counts one offer excluded by `cause`.
     pub fn exclude(&mut self, cause: NoBidCause) {
         let n = &mut self.excluded[cause.index()];

@@ -26,6 +26,8 @@ pub struct DecisionFacts {
     pub fingerprint: u64,
     /// The user.
     pub user_hash: u64,
+    /// The placement ([`super::placement_key`]).
+    pub placement_key: u64,
     /// The host's time, ns.
     pub now_ns: u64,
 }
@@ -54,6 +56,7 @@ pub fn logged_decision(decision: &Decision, facts: &DecisionFacts) -> Option<Log
         arm: 0,
         fingerprint: facts.fingerprint,
         user_hash: facts.user_hash,
+        placement_key: facts.placement_key,
         reserved_micros,
         settlement: facts.settlement,
         simulated: false,

@@ -5,10 +5,12 @@
 mod decide;
 mod explore;
 mod feedback;
+mod shading;
 mod variants;
 
 pub use decide::{bid_price, commit, decide, CommitRefusals, DecideInputs};
 pub use feedback::{apply_effect, logged_decision, DecisionFacts, EffectApplied};
+pub use shading::{placement_key, shade_first, Priced};
 pub use variants::choose_variant;
 
 use xxhash_rust::xxh3::Xxh3;

@@ -51,6 +51,10 @@ pub struct Counters {
     /// Logged auction bids evicted from a full decision log unsettled,
     /// whose reservation the decide system gave back.
     pub log_released: u64,
+    /// Auction bids priced from their placement's learnt win rates.
+    pub priced_learned: u64,
+    /// Auction bids priced at a random price bucket (price exploration).
+    pub priced_explored: u64,
     /// Times the respond system found the egress full and kept a decision
     /// for the next tick (cannot happen while admission holds).
     pub egress_full: u64,

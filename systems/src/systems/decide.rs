@@ -8,7 +8,7 @@ use bevy_ecs::query::QueryData;
 use cx_domain::pipeline::{
     Decision, Fingerprint, Phase, Request, Scores, Stage, StageTimes, Ticket,
 };
-use cx_domain::store::Budgets;
+use cx_domain::store::{Budgets, Settlement};
 
 /// What the decide system reads and writes.
 #[derive(QueryData)]
@@ -71,6 +71,23 @@ pub fn decide(
             now_ns,
         };
         logic::decide(&inputs, &mut item.decision);
+        // An auction bid's price from the placement's win rates.
+        let placement = logic::placement_key(&item.request.ctx);
+        if item.request.settlement == Settlement::Auction && !item.request.simulate {
+            let priced = logic::shade_first(
+                &mut item.decision,
+                &rules.catalog,
+                &stores.win_rates,
+                &rules.config,
+                (placement, item.request.ctx.bid_floor),
+                (rules.seed.0, *item.ticket),
+            );
+            match priced {
+                logic::Priced::Learned => counters.priced_learned += 1,
+                logic::Priced::Explored => counters.priced_explored += 1,
+                logic::Priced::Static => {}
+            }
+        }
         let refusals = logic::commit(
             &mut item.decision,
             &rules.catalog,
@@ -100,6 +117,7 @@ pub fn decide(
             model_key: scoring.serving.id.as_u64(),
             fingerprint: item.fingerprint.key,
             user_hash: item.fingerprint.user_hash,
+            placement_key: placement,
             now_ns,
         };
         if let Some(entry) = logic::logged_decision(&item.decision, &facts) {

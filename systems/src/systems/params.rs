@@ -9,7 +9,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::system::SystemParam;
 use cx_domain::catalog::Catalog;
 use cx_domain::pipeline::{Decision, Phase, Request, Stage};
-use cx_domain::store::{BudgetBackend, FrequencyBackend, PosteriorBackend};
+use cx_domain::store::{BudgetBackend, FrequencyBackend, PosteriorBackend, WinRates};
 
 /// Panic message for a pooled entity that lacks a pipeline component:
 /// every request entity is spawned with all of them and never loses one.
@@ -75,6 +75,8 @@ pub struct Stores<'w> {
     pub log: Res<'w, DecisionLogging>,
     /// Click counts per creative variant (which variant to show).
     pub variants: Res<'w, VariantStats>,
+    /// Win rates against price per placement (learned bid shading).
+    pub win_rates: Res<'w, WinRates>,
 }
 
 /// What goes back to the host: decisions, and contexts to reuse.

@@ -61,6 +61,7 @@ pub mod shared_frequency;
 pub mod shared_posteriors;
 pub mod snapshot;
 pub mod state;
+pub mod win_rates;
 
 pub use backend::{
     BudgetBackend, Budgets, CacheBackend, FrequencyBackend, FrequencyCaps, ScoreCache,
@@ -82,6 +83,7 @@ pub use posteriors::{Posterior, PosteriorConfig, PosteriorStats, Posteriors};
 pub use shared::SharedStores;
 pub use shared_frequency::SharedFrequency;
 pub use shared_posteriors::{PosteriorBackend, PosteriorHub, SharedPosteriors};
+pub use win_rates::{shaded_bid, WinCurve, WinRateConfig, WinRates};
 
 /// Entries per set in the set-associative stores.
 pub const WAYS: usize = 8;

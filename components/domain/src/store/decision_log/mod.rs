@@ -67,11 +67,11 @@ pub const SHARDS: usize = 64;
 /// Most decisions a log may hold (after rounding up).
 pub const LOG_ENTRIES_MAX: usize = 1 << 24;
 /// Bytes per logged decision in the log's arrays.
-pub const ENTRY_BYTES: usize = 8 * 8 + 4 * 5 + 2 + 2;
+pub const ENTRY_BYTES: usize = 8 * 9 + 4 * 5 + 2 + 2;
 
 const STORE: &str = "decision log";
 /// Bytes per decision in a state file's decision-log section.
-pub const STATE_RECORD_BYTES: usize = 8 * 3 + 4 * 6 + 8 * 4;
+pub const STATE_RECORD_BYTES: usize = 8 * 3 + 4 * 6 + 8 * 5;
 
 /// How a decision settles its money.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -113,6 +113,9 @@ pub struct LoggedDecision {
     pub fingerprint: u64,
     /// The user (0: unknown).
     pub user_hash: u64,
+    /// The placement (site or app and slot size) the bid was for, whose
+    /// win rates its win or loss teaches (0: none).
+    pub placement_key: u64,
     /// Budget reserved and not yet settled, micros (0 unless an auction).
     pub reserved_micros: u64,
     /// How the decision settles.
@@ -200,7 +203,7 @@ pub struct LogConfig {
 }
 
 impl Default for LogConfig {
-    /// 65,536 decisions (about 5.5 MiB), 65,536 event ids, 4,096 held
+    /// 65,536 decisions (about 6 MiB), 65,536 event ids, 4,096 held
     /// events, the default windows.
     fn default() -> Self {
         Self {
@@ -421,6 +424,7 @@ impl DecisionLog {
                 put_u64(out, d.model_key);
                 put_u64(out, d.fingerprint);
                 put_u64(out, d.user_hash);
+                put_u64(out, d.placement_key);
                 put_u64(out, d.reserved_micros);
             });
         }
@@ -462,6 +466,7 @@ impl DecisionLog {
                 model_key: r.u64("model_key")?,
                 fingerprint: r.u64("fingerprint")?,
                 user_hash: r.u64("user_hash")?,
+                placement_key: r.u64("placement_key")?,
                 reserved_micros: r.u64("reserved_micros")?,
                 settlement: Settlement::Direct,
                 simulated: false,

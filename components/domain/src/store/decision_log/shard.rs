@@ -34,6 +34,7 @@ pub(super) struct Shard {
     arms: Box<[u16]>,
     fingerprints: Box<[u64]>,
     user_hashes: Box<[u64]>,
+    placement_keys: Box<[u64]>,
     reserved_micros: Box<[u64]>,
     flags: Box<[u8]>,
     seen: Box<[u8]>,
@@ -59,6 +60,7 @@ impl Shard {
             arms: vec![0; n].into(),
             fingerprints: vec![0; n].into(),
             user_hashes: vec![0; n].into(),
+            placement_keys: vec![0; n].into(),
             reserved_micros: vec![0; n].into(),
             flags: vec![0; n].into(),
             seen: vec![0; n].into(),
@@ -107,6 +109,7 @@ impl Shard {
             arm: self.arms[i],
             fingerprint: self.fingerprints[i],
             user_hash: self.user_hashes[i],
+            placement_key: self.placement_keys[i],
             reserved_micros: self.reserved_micros[i],
             settlement: if flags & AUCTION != 0 {
                 Settlement::Auction
@@ -186,6 +189,7 @@ impl Shard {
         self.arms[i] = d.arm;
         self.fingerprints[i] = d.fingerprint;
         self.user_hashes[i] = d.user_hash;
+        self.placement_keys[i] = d.placement_key;
         self.reserved_micros[i] = d.reserved_micros;
         let auction = d.settlement == Settlement::Auction;
         self.flags[i] =

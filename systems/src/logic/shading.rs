@@ -1,7 +1,9 @@
 //! Learned bid shading: an auction bid's price chosen from the placement's
 //! learnt win rates (`cx_domain::store::win_rates`) to maximise the
 //! expected surplus `(value - bid) * P(win | bid)`, with a small share of
-//! bids at a random price so the curve sees prices it would not try.
+//! bids at a random price so the curve sees prices it would not try (only
+//! on placements whose notices come back: a host without notices, such as
+//! `cx score`, always gets the static price until it has enough).
 //! Ranking never depends on the price, so the first offer is repriced after
 //! ranking and before its budget is charged.
 
@@ -71,7 +73,10 @@ pub fn shade_first(
     } else {
         0.0
     };
-    if uniform(seed ^ PRICE_STREAM, ticket, top.offer_id) < config.price_exploration {
+    // Prices are explored only where notices come back (a placement with
+    // bids observed): without them exploring teaches nothing.
+    let learning = rates.bids(placement) > 0;
+    if learning && uniform(seed ^ PRICE_STREAM, ticket, top.offer_id) < config.price_exploration {
         let edges = (0..PRICE_BUCKETS)
             .map(bucket_center_cpm)
             .filter(|&b| b >= floor && b <= cap);

@@ -187,6 +187,12 @@ impl WinRates {
         }
     }
 
+    /// Bids observed for `placement` (0 for one never seen).
+    pub fn bids(&self, placement: u64) -> u32 {
+        self.find(placement)
+            .map_or(0, |i| self.bids[i].iter().sum())
+    }
+
     /// `placement`'s win curve, or `None` while it has fewer than
     /// `min_observations` bids (price by the static rule then).
     pub fn curve(&self, placement: u64) -> Option<WinCurve> {

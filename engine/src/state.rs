@@ -1,5 +1,6 @@
 //! State that survives restarts: an engine's budgets, frequency counts,
-//! click posteriors and decision log written to one state file (`cx_domain::store::snapshot`:
+//! click posteriors, creative variants' counts, win rates and decision log
+//! written to one state file (`cx_domain::store::snapshot`:
 //! atomic, versioned, checksummed) and restored from it whole or not at
 //! all.
 //!
@@ -18,9 +19,10 @@ use cx_domain::store::snapshot::{read_state, write_state, Section, StateFile};
 use cx_domain::store::state::{self, PosteriorRecord, SpendRecord};
 use cx_domain::store::{
     BudgetBackend, BudgetLedger, DecisionLog, FrequencyBackend, FrequencyRecord, FrequencyStore,
-    PosteriorBackend,
+    PosteriorBackend, WinRates,
 };
 use cx_systems::resources::DecisionLogging;
+use cx_systems::resources::VariantStats;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -120,6 +122,24 @@ impl Engine {
                 tag: state::POSTERIORS,
                 bytes: posteriors,
             },
+            Section {
+                tag: state::VARIANTS,
+                bytes: {
+                    let mut bytes = Vec::new();
+                    self.world
+                        .resource::<VariantStats>()
+                        .write_state(&mut bytes);
+                    bytes
+                },
+            },
+            Section {
+                tag: state::WIN_RATES,
+                bytes: {
+                    let mut bytes = Vec::new();
+                    self.world.resource::<WinRates>().write_state(&mut bytes);
+                    bytes
+                },
+            },
         ];
         (sections, info)
     }
@@ -166,6 +186,10 @@ impl Engine {
         let log = DecisionLog::new(self.config().feedback.log_config()?)?;
         let (decisions, released) = log.restore_state(section(&state::DECISIONS)?, now_ns)?;
         let arms = state::read_posteriors(section(&state::POSTERIORS)?)?;
+        let mut variants = self.world.resource::<VariantStats>().clone();
+        let (_, variants_dropped) = variants.restore_state(section(&state::VARIANTS)?)?;
+        let mut win_rates = WinRates::new(cx_domain::store::WinRateConfig::default())?;
+        win_rates.restore_state(section(&state::WIN_RATES)?)?;
         let mut info = StateInfo {
             decisions,
             ..StateInfo::default()
@@ -173,6 +197,9 @@ impl Engine {
         // Everything is read: apply.
         self.restore_budgets(&spends, now_ns, &mut info)?;
         self.restore_frequency(&entries, &mut info)?;
+        self.world.insert_resource(variants);
+        self.world.insert_resource(win_rates);
+        info.dropped += variants_dropped;
         let (restored, dropped) = self
             .world
             .resource_mut::<PosteriorBackend>()

@@ -5,7 +5,7 @@
 mod common;
 
 use cx_engine::domain::feedback::{id_key, Accepted, Event, EventKind};
-use cx_engine::domain::store::{BudgetBackend, Budgets};
+use cx_engine::domain::store::{BudgetBackend, Budgets, WinRates};
 use cx_engine::openrtb::BidIds;
 use cx_engine::wire::openrtb::parse_request;
 use cx_engine::{Engine, EngineConfig};
@@ -63,6 +63,13 @@ fn budgets_caps_and_open_bids_survive_a_restart() {
         Ok(Accepted::Applied)
     );
     let spent_before = spent(&before);
+    let win_rates = |engine: &Engine| {
+        let mut bytes = Vec::new();
+        engine.world().resource::<WinRates>().write_state(&mut bytes);
+        bytes
+    };
+    let rates_before = win_rates(&before);
+    assert!(rates_before.len() > 8, "the win taught the placement's win rates");
     let info = before.save_state(&path, T0_NS + 2).expect("saved");
     assert_eq!(
         (
@@ -79,6 +86,7 @@ fn budgets_caps_and_open_bids_survive_a_restart() {
         .restore_state_file(&path, 1 << 30, T0_NS + 3)
         .expect("restored");
     assert_eq!((restored.dropped, restored.posterior_arms), (0, 1));
+    assert_eq!(win_rates(&after), rates_before, "win rates restored");
     let posterior = after.posterior(1000, T0_NS + 3).expect("offer 1000");
     // (Decayed by the half-life over the few ns since.)
     assert!((posterior.impressions - 1.0).abs() < 1e-9, "{posterior:?}");

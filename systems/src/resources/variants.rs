@@ -10,6 +10,7 @@
 
 use bevy_ecs::prelude::Resource;
 use cx_domain::catalog::Catalog;
+use cx_domain::store::snapshot::SectionReader;
 
 /// Discounted impressions and clicks per (offer, variant).
 #[derive(Resource, Clone, Debug, PartialEq)]
@@ -115,6 +116,71 @@ impl VariantStats {
         let without_click = (self.impressions[k] - self.clicks[k]).clamp(0.0, 1.0);
         self.clicks[k] += without_click;
         true
+    }
+
+    /// Appends every variant with data to a state file's section: a count,
+    /// then per variant its offer id, index, counts and time.
+    pub fn write_state(&self, out: &mut Vec<u8>) {
+        let mut records = Vec::new();
+        for (offer, &id) in self.offer_ids.iter().enumerate() {
+            for (v, k) in self.range(offer).enumerate() {
+                if self.impressions[k] > 0.0 {
+                    records.push((id, v as u64, k));
+                }
+            }
+        }
+        out.extend_from_slice(&(records.len() as u64).to_le_bytes());
+        for (id, v, k) in records {
+            for word in [
+                id,
+                v,
+                self.impressions[k].to_bits(),
+                self.clicks[k].to_bits(),
+                self.updated_ns[k],
+            ] {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+    }
+
+    /// Restores counts from a section [`Self::write_state`] wrote, by offer
+    /// id and variant; checked whole first. Returns (restored, dropped:
+    /// no such offer or variant in this catalog).
+    pub fn restore_state(&mut self, bytes: &[u8]) -> cx_domain::Result<(u64, u64)> {
+        let mut r = SectionReader::new(bytes, "variants section");
+        let n = r.u64("the count")?;
+        if n.checked_mul(40) != Some(bytes.len() as u64 - 8) {
+            return Err(r.bad(format!("{n} variants do not fill {} bytes", bytes.len())));
+        }
+        let mut records = Vec::with_capacity(n as usize);
+        for k in 0..n {
+            let (id, v) = (r.u64("offer_id")?, r.u64("variant")?);
+            let (imps, clicks) = (r.f64("impressions")?, r.f64("clicks")?);
+            let updated = r.u64("updated_ns")?;
+            if !(0.0..=imps).contains(&clicks) {
+                return Err(r.bad(format!("variant {k}: clicks outside 0..=impressions")));
+            }
+            records.push((id, v, imps, clicks, updated));
+        }
+        r.finish()?;
+        let (mut restored, mut dropped) = (0, 0);
+        for (id, v, imps, clicks, updated) in records {
+            let slot = self
+                .offer_ids
+                .iter()
+                .position(|&o| o == id)
+                .and_then(|offer| self.slot(offer, v as usize));
+            match slot {
+                Some(k) => {
+                    self.impressions[k] = imps;
+                    self.clicks[k] = clicks;
+                    self.updated_ns[k] = updated;
+                    restored += 1;
+                }
+                None => dropped += 1,
+            }
+        }
+        Ok((restored, dropped))
     }
 
     /// `(impressions, clicks)` of `offer`'s `variant` at `now_ns`.

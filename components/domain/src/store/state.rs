@@ -19,6 +19,10 @@ pub const FREQUENCY: [u8; 8] = *b"freqcap1";
 pub const DECISIONS: [u8; 8] = *b"declog01";
 /// The posteriors section's tag.
 pub const POSTERIORS: [u8; 8] = *b"posters1";
+/// The creative variants' counts section's tag.
+pub const VARIANTS: [u8; 8] = *b"variant1";
+/// The win rates section's tag.
+pub const WIN_RATES: [u8; 8] = *b"winrate1";
 
 const BUDGET_RECORD_BYTES: usize = 8 + 4 + 8;
 const POSTERIOR_RECORD_BYTES: usize = 8 * 5;

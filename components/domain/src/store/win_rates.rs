@@ -187,6 +187,64 @@ impl WinRates {
         }
     }
 
+    /// Appends every placement to a state file's section: a count, then
+    /// per placement its key, last-seen time and counts.
+    pub fn write_state(&self, out: &mut Vec<u8>) {
+        use super::snapshot::{put_u32, put_u64};
+        let live: Vec<usize> = (0..self.keys.len())
+            .filter(|&i| self.keys[i] != 0)
+            .collect();
+        put_u64(out, live.len() as u64);
+        for i in live {
+            put_u64(out, self.keys[i]);
+            put_u64(out, self.last_ns[i]);
+            for k in 0..PRICE_BUCKETS {
+                put_u32(out, self.bids[i][k]);
+                put_u32(out, self.wins[i][k]);
+            }
+        }
+    }
+
+    /// Fills this store (a new one) from a section [`Self::write_state`]
+    /// wrote, checking it whole first (wins never above bids); returns the
+    /// placements restored.
+    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<u64> {
+        let mut r = super::snapshot::SectionReader::new(bytes, "win rates section");
+        let n = r.u64("the count")?;
+        let record = 16 + 8 * PRICE_BUCKETS as u64;
+        if n.checked_mul(record) != Some(bytes.len() as u64 - 8) {
+            return Err(r.bad(format!("{n} placements do not fill {} bytes", bytes.len())));
+        }
+        let mut placements = Vec::with_capacity(n as usize);
+        for p in 0..n {
+            let key = r.u64("placement")?;
+            let last = r.u64("last_ns")?;
+            let mut bids = [0u32; PRICE_BUCKETS];
+            let mut wins = [0u32; PRICE_BUCKETS];
+            for k in 0..PRICE_BUCKETS {
+                bids[k] = r.u32("bids")?;
+                wins[k] = r.u32("wins")?;
+                if wins[k] > bids[k] || key == 0 {
+                    return Err(r.bad(format!("placement {p}: a zero key or more wins than bids")));
+                }
+            }
+            placements.push((key, last, bids, wins));
+        }
+        r.finish()?;
+        for (key, last, bids, wins) in placements {
+            let set = self.set_of(key);
+            let i = set
+                .clone()
+                .min_by_key(|&i| (self.keys[i] != 0, self.last_ns[i]))
+                .unwrap_or(set.start);
+            self.keys[i] = key;
+            self.last_ns[i] = last;
+            self.bids[i] = bids;
+            self.wins[i] = wins;
+        }
+        Ok(n)
+    }
+
     /// Bids observed for `placement` (0 for one never seen).
     pub fn bids(&self, placement: u64) -> u32 {
         self.find(placement)

@@ -264,3 +264,37 @@ fn thompson_sends_most_impressions_to_the_offer_clicked_twice_as_often() {
     // After 3000 impressions, at least 80% of the next 1000 go to offer 2.
     assert!(late_picks[1] >= 800, "{late_picks:?}");
 }
+
+#[test]
+fn thompson_propensities_average_to_how_often_each_offer_is_picked() {
+    // Four offers the model scores close together, no feedback yet. The
+    // pick is an exact Thompson draw, so the share of decisions whose top
+    // is offer j is j's true propensity q_j; the decisions that picked j
+    // estimate q_j from M = 16 replicas drawn apart from the pick, so their
+    // mean propensity is q_j, up to the replica draw's bias (under 0.01)
+    // and the floor's (at most (1 - q)^M / (M + 1), under 0.005 here).
+    let offers = (1..=4).map(|id| offer(id, 0.0)).collect();
+    let w = World::new(
+        offers,
+        vec![0.06, 0.065, 0.07, 0.075],
+        config(Exploration::Thompson),
+    );
+    let n = 20_000;
+    let mut picks = [0u64; 4];
+    let mut propensity_sums = [0.0f64; 4];
+    for ticket in 0..n {
+        let d = w.decide(ticket, NOW_NS);
+        let j = d.offers()[0].catalog_index as usize;
+        picks[j] += 1;
+        propensity_sums[j] += f64::from(d.propensity);
+    }
+    for j in 0..4 {
+        let share = picks[j] as f64 / n as f64;
+        let mean_propensity = propensity_sums[j] / picks[j] as f64;
+        // Sampling noise: about 0.003 on the share, 0.002 on the mean.
+        assert!(
+            share > 0.1 && (mean_propensity - share).abs() < 0.015,
+            "offer {j}: picked {share}, mean propensity {mean_propensity}; {picks:?}"
+        );
+    }
+}

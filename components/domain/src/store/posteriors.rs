@@ -270,6 +270,16 @@ impl Posteriors {
         if offer >= self.arms() {
             return Posterior::default();
         }
+        let counts = [
+            self.impressions[offer],
+            self.clicks[offer],
+            self.expected_clicks[offer],
+        ];
+        if counts == [0.0; 3] {
+            // No data: nothing to decay (and no exp2 of a long time to
+            // underflow slowly).
+            return Posterior::default();
+        }
         let f = self.decay_factor(offer, now_ns);
         Posterior {
             impressions: self.impressions[offer] * f,

@@ -160,7 +160,7 @@ fn the_creative_scenario_is_refused_with_the_reason() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("--scenario creative is not available")
-            && stderr.contains("creative variants"),
+            && stderr.contains("does not model creative variants"),
         "{stderr}"
     );
     assert!(!json.exists(), "nothing written");

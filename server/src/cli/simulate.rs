@@ -20,8 +20,8 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "N")]
     pub decisions: u64,
     /// The scenario: `default`, or `shift` (at half time the offer the
-    /// oracle picks most often loses appeal). `creative` is refused:
-    /// creative variants are not built yet.
+    /// oracle picks most often loses appeal). `creative` is refused: the
+    /// simulation does not model creative variants yet.
     #[arg(long, value_enum, default_value = "default")]
     pub scenario: Scenario,
     /// The run's seed (0..=16777214): which requests (each seed its own
@@ -50,6 +50,18 @@ pub struct SimulateArgs {
     /// (`[decide] propensity_samples`), 1..=256.
     #[arg(long, value_name = "M", default_value_t = 16)]
     pub propensity_samples: usize,
+    /// Let the engines learn their bid shading from the win and loss
+    /// notices (`[decide] learned_shading`) [default: off: the static
+    /// shading rule, so an offer's bid on a request does not depend on the
+    /// policy, which the off-policy truth assumes].
+    #[arg(long)]
+    pub learned_shading: bool,
+    /// Entries of each engine's frequency store (`[frequency] capacity`),
+    /// 1..=16777216 (the engine's limit). A store too small for the run's users forgets counts
+    /// to make room, which lets impressions past a cap through; the report
+    /// counts them (cap_violations) and the store's evictions.
+    #[arg(long, value_name = "E", default_value_t = simulate::FREQUENCY_CAPACITY)]
+    pub frequency_capacity: usize,
     /// The model (.safetensors) [default: the bundled default model].
     #[arg(long, value_name = "MODEL")]
     pub model: Option<PathBuf>,
@@ -104,6 +116,8 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> Result<()> {
         half_life_s: args.half_life_s,
         budget_scale: args.budget_scale,
         propensity_samples: args.propensity_samples,
+        frequency_capacity: args.frequency_capacity,
+        learned_shading: args.learned_shading,
         model: args.model.clone(),
         catalog: args.catalog.clone(),
     };

@@ -38,6 +38,10 @@ use rand_chacha::ChaCha8Rng;
 use std::io::Write;
 use std::path::PathBuf;
 
+/// Entries of each engine's frequency store unless asked otherwise.
+pub const FREQUENCY_CAPACITY: usize = 1 << 22;
+/// The most `--frequency-capacity` takes.
+pub const FREQUENCY_CAPACITY_MAX: usize = 1 << 24;
 /// Requests each engine decides per tick.
 pub const BATCH: usize = 32;
 /// Most decisions one run makes.
@@ -59,8 +63,8 @@ pub enum Scenario {
     /// At half time the offer the oracle picks most often loses appeal
     /// (its logit falls by 2).
     Shift,
-    /// One creative variant with twice the click rate: NOT built, because
-    /// creative variants (DCO) are not built yet; refused.
+    /// One creative variant with twice the click rate: NOT built (the
+    /// simulated world has one creative per offer); refused.
     Creative,
 }
 
@@ -85,6 +89,13 @@ pub struct Spec {
     pub budget_scale: f64,
     /// Thompson's posterior re-draws behind each propensity.
     pub propensity_samples: usize,
+    /// Entries of each engine's frequency store.
+    pub frequency_capacity: usize,
+    /// Whether the engines learn their bid shading from the notices
+    /// (`[decide] learned_shading`); off, every engine bids by the static
+    /// rule, so an offer's bid (and chance to win) on a request is the same
+    /// whichever policy chose it, which the off-policy truth assumes.
+    pub learned_shading: bool,
     /// The model [default: the bundled one].
     pub model: Option<PathBuf>,
     /// The catalog [default: the bundled one].
@@ -96,9 +107,10 @@ impl Spec {
     pub fn check(&self) -> Result<()> {
         if self.scenario == Scenario::Creative {
             return Err(Error::Mismatch(
-                "--scenario creative is not available: it needs creative variants (DCO: several \
-                 creatives per offer, each with its own click rate), which the engine does not \
-                 have yet (issue 15); use default or shift"
+                "--scenario creative is not available: cx simulate does not model creative \
+                 variants yet (its synthetic world has one creative per offer, and a variant with \
+                 twice the click rate needs a truth per variant and events that carry the \
+                 variant); use default or shift"
                     .into(),
             ));
         }
@@ -131,6 +143,12 @@ impl Spec {
                 "--propensity-samples {} is outside 1..={}",
                 self.propensity_samples,
                 cx_engine::systems::config::PROPENSITY_SAMPLES_MAX
+            ));
+        }
+        if !(1..=FREQUENCY_CAPACITY_MAX).contains(&self.frequency_capacity) {
+            return bad(format!(
+                "--frequency-capacity {} is outside 1..={FREQUENCY_CAPACITY_MAX}",
+                self.frequency_capacity
             ));
         }
         if !(self.budget_scale > 0.0 && self.budget_scale <= 1e6) {
@@ -228,9 +246,11 @@ fn engine_config(spec: &Spec, exploration: Exploration, epsilon: f32) -> EngineC
     decide.epsilon = epsilon;
     decide.posterior_half_life_s = spec.half_life_s;
     decide.propensity_samples = spec.propensity_samples;
-    // Room for every (user, offer) the run meets: a store that evicts
-    // would forget impressions, and the cap check below would see it.
-    config.frequency.capacity = 1 << 20;
+    decide.learned_shading = spec.learned_shading;
+    // The store is bounded and forgets counts when it must make room (by
+    // design, `FrequencyStore`); the cap check counts the impressions past
+    // a cap that follow. See `--frequency-capacity`.
+    config.frequency.capacity = spec.frequency_capacity;
     config
 }
 

@@ -31,6 +31,10 @@ pub struct Report {
     pub budget_scale: f64,
     /// Thompson's propensity replicas.
     pub propensity_samples: usize,
+    /// Entries of each engine's frequency store.
+    pub frequency_capacity: usize,
+    /// Whether the engines learned their bid shading.
+    pub learned_shading: bool,
     /// The model.
     pub model: String,
     /// Its id (SHA-256).
@@ -107,6 +111,10 @@ pub struct PolicyReport {
     pub budget_overspend: Option<f64>,
     /// Its impressions past a cap.
     pub cap_violations: u64,
+    /// Users the engine's frequency store forgot while their windows were
+    /// live (a set full: by design; their counts restart), which lets
+    /// impressions past a cap through.
+    pub frequency_evictions: u64,
     /// Offers excluded by a frequency cap, summed over decisions.
     pub excluded_by_frequency_cap: u64,
     /// Offers excluded for an exhausted budget, summed over decisions.
@@ -199,6 +207,8 @@ pub fn report(run: &Run, model: String, catalog: String) -> Report {
         half_life_s: spec.half_life_s,
         budget_scale: spec.budget_scale,
         propensity_samples: spec.propensity_samples,
+        frequency_capacity: spec.frequency_capacity,
+        learned_shading: spec.learned_shading,
         model,
         model_id: run.model_id.clone(),
         catalog,
@@ -223,8 +233,8 @@ pub fn report(run: &Run, model: String, catalog: String) -> Report {
         shift,
         ope: run.ope.clone(),
         not_built: vec![
-            "scenario creative: creative variants (DCO) are not built, so one variant with \
-             twice the click rate cannot be simulated",
+            "scenario creative: the simulated world has one creative per offer, so one \
+             variant with twice the click rate cannot be simulated yet",
         ],
     }
 }
@@ -257,6 +267,7 @@ fn policy_report(p: &PolicyRun, run: &Run) -> PolicyReport {
         spend: p.spend,
         budget_overspend: p.budget_overspend(catalog),
         cap_violations: p.cap_violations,
+        frequency_evictions: p.engine.stats().frequency_evictions,
         excluded_by_frequency_cap: p.excluded_by_cap,
         excluded_by_budget: p.excluded_by_budget,
         feedback: FeedbackReport {

@@ -243,6 +243,12 @@ impl FrequencyStore {
     /// unanswered): the count goes down by one if that impression is still
     /// in the entry's current window. Returns whether it did. A count that
     /// reaches 0 frees the entry.
+    ///
+    /// When the impression given back is the one that opened the window,
+    /// the window opens again at the entry's latest record instead: the
+    /// first impression still counted came at or before it, so the cap's
+    /// window can only end later than an impression-anchored one would,
+    /// never earlier (a lost bid never shortens a cap's window).
     pub fn release(
         &mut self,
         user_hash: u64,
@@ -261,6 +267,12 @@ impl FrequencyStore {
             return false;
         }
         self.count[e] -= 1;
+        if self.count[e] == 0 {
+            self.stats.len -= 1;
+            self.used[u] = self.used[u].saturating_sub(1);
+        } else if recorded_ns == start {
+            self.window_start_ns[e] = self.last_ns[e].max(start);
+        }
         true
     }
 
@@ -497,6 +509,27 @@ mod tests {
         assert_eq!(s.sets(), 2);
         let one = FrequencyStore::new(FrequencyConfig { capacity: 1 }).unwrap();
         assert_eq!((one.sets(), one.capacity()), (1, WAYS * OFFERS_PER_USER));
+    }
+
+    #[test]
+    fn a_released_opener_moves_the_window_later_never_earlier() {
+        let mut s = FrequencyStore::new(FrequencyConfig { capacity: 64 }).unwrap();
+        // Cap 2 in a window of 100: a bid at 0 (lost later) and one at 10
+        // (won), reserved as they are made.
+        assert!(s.record_within(7, 1000, Some(2), 0, 100));
+        assert!(s.record_within(7, 1000, Some(2), 10, 100));
+        assert!(!s.record_within(7, 1000, Some(2), 20, 100), "capped");
+        assert!(s.release(7, 1000, 0, 100), "the bid at 0 lost");
+        // The window now opens at 10 (the impression kept), not 0: at 105
+        // the impression at 10 still counts, so one more fits, not two.
+        assert!(s.record_within(7, 1000, Some(2), 105, 100));
+        assert!(!s.record_within(7, 1000, Some(2), 106, 100));
+        // Released to 0, the entry is free again.
+        let before = s.stats().len;
+        assert!(s.release(7, 1000, 105, 100));
+        assert!(s.release(7, 1000, 10, 100));
+        assert_eq!(s.count(7, 1000, 107, 100), 0);
+        assert_eq!(s.stats().len, before - 1);
     }
 
     #[test]

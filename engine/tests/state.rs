@@ -65,11 +65,17 @@ fn budgets_caps_and_open_bids_survive_a_restart() {
     let spent_before = spent(&before);
     let win_rates = |engine: &Engine| {
         let mut bytes = Vec::new();
-        engine.world().resource::<WinRates>().write_state(&mut bytes);
+        engine
+            .world()
+            .resource::<WinRates>()
+            .write_state(&mut bytes);
         bytes
     };
     let rates_before = win_rates(&before);
-    assert!(rates_before.len() > 8, "the win taught the placement's win rates");
+    assert!(
+        rates_before.len() > 8,
+        "the win taught the placement's win rates"
+    );
     let info = before.save_state(&path, T0_NS + 2).expect("saved");
     assert_eq!(
         (

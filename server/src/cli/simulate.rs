@@ -160,7 +160,7 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> Result<()> {
     writeln!(
         streams.stdout,
         "{} decisions per policy; {}; budget_overspend {}; cap_violations {}",
-        report.decisions,
+        report.spec.decisions,
         summary.join("; "),
         report
             .budget_overspend
@@ -171,7 +171,7 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> Result<()> {
     writeln!(
         streams.stderr,
         "simulated {} decisions x {} policies in {elapsed:.1} s",
-        report.decisions,
+        report.spec.decisions,
         run.policies.len()
     )
     .map_err(Error::Output)

@@ -68,8 +68,8 @@ pub enum Scenario {
     Creative,
 }
 
-/// What a run is asked to do.
-#[derive(Clone, Debug)]
+/// What a run is asked to do (the report repeats it).
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Spec {
     /// Decisions per policy.
     pub decisions: u64,
@@ -97,8 +97,10 @@ pub struct Spec {
     /// whichever policy chose it, which the off-policy truth assumes.
     pub learned_shading: bool,
     /// The model [default: the bundled one].
+    #[serde(skip)]
     pub model: Option<PathBuf>,
     /// The catalog [default: the bundled one].
+    #[serde(skip)]
     pub catalog: Option<PathBuf>,
 }
 

@@ -5,7 +5,7 @@
 use super::auction::Auction;
 use super::ope::OpeReport;
 use super::policy::{ratio, Point, PolicyRun, SettlementMode, Tally};
-use super::{Run, Scenario, SHIFT_LOGIT};
+use super::{Run, Spec, SHIFT_LOGIT};
 use cx_domain::feedback::{EventKind, EventRefusal};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -13,28 +13,10 @@ use std::collections::BTreeMap;
 /// The whole report.
 #[derive(Debug, Serialize)]
 pub struct Report {
-    /// Decisions per policy.
-    pub decisions: u64,
-    /// The scenario.
-    pub scenario: Scenario,
-    /// The run's seed.
-    pub seed: u64,
-    /// The synthetic world's seed.
-    pub world_seed: u64,
-    /// How bids settled.
-    pub settlement: SettlementMode,
-    /// Simulated ms per decision.
-    pub ms_per_decision: u64,
-    /// The posteriors' half-life, simulated s.
-    pub half_life_s: f64,
-    /// The multiplier of every daily budget.
-    pub budget_scale: f64,
-    /// Thompson's propensity replicas.
-    pub propensity_samples: usize,
-    /// Entries of each engine's frequency store.
-    pub frequency_capacity: usize,
-    /// Whether the engines learned their bid shading.
-    pub learned_shading: bool,
+    /// What the run was asked to do (its fields, in their order; the
+    /// model and catalog paths are given below as resolved).
+    #[serde(flatten)]
+    pub spec: Spec,
     /// The model.
     pub model: String,
     /// Its id (SHA-256).
@@ -198,17 +180,7 @@ pub fn report(run: &Run, model: String, catalog: String) -> Report {
         log_sd,
     } = run.auction;
     Report {
-        decisions: spec.decisions,
-        scenario: spec.scenario,
-        seed: spec.seed,
-        world_seed: spec.world_seed,
-        settlement: spec.settlement,
-        ms_per_decision: spec.ms_per_decision,
-        half_life_s: spec.half_life_s,
-        budget_scale: spec.budget_scale,
-        propensity_samples: spec.propensity_samples,
-        frequency_capacity: spec.frequency_capacity,
-        learned_shading: spec.learned_shading,
+        spec: spec.clone(),
         model,
         model_id: run.model_id.clone(),
         catalog,

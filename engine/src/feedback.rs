@@ -272,8 +272,7 @@ impl Engine {
         // And the creative variant's, for choosing among the offer's
         // variants.
         if effect.impression || effect.click {
-            let offer = self.world.resource::<Catalog>().index_of(d.offer_id);
-            if let Some(i) = offer {
+            if let Some(i) = applied.offer_index {
                 let variant = d.variant as usize;
                 let mut stats = self.world.resource_mut::<VariantStats>();
                 if effect.impression {

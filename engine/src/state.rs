@@ -14,6 +14,7 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use bevy_ecs::prelude::Mut;
 use cx_domain::catalog::Catalog;
 use cx_domain::store::snapshot::{read_state, write_state, Section, StateFile};
 use cx_domain::store::state::{self, PosteriorRecord, SpendRecord};
@@ -183,15 +184,22 @@ impl Engine {
         };
         let spends = state::read_budgets(section(&state::BUDGETS)?)?;
         let entries = state::read_frequency(section(&state::FREQUENCY)?)?;
-        let log = DecisionLog::new(self.config().feedback.log_config()?)?;
-        let (decisions, released) = log.restore_state(section(&state::DECISIONS)?, now_ns)?;
+        let decisions = DecisionLog::read_state(section(&state::DECISIONS)?)?;
+        // A log of the engine's own is replaced by a new one; one other
+        // engines hold is refilled in place. Made before anything changes.
+        let own_log = match Arc::strong_count(self.decision_log()) {
+            1 => Some(Arc::new(DecisionLog::new(
+                self.config().feedback.log_config()?,
+            )?)),
+            _ => None,
+        };
         let arms = state::read_posteriors(section(&state::POSTERIORS)?)?;
         let mut variants = self.world.resource::<VariantStats>().clone();
         let (_, variants_dropped) = variants.restore_state(section(&state::VARIANTS)?)?;
         let mut win_rates = WinRates::new(cx_domain::store::WinRateConfig::default())?;
         win_rates.restore_state(section(&state::WIN_RATES)?)?;
         let mut info = StateInfo {
-            decisions,
+            decisions: decisions.len() as u64,
             ..StateInfo::default()
         };
         // Everything is read: apply.
@@ -206,19 +214,10 @@ impl Engine {
             .restore_arms(&arms);
         info.posterior_arms = restored;
         info.dropped += dropped;
-        let shared_log = Arc::strong_count(self.decision_log()) > 1;
-        if shared_log {
-            // Other engines hold this log: refill it in place.
-            let mut bytes = Vec::new();
-            log.write_state(&mut bytes);
-            let (_, more) = self.decision_log().restore_state(&bytes, now_ns)?;
-            info.dropped += more.len() as u64;
-        } else {
-            self.world
-                .resource_mut::<DecisionLogging>()
-                .set_log(Arc::new(log));
-            info.dropped += released.len() as u64;
+        if let Some(log) = own_log {
+            self.world.resource_mut::<DecisionLogging>().set_log(log);
         }
+        info.dropped += self.decision_log().restore_records(&decisions, now_ns);
         Ok(info)
     }
 
@@ -228,36 +227,37 @@ impl Engine {
         now_ns: u64,
         info: &mut StateInfo,
     ) -> Result<()> {
-        let catalog = self.world.resource::<Catalog>().clone();
-        let mut budget = self.world.resource_mut::<BudgetBackend>();
-        match &mut *budget {
-            BudgetBackend::InProcess(ledger) => {
-                let mut fresh = BudgetLedger::new(catalog.daily_budgets())?;
-                for s in spends {
-                    match catalog.index_of(s.offer_id) {
-                        Some(i) => {
-                            fresh.restore_spend(i, s.day, s.micros);
-                            info.offers += 1;
+        self.world
+            .resource_scope(|world, mut budget: Mut<BudgetBackend>| {
+                let catalog = world.resource::<Catalog>();
+                match &mut *budget {
+                    BudgetBackend::InProcess(ledger) => {
+                        let mut fresh = BudgetLedger::new(catalog.daily_budgets())?;
+                        for s in spends {
+                            match catalog.index_of(s.offer_id) {
+                                Some(i) => {
+                                    fresh.restore_spend(i, s.day, s.micros);
+                                    info.offers += 1;
+                                }
+                                None => info.dropped += 1,
+                            }
                         }
-                        None => info.dropped += 1,
+                        *ledger = fresh;
+                    }
+                    BudgetBackend::Leased(leased) => {
+                        for s in spends {
+                            let bank = leased.bank();
+                            if bank.restore_spend(s.offer_id, s.day, s.micros, now_ns) {
+                                info.offers += 1;
+                            } else {
+                                info.dropped += 1;
+                            }
+                        }
                     }
                 }
-                *ledger = fresh;
-            }
-            BudgetBackend::Leased(leased) => {
-                for s in spends {
-                    if leased
-                        .bank()
-                        .restore_spend(s.offer_id, s.day, s.micros, now_ns)
-                    {
-                        info.offers += 1;
-                    } else {
-                        info.dropped += 1;
-                    }
-                }
-            }
-        }
-        Ok(())
+                Ok::<_, cx_domain::Error>(())
+            })
+            .map_err(Into::into)
     }
 
     fn restore_frequency(

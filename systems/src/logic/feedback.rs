@@ -77,6 +77,8 @@ pub struct EffectApplied {
     pub cap_released: bool,
     /// The offer is not in the serving catalog any more: nothing to do.
     pub offer_gone: bool,
+    /// The offer's index in the serving catalog (`None` when gone).
+    pub offer_index: Option<usize>,
 }
 
 /// Applies `effect` to the budgets and frequency caps at `now_ns`: gives
@@ -99,6 +101,7 @@ pub fn apply_effect<F: FrequencyCaps, B: Budgets>(
         out.offer_gone = true;
         return out;
     };
+    out.offer_index = Some(i);
     if effect.refund_micros > 0 {
         budget.refund(i, effect.refund_micros as f64 / MICROS_PER_UNIT, now_ns);
         out.refunded_micros = effect.refund_micros;

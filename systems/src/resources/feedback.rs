@@ -11,7 +11,7 @@
 use bevy_ecs::prelude::Resource;
 use cx_domain::feedback::{decision_key, push_base36, DECISION_PREFIX_BYTES_MAX};
 use cx_domain::pipeline::Ticket;
-use cx_domain::store::{DecisionLog, LogConfig};
+use cx_domain::store::DecisionLog;
 use std::sync::Arc;
 
 /// Where decisions are logged, and how their ids are made.
@@ -28,15 +28,6 @@ impl DecisionLogging {
         (prefix.len() <= DECISION_PREFIX_BYTES_MAX).then(|| Self {
             log,
             prefix: prefix.to_owned(),
-        })
-    }
-
-    /// A log of the default size of its own, with the prefix `0-0-0-`
-    /// (an engine replaces it with its bid ids' prefix).
-    pub fn local() -> cx_domain::Result<Self> {
-        Ok(Self {
-            log: Arc::new(DecisionLog::new(LogConfig::default())?),
-            prefix: "0-0-0-".into(),
         })
     }
 

@@ -148,6 +148,16 @@ pub struct Effect {
     pub conversion_value: f64,
 }
 
+/// One decision as a state file keeps it: its fields and the log's flag
+/// and seen bits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StateRecord {
+    /// The decision.
+    pub decision: LoggedDecision,
+    flags: u8,
+    seen: u8,
+}
+
 /// Counts since the log was made, over every shard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogStats {
@@ -431,10 +441,9 @@ impl DecisionLog {
         out[count_at..count_at + 8].copy_from_slice(&n.to_le_bytes());
     }
 
-    /// Fills this log (a new one) from a section [`Self::write_state`]
-    /// wrote. Checks every record before changing anything; returns the
-    /// decisions restored and the releases of those a smaller log evicted.
-    pub fn restore_state(&self, bytes: &[u8], now_ns: u64) -> Result<(u64, Vec<Effect>)> {
+    /// Reads a section [`Self::write_state`] wrote, checking every record;
+    /// changes nothing ([`Self::restore_records`] applies them).
+    pub fn read_state(bytes: &[u8]) -> Result<Vec<StateRecord>> {
         let mut r = SectionReader::new(bytes, "decision log section");
         let n = r.u64("the count")?;
         if n.saturating_mul(STATE_RECORD_BYTES as u64) != (bytes.len() - 8) as u64 {
@@ -474,20 +483,30 @@ impl DecisionLog {
             if key == 0 || !p_click.is_finite() || !score.is_finite() || !propensity.is_finite() {
                 return Err(r.bad(format!("decision {k}: a zero key or a number not finite")));
             }
-            records.push((d, (packed >> 16) as u8, (packed >> 24) as u8));
+            records.push(StateRecord {
+                decision: d,
+                flags: (packed >> 16) as u8,
+                seen: (packed >> 24) as u8,
+            });
         }
         r.finish()?;
-        let mut released = Vec::new();
-        for (d, flags, seen) in &records {
-            let mut guard = self.shard(d.key);
-            if let Some(e) = guard
-                .log
-                .restore_entry(d, *flags, *seen, &self.windows, now_ns)
-            {
-                released.push(e);
-            }
+        Ok(records)
+    }
+
+    /// Puts `records` ([`Self::read_state`]) into this log at `now_ns`;
+    /// returns how many a full set pushed out again (a smaller log than the
+    /// one saved). Their reservations stay spent: never over budget.
+    pub fn restore_records(&self, records: &[StateRecord], now_ns: u64) -> u64 {
+        let mut evicted = 0;
+        for r in records {
+            let mut guard = self.shard(r.decision.key);
+            let released =
+                guard
+                    .log
+                    .restore_entry(&r.decision, r.flags, r.seen, &self.windows, now_ns);
+            evicted += u64::from(released.is_some());
         }
-        Ok((n, released))
+        evicted
     }
 
     /// Counts over every shard.

@@ -13,6 +13,7 @@ use super::context::{placement_size_slot, RequestContext};
 use super::limits;
 use super::schema::{hour_index, FeatureSchema, HashBlock};
 use crate::error::{Error, Result};
+use cx_featurestore::FeatureValues;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Longest hashed key: a field prefix (at most 16 bytes), up to two values
@@ -44,6 +45,22 @@ impl FeatureSchema {
     /// The row is zeroed first. Never allocates; every value written is
     /// finite and within its block's [`range`](super::Block::range).
     pub fn extract(&self, ctx: &RequestContext, row: &mut [f32]) -> Result<ExtractStats> {
+        self.extract_with_store(ctx, None, row)
+    }
+
+    /// [`extract`](Self::extract), with the store section (if the schema
+    /// has one) written from `store`, the request's user's features read
+    /// at `ctx.timestamp`; `None` writes the section of a user never seen
+    /// (every feature its default). Values of other definitions are
+    /// refused ([`Error::BadSchema`]). A schema without a store section
+    /// ignores `store`.
+    pub fn extract_with_store(
+        &self,
+        ctx: &RequestContext,
+        store: Option<&FeatureValues>,
+        row: &mut [f32],
+    ) -> Result<ExtractStats> {
+        self.check_store(store)?;
         if row.len() != self.width {
             return Err(Error::WrongRowWidth {
                 what: "feature schema",
@@ -53,7 +70,7 @@ impl FeatureSchema {
         }
         row.fill(0.0);
         let mut stats = ExtractStats::default();
-        self.write_all(ctx, row, &mut stats);
+        self.write_all(ctx, store, row, &mut stats);
         Ok(stats)
     }
 
@@ -71,6 +88,19 @@ impl FeatureSchema {
         columns: &mut [u32],
         values: &mut [f32],
     ) -> Result<(usize, ExtractStats)> {
+        self.extract_sparse_with_store(ctx, None, columns, values)
+    }
+
+    /// [`extract_sparse`](Self::extract_sparse) with the store section
+    /// written from `store`, as [`extract_with_store`](Self::extract_with_store).
+    pub fn extract_sparse_with_store(
+        &self,
+        ctx: &RequestContext,
+        store: Option<&FeatureValues>,
+        columns: &mut [u32],
+        values: &mut [f32],
+    ) -> Result<(usize, ExtractStats)> {
+        self.check_store(store)?;
         let room = columns.len().min(values.len());
         if room < SPARSE_NONZERO_MAX {
             return Err(Error::WrongRowWidth {
@@ -85,21 +115,33 @@ impl FeatureSchema {
             len: 0,
         };
         let mut stats = ExtractStats::default();
-        self.write_all(ctx, &mut sink, &mut stats);
+        self.write_all(ctx, store, &mut sink, &mut stats);
         let written = sink.len;
         let len = sort_pairs(&mut columns[..written], &mut values[..written]);
         Ok((len, stats))
     }
 
+    fn check_store(&self, store: Option<&FeatureValues>) -> Result<()> {
+        match (self.store_section(), store) {
+            (Some((section, _)), Some(values)) => section.check_values(values),
+            _ => Ok(()),
+        }
+    }
+
     fn write_all<R: RowSink + ?Sized>(
         &self,
         ctx: &RequestContext,
+        store: Option<&FeatureValues>,
         row: &mut R,
         stats: &mut ExtractStats,
     ) {
         self.write_enums(ctx, row);
         self.write_numbers(ctx, row, stats);
         self.write_hashed(ctx, row, stats);
+        if let Some((section, offset)) = self.store_section() {
+            let values = store.unwrap_or_else(|| section.defaults());
+            section.write(values, ctx.timestamp, offset, row);
+        }
     }
 
     fn write_enums<R: RowSink + ?Sized>(&self, ctx: &RequestContext, row: &mut R) {
@@ -212,8 +254,9 @@ impl<'a, R: RowSink + ?Sized> KeyBuf<'a, R> {
 /// Most `(column, value)` pairs [`FeatureSchema::extract_sparse`] writes:
 /// six one-hot blocks, eleven numeric columns, five single hashed keys and
 /// three hashed lists of at most [`limits::LIST_ITEMS_MAX`] items (118 in
-/// v1), rounded up. A test checks the bound against the schema.
-pub const SPARSE_NONZERO_MAX: usize = 128;
+/// v1), rounded up to 128, plus one per feature of a store section (at most
+/// [`crate::STORE_FEATURES_MAX`]). A test checks the bound against the schema.
+pub const SPARSE_NONZERO_MAX: usize = 128 + crate::store::STORE_FEATURES_MAX;
 
 /// Sorts `(column, value)` pairs by column in place and drops repeated
 /// columns (keeping the later value, as a dense row's assignment would);
@@ -246,7 +289,7 @@ fn sort_pairs(columns: &mut [u32], values: &mut [f32]) -> usize {
 }
 
 /// Where extraction writes: a dense row, or a sparse list of pairs.
-trait RowSink {
+pub(super) trait RowSink {
     /// Sets `column` to `value`.
     fn put(&mut self, column: usize, value: f32);
 }

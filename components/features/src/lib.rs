@@ -43,6 +43,7 @@ pub mod error;
 mod extract;
 mod norm;
 mod schema;
+mod store;
 
 pub use context::{
     placement_size_slot, AdPosition, ConnectionType, DeviceType, Os, RequestContext,
@@ -52,7 +53,12 @@ pub use error::{Error, Result};
 pub use extract::{bucket, ExtractStats, SPARSE_NONZERO_MAX};
 pub use norm::{FeatureNorm, STD_MIN};
 pub use schema::{
-    Block, BlockKind, FeatureSchema, SchemaConfig, ID_HEX_LEN, SCHEMA_VERSION, SEED_V1,
+    Block, BlockKind, FeatureSchema, SchemaConfig, ID_HEX_LEN, SCHEMA_VERSION,
+    SCHEMA_VERSION_STORE, SEED_V1,
+};
+pub use store::{
+    age_days, signed_log, StoreColumn, StoreEncoding, StoreSection, STORE_AGE_DAYS_MAX,
+    STORE_COLUMNS_MAX, STORE_FEATURES_MAX, STORE_NUMBER_MAX,
 };
 
 /// Documented limits of extraction. Each one that shapes the output is part

@@ -11,12 +11,19 @@ use super::context::{
 };
 use super::limits;
 use crate::error::{Error, Result};
+use crate::store::StoreSection;
+use cx_featurestore::Definitions;
 use std::fmt::Write as _;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// The version of the schema's definition. Part of the canonical text, so
 /// bumping it changes every id.
 pub const SCHEMA_VERSION: &str = "1";
+
+/// The version of a schema with a store section
+/// ([`FeatureSchema::with_store`]); the v1 blocks are unchanged.
+pub const SCHEMA_VERSION_STORE: &str = "2";
 
 /// Seed of every hash in schema v1 (`"CXFEAT01"` as a big-endian integer).
 pub const SEED_V1: u64 = 0x4358_4645_4154_3031;
@@ -131,6 +138,12 @@ pub enum BlockKind {
         /// 24 for hour of day, 168 for hour of week.
         period_hours: u32,
     },
+    /// The online feature store's values of the request's user (schema
+    /// version 2; [`crate::StoreSection`] lists the columns).
+    Store {
+        /// Features read (stored, then computed).
+        features: u32,
+    },
 }
 
 impl BlockKind {
@@ -142,6 +155,7 @@ impl BlockKind {
             Self::MultiHot { .. } => "multi_hot",
             Self::Log1p { .. } => "log1p",
             Self::Cyclic { .. } => "cyclic",
+            Self::Store { .. } => "store",
         }
     }
 }
@@ -170,7 +184,7 @@ impl Block {
     pub fn is_numeric(&self) -> bool {
         matches!(
             self.kind,
-            BlockKind::Log1p { .. } | BlockKind::Cyclic { .. }
+            BlockKind::Log1p { .. } | BlockKind::Cyclic { .. } | BlockKind::Store { .. }
         )
     }
 
@@ -182,6 +196,10 @@ impl Block {
             }
             BlockKind::Log1p { max, .. } => (0.0, max.ln_1p() as f32),
             BlockKind::Cyclic { .. } => (-1.0, 1.0),
+            BlockKind::Store { .. } => {
+                let max = crate::STORE_NUMBER_MAX.ln_1p() as f32;
+                (-max, max)
+            }
         }
     }
 
@@ -215,6 +233,7 @@ impl Block {
             BlockKind::Cyclic { period_hours } => {
                 write!(line, " period_hours={period_hours} origin=monday_00:00_utc")
             }
+            BlockKind::Store { features } => write!(line, " features={features}"),
         };
         line
     }
@@ -375,6 +394,8 @@ pub struct FeatureSchema {
     blocks: Vec<Block>,
     pub(super) layout: Layout,
     pub(super) width: usize,
+    /// The store section and its first column (schema version 2).
+    store: Option<(Arc<StoreSection>, usize)>,
     id: String,
 }
 
@@ -419,10 +440,54 @@ impl FeatureSchema {
             blocks,
             layout,
             width,
+            store: None,
             id: String::new(),
         };
         schema.id = id_of(&schema.canonical());
         schema
+    }
+
+    /// Schema version 2: `self`'s blocks and a last block, `store`, of the
+    /// online feature store's values under `definitions` (see
+    /// [`crate::StoreSection`]). Its id covers the definitions' id and
+    /// every store column. Refused when the definitions are too wide
+    /// ([`crate::STORE_FEATURES_MAX`], [`crate::STORE_COLUMNS_MAX`]), the
+    /// row would pass [`crate::limits::WIDTH_MAX`], or `self` already has a
+    /// store section.
+    pub fn with_store(&self, definitions: Arc<Definitions>) -> Result<Self> {
+        if self.store.is_some() {
+            return Err(Error::BadSchema(
+                "the schema already has a store section".into(),
+            ));
+        }
+        let section = StoreSection::new(definitions)?;
+        let offset = self.width;
+        let width = offset + section.width();
+        if width > crate::limits::WIDTH_MAX {
+            return Err(Error::LimitExceeded {
+                what: "feature row width".into(),
+                value: width,
+                limit: crate::limits::WIDTH_MAX,
+            });
+        }
+        let mut schema = self.clone();
+        schema.blocks.push(Block {
+            name: "store",
+            kind: BlockKind::Store {
+                features: section.columns().len() as u32,
+            },
+            offset,
+            width: section.width(),
+        });
+        schema.width = width;
+        schema.store = Some((Arc::new(section), offset));
+        schema.id = id_of(&schema.canonical());
+        Ok(schema)
+    }
+
+    /// The store section and its first column, if the schema has one.
+    pub fn store_section(&self) -> Option<(&StoreSection, usize)> {
+        self.store.as_ref().map(|(s, offset)| (&**s, *offset))
     }
 
     /// The parameters this schema was built from.
@@ -465,14 +530,22 @@ impl FeatureSchema {
     /// block with its name, kind, offset, width and parameters (slot labels,
     /// key template, buckets, seed, clamps, periods).
     pub fn canonical(&self) -> String {
+        let version = if self.store.is_some() {
+            SCHEMA_VERSION_STORE
+        } else {
+            SCHEMA_VERSION
+        };
         let mut text = format!(
-            "cx-feature-schema version={SCHEMA_VERSION} width={} value_bytes_max={}\n",
+            "cx-feature-schema version={version} width={} value_bytes_max={}\n",
             self.width,
             limits::VALUE_BYTES_MAX
         );
         for block in &self.blocks {
             text.push_str(&block.canonical());
             text.push('\n');
+        }
+        if let Some((section, _)) = &self.store {
+            text.push_str(&section.canonical());
         }
         text
     }

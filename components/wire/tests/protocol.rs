@@ -20,8 +20,8 @@ use cx_wire::protocol::{
     ProtocolError, SkipReason, MAGIC, VERSION,
 };
 use cx_wire::protocol::{
-    decode_feedback, decode_feedback_ack, encode_feedback, encode_feedback_ack, FeedbackAck,
-    FeedbackEvent, FeedbackKind,
+    decode_feedback, decode_feedback_ack, decode_put_features, encode_feedback,
+    encode_feedback_ack, FeedbackAck, FeedbackEvent, FeedbackKind,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -2072,7 +2072,10 @@ fn encoding_into_a_grown_buffer_and_decoding_frames_allocate_nothing() {
                     MessageType::FeedbackAck => {
                         check += u64::from(decode_feedback_ack(payload).unwrap().applied)
                     }
-                    MessageType::Decision => {}
+                    MessageType::PutFeatures => {
+                        check += decode_put_features(payload).unwrap().len() as u64
+                    }
+                    MessageType::Decision | MessageType::PutFeaturesAck => {}
                 }
                 buf = &buf[consumed..];
             }

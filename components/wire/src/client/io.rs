@@ -148,6 +148,21 @@ impl Outbox {
         self.queued(link)
     }
 
+    pub(super) fn send_put_features(
+        &mut self,
+        link: &Link,
+        items: &[protocol::FeatureItem<'_>],
+    ) -> Result<u64, ClientError> {
+        link.ensure_open()?;
+        protocol::encode_put_features(&mut self.buf, self.next_id, items).map_err(|source| {
+            ClientError::Encode {
+                message: "put_features",
+                source,
+            }
+        })?;
+        self.queued(link)
+    }
+
     pub(super) fn send_ping(&mut self, link: &Link, nonce: u64) -> Result<u64, ClientError> {
         link.ensure_open()?;
         protocol::encode_ping(&mut self.buf, self.next_id, nonce);

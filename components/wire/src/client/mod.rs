@@ -357,6 +357,17 @@ impl Client {
         self.writer.send_feedback(events)
     }
 
+    /// Queues a `put_features` message carrying `items` (1 to
+    /// [`limits::PUT_FEATURES_ITEMS_MAX`]); returns its request id. A batch
+    /// or string over its limit is refused ([`ClientError::Encode`]) and
+    /// nothing is queued.
+    pub fn send_put_features(
+        &mut self,
+        items: &[protocol::FeatureItem<'_>],
+    ) -> Result<u64, ClientError> {
+        self.writer.send_put_features(items)
+    }
+
     /// Queues a `ping` carrying `nonce`; returns its request id.
     pub fn send_ping(&mut self, nonce: u64) -> Result<u64, ClientError> {
         self.writer.send_ping(nonce)
@@ -412,6 +423,25 @@ impl Client {
         match response.body {
             ResponseBody::FeedbackAck(ack) => Ok(ack),
             other => Err(unexpected_answer(response.request_id, "feedback", other)),
+        }
+    }
+
+    /// Round trip: sends a `put_features` message and waits for its
+    /// `put_features_ack`; an `error` answer is [`ClientError::Refused`].
+    pub fn put_features(
+        &mut self,
+        items: &[protocol::FeatureItem<'_>],
+    ) -> Result<protocol::PutFeaturesAck, ClientError> {
+        let id = self.send_put_features(items)?;
+        self.flush()?;
+        let response = self.reader.wait_for(id)?;
+        match response.body {
+            ResponseBody::PutFeaturesAck(ack) => Ok(ack),
+            other => Err(unexpected_answer(
+                response.request_id,
+                "put_features",
+                other,
+            )),
         }
     }
 
@@ -483,6 +513,15 @@ impl ClientWriter {
         events: &[protocol::FeedbackEvent<'_>],
     ) -> Result<u64, ClientError> {
         self.outbox.send_feedback(&self.link, events)
+    }
+
+    /// Queues a `put_features` message; returns its request id (see
+    /// [`Client::send_put_features`]).
+    pub fn send_put_features(
+        &mut self,
+        items: &[protocol::FeatureItem<'_>],
+    ) -> Result<u64, ClientError> {
+        self.outbox.send_put_features(&self.link, items)
     }
 
     /// Queues a `ping` carrying `nonce`; returns its request id.

@@ -2,7 +2,9 @@
 //! from whole frames.
 
 use super::ClientError;
-use crate::protocol::{self, DecisionResponse, ErrorCode, FeedbackAck, HelloAck, Message};
+use crate::protocol::{
+    self, DecisionResponse, ErrorCode, FeedbackAck, HelloAck, Message, PutFeaturesAck,
+};
 
 /// One response frame from the server.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +39,8 @@ pub enum ResponseBody {
     BidResponse(String),
     /// The answer to a `feedback` message: what became of its events.
     FeedbackAck(FeedbackAck),
+    /// The answer to a `put_features` message: what became of its items.
+    PutFeaturesAck(PutFeaturesAck),
 }
 
 /// Whether `response` is the answer to `request_id`: its own, or an error
@@ -69,6 +73,9 @@ pub(super) fn unexpected_answer(request_id: u64, asked: &str, body: ResponseBody
         ResponseBody::FeedbackAck(_) => ClientError::Unexpected {
             what: format!("a feedback_ack answering the {asked} with request id {request_id}"),
         },
+        ResponseBody::PutFeaturesAck(_) => ClientError::Unexpected {
+            what: format!("a put_features_ack answering the {asked} with request id {request_id}"),
+        },
     }
 }
 
@@ -95,11 +102,13 @@ pub(super) fn to_response(
         Message::HelloAck(ack) => ResponseBody::HelloAck(ack),
         Message::BidResponse(json) => ResponseBody::BidResponse(json.to_owned()),
         Message::FeedbackAck(ack) => ResponseBody::FeedbackAck(ack),
+        Message::PutFeaturesAck(ack) => ResponseBody::PutFeaturesAck(ack),
         Message::Hello(_)
         | Message::Ping(_)
         | Message::ScoreContext(_)
         | Message::ScoreOpenRtb { .. }
-        | Message::Feedback(_) => {
+        | Message::Feedback(_)
+        | Message::PutFeatures(_) => {
             return Err(ClientError::Unexpected {
                 what: format!(
                     "a {message_type} frame (request id {request_id}), which only clients send"

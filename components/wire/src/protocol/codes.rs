@@ -80,6 +80,9 @@ pub enum MessageType {
     /// Client to server: a batch of feedback events (wins, losses,
     /// impressions, clicks, conversions) for earlier decisions.
     Feedback = 0x12,
+    /// Client to server: a batch of feature values for the online feature
+    /// store, per user and feature name.
+    PutFeatures = 0x13,
     /// Server to client: the decision for a score request.
     Decision = 0x20,
     /// Server to client: a request (or the connection) failed.
@@ -89,6 +92,8 @@ pub enum MessageType {
     BidResponse = 0x22,
     /// Server to client: what became of a `feedback` message's events.
     FeedbackAck = 0x23,
+    /// Server to client: what became of a `put_features` message's items.
+    PutFeaturesAck = 0x24,
 }
 
 code_enum_impls!(MessageType, u8);
@@ -98,7 +103,12 @@ impl MessageType {
     pub fn is_from_client(self) -> bool {
         matches!(
             self,
-            Self::Hello | Self::Ping | Self::ScoreContext | Self::ScoreOpenRtb | Self::Feedback
+            Self::Hello
+                | Self::Ping
+                | Self::ScoreContext
+                | Self::ScoreOpenRtb
+                | Self::Feedback
+                | Self::PutFeatures
         )
     }
 }

@@ -322,7 +322,7 @@ fn read_event<'a>(r: &mut Reader<'a>, base: usize) -> Result<FeedbackEvent<'a>, 
 }
 
 /// `e` with its offset moved by `base` (a reader over part of a payload).
-fn shift_offset(e: ProtocolError, base: usize) -> ProtocolError {
+pub(super) fn shift_offset(e: ProtocolError, base: usize) -> ProtocolError {
     match e {
         ProtocolError::Truncated {
             field,
@@ -386,7 +386,7 @@ pub fn decode_feedback(payload: &[u8]) -> Result<FeedbackView<'_>, ProtocolError
     Ok(FeedbackView { count, events })
 }
 
-fn shift_trailing(e: ProtocolError, base: usize) -> ProtocolError {
+pub(super) fn shift_trailing(e: ProtocolError, base: usize) -> ProtocolError {
     match e {
         ProtocolError::TrailingBytes { offset, count } => ProtocolError::TrailingBytes {
             offset: offset + base,

@@ -17,7 +17,10 @@
 //!   ([`DecisionWriter`], [`DecisionResponse`]; with each decided
 //!   impression's decision id when the request's `decision_ids` flag asks),
 //!   `feedback` ([`FeedbackEvent`]s in, decoded as a borrowed
-//!   [`FeedbackView`]) and its `feedback_ack` ([`FeedbackAck`]), and
+//!   [`FeedbackView`]) and its `feedback_ack` ([`FeedbackAck`]),
+//!   `put_features` ([`FeatureItem`]s for the online feature store, decoded
+//!   as a borrowed [`PutFeaturesView`]) and its `put_features_ack`
+//!   ([`PutFeaturesAck`]), and
 //!   `error` ([`ErrorCode`], [`ErrorMessage`]); [`decode_message`]
 //!   dispatches on the type;
 //! - the [`limits`], and [`ProtocolError`], which names the field and byte
@@ -39,9 +42,10 @@
 //! caller-owned `Vec<u8>` that is reused across frames, so encoding
 //! allocates nothing once the buffer has grown; [`decode_frame`] and the
 //! borrowed decoders ([`decode_score_context_view`], [`decode_score_openrtb`],
-//! [`decode_feedback`], [`decode_feedback_ack`], [`decode_error`], ping,
-//! hello) allocate nothing either. The owned
-//! decoders ([`decode_score_context`], [`decode_decision`]) allocate only
+//! [`decode_feedback`], [`decode_feedback_ack`], [`decode_put_features`],
+//! [`decode_error`], ping, hello) allocate nothing either. The owned
+//! decoders ([`decode_score_context`], [`decode_decision`],
+//! [`decode_put_features_ack`]) allocate only
 //! the strings and lists of their result, after the lengths are checked.
 //!
 //! ```
@@ -67,6 +71,7 @@ mod codes;
 mod control;
 mod decision;
 mod error;
+mod features;
 mod feedback;
 mod frame;
 mod score;
@@ -85,6 +90,10 @@ pub use decision::{
     DecisionWriter, ImpDecision, ImpOutcome,
 };
 pub use error::ProtocolError;
+pub use features::{
+    decode_put_features, decode_put_features_ack, encode_put_features, encode_put_features_ack,
+    FeatureItem, FeatureItems, PutFeaturesAck, PutFeaturesView, PutValue, PUT_FEATURES_REFUSALS,
+};
 pub use feedback::{
     decode_feedback, decode_feedback_ack, encode_feedback, encode_feedback_ack, FeedbackAck,
     FeedbackEvent, FeedbackEvents, FeedbackKind, FeedbackView, FEEDBACK_REFUSALS,
@@ -205,12 +214,27 @@ pub mod limits {
         4 + FEEDBACK_EVENTS_MAX * (40 + 2 + DECISION_ID_BYTES_MAX + 2 + EVENT_ID_BYTES_MAX);
     /// Most refusal counts in a `feedback_ack`.
     pub const FEEDBACK_REFUSALS_MAX: usize = 32;
+    /// Most items in one `put_features` message (well under the feature
+    /// store's own batch limit, 65,536).
+    pub const PUT_FEATURES_ITEMS_MAX: usize = 2048;
+    /// Longest feature name in a `put_features` item, bytes (the feature
+    /// definitions' `NAME_BYTES_MAX`).
+    pub const FEATURE_NAME_BYTES_MAX: usize = 64;
+    /// Longest category label in a `put_features` item, bytes (the feature
+    /// definitions' `LABEL_BYTES_MAX`).
+    pub const FEATURE_LABEL_BYTES_MAX: usize = 64;
+    /// Largest `put_features` payload: [`PUT_FEATURES_ITEMS_MAX`] items
+    /// with a full user id, name and label (847,876 bytes).
+    pub const PUT_FEATURES_BYTES_MAX: usize = 4 + PUT_FEATURES_ITEMS_MAX
+        * (24 + 2 + STRING_BYTES_MAX + 2 + FEATURE_NAME_BYTES_MAX + 2 + FEATURE_LABEL_BYTES_MAX);
 
     const _: () = {
         assert!(HEADER_BYTES == std::mem::size_of::<super::FrameHeader>());
         assert!(SCORE_CONTEXT_BYTES_MAX <= PAYLOAD_BYTES_MAX);
         assert!(DECISION_BYTES_MAX <= PAYLOAD_BYTES_MAX);
         assert!(FEEDBACK_BYTES_MAX <= PAYLOAD_BYTES_MAX);
+        assert!(PUT_FEATURES_BYTES_MAX <= PAYLOAD_BYTES_MAX);
+        assert!(PUT_FEATURES_ITEMS_MAX <= u16::MAX as usize);
         assert!(FEEDBACK_EVENTS_MAX <= u16::MAX as usize);
         assert!(FEEDBACK_REFUSALS_MAX <= u8::MAX as usize);
         assert!(FRAME_BYTES_MAX <= u32::MAX as usize);
@@ -255,6 +279,10 @@ pub enum Message<'a> {
     Feedback(FeedbackView<'a>),
     /// A `feedback_ack`.
     FeedbackAck(FeedbackAck),
+    /// A `put_features`, checked and borrowed.
+    PutFeatures(PutFeaturesView<'a>),
+    /// A `put_features_ack`.
+    PutFeaturesAck(PutFeaturesAck),
     /// A `bid_response`: its JSON object (borrowed; checked to be UTF-8).
     BidResponse(&'a str),
     /// A `decision`.
@@ -264,7 +292,8 @@ pub enum Message<'a> {
 }
 
 /// Decodes a payload with the decoder for `message_type` (from a
-/// [`Decoded::Frame`]'s header). Allocates only for a `decision`.
+/// [`Decoded::Frame`]'s header). Allocates only for a `decision` and a
+/// `put_features_ack`.
 pub fn decode_message(
     message_type: MessageType,
     payload: &[u8],
@@ -286,6 +315,8 @@ pub fn decode_message(
         }
         MessageType::Feedback => Message::Feedback(decode_feedback(payload)?),
         MessageType::FeedbackAck => Message::FeedbackAck(decode_feedback_ack(payload)?),
+        MessageType::PutFeatures => Message::PutFeatures(decode_put_features(payload)?),
+        MessageType::PutFeaturesAck => Message::PutFeaturesAck(decode_put_features_ack(payload)?),
         MessageType::BidResponse => Message::BidResponse(decode_bid_response(payload)?),
         MessageType::Decision => Message::Decision(decode_decision(payload)?),
         MessageType::Error => Message::Error(decode_error(payload)?),

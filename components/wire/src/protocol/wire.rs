@@ -286,6 +286,50 @@ pub struct FeedbackAckWire {
     pub reserved: [u8; 3],
 }
 
+/// The fixed part of `put_features` (4 bytes), followed by the items.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct PutFeaturesWire {
+    /// Offset 0: items that follow, 1 to
+    /// [`super::limits::PUT_FEATURES_ITEMS_MAX`].
+    pub item_count: U16Le,
+    /// Offset 2: must be 0.
+    pub reserved: U16Le,
+}
+
+/// The fixed part of one `put_features` item (24 bytes), followed by its
+/// user id, feature name and category label.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct PutItemWire {
+    /// Offset 0: the value's type (1 f32, 2 i64, 3 bool, 4 timestamp,
+    /// 5 category).
+    pub value_type: u8,
+    /// Offset 1: must be 0.
+    pub reserved: [u8; 7],
+    /// Offset 8: when the value was observed, unix ns; 0: when it arrives.
+    pub time_ns: U64Le,
+    /// Offset 16: the value's 8 bytes (see `docs/PROTOCOL.md`).
+    pub value: [u8; 8],
+}
+
+/// The fixed part of `put_features_ack` (16 bytes), followed by one
+/// result byte per item.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct PutFeaturesAckWire {
+    /// Offset 0: values written.
+    pub written: U32Le,
+    /// Offset 4: values taken but older than the one held (ignored).
+    pub outdated: U32Le,
+    /// Offset 8: items refused (result bytes that are not 0).
+    pub refused: U32Le,
+    /// Offset 12: result bytes that follow: the put's item count.
+    pub item_count: U16Le,
+    /// Offset 14: must be 0.
+    pub reserved: U16Le,
+}
+
 /// Sizes and alignment checked at compile time: the structs are exactly
 /// their documented sizes and can be viewed at any offset.
 const _: () = {
@@ -303,4 +347,7 @@ const _: () = {
     assert!(size_of::<FeedbackWire>() == 4 && align_of::<FeedbackWire>() == 1);
     assert!(size_of::<EventWire>() == 40 && align_of::<EventWire>() == 1);
     assert!(size_of::<FeedbackAckWire>() == 16 && align_of::<FeedbackAckWire>() == 1);
+    assert!(size_of::<PutFeaturesWire>() == 4 && align_of::<PutFeaturesWire>() == 1);
+    assert!(size_of::<PutItemWire>() == 24 && align_of::<PutItemWire>() == 1);
+    assert!(size_of::<PutFeaturesAckWire>() == 16 && align_of::<PutFeaturesAckWire>() == 1);
 };

@@ -21,6 +21,7 @@ pub fn synth(args: &SynthArgs, streams: &mut Streams<'_>) -> Result<()> {
     let config = SynthConfig {
         offers: args.offers,
         ctr: args.ctr,
+        user_bias_sd: args.user_bias_sd,
         ..SynthConfig::default()
     };
     let mut generator = Generator::new(config, args.seed)

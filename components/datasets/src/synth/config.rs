@@ -26,6 +26,8 @@ pub mod limits {
     pub const ZIPF_EXPONENT_MAX: f64 = 3.0;
     /// Largest `affinity_scale` and `context_scale`.
     pub const SCALE_MAX: f64 = 4.0;
+    /// Largest `user_bias_sd`.
+    pub const USER_BIAS_SD_MAX: f64 = 3.0;
     /// Longest time span, in days (about ten years).
     pub const SPAN_DAYS_MAX: u32 = 3660;
     /// Latest end of the time span: 2100-01-01T00:00:00Z.
@@ -66,6 +68,12 @@ pub struct SynthConfig {
     /// Multiplier of every context effect (device, position, size, hour,
     /// country, publisher, category match), `0..=4`; default 1.0.
     pub context_scale: f64,
+    /// Standard deviation of each user's own click bias, a term of the click
+    /// logit that no request field shows, `0..=3`; default 0 (none). Only the
+    /// user's history (its past clicks per view) reveals it: the lever behind
+    /// the online feature store's behavioural features (docs/SYNTHETIC_DATA.md,
+    /// "User histories").
+    pub user_bias_sd: f64,
     /// Start of the time span, unix seconds UTC; default 1 735 689 600 (2025-01-01T00:00:00Z).
     pub start_unix: i64,
     /// Length of the time span in days, `1..=3660`; default 7. The span must
@@ -87,6 +95,7 @@ impl Default for SynthConfig {
             affinity_scale: 1.0,
             segment_share: 0.7,
             context_scale: 1.0,
+            user_bias_sd: 0.0,
             start_unix: 1_735_689_600,
             span_days: 7,
         }
@@ -193,6 +202,13 @@ impl SynthConfig {
             0.0,
             SCALE_MAX,
             "must be in [0, 4]",
+        )?;
+        check_real(
+            "user_bias_sd",
+            self.user_bias_sd,
+            0.0,
+            USER_BIAS_SD_MAX,
+            "must be in [0, 3]",
         )?;
         check_count(
             "span_days",

@@ -63,6 +63,8 @@ pub(super) struct Draft {
     pub(super) rng: ChaCha8Rng,
     /// The user's latent embedding `u`.
     pub(super) user_embedding: Vec<f64>,
+    /// The user's own click bias `b_u`.
+    pub(super) user_bias: f64,
     /// The page's tier-1 category indices.
     pub(super) tier1: Vec<u8>,
     /// The context effects; `category_match` is the row's offer's.
@@ -247,6 +249,7 @@ impl Generator {
             category_match: publisher.tier1.contains(&offer.category),
         };
         let logit_offset = self.affinity(&user.embedding, offer)
+            + user.bias
             + offer.bias
             + self.config.context_scale * effects.sum();
         let row = SynthRow {
@@ -275,6 +278,7 @@ impl Generator {
             logit_offset,
             rng,
             user_embedding: user.embedding,
+            user_bias: user.bias,
             tier1: publisher.tier1,
             effects,
         }

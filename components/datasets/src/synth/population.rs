@@ -86,6 +86,10 @@ pub(super) struct User {
     pub segments: Vec<u32>,
     /// The latent embedding `u`, `k` values.
     pub embedding: Vec<f64>,
+    /// The user's own click bias `b_u` (logit), `user_bias_sd` times a
+    /// standard normal drawn last from the user's stream, so that it
+    /// changes no other trait; exactly 0 when `user_bias_sd` is 0.
+    pub bias: f64,
 }
 
 impl User {
@@ -187,6 +191,7 @@ impl Generator {
         let tv_os = TV_OS[self.mixes.tv_os.sample(&mut rng)].0;
         let segments = self.draw_segments(&mut rng);
         let embedding = self.user_embedding(&mut rng, &segments);
+        let bias = self.config.user_bias_sd * normal(&mut rng);
         User {
             id: super::math::mix53(rank as u64 ^ self.user_salt),
             home_country,
@@ -197,6 +202,7 @@ impl Generator {
             tv_os,
             segments,
             embedding,
+            bias,
         }
     }
 

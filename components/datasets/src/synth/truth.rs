@@ -92,6 +92,7 @@ impl Generator {
                 let mut effects: Effects = draft.effects;
                 effects.category_match = draft.tier1.contains(&offer.category);
                 let offset = self.affinity(&draft.user_embedding, offer)
+                    + draft.user_bias
                     + offer.bias
                     + self.config.context_scale * effects.sum();
                 self.intercept() + offset

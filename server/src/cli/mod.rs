@@ -247,6 +247,11 @@ pub struct SynthArgs {
     /// Mean click probability the ground truth is calibrated to.
     #[arg(long, default_value_t = 0.05)]
     pub ctr: f64,
+    /// Standard deviation of each user's hidden click bias (logit): 0 gives the rows of
+    /// earlier releases; above 0, users' histories (their past clicks per view) predict
+    /// their clicks, as the online feature store's features do (docs/SYNTHETIC_DATA.md).
+    #[arg(long, default_value_t = 0.0)]
+    pub user_bias_sd: f64,
     /// Output file [default: stdout].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,

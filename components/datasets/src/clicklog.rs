@@ -162,7 +162,7 @@ pub struct AppSpec {
 
 impl FieldColumns {
     /// Each context field's key and the column named for it, if any.
-    fn by_key(&self) -> [(&'static str, &Option<String>); 15] {
+    pub(crate) fn by_key(&self) -> [(&'static str, &Option<String>); 15] {
         [
             ("user_id", &self.user_id),
             ("user_segments", &self.user_segments),
@@ -184,7 +184,9 @@ impl FieldColumns {
 }
 
 impl DatasetSpec {
-    /// Parses a TOML spec; the error names the offending key.
+    /// Parses a TOML spec; the error names the offending key. A spec that
+    /// gives the label or the oracle column another role is refused
+    /// ([`crate::leakage::check`]).
     pub fn from_toml(text: &str) -> Result<Self> {
         if text.len() > limits::SPEC_BYTES_MAX {
             return Err(Error::LimitExceeded {
@@ -212,6 +214,7 @@ impl DatasetSpec {
                 spec.numeric.len()
             )));
         }
+        crate::leakage::check(&spec)?;
         Ok(spec)
     }
 

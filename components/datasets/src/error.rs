@@ -26,6 +26,30 @@ pub enum Error {
     /// A dataset spec is malformed or does not fit the file it describes.
     #[error("dataset spec: {0}")]
     BadSpec(String),
+    /// A dataset spec gives the label or the oracle column an input role
+    /// (offer, time, a context field, a hashed or numeric feature), so a
+    /// model would read the answer (`crate::leakage`).
+    #[error(
+        "dataset spec: column `{column}` is the {leaked} and cannot also be `{role}`: \
+         a model would read the answer (label leakage)"
+    )]
+    LabelLeak {
+        /// The column.
+        column: String,
+        /// `label` or `oracle`: what the column is.
+        leaked: &'static str,
+        /// The other role given to it, as the spec's key (`offer.column`,
+        /// `hashed[2]`, `fields.site_id`, `oracle`, ...).
+        role: String,
+    },
+    /// A model metadata key of this crate's (`cx.training_inputs`) does not parse.
+    #[error("model metadata `{key}`: {reason}")]
+    Metadata {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// Input data does not fit the model (wrong width, wrong batch size, non-finite features).
     #[error("bad input: {0}")]
     BadInput(String),

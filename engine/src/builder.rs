@@ -198,10 +198,14 @@ impl EngineBuilder {
     }
 
     /// Keep per-user features in this store ([`crate::feature_store`]):
-    /// `Engine::put_features` writes it, `Engine::features_for` reads it.
-    /// It changes no decision yet. Without one (the default) the engine is
-    /// as before. [`install`](Self::install) does not take it: a host with
-    /// its own World holds its store itself.
+    /// it becomes the pipeline's [`UserStore`](cx_systems::user_store::UserStore)
+    /// resource, which the features system reads once per request with a
+    /// user, and decisions use (stored segments, stored behaviour:
+    /// `docs/DECISIONS.md`). `Engine::put_features` writes it,
+    /// `Engine::features_for` reads it, feedback updates it. The decide
+    /// config's `behavior_*` features must be in its definitions (or their
+    /// weights 0). Without one (the default) the engine decides as before.
+    /// [`install`](Self::install) installs it too.
     pub fn feature_store(mut self, store: cx_featurestore::FeatureBackend) -> Self {
         self.feature_store = Some(store);
         self
@@ -320,6 +324,7 @@ impl EngineBuilder {
                 .posteriors
                 .or_else(|| self.shared.as_ref().and_then(|s| s.posteriors().cloned())),
             shared: self.shared,
+            feature_store: self.feature_store,
         })
     }
 
@@ -338,7 +343,6 @@ impl EngineBuilder {
     /// Builds a self-contained engine.
     pub fn build(mut self) -> Result<Engine> {
         let self_bid_ids = self.bid_ids.take();
-        let feature_store = self.feature_store.take();
         let mut world = World::new();
         let mut schedule = Schedule::default();
         schedule.set_executor(SingleThreadedExecutor::new());
@@ -349,6 +353,10 @@ impl EngineBuilder {
         let config = resolved.config.clone();
         let notices = config.notice_urls()?;
         let bid_ids = self_bid_ids.unwrap_or_default();
+        let feature_rules = resolved
+            .feature_store
+            .as_ref()
+            .map(crate::feature_store::FeatureHooks::new);
         let port = resolved.install(&mut world, &mut schedule)?;
         // Build the schedule's executor now, not in the first tick.
         schedule
@@ -357,7 +365,7 @@ impl EngineBuilder {
         let mut engine = Engine::new(world, schedule, port, backend, model, fit, config);
         engine.set_bid_ids(bid_ids);
         engine.set_notice_urls(notices);
-        engine.feature_hooks = feature_store.map(crate::feature_store::FeatureHooks::new);
+        engine.feature_hooks = feature_rules;
         Ok(engine)
     }
 }
@@ -374,6 +382,7 @@ struct Resolved {
     shared: Option<SharedStores>,
     decision_log: DecisionLogSource,
     posteriors: Option<Arc<PosteriorHub>>,
+    feature_store: Option<cx_featurestore::FeatureBackend>,
 }
 
 impl Resolved {
@@ -393,6 +402,7 @@ impl Resolved {
             shared: self.shared,
             decision_log: self.decision_log,
             posteriors: self.posteriors,
+            features: self.feature_store,
         };
         let handles = cx_systems::install(world, schedule, parts)?;
         Ok(Port::new(handles, config.in_flight_max))

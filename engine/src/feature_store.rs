@@ -1,16 +1,16 @@
-//! The online feature store's hooks in the engine (issue 16, part 1):
-//! writes ([`Engine::put_features`]), a per-request read
-//! ([`Engine::features_for`]), health, snapshots, and the updates that
-//! feedback makes (`feed_features`, called for every applied feedback
-//! effect; counted in [`FeatureFeedbackCounts`]).
+//! The online feature store's hooks in the engine (issue 16): writes
+//! ([`Engine::put_features`]), a host's read ([`Engine::features_for`]),
+//! health, snapshots, and the updates that feedback makes
+//! (`feed_features`, called for every applied feedback effect; counted in
+//! [`FeatureFeedbackCounts`]).
 //!
-//! **Nothing here changes a decision.** The store is optional
-//! ([`EngineBuilder::feature_store`](crate::EngineBuilder::feature_store));
-//! the pipeline never reads it, the feature schema, the model's input and
-//! the decision factors are as before. Feeding stored features to the
-//! model and the factors needs a model retrained on them (part 2). Until
-//! then a host can write features and read them per request, and watch
-//! their health.
+//! The store is optional
+//! ([`EngineBuilder::feature_store`](crate::EngineBuilder::feature_store))
+//! and lives in the World, as the pipeline's
+//! [`UserStore`](cx_systems::user_store::UserStore) resource: the
+//! features system reads it once per request with a user, and decisions
+//! use what it read (stored segments and behaviour, `docs/DECISIONS.md`).
+//! Every method here goes through that resource.
 //!
 //! Users are keyed by the same hash as frequency caps
 //! ([`cx_systems::logic::user_hash`]): an empty user id is no user, and
@@ -39,12 +39,14 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use bevy_ecs::prelude::Mut;
 use cx_domain::feedback::EventKind;
 use cx_domain::store::Effect;
 use cx_featurestore::{
     FeatureBackend, FeatureId, FeaturePut, FeatureValues, FeedbackEvent, HealthReport,
     OnlineFeatures, PutOutcome, SnapshotInfo, UpdateRule,
 };
+use cx_systems::user_store::UserStore;
 use std::path::Path;
 
 /// What feedback did to the feature store, since the engine was built.
@@ -63,10 +65,10 @@ pub struct FeatureFeedbackCounts {
     pub no_user: u64,
 }
 
-/// An engine's feature store, the buffer its reads fill, and what the
-/// feedback updates need (the rules, a reused batch, counts).
+/// The buffer an engine's host reads fill, and what the feedback updates
+/// need (the rules, a reused batch, counts); the store itself is the
+/// World's [`UserStore`].
 pub(crate) struct FeatureHooks {
-    backend: FeatureBackend,
     row: FeatureValues,
     /// The stored features with an update rule, in row order.
     rules: Box<[(FeatureId, UpdateRule)]>,
@@ -76,21 +78,20 @@ pub(crate) struct FeatureHooks {
 }
 
 impl FeatureHooks {
-    pub(crate) fn new(backend: FeatureBackend) -> Self {
+    pub(crate) fn new(backend: &FeatureBackend) -> Self {
         let defs = backend.definitions().clone();
         let rules: Box<[_]> = defs.update_rules().collect();
         Self {
             row: FeatureValues::new(defs),
             batch: Vec::with_capacity(rules.len()),
             rules,
-            backend,
             counts: FeatureFeedbackCounts::default(),
         }
     }
 
     /// Applies the update rules that `effect` fires to its user's
-    /// features, at `now_ns` (see the [module docs](self)).
-    fn feed(&mut self, effect: &Effect, now_ns: u64) {
+    /// features in `backend`, at `now_ns` (see the [module docs](self)).
+    fn feed(&mut self, backend: &mut FeatureBackend, effect: &Effect, now_ns: u64) {
         let conversion = effect.kind == Some(EventKind::Conversion);
         let fires = |event: FeedbackEvent| match event {
             FeedbackEvent::Impression => effect.impression,
@@ -105,7 +106,7 @@ impl FeatureHooks {
             self.counts.no_user += 1;
             return;
         }
-        if self.backend.read(user, now_ns, &mut self.row).is_err() {
+        if backend.read(user, now_ns, &mut self.row).is_err() {
             // The row was made from the backend's own definitions, so the
             // read does not refuse it; were it to, nothing is written.
             let firing = self.rules.iter().filter(|(_, r)| fires(r.on_event));
@@ -129,7 +130,7 @@ impl FeatureHooks {
             });
         }
         self.counts.effects += 1;
-        match self.backend.put(&self.batch, now_ns) {
+        match backend.put(&self.batch, now_ns) {
             Ok(outcome) => {
                 self.counts.written += outcome.written;
                 self.counts.outdated += outcome.outdated;
@@ -144,7 +145,7 @@ impl Engine {
     /// first: one bad write fails the batch and nothing is written). Fails
     /// when the engine was built without a feature store.
     pub fn put_features(&mut self, batch: &[FeaturePut], now_unix_ns: u64) -> Result<PutOutcome> {
-        Ok(self.hooks_mut()?.backend.put(batch, now_unix_ns)?)
+        Ok(self.store_mut()?.backend_mut().put(batch, now_unix_ns)?)
     }
 
     /// `user_id`'s features at `now_unix_ns` (the request's time): stored
@@ -158,10 +159,11 @@ impl Engine {
     /// As [`features_for`](Self::features_for), by user hash.
     pub fn features_for_key(&mut self, user_hash: u64, now_unix_ns: u64) -> Option<&FeatureValues> {
         let hooks = self.feature_hooks.as_mut()?;
-        // The row was made from the backend's own definitions, so the read
+        let mut store = self.world.get_resource_mut::<UserStore>()?;
+        // The row was made from the store's own definitions, so the read
         // cannot refuse it.
-        hooks
-            .backend
+        store
+            .backend_mut()
             .read(user_hash, now_unix_ns, &mut hooks.row)
             .ok()?;
         Some(&hooks.row)
@@ -170,35 +172,38 @@ impl Engine {
     /// Health per stored feature (a host logs the warnings); `None`
     /// without a feature store.
     pub fn feature_health(&self) -> Option<HealthReport> {
-        self.feature_hooks.as_ref().map(|h| h.backend.health())
+        self.feature_store().map(|b| b.health())
     }
 
     /// The feature store, if any.
     pub fn feature_store(&self) -> Option<&FeatureBackend> {
-        self.feature_hooks.as_ref().map(|h| &h.backend)
+        self.world.get_resource::<UserStore>().map(|s| s.backend())
     }
 
     /// Writes the feature store to `path` atomically.
     pub fn snapshot_features(&self, path: &Path) -> Result<SnapshotInfo> {
-        let hooks = self.feature_hooks.as_ref().ok_or_else(no_store)?;
-        Ok(hooks.backend.snapshot(path)?)
+        let backend = self.feature_store().ok_or_else(no_store)?;
+        Ok(backend.snapshot(path)?)
     }
 
     /// Replaces the feature store's contents with the snapshot at `path`
     /// (same definitions and size). A snapshot that is refused changes
     /// nothing.
     pub fn restore_features(&mut self, path: &Path) -> Result<SnapshotInfo> {
-        let hooks = self.hooks_mut()?;
-        let (backend, info) = hooks.backend.restore_like(path)?;
-        hooks.backend = backend;
+        let mut store = self.store_mut()?;
+        let (backend, info) = store.backend().restore_like(path)?;
+        *store.backend_mut() = backend;
         Ok(info)
     }
 
     /// Updates the feature store from one applied feedback effect (see
     /// the [module docs](self)); nothing without a store. Allocation-free.
     pub(crate) fn feed_features(&mut self, effect: &Effect, now_ns: u64) {
-        if let Some(hooks) = self.feature_hooks.as_mut() {
-            hooks.feed(effect, now_ns);
+        let Some(hooks) = self.feature_hooks.as_mut() else {
+            return;
+        };
+        if let Some(mut store) = self.world.get_resource_mut::<UserStore>() {
+            hooks.feed(store.backend_mut(), effect, now_ns);
         }
     }
 
@@ -207,8 +212,10 @@ impl Engine {
         self.feature_hooks.as_ref().map(|h| h.counts)
     }
 
-    fn hooks_mut(&mut self) -> Result<&mut FeatureHooks> {
-        self.feature_hooks.as_mut().ok_or_else(no_store)
+    fn store_mut(&mut self) -> Result<Mut<'_, UserStore>> {
+        self.world
+            .get_resource_mut::<UserStore>()
+            .ok_or_else(no_store)
     }
 }
 
@@ -271,10 +278,16 @@ mod tests {
     }
 
     #[test]
-    fn the_store_changes_no_decision() {
+    fn with_its_weights_at_0_the_store_changes_no_decision() {
+        // The users' stored segments (`age_band=unknown`) match no offer of
+        // the bundled catalog, and the behaviour terms are off.
+        let mut config = crate::EngineConfig::default();
+        config.decide.behavior_recency_weight = 0.0;
+        config.decide.behavior_ratio_weight = 0.0;
         let mut plain = Engine::builder().seed(3).build().expect("engine");
         let mut with = Engine::builder()
             .seed(3)
+            .config(config)
             .feature_store(backend())
             .build()
             .expect("engine with a store");
@@ -301,7 +314,8 @@ mod tests {
             Some((Value::I64(0), Freshness::Missing))
         );
         let health = with.feature_health().unwrap();
-        assert_eq!(health.features[0].counts.fresh, 1);
+        // The pipeline read each of the 64 requests' users, then the host one.
+        assert_eq!(health.features[0].counts.fresh, 65);
     }
 
     #[test]
@@ -329,8 +343,9 @@ mod tests {
 
     #[test]
     fn a_put_the_store_refuses_is_counted_and_writes_nothing() {
-        let mut hooks = FeatureHooks::new(backend());
-        let defs = hooks.backend.definitions().clone();
+        let mut backend = backend();
+        let mut hooks = FeatureHooks::new(&backend);
+        let defs = backend.definitions().clone();
         let spend = defs.find("spend_90d").unwrap();
         let user = cx_systems::logic::user_hash("u");
         let put = FeaturePut {
@@ -339,7 +354,7 @@ mod tests {
             value: Value::F32(f32::MAX),
             time_ns: T0,
         };
-        hooks.backend.put(&[put], T0).unwrap();
+        backend.put(&[put], T0).unwrap();
         let effect = Effect {
             kind: Some(EventKind::Conversion),
             decision: cx_domain::store::LoggedDecision {
@@ -355,10 +370,10 @@ mod tests {
         };
         // f32::MAX + f32::MAX is not finite: the store refuses the batch
         // (conversions, last purchase and spend) whole.
-        hooks.feed(&effect, T0 + 1);
+        hooks.feed(&mut backend, &effect, T0 + 1);
         let counts = hooks.counts;
         assert_eq!((counts.effects, counts.refused, counts.written), (1, 3, 0));
-        hooks.backend.read(user, T0 + 1, &mut hooks.row).unwrap();
+        backend.read(user, T0 + 1, &mut hooks.row).unwrap();
         assert_eq!(
             hooks.row.get("conversions_30d").unwrap().1,
             Freshness::Missing
@@ -366,6 +381,7 @@ mod tests {
         assert_eq!(hooks.row.get("spend_90d").unwrap().0, Value::F32(f32::MAX));
         // A smaller conversion is taken.
         hooks.feed(
+            &mut backend,
             &Effect {
                 conversion_value: 1.0,
                 ..effect

@@ -51,11 +51,15 @@ fn run(
 }
 
 fn assert_steady_state_allocates_nothing(config: EngineConfig, label: &str) {
-    let mut engine = Engine::builder()
+    let engine = Engine::builder()
         .config(config)
         .seed(1)
         .build()
         .expect("engine");
+    assert_engine_allocates_nothing(engine, label);
+}
+
+fn assert_engine_allocates_nothing(mut engine: Engine, label: &str) {
     let per_tick = 48;
     let mut t = T0_NS;
     // Warm-up: the same tick shape the measurement uses.
@@ -90,4 +94,51 @@ fn steady_state_allocates_nothing_with_the_cache_off() {
     let mut config = EngineConfig::default();
     config.cache.capacity = 0;
     assert_steady_state_allocates_nothing(config, "cache off");
+}
+
+#[test]
+fn steady_state_allocates_nothing_with_a_feature_store() {
+    use cx_featurestore::{Definitions, FeatureBackend, FeaturePut, StoreConfig, Value};
+    use std::sync::Arc;
+    let text = include_str!("../../models/features.toml");
+    let defs = Arc::new(Definitions::from_toml_str(text).expect("bundled definitions"));
+    let config = StoreConfig {
+        entities: 4096,
+        ..StoreConfig::default()
+    };
+    let backend = FeatureBackend::in_process(defs.clone(), config).expect("store");
+    let mut engine = Engine::builder()
+        .seed(1)
+        .feature_store(backend)
+        .build()
+        .expect("engine");
+    // Every generated user gets stored features: the reads find them.
+    let (views, band, subscriber) = (
+        defs.find("views_30d").unwrap(),
+        defs.find("age_band").unwrap(),
+        defs.find("is_subscriber").unwrap(),
+    );
+    let mut batch = Vec::new();
+    for ctx in contexts(48 * 120) {
+        let entity = cx_engine::systems::logic::user_hash(&ctx.user_id);
+        if entity == 0 {
+            continue;
+        }
+        for (feature, value) in [
+            (views, Value::I64(10)),
+            (band, Value::Category(2)),
+            (subscriber, Value::Bool(true)),
+        ] {
+            batch.push(FeaturePut {
+                entity,
+                feature,
+                value,
+                time_ns: T0_NS,
+            });
+        }
+    }
+    for chunk in batch.chunks(cx_featurestore::PUT_BATCH_MAX) {
+        engine.put_features(chunk, T0_NS).expect("put");
+    }
+    assert_engine_allocates_nothing(engine, "feature store");
 }

@@ -132,6 +132,27 @@ pub struct DecideConfig {
     pub fatigue_window_s: u32,
     /// Multiplies the catalog's per-offer `boost` (in `[-1, 1]`). Default 0.02.
     pub boost_weight: f32,
+    /// With a feature store: the feature read as the user's recency
+    /// (days since the event, or a boolean "recent"), in BehavioralSignal
+    /// (`docs/DECISIONS.md`); `""` turns the term off. Default
+    /// `days_since_purchase`.
+    pub behavior_recency_feature: String,
+    /// Weight of the recency term: BehavioralSignal gains
+    /// `ModelPrediction * weight * recency`, recency in `[0, 1]`. Default 0.1.
+    pub behavior_recency_weight: f32,
+    /// Days after which a numeric recency feature's term halves, in
+    /// `(0, 36500]`. Default 30.
+    pub behavior_recency_half_life_days: f32,
+    /// With a feature store: the feature read as the user's response ratio
+    /// (a click-through or conversion rate); `""` turns the term off.
+    /// Default `ctr_30d`.
+    pub behavior_ratio_feature: String,
+    /// Weight of the ratio term: BehavioralSignal gains
+    /// `ModelPrediction * weight * lift`, lift in `[-1, 1]`. Default 0.1.
+    pub behavior_ratio_weight: f32,
+    /// The ratio at which the lift is 0 (finite, above 0). Default 0.02,
+    /// the bundled `ctr_30d`'s prior mean.
+    pub behavior_ratio_reference: f32,
     /// The exploration policy (`docs/DECISIONS.md`, "Exploration").
     /// Default `thompson`.
     pub exploration: Exploration,
@@ -176,6 +197,12 @@ impl Default for DecideConfig {
             fatigue_impressions: 10,
             fatigue_window_s: 86_400,
             boost_weight: 0.02,
+            behavior_recency_feature: "days_since_purchase".into(),
+            behavior_recency_weight: 0.1,
+            behavior_recency_half_life_days: 30.0,
+            behavior_ratio_feature: "ctr_30d".into(),
+            behavior_ratio_weight: 0.1,
+            behavior_ratio_reference: 0.02,
             exploration: Exploration::Thompson,
             epsilon: 0.05,
             thompson_prior_impressions: 100.0,
@@ -239,6 +266,11 @@ impl DecideConfig {
             ("decide.context_bonus", self.context_bonus),
             ("decide.fatigue_weight", self.fatigue_weight),
             ("decide.boost_weight", self.boost_weight),
+            (
+                "decide.behavior_recency_weight",
+                self.behavior_recency_weight,
+            ),
+            ("decide.behavior_ratio_weight", self.behavior_ratio_weight),
         ];
         for (field, value) in weights {
             if !(0.0..=WEIGHT_MAX).contains(&value) {
@@ -258,6 +290,20 @@ impl DecideConfig {
                     reason: format!("{value} must be finite and positive"),
                 });
             }
+        }
+        let half_life = self.behavior_recency_half_life_days;
+        if !(half_life > 0.0 && half_life <= 36_500.0) {
+            return Err(Error::Config {
+                field: "decide.behavior_recency_half_life_days",
+                reason: format!("{half_life} is not in (0, 36500]"),
+            });
+        }
+        let reference = self.behavior_ratio_reference;
+        if !(reference.is_finite() && reference > 0.0) {
+            return Err(Error::Config {
+                field: "decide.behavior_ratio_reference",
+                reason: format!("{reference} must be finite and positive"),
+            });
         }
         if !(0.0..=1.0).contains(&self.epsilon) {
             return Err(Error::Config {
@@ -396,6 +442,27 @@ mod tests {
                     ..Default::default()
                 },
                 "decide.ltv_scale",
+            ),
+            (
+                DecideConfig {
+                    behavior_recency_half_life_days: 0.0,
+                    ..Default::default()
+                },
+                "decide.behavior_recency_half_life_days",
+            ),
+            (
+                DecideConfig {
+                    behavior_ratio_reference: f32::NAN,
+                    ..Default::default()
+                },
+                "decide.behavior_ratio_reference",
+            ),
+            (
+                DecideConfig {
+                    behavior_ratio_weight: -1.0,
+                    ..Default::default()
+                },
+                "decide.behavior_ratio_weight",
             ),
             (
                 DecideConfig {

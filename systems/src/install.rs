@@ -6,10 +6,12 @@
 
 use crate::config::{BatchPolicy, DecideConfig};
 use crate::error::{Error, Result};
+use crate::logic::stored::BehaviorInputs;
 use crate::resources::{
     BatchTimes, Counters, DecisionLogging, Egress, Ingress, Latencies, RequestQueues, Schema,
     Scoring, Seed, ServingModel, SpareContexts, Submission, TickClock, VariantStats, WallClock,
 };
+use crate::user_store::{UserFeatures, UserStore};
 use bevy_ecs::prelude::*;
 use crossbeam::queue::ArrayQueue;
 use cx_backends::BackendKind;
@@ -24,6 +26,7 @@ use cx_domain::store::{
     WinRateConfig, WinRates,
 };
 use cx_features::{FeatureSchema, RequestContext};
+use cx_featurestore::{Definitions, FeatureBackend};
 use std::sync::Arc;
 
 /// Most request entities one pipeline may pool (the in-flight limit).
@@ -62,6 +65,10 @@ pub struct PipelineParts {
     /// `None`: this engine's own, discounted with the decide config's
     /// `posterior_half_life_s`.
     pub posteriors: Option<Arc<PosteriorHub>>,
+    /// The online feature store the features system reads once per
+    /// request with a user, and decisions use (`None`: none, and every
+    /// request decides as without one).
+    pub features: Option<FeatureBackend>,
 }
 
 /// Where a pipeline logs its decisions.
@@ -104,10 +111,12 @@ pub type RequestBundle = (
     Scores,
     StageTimes,
     Decision,
+    UserFeatures,
 );
 
-/// A free request entity's components, its scores `width` wide.
-fn idle_request(width: usize) -> RequestBundle {
+/// A free request entity's components, its scores `width` wide, its user
+/// features' buffer for `defs` (none without a store).
+fn idle_request(width: usize, defs: Option<&Arc<Definitions>>) -> RequestBundle {
     (
         Ticket::default(),
         Request::default(),
@@ -117,6 +126,7 @@ fn idle_request(width: usize) -> RequestBundle {
         Scores::with_width(width),
         StageTimes::default(),
         Decision::default(),
+        UserFeatures::new(defs),
     )
 }
 
@@ -167,6 +177,11 @@ pub fn install(
     };
 
     let posteriors = posterior_backend(&parts.catalog, &parts.decide, parts.posteriors.as_ref())?;
+    let user_store = match parts.features {
+        Some(backend) => Some(UserStore::new(backend, &parts.decide)?),
+        None => None,
+    };
+    let defs = user_store.as_ref().map(|s| s.definitions().clone());
 
     let handles = PipelineHandles {
         ingress: Arc::new(ArrayQueue::new(pool)),
@@ -175,7 +190,7 @@ pub fn install(
         clock: quanta::Clock::new(),
     };
     let entities: Vec<Entity> = world
-        .spawn_batch((0..pool).map(|_| idle_request(outputs)))
+        .spawn_batch((0..pool).map(|_| idle_request(outputs, defs.as_ref())))
         .collect();
     world.insert_resource(RequestQueues::new(entities));
     world.insert_resource(Ingress(handles.ingress.clone()));
@@ -199,6 +214,9 @@ pub fn install(
     world.insert_resource(win_rates);
     world.insert_resource(Latencies::new());
     world.insert_resource(BatchTimes::new());
+    if let Some(store) = user_store {
+        world.insert_resource(store);
+    }
     crate::systems::add_systems(schedule);
     Ok(handles)
 }
@@ -244,6 +262,9 @@ pub struct StagedModel {
     catalog: Option<StagedCatalog>,
     /// Decision settings swapped in with the model, if any.
     decide: Option<DecideConfig>,
+    /// Their behaviour features resolved against the feature store's
+    /// definitions (with new settings and a store).
+    behavior: Option<BehaviorInputs>,
 }
 
 /// A catalog staged with its model: the catalog, a budget store over its
@@ -303,6 +324,10 @@ pub fn stage_bundle(
     if let Some(decide) = &parts.decide {
         decide.validate()?;
     }
+    let behavior = match (&parts.decide, world.get_resource::<UserStore>()) {
+        (Some(decide), Some(store)) => Some(BehaviorInputs::new(store.definitions(), decide)?),
+        _ => None,
+    };
     let running_catalog = world.resource::<Catalog>();
     let batch_max = world.resource::<BatchPolicy>().batch_max;
     let outputs = serving.model.outputs();
@@ -334,6 +359,7 @@ pub fn stage_bundle(
         cache,
         catalog,
         decide: parts.decide,
+        behavior,
     })
 }
 
@@ -378,6 +404,11 @@ pub fn apply_model(world: &mut World, staged: StagedModel) {
     }
     if let Some(decide) = staged.decide {
         world.insert_resource(decide);
+    }
+    if let (Some(behavior), Some(mut store)) =
+        (staged.behavior, world.get_resource_mut::<UserStore>())
+    {
+        store.set_behavior(behavior);
     }
     world.insert_resource(staged.scoring);
 }

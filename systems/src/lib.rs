@@ -12,6 +12,8 @@
 //! - [`resources`]: the shared state: queues, clocks, scoring, counters, latencies.
 //! - [`systems`]: the systems themselves, their `SystemParam` groups, and
 //!   [`systems::DecidedRequests`] for host systems between decide and respond.
+//! - [`user_store`]: the online feature store as a resource, and each
+//!   request's user features (read once per request by the features system).
 
 pub mod config;
 pub mod error;
@@ -19,6 +21,7 @@ pub mod install;
 pub mod logic;
 pub mod resources;
 pub mod systems;
+pub mod user_store;
 
 pub use config::{BatchPolicy, DecideConfig, Exploration, ObjectiveWeights};
 pub use error::{Error, Result};

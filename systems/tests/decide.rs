@@ -136,6 +136,7 @@ impl Fixture {
             ticket: self.ticket,
             seed: self.seed,
             now_ns: self.now_ns,
+            stored: None,
         }
     }
 

@@ -84,6 +84,7 @@ impl World {
             ticket: Ticket(ticket),
             seed: self.seed,
             now_ns,
+            stored: None,
         };
         let mut out = Decision::default();
         out.reset(Ticket(ticket), false);

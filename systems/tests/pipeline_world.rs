@@ -64,6 +64,7 @@ fn parts(policy: BatchPolicy, slots: usize, cache_capacity: usize) -> PipelinePa
         shared: None,
         decision_log: cx_domain::store::LogConfig::default().into(),
         posteriors: None,
+        features: None,
     }
 }
 

@@ -110,6 +110,16 @@ impl FeatureValues {
         })
     }
 
+    /// Every feature as a read of an entity the store does not hold gives
+    /// at `now_ns` (unix ns): every stored feature missing (its default),
+    /// then the computed features evaluated. For a request with no entity
+    /// to read (no user, or no store): allocates nothing and counts no
+    /// health.
+    pub fn set_defaults(&mut self, now_ns: u64) {
+        self.set_missing();
+        crate::computed::evaluate(self, (now_ns / 1_000_000_000) as i64);
+    }
+
     /// Every stored feature missing (its default); computed features are
     /// evaluated by the caller afterwards.
     pub(crate) fn set_missing(&mut self) {

@@ -433,3 +433,26 @@ fn reads_and_writes_allocate_nothing_after_new() {
         "{stats:?}"
     );
 }
+
+#[test]
+fn set_defaults_gives_what_a_read_of_an_unknown_user_gives() {
+    let mut s = store(1024);
+    let defs = s.definitions().clone();
+    s.put(&full_user(&defs, 7, T0), T0).unwrap();
+    let mut read = FeatureValues::new(defs.clone());
+    s.read(8, T0 + S, &mut read).unwrap();
+    let reads = s.stats().reads;
+    // A buffer that held a full user's values.
+    let mut reset = FeatureValues::new(defs.clone());
+    s.read(7, T0 + S, &mut reset).unwrap();
+    reset.set_defaults(T0 + S);
+    let got: Vec<_> = reset.iter().collect();
+    let want: Vec<_> = read.iter().collect();
+    assert_eq!(got, want);
+    assert_eq!(reset.get("ctr_30d").unwrap().0, Value::F32(0.02));
+    assert_eq!(
+        reset.get("days_since_purchase").unwrap().0,
+        Value::F32(365.0)
+    );
+    assert_eq!(s.stats().reads, reads + 1, "set_defaults reads nothing");
+}

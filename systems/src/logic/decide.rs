@@ -8,12 +8,14 @@
 //! `decide` only.
 
 use super::explore::Explorer;
+use super::stored::{BehaviorInputs, SegmentTable, StoreSegments};
 use super::NS_PER_S;
 use crate::config::DecideConfig;
 use cx_domain::catalog::{self, Catalog, ImpRules, Ineligible, PageCategoryKeys, Unshowable};
 use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, ScoreSource, Ticket};
 use cx_domain::store::{Budgets, FrequencyCaps, Posteriors, UserEntries};
 use cx_features::RequestContext;
+use cx_featurestore::FeatureValues;
 
 /// Everything [`decide`] reads for one request. The stores are any
 /// [`FrequencyCaps`] and [`Budgets`] backends.
@@ -51,6 +53,22 @@ pub struct DecideInputs<'a, F, B> {
     pub seed: u64,
     /// Host time, unix ns.
     pub now_ns: u64,
+    /// The user's stored features, when the pipeline has a feature store
+    /// and read them for this request's user (`None`: decided as without
+    /// a store).
+    pub stored: Option<StoredUser<'a>>,
+}
+
+/// A user's stored features and what decisions precompute from the
+/// store's definitions (`logic::stored`).
+#[derive(Clone, Copy)]
+pub struct StoredUser<'a> {
+    /// The user's features at the request's time.
+    pub values: &'a FeatureValues,
+    /// The stored segments' hashes.
+    pub segments: &'a SegmentTable,
+    /// The behaviour features of BehavioralSignal.
+    pub behavior: &'a BehaviorInputs,
 }
 
 /// Decides one request into `out` (reset first). Reads state, changes none.
@@ -139,6 +157,11 @@ struct RequestKeys<'a> {
     categories: PageCategoryKeys<'a>,
     /// The user's frequency entries (`None`: unknown user).
     user: Option<UserEntries>,
+    /// The user's stored segments (`None`: no stored features).
+    stored_segments: Option<StoreSegments>,
+    /// How stored behaviour scales ModelPrediction into BehavioralSignal
+    /// (`None`: no stored features, or every behaviour term off).
+    behavior_scale: Option<f32>,
 }
 
 impl<'a> RequestKeys<'a> {
@@ -147,6 +170,8 @@ impl<'a> RequestKeys<'a> {
             segments: SegmentHashes::of(inputs.ctx),
             categories: PageCategoryKeys::of(inputs.ctx),
             user: (inputs.user_hash != 0).then(|| inputs.frequency.user_entries(inputs.user_hash)),
+            stored_segments: inputs.stored.map(|u| u.segments.segments_of(u.values)),
+            behavior_scale: inputs.stored.and_then(|u| u.behavior.scale(u.values)),
         }
     }
 }
@@ -214,15 +239,21 @@ fn score_offer<F: FrequencyCaps, B: Budgets>(
     }
     let model_prediction: f32 = objectives.iter().sum();
     let fatigue = (seen as f32 / config.fatigue_impressions as f32).min(1.0);
+    // `0 - x`, not `-x`: no fatigue is +0, not -0 (which JSON would show).
+    let mut behavior = 0.0 - config.fatigue_weight * fatigue;
+    if let Some(scale) = keys.behavior_scale {
+        behavior += model_prediction * scale;
+    }
+    let segment_match = catalog.segment_match_hashes(i, keys.segments.as_slice())
+        || keys
+            .stored_segments
+            .as_ref()
+            .is_some_and(|s| catalog.segment_match_hashes(i, s.as_slice()));
     let offer_id = catalog.ids()[i];
     // In FACTOR_KINDS order.
     let factors = [
-        flag(
-            catalog.segment_match_hashes(i, keys.segments.as_slice()),
-            config.segment_bonus,
-        ),
-        // `0 - x`, not `-x`: no fatigue is +0, not -0 (which JSON would show).
-        0.0 - config.fatigue_weight * fatigue,
+        flag(segment_match, config.segment_bonus),
+        behavior,
         flag(
             catalog.category_match_keys(i, &keys.categories),
             config.context_bonus,

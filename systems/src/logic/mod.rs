@@ -6,9 +6,10 @@ mod decide;
 mod explore;
 mod feedback;
 mod shading;
+pub mod stored;
 mod variants;
 
-pub use decide::{bid_price, commit, decide, CommitRefusals, DecideInputs};
+pub use decide::{bid_price, commit, decide, CommitRefusals, DecideInputs, StoredUser};
 pub use feedback::{apply_effect, logged_decision, DecisionFacts, EffectApplied};
 pub use shading::{placement_key, shade_first, Priced};
 pub use variants::choose_variant;

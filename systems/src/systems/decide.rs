@@ -1,8 +1,9 @@
 //! **decide**: the rules, the blend, top-k, and the winner's spend.
 
 use super::params::{assert_awaiting, Clocks, Rules, Stores, POOLED};
-use crate::logic::{self, DecideInputs, DecisionFacts};
+use crate::logic::{self, DecideInputs, DecisionFacts, StoredUser};
 use crate::resources::{Counters, RequestQueues, Scoring};
+use crate::user_store::{UserFeatures, UserStore};
 use bevy_ecs::prelude::*;
 use bevy_ecs::query::QueryData;
 use cx_domain::pipeline::{
@@ -18,6 +19,7 @@ pub struct DecideItem {
     request: &'static Request,
     fingerprint: &'static Fingerprint,
     scores: &'static Scores,
+    user: &'static UserFeatures,
     decision: &'static mut Decision,
     phase: &'static mut Phase,
     times: &'static mut StageTimes,
@@ -33,10 +35,12 @@ pub struct DecideItem {
 /// [`Stage::Respond`]. Once per tick, first brings a shared posterior
 /// store's replica up to date, and at the end lets the
 /// budget store return leases unused for their time to live.
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     clocks: Clocks,
     rules: Rules,
     scoring: Res<Scoring>,
+    store: Option<Res<UserStore>>,
     mut stores: Stores,
     mut queues: ResMut<RequestQueues>,
     mut counters: ResMut<Counters>,
@@ -69,6 +73,14 @@ pub fn decide(
             ticket: *item.ticket,
             seed: rules.seed.0,
             now_ns,
+            stored: match (store.as_deref(), item.user.read()) {
+                (Some(store), Some(values)) => Some(StoredUser {
+                    values,
+                    segments: store.segments(),
+                    behavior: store.behavior(),
+                }),
+                _ => None,
+            },
         };
         logic::decide(&inputs, &mut item.decision);
         // An auction bid's price from the placement's win rates.

@@ -1,9 +1,11 @@
-//! **features** and **cache**: each request's sparse feature row and
-//! fingerprint, then its lookup in the decision cache.
+//! **features** and **cache**: each request's user features (one read of
+//! the online feature store, when the pipeline has one), sparse feature row
+//! and fingerprint, then its lookup in the decision cache.
 
 use super::params::{assert_awaiting, Clocks, POOLED};
 use crate::logic;
 use crate::resources::{Counters, RequestQueues, Schema, Scoring};
+use crate::user_store::{UserFeatures, UserStore};
 use bevy_ecs::prelude::*;
 use bevy_ecs::query::QueryData;
 use cx_domain::pipeline::{
@@ -17,18 +19,22 @@ use cx_domain::store::{CacheBackend, ScoreCache};
 pub struct FeaturesItem {
     request: &'static Request,
     row: &'static mut FeatureRow,
+    user: &'static mut UserFeatures,
     fingerprint: &'static mut Fingerprint,
     phase: &'static mut Phase,
     times: &'static mut StageTimes,
 }
 
-/// Extracts each new request's sparse feature row into its [`FeatureRow`]
-/// and computes its [`Fingerprint`] (cache key, validity, user hash), then
-/// queues it for [`Stage::Cache`].
+/// Reads each new request's user features into its [`UserFeatures`]
+/// ([`read_user_features`]), extracts its sparse feature row into its
+/// [`FeatureRow`] and computes its [`Fingerprint`] (cache key, validity,
+/// user hash), then queues it for [`Stage::Cache`].
+#[allow(clippy::too_many_arguments)]
 pub fn features(
     clocks: Clocks,
     schema: Res<Schema>,
     scoring: Res<Scoring>,
+    mut store: Option<ResMut<UserStore>>,
     mut queues: ResMut<RequestQueues>,
     mut counters: ResMut<Counters>,
     mut query: Query<FeaturesItem>,
@@ -41,6 +47,13 @@ pub fn features(
         assert_awaiting(*item.phase, Stage::Features);
         item.times.stamp(Stage::Features, start_raw);
         let ctx = &item.request.ctx;
+        let user_hash = logic::user_hash(&ctx.user_id);
+        read_user_features(
+            store.as_deref_mut(),
+            user_hash,
+            ctx.timestamp,
+            &mut item.user,
+        );
         let (columns, values) = item.row.buffers_mut();
         let (len, stats) = schema
             .0
@@ -54,12 +67,28 @@ pub fn features(
         *item.fingerprint = Fingerprint {
             key: logic::fingerprint(model_key, columns, values),
             valid_until_ns: logic::valid_until_ns(ctx.timestamp),
-            user_hash: logic::user_hash(&ctx.user_id),
+            user_hash,
         };
         *item.phase = Phase::Awaiting(Stage::Cache);
         queues.push(Stage::Cache, queued);
     }
     queues.restore(Stage::Features, batch);
+}
+
+/// Fills `user` with the features of the user `user_hash` (0: no user)
+/// at the request's time, `timestamp_s` (unix seconds; a negative one
+/// reads as 0): one store read when there is a store and a user, else
+/// every feature at its default. Allocation-free.
+pub fn read_user_features(
+    store: Option<&mut UserStore>,
+    user_hash: u64,
+    timestamp_s: i64,
+    user: &mut UserFeatures,
+) {
+    let now_ns = u64::try_from(timestamp_s)
+        .unwrap_or(0)
+        .saturating_mul(logic::NS_PER_S);
+    user.fill(store, user_hash, now_ns);
 }
 
 /// What the cache system reads and writes.

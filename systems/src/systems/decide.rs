@@ -25,7 +25,9 @@ pub struct DecideItem {
     times: &'static mut StageTimes,
 }
 
-/// Applies the business rules and the blend to every scored request, in
+/// Applies the business rules and the blend to every scored request (with
+/// the user's stored features when the features stage read them:
+/// [`UserFeatures::read`]), in
 /// ticket order (cache hits and fresh scores of one tick interleave as
 /// they were submitted), ranks the top-k, and (unless simulated) spends the
 /// winner's frequency-cap impression and budget before the next request is

@@ -166,6 +166,9 @@ pub struct ServerConfig {
     /// `state.bin.refused`. Without it a refused file stops the start.
     /// Default false.
     pub fresh_state: bool,
+    /// The online feature store (`[features]`, `docs/CONFIG.md`): on by
+    /// default with the bundled definitions.
+    pub features: crate::serve::features::FeatureSettings,
     /// The engine, as in `docs/CONFIG.md`.
     pub engine: EngineConfig,
 }
@@ -201,6 +204,7 @@ impl Default for ServerConfig {
             catalog: None,
             repository: None,
             bundle: None,
+            features: crate::serve::features::FeatureSettings::default(),
             engine: EngineConfig::default(),
         }
     }
@@ -379,6 +383,7 @@ impl ServerConfig {
                 ),
             );
         }
+        self.features.validate()?;
         self.engine
             .validate()
             .map_err(|e| Error::Config(format!("engine: {e}")))

@@ -144,6 +144,16 @@ pub enum Error {
         #[source]
         source: cx_engine::Error,
     },
+    /// The online feature store could not be set up, restored or saved:
+    /// its definitions, its size, or its snapshot.
+    #[error("feature store: {what}")]
+    FeatureStore {
+        /// What was being done, naming the file or setting at fault.
+        what: String,
+        /// The store's error (boxed: it is large, and rare).
+        #[source]
+        source: Box<cx_engine::featurestore::Error>,
+    },
     /// A server setting is invalid; the message names the key and value.
     #[error("{0}")]
     Config(String),

@@ -502,7 +502,8 @@ fn answer_line(
         ResponseBody::Decision(_)
         | ResponseBody::Pong(_)
         | ResponseBody::HelloAck(_)
-        | ResponseBody::FeedbackAck(_) => {
+        | ResponseBody::FeedbackAck(_)
+        | ResponseBody::PutFeaturesAck(_) => {
             return Err(unexpected(format!(
                 "the request on line {line} asked for a bid_response; the server answered \
                  another kind of frame"

@@ -31,7 +31,7 @@ pub const BATCH_MAX: u32 = limits::FEEDBACK_EVENTS_MAX as u32;
 pub const TIMEOUT_MS_DEFAULT: u64 = 10_000;
 
 /// Capacity of the input buffer, bytes.
-const READ_CHUNK_BYTES: usize = 256 << 10;
+pub(super) const READ_CHUNK_BYTES: usize = 256 << 10;
 
 /// Arguments of `cx feedback`.
 #[derive(Debug, Args)]
@@ -243,9 +243,11 @@ struct BatchLine<'a> {
 
 /// The output object of a bad line.
 #[derive(Serialize)]
-struct BadLine<'a> {
-    line: usize,
-    error: &'a str,
+pub(super) struct BadLine<'a> {
+    /// The line's 1-based number.
+    pub(super) line: usize,
+    /// What is wrong with it, naming the field.
+    pub(super) error: &'a str,
 }
 
 /// The run's totals.
@@ -261,7 +263,7 @@ struct Total {
 /// read if the server cannot be reached), then sends the input's events in
 /// batches and prints what became of them.
 pub fn feedback(args: &FeedbackArgs, streams: &mut Streams<'_>) -> Result<()> {
-    let mut client = connect(args).map_err(|e| link_error(&args.addr, e))?;
+    let mut client = connect(&args.addr, args.timeout_ms).map_err(|e| link_error(&args.addr, e))?;
     client.hello().map_err(|e| link_error(&args.addr, e))?;
     let input_origin = origin(&args.input);
     let source: Box<dyn Read + '_> = if args.input.as_os_str() == "-" {
@@ -303,17 +305,18 @@ pub fn feedback(args: &FeedbackArgs, streams: &mut Streams<'_>) -> Result<()> {
     out.flush().map_err(Error::Output)
 }
 
-/// The connection, with `--timeout-ms` applied.
-fn connect(args: &FeedbackArgs) -> std::result::Result<Client, ClientError> {
-    if args.timeout_ms == 0 {
-        Client::connect(args.addr.as_str())
+/// The connection to `addr`, with `--timeout-ms` applied (0: none).
+/// Shared with `cx features load`.
+pub(super) fn connect(addr: &str, timeout_ms: u64) -> std::result::Result<Client, ClientError> {
+    if timeout_ms == 0 {
+        Client::connect(addr)
     } else {
-        Client::connect_timeout(args.addr.as_str(), Duration::from_millis(args.timeout_ms))
+        Client::connect_timeout(addr, Duration::from_millis(timeout_ms))
     }
 }
 
 /// A connection failure as the crate's error, naming the server once.
-fn link_error(addr: &str, error: ClientError) -> Error {
+pub(super) fn link_error(addr: &str, error: ClientError) -> Error {
     let source = match error {
         ClientError::Connect { source, .. } => source,
         other => std::io::Error::other(other),
@@ -384,7 +387,8 @@ impl Run<'_, '_> {
     }
 }
 
-fn write_json<T: Serialize>(out: &mut impl Write, value: &T) -> Result<()> {
+/// Writes `value` as one JSON line.
+pub(super) fn write_json<T: Serialize>(out: &mut impl Write, value: &T) -> Result<()> {
     serde_json::to_writer(&mut *out, value).map_err(|e| Error::Output(e.into()))?;
     out.write_all(b"\n").map_err(Error::Output)
 }

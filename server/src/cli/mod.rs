@@ -15,6 +15,9 @@
 //!   decision server over the wire protocol.
 //! - [`feedback`]: `cx feedback --addr A [FILE|-]`, a JSONL of feedback
 //!   events replayed into a decision server in `feedback` messages.
+//! - [`features`]: `cx features load --addr A FILE` (feature values into a
+//!   live server's feature store, in `put_features` messages) and `cx
+//!   features health --addr A` (its health, from the admin port).
 //! - [`simulate`]: `cx simulate --decisions N ...`, the engine in a closed
 //!   loop with the synthetic world.
 
@@ -25,6 +28,7 @@ pub mod client;
 pub mod data;
 pub mod eval;
 pub mod experiment;
+pub mod features;
 pub mod feedback;
 pub mod input;
 pub mod inspect;
@@ -95,6 +99,11 @@ pub enum Command {
     /// protocol, in batches, and print what became of them as JSON
     /// (docs/FEEDBACK.md).
     Feedback(feedback::FeedbackArgs),
+    /// A live server's online feature store: load values into it (JSONL or
+    /// CSV, in put_features messages), print its health
+    /// (docs/FEATURES.md, "Online feature store").
+    #[command(subcommand)]
+    Features(features::FeaturesCommand),
     /// Work with offer catalogs (docs/CATALOG.md).
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -495,6 +504,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Score(args) => score::score(args, streams),
         Command::Client(args) => client::client(args, streams),
         Command::Feedback(args) => feedback::feedback(args, streams),
+        Command::Features(command) => features::execute(command, streams),
         Command::Serve(args) => serve::serve(args, streams),
         Command::Bench(args) => bench::bench(args),
         Command::Catalog(CatalogCommand::Init(args)) => catalog::init(args, streams.stdout),

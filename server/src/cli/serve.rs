@@ -153,6 +153,27 @@ pub struct ServeArgs {
     /// without it, a refused file stops the start.
     #[arg(long, requires = "state_dir")]
     pub fresh_state: bool,
+    /// Run without the online feature store (put_features items are then
+    /// refused store_off) [default: on, features.enabled].
+    #[arg(long)]
+    pub features_off: bool,
+    /// The feature definitions TOML [default: the bundled
+    /// models/features.toml, features.definitions].
+    #[arg(long, value_name = "FILE")]
+    pub features_definitions: Option<PathBuf>,
+    /// Users the feature store holds (rounded up to a multiple of 8)
+    /// [default: 262144, features.entities].
+    #[arg(long, value_name = "N")]
+    pub features_entities: Option<usize>,
+    /// Most bytes the feature store's tables take (wins over
+    /// --features-entities) [default: 268435456, features.bytes_max].
+    #[arg(long, value_name = "BYTES")]
+    pub features_bytes_max: Option<u64>,
+    /// Share of a feature's reads that may be stale before it is flagged
+    /// in metrics, logs and health [default: 0.2,
+    /// features.stale_warn_share].
+    #[arg(long, value_name = "SHARE")]
+    pub features_stale_warn_share: Option<f64>,
     /// Workers poll their sockets without sleeping, even when idle (a core
     /// busy per worker; only for workers on dedicated cores).
     #[arg(long)]
@@ -238,6 +259,9 @@ struct Overrides<'a> {
     state_interval_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fresh_state: Option<bool>,
+    /// The `--features-*` flags given, as `[features]` keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    features: Option<serde_json::Value>,
 }
 
 impl ServeArgs {
@@ -270,9 +294,34 @@ impl ServeArgs {
             state_dir: self.state_dir.as_ref(),
             state_interval_s: self.state_interval_s,
             fresh_state: self.fresh_state.then_some(true),
+            features: self.feature_overrides(),
         };
         let layer = Figment::from(Serialized::defaults(overrides));
         ServerConfig::load(self.config.as_deref(), layer)
+    }
+}
+
+impl ServeArgs {
+    /// The `--features-*` flags given, as a `[features]` table (`None`
+    /// when none was).
+    fn feature_overrides(&self) -> Option<serde_json::Value> {
+        let mut table = serde_json::Map::new();
+        if self.features_off {
+            table.insert("enabled".into(), false.into());
+        }
+        if let Some(path) = &self.features_definitions {
+            table.insert("definitions".into(), path.display().to_string().into());
+        }
+        if let Some(n) = self.features_entities {
+            table.insert("entities".into(), n.into());
+        }
+        if let Some(n) = self.features_bytes_max {
+            table.insert("bytes_max".into(), n.into());
+        }
+        if let Some(x) = self.features_stale_warn_share {
+            table.insert("stale_warn_share".into(), x.into());
+        }
+        (!table.is_empty()).then_some(serde_json::Value::Object(table))
     }
 }
 
@@ -325,6 +374,9 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> Result<()> {
         "model": server.model().id,
         "bundle": server.bundle().map(|(name, version)| serde_json::json!({"name": name, "version": version})),
         "state": server.state_start().to_json(),
+        // The online feature store: on (its definitions' schema id,
+        // capacity, snapshot) or off.
+        "features": server.feature_start().to_json(),
         // The SIMD tier the workers' kernels picked on this CPU (their
         // engines were built from the same environment just above).
         "simd_tier": cx_engine::backends::SimdTier::from_env_or_detect()

@@ -1,5 +1,5 @@
 //! What a connection needs of the event loop that drives it: a sink for
-//! engine submissions and feedback ([`Submit`]) and a responder that knows
+//! engine submissions, feedback and feature writes ([`Submit`]) and a responder that knows
 //! the time, writes decision ids and builds OpenRTB answers
 //! ([`Respond`]). The worker implements both over its engine; tests and
 //! embedders can use [`EngineResponder`].
@@ -8,9 +8,12 @@ use super::{FeedbackTally, Overloaded, Owner};
 use cx_domain::feedback::{Accepted, Event, EventRefusal};
 use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Request, Ticket};
+use cx_engine::featurestore::{Definitions, FeaturePut, PutOutcome};
 use cx_engine::openrtb::ImpOutcome;
 use cx_features::RequestContext;
 use cx_wire::openrtb::{BidRequest, BidResponse};
+use cx_wire::protocol::PutFeaturesAck;
+use std::sync::Arc;
 
 /// What a connection needs of its host to answer a request: the clock its
 /// deadlines are on, and the one function that turns decisions into an
@@ -123,5 +126,28 @@ pub trait Submit: Respond {
     fn feedback(&mut self, events: &[Event]) -> Result<FeedbackTally, EventRefusal> {
         let _ = events;
         Err(EventRefusal::NotApplicable)
+    }
+
+    /// The definitions of the host's online feature store, which a
+    /// `put_features` message's items are resolved against; `None`: no
+    /// store (every item is refused `store_off`). The default has none.
+    fn feature_definitions(&self) -> Option<&Arc<Definitions>> {
+        None
+    }
+
+    /// Writes a batch of resolved `put_features` items (at most
+    /// `PUT_FEATURES_ITEMS_MAX`), dating those with `time_ns` 0 now, unix
+    /// ns: the engine's `put_features`. Called only when
+    /// [`Self::feature_definitions`] gave definitions. `Err`: the store
+    /// refused the batch, and wrote nothing of it.
+    fn put_features(&mut self, batch: &mut [FeaturePut]) -> Result<PutOutcome, cx_engine::Error> {
+        let _ = batch;
+        Err(cx_engine::Error::Config("feature store: none".into()))
+    }
+
+    /// Counts a `put_features` answer (the worker's metrics). The default
+    /// counts nothing.
+    fn count_put_features(&mut self, ack: &PutFeaturesAck) {
+        let _ = ack;
     }
 }

@@ -101,6 +101,7 @@
 //!   `Engine::decide_openrtb` does; only the currency rule skips.
 
 mod buffers;
+mod features;
 mod feedback;
 mod host;
 mod imp_lists;
@@ -114,6 +115,7 @@ use cx_wire::openrtb::BidRequest;
 use cx_wire::protocol::{
     self, limits, Decoded, ErrorCode, HelloAck, MessageType, SkipReason, VERSION,
 };
+pub use features::resolve as resolve_feature_item;
 pub use feedback::{event_kind, to_event, FeedbackTally, REFUSAL_REASONS};
 pub use host::{EngineResponder, Respond, Submit};
 pub use imp_lists::ImpLists;
@@ -289,6 +291,10 @@ pub struct Connection {
     /// The events of the `feedback` message being taken (capacity
     /// `EVENT_BATCH_MAX` from the first one on, never grown).
     feedback_events: Vec<Event>,
+    /// The writes of the `put_features` message being taken, and its
+    /// answer (capacity `PUT_FEATURES_ITEMS_MAX` from the first one on).
+    feature_puts: Vec<cx_engine::featurestore::FeaturePut>,
+    put_ack: protocol::PutFeaturesAck,
     /// The decision id being written into an answer.
     decision_id: String,
 }
@@ -317,6 +323,8 @@ impl Connection {
             shutting_down: false,
             counts: ConnCounts::default(),
             feedback_events: Vec::new(),
+            feature_puts: Vec::new(),
+            put_ack: protocol::PutFeaturesAck::default(),
             decision_id: String::new(),
         }
     }
@@ -624,13 +632,15 @@ impl Connection {
                 Err(e) => self.error(request_id, e.code(), &e.to_string()),
             },
             MessageType::Feedback => self.on_feedback(request_id, payload, sink),
+            MessageType::PutFeatures => self.on_put_features(request_id, payload, sink),
             // Server-only types were refused above.
             MessageType::HelloAck
             | MessageType::Pong
             | MessageType::Decision
             | MessageType::Error
             | MessageType::BidResponse
-            | MessageType::FeedbackAck => {}
+            | MessageType::FeedbackAck
+            | MessageType::PutFeaturesAck => {}
         }
     }
 

@@ -1,7 +1,9 @@
 //! The admin HTTP endpoint: `GET /metrics` (the [`Metrics`] registry as
 //! OpenMetrics text), `GET /healthz` and `GET /readyz` (the [`Health`]
-//! flags), and `POST /admin/reload` (a [`ReloadHook`], when the server
-//! gives one), on its own thread.
+//! flags), `POST /admin/reload` (a [`ReloadHook`], when the server
+//! gives one) and `GET /admin/features/health` (the online feature store's
+//! health as JSON, a [`FeaturesHook`], when the server runs a store), on
+//! its own thread.
 //!
 //! # Trade-offs
 //!
@@ -189,6 +191,21 @@ struct State {
     metrics: Metrics,
     health: Health,
     reload: Option<ReloadHook>,
+    features_health: Option<FeaturesHook>,
+}
+
+/// What `GET /admin/features/health` answers: the feature store's health
+/// as a JSON document (computed on the admin thread; it locks each of the
+/// store's shards in turn for a moment).
+pub type FeaturesHook = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The optional routes of the admin endpoint.
+#[derive(Clone, Default)]
+pub struct AdminHooks {
+    /// `POST /admin/reload`.
+    pub reload: Option<ReloadHook>,
+    /// `GET /admin/features/health`.
+    pub features_health: Option<FeaturesHook>,
 }
 
 /// What `POST /admin/reload` runs (on a blocking thread of the admin
@@ -226,6 +243,22 @@ impl AdminServer {
         limits: AdminLimits,
         reload: Option<ReloadHook>,
     ) -> Result<AdminServer, MetricsError> {
+        let hooks = AdminHooks {
+            reload,
+            ..AdminHooks::default()
+        };
+        Self::spawn_with_hooks(addr, metrics, health, limits, hooks)
+    }
+
+    /// As [`AdminServer::spawn_with_limits`], also serving the routes
+    /// `hooks` has (each is 404 without its hook).
+    pub fn spawn_with_hooks(
+        addr: SocketAddr,
+        metrics: Metrics,
+        health: Health,
+        limits: AdminLimits,
+        hooks: AdminHooks,
+    ) -> Result<AdminServer, MetricsError> {
         let (listener, local_addr) = bind(addr)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -241,7 +274,8 @@ impl AdminServer {
         let state = Arc::new(State {
             metrics,
             health,
-            reload,
+            reload: hooks.reload,
+            features_health: hooks.features_health,
         });
         let limits = limits.sanitized();
         let thread = thread::Builder::new()
@@ -382,6 +416,10 @@ fn respond(request: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
         "/metrics" => Route::Metrics,
         "/healthz" => Route::Healthz,
         "/readyz" => Route::Readyz,
+        FEATURES_HEALTH_PATH => match &state.features_health {
+            Some(hook) => Route::FeaturesHealth(hook),
+            None => return text(StatusCode::NOT_FOUND, "no feature store\n"),
+        },
         _ => return text(StatusCode::NOT_FOUND, "not found\n"),
     };
     if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -406,8 +444,16 @@ fn respond(request: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
         }
         Route::Readyz => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+        Route::FeaturesHealth(hook) => with_type(
+            StatusCode::OK,
+            JSON_CONTENT_TYPE,
+            Bytes::from(hook() + "\n"),
+        ),
     }
 }
+
+/// The path of the feature store's health.
+pub const FEATURES_HEALTH_PATH: &str = "/admin/features/health";
 
 /// The path of the reload call.
 pub const RELOAD_PATH: &str = "/admin/reload";
@@ -438,10 +484,11 @@ async fn reload(request: &Request<Incoming>, hook: ReloadHook) -> Response<Full<
 const JSON_CONTENT_TYPE: &str = "application/json";
 
 /// The endpoint's paths.
-enum Route {
+enum Route<'a> {
     Metrics,
     Healthz,
     Readyz,
+    FeaturesHealth(&'a FeaturesHook),
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

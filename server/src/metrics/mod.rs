@@ -33,10 +33,13 @@
 //!   scrapes this format natively.
 //!
 pub mod admin;
+mod features;
 mod feedback;
 mod http;
 
-pub use admin::{AdminLimits, AdminServer, Health, MetricsError, ReloadHook};
+pub use admin::{
+    AdminHooks, AdminLimits, AdminServer, FeaturesHook, Health, MetricsError, ReloadHook,
+};
 pub use http::NOTICE_RESULTS;
 
 use cx_wire::protocol::ErrorCode;
@@ -103,6 +106,7 @@ struct Inner {
     swap_failures: Counter,
     http: http::HttpMetrics,
     feedback: feedback::FeedbackMetrics,
+    features: features::FeatureMetrics,
 }
 
 /// How one model reload ended: the `result` label of
@@ -264,6 +268,7 @@ impl Metrics {
             ),
             http: http::HttpMetrics::register(&mut registry),
             feedback: feedback::FeedbackMetrics::register(&mut registry),
+            features: features::FeatureMetrics::register(&mut registry),
             registry,
         };
         Self {
@@ -275,6 +280,38 @@ impl Metrics {
     /// notices).
     pub fn add_http(&self, counts: &crate::http::HttpCounts) {
         self.inner.http.add(counts);
+    }
+
+    /// Publishes the feature store's health: adds the reads and writes
+    /// counted between `before` (the report last published, `None` at the
+    /// first) and `now`, and sets the ages, warnings and store gauges
+    /// (`cx_feature_*`).
+    pub fn publish_feature_health(
+        &self,
+        before: Option<&cx_engine::featurestore::HealthReport>,
+        now: &cx_engine::featurestore::HealthReport,
+        stats_before: &cx_engine::featurestore::StoreStats,
+        stats: &cx_engine::featurestore::StoreStats,
+    ) {
+        self.inner
+            .features
+            .publish_health(before, now, stats_before, stats);
+    }
+
+    /// Adds what feedback did to the feature store since an engine's
+    /// counts were `before` (`cx_feature_feedback_updates_total`).
+    pub fn add_feature_feedback(
+        &self,
+        before: &cx_engine::feature_store::FeatureFeedbackCounts,
+        now: &cx_engine::feature_store::FeatureFeedbackCounts,
+    ) {
+        self.inner.features.add_feedback(before, now);
+    }
+
+    /// Counts a `put_features` answer (`cx_feature_put_items_total`,
+    /// `cx_feature_put_refused_total`).
+    pub fn add_put_features(&self, ack: &cx_wire::protocol::PutFeaturesAck) {
+        self.inner.features.add_put(ack);
     }
 
     /// Adds what an engine did with feedback events since its counts were

@@ -23,6 +23,7 @@
 //! connection once its answers are sent. It exits when none is left, or
 //! after `shutdown_timeout_ms` (closing what remains, logged).
 
+pub mod features;
 mod reload;
 mod setup;
 pub mod state;
@@ -36,7 +37,7 @@ use crate::budget::{ByteReservations, SharedBudget};
 use crate::config::{IoMode, ServerConfig};
 use crate::error::Error;
 use crate::http::HttpSettings;
-use crate::metrics::{AdminLimits, AdminServer, Health, Metrics};
+use crate::metrics::{AdminHooks, AdminLimits, AdminServer, Health, Metrics};
 use crate::sources::ConnectionLimiter;
 use crate::worker::{Shared, Worker, WorkerLimits};
 use cx_domain::store::DecisionLog;
@@ -196,6 +197,8 @@ pub struct Server {
     output: Arc<SharedBudget>,
     /// What happened to the state file at start.
     state: state::StateStart,
+    /// The feature store at start.
+    features: features::FeatureStart,
 }
 
 impl Server {
@@ -248,9 +251,13 @@ impl Server {
         let output = Arc::new(SharedBudget::new(config.output_budget_bytes, workers));
         let input = Arc::new(ByteReservations::new(config.input_budget_bytes));
         let shared = shared_stores(&config, &served, workers)?;
+        // One feature store for all workers (restored from state_dir
+        // before any engine holds it).
+        let (feature_store, feature_start) = features::build(&config)?;
         let mut engines = Vec::with_capacity(workers);
         for _ in 0..workers {
-            engines.push(build_engine(&config, &served, shared.clone())?);
+            let store = feature_store.clone();
+            engines.push(build_engine(&config, &served, shared.clone(), store)?);
         }
         let model = engines
             .first()
@@ -286,12 +293,18 @@ impl Server {
             .and_then(|l| l.local_addr().ok());
         let admin = match config.admin_listen {
             Some(addr) => Some(
-                AdminServer::spawn_with_reload(
+                AdminServer::spawn_with_hooks(
                     addr,
                     metrics.clone(),
                     health.clone(),
                     AdminLimits::default(),
-                    Some(reloader.admin_hook()),
+                    AdminHooks {
+                        reload: Some(reloader.admin_hook()),
+                        features_health: feature_store.clone().map(|store| {
+                            Arc::new(move || features::health_json(&store).to_string())
+                                as crate::metrics::FeaturesHook
+                        }),
+                    },
                 )
                 .map_err(Error::Admin)?,
             ),
@@ -333,11 +346,19 @@ impl Server {
             let saver = if index == 0 {
                 let (start, saver) = state::restore(&config, &mut engine, unix_now_ns())?;
                 state_start = start;
-                saver
+                match (saver, &feature_store, features::snapshot_path(&config)) {
+                    (Some(saver), Some(store), Some(path)) => {
+                        Some(saver.with_features(store.clone(), path))
+                    }
+                    (saver, _, _) => saver,
+                }
             } else {
                 None
             };
             let mut worker = Worker::new(engine, metrics.clone(), limits, shared);
+            if let (0, Some(store)) = (index, &feature_store) {
+                worker.watch_feature_health(store.clone());
+            }
             if let Some(saver) = saver {
                 worker.set_state_saver(saver);
             }
@@ -379,12 +400,19 @@ impl Server {
             reloader,
             output,
             state: state_start,
+            features: feature_start,
         })
     }
 
     /// What happened to the state file at start.
     pub fn state_start(&self) -> &state::StateStart {
         &self.state
+    }
+
+    /// The feature store at start: off, or its store and what happened
+    /// to its snapshot.
+    pub fn feature_start(&self) -> &features::FeatureStart {
+        &self.features
     }
 
     /// Answers written but not yet sent to their clients, over all

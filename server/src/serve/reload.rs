@@ -177,7 +177,7 @@ impl Reloader {
         };
         cx_model::SnnModel::from_bytes(&served.model)
             .map_err(|e| engine_error(ReloadResult::InvalidModel, e.into()))?;
-        let probe = build_engine(&self.config, &served, None).map_err(|e| match e {
+        let probe = build_engine(&self.config, &served, None, None).map_err(|e| match e {
             Error::Engine { source, .. } => {
                 let result = match &source {
                     EngineError::Load { .. } => ReloadResult::ReadError,

@@ -213,6 +213,7 @@ pub(super) fn build_engine(
     config: &ServerConfig,
     served: &Served,
     shared: Option<SharedStores>,
+    features: Option<cx_engine::featurestore::FeatureBackend>,
 ) -> Result<Engine, Error> {
     let mut engine_config = config.engine.clone();
     if let Some(decide) = &served.decide {
@@ -224,6 +225,9 @@ pub(super) fn build_engine(
         .config(engine_config);
     if let Some(stores) = shared {
         builder = builder.shared_stores(stores);
+    }
+    if let Some(store) = features {
+        builder = builder.feature_store(store);
     }
     match (&served.catalog, &config.catalog) {
         (Some(catalog), _) => builder = builder.catalog(catalog.clone()),

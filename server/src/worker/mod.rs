@@ -25,6 +25,7 @@
 //! requests naturally and an idle server adds no wait.
 
 mod budgets;
+mod features;
 mod feedback;
 use budgets::settle_reservation;
 mod protocol;
@@ -208,6 +209,8 @@ pub struct Worker {
     busy_poll: bool,
     /// The state file this worker keeps, if any.
     state: Option<StateSaver>,
+    /// The feature store's metrics, as last published.
+    features: features::FeaturePublishing,
 }
 
 impl Worker {
@@ -249,6 +252,7 @@ impl Worker {
             echo: false,
             busy_poll: false,
             state: None,
+            features: features::FeaturePublishing::default(),
         }
     }
 
@@ -398,6 +402,7 @@ impl Worker {
             limits: &self.limits,
             decide_ns_per_imp: self.decide_ns_per_imp,
             overloaded: 0,
+            metrics: &self.metrics,
         };
         let frames_before = live.conn.frames_seen();
         let taken = live.conn.on_bytes(bytes, &mut sink, &mut self.imp_lists);
@@ -627,6 +632,7 @@ impl Worker {
             }
         }
         self.publish_feedback();
+        self.publish_features();
     }
 
     /// The peer finished sending (end of stream): no request will follow,

@@ -1,18 +1,22 @@
 //! The [`Submit`] sink the worker lends a connection while it reads its
 //! bytes: submissions to the engine with their routes back, admission,
-//! spare contexts, deadlines, notices and feedback events.
+//! spare contexts, deadlines, notices, feedback events and feature writes.
 
 use super::respond::Responder;
 use super::{ConnId, Route, WorkerLimits};
 use crate::conn::{FeedbackTally, Overloaded, Owner, Respond, Submit};
+use crate::metrics::Metrics;
 use cx_domain::feedback::{Accepted, Event, EventRefusal};
 use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Request, Ticket};
+use cx_engine::featurestore::{Definitions, FeaturePut, OnlineFeatures, PutOutcome};
 use cx_engine::openrtb::ImpOutcome;
 use cx_engine::Engine;
 use cx_features::RequestContext;
 use cx_wire::openrtb::{BidRequest, BidResponse};
+use cx_wire::protocol::PutFeaturesAck;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The [`Submit`] sink one connection's frames go through: submits to the
 /// engine and records the route back.
@@ -27,6 +31,8 @@ pub(super) struct Sink<'a> {
     /// The engine's recent pace: ns of a run per impression decided.
     pub(super) decide_ns_per_imp: u64,
     pub(super) overloaded: u64,
+    /// The worker's metrics (`put_features` outcomes).
+    pub(super) metrics: &'a Metrics,
 }
 
 impl Respond for Sink<'_> {
@@ -100,5 +106,21 @@ impl Submit for Sink<'_> {
 
     fn feedback(&mut self, events: &[Event]) -> Result<FeedbackTally, EventRefusal> {
         FeedbackTally::of_engine(self.engine, events, crate::serve::unix_now_ns())
+    }
+
+    fn feature_definitions(&self) -> Option<&Arc<Definitions>> {
+        self.engine.feature_store().map(|store| store.definitions())
+    }
+
+    fn put_features(&mut self, batch: &mut [FeaturePut]) -> Result<PutOutcome, cx_engine::Error> {
+        let now = crate::serve::unix_now_ns();
+        for put in batch.iter_mut().filter(|p| p.time_ns == 0) {
+            put.time_ns = now;
+        }
+        self.engine.put_features(batch, now)
+    }
+
+    fn count_put_features(&mut self, ack: &PutFeaturesAck) {
+        self.metrics.add_put_features(ack);
     }
 }

@@ -1,9 +1,12 @@
 //! The state file a server keeps (`--state-dir`): one worker writes its
 //! engine's state (its own stores, or those every worker shares, and the
-//! shared decision log) every interval and once more when its loop ends.
+//! shared decision log) and the feature store's snapshot (`features.bin`,
+//! [`crate::serve::features`]) every interval and once more when its loop
+//! ends.
 //! A failed write is logged and counted; the previous file stays whole
 //! (the write is atomic), and the next interval tries again.
 
+use cx_engine::featurestore::FeatureBackend;
 use cx_engine::Engine;
 use std::path::PathBuf;
 
@@ -17,6 +20,8 @@ pub struct StateSaver {
     pub failures: u64,
     /// Writes that succeeded.
     pub saves: u64,
+    /// The feature store and its snapshot file, written with the state.
+    features: Option<(FeatureBackend, PathBuf)>,
 }
 
 impl StateSaver {
@@ -28,7 +33,14 @@ impl StateSaver {
             last_ns: now_ns,
             failures: 0,
             saves: 0,
+            features: None,
         }
+    }
+
+    /// Also writes `backend`'s snapshot to `path` at every save.
+    pub fn with_features(mut self, backend: FeatureBackend, path: PathBuf) -> Self {
+        self.features = Some((backend, path));
+        self
     }
 
     /// Writes the state file if the interval has passed since the last.
@@ -57,6 +69,11 @@ impl StateSaver {
             Err(e) => {
                 self.failures += 1;
                 tracing::error!(path = %self.path.display(), error = %e, "state not saved");
+            }
+        }
+        if let Some((backend, path)) = &self.features {
+            if !crate::serve::features::save(backend, path) {
+                self.failures += 1;
             }
         }
     }

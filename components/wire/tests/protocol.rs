@@ -21,7 +21,8 @@ use cx_wire::protocol::{
 };
 use cx_wire::protocol::{
     decode_feedback, decode_feedback_ack, decode_put_features, encode_feedback,
-    encode_feedback_ack, FeedbackAck, FeedbackEvent, FeedbackKind,
+    encode_feedback_ack, encode_put_features, encode_put_features_ack, FeatureItem, FeedbackAck,
+    FeedbackEvent, FeedbackKind, PutFeaturesAck, PutValue,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -1793,6 +1794,41 @@ fn corpus() -> BTreeMap<&'static str, Vec<u8>> {
     put(
         "recoverable-feedback_kind.bin",
         with(&feedback, &|b| b[HEADER_BYTES + 4] = 9),
+    );
+    let items = [
+        FeatureItem {
+            user_id: "u1",
+            feature: "clicks_30d",
+            value: PutValue::I64(3),
+            time_ns: 1_704_261_600_000_000_000,
+        },
+        FeatureItem {
+            user_id: "u1",
+            feature: "age_band",
+            value: PutValue::Category("25-34"),
+            time_ns: 0,
+        },
+        FeatureItem {
+            user_id: "u2",
+            feature: "churn_risk",
+            value: PutValue::F32(f32::NAN),
+            time_ns: 0,
+        },
+    ];
+    let put_features = enc(&|o| encode_put_features(o, 9, &items).unwrap());
+    put("valid-put_features.bin", put_features.clone());
+    let ack = PutFeaturesAck {
+        written: 2,
+        outdated: 0,
+        results: vec![0, 0, 5],
+    };
+    put(
+        "valid-put_features_ack.bin",
+        enc(&|o| encode_put_features_ack(o, 9, &ack).unwrap()),
+    );
+    put(
+        "recoverable-put_features_value_type.bin",
+        with(&put_features, &|b| b[HEADER_BYTES + 4] = 6),
     );
 
     put("fatal-bad_magic.bin", with(&ping, &|b| b[0] = b'Z'));

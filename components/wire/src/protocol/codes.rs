@@ -314,10 +314,12 @@ mod label_tests {
                 "score_context",
                 "score_openrtb",
                 "feedback",
+                "put_features",
                 "decision",
                 "error",
                 "bid_response",
-                "feedback_ack"
+                "feedback_ack",
+                "put_features_ack"
             ]
         );
         let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.label()).collect();

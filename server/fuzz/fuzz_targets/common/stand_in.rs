@@ -3,13 +3,17 @@
 //! refusing submissions by a bit mask, decides every waiting ticket on
 //! demand (a no-offer for odd tickets, one offer for even ones), and
 //! answers OpenRTB requests with a bid on the first impression decided
-//! with an offer, else a no-bid.
+//! with an offer, else a no-bid; `put_features` items are resolved against
+//! the bundled feature definitions and "written" (each checked to be of
+//! its feature's type).
 
 use cx_domain::catalog::Catalog;
 use cx_domain::pipeline::{ChosenOffer, Decision, Request, Ticket, TOP_K_MAX};
+use cx_engine::featurestore::{Definitions, FeaturePut, PutOutcome};
 use cx_engine::openrtb::ImpOutcome;
 use cx_server::conn::{Overloaded, Owner, Respond, Submit};
 use cx_wire::openrtb::{Bid, BidRequest, BidResponse, NoBidReason, SeatBid};
+use std::sync::Arc;
 
 /// See the [module docs](self).
 pub struct StandIn {
@@ -110,4 +114,31 @@ impl Submit for StandIn {
         self.waiting.push((ticket, owner));
         Ok(ticket)
     }
+
+    fn feature_definitions(&self) -> Option<&Arc<Definitions>> {
+        Some(definitions())
+    }
+
+    fn put_features(&mut self, batch: &mut [FeaturePut]) -> Result<PutOutcome, cx_engine::Error> {
+        // Every resolved item is a value of its feature's type.
+        for put in batch.iter() {
+            let defs = definitions();
+            assert!(put.entity != 0 && put.feature.index() < defs.stored().len());
+            assert_eq!(defs.value_type(put.feature), Some(put.value.value_type()));
+        }
+        Ok(PutOutcome {
+            written: batch.len() as u64,
+            ..PutOutcome::default()
+        })
+    }
+}
+
+/// The bundled feature definitions, parsed once (`put_features` items are
+/// resolved against them).
+fn definitions() -> &'static Arc<Definitions> {
+    static DEFS: std::sync::OnceLock<Arc<Definitions>> = std::sync::OnceLock::new();
+    DEFS.get_or_init(|| {
+        let text = cx_server::serve::features::BUNDLED_DEFINITIONS_TOML;
+        Arc::new(Definitions::from_toml_str(text).expect("the bundled definitions parse"))
+    })
 }

@@ -407,3 +407,66 @@ fn bad_feature_settings_are_refused_by_name() {
         assert!(stderr.contains(needle), "{flag}: {stderr}");
     }
 }
+
+#[test]
+fn a_feature_read_stale_too_often_is_flagged_in_metrics_health_and_the_log() {
+    let dir = temp_dir("features-stale");
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        "[features]\nwarn_min_reads = 5\nstale_warn_share = 0.2\n",
+    )
+    .unwrap();
+    let log = dir.join("serve-stale.log");
+    let server = Serving(ServeProcess::spawn(
+        &["--config", config.to_str().unwrap()],
+        &log,
+    ));
+    let mut client = server.client();
+    // Ten days old: past clicks_30d's two-day TTL.
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let old = FeatureItem {
+        time_ns: now_ns - 10 * 86_400 * 1_000_000_000,
+        ..item("user-1", "clicks_30d", PutValue::I64(9))
+    };
+    assert_eq!(client.put_features(&[old]).expect("an ack").written, 1);
+    for _ in 0..10 {
+        let response = client
+            .score_context(&common::context(1), false)
+            .expect("decided");
+        assert!(
+            matches!(response.body, ResponseBody::Decision(_)),
+            "{response:?}"
+        );
+    }
+    let text = metrics_when(server.admin(), |t| {
+        t.contains("cx_feature_stale_warning{feature=\"clicks_30d\"} 1")
+    });
+    assert!(
+        sample(
+            &text,
+            "cx_feature_reads_total{feature=\"clicks_30d\",freshness=\"stale\"}"
+        ) >= 10.0
+    );
+    assert_eq!(
+        sample(&text, "cx_feature_stale_warning{feature=\"views_30d\"}"),
+        0.0
+    );
+    let report = health(server.admin());
+    assert_eq!(
+        report["warnings"],
+        serde_json::json!(["clicks_30d"]),
+        "{report}"
+    );
+    assert!(feature(&report, "clicks_30d")["age_p50_s"].as_u64() >= Some(10 * 86_400));
+    drop(client);
+    server.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("reads stale more often") && text.contains("clicks_30d"),
+        "{text}"
+    );
+}

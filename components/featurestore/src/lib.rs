@@ -55,6 +55,7 @@
 //! - [`shared`]: the same, sharded behind mutexes for a server's workers.
 //! - [`backend`]: the narrow interface, the closed enum of backends, and
 //!   each operation's key-value form.
+//! - [`history`]: point-in-time features of a click log, for training.
 //! - [`health`]: fresh, stale and missing reads, writes, ages, warnings.
 //! - [`snapshot`]: atomic, versioned, checksummed snapshots.
 //!
@@ -67,6 +68,7 @@ pub mod computed;
 pub mod defs;
 pub mod error;
 pub mod health;
+pub mod history;
 pub mod row;
 pub mod shared;
 pub mod snapshot;

@@ -265,13 +265,16 @@ impl Server {
             .ok_or_else(|| Error::Config("workers: none to start".into()))?;
         let (name, version) = served.label(&model);
         metrics.set_model_info(&name, &version, &model.id);
-        let reloader = Arc::new(Reloader::new(
-            config.clone(),
-            control.clone(),
-            metrics.clone(),
-            shared.clone(),
-            served.bundle.clone(),
-        ));
+        let reloader = Arc::new(
+            Reloader::new(
+                config.clone(),
+                control.clone(),
+                metrics.clone(),
+                shared.clone(),
+                served.bundle.clone(),
+            )
+            .with_features(feature_store.clone()),
+        );
         if let Some(engine) = engines.first() {
             report_catalog_fit(engine.catalog_fit(), &model, &metrics);
         }

@@ -39,6 +39,10 @@ pub struct Reloader {
     shared: Option<SharedStores>,
     /// The bundle serving (name, version); one reload at a time.
     serving: Mutex<Option<(String, String)>>,
+    /// The feature store the workers share: the probe engine is built
+    /// with it, so a bundle whose decision settings name features the
+    /// store's definitions lack is refused before any worker swaps.
+    features: Option<cx_engine::featurestore::FeatureBackend>,
 }
 
 /// A reload that cannot serve: how it is counted, and why.
@@ -62,7 +66,17 @@ impl Reloader {
             metrics,
             shared,
             serving: Mutex::new(bundle),
+            features: None,
         }
+    }
+
+    /// The same, checking reloads against the workers' feature store.
+    pub(super) fn with_features(
+        mut self,
+        features: Option<cx_engine::featurestore::FeatureBackend>,
+    ) -> Self {
+        self.features = features;
+        self
     }
 
     /// Reloads, waiting for a reload in progress to finish first.
@@ -177,7 +191,8 @@ impl Reloader {
         };
         cx_model::SnnModel::from_bytes(&served.model)
             .map_err(|e| engine_error(ReloadResult::InvalidModel, e.into()))?;
-        let probe = build_engine(&self.config, &served, None, None).map_err(|e| match e {
+        let features = self.features.clone();
+        let probe = build_engine(&self.config, &served, None, features).map_err(|e| match e {
             Error::Engine { source, .. } => {
                 let result = match &source {
                     EngineError::Load { .. } => ReloadResult::ReadError,

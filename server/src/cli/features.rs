@@ -26,8 +26,8 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 
-mod health;
-mod parse;
+pub mod health;
+pub mod parse;
 pub use parse::{parse_csv_line, parse_json_line, OwnedItem};
 
 /// Default and largest `--batch`: the protocol's limit per message.

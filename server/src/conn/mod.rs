@@ -76,7 +76,9 @@
 //! `shutting_down`; requests in flight still complete. Responses are
 //! written as decisions arrive, so in any order. A `feedback` message is
 //! answered (`feedback_ack`) as soon as it is read, like a ping
-//! ([`feedback`]); a score request that asked for decision ids gets them
+//! ([`feedback`]), and so is a `put_features` (`put_features_ack`: its
+//! items resolved against the host's feature definitions and written,
+//! [`features`]); a score request that asked for decision ids gets them
 //! from the [`Respond`]er.
 //!
 //! # Deadlines and answers

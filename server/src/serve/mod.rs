@@ -13,7 +13,12 @@
 //! every engine; each engine parses its own weights, so a worker never
 //! waits on another. What they do share is [`Control`] (shutdown and
 //! reload orders, read at [`HOUSEKEEPING_INTERVAL`]) and the [`Metrics`]
-//! registry (atomics).
+//! registry (atomics), and through their engines the stores that must be
+//! one for the whole server: with several workers the frequency counts,
+//! budgets and click posteriors, and always the decision log and the
+//! online feature store ([`features`]: one `SharedFeatureStore`, 64
+//! shards behind their own locks, that every engine reads its requests'
+//! users from and any connection's `put_features` writes).
 //!
 //! # Shutdown
 //!

@@ -117,12 +117,14 @@ pub(crate) fn read_limited(path: &Path, limit: u64, what: &'static str) -> Resul
     std::fs::read(path).map_err(load)
 }
 
-/// Loads and cross-checks a model and its fallback against `schema`.
+/// Loads a model and its fallback, and cross-checks them against the
+/// feature schema the model reads ([`crate::model_schema::schema_of`]: v1,
+/// or v1 with a store section of the definitions the model records),
+/// which it returns.
 pub fn load_serving(
     model: &ModelSource,
     fallback: &FallbackSource,
-    schema: &FeatureSchema,
-) -> Result<(ServingModel, ModelInfo)> {
+) -> Result<(ServingModel, ModelInfo, FeatureSchema)> {
     let bytes: Arc<[u8]> = match model {
         ModelSource::Bundled => Arc::from(DEFAULT_MODEL_BYTES),
         ModelSource::Path(p) => read_limited(p, cx_model::limits::FILE_BYTES_MAX, "model")?.into(),
@@ -150,7 +152,9 @@ pub fn load_serving(
         steps: snn.steps(),
         fallback: fallback.is_some(),
     };
-    Ok((ServingModel::new(snn, id, fallback, schema)?, info))
+    let schema = crate::model_schema::schema_of(snn.meta())?;
+    let serving = ServingModel::new(snn, id, fallback, &schema)?;
+    Ok((serving, info, schema))
 }
 
 /// The catalog in the TOML file at `path`, or the bundled one.
@@ -302,8 +306,8 @@ impl EngineBuilder {
             Some(c) => c,
             None => load_catalog(self.catalog_path.as_deref())?,
         };
-        let schema = FeatureSchema::v1();
-        let (serving, model_info) = load_serving(&self.model, &self.fallback, &schema)?;
+        let (serving, model_info, schema) = load_serving(&self.model, &self.fallback)?;
+        crate::model_schema::check_store(&schema, self.feature_store.as_ref(), &model_info.name)?;
         let fit = CatalogFit::of(&catalog, &serving.model.meta().offer_ids)
             .check(config.catalog_overlap, &model_info.name)?;
         let decision_log = match self.decision_log {

@@ -8,7 +8,7 @@
 
 use crate::builder::{load_serving, Bundle, EngineBuilder, FallbackSource, ModelSource};
 use crate::config::EngineConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fit::CatalogFit;
 use crate::openrtb::{BidIds, Bidder, NoticeUrls};
 use crate::port::Port;
@@ -196,8 +196,18 @@ impl Engine {
     /// so a swap never re-opens a spent budget. A staged swap not yet
     /// applied is replaced by this one.
     pub fn swap_bundle(&mut self, bundle: Bundle) -> Result<ModelInfo> {
-        let schema = &self.world.resource::<Schema>().0;
-        let (serving, info) = load_serving(&bundle.model, &bundle.fallback, schema)?;
+        let (serving, info, schema) = load_serving(&bundle.model, &bundle.fallback)?;
+        let running = &self.world.resource::<Schema>().0;
+        if schema.id() != running.id() {
+            return Err(Error::Config(format!(
+                "model `{}` reads feature schema {}, but this engine extracts {}: a swap keeps \
+                 the feature schema (requests in flight were extracted with it); start a new \
+                 engine with the model instead",
+                info.name,
+                schema.id(),
+                running.id()
+            )));
+        }
         let catalog = match &bundle.catalog {
             Some(catalog) => catalog,
             None => self.world.resource::<Catalog>(),

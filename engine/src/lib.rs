@@ -47,6 +47,7 @@ pub mod feature_store;
 pub mod feedback;
 pub mod fit;
 pub mod json;
+pub mod model_schema;
 pub mod openrtb;
 pub mod port;
 pub mod posteriors;

@@ -29,9 +29,7 @@
 
 use super::extract::RowSink;
 use crate::error::{Error, Result};
-use cx_featurestore::{
-    Definitions, FeatureId, FeatureStore, FeatureValues, StoreConfig, Value, ValueType,
-};
+use cx_featurestore::{Definitions, FeatureId, FeatureValues, Value, ValueType};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -151,7 +149,7 @@ impl StoreSection {
                 limit: STORE_COLUMNS_MAX,
             });
         }
-        let defaults = defaults_of(&definitions)?;
+        let defaults = defaults_of(&definitions);
         Ok(Self {
             definitions,
             columns,
@@ -239,20 +237,12 @@ impl StoreSection {
     }
 }
 
-/// A read of an entity never written, from a store of one set: the
-/// defaults, with the computed features evaluated from them.
-fn defaults_of(definitions: &Arc<Definitions>) -> Result<FeatureValues> {
-    let bad = |e: cx_featurestore::Error| {
-        Error::BadSchema(format!("store section: reading the defaults: {e}"))
-    };
-    let config = StoreConfig {
-        entities: 1,
-        ..StoreConfig::default()
-    };
-    let mut store = FeatureStore::new(definitions.clone(), config).map_err(bad)?;
+/// A read of an entity never written: the defaults, with the computed
+/// features evaluated from them (which no time changes).
+fn defaults_of(definitions: &Arc<Definitions>) -> FeatureValues {
     let mut values = FeatureValues::new(definitions.clone());
-    store.read(1, 0, &mut values).map_err(bad)?;
-    Ok(values)
+    values.set_defaults(0);
+    values
 }
 
 fn encoding_of(defs: &Definitions, id: FeatureId) -> Result<StoreEncoding> {

@@ -123,6 +123,42 @@ pub fn featurize(
     norm: Option<&FeatureNorm>,
     log: &mut dyn Write,
 ) -> Result<Rows> {
+    let keep = kept_rows(&click_log, offer_ids);
+    let width = schema.width();
+    let kept = keep.iter().filter(|&&k| k).count();
+    let mut x = vec![0.0f32; kept * width];
+    match schema.store_section() {
+        None => {
+            let contexts = click_log.contexts.iter().zip(&keep).filter(|(_, &k)| k);
+            for ((ctx, _), row) in contexts.zip(x.chunks_exact_mut(width)) {
+                extract_row(schema, ctx, None, norm, row)?;
+            }
+        }
+        Some((section, _)) => {
+            let definitions = section.definitions().clone();
+            let report = super::history::featurize_in_time(
+                &click_log,
+                &keep,
+                definitions,
+                schema,
+                norm,
+                &mut x,
+            )?;
+            writeln!(
+                log,
+                "  store features: {} rows replayed in time order for {} users ({} values written, {} rows without a user)",
+                report.rows, report.users, report.written, report.no_user
+            )
+            .map_err(Error::Output)?;
+        }
+    }
+    // The oracle column is per row of the log: keep the same rows.
+    let oracle = if click_log.oracle.len() == keep.len() {
+        let pairs = click_log.oracle.iter().zip(&keep);
+        pairs.filter(|(_, &k)| k).map(|(&o, _)| o).collect()
+    } else {
+        Vec::new()
+    };
     let (column, dropped) = click_log.keep_offers(offer_ids);
     if dropped > 0 {
         writeln!(
@@ -132,22 +168,36 @@ pub fn featurize(
         )
         .map_err(Error::Output)?;
     }
-    let width = schema.width();
-    let mut x = vec![0.0f32; click_log.len() * width];
-    for (ctx, row) in click_log.contexts.iter().zip(x.chunks_exact_mut(width)) {
-        schema
-            .extract(ctx, row)
-            .map_err(|e| Error::Mismatch(format!("feature extraction: {e}")))?;
-        if let Some(norm) = norm {
-            norm.apply(row)
-                .map_err(|e| Error::Mismatch(format!("feature normalisation: {e}")))?;
-        }
-    }
     Ok(Rows {
         x,
         width,
         column,
         label: click_log.labels,
-        oracle: click_log.oracle,
+        oracle,
     })
+}
+
+/// Whether each row's offer is one of `offer_ids` (the rows
+/// [`ClickLog::keep_offers`] keeps).
+fn kept_rows(click_log: &ClickLog, offer_ids: &[u64]) -> Vec<bool> {
+    let ids: std::collections::HashSet<u64> = offer_ids.iter().copied().collect();
+    click_log.offers.iter().map(|o| ids.contains(o)).collect()
+}
+
+/// One dense row of `ctx` (and its user's store features), normalised.
+pub(super) fn extract_row(
+    schema: &FeatureSchema,
+    ctx: &cx_features::RequestContext,
+    store: Option<&cx_engine::featurestore::FeatureValues>,
+    norm: Option<&FeatureNorm>,
+    row: &mut [f32],
+) -> Result<()> {
+    schema
+        .extract_with_store(ctx, store, row)
+        .map_err(|e| Error::Mismatch(format!("feature extraction: {e}")))?;
+    if let Some(norm) = norm {
+        norm.apply(row)
+            .map_err(|e| Error::Mismatch(format!("feature normalisation: {e}")))?;
+    }
+    Ok(())
 }

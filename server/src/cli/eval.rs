@@ -110,7 +110,8 @@ pub fn eval(args: &EvalArgs, streams: &mut Streams<'_>) -> Result<()> {
 /// Reads the data the way the model was trained (same schema, same
 /// normalisation, same offer columns) and scores it.
 pub fn score(args: &EvalArgs, model: &SnnModel, streams: &mut Streams<'_>) -> Result<Scored> {
-    let schema = FeatureSchema::v1();
+    let schema = cx_engine::model_schema::schema_of(model.meta())
+        .map_err(|e| Error::Mismatch(format!("the model's feature schema: {e}")))?;
     let (norm, schema_id) = model_features(model, &schema)?;
     let (click_log, _) = data::read(&args.data, &args.spec, streams.stderr)?;
     let rows = data::featurize(

@@ -30,6 +30,7 @@ pub mod eval;
 pub mod experiment;
 pub mod features;
 pub mod feedback;
+pub mod history;
 pub mod input;
 pub mod inspect;
 pub mod lines;
@@ -282,6 +283,12 @@ pub struct TrainArgs {
     /// Also train the logistic-regression baseline on the same rows and write it here.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+    /// Online feature store definitions (TOML, e.g. models/features.toml): the model also
+    /// reads the user's store features (feature schema version 2), built from the log in time
+    /// order so that each row sees only earlier rows (docs/FEATURES.md, "Training with store
+    /// features"). The model records the definitions.
+    #[arg(long, value_name = "FILE")]
+    pub store_features: Option<PathBuf>,
     /// Hidden layer widths, input side first, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "64")]
     pub hidden: Vec<usize>,

@@ -5,6 +5,8 @@
 use super::data::{self, Rows, FEATURE_NORM_KEY, TRAINING_KEY};
 use super::{write_json, Streams, TrainArgs};
 use crate::error::{Error, Result};
+use cx_engine::featurestore::Definitions;
+use cx_engine::model_schema::FEATURE_DEFINITIONS_KEY;
 use cx_features::{FeatureNorm, FeatureSchema};
 use cx_model::Logistic;
 use cx_model::ModelMeta;
@@ -15,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Quality of predictions on the held-out rows.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -79,7 +82,13 @@ pub struct TrainSummary {
 /// Runs the command.
 pub fn train(args: &TrainArgs, streams: &mut Streams<'_>) -> Result<()> {
     let config = args.config();
-    let schema = FeatureSchema::v1();
+    let definitions = store_definitions(args.store_features.as_deref())?;
+    let schema = match &definitions {
+        None => FeatureSchema::v1(),
+        Some((_, defs)) => FeatureSchema::v1()
+            .with_store(defs.clone())
+            .map_err(|e| Error::Mismatch(format!("--store-features: {e}")))?,
+    };
     let (click_log, spec) = data::read(&args.data, &args.spec, streams.stderr)?;
     let top = spec.offer.as_ref().map_or(1, |o| o.top);
     let offer_ids = click_log.top_offers(top);
@@ -147,6 +156,9 @@ pub fn train(args: &TrainArgs, streams: &mut Streams<'_>) -> Result<()> {
     meta.feature_schema_id = Some(schema.id().to_string());
     meta.offer_ids = offer_ids;
     meta.extra.insert(FEATURE_NORM_KEY.into(), norm.to_json());
+    if let Some((text, _)) = definitions {
+        meta.extra.insert(FEATURE_DEFINITIONS_KEY.into(), text);
+    }
     meta.extra
         .insert(TRAINING_KEY.into(), training_record(&summary));
     let model = net.to_model(meta)?;
@@ -159,6 +171,21 @@ pub fn train(args: &TrainArgs, streams: &mut Streams<'_>) -> Result<()> {
 }
 
 /// The summary as stored in the model: everything but the file paths and id.
+/// The store feature definitions at `path` (their text, for the model's
+/// metadata, and parsed), if given.
+fn store_definitions(path: Option<&Path>) -> Result<Option<(String, Arc<Definitions>)>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| Error::File {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let defs = Definitions::from_toml_str(&text)
+        .map_err(|e| Error::Mismatch(format!("--store-features {}: {e}", path.display())))?;
+    Ok(Some((text, Arc::new(defs))))
+}
+
 fn training_record(summary: &TrainSummary) -> String {
     let mut record = serde_json::to_value(summary).expect("plain data serialises");
     if let Some(map) = record.as_object_mut() {

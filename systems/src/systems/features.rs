@@ -55,10 +55,12 @@ pub fn features(
             &mut item.user,
         );
         let (columns, values) = item.row.buffers_mut();
+        // The engine checked at build that a store's definitions are the
+        // ones the schema's store section reads (or that it has none).
         let (len, stats) = schema
             .0
-            .extract_sparse(ctx, columns, values)
-            .expect("a feature row has room for SPARSE_NONZERO_MAX pairs, all extraction writes");
+            .extract_sparse_with_store(ctx, item.user.values(), columns, values)
+            .expect("a feature row has room for SPARSE_NONZERO_MAX pairs, and the store's definitions fit the schema");
         counters.extract_dropped_items += u64::from(stats.dropped_items);
         counters.extract_oversized_values += u64::from(stats.oversized_values);
         counters.extract_clamped += u64::from(stats.clamped);

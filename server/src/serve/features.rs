@@ -117,6 +117,7 @@ pub fn build(config: &ServerConfig) -> Result<(Option<FeatureBackend>, FeatureSt
     let start = FeatureStart::On {
         backend: Box::new(backend.clone()),
         snapshot,
+        snapshot_path: snapshot_path(config),
         settings: settings.clone(),
     };
     Ok((Some(backend), start))
@@ -152,6 +153,8 @@ pub enum FeatureStart {
         backend: Box<FeatureBackend>,
         /// What happened to its snapshot.
         snapshot: SnapshotStart,
+        /// Where its snapshot is kept (`state_dir`), if anywhere.
+        snapshot_path: Option<PathBuf>,
         /// Its settings.
         settings: FeatureSettings,
     },
@@ -164,6 +167,7 @@ impl FeatureStart {
             backend,
             snapshot,
             settings,
+            ..
         } = self
         else {
             return serde_json::json!({"enabled": false});
@@ -191,6 +195,21 @@ impl FeatureStart {
             "stale_warn_share": settings.stale_warn_share,
             "snapshot": snapshot,
         })
+    }
+}
+
+impl FeatureStart {
+    /// Writes the snapshot a last time, once every worker has stopped
+    /// (`Server::wait`); nothing without a store or a `state_dir`.
+    pub fn save_final(&self) {
+        if let Self::On {
+            backend,
+            snapshot_path: Some(path),
+            ..
+        } = self
+        {
+            save(backend, path);
+        }
     }
 }
 

@@ -484,7 +484,8 @@ impl Server {
         self.reloader.reload().map(|done| done.model)
     }
 
-    /// Waits for every worker to finish (after [`Self::shutdown`]), then
+    /// Waits for every worker to finish (after [`Self::shutdown`]), writes
+    /// the feature store's snapshot a last time (with `state_dir`), then
     /// stops the admin endpoint. Returns the first worker error.
     pub fn wait(mut self) -> Result<(), Error> {
         let mut result = Ok(());
@@ -503,6 +504,9 @@ impl Server {
                 }
             }
         }
+        // Every worker has stopped: nothing writes the feature store any
+        // more, so this snapshot holds every value taken.
+        self.features.save_final();
         if let Some(admin) = self.admin.take() {
             admin.stop();
         }

@@ -674,10 +674,11 @@ impl Worker {
     }
 
     /// The event loop's last call, once every connection is closed: writes
-    /// the state file a last time.
+    /// the state file a last time (the feature snapshot is the server's
+    /// last write, `Server::wait`).
     pub fn finish(&mut self) {
         if let Some(saver) = &mut self.state {
-            saver.save(&self.engine, crate::serve::unix_now_ns());
+            saver.save_last(&self.engine, crate::serve::unix_now_ns());
         }
     }
 

@@ -1,8 +1,9 @@
 //! The state file a server keeps (`--state-dir`): one worker writes its
 //! engine's state (its own stores, or those every worker shares, and the
 //! shared decision log) and the feature store's snapshot (`features.bin`,
-//! [`crate::serve::features`]) every interval and once more when its loop
-//! ends.
+//! [`crate::serve::features`]) every interval; when its loop ends, the
+//! state file once more (the server writes the feature snapshot a last
+//! time once every worker has stopped).
 //! A failed write is logged and counted; the previous file stays whole
 //! (the write is atomic), and the next interval tries again.
 
@@ -50,8 +51,19 @@ impl StateSaver {
         }
     }
 
-    /// Writes the state file now.
+    /// Writes the state file (and the feature snapshot) now.
     pub fn save(&mut self, engine: &Engine, now_ns: u64) {
+        self.write(engine, now_ns, true);
+    }
+
+    /// The worker's last write, when its loop ends: the state file only.
+    /// The feature store is shared by every worker, so the server writes
+    /// its snapshot once all of them have stopped (`Server::wait`).
+    pub fn save_last(&mut self, engine: &Engine, now_ns: u64) {
+        self.write(engine, now_ns, false);
+    }
+
+    fn write(&mut self, engine: &Engine, now_ns: u64, features: bool) {
         self.last_ns = now_ns;
         let started = std::time::Instant::now();
         match engine.save_state(&self.path, now_ns) {
@@ -71,7 +83,7 @@ impl StateSaver {
                 tracing::error!(path = %self.path.display(), error = %e, "state not saved");
             }
         }
-        if let Some((backend, path)) = &self.features {
+        if let Some((backend, path)) = self.features.as_ref().filter(|_| features) {
             if !crate::serve::features::save(backend, path) {
                 self.failures += 1;
             }

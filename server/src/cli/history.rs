@@ -62,10 +62,9 @@ pub fn featurize_with(
         .collect();
     // The slot of each kept row in `x`: its rank among kept rows.
     let mut slot = vec![usize::MAX; keep.len()];
-    let mut next = 0;
-    for (s, _) in slot.iter_mut().zip(keep).filter(|(_, &k)| k) {
-        *s = next;
-        next += 1;
+    let kept = slot.iter_mut().zip(keep).filter(|(_, &k)| k);
+    for (rank, (s, _)) in kept.enumerate() {
+        *s = rank;
     }
     let mut failed: Option<Error> = None;
     let report = history::replay(definitions, &rows, visibility, |i, values| {

@@ -1,7 +1,8 @@
 //! Setting an engine up: where its model, fallback and catalog come from
 //! ([`ModelSource`], [`FallbackSource`]), loading and cross-checking them
-//! ([`load_serving`]), and [`EngineBuilder`], which builds a self-contained
-//! [`Engine`] or installs the pipeline into a host's own World.
+//! ([`load_serving`]; the catalog fit and the train/serve skew), and
+//! [`EngineBuilder`], which builds a self-contained [`Engine`] or installs
+//! the pipeline into a host's own World.
 
 use crate::config::EngineConfig;
 use crate::engine::Engine;
@@ -9,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::fit::CatalogFit;
 use crate::openrtb::BidIds;
 use crate::port::Port;
+use crate::skew::TrainServeSkew;
 use crate::stats::ModelInfo;
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
@@ -310,6 +312,8 @@ impl EngineBuilder {
         crate::model_schema::check_store(&schema, self.feature_store.as_ref(), &model_info.name)?;
         let fit = CatalogFit::of(&catalog, &serving.model.meta().offer_ids)
             .check(config.catalog_overlap, &model_info.name)?;
+        let skew = TrainServeSkew::of(serving.model.meta())?
+            .check(config.train_serve_skew, &model_info.name)?;
         let decision_log = match self.decision_log {
             Some(log) => DecisionLogSource::Shared(log),
             None => DecisionLogSource::Own(config.feedback.log_config()?),
@@ -317,6 +321,7 @@ impl EngineBuilder {
         Ok(Resolved {
             decision_log,
             fit,
+            skew,
             config,
             backend,
             catalog,
@@ -354,6 +359,7 @@ impl EngineBuilder {
         let backend = resolved.backend;
         let model = resolved.model_info.clone();
         let fit = resolved.fit.clone();
+        let skew = resolved.skew.clone();
         let config = resolved.config.clone();
         let notices = config.notice_urls()?;
         let bid_ids = self_bid_ids.unwrap_or_default();
@@ -368,6 +374,7 @@ impl EngineBuilder {
             .map_err(|e| Error::Config(format!("schedule: {e}")))?;
         let mut engine = Engine::new(world, schedule, port, backend, model, fit, config);
         engine.set_bid_ids(bid_ids);
+        engine.skew = skew;
         engine.set_notice_urls(notices);
         engine.feature_hooks = feature_rules;
         Ok(engine)
@@ -383,6 +390,7 @@ struct Resolved {
     serving: ServingModel,
     model_info: ModelInfo,
     fit: CatalogFit,
+    skew: TrainServeSkew,
     shared: Option<SharedStores>,
     decision_log: DecisionLogSource,
     posteriors: Option<Arc<PosteriorHub>>,

@@ -50,6 +50,10 @@ pub struct EngineConfig {
     /// When the model and the catalog overlap only partly: `warn`
     /// (default; serve, and the host warns) or `refuse`.
     pub catalog_overlap: crate::fit::CatalogOverlap,
+    /// When the model was trained on context fields a serving path never
+    /// fills (`cx.training_inputs`, [`crate::skew`]): `warn` (default;
+    /// serve, and the host warns) or `refuse`.
+    pub train_serve_skew: crate::skew::SkewPolicy,
     /// OpenRTB bid responses.
     pub openrtb: OpenRtbSection,
     /// The decision log and the windows feedback events join within.
@@ -136,6 +140,7 @@ impl Default for EngineConfig {
             budget: BudgetSection::default(),
             decide: DecideConfig::default(),
             catalog_overlap: crate::fit::CatalogOverlap::default(),
+            train_serve_skew: crate::skew::SkewPolicy::default(),
             openrtb: OpenRtbSection::default(),
             feedback: crate::config_feedback::FeedbackSection::default(),
         }
@@ -262,6 +267,7 @@ mod tests {
             ("[batch]\nbatch_max = 0\n", "batch.batch_max"),
             ("in_flight_max = 0\n", "in_flight_max"),
             ("backend = \"gpu\"\n", "backend"),
+            ("train_serve_skew = \"error\"\n", "train_serve_skew"),
             ("[decide]\ntop_k = 99\n", "decide.top_k"),
             ("[budget]\nlease_share = 2.0\n", "budget.lease_share"),
             ("[budget]\nlease_share = nan\n", "budget.lease_share"),

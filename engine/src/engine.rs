@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::fit::CatalogFit;
 use crate::openrtb::{BidIds, Bidder, NoticeUrls};
 use crate::port::Port;
+use crate::skew::TrainServeSkew;
 use crate::stats::{EngineStats, ModelInfo};
 use bevy_ecs::prelude::*;
 use cx_backends::BackendKind;
@@ -29,6 +30,7 @@ struct Staged {
     model: StagedModel,
     info: ModelInfo,
     fit: CatalogFit,
+    skew: TrainServeSkew,
     decide: Option<cx_systems::DecideConfig>,
 }
 
@@ -45,6 +47,8 @@ pub struct Engine {
     model: ModelInfo,
     /// How the model serving and the catalog match.
     fit: CatalogFit,
+    /// Context fields the model was trained on that serving never fills.
+    pub(crate) skew: TrainServeSkew,
     config: EngineConfig,
     /// Ids of the OpenRTB bids this engine makes.
     bid_ids: BidIds,
@@ -77,6 +81,7 @@ impl Engine {
             backend,
             model,
             fit,
+            skew: TrainServeSkew::default(),
             config,
             bid_ids: BidIds::default(),
             notices: NoticeUrls::none(),
@@ -121,6 +126,7 @@ impl Engine {
             cx_systems::apply_model(&mut self.world, staged.model);
             self.model = staged.info;
             self.fit = staged.fit;
+            self.skew = staged.skew;
             if let Some(decide) = staged.decide {
                 self.config.decide = decide;
             }
@@ -177,8 +183,10 @@ impl Engine {
     /// Loads and checks a new model (and fallback) now, and stages it for
     /// the next tick, which serves it from its first request. Everything the
     /// swap needs (backend chain, catalog mapping, a cache of the new width)
-    /// is built here; applying it cannot fail. A model that fails to load
-    /// or does not fit the catalog is reported here and changes nothing.
+    /// is built here; applying it cannot fail. A model that fails to load,
+    /// does not fit the catalog, or (`train_serve_skew = "refuse"`) was
+    /// trained on fields serving never fills is reported here and changes
+    /// nothing.
     /// Returns the staged model's description.
     pub fn swap_model(
         &mut self,
@@ -214,6 +222,8 @@ impl Engine {
         };
         let fit = CatalogFit::of(catalog, &serving.model.meta().offer_ids)
             .check(self.config.catalog_overlap, &info.name)?;
+        let skew = TrainServeSkew::of(serving.model.meta())?
+            .check(self.config.train_serve_skew, &info.name)?;
         let decide = bundle.decide.clone();
         let parts = cx_systems::BundleParts {
             catalog: bundle.catalog,
@@ -224,6 +234,7 @@ impl Engine {
             model: staged,
             info: info.clone(),
             fit,
+            skew,
             decide,
         });
         Ok(info)
@@ -279,6 +290,13 @@ impl Engine {
     /// and columns no offer uses (empty both when they match exactly).
     pub fn catalog_fit(&self) -> &CatalogFit {
         &self.fit
+    }
+
+    /// Context fields the model serving was trained on that a serving path
+    /// never fills, with their dataset columns ([`crate::skew`]); clean for
+    /// a model without a `cx.training_inputs` record.
+    pub fn train_serve_skew(&self) -> &TrainServeSkew {
+        &self.skew
     }
 
     /// The catalog.

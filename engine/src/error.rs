@@ -15,6 +15,14 @@ pub enum Error {
     /// A config that cannot be used; the message names the key.
     #[error("config: {0}")]
     Config(String),
+    /// `train_serve_skew = "refuse"`: the model was trained on columns that
+    /// a serving path never fills ([`crate::skew`]); boxed, so that every
+    /// `Result` of the engine stays small.
+    #[error(transparent)]
+    TrainServeSkew(Box<crate::skew::SkewRefusal>),
+    /// A model's training-inputs record (`cx.training_inputs`) that does not parse.
+    #[error(transparent)]
+    Datasets(#[from] cx_datasets::Error),
     /// A file that could not be read.
     #[error("reading {what} {path}: {source}")]
     Load {

@@ -33,6 +33,9 @@
 //! - [`posteriors`]: what the engine learns of each offer's click rate
 //!   for Thompson sampling ([`Engine::observe_impression`],
 //!   [`Engine::observe_click`]).
+//! - [`skew`]: train/serve skew, a model trained on context fields a
+//!   serving path never fills ([`Engine::train_serve_skew`], the
+//!   `train_serve_skew` key).
 //! - [`feature_store`]: the optional online feature store's hooks
 //!   ([`Engine::put_features`], [`Engine::features_for`]); they change no
 //!   decision yet.
@@ -51,6 +54,7 @@ pub mod model_schema;
 pub mod openrtb;
 pub mod port;
 pub mod posteriors;
+pub mod skew;
 pub mod state;
 pub mod stats;
 
@@ -72,6 +76,7 @@ pub use engine::{Engine, EngineCounts};
 pub use error::{Error, Result};
 pub use fit::{CatalogFit, CatalogOverlap};
 pub use port::Port;
+pub use skew::{SkewPolicy, SkewRefusal, TrainServeSkew};
 pub use stats::{EngineStats, ModelInfo, StageLatency};
 
 /// The README's examples, compiled and run as doctests.

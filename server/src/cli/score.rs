@@ -50,6 +50,16 @@ const READ_CHUNK: usize = 64 << 10;
 /// if a named file or setting is unusable), then scores the input.
 pub fn score(args: &ScoreArgs, streams: &mut Streams<'_>) -> Result<()> {
     let mut engine = build_engine(args)?;
+    let skew = engine.train_serve_skew();
+    if !skew.is_clean() {
+        writeln!(
+            streams.stderr,
+            "warning: train/serve skew: the model was trained on columns {:?}, which OpenRTB \
+             requests never fill (engine.train_serve_skew = \"refuse\" refuses such a model)",
+            skew.columns()
+        )
+        .map_err(Error::Output)?;
+    }
     let input_origin = origin(&args.input);
     let reader: Box<dyn Read + '_> = if args.input.as_os_str() == "-" {
         Box::new(&mut *streams.stdin)

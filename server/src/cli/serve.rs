@@ -153,6 +153,13 @@ pub struct ServeArgs {
     /// without it, a refused file stops the start.
     #[arg(long, requires = "state_dir")]
     pub fresh_state: bool,
+    /// Refuse a model trained on dataset columns a serving path never fills
+    /// (train/serve skew: e.g. hashed columns, which no OpenRTB request
+    /// fills), at start and at a reload; without it such a model serves
+    /// with a warning naming the columns (engine.train_serve_skew,
+    /// docs/DATASETS.md).
+    #[arg(long)]
+    pub strict_skew: bool,
     /// Run without the online feature store (put_features items are then
     /// refused store_off) [default: on, features.enabled].
     #[arg(long)]
@@ -262,6 +269,9 @@ struct Overrides<'a> {
     /// The `--features-*` flags given, as `[features]` keys.
     #[serde(skip_serializing_if = "Option::is_none")]
     features: Option<serde_json::Value>,
+    /// `--strict-skew`: `engine.train_serve_skew = "refuse"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<serde_json::Value>,
 }
 
 impl ServeArgs {
@@ -295,6 +305,9 @@ impl ServeArgs {
             state_interval_s: self.state_interval_s,
             fresh_state: self.fresh_state.then_some(true),
             features: self.feature_overrides(),
+            engine: self
+                .strict_skew
+                .then(|| serde_json::json!({"train_serve_skew": "refuse"})),
         };
         let layer = Figment::from(Serialized::defaults(overrides));
         ServerConfig::load(self.config.as_deref(), layer)
@@ -377,6 +390,9 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> Result<()> {
         // The online feature store: on (its definitions' schema id,
         // capacity, snapshot) or off.
         "features": server.feature_start().to_json(),
+        // Dataset columns the model was trained on that a serving path
+        // never fills (empty: none, or no record).
+        "train_serve_skew": server.train_serve_skew(),
         // The SIMD tier the workers' kernels picked on this CPU (their
         // engines were built from the same environment just above).
         "simd_tier": cx_engine::backends::SimdTier::from_env_or_detect()

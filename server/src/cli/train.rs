@@ -92,6 +92,7 @@ pub fn train(args: &TrainArgs, streams: &mut Streams<'_>) -> Result<()> {
     let (click_log, spec) = data::read(&args.data, &args.spec, streams.stderr)?;
     let top = spec.offer.as_ref().map_or(1, |o| o.top);
     let offer_ids = click_log.top_offers(top);
+    let inputs = cx_datasets::inputs::TrainingInputs::of(&spec, &click_log, &offer_ids);
     let rows = data::featurize(click_log, &offer_ids, &schema, None, streams.stderr)?;
     let (mut train_rows, mut holdout_rows) = split(&rows, args.holdout, args.seed)?;
     let norm = FeatureNorm::fit(&schema, train_rows.x.chunks_exact(rows.width))
@@ -159,6 +160,8 @@ pub fn train(args: &TrainArgs, streams: &mut Streams<'_>) -> Result<()> {
     if let Some((text, _)) = definitions {
         meta.extra.insert(FEATURE_DEFINITIONS_KEY.into(), text);
     }
+    let inputs_key = cx_datasets::inputs::TRAINING_INPUTS_KEY;
+    meta.extra.insert(inputs_key.into(), inputs.to_json());
     meta.extra
         .insert(TRAINING_KEY.into(), training_record(&summary));
     let model = net.to_model(meta)?;

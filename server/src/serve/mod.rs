@@ -34,8 +34,8 @@ mod setup;
 pub mod state;
 pub use reload::{ReloadDone, Reloader};
 use setup::{
-    bind_listeners, build_engine, report_catalog_fit, resolve_io, shared_stores, worker_slots,
-    Served,
+    bind_listeners, build_engine, report_catalog_fit, report_train_serve_skew, resolve_io,
+    shared_stores, worker_slots, Served,
 };
 
 use crate::budget::{ByteReservations, SharedBudget};
@@ -196,6 +196,8 @@ pub struct Server {
     metrics: Metrics,
     workers: Vec<JoinHandle<Result<LoopExit, Error>>>,
     model: ModelInfo,
+    /// Dataset columns the model was trained on that a serving path never fills.
+    skew_columns: Vec<String>,
     /// The repository bundle served at start: name and version.
     bundle: Option<(String, String)>,
     reloader: Arc<Reloader>,
@@ -280,8 +282,10 @@ impl Server {
             )
             .with_features(feature_store.clone()),
         );
+        let mut skew_columns = Vec::new();
         if let Some(engine) = engines.first() {
             report_catalog_fit(engine.catalog_fit(), &model, &metrics);
+            skew_columns = report_train_serve_skew(engine.train_serve_skew(), &model);
         }
         let listeners = bind_listeners(config.listen, workers)?;
         let local_addr = listeners
@@ -392,6 +396,7 @@ impl Server {
             echo = config.echo,
             model = %model.id,
             bundle = ?served.bundle,
+            train_serve_skew = ?skew_columns,
             "serving"
         );
         Ok(Server {
@@ -404,6 +409,7 @@ impl Server {
             metrics,
             workers: handles,
             model,
+            skew_columns,
             bundle: served.bundle,
             reloader,
             output,
@@ -454,6 +460,13 @@ impl Server {
     /// The model served at start.
     pub fn model(&self) -> &ModelInfo {
         &self.model
+    }
+
+    /// Dataset columns the model served at start was trained on that a
+    /// serving path never fills (`docs/DATASETS.md`, "Train/serve skew");
+    /// empty when there are none or the model records no training inputs.
+    pub fn train_serve_skew(&self) -> &[String] {
+        &self.skew_columns
     }
 
     /// The repository bundle served at start, as (name, version), when

@@ -10,7 +10,7 @@
 //! failure is counted under its reason in `cx_model_reloads_total` and
 //! logged.
 
-use super::setup::{build_engine, report_catalog_fit, Served};
+use super::setup::{build_engine, report_catalog_fit, report_train_serve_skew, Served};
 use super::{Control, Reload};
 use crate::config::ServerConfig;
 use crate::error::{render_chain, Error};
@@ -217,6 +217,7 @@ impl Reloader {
                 .map_err(|e| engine_error(ReloadResult::Incompatible, e.into()))?;
         }
         report_catalog_fit(probe.catalog_fit(), probe.model(), &self.metrics);
+        report_train_serve_skew(probe.train_serve_skew(), probe.model());
         let model = probe.model().clone();
         Ok((served, model))
     }

@@ -1,7 +1,8 @@
 //! What `Server::start` and a reload check build before any worker runs:
 //! the event loop chosen, what is served ([`Served`]: the model bytes, or a
 //! repository bundle), the engines and their shared stores, the listening
-//! sockets, and the report of how the model fits the catalog. Free functions over the config; nothing here runs per request.
+//! sockets, and the reports of how the model fits the catalog and the
+//! serving paths (train/serve skew). Free functions over the config; nothing here runs per request.
 
 use super::{Error, IoMode, Metrics, ServerConfig, LISTEN_BACKLOG};
 use crate::repository::Repository;
@@ -71,6 +72,33 @@ pub(super) fn report_catalog_fit(
              refuses such a model)"
         );
     }
+}
+
+/// Warns when the model was trained on context fields a serving path never
+/// fills (`cx.training_inputs`, `docs/DATASETS.md`, "Train/serve skew"),
+/// naming the dataset columns, the fields and the paths. Returns the
+/// columns (empty when clean). `engine.train_serve_skew = "refuse"` refuses
+/// such a model instead, before this is reached.
+pub(super) fn report_train_serve_skew(
+    skew: &cx_engine::TrainServeSkew,
+    model: &ModelInfo,
+) -> Vec<String> {
+    if skew.is_clean() {
+        return Vec::new();
+    }
+    let columns = skew.columns();
+    for field in &skew.fields {
+        tracing::warn!(
+            model = %model.name,
+            field = field.field,
+            columns = ?field.columns,
+            training_rows = field.rows,
+            paths = ?field.paths,
+            "train/serve skew: the model was trained on these columns, which these serving \
+             paths never fill (engine.train_serve_skew = \"refuse\" refuses such a model)"
+        );
+    }
+    columns
 }
 
 /// Connection slots per worker: twice its even share of `connections_max`

@@ -6,8 +6,30 @@
 //! default) against `none` at batch 16, cache off, each measured by
 //! criterion in turn, then interleaved round by round in the same process
 //! (`engine/exploration/interleaved`, printed: medians and the ratio).
+//! Then the online feature store (issue 16, `engine/store`): the same
+//! engine with a store of 100,000 users on against off, at batches 1, 16
+//! and 64, each measured by criterion in turn (`off` and `on`), then
+//! interleaved round by round (`engine/store/interleaved`, printed).
 //!
-//! Run: `cargo bench -p cx-benches --bench engine`. Criterion reports the
+//! An interleaved comparison prints one line per case on stderr: each
+//! engine's median decisions/s over the rounds with its range, and the
+//! median of the per-round ratios, first engine over second.
+//!
+//! The store (`engine/store`): the definitions the bundled model records
+//! (`cx.feature_definitions`, a schema v2 model that reads the store
+//! section), else the bundled `models/features.toml`; 125,000 slots,
+//! filled before timing with every stored feature of 100,000 users
+//! (`cx_benches::feature_fill::user_values`, fresh under every TTL): the
+//! users of the request pool but a tenth of them (those whose user hash
+//! is a multiple of 10, read as unknown: every feature at its default),
+//! the rest other users. The requests are the pool's, as for
+//! `engine/tick`; each reads its user once in the features stage, and
+//! decisions use the stored segments and behaviour. A line on stderr says
+//! which definitions, whether the model reads them, and the share of
+//! requests whose user the store holds.
+//!
+//! Run: `cargo bench -p cx-benches --bench engine` (only the store:
+//! `... --bench engine -- engine/store`). Criterion reports the
 //! time per tick and decisions per second. Cloning the requests out of the
 //! pool is criterion's untimed setup. `cargo run --release -p cx-benches
 //! --example engine_report` gives the fuller table (all batch sizes, tick
@@ -15,9 +37,16 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use cx_benches::engine::{decide_batch, request_pool, Setup, POOL_SIZE, T0_NS};
+use cx_benches::feature_fill::{key, user_values};
+use cx_engine::featurestore::{Definitions, FeatureBackend, StoreConfig};
+use cx_engine::model::SnnModel;
+use cx_engine::model_schema::definitions_of;
+use cx_engine::systems::logic::user_hash;
 use cx_engine::systems::Exploration;
-use cx_engine::Engine;
+use cx_engine::{Engine, DEFAULT_MODEL_BYTES};
 use cx_features::RequestContext;
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Decides `batch` requests per iteration with an engine set up as `setup`.
@@ -84,9 +113,17 @@ fn engine(c: &mut Criterion) {
             &pool,
         );
     }
-    if exploration_selected() {
-        exploration_interleaved(setup, &pool);
+    if selected("engine/exploration/interleaved") {
+        let engines = [Exploration::Thompson, Exploration::None]
+            .map(|exploration| (exploration.name(), exploration_engine(setup, exploration)));
+        interleaved(
+            "engine/exploration/interleaved",
+            engines,
+            setup.batch_max,
+            &pool,
+        );
     }
+    store(c, &pool);
 }
 
 /// An engine set up as `setup`, exploring by `exploration`, seed 1.
@@ -101,35 +138,37 @@ fn exploration_engine(setup: Setup, exploration: Exploration) -> Engine {
         .expect("engine")
 }
 
-/// Rounds of the interleaved comparison, and ticks per policy and round.
+/// Rounds of an interleaved comparison, and requests each engine decides
+/// per round (400 ticks at batch 16).
 const INTERLEAVED_ROUNDS: usize = 21;
-const INTERLEAVED_TICKS: usize = 400;
+const INTERLEAVED_REQUESTS: usize = 6_400;
 
 /// Whether this run benchmarks (not `cargo test --benches`) and its filter,
-/// if any, names the exploration case.
-fn exploration_selected() -> bool {
+/// if any, names the case `case`.
+fn selected(case: &str) -> bool {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let benchmarking = args.iter().any(|a| a == "--bench");
     let mut filters = args.iter().filter(|a| !a.starts_with('-'));
-    benchmarking && filters.all(|f| "engine/exploration/interleaved".contains(f.as_str()))
+    benchmarking && filters.all(|f| case.contains(f.as_str()))
 }
 
-/// Thompson sampling against no exploration, interleaved in this process
-/// (issue 15, "Performance"): per round, each policy decides the same
-/// `INTERLEAVED_TICKS` batches (cloned before the clock starts), which one
-/// goes first alternating, so both see the same load on a shared machine.
-/// Prints each policy's median decisions/s over the rounds (and range),
-/// and the median of the per-round ratios thompson / none.
-fn exploration_interleaved(setup: Setup, pool: &[RequestContext]) {
-    let policies = [Exploration::Thompson, Exploration::None];
-    let mut engines = policies.map(|e| exploration_engine(setup, e));
-    let batch = setup.batch_max;
+/// Two engines compared interleaved in this process (issue 15 and 16,
+/// "Performance"): per round, each engine decides the same
+/// `INTERLEAVED_REQUESTS` requests in batches of `batch` (cloned before the
+/// clock starts), which one goes first alternating, so both see the same
+/// load on a shared machine. Round 0 warms both engines up and is not
+/// counted. Prints one line on stderr: each engine's median decisions/s
+/// over the rounds (and range), and the median of the per-round ratios of
+/// the first engine's rate to the second's.
+fn interleaved(case: &str, engines: [(&str, Engine); 2], batch: usize, pool: &[RequestContext]) {
+    let [(first, a), (second, b)] = engines;
+    let mut engines = [a, b];
+    let ticks = INTERLEAVED_REQUESTS.div_ceil(batch);
     let origin = Instant::now();
     let mut rates_per_s = [Vec::new(), Vec::new()];
     let mut next = 0;
-    // Round 0 warms both engines up and is not counted.
     for round in 0..=INTERLEAVED_ROUNDS {
-        let batches: Vec<Vec<RequestContext>> = (0..INTERLEAVED_TICKS)
+        let batches: Vec<Vec<RequestContext>> = (0..ticks)
             .map(|_| {
                 let out = (0..batch)
                     .map(|i| pool[(next + i) % pool.len()].clone())
@@ -156,26 +195,133 @@ fn exploration_interleaved(setup: Setup, pool: &[RequestContext]) {
     let ratios: Vec<f64> = rates_per_s[0]
         .iter()
         .zip(&rates_per_s[1])
-        .map(|(thompson, none)| thompson / none)
+        .map(|(a, b)| a / b)
         .collect();
     let summary = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
         (v[v.len() / 2], v[0], v[v.len() - 1])
     };
-    println!(
-        "engine/exploration/interleaved: batch {batch}, {INTERLEAVED_ROUNDS} rounds of \
-         {INTERLEAVED_TICKS} ticks per policy (median [min, max])"
+    let [(a, a_low, a_high), (b, b_low, b_high)] = rates_per_s.each_ref().map(|r| summary(r));
+    let (ratio, low, high) = summary(&ratios);
+    eprintln!(
+        "{case}: batch {batch}: {first} {a:.0} [{a_low:.0}, {a_high:.0}], {second} {b:.0} \
+         [{b_low:.0}, {b_high:.0}] decisions/s; {first} / {second} per round {ratio:.3} \
+         [{low:.3}, {high:.3}] (median [min, max] of {INTERLEAVED_ROUNDS} rounds of {ticks} \
+         ticks each)"
     );
-    for (policy, rates) in policies.iter().zip(&rates_per_s) {
-        let (median, low, high) = summary(rates);
-        println!(
-            "  {:<9} {median:>9.0} decisions/s [{low:.0}, {high:.0}]",
-            policy.name()
+}
+
+/// Users the store of `engine/store` holds, and slots for them (a fifth
+/// more, as `StoreConfig::entities` advises).
+const STORE_USERS: usize = 100_000;
+const STORE_SLOTS: usize = 125_000;
+/// A pool user whose hash is a multiple of this is left out of the store.
+const UNKNOWN_EVERY: u64 = 10;
+
+/// What every store of `engine/store` is filled with.
+struct StoreFill {
+    defs: Arc<Definitions>,
+    /// The user keys filled, in order.
+    keys: Vec<u64>,
+}
+
+impl StoreFill {
+    /// The definitions the bundled model records, else the bundled ones;
+    /// the pool's users but those left out as unknown, then other users up
+    /// to `STORE_USERS`. Prints what it chose on stderr.
+    fn new(pool: &[RequestContext]) -> Self {
+        let model = SnnModel::from_bytes(DEFAULT_MODEL_BYTES).expect("bundled model");
+        let recorded = definitions_of(model.meta()).expect("the model's definitions");
+        let reads_store = recorded.is_some();
+        let defs = recorded.unwrap_or_else(|| {
+            let text = include_str!("../../models/features.toml");
+            Arc::new(Definitions::from_toml_str(text).expect("bundled definitions"))
+        });
+        let mut seen = HashSet::new();
+        let mut keys: Vec<u64> = pool
+            .iter()
+            .map(|ctx| user_hash(&ctx.user_id))
+            .filter(|&k| k != 0 && k % UNKNOWN_EVERY != 0 && seen.insert(k))
+            .collect();
+        let pool_users = keys.len();
+        let mut i = 0;
+        while keys.len() < STORE_USERS {
+            let k = key(i);
+            if seen.insert(k) {
+                keys.push(k);
+            }
+            i += 1;
+        }
+        let held = pool
+            .iter()
+            .filter(|ctx| seen.contains(&user_hash(&ctx.user_id)))
+            .count();
+        eprintln!(
+            "engine/store: definitions {} ({}); the bundled model {} them; {} users filled \
+             ({pool_users} of the request pool, the rest others) in {STORE_SLOTS} slots; \
+             {held} of {} requests ({:.1}%) name a user the store holds",
+            defs.id(),
+            if reads_store {
+                "the bundled model's own, cx.feature_definitions"
+            } else {
+                "models/features.toml"
+            },
+            if reads_store {
+                "reads"
+            } else {
+                "does not read"
+            },
+            keys.len(),
+            pool.len(),
+            100.0 * held as f64 / pool.len() as f64
         );
+        Self { defs, keys }
     }
-    let (median, low, high) = summary(&ratios);
-    println!("  thompson / none, per round: {median:.3} [{low:.3}, {high:.3}]");
+
+    /// An engine set up as `setup`, seed 1, with a store filled at `T0_NS`.
+    fn engine(&self, setup: Setup) -> Engine {
+        let config = StoreConfig {
+            entities: STORE_SLOTS,
+            ..StoreConfig::default()
+        };
+        let backend = FeatureBackend::in_process(self.defs.clone(), config).expect("store");
+        let mut engine = Engine::builder()
+            .config(setup.config())
+            .backend(setup.backend)
+            .seed(1)
+            .feature_store(backend)
+            .build()
+            .expect("engine with a feature store");
+        let mut batch = Vec::with_capacity(16);
+        for (i, &k) in self.keys.iter().enumerate() {
+            user_values(&self.defs, k, i as u64, T0_NS, &mut batch);
+            engine.put_features(&batch, T0_NS).expect("put");
+        }
+        engine
+    }
+}
+
+/// The engine with the feature store on against off (issue 16,
+/// "Performance"): criterion, then interleaved, at batches 1, 16, 64.
+fn store(c: &mut Criterion, pool: &[RequestContext]) {
+    let fill = StoreFill::new(pool);
+    for batch in [1, 16, 64] {
+        let setup = Setup::simd(batch);
+        let off = setup.build(1).expect("engine");
+        bench_engine(c, "engine/store", "off", setup, off, pool);
+        bench_engine(c, "engine/store", "on", setup, fill.engine(setup), pool);
+    }
+    if selected("engine/store/interleaved") {
+        for batch in [1, 16, 64] {
+            let setup = Setup::simd(batch);
+            let engines = [
+                ("on", fill.engine(setup)),
+                ("off", setup.build(1).expect("engine")),
+            ];
+            interleaved("engine/store/interleaved", engines, batch, pool);
+        }
+    }
 }
 
 criterion_group!(benches, engine);

@@ -22,9 +22,10 @@
 //! Run: `cargo bench -p cx-benches --bench feature_store`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use cx_benches::feature_fill::{key, mix, user_values};
 use cx_engine::featurestore::{
     Definitions, FeatureId, FeaturePut, FeatureStore, FeatureValues, SharedFeatureStore,
-    StoreConfig, Value,
+    StoreConfig,
 };
 use std::hint::black_box;
 use std::sync::Arc;
@@ -40,45 +41,9 @@ const S: u64 = 1_000_000_000;
 /// 2026-01-01T00:00:00Z, ns.
 const T0: u64 = 1_767_225_600 * S;
 
-/// The user key of user `i` (a spread 64-bit value, as a user hash is).
-fn key(i: u64) -> u64 {
-    mix(i + 1)
-}
-
-/// splitmix64, so that the bench needs no hashing crate.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (x ^ (x >> 31)).max(1)
-}
-
 /// Every stored feature of the bundled definitions for user `i`.
 fn user_batch(defs: &Definitions, i: u64, out: &mut Vec<FeaturePut>) {
-    let t = T0 - (i % 3_600) * S;
-    let ts = (t / S) as i64;
-    let values = [
-        ("views_30d", Value::I64((i % 500) as i64)),
-        ("clicks_30d", Value::I64((i % 17) as i64)),
-        ("conversions_30d", Value::I64((i % 3) as i64)),
-        (
-            "last_purchase_at",
-            Value::Timestamp(ts - (i % 90) as i64 * 86_400),
-        ),
-        ("spend_90d", Value::F32((i % 1000) as f32 / 10.0)),
-        ("sessions_7d", Value::I64((i % 20) as i64)),
-        ("last_seen_at", Value::Timestamp(ts)),
-        ("age_band", Value::Category((i % 6) as u16)),
-        ("is_subscriber", Value::Bool(i.is_multiple_of(4))),
-        ("churn_risk", Value::F32((i % 100) as f32 / 100.0)),
-    ];
-    out.clear();
-    out.extend(values.iter().map(|&(name, value)| FeaturePut {
-        entity: key(i),
-        feature: defs.find(name).expect("bundled feature"),
-        value,
-        time_ns: t,
-    }));
+    user_values(defs, key(i), i, T0, out);
 }
 
 fn rss_kib() -> u64 {

@@ -19,6 +19,7 @@ pub mod all;
 pub mod alloc_count;
 pub mod engine_bench;
 pub mod error;
+pub mod feature_fill;
 pub mod fma_peak;
 pub mod kernel_bench;
 pub mod machine;

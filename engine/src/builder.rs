@@ -400,6 +400,8 @@ struct Resolved {
 impl Resolved {
     fn install(self, world: &mut World, schedule: &mut Schedule) -> Result<Port> {
         let config = &self.config;
+        let monitor =
+            crate::monitor::build(&config.monitor, self.serving.model.meta(), &self.schema)?;
         let parts = PipelineParts {
             serving: self.serving,
             backend: self.backend,
@@ -417,6 +419,8 @@ impl Resolved {
             features: self.feature_store,
         };
         let handles = cx_systems::install(world, schedule, parts)?;
+        world.insert_resource(monitor);
+        cx_systems::monitor::system::add_system(schedule);
         Ok(Port::new(handles, config.in_flight_max))
     }
 }

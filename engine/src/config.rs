@@ -58,6 +58,8 @@ pub struct EngineConfig {
     pub openrtb: OpenRtbSection,
     /// The decision log and the windows feedback events join within.
     pub feedback: crate::config_feedback::FeedbackSection,
+    /// Model monitoring: windows and alarm thresholds (`docs/MONITORING.md`).
+    pub monitor: cx_systems::monitor::MonitorConfig,
 }
 
 /// `[openrtb]`: what the engine puts in its OpenRTB bids.
@@ -143,6 +145,7 @@ impl Default for EngineConfig {
             train_serve_skew: crate::skew::SkewPolicy::default(),
             openrtb: OpenRtbSection::default(),
             feedback: crate::config_feedback::FeedbackSection::default(),
+            monitor: cx_systems::monitor::MonitorConfig::default(),
         }
     }
 }
@@ -198,6 +201,7 @@ impl EngineConfig {
         }
         self.notice_urls()?;
         self.feedback.log_config()?;
+        self.monitor.validate()?;
         Ok(())
     }
 

@@ -32,6 +32,7 @@ struct Staged {
     fit: CatalogFit,
     skew: TrainServeSkew,
     decide: Option<cx_systems::DecideConfig>,
+    monitor: cx_systems::monitor::Monitor,
 }
 
 /// The engine. See the [module docs](self) and `docs/ARCHITECTURE.md`.
@@ -130,6 +131,7 @@ impl Engine {
             if let Some(decide) = staged.decide {
                 self.config.decide = decide;
             }
+            self.world.insert_resource(staged.monitor);
         }
         self.world.resource_mut::<TickClock>().now_ns = now_ns;
         let before = self.world.resource::<Counters>().decided;
@@ -225,6 +227,7 @@ impl Engine {
         let skew = TrainServeSkew::of(serving.model.meta())?
             .check(self.config.train_serve_skew, &info.name)?;
         let decide = bundle.decide.clone();
+        let monitor = crate::monitor::build(&self.config.monitor, serving.model.meta(), &schema)?;
         let parts = cx_systems::BundleParts {
             catalog: bundle.catalog,
             decide: bundle.decide,
@@ -236,6 +239,7 @@ impl Engine {
             fit,
             skew,
             decide,
+            monitor,
         });
         Ok(info)
     }

@@ -269,6 +269,7 @@ impl Engine {
         if effect.click {
             self.observe_click(d.offer_id, now_ns);
         }
+        self.monitor_outcome(d.p_click, effect.impression, effect.click);
         // And the creative variant's, for choosing among the offer's
         // variants.
         if effect.impression || effect.click {

@@ -36,6 +36,8 @@
 //! - [`skew`]: train/serve skew, a model trained on context fields a
 //!   serving path never fills ([`Engine::train_serve_skew`], the
 //!   `train_serve_skew` key).
+//! - [`monitor`]: model monitoring, the serving distributions against the
+//!   model's training reference ([`Engine::monitor_report`]).
 //! - [`feature_store`]: the optional online feature store's hooks
 //!   ([`Engine::put_features`], [`Engine::features_for`]); they change no
 //!   decision yet.
@@ -51,6 +53,7 @@ pub mod feedback;
 pub mod fit;
 pub mod json;
 pub mod model_schema;
+pub mod monitor;
 pub mod openrtb;
 pub mod port;
 pub mod posteriors;
@@ -101,7 +104,9 @@ mod tests {
     #[test]
     fn the_bundled_model_loads_and_fits_this_builds_feature_schema() {
         let model = default_model().expect("the bundled model is valid");
-        let schema = features::FeatureSchema::v1();
+        // Schema v2: v1 and the store section of the definitions the model carries.
+        let schema = model_schema::schema_of(model.meta()).expect("its schema");
+        assert!(schema.store_section().is_some());
         assert_eq!(model.meta().feature_schema_id.as_deref(), Some(schema.id()));
         assert_eq!(model.inputs(), schema.width());
         assert_eq!(model.outputs(), 16);

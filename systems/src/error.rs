@@ -16,6 +16,15 @@ pub enum Error {
     /// A model, fallback scorer, catalog or schema that do not fit together.
     #[error("{0}")]
     Mismatch(String),
+    /// A model's monitoring reference (`cx.reference`) that does not parse
+    /// or does not fit its feature schema.
+    #[error("model metadata `{key}`: {reason}")]
+    Reference {
+        /// The metadata key.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A model file error.
     #[error(transparent)]
     Model(#[from] cx_model::Error),

@@ -12,6 +12,8 @@
 //! - [`resources`]: the shared state: queues, clocks, scoring, counters, latencies.
 //! - [`systems`]: the systems themselves, their `SystemParam` groups, and
 //!   [`systems::DecidedRequests`] for host systems between decide and respond.
+//! - [`monitor`]: model monitoring: the training reference (`cx.reference`),
+//!   rolling serving windows, PSI, calibration and CTR alarms.
 //! - [`user_store`]: the online feature store as a resource, and each
 //!   request's user features (read once per request by the features system).
 
@@ -19,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod install;
 pub mod logic;
+pub mod monitor;
 pub mod resources;
 pub mod systems;
 pub mod user_store;

@@ -552,5 +552,20 @@ pub fn predict(net: &Network, data: Examples<'_>) -> Vec<f32> {
         .collect()
 }
 
+/// The highest probability over every output column of each of `data`'s
+/// rows under `net` (one forward pass per row): the prediction a model
+/// monitor compares serving against (`cx.reference`).
+pub fn predict_top(net: &Network, data: Examples<'_>) -> Vec<f32> {
+    let mut traj = Trajectory::new(net);
+    (0..data.len())
+        .map(|i| {
+            traj.forward(net, data.row(i));
+            (0..net.bias.len())
+                .map(|o| readout(net, &traj, o).3)
+                .fold(f32::NEG_INFINITY, f32::max)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

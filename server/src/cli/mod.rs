@@ -34,8 +34,10 @@ pub mod history;
 pub mod input;
 pub mod inspect;
 pub mod lines;
+pub mod monitor;
 pub mod ope;
 pub mod plot;
+pub mod reference;
 pub mod repository;
 pub mod run;
 pub mod score;
@@ -105,6 +107,10 @@ pub enum Command {
     /// (docs/FEATURES.md, "Online feature store").
     #[command(subcommand)]
     Features(features::FeaturesCommand),
+    /// A live server's model monitoring: PSI per feature against the
+    /// model's training reference, calibration and CTR alarms
+    /// (docs/MONITORING.md).
+    Monitor(monitor::MonitorArgs),
     /// Work with offer catalogs (docs/CATALOG.md).
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -512,6 +518,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Client(args) => client::client(args, streams),
         Command::Feedback(args) => feedback::feedback(args, streams),
         Command::Features(command) => features::execute(command, streams),
+        Command::Monitor(args) => monitor::monitor(args, streams),
         Command::Serve(args) => serve::serve(args, streams),
         Command::Bench(args) => bench::bench(args),
         Command::Catalog(CatalogCommand::Init(args)) => catalog::init(args, streams.stdout),

@@ -111,6 +111,7 @@ pub fn train(args: &TrainArgs, streams: &mut Streams<'_>) -> Result<()> {
     })?;
     progress.finish_and_clear();
     cx_train::calibrate(&mut net, holdout_rows.examples());
+    let reference = super::reference::reference_json(&schema, &rows, &net, &holdout_rows)?;
     let holdout = Quality::of(
         &cx_train::predict(&net, holdout_rows.examples()),
         &holdout_rows,
@@ -162,6 +163,8 @@ pub fn train(args: &TrainArgs, streams: &mut Streams<'_>) -> Result<()> {
     }
     let inputs_key = cx_datasets::inputs::TRAINING_INPUTS_KEY;
     meta.extra.insert(inputs_key.into(), inputs.to_json());
+    let reference_key = cx_engine::systems::monitor::REFERENCE_KEY;
+    meta.extra.insert(reference_key.into(), reference);
     meta.extra
         .insert(TRAINING_KEY.into(), training_record(&summary));
     let model = net.to_model(meta)?;

@@ -2,8 +2,9 @@
 //! OpenMetrics text), `GET /healthz` and `GET /readyz` (the [`Health`]
 //! flags), `POST /admin/reload` (a [`ReloadHook`], when the server
 //! gives one) and `GET /admin/features/health` (the online feature store's
-//! health as JSON, a [`FeaturesHook`], when the server runs a store), on
-//! its own thread.
+//! health as JSON, a [`FeaturesHook`], when the server runs a store) and
+//! `GET /admin/monitor` (every worker's model monitoring report), on its
+//! own thread.
 //!
 //! # Trade-offs
 //!
@@ -420,6 +421,7 @@ fn respond(request: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
             Some(hook) => Route::FeaturesHealth(hook),
             None => return text(StatusCode::NOT_FOUND, "no feature store\n"),
         },
+        MONITOR_PATH => Route::Monitor,
         _ => return text(StatusCode::NOT_FOUND, "not found\n"),
     };
     if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -449,8 +451,16 @@ fn respond(request: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
             JSON_CONTENT_TYPE,
             Bytes::from(hook() + "\n"),
         ),
+        Route::Monitor => with_type(
+            StatusCode::OK,
+            JSON_CONTENT_TYPE,
+            Bytes::from(state.metrics.monitor_json() + "\n"),
+        ),
     }
 }
+
+/// The path of the model monitor's state (`docs/MONITORING.md`).
+pub const MONITOR_PATH: &str = "/admin/monitor";
 
 /// The path of the feature store's health.
 pub const FEATURES_HEALTH_PATH: &str = "/admin/features/health";
@@ -489,6 +499,7 @@ enum Route<'a> {
     Healthz,
     Readyz,
     FeaturesHealth(&'a FeaturesHook),
+    Monitor,
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -36,6 +36,7 @@ pub mod admin;
 mod features;
 mod feedback;
 mod http;
+mod monitor;
 
 pub use admin::{
     AdminHooks, AdminLimits, AdminServer, FeaturesHook, Health, MetricsError, ReloadHook,
@@ -107,6 +108,7 @@ struct Inner {
     http: http::HttpMetrics,
     feedback: feedback::FeedbackMetrics,
     features: features::FeatureMetrics,
+    monitor: monitor::MonitorMetrics,
 }
 
 /// How one model reload ended: the `result` label of
@@ -269,6 +271,7 @@ impl Metrics {
             http: http::HttpMetrics::register(&mut registry),
             feedback: feedback::FeedbackMetrics::register(&mut registry),
             features: features::FeatureMetrics::register(&mut registry),
+            monitor: monitor::MonitorMetrics::register(&mut registry),
             registry,
         };
         Self {
@@ -280,6 +283,23 @@ impl Metrics {
     /// notices).
     pub fn add_http(&self, counts: &crate::http::HttpCounts) {
         self.inner.http.add(counts);
+    }
+
+    /// Keeps worker `worker`'s model monitoring report (for `GET
+    /// /admin/monitor`) and sets the `cx_monitor_*` gauges from every
+    /// worker's last one.
+    pub fn publish_monitor(
+        &self,
+        worker: usize,
+        report: cx_engine::systems::monitor::MonitorReport,
+    ) {
+        self.inner.monitor.publish(worker, report);
+    }
+
+    /// The document `GET /admin/monitor` answers: every worker's last
+    /// model monitoring report.
+    pub fn monitor_json(&self) -> String {
+        self.inner.monitor.json()
     }
 
     /// Publishes the feature store's health: adds the reads and writes

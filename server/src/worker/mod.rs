@@ -27,6 +27,7 @@
 mod budgets;
 mod features;
 mod feedback;
+mod monitor;
 use budgets::settle_reservation;
 mod protocol;
 mod respond;
@@ -211,6 +212,8 @@ pub struct Worker {
     state: Option<StateSaver>,
     /// The feature store's metrics, as last published.
     features: features::FeaturePublishing,
+    /// When the model monitor's report is next published, unix ns.
+    monitor_due_ns: u64,
 }
 
 impl Worker {
@@ -253,6 +256,7 @@ impl Worker {
             busy_poll: false,
             state: None,
             features: features::FeaturePublishing::default(),
+            monitor_due_ns: 0,
         }
     }
 
@@ -633,6 +637,7 @@ impl Worker {
         }
         self.publish_feedback();
         self.publish_features();
+        self.publish_monitor();
     }
 
     /// The peer finished sending (end of stream): no request will follow,

@@ -36,9 +36,50 @@ pub struct HealthArgs {
 pub fn health(args: &HealthArgs, streams: &mut Streams<'_>) -> Result<()> {
     let fail =
         |what: String| Error::Config(format!("cx features health: server {}: {what}", args.addr));
-    let timeout = Duration::from_millis(args.timeout_ms);
-    let addr = args
-        .addr
+    let (status, body) = fetch(&args.addr, PATH, args.timeout_ms, "cx features health")?;
+    match status {
+        200 => {}
+        404 => {
+            return Err(fail(format!(
+                "{PATH} is 404: the server runs without a feature store (features.enabled = \
+                 false), or this is not its admin port"
+            )))
+        }
+        other => return Err(fail(format!("{PATH} answered {other}"))),
+    }
+    print_json(&body, args.pretty, streams).map_err(|e| match e {
+        Error::Config(what) => fail(what),
+        other => other,
+    })
+}
+
+/// Prints the JSON document `body` on one line, or indented with `pretty`.
+/// An answer that is not JSON is an `Error::Config` saying so.
+pub fn print_json(body: &[u8], pretty: bool, streams: &mut Streams<'_>) -> Result<()> {
+    let doc: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Error::Config(format!("the answer is not JSON: {e}")))?;
+    let text = if pretty {
+        serde_json::to_string_pretty(&doc)
+    } else {
+        serde_json::to_string(&doc)
+    }
+    .map_err(|e| Error::Output(e.into()))?;
+    writeln!(streams.stdout, "{text}").map_err(Error::Output)
+}
+
+/// `GET path` from the admin endpoint at `addr` (plain HTTP/1.1, one
+/// request, `Connection: close`, an answer of at most
+/// [`ANSWER_BYTES_MAX`]): its status and body. Errors name `command` and
+/// the server.
+pub fn fetch(
+    addr_text: &str,
+    path: &str,
+    timeout_ms: u64,
+    command: &str,
+) -> Result<(u16, Vec<u8>)> {
+    let fail = |what: String| Error::Config(format!("{command}: server {addr_text}: {what}"));
+    let timeout = Duration::from_millis(timeout_ms);
+    let addr = addr_text
         .to_socket_addrs()
         .map_err(|e| fail(format!("not an address: {e}")))?
         .next()
@@ -49,8 +90,7 @@ pub fn health(args: &HealthArgs, streams: &mut Streams<'_>) -> Result<()> {
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
     let request = format!(
-        "GET {PATH} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n\r\n",
-        args.addr
+        "GET {path} HTTP/1.1\r\nHost: {addr_text}\r\nConnection: close\r\nAccept: application/json\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut answer = Vec::new();
@@ -62,25 +102,7 @@ pub fn health(args: &HealthArgs, streams: &mut Streams<'_>) -> Result<()> {
         return Err(fail(format!("the answer is over {ANSWER_BYTES_MAX} bytes")));
     }
     let (status, body) = split_answer(&answer).ok_or_else(|| fail("not an HTTP answer".into()))?;
-    match status {
-        200 => {}
-        404 => {
-            return Err(fail(format!(
-                "{PATH} is 404: the server runs without a feature store (features.enabled = \
-                 false), or this is not its admin port"
-            )))
-        }
-        other => return Err(fail(format!("{PATH} answered {other}"))),
-    }
-    let doc: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| fail(format!("the answer is not JSON: {e}")))?;
-    let text = if args.pretty {
-        serde_json::to_string_pretty(&doc)
-    } else {
-        serde_json::to_string(&doc)
-    }
-    .map_err(|e| Error::Output(e.into()))?;
-    writeln!(streams.stdout, "{text}").map_err(Error::Output)
+    Ok((status, body.to_vec()))
 }
 
 /// The status code and body of an HTTP/1.1 answer without chunked

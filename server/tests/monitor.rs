@@ -40,7 +40,8 @@ fn cx(args: &[&str]) {
     );
 }
 
-/// A tiny model trained on 30,000 synthetic rows, once per test binary.
+/// A tiny model trained on 30,000 synthetic rows, once per test binary (in
+/// the temp dir, `cx-monitor-PID/`).
 fn model() -> &'static Path {
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
     MODEL.get_or_init(|| {
@@ -66,6 +67,9 @@ fn model() -> &'static Path {
             "8",
             "--quiet",
         ]);
+        // The model (a few hundred KB) stays for the binary's other tests;
+        // the click log goes now.
+        std::fs::remove_file(&data).ok();
         out
     })
 }
@@ -396,6 +400,7 @@ fn a_live_server_reports_its_monitor_through_cx_monitor_and_metrics() {
     );
     common::signal(server.pid, "TERM");
     let _ = server.child.wait();
+    std::fs::remove_dir_all(&dir).ok();
     // Not the admin port: said plainly.
     let out = common::cx()
         .args(["monitor", "--addr", "127.0.0.1:1", "--timeout-ms", "500"])

@@ -693,23 +693,33 @@ pub const MODEL_DEFAULT_ROWS: usize = 64;
 pub const MODEL_INPUT_SEED: u64 = 11;
 
 /// The default input rows of a model file: when the model was trained on
-/// the v1 feature schema (its schema id and width match),
-/// [`MODEL_DEFAULT_ROWS`] requests of the default synthetic generator
-/// (seed [`MODEL_INPUT_SEED`]) through the schema's extraction and the
+/// the feature schema it records (v1, or v2 with the store section of the
+/// definitions it carries: `cx_engine::model_schema`; its schema id and
+/// width match), [`MODEL_DEFAULT_ROWS`] requests of the default synthetic
+/// generator (seed [`MODEL_INPUT_SEED`]) through the schema's extraction
+/// (a v2 store section as for users the store does not hold) and the
 /// model's recorded normalisation (`cx.feature_norm`), as the engine
 /// feeds it; otherwise one row of zeros. Returns the rows (row-major),
 /// their count and a description.
 pub fn model_default_inputs(model: &SnnModel) -> Result<(Vec<f32>, usize, String)> {
-    use cx_features::{FeatureNorm, FeatureSchema};
-    let schema = FeatureSchema::v1();
+    use cx_features::FeatureNorm;
     let width = model.inputs();
-    if model.meta().feature_schema_id.as_deref() != Some(schema.id()) || schema.width() != width {
-        return Ok((
-            vec![0.0; width],
-            1,
-            "one row of zeros (the model is not on the v1 feature schema)".to_string(),
-        ));
-    }
+    let schema = cx_engine::model_schema::schema_of(model.meta()).ok();
+    let schema = match schema {
+        Some(s)
+            if model.meta().feature_schema_id.as_deref() == Some(s.id()) && s.width() == width =>
+        {
+            s
+        }
+        _ => {
+            return Ok((
+                vec![0.0; width],
+                1,
+                "one row of zeros (the model is not on a feature schema this build extracts)"
+                    .to_string(),
+            ))
+        }
+    };
     let norm = match model.meta().extra.get("cx.feature_norm") {
         Some(json) => Some(
             FeatureNorm::from_json(json)

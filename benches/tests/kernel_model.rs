@@ -60,12 +60,14 @@ fn model_file_is_timed_on_synthetic_features() {
     let dir = scratch("default");
     let report = run_model(&[], &dir.join("kernel.json"));
     let model = report.model.as_ref().expect("model recorded");
-    assert_eq!(model.widths.first(), Some(&3128));
+    // The bundled model reads feature schema v2: v1's 3128 columns and the
+    // store section's 18.
+    assert_eq!(model.widths.first(), Some(&3146));
     assert_eq!(model.widths.last(), Some(&16));
     assert!(model.input.contains("synthetic"), "{}", model.input);
     assert_eq!(report.rows.len(), 4, "2 batches x 2 kernels");
     for row in &report.rows {
-        assert_eq!(row.shape.inputs, 3128);
+        assert_eq!(row.shape.inputs, 3146);
         assert!(row.us_per_sample.median > 0.0, "{row:?}");
     }
     let rates = &report.firing_rates[0].layer_rates;
@@ -80,7 +82,7 @@ fn model_file_takes_input_rows_and_refuses_bad_ones() {
     let input = dir.join("x.json");
     std::fs::write(
         &input,
-        serde_json::to_string(&vec![vec![0.0_f32; 3128]; 2]).unwrap(),
+        serde_json::to_string(&vec![vec![0.0_f32; 3146]; 2]).unwrap(),
     )
     .unwrap();
     let report = run_model(

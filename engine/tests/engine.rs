@@ -246,7 +246,7 @@ fn requests_nothing_fits_get_a_cause() {
 #[test]
 fn served_probabilities_equal_the_dense_evaluation_path_bit_for_bit() {
     use cx_engine::backends::{BackendKind, Dispatcher, FallbackPolicy};
-    use cx_features::{FeatureNorm, FeatureSchema};
+    use cx_features::FeatureNorm;
     use cx_model::Readout;
     use std::sync::Arc;
 
@@ -260,7 +260,8 @@ fn served_probabilities_equal_the_dense_evaluation_path_bit_for_bit() {
 
     // The path `cx eval` and the trainer use: dense rows, normalised, through the dispatcher.
     let model = Arc::new(cx_engine::default_model().expect("model"));
-    let schema = FeatureSchema::v1();
+    // The schema the model reads (v2: without a store, every user's defaults).
+    let schema = cx_engine::model_schema::schema_of(model.meta()).expect("schema");
     let norm = FeatureNorm::from_json(&model.meta().extra["cx.feature_norm"]).expect("norm");
     let mut x = vec![0.0f32; ctxs.len() * schema.width()];
     for (ctx, row) in ctxs.iter().zip(x.chunks_exact_mut(schema.width())) {

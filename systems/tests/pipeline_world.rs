@@ -33,6 +33,18 @@ fn read_model_file(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
+/// The schema the bundled model reads: v1 and the store section of the
+/// feature definitions it records (`cx.feature_definitions`; the engine
+/// builds it the same way, `cx_engine::model_schema`).
+fn bundled_schema() -> FeatureSchema {
+    let model = SnnModel::from_bytes(&read_model_file("default.safetensors")).expect("loads");
+    let text = &model.meta().extra["cx.feature_definitions"];
+    let defs = cx_featurestore::Definitions::from_toml_str(text).expect("its definitions");
+    FeatureSchema::v1()
+        .with_store(std::sync::Arc::new(defs))
+        .expect("schema v2")
+}
+
 /// The bundled model with its fallback, checked against the schema.
 fn bundled_serving(schema: &FeatureSchema) -> ServingModel {
     let model_bytes = read_model_file("default.safetensors");
@@ -45,7 +57,7 @@ fn bundled_serving(schema: &FeatureSchema) -> ServingModel {
 
 /// The parts of a pipeline on the bundled model, fallback and catalog.
 fn parts(policy: BatchPolicy, slots: usize, cache_capacity: usize) -> PipelineParts {
-    let schema = FeatureSchema::v1();
+    let schema = bundled_schema();
     PipelineParts {
         serving: bundled_serving(&schema),
         backend: BackendKind::Scalar,

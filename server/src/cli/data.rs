@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use cx_datasets::clicklog::{read_click_log, ClickLog, DatasetSpec, LoadReport};
+use cx_engine::featurestore::history::Visibility;
 use cx_features::{FeatureNorm, FeatureSchema};
 use std::io::Write;
 use std::path::Path;
@@ -136,13 +137,14 @@ pub fn featurize(
         }
         Some((section, _)) => {
             let definitions = section.definitions().clone();
-            let report = super::history::featurize_in_time(
+            let report = super::history::featurize_with(
                 &click_log,
                 &keep,
                 definitions,
                 schema,
                 norm,
                 &mut x,
+                Visibility::StrictlyBefore,
             )?;
             writeln!(
                 log,

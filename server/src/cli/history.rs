@@ -17,29 +17,11 @@ use cx_features::{FeatureNorm, FeatureSchema};
 use std::sync::Arc;
 
 /// Fills `x` (one row of `schema.width()` per kept row, in log order)
-/// with each kept row's features, its store section read point in time.
-pub fn featurize_in_time(
-    click_log: &ClickLog,
-    keep: &[bool],
-    definitions: Arc<Definitions>,
-    schema: &FeatureSchema,
-    norm: Option<&FeatureNorm>,
-    x: &mut [f32],
-) -> Result<ReplayReport> {
-    featurize_with(
-        click_log,
-        keep,
-        definitions,
-        schema,
-        norm,
-        x,
-        Visibility::StrictlyBefore,
-    )
-}
-
-/// [`featurize_in_time`] with a chosen [`Visibility`];
-/// [`Visibility::ThroughOwnRow`] leaks each row's label into its features
-/// and exists only to measure that (`server/tests/history_leakage.rs`).
+/// with each kept row's features, its store section read as `visibility`
+/// says: [`Visibility::StrictlyBefore`] (point in time) for training and
+/// evaluation; [`Visibility::ThroughOwnRow`] leaks each row's label into
+/// its features and exists only to measure that
+/// (`server/tests/history_leakage.rs`).
 pub fn featurize_with(
     click_log: &ClickLog,
     keep: &[bool],

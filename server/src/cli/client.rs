@@ -19,7 +19,7 @@ use cx_wire::openrtb::{self, BidRequest, BidResponse};
 use cx_wire::protocol::{limits, ErrorCode, OpenRtbFlags};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -131,15 +131,7 @@ pub fn client(args: &ClientArgs, streams: &mut Streams<'_>) -> Result<()> {
         .min(limits::BID_RESPONSES_IN_FLIGHT_MAX as u32)
         .max(1) as usize;
     let input_origin = origin(&args.input);
-    let source: Box<dyn Read + '_> = if args.input.as_os_str() == "-" {
-        Box::new(&mut *streams.stdin)
-    } else {
-        let file = std::fs::File::open(&args.input).map_err(|source| Error::InputRead {
-            origin: input_origin.clone(),
-            source,
-        })?;
-        Box::new(file)
-    };
+    let source = super::input::open_source(&args.input, &mut *streams.stdin)?;
     let mut lines = Lines::new(source, input_origin, READ_CHUNK_BYTES);
     let mut window = Window {
         client,

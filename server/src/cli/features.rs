@@ -23,7 +23,7 @@ use cx_wire::protocol::limits::{self, FEATURE_NAME_BYTES_MAX, STRING_BYTES_MAX};
 use cx_wire::protocol::{FeatureItem, PutFeaturesAck, PUT_FEATURES_REFUSALS};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 pub mod health;
@@ -209,15 +209,7 @@ pub fn load(args: &LoadArgs, streams: &mut Streams<'_>) -> Result<()> {
     let mut client = connect(&args.addr, args.timeout_ms).map_err(|e| link_error(&args.addr, e))?;
     client.hello().map_err(|e| link_error(&args.addr, e))?;
     let input_origin = origin(&args.input);
-    let source: Box<dyn Read + '_> = if args.input.as_os_str() == "-" {
-        Box::new(&mut *streams.stdin)
-    } else {
-        let file = std::fs::File::open(&args.input).map_err(|source| Error::InputRead {
-            origin: input_origin.clone(),
-            source,
-        })?;
-        Box::new(file)
-    };
+    let source = super::input::open_source(&args.input, &mut *streams.stdin)?;
     let mut lines = Lines::new(source, input_origin.clone(), READ_CHUNK_BYTES);
     let mut run = Run {
         client,

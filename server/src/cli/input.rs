@@ -30,6 +30,19 @@ fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
+/// A reader of `path`, or `stdin` when `path` is `-`, streamed (not read
+/// whole); a file that cannot be opened is refused naming it.
+pub fn open_source<'a>(path: &Path, stdin: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>> {
+    if is_stdin(path) {
+        return Ok(Box::new(stdin));
+    }
+    let file = std::fs::File::open(path).map_err(|source| Error::InputRead {
+        origin: origin(path),
+        source,
+    })?;
+    Ok(Box::new(file))
+}
+
 /// Reads the bytes of `path`, or of `stdin` when `path` is `-`.
 pub fn read_source(path: &Path, stdin: &mut dyn Read) -> Result<Vec<u8>> {
     let read = if is_stdin(path) {

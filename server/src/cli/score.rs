@@ -61,15 +61,7 @@ pub fn score(args: &ScoreArgs, streams: &mut Streams<'_>) -> Result<()> {
         .map_err(Error::Output)?;
     }
     let input_origin = origin(&args.input);
-    let reader: Box<dyn Read + '_> = if args.input.as_os_str() == "-" {
-        Box::new(&mut *streams.stdin)
-    } else {
-        let file = std::fs::File::open(&args.input).map_err(|source| Error::InputRead {
-            origin: input_origin.clone(),
-            source,
-        })?;
-        Box::new(file)
-    };
+    let reader = super::input::open_source(&args.input, &mut *streams.stdin)?;
     let mut scorer = Scorer {
         engine: &mut engine,
         now_ms: args.now_ms,

@@ -10,11 +10,12 @@
 //! only then fills the rows (the records are in cache). The loads of one
 //! step do not depend on each other, so the processor has them in flight
 //! together, and the batch waits for memory about twice in all instead of
-//! twice per entity. Plain loads do the prefetching (no intrinsic, no
-//! `unsafe`); [`std::hint::black_box`] keeps them from being optimised
-//! away. Every row and every counter comes out as from one
-//! [`read`](FeatureStore::read) per entity, in order.
+//! twice per entity. Prefetch hints do the loading ([`prefetch`]: with
+//! plain loads, only the few lookups that fit in the processor's
+//! out-of-order window overlapped). Every row and every counter comes out
+//! as from one [`read`](FeatureStore::read) per entity, in order.
 
+use super::prefetch::prefetch;
 use super::{check_row, FeatureStore, NS_PER_S};
 use crate::computed;
 use crate::error::{Error, Result};
@@ -44,21 +45,18 @@ impl FeatureStore {
         for row in rows.iter() {
             check_row(&self.defs, row)?;
         }
-        let mut touched = 0u64;
         for &entity in entities {
             let [a, b] = self.sets_of(entity);
-            touched ^= self.keys(a)[0] ^ self.keys(b)[0];
+            prefetch(&self.keys[a]);
+            prefetch(&self.keys[b]);
         }
         let mut slots = [None; READ_BATCH_MAX];
         for (slot, &entity) in slots.iter_mut().zip(entities) {
             *slot = self.find(entity);
             if let Some(s) = *slot {
-                for line in &self.records[self.record(s)] {
-                    touched ^= line.0[0];
-                }
+                self.records[self.record(s)].iter().for_each(prefetch);
             }
         }
-        std::hint::black_box(touched);
         let now_s = (now_ns / NS_PER_S) as i64;
         for (row, &slot) in rows.iter_mut().zip(&slots) {
             self.read_slot(slot, now_ns, row);

@@ -115,6 +115,10 @@ pub struct StoreStats {
     pub capacity: usize,
     /// Bytes of the entity tables.
     pub bytes: u64,
+    /// Bytes of the key and record tables marked for huge pages (see
+    /// `store/pages.rs`; 0 when the tables are small or the kernel has no
+    /// transparent huge pages).
+    pub huge_page_bytes: u64,
     /// Reads (lookups of one entity).
     pub reads: u64,
     /// Values written.
@@ -132,6 +136,7 @@ impl StoreStats {
         self.entities += o.entities;
         self.capacity += o.capacity;
         self.bytes += o.bytes;
+        self.huge_page_bytes += o.huge_page_bytes;
         self.reads += o.reads;
         self.written += o.written;
         self.outdated += o.outdated;

@@ -75,6 +75,8 @@
 
 mod batch;
 mod config;
+mod pages;
+mod prefetch;
 
 pub(crate) use batch::check_batch_shape;
 pub use batch::READ_BATCH_MAX;
@@ -159,10 +161,12 @@ impl FeatureStore {
         }
         let lines = record_lines(defs.stored().len());
         let slots = sets * WAYS;
+        let (keys, huge_keys) = pages::zeroed_lines(sets);
+        let (records, huge_records) = pages::zeroed_lines(slots * lines);
         Ok(Self {
             sets,
-            keys: vec![Line::default(); sets].into(),
-            records: vec![Line::default(); slots * lines].into(),
+            keys,
+            records,
             lines,
             written: vec![0; slots].into(),
             expires: vec![0; slots].into(),
@@ -170,6 +174,7 @@ impl FeatureStore {
             stats: StoreStats {
                 capacity: slots,
                 bytes: slots as u64 * per,
+                huge_page_bytes: huge_keys + huge_records,
                 ..StoreStats::default()
             },
             defs,

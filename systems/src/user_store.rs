@@ -14,7 +14,7 @@ use crate::config::DecideConfig;
 use crate::error::Result;
 use crate::logic::stored::{BehaviorInputs, SegmentTable};
 use bevy_ecs::prelude::*;
-use cx_featurestore::{Definitions, FeatureBackend, FeatureValues, OnlineFeatures};
+use cx_featurestore::{Definitions, FeatureBackend, FeatureValues, OnlineFeatures, READ_BATCH_MAX};
 use std::sync::Arc;
 
 /// The pipeline's feature store, and what decisions read of its
@@ -25,6 +25,10 @@ pub struct UserStore {
     backend: FeatureBackend,
     segments: SegmentTable,
     behavior: BehaviorInputs,
+    /// [`READ_BATCH_MAX`] rows of the definitions, which
+    /// [`UserStore::read_users`] reads a batch of users into (allocated
+    /// once, here).
+    scratch: Box<[FeatureValues]>,
 }
 
 impl UserStore {
@@ -36,8 +40,27 @@ impl UserStore {
         Ok(Self {
             segments: SegmentTable::new(&defs),
             behavior: BehaviorInputs::new(&defs, decide)?,
+            scratch: (0..READ_BATCH_MAX)
+                .map(|_| FeatureValues::new(defs.clone()))
+                .collect(),
             backend,
         })
+    }
+
+    /// Reads the users `keys` (none 0; at most [`READ_BATCH_MAX`]) at
+    /// `now_ns` with one batched store read (`OnlineFeatures::read_many`:
+    /// the in-process store overlaps their memory waits; a remote one
+    /// would make one round trip) and returns their rows, in order.
+    /// `None` when the store refused the batch (a replaced store of other
+    /// definitions): the users then read as no user. Allocation-free.
+    ///
+    /// The rows are lent: [`UserFeatures::take_read`] swaps one with a
+    /// request's buffer (of the same definitions) instead of copying it.
+    pub fn read_users(&mut self, keys: &[u64], now_ns: u64) -> Option<&mut [FeatureValues]> {
+        debug_assert!(!keys.contains(&0), "user 0 is no user and is never read");
+        let rows = self.scratch.get_mut(..keys.len())?;
+        self.backend.read_many(keys, now_ns, rows).ok()?;
+        Some(rows)
     }
 
     /// The store.
@@ -113,19 +136,30 @@ impl UserFeatures {
         self.values.as_ref().filter(|_| self.read)
     }
 
-    /// Fills the buffer for `user_hash` (0: no user) at `now_ns` from
-    /// `store`. Allocation-free.
-    pub fn fill(&mut self, store: Option<&mut UserStore>, user_hash: u64, now_ns: u64) {
-        self.read = false;
-        let Some(values) = self.values.as_mut() else {
-            return;
-        };
-        if let Some(store) = store.filter(|_| user_hash != 0) {
-            // A row of the store's own definitions is never refused; one of
-            // other definitions (a replaced store) reads as no user.
-            self.read = store.backend.read(user_hash, now_ns, values).is_ok();
+    /// Makes the buffer `row`, a store read for the request's user, by
+    /// swapping the two (`row` gets the old buffer). Allocation-free.
+    ///
+    /// # Panics
+    /// When `row` is of other definitions than the buffer: the pipeline
+    /// makes both from its store's.
+    pub fn take_read(&mut self, row: &mut FeatureValues) {
+        if let Some(values) = self.values.as_mut() {
+            assert!(
+                Arc::ptr_eq(values.definitions(), row.definitions())
+                    || values.definitions().id() == row.definitions().id(),
+                "a request's feature buffer is swapped only with a row of its own definitions"
+            );
+            std::mem::swap(values, row);
+            self.read = true;
         }
-        if !self.read {
+    }
+
+    /// Makes the buffer every feature at its default at `now_ns`: what a
+    /// request without a user (or whose read the store refused) reads.
+    /// Allocation-free.
+    pub fn set_unread(&mut self, now_ns: u64) {
+        self.read = false;
+        if let Some(values) = self.values.as_mut() {
             values.set_defaults(now_ns);
         }
     }

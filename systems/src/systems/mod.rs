@@ -22,7 +22,7 @@ mod respond;
 mod validate;
 
 pub use decide::decide;
-pub use features::{cache_lookup, features, read_user_features};
+pub use features::{cache_lookup, features, read_user_chunk};
 pub use infer::infer;
 pub use ingest::ingest;
 pub use params::{Clocks, DecidedRequests, Rules, Stores, ToHost};

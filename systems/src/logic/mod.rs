@@ -14,19 +14,20 @@ pub use feedback::{apply_effect, logged_decision, DecisionFacts, EffectApplied};
 pub use shading::{placement_key, shade_first, Priced};
 pub use variants::choose_variant;
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Nanoseconds per second.
 pub const NS_PER_S: u64 = 1_000_000_000;
 
 /// The cache key of a sparse feature row under one model: an xxh3 hash of
-/// the model key, the column indices and the values' bits. Two requests
-/// with the same key give the model the same input.
+/// the values' bits, seeded with an xxh3 hash of the column indices seeded
+/// with the model key. Two requests with the same key give the model the
+/// same input. (Two one-shot hashes: for rows of up to 60 pairs each is
+/// xxh3's short-input path, where one streaming hash of both arrays would
+/// derive a seeded secret and buffer them.)
 pub fn fingerprint(model_key: u64, columns: &[u32], values: &[f32]) -> u64 {
-    let mut hasher = Xxh3::with_seed(model_key);
-    hasher.update(bytemuck::cast_slice(columns));
-    hasher.update(bytemuck::cast_slice(values));
-    hasher.digest()
+    let columns_hash = xxh3_64_with_seed(bytemuck::cast_slice(columns), model_key);
+    xxh3_64_with_seed(bytemuck::cast_slice(values), columns_hash)
 }
 
 /// Until when (unix ns) a feature row computed for `timestamp_s` stays

@@ -89,16 +89,19 @@ impl FeatureHooks {
         }
     }
 
+    /// Whether `effect` fires any update rule (most do not: a bid whose
+    /// win window closed unanswered fires none).
+    fn fires_any(&self, effect: &Effect) -> bool {
+        self.rules
+            .iter()
+            .any(|(_, rule)| fires(rule.on_event, effect))
+    }
+
     /// Applies the update rules that `effect` fires to its user's
     /// features in `backend`, at `now_ns` (see the [module docs](self)).
     fn feed(&mut self, backend: &mut FeatureBackend, effect: &Effect, now_ns: u64) {
-        let conversion = effect.kind == Some(EventKind::Conversion);
-        let fires = |event: FeedbackEvent| match event {
-            FeedbackEvent::Impression => effect.impression,
-            FeedbackEvent::Click => effect.click,
-            FeedbackEvent::Conversion => conversion,
-        };
-        if !self.rules.iter().any(|(_, rule)| fires(rule.on_event)) {
+        let fires = |event: FeedbackEvent| fires(event, effect);
+        if !self.fires_any(effect) {
             return;
         }
         let user = effect.decision.user_hash;
@@ -202,6 +205,10 @@ impl Engine {
         let Some(hooks) = self.feature_hooks.as_mut() else {
             return;
         };
+        // Most effects fire no rule; those leave the store resource alone.
+        if !hooks.fires_any(effect) {
+            return;
+        }
         if let Some(mut store) = self.world.get_resource_mut::<UserStore>() {
             hooks.feed(store.backend_mut(), effect, now_ns);
         }
@@ -216,6 +223,15 @@ impl Engine {
         self.world
             .get_resource_mut::<UserStore>()
             .ok_or_else(no_store)
+    }
+}
+
+/// Whether `effect` fires a rule on `event`.
+fn fires(event: FeedbackEvent, effect: &Effect) -> bool {
+    match event {
+        FeedbackEvent::Impression => effect.impression,
+        FeedbackEvent::Click => effect.click,
+        FeedbackEvent::Conversion => effect.kind == Some(EventKind::Conversion),
     }
 }
 

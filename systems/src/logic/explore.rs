@@ -37,7 +37,7 @@
 use crate::config::{DecideConfig, Exploration, PROPENSITY_SAMPLES_MAX};
 use cx_domain::pipeline::{ChosenOffer, Decision, Ticket};
 use cx_domain::store::{mix64, Posterior, Posteriors};
-use draw::{BetaDraw, DrawStream, ReplicaDraw, NORMAL_BINS, REPLICA_CHUNK};
+use draw::{BetaDraw, DrawStream, DrawTables, ReplicaDraw, REPLICA_CHUNK};
 
 mod draw;
 
@@ -65,8 +65,8 @@ pub(crate) struct Explorer<'a> {
     /// Thompson replicas: `M`, and per replica the best score so far and
     /// the catalog index that has it.
     samples: usize,
-    /// The replicas' table of normal draws.
-    normal_bins: &'static [f32; NORMAL_BINS],
+    /// The replicas' tables of normal and exponential draws.
+    tables: &'static DrawTables,
     best_score: [f32; PROPENSITY_SAMPLES_MAX],
     best_index: [u32; PROPENSITY_SAMPLES_MAX],
     /// Eligible offers seen.
@@ -90,7 +90,7 @@ impl<'a> Explorer<'a> {
             now_ns,
             request_key: mix64(mix64(seed) ^ ticket.0),
             samples: config.propensity_samples.clamp(1, PROPENSITY_SAMPLES_MAX),
-            normal_bins: draw::normal_bins(),
+            tables: draw::draw_tables(),
             best_score: [f32::NEG_INFINITY; PROPENSITY_SAMPLES_MAX],
             best_index: [NO_OFFER; PROPENSITY_SAMPLES_MAX],
             eligible: 0,
@@ -163,7 +163,7 @@ impl<'a> Explorer<'a> {
             .zip(best_index.chunks_mut(REPLICA_CHUNK))
         {
             let scores = &mut scores[..chunk_score.len()];
-            replica.fill(&mut replicas, self.normal_bins, scores);
+            replica.fill(&mut replicas, self.tables, scores);
             for score in scores.iter_mut() {
                 *score = partial + bonus.at(*score);
             }
@@ -339,7 +339,7 @@ mod tests {
     /// Each offer's share of `n` replicas won, each offer's rate drawn by
     /// the replica draw (`replica`) or the exact one.
     fn win_shares(offers: &[Fixed], n: usize, replica: bool, seed: u64) -> Vec<f64> {
-        let bins = draw::normal_bins();
+        let tables = draw::draw_tables();
         let mut wins = vec![0u64; offers.len()];
         let mut best_score = [0.0f32; PROPENSITY_SAMPLES_MAX];
         let mut best_index = [NO_OFFER; PROPENSITY_SAMPLES_MAX];
@@ -355,7 +355,7 @@ mod tests {
                     .zip(best_index.chunks_mut(REPLICA_CHUNK))
                 {
                     if replica {
-                        cube.fill(&mut rng, bins, &mut scores);
+                        cube.fill(&mut rng, tables, &mut scores);
                         for score in &mut scores {
                             *score = o.partial + bonus.at(*score);
                         }

@@ -321,7 +321,10 @@ fn a_thousand_clients_that_never_read_hold_no_more_than_the_budget() {
     assert!(
         report.reader_rounds_after_spent >= READER_ROUNDS_AFTER_SPENT_MIN
             && report.reader_decisions >= 1
-            && report.reader_round_trip_max < Duration::from_secs(5),
+            // Answered at all, not fast (speed is the benchmarks' job): a
+            // debug build on two cores shared with eight writer threads
+            // was once seen at 5.9 s, so the bound is 10 s.
+            && report.reader_round_trip_max < Duration::from_secs(10),
         "the reading client kept being answered: {report:?}"
     );
     assert!(

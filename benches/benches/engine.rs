@@ -140,7 +140,7 @@ fn exploration_engine(setup: Setup, exploration: Exploration) -> Engine {
 
 /// Rounds of an interleaved comparison, and requests each engine decides
 /// per round (400 ticks at batch 16).
-const INTERLEAVED_ROUNDS: usize = 21;
+const INTERLEAVED_ROUNDS: usize = 41;
 const INTERLEAVED_REQUESTS: usize = 6_400;
 
 /// Whether this run benchmarks (not `cargo test --benches`) and its filter,

@@ -316,3 +316,64 @@ fn new_decide_settings_swapped_in_turn_the_terms_off() {
     let e = engine.swap_bundle(bundle).unwrap_err().to_string();
     assert!(e.contains("decide.behavior_ratio_feature"), "{e}");
 }
+
+/// A request of `user` whose timestamp is `at_ns`.
+fn request(user: &str, at_ns: u64) -> RequestContext {
+    RequestContext {
+        user_id: user.into(),
+        country: "USA".into(),
+        placement_width: 300,
+        placement_height: 250,
+        timestamp: (at_ns / S) as i64,
+        ..RequestContext::default()
+    }
+}
+
+#[test]
+fn one_tick_reads_each_request_s_user_at_its_own_time() {
+    // The features stage reads a tick's users together (one batched read
+    // per run of equal timestamps): each request must still get its own
+    // user's values at its own time, as when decided alone.
+    let mut engine = engine(config(0.0, 0.0), true);
+    // A subscription lives 7 days; bob's age band (25-34) 365.
+    put(
+        &mut engine,
+        "alice",
+        "is_subscriber",
+        Value::Bool(true),
+        T0_NS,
+    );
+    put(&mut engine, "bob", "age_band", Value::Category(2), T0_NS);
+    let requests = [
+        ("alice", T0_NS + DAY, (true, false)),
+        ("bob", T0_NS + DAY, (false, true)),
+        ("", T0_NS + DAY, (false, false)),
+        ("alice", T0_NS + 8 * DAY, (false, false)), // stale subscription
+        ("carol", T0_NS + 8 * DAY, (false, false)),
+        ("bob", T0_NS + 8 * DAY, (false, true)),
+        ("alice", T0_NS + DAY, (true, false)),
+    ];
+    let mut expected = std::collections::HashMap::new();
+    for &(user, at_ns, segments) in &requests {
+        let ticket = engine.submit(request(user, at_ns)).expect("room");
+        expected.insert(ticket, (user, at_ns, segments));
+    }
+    engine.run_until_decided(T0_NS + 8 * DAY);
+    let mut decided = 0;
+    while let Some(d) = engine.poll() {
+        assert_factors_add_up(&d);
+        let (user, at_ns, (subscriber, age_band)) = expected[&d.ticket];
+        let got = (segment(&d, 1000) > 0.0, segment(&d, 1001) > 0.0);
+        assert_eq!(
+            got,
+            (subscriber, age_band),
+            "{user:?} at day {}",
+            (at_ns - T0_NS) / DAY
+        );
+        decided += 1;
+    }
+    assert_eq!(decided, requests.len());
+    // Every request with a user was read once, in batches.
+    let reads = engine.feature_store().expect("a store").stats().reads;
+    assert_eq!(reads, 6, "the request without a user reads nothing");
+}

@@ -99,11 +99,9 @@ impl FeatureHooks {
 
     /// Applies the update rules that `effect` fires to its user's
     /// features in `backend`, at `now_ns` (see the [module docs](self)).
+    /// The caller has checked that it fires one ([`Self::fires_any`]).
     fn feed(&mut self, backend: &mut FeatureBackend, effect: &Effect, now_ns: u64) {
         let fires = |event: FeedbackEvent| fires(event, effect);
-        if !self.fires_any(effect) {
-            return;
-        }
         let user = effect.decision.user_hash;
         if user == 0 {
             self.counts.no_user += 1;

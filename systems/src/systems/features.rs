@@ -114,7 +114,7 @@ pub fn read_user_chunk(
 
 /// The requests of a chunk whose users are to be read at one time.
 struct PendingReads {
-    entities: [Option<Entity>; READ_BATCH_MAX],
+    entities: [Entity; READ_BATCH_MAX],
     keys: [u64; READ_BATCH_MAX],
     len: usize,
     now_ns: u64,
@@ -123,7 +123,7 @@ struct PendingReads {
 impl PendingReads {
     fn new() -> Self {
         Self {
-            entities: [None; READ_BATCH_MAX],
+            entities: [Entity::PLACEHOLDER; READ_BATCH_MAX],
             keys: [0; READ_BATCH_MAX],
             len: 0,
             now_ns: 0,
@@ -135,7 +135,7 @@ impl PendingReads {
             self.len < READ_BATCH_MAX,
             "a chunk holds at most READ_BATCH_MAX requests"
         );
-        self.entities[self.len] = Some(entity);
+        self.entities[self.len] = entity;
         self.keys[self.len] = key;
         self.now_ns = now_ns;
         self.len += 1;
@@ -145,8 +145,7 @@ impl PendingReads {
     fn flush(&mut self, store: &mut UserStore, query: &mut Query<FeaturesItem>) {
         let (keys, entities) = (&self.keys[..self.len], &self.entities[..self.len]);
         let mut rows = store.read_users(keys, self.now_ns);
-        for (k, entity) in entities.iter().enumerate() {
-            let entity = entity.expect("a pending read has its entity");
+        for (k, &entity) in entities.iter().enumerate() {
             let mut item = query.get_mut(entity).expect(POOLED);
             match rows.as_deref_mut() {
                 Some(rows) => item.user.take_read(&mut rows[k]),

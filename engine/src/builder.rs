@@ -234,10 +234,12 @@ impl EngineBuilder {
         self
     }
 
-    /// Share frequency counts and budgets with the other engines built
-    /// with (clones of) `stores`: a server gives one to every worker, so
-    /// that caps and budgets hold over all of them. The engine's catalog
-    /// must be the one the stores were made for.
+    /// Share frequency counts, budgets and win rates with the other
+    /// engines built with (clones of) `stores`, and the click posteriors
+    /// and creative variants' counts when the stores carry hubs for them:
+    /// a server gives one to every worker, so that caps and budgets hold
+    /// over all of them and what one learns from feedback all use. The
+    /// engine's catalog must be the one the stores were made for.
     pub fn shared_stores(mut self, stores: SharedStores) -> Self {
         self.shared = Some(stores);
         self

@@ -25,10 +25,11 @@ use cx_domain::feedback::{id_key, Accepted, Event, EventKind, EventRefusal, EVEN
 use cx_domain::notice::{Notice, NoticeKind};
 use cx_domain::pipeline::Ticket;
 use cx_domain::store::{
-    BudgetBackend, DecisionLog, Effect, FrequencyBackend, Settlement, WinRates,
+    BudgetBackend, DecisionLog, Effect, FrequencyBackend, Settlement, VariantBackend,
+    WinRateBackend,
 };
 use cx_systems::logic::{apply_effect, EffectApplied};
-use cx_systems::resources::{DecisionLogging, VariantStats};
+use cx_systems::resources::DecisionLogging;
 use cx_systems::DecideConfig;
 use cx_wire::openrtb::{BidRequest, BidResponse};
 use std::sync::Arc;
@@ -275,13 +276,14 @@ impl Engine {
         if effect.impression || effect.click {
             if let Some(i) = applied.offer_index {
                 let variant = d.variant as usize;
-                let mut stats = self.world.resource_mut::<VariantStats>();
-                if effect.impression {
-                    stats.observe_impression(i, variant, now_ns);
-                }
-                if effect.click {
-                    stats.observe_click(i, variant, now_ns);
-                }
+                self.world.resource_mut::<VariantBackend>().update(|stats| {
+                    if effect.impression {
+                        stats.observe_impression(i, variant, now_ns);
+                    }
+                    if effect.click {
+                        stats.observe_click(i, variant, now_ns);
+                    }
+                });
             }
         }
         // The placement's win rates learn how the bid ended: a win, or a
@@ -297,7 +299,7 @@ impl Engine {
                 // The reservation is the bid: micros per impression, so
                 // CPM = micros / 1000.
                 let bid_cpm = d.reserved_micros as f64 / 1000.0;
-                self.world.resource_mut::<WinRates>().observe(
+                self.world.resource_mut::<WinRateBackend>().observe(
                     d.placement_key,
                     bid_cpm,
                     won,

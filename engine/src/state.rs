@@ -20,10 +20,9 @@ use cx_domain::store::snapshot::{read_state, write_state, Section, StateFile};
 use cx_domain::store::state::{self, PosteriorRecord, SpendRecord};
 use cx_domain::store::{
     BudgetBackend, BudgetLedger, DecisionLog, FrequencyBackend, FrequencyRecord, FrequencyStore,
-    PosteriorBackend, WinRates,
+    PosteriorBackend, VariantBackend, WinRateBackend, WinRates,
 };
 use cx_systems::resources::DecisionLogging;
-use cx_systems::resources::VariantStats;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -128,8 +127,8 @@ impl Engine {
                 bytes: {
                     let mut bytes = Vec::new();
                     self.world
-                        .resource::<VariantStats>()
-                        .write_state(&mut bytes);
+                        .resource::<VariantBackend>()
+                        .read_source(|v| v.write_state(&mut bytes));
                     bytes
                 },
             },
@@ -137,7 +136,9 @@ impl Engine {
                 tag: state::WIN_RATES,
                 bytes: {
                     let mut bytes = Vec::new();
-                    self.world.resource::<WinRates>().write_state(&mut bytes);
+                    self.world
+                        .resource::<WinRateBackend>()
+                        .write_state(&mut bytes);
                     bytes
                 },
             },
@@ -194,10 +195,12 @@ impl Engine {
             _ => None,
         };
         let arms = state::read_posteriors(section(&state::POSTERIORS)?)?;
-        let mut variants = self.world.resource::<VariantStats>().clone();
+        let mut variants = self
+            .world
+            .resource::<VariantBackend>()
+            .read_source(|v| v.clone());
         let (_, variants_dropped) = variants.restore_state(section(&state::VARIANTS)?)?;
-        let mut win_rates = WinRates::new(cx_domain::store::WinRateConfig::default())?;
-        win_rates.restore_state(section(&state::WIN_RATES)?)?;
+        let win_rates = WinRates::read_state(section(&state::WIN_RATES)?)?;
         let mut info = StateInfo {
             decisions: decisions.len() as u64,
             ..StateInfo::default()
@@ -205,8 +208,12 @@ impl Engine {
         // Everything is read: apply.
         self.restore_budgets(&spends, now_ns, &mut info)?;
         self.restore_frequency(&entries, &mut info)?;
-        self.world.insert_resource(variants);
-        self.world.insert_resource(win_rates);
+        self.world
+            .resource_mut::<VariantBackend>()
+            .replace(|_| Ok(variants))?;
+        self.world
+            .resource_mut::<WinRateBackend>()
+            .restore(&win_rates)?;
         info.dropped += variants_dropped;
         let (restored, dropped) = self
             .world

@@ -10,10 +10,12 @@ mod common;
 
 use common::T0_NS;
 use cx_engine::domain::feedback::{id_key, Event, EventKind};
+use cx_engine::domain::store::{DecisionLog, SharedStores};
 use cx_engine::openrtb::BidIds;
 use cx_engine::systems::resources::Counters;
 use cx_engine::wire::openrtb::parse_request;
-use cx_engine::{Engine, EngineConfig};
+use cx_engine::{Engine, EngineBuilder, EngineConfig};
+use std::sync::Arc;
 
 /// The competing bid of auction `k`: uniform on 0..0.25 CPM, about half
 /// the static rule's bid for these requests (0.48 CPM with the bundled
@@ -23,20 +25,33 @@ fn competing_cpm(k: u64) -> f64 {
     (h % 250) as f64 / 1000.0
 }
 
-fn engine(learned: bool) -> Engine {
+fn builder(learned: bool, worker: u32) -> EngineBuilder {
     let mut config = EngineConfig::default();
     config.decide.learned_shading = learned;
     Engine::builder()
         .catalog(common::budgeted_catalog())
         .config(config)
-        .bid_ids(BidIds::new(0, 0, 1_767_225_600_000))
-        .build()
-        .expect("engine")
+        .bid_ids(BidIds::new(0, worker, 1_767_225_600_000))
+}
+
+fn engine(learned: bool) -> Engine {
+    builder(learned, 0).build().expect("engine")
 }
 
 /// Runs `n` first-price auctions; returns the bids of the last `tail` and
 /// the surplus won over them (value less the bid paid, CPM).
 fn run(engine: &mut Engine, n: u64, tail: u64) -> (Vec<f64>, f64) {
+    run_notified(engine, None, n, tail)
+}
+
+/// [`run`], with the notices taken by `notified` when given (another
+/// worker of the same server) instead of by the engine that bid.
+fn run_notified(
+    engine: &mut Engine,
+    mut notified: Option<&mut Engine>,
+    n: u64,
+    tail: u64,
+) -> (Vec<f64>, f64) {
     let mut bids = Vec::new();
     let mut surplus = 0.0;
     for k in 0..n {
@@ -66,7 +81,11 @@ fn run(engine: &mut Engine, n: u64, tail: u64) -> (Vec<f64>, f64) {
         if won {
             event.amount = bid.price;
         }
-        engine.feedback_event(&event, now).expect("taken");
+        match notified.as_deref_mut() {
+            Some(other) => other.feedback_event(&event, now),
+            None => engine.feedback_event(&event, now),
+        }
+        .expect("taken");
         if k >= n - tail {
             bids.push(bid.price);
             if won {
@@ -108,5 +127,43 @@ fn learned_shading_bids_less_where_less_wins_as_often() {
     assert!(
         learned_surplus > static_surplus * 1.1,
         "learned {learned_surplus} against static {static_surplus}"
+    );
+}
+
+/// Notices taken by one worker teach the pricing of another: the win rates
+/// are one store for a server's engines. Here one engine bids and the
+/// other takes every notice.
+#[test]
+fn a_worker_prices_from_notices_another_worker_took() {
+    let config = EngineConfig::default();
+    let catalog = common::budgeted_catalog();
+    let stores = SharedStores::new(&catalog, config.frequency_config(), config.lease_config())
+        .expect("stores");
+    let log = Arc::new(DecisionLog::new(config.feedback.log_config().expect("log")).expect("log"));
+    let build = |worker| {
+        builder(true, worker)
+            .shared_stores(stores.clone())
+            .decision_log(log.clone())
+            .build()
+            .expect("engine")
+    };
+    let (mut bidder, mut notified) = (build(0), build(1));
+    let (static_bids, _) = run(&mut engine(false), 3_000, 1_000);
+    let (learned_bids, _) = run_notified(&mut bidder, Some(&mut notified), 3_000, 1_000);
+    let counters = bidder.world().resource::<Counters>();
+    eprintln!(
+        "median bid: static {:.3}, learned from the other worker's notices {:.3}; priced learned {}",
+        median(static_bids.clone()),
+        median(learned_bids.clone()),
+        counters.priced_learned
+    );
+    assert!(
+        counters.priced_learned > 1_000,
+        "{}",
+        counters.priced_learned
+    );
+    assert!(
+        median(learned_bids) < median(static_bids),
+        "bids moved down"
     );
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use cx_engine::domain::feedback::{id_key, Accepted, Event, EventKind};
-use cx_engine::domain::store::{BudgetBackend, Budgets, WinRates};
+use cx_engine::domain::store::{BudgetBackend, Budgets, WinRateBackend};
 use cx_engine::openrtb::BidIds;
 use cx_engine::wire::openrtb::parse_request;
 use cx_engine::{Engine, EngineConfig};
@@ -67,7 +67,7 @@ fn budgets_caps_and_open_bids_survive_a_restart() {
         let mut bytes = Vec::new();
         engine
             .world()
-            .resource::<WinRates>()
+            .resource::<WinRateBackend>()
             .write_state(&mut bytes);
         bytes
     };

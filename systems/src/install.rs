@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::logic::stored::BehaviorInputs;
 use crate::resources::{
     BatchTimes, Counters, DecisionLogging, Egress, Ingress, Latencies, RequestQueues, Schema,
-    Scoring, Seed, ServingModel, SpareContexts, Submission, TickClock, VariantStats, WallClock,
+    Scoring, Seed, ServingModel, SpareContexts, Submission, TickClock, WallClock,
 };
 use crate::user_store::{UserFeatures, UserStore};
 use bevy_ecs::prelude::*;
@@ -23,7 +23,7 @@ use cx_domain::store::{
     BudgetBackend, BudgetLedger, CacheBackend, CacheConfig, DecisionCache, DecisionLog,
     FrequencyBackend, FrequencyConfig, FrequencyStore, LogConfig, PosteriorBackend,
     PosteriorConfig, PosteriorHub, Posteriors, ScoreCache, SharedPosteriors, SharedStores,
-    WinRateConfig, WinRates,
+    VariantBackend, VariantStats, WinRateBackend, WinRateConfig, WinRates,
 };
 use cx_features::{FeatureSchema, RequestContext};
 use cx_featurestore::{Definitions, FeatureBackend};
@@ -163,8 +163,8 @@ pub fn install(
     };
     // Replaced by the engine's bid-id prefix when it starts.
     let logging = DecisionLogging::new(log, "0-0-0-").expect("a short prefix");
-    let variant_stats = VariantStats::new(&parts.catalog, parts.decide.posterior_half_life_s);
-    let win_rates = WinRates::new(WinRateConfig::default())?;
+    let (variant_stats, win_rates) =
+        learned_stores(&parts.catalog, &parts.decide, parts.shared.as_ref())?;
     let (frequency, budget) = match &parts.shared {
         None => (
             FrequencyBackend::InProcess(FrequencyStore::new(parts.frequency)?),
@@ -219,6 +219,37 @@ pub fn install(
     }
     crate::systems::add_systems(schedule);
     Ok(handles)
+}
+
+/// The creative variants' counts and the win rates of a pipeline: its
+/// own, or handles on the ones its shared stores hold (the variants' hub
+/// must hold the catalog's offers and variants, in its order).
+fn learned_stores(
+    catalog: &Catalog,
+    decide: &DecideConfig,
+    shared: Option<&SharedStores>,
+) -> Result<(VariantBackend, WinRateBackend)> {
+    let hub = shared.and_then(|s| s.variants());
+    if let Some(hub) = hub {
+        if !hub.lock().fits(catalog) {
+            return Err(Error::Config {
+                field: "variants",
+                reason: format!(
+                    "the shared variant store's offers are not the catalog's {} offers and \
+                     their variants, in catalog order",
+                    catalog.len()
+                ),
+            });
+        }
+    }
+    let variants = VariantBackend::from_hub(hub, || {
+        VariantStats::new(catalog, decide.posterior_half_life_s)
+    });
+    let win_rates = match shared {
+        Some(shared) => WinRateBackend::Shared(shared.win_rates().clone()),
+        None => WinRateBackend::Local(WinRates::new(WinRateConfig::default())?),
+    };
+    Ok((variants, win_rates))
 }
 
 /// The posterior store of a pipeline over `catalog`: its own, one arm per
@@ -396,10 +427,11 @@ pub fn apply_model(world: &mut World, staged: StagedModel) {
         if let Err(e) = world.resource_mut::<PosteriorBackend>().carry_to(ids) {
             debug_assert!(false, "posteriors not carried to a staged catalog: {e}");
         }
-        let variants = world
-            .resource::<VariantStats>()
-            .carried_to(&staged_catalog.catalog);
-        world.insert_resource(variants);
+        // The variants' counts too (by offer id and variant position).
+        let carried = world
+            .resource_mut::<VariantBackend>()
+            .replace(|v| Ok(v.carried_to(&staged_catalog.catalog)));
+        debug_assert!(carried.is_ok(), "carrying variants cannot fail");
         world.insert_resource(staged_catalog.catalog);
     }
     if let Some(decide) = staged.decide {

@@ -7,7 +7,9 @@
 use super::{Error, IoMode, Metrics, ServerConfig, LISTEN_BACKLOG};
 use crate::repository::Repository;
 use cx_domain::catalog::Catalog;
-use cx_domain::store::{PosteriorConfig, PosteriorHub, Posteriors, SharedStores};
+use cx_domain::store::{
+    PosteriorConfig, PosteriorHub, Posteriors, SharedStores, VariantHub, VariantStats,
+};
 use cx_engine::systems::DecideConfig;
 use cx_engine::{Bundle, Engine, FallbackSource, ModelInfo, ModelSource};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -157,8 +159,9 @@ pub(super) fn shared_stores(
         config.engine.lease_config(),
     )
     .map_err(|e| engine_error(e.into()))?;
-    // One click posterior for all workers: feedback taken by any worker
-    // teaches every engine.
+    // One click posterior and one count per creative variant for all
+    // workers (and one win-rate store, in `SharedStores`): feedback taken
+    // by any worker teaches every engine.
     let decide = served.decide.as_ref().unwrap_or(&config.engine.decide);
     let posteriors = Posteriors::new(
         catalog.ids(),
@@ -167,8 +170,11 @@ pub(super) fn shared_stores(
         },
     )
     .map_err(|e| engine_error(e.into()))?;
+    let variants = VariantStats::new(&catalog, decide.posterior_half_life_s);
     Ok(Some(
-        stores.share_posteriors(Arc::new(PosteriorHub::new(posteriors))),
+        stores
+            .share_posteriors(Arc::new(PosteriorHub::new(posteriors)))
+            .share_variants(Arc::new(VariantHub::new(variants))),
     ))
 }
 

@@ -11,7 +11,7 @@ use crate::config::DecideConfig;
 use cx_domain::catalog::Catalog;
 use cx_domain::pipeline::{Decision, Ticket};
 use cx_domain::store::win_rates::{bucket_center_cpm, PRICE_BUCKETS};
-use cx_domain::store::{mix64, shaded_bid, WinRates};
+use cx_domain::store::{mix64, shaded_bid, WinRateBackend};
 use cx_features::RequestContext;
 
 /// Salt of the price-exploration draws (ASCII "pricing").
@@ -52,7 +52,7 @@ pub enum Priced {
 pub fn shade_first(
     decision: &mut Decision,
     catalog: &Catalog,
-    rates: &WinRates,
+    rates: &WinRateBackend,
     config: &DecideConfig,
     (placement, floor_cpm): (u64, f64),
     (seed, ticket): (u64, Ticket),
@@ -75,7 +75,8 @@ pub fn shade_first(
     };
     // Prices are explored only where notices come back (a placement with
     // bids observed): without them exploring teaches nothing.
-    let learning = rates.bids(placement) > 0;
+    let (bids, curve) = rates.read(placement, |r| (r.bids(placement), r.curve(placement)));
+    let learning = bids > 0;
     if learning && uniform(seed ^ PRICE_STREAM, ticket, top.offer_id) < config.price_exploration {
         let edges = (0..PRICE_BUCKETS)
             .map(bucket_center_cpm)
@@ -90,10 +91,7 @@ pub fn shade_first(
             }
         }
     }
-    match rates
-        .curve(placement)
-        .and_then(|curve| shaded_bid(&curve, value_cpm, floor, cap))
-    {
+    match curve.and_then(|curve| shaded_bid(&curve, value_cpm, floor, cap)) {
         Some(bid) if bid > 0.0 => {
             decision.reprice_first(bid);
             Priced::Learned

@@ -6,9 +6,8 @@
 //! variant draws nothing. Deterministic given the seed, the ticket and the
 //! counts, like the offers' own draws.
 
-use crate::resources::VariantStats;
 use cx_domain::pipeline::Ticket;
-use cx_domain::store::mix64;
+use cx_domain::store::{mix64, VariantStats};
 use rand::SeedableRng;
 use rand_distr::{Beta, Distribution};
 use rand_pcg::Pcg64Mcg;
@@ -34,7 +33,7 @@ pub fn choose_variant(
     let mut rng = Pcg64Mcg::seed_from_u64(stream);
     let mut best = (0u8, f64::NEG_INFINITY);
     for v in 0..count.min(usize::from(u8::MAX)) {
-        let (n, s) = stats.counts(offer, v, now_ns);
+        let (n, s) = stats.counts(offer, offer_id, v, now_ns);
         let draw = Beta::new(1.0 + s, 1.0 + (n - s).max(0.0))
             .map(|b| b.sample(&mut rng))
             .unwrap_or(0.0);
@@ -111,12 +110,22 @@ title = "Shoes for runners"
         let catalog = Catalog::from_toml_str(CATALOG).expect("valid");
         let mut stats = VariantStats::new(&catalog, 0.0);
         stats.observe_click(0, 2, 1);
-        assert_eq!(stats.counts(0, 2, 1), (0.0, 0.0), "no impression to click");
+        assert_eq!(
+            stats.counts(0, 7, 2, 1),
+            (0.0, 0.0),
+            "no impression to click"
+        );
         stats.observe_impression(0, 2, 1);
         stats.observe_click(0, 2, 2);
-        assert_eq!(stats.counts(0, 2, 2), (1.0, 1.0));
+        assert_eq!(stats.counts(0, 7, 2, 2), (1.0, 1.0));
         assert!(!stats.observe_impression(0, 3, 2), "no fourth variant");
         let carried = stats.carried_to(&catalog);
-        assert_eq!(carried.counts(0, 2, 2), (1.0, 1.0));
+        assert_eq!(carried.counts(0, 7, 2, 2), (1.0, 1.0));
+        assert_eq!(
+            carried.counts(0, 8, 2, 2),
+            (0.0, 0.0),
+            "another offer there"
+        );
+        assert!(carried.fits(&catalog));
     }
 }

@@ -17,7 +17,6 @@ pub mod counters;
 pub mod feedback;
 pub mod queues;
 pub mod scoring;
-pub mod variants;
 
 pub use counters::{
     new_histogram, BatchTimes, Counters, Latencies, BATCH_TIMES_MAX, LATENCY_NS_MAX,
@@ -25,7 +24,6 @@ pub use counters::{
 pub use feedback::DecisionLogging;
 pub use queues::{Egress, Ingress, QueuedRequest, RequestQueues, SpareContexts, Submission};
 pub use scoring::{offer_columns, FallbackScorer, Scoring, ServingModel, FEATURE_NORM_KEY};
-pub use variants::VariantStats;
 
 use bevy_ecs::prelude::Resource;
 use cx_features::FeatureSchema;

@@ -52,6 +52,7 @@ pub fn decide(
     let now_ns = clocks.now_ns();
     // A shared store's replica catches up once per tick, before deciding.
     stores.posteriors.refresh();
+    stores.variants.refresh();
     let mut batch = queues.take(Stage::Decide);
     batch.make_contiguous().sort_unstable_by_key(|q| q.ticket);
     for queued in batch.drain(..) {
@@ -116,7 +117,7 @@ pub fn decide(
         if let Some(top) = item.decision.offers().first().copied() {
             let i = top.catalog_index as usize;
             item.decision.variant = logic::choose_variant(
-                &stores.variants,
+                stores.variants.view(),
                 i,
                 top.offer_id,
                 rules.catalog.variant_count(i),

@@ -3,13 +3,15 @@
 
 use crate::config::DecideConfig;
 use crate::resources::{
-    DecisionLogging, Egress, RequestQueues, Seed, SpareContexts, TickClock, VariantStats, WallClock,
+    DecisionLogging, Egress, RequestQueues, Seed, SpareContexts, TickClock, WallClock,
 };
 use bevy_ecs::prelude::*;
 use bevy_ecs::system::SystemParam;
 use cx_domain::catalog::Catalog;
 use cx_domain::pipeline::{Decision, Phase, Request, Stage};
-use cx_domain::store::{BudgetBackend, FrequencyBackend, PosteriorBackend, WinRates};
+use cx_domain::store::{
+    BudgetBackend, FrequencyBackend, PosteriorBackend, VariantBackend, WinRateBackend,
+};
 
 /// Panic message for a pooled entity that lacks a pipeline component:
 /// every request entity is spawned with all of them and never loses one.
@@ -74,9 +76,9 @@ pub struct Stores<'w> {
     /// The decision log (feedback events join on it).
     pub log: Res<'w, DecisionLogging>,
     /// Click counts per creative variant (which variant to show).
-    pub variants: Res<'w, VariantStats>,
+    pub variants: ResMut<'w, VariantBackend>,
     /// Win rates against price per placement (learned bid shading).
-    pub win_rates: Res<'w, WinRates>,
+    pub win_rates: Res<'w, WinRateBackend>,
 }
 
 /// What goes back to the host: decisions, and contexts to reuse.

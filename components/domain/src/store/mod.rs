@@ -54,13 +54,16 @@ pub mod budget;
 pub mod cache;
 pub mod decision_log;
 pub mod frequency;
+pub mod hub;
 pub mod lease;
 pub mod posteriors;
 pub mod shared;
 pub mod shared_frequency;
 pub mod shared_posteriors;
+pub mod shared_win_rates;
 pub mod snapshot;
 pub mod state;
+pub mod variants;
 pub mod win_rates;
 
 pub use backend::{
@@ -78,12 +81,15 @@ pub use frequency::{
     mix64, FrequencyConfig, FrequencyRecord, FrequencyStats, FrequencyStore, UserEntries,
     FREQUENCY_ENTRIES_MAX, OFFERS_PER_USER,
 };
+pub use hub::{Hub, Learned, Replica, Replicate};
 pub use lease::{BudgetBank, LeaseConfig, LeasedBudgets};
 pub use posteriors::{Posterior, PosteriorConfig, PosteriorStats, Posteriors};
 pub use shared::SharedStores;
 pub use shared_frequency::SharedFrequency;
 pub use shared_posteriors::{PosteriorBackend, PosteriorHub, SharedPosteriors};
-pub use win_rates::{shaded_bid, WinCurve, WinRateConfig, WinRates};
+pub use shared_win_rates::{SharedWinRates, WinRateBackend, WIN_RATE_SHARDS};
+pub use variants::{VariantBackend, VariantHub, VariantStats};
+pub use win_rates::{shaded_bid, PlacementRecord, WinCurve, WinRateConfig, WinRates};
 
 /// Entries per set in the set-associative stores.
 pub const WAYS: usize = 8;

@@ -1,13 +1,18 @@
 //! The stores a process's engines share: one per server, handed to every
 //! worker's engine, so that frequency caps and budgets hold over all of
 //! them ([`SharedFrequency`], [`BudgetBank`] with a [`LeasedBudgets`] per
-//! engine).
+//! engine), and so that what one worker learns from feedback every worker
+//! uses (the click posteriors, the creative variants' counts and the win
+//! rates).
 
 use super::budget::OFFERS_MAX;
 use super::frequency::FrequencyConfig;
 use super::lease::{BudgetBank, LeaseConfig, LeasedBudgets};
 use super::shared_frequency::SharedFrequency;
 use super::shared_posteriors::PosteriorHub;
+use super::shared_win_rates::SharedWinRates;
+use super::variants::VariantHub;
+use super::win_rates::WinRateConfig;
 use crate::catalog::Catalog;
 use crate::error::Result;
 use std::sync::Arc;
@@ -21,6 +26,10 @@ pub struct SharedStores {
     lease: LeaseConfig,
     /// Click posteriors every engine learns into, if shared.
     posteriors: Option<Arc<PosteriorHub>>,
+    /// Creative variants' counts every engine learns into, if shared.
+    variants: Option<Arc<VariantHub>>,
+    /// Win rates per placement every engine prices from.
+    win_rates: SharedWinRates,
 }
 
 /// Slots of a shared bank per offer of the catalog it starts with: room for
@@ -50,6 +59,8 @@ impl SharedStores {
             bank: Arc::new(bank),
             lease,
             posteriors: None,
+            variants: None,
+            win_rates: SharedWinRates::new(WinRateConfig::default())?,
         })
     }
 
@@ -59,6 +70,23 @@ impl SharedStores {
     pub fn share_posteriors(mut self, hub: Arc<PosteriorHub>) -> Self {
         self.posteriors = Some(hub);
         self
+    }
+
+    /// These stores with `hub` as the creative variants' counts every
+    /// engine shares (for the catalog's offers and variants).
+    pub fn share_variants(mut self, hub: Arc<VariantHub>) -> Self {
+        self.variants = Some(hub);
+        self
+    }
+
+    /// The shared variants' counts, if any.
+    pub fn variants(&self) -> Option<&Arc<VariantHub>> {
+        self.variants.as_ref()
+    }
+
+    /// The shared win rates.
+    pub fn win_rates(&self) -> &SharedWinRates {
+        &self.win_rates
     }
 
     /// The shared click posteriors, if any.

@@ -89,6 +89,32 @@ impl WinCurve {
     }
 }
 
+/// One placement's counts as a state file holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlacementRecord {
+    /// The placement's key (never 0).
+    pub key: u64,
+    /// When it was last seen, unix ns.
+    pub last_ns: u64,
+    /// Bids per price bucket.
+    pub bids: [u32; PRICE_BUCKETS],
+    /// Wins per price bucket, each at most its bids.
+    pub wins: [u32; PRICE_BUCKETS],
+}
+
+/// Appends the placements of `stores` (one store, or the shards of a
+/// shared one) to a state file's section as [`WinRates::write_state`]
+/// lays it out.
+pub fn write_sections<S: std::ops::Deref<Target = WinRates>>(
+    out: &mut Vec<u8>,
+    stores: impl IntoIterator<Item = S>,
+) {
+    let at = out.len();
+    out.extend_from_slice(&0u64.to_le_bytes());
+    let n: u64 = stores.into_iter().map(|s| s.append_records(out)).sum();
+    out[at..at + 8].copy_from_slice(&n.to_le_bytes());
+}
+
 /// The bucket of a bid of `bid_cpm` (the last for anything above).
 pub fn bucket_of(bid_cpm: f64) -> usize {
     (0..PRICE_BUCKETS - 1)
@@ -190,25 +216,29 @@ impl WinRates {
     /// Appends every placement to a state file's section: a count, then
     /// per placement its key, last-seen time and counts.
     pub fn write_state(&self, out: &mut Vec<u8>) {
+        write_sections(out, std::iter::once(self));
+    }
+
+    /// Appends this store's placements as [`Self::write_state`] lays them
+    /// out, without the count; returns how many.
+    fn append_records(&self, out: &mut Vec<u8>) -> u64 {
         use super::snapshot::{put_u32, put_u64};
-        let live: Vec<usize> = (0..self.keys.len())
-            .filter(|&i| self.keys[i] != 0)
-            .collect();
-        put_u64(out, live.len() as u64);
-        for i in live {
+        let mut n = 0;
+        for i in (0..self.keys.len()).filter(|&i| self.keys[i] != 0) {
             put_u64(out, self.keys[i]);
             put_u64(out, self.last_ns[i]);
             for k in 0..PRICE_BUCKETS {
                 put_u32(out, self.bids[i][k]);
                 put_u32(out, self.wins[i][k]);
             }
+            n += 1;
         }
+        n
     }
 
-    /// Fills this store (a new one) from a section [`Self::write_state`]
-    /// wrote, checking it whole first (wins never above bids); returns the
-    /// placements restored.
-    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<u64> {
+    /// Reads a section [`Self::write_state`] wrote, checking it whole
+    /// (wins never above bids, no zero key).
+    pub fn read_state(bytes: &[u8]) -> Result<Vec<PlacementRecord>> {
         let mut r = super::snapshot::SectionReader::new(bytes, "win rates section");
         let n = r.u64("the count")?;
         let record = 16 + 8 * PRICE_BUCKETS as u64;
@@ -218,7 +248,7 @@ impl WinRates {
         let mut placements = Vec::with_capacity(n as usize);
         for p in 0..n {
             let key = r.u64("placement")?;
-            let last = r.u64("last_ns")?;
+            let last_ns = r.u64("last_ns")?;
             let mut bids = [0u32; PRICE_BUCKETS];
             let mut wins = [0u32; PRICE_BUCKETS];
             for k in 0..PRICE_BUCKETS {
@@ -228,21 +258,44 @@ impl WinRates {
                     return Err(r.bad(format!("placement {p}: a zero key or more wins than bids")));
                 }
             }
-            placements.push((key, last, bids, wins));
+            placements.push(PlacementRecord {
+                key,
+                last_ns,
+                bids,
+                wins,
+            });
         }
         r.finish()?;
-        for (key, last, bids, wins) in placements {
-            let set = self.set_of(key);
-            let i = set
-                .clone()
-                .min_by_key(|&i| (self.keys[i] != 0, self.last_ns[i]))
-                .unwrap_or(set.start);
-            self.keys[i] = key;
-            self.last_ns[i] = last;
-            self.bids[i] = bids;
-            self.wins[i] = wins;
+        Ok(placements)
+    }
+
+    /// Fills this store (a new one) from a section [`Self::write_state`]
+    /// wrote, checking it whole first; returns the placements restored.
+    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<u64> {
+        let records = Self::read_state(bytes)?;
+        for record in &records {
+            self.insert(record);
         }
-        Ok(n)
+        Ok(records.len() as u64)
+    }
+
+    /// Puts a restored placement in its set, in place of the least
+    /// recently seen one.
+    pub fn insert(&mut self, record: &PlacementRecord) {
+        let set = self.set_of(record.key);
+        let i = set
+            .clone()
+            .min_by_key(|&i| (self.keys[i] != 0, self.last_ns[i]))
+            .unwrap_or(set.start);
+        self.keys[i] = record.key;
+        self.last_ns[i] = record.last_ns;
+        self.bids[i] = record.bids;
+        self.wins[i] = record.wins;
+    }
+
+    /// The size and learning this store was made with.
+    pub fn config(&self) -> WinRateConfig {
+        self.config
     }
 
     /// Bids observed for `placement` (0 for one never seen).

@@ -5,15 +5,28 @@
 //! catalog order (`starts[i]..starts[i + 1]` are offer `i`'s), so choosing
 //! among one offer's variants reads one short contiguous run. Counts are
 //! discounted with the posteriors' half-life, as the offers' own are.
-//! One store per engine: a server's workers learn their variants apart
-//! (the offers' posteriors are shared; these are not yet).
+//!
+//! **Sharing.** The pipeline holds the store as a [`VariantBackend`]: its
+//! own, or one [`VariantHub`] for all of a server's engines, so that a
+//! click taken by any worker teaches every engine ([`super::hub`]). A
+//! refresh copies 24 bytes per variant.
+//!
+//! As key-value operations: one key per (offer id, variant), its value the
+//! two counts and their time; an update is a script that decays and adds,
+//! a read a `GET` decayed by the reader.
 
-use bevy_ecs::prelude::Resource;
-use cx_domain::catalog::Catalog;
-use cx_domain::store::snapshot::SectionReader;
+use super::hub::{Hub, Learned, Replicate};
+use super::snapshot::SectionReader;
+use crate::catalog::Catalog;
+
+/// The variants' counts the pipeline uses: its own, or a shared one.
+pub type VariantBackend = Learned<VariantStats>;
+
+/// One variant store for all of a server's engines.
+pub type VariantHub = Hub<VariantStats>;
 
 /// Discounted impressions and clicks per (offer, variant).
-#[derive(Resource, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VariantStats {
     /// Per offer, where its variants begin; one more entry than offers.
     starts: Vec<u32>,
@@ -64,6 +77,14 @@ impl VariantStats {
             }
         }
         next
+    }
+
+    /// Whether this store holds `catalog`'s offers, in its order, each
+    /// with its number of variants (what a shared store must, to be read
+    /// by catalog index).
+    pub fn fits(&self, catalog: &Catalog) -> bool {
+        self.offer_ids == catalog.ids()
+            && (0..catalog.len()).all(|i| self.range(i).len() == catalog.variant_count(i))
     }
 
     fn range(&self, offer: usize) -> std::ops::Range<usize> {
@@ -146,7 +167,7 @@ impl VariantStats {
     /// Restores counts from a section [`Self::write_state`] wrote, by offer
     /// id and variant; checked whole first. Returns (restored, dropped:
     /// no such offer or variant in this catalog).
-    pub fn restore_state(&mut self, bytes: &[u8]) -> cx_domain::Result<(u64, u64)> {
+    pub fn restore_state(&mut self, bytes: &[u8]) -> crate::Result<(u64, u64)> {
         let mut r = SectionReader::new(bytes, "variants section");
         let n = r.u64("the count")?;
         if n.checked_mul(40) != Some(bytes.len() as u64 - 8) {
@@ -183,8 +204,14 @@ impl VariantStats {
         Ok((restored, dropped))
     }
 
-    /// `(impressions, clicks)` of `offer`'s `variant` at `now_ns`.
-    pub fn counts(&self, offer: usize, variant: usize, now_ns: u64) -> (f64, f64) {
+    /// `(impressions, clicks)` of the variant `variant` of offer `offer`
+    /// (catalog index) whose id is `offer_id`: none when this store holds
+    /// another offer there (a shared store carried to a catalog swapped in
+    /// before this engine's), so a decision never reads another offer's.
+    pub fn counts(&self, offer: usize, offer_id: u64, variant: usize, now_ns: u64) -> (f64, f64) {
+        if self.offer_ids.get(offer) != Some(&offer_id) {
+            return (0.0, 0.0);
+        }
         match self.slot(offer, variant) {
             Some(k) => {
                 let f = self.decay_factor(k, now_ns);
@@ -192,5 +219,16 @@ impl VariantStats {
             }
             None => (0.0, 0.0),
         }
+    }
+}
+
+impl Replicate for VariantStats {
+    fn copy_from(&mut self, from: &Self) {
+        self.starts.clone_from(&from.starts);
+        self.offer_ids.clone_from(&from.offer_ids);
+        self.impressions.clone_from(&from.impressions);
+        self.clicks.clone_from(&from.clicks);
+        self.updated_ns.clone_from(&from.updated_ns);
+        self.half_life_ns = from.half_life_ns;
     }
 }

@@ -19,9 +19,10 @@ pub struct SimulateArgs {
     /// Decisions per policy.
     #[arg(long, value_name = "N")]
     pub decisions: u64,
-    /// The scenario: `default`, or `shift` (at half time the offer the
-    /// oracle picks most often loses appeal). `creative` is refused: the
-    /// simulation does not model creative variants yet.
+    /// The scenario: `default`; `shift` (at half time the offer the oracle
+    /// picks most often loses appeal); or `creative` (that offer gets two
+    /// more creative variants, and variant 1 is clicked twice as often as
+    /// the other two; no --dsjson there).
     #[arg(long, value_enum, default_value = "default")]
     pub scenario: Scenario,
     /// The run's seed (0..=16777214): which requests (each seed its own
@@ -100,9 +101,13 @@ OUTPUT
   limited by caps, budgets or floors), the CTR and a time series every
   decisions/200; budget_overspend (max over offers and days of spend minus
   budget, from the wins sent) and cap_violations (impressions past a cap,
-  from the impressions sent); the shift's response; and IPS/SNIPS estimates
-  of greedy's value from thompson's log, with 95% intervals, against the
-  truth. Prints a one-line summary to stdout and the time taken to stderr.";
+  from the impressions sent); the shift's response; under creative, each
+  policy's impressions of the offer per variant and after how many of them
+  every later window of 200 gave most to the best variant (each engine
+  chooses variants by Thompson sampling, whatever its offer policy); and,
+  except under creative, IPS/SNIPS estimates of greedy's value from
+  thompson's log, with 95% intervals, against the truth. Prints a one-line
+  summary to stdout and the time taken to stderr.";
 
 /// Runs the command.
 pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> Result<()> {
@@ -122,6 +127,7 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> Result<()> {
         catalog: args.catalog.clone(),
     };
     spec.check()?;
+    simulate::check_dsjson(spec.scenario, args.dsjson.is_some())?;
     let create = |path: &PathBuf| {
         std::fs::File::create(path)
             .map(std::io::BufWriter::new)

@@ -31,7 +31,7 @@ use cx_domain::pipeline::Request;
 use cx_domain::store::Settlement;
 use cx_engine::systems::{Exploration, ObjectiveWeights};
 use cx_engine::{Engine, EngineConfig, ModelSource};
-use oracle::{best_offer, OfferMap, Truth};
+use oracle::{best_offer, OfferMap, Truth, CREATIVE_RATES};
 use policy::{Draws, PolicyRun, SettlementMode};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -51,7 +51,8 @@ pub const SEED_MAX: u64 = (1 << 24) - 2;
 /// The `shift` scenario: what is added to the shifted offer's true logit
 /// at half time (its click odds fall to `e^-2`, about 0.14 times).
 pub const SHIFT_LOGIT: f64 = -2.0;
-/// Requests the `shift` scenario looks at to pick the offer it shifts.
+/// Requests the `shift` and `creative` scenarios look at to pick the offer
+/// they change.
 const SHIFT_PROBE_ROWS: u64 = 20_000;
 
 /// The scenarios.
@@ -63,8 +64,9 @@ pub enum Scenario {
     /// At half time the offer the oracle picks most often loses appeal
     /// (its logit falls by 2).
     Shift,
-    /// One creative variant with twice the click rate: NOT built (the
-    /// simulated world has one creative per offer); refused.
+    /// The offer the oracle picks most often gets two more creative
+    /// variants, and variant 1 is clicked twice as often as the offer's
+    /// own creative (variant 0) and variant 2 (`oracle::CREATIVE_RATES`).
     Creative,
 }
 
@@ -107,15 +109,6 @@ pub struct Spec {
 impl Spec {
     /// Refuses what cannot run, naming the option.
     pub fn check(&self) -> Result<()> {
-        if self.scenario == Scenario::Creative {
-            return Err(Error::Mismatch(
-                "--scenario creative is not available: cx simulate does not model creative \
-                 variants yet (its synthetic world has one creative per offer, and a variant with \
-                 twice the click rate needs a truth per variant and events that carry the \
-                 variant); use default or shift"
-                    .into(),
-            ));
-        }
         let bad = |what: String| Err(Error::Mismatch(what));
         if self.decisions < 2 || self.decisions > DECISIONS_MAX {
             return bad(format!(
@@ -183,6 +176,8 @@ pub struct Run {
     pub model_id: String,
     /// The shifted offer's catalog id, under `shift`.
     pub shifted_offer: Option<u64>,
+    /// The offer with creative variants, under `creative`.
+    pub creative_offer: Option<u64>,
     /// Off-policy evaluation of greedy from thompson's log.
     pub ope: Option<ope::OpeReport>,
     /// Requests the catalog's targeting admitted no offer for.
@@ -194,8 +189,13 @@ pub struct Run {
 }
 
 /// The catalog of `path` (or the bundled one), each daily budget times
-/// `scale`.
-pub fn load_catalog(path: Option<&std::path::Path>, scale: f64) -> Result<Catalog> {
+/// `scale`, and with the `creative` scenario's variants added to offer
+/// `variants_for` when given.
+pub fn load_catalog(
+    path: Option<&std::path::Path>,
+    scale: f64,
+    variants_for: Option<u64>,
+) -> Result<Catalog> {
     let mut text = match path {
         None => cx_engine::DEFAULT_CATALOG_TOML.to_string(),
         Some(path) => std::fs::read_to_string(path).map_err(|source| Error::File {
@@ -204,7 +204,7 @@ pub fn load_catalog(path: Option<&std::path::Path>, scale: f64) -> Result<Catalo
         })?,
     };
     let shown = path.map_or("the bundled catalog".into(), |p| p.display().to_string());
-    if scale != 1.0 {
+    if scale != 1.0 || variants_for.is_some() {
         let mut table: toml::Table = text
             .parse()
             .map_err(|e| Error::Mismatch(format!("catalog {shown}: {e}")))?;
@@ -215,6 +215,10 @@ pub fn load_catalog(path: Option<&std::path::Path>, scale: f64) -> Result<Catalo
                     *budget = toml::Value::Float(amount * scale);
                 }
             }
+            if let Some(id) = variants_for {
+                add_variants(offers, id)
+                    .map_err(|e| Error::Mismatch(format!("catalog {shown}: {e}")))?;
+            }
         }
         text = table.to_string();
     }
@@ -222,6 +226,31 @@ pub fn load_catalog(path: Option<&std::path::Path>, scale: f64) -> Result<Catalo
         what: format!("cannot use catalog {shown}"),
         source: source.into(),
     })
+}
+
+/// Adds the `creative` scenario's variants 1 and 2 to offer `id` (which
+/// must have its own creative and no variants yet).
+fn add_variants(offers: &mut [toml::Value], id: u64) -> std::result::Result<(), String> {
+    let offer = offers
+        .iter_mut()
+        .find(|o| o.get("id").and_then(toml::Value::as_integer) == Some(id as i64))
+        .ok_or_else(|| format!("no offer {id} to give variants to"))?;
+    if offer.get("variants").is_some() {
+        return Err(format!("offer {id} has variants already"));
+    }
+    let variants = (1..CREATIVE_RATES.len())
+        .map(|v| {
+            let mut t = toml::Table::new();
+            t.insert("creative_id".into(), format!("cx-{id}-sim-{v}").into());
+            t.insert("title".into(), format!("Simulated variant {v}").into());
+            toml::Value::Table(t)
+        })
+        .collect();
+    let table = offer
+        .as_table_mut()
+        .ok_or_else(|| format!("offer {id} is not a table"))?;
+    table.insert("variants".into(), toml::Value::Array(variants));
+    Ok(())
 }
 
 /// The engine config of one policy: ranking by click probability alone.
@@ -286,6 +315,7 @@ fn most_picked_offer(
             row: &truth,
             shifted: None,
             logit_shift: 0.0,
+            variant_offer: None,
         };
         if let Some((best, _)) = best_offer(catalog, offers, &row.to_context(), &truth) {
             picks[best] += 1;
@@ -295,13 +325,49 @@ fn most_picked_offer(
     (picks[best] > 0).then(|| offers.world_index(best))
 }
 
+/// Refuses a DSJSON log under the `creative` scenario (`wanted`: one was
+/// asked for).
+pub fn check_dsjson(scenario: Scenario, wanted: bool) -> Result<()> {
+    if scenario == Scenario::Creative && wanted {
+        return Err(Error::Mismatch(
+            "--dsjson is not written under --scenario creative: its log is for off-policy \
+             evaluation of the offer policy, and there the reward also depends on the creative \
+             variant each engine chose, which a logged action does not name"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `spec`, writing thompson's log as DSJSON to `dsjson` if given.
 pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
     spec.check()?;
+    check_dsjson(spec.scenario, dsjson.is_some())?;
     let generator = Generator::new(SynthConfig::default(), spec.world_seed)
         .map_err(|e| Error::Mismatch(format!("synthetic world: {e}")))?;
-    let catalog = load_catalog(spec.catalog.as_deref(), spec.budget_scale)?;
-    let offers = OfferMap::new(&catalog, &generator)?;
+    let plain = load_catalog(spec.catalog.as_deref(), spec.budget_scale, None)?;
+    let offers = OfferMap::new(&plain, &generator)?;
+    let first_row = (spec.seed + 1) << 32;
+    // The offer a scenario changes: the oracle's most frequent pick.
+    let watched = match spec.scenario {
+        Scenario::Shift | Scenario::Creative => most_picked_offer(
+            &generator,
+            &plain,
+            &offers,
+            first_row,
+            spec.decisions.min(SHIFT_PROBE_ROWS),
+        ),
+        Scenario::Default => None,
+    };
+    let shifted = watched.filter(|_| spec.scenario == Scenario::Shift);
+    let variant_offer = watched.filter(|_| spec.scenario == Scenario::Creative);
+    let catalog = match variant_offer {
+        Some(w) => {
+            let id = generator.offers()[w].id;
+            load_catalog(spec.catalog.as_deref(), spec.budget_scale, Some(id))?
+        }
+        None => plain,
+    };
     let mut runs = (0..POLICIES.len())
         .map(|p| {
             Ok(PolicyRun::new(
@@ -311,20 +377,19 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
         })
         .collect::<Result<Vec<_>>>()?;
     let model_id = runs[0].engine.model().id.clone();
-    let first_row = (spec.seed + 1) << 32;
-    let shifted = match spec.scenario {
-        Scenario::Shift => most_picked_offer(
-            &generator,
-            &catalog,
-            &offers,
-            first_row,
-            spec.decisions.min(SHIFT_PROBE_ROWS),
-        ),
-        _ => None,
-    };
     let shift_at = spec.decisions / 2;
     let auction = Auction::default();
-    let mut ope = ope::OpeLog::new(cx_evaluation::LEVEL_DEFAULT, dsjson, model_id.clone())?;
+    // Off-policy evaluation is of the offer policy: under `creative` the
+    // reward also depends on the variant each engine chose, which the
+    // logged action does not name, so it is not run there.
+    let mut ope = match spec.scenario {
+        Scenario::Creative => None,
+        _ => Some(ope::OpeLog::new(
+            cx_evaluation::LEVEL_DEFAULT,
+            dsjson,
+            model_id.clone(),
+        )?),
+    };
     let mut draws_rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5EED_D4A5_0000_0001);
     let every = (spec.decisions / 200).max(1);
     let step_ns = spec.ms_per_decision * 1_000_000;
@@ -347,6 +412,7 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
                 row: row_truth,
                 shifted: shifted.filter(|_| index >= shift_at),
                 logit_shift: SHIFT_LOGIT,
+                variant_offer,
             };
             let ctx = row.to_context();
             let oracle = best_offer(&catalog, &offers, &ctx, &truth);
@@ -366,7 +432,7 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
                     conversion_u: draws_rng.random(),
                 },
                 quarter: (index * 4 / spec.decisions) as usize,
-                watched: shifted,
+                watched: shifted.or(variant_offer),
             };
             let mut greedy_choice = None;
             for (p, run) in runs.iter_mut().enumerate() {
@@ -382,7 +448,7 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
                 match POLICIES[p].1 {
                     Exploration::None => greedy_choice = decision.offers().first().copied(),
                     Exploration::Thompson => {
-                        if let Some((_, clicked)) = outcome {
+                        if let (Some((_, clicked)), Some(ope)) = (outcome, ope.as_mut()) {
                             ope.add(
                                 decision,
                                 run.engine.decision_id(decision.ticket),
@@ -409,9 +475,13 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
         }
         next += n;
     }
-    let ope = ope.finish()?;
+    let ope = match ope {
+        Some(ope) => ope.finish()?,
+        None => None,
+    };
     Ok(Run {
         shifted_offer: shifted.map(|w| generator.offers()[w].id),
+        creative_offer: variant_offer.map(|w| generator.offers()[w].id),
         spec,
         policies: runs,
         catalog,

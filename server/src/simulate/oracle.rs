@@ -14,6 +14,13 @@ use cx_datasets::Generator;
 use cx_domain::catalog::Catalog;
 use cx_features::RequestContext;
 
+/// The `creative` scenario's variants of its offer: each one's true click
+/// probability as a multiple of the offer's own creative's (variant 0),
+/// capped at 1. Variant 1 is clicked twice as often as the others.
+pub const CREATIVE_RATES: [f64; 3] = [1.0, 2.0, 1.0];
+/// The variant [`CREATIVE_RATES`] favours.
+pub const CREATIVE_BEST: u8 = 1;
+
 /// Catalog offer index to the generator's offer index.
 #[derive(Clone, Debug)]
 pub struct OfferMap {
@@ -59,7 +66,9 @@ impl OfferMap {
 }
 
 /// The true click probabilities of one request, with a scenario's change
-/// applied: `logit_shift` added to the logit of world offer `shifted`.
+/// applied: `logit_shift` added to the logit of world offer `shifted`, and
+/// the variants of world offer `variant_offer` clicked at
+/// [`CREATIVE_RATES`] times its own rate.
 #[derive(Clone, Copy, Debug)]
 pub struct Truth<'a> {
     /// The row's truth.
@@ -68,6 +77,8 @@ pub struct Truth<'a> {
     pub shifted: Option<usize>,
     /// What was added to its logit.
     pub logit_shift: f64,
+    /// The world offer whose creative variants differ, if any.
+    pub variant_offer: Option<usize>,
 }
 
 impl Truth<'_> {
@@ -81,6 +92,26 @@ impl Truth<'_> {
         };
         1.0 / (1.0 + (-z).exp())
     }
+
+    /// The true click probability of world offer `world_index` shown with
+    /// its creative variant `variant` (only the scenario's offer has
+    /// variants whose rates differ; another variant number is clicked at
+    /// the offer's own rate).
+    pub fn p_shown(&self, world_index: usize, variant: u8) -> f64 {
+        let p = self.p(world_index);
+        if self.variant_offer != Some(world_index) {
+            return p;
+        }
+        let rate = CREATIVE_RATES.get(usize::from(variant)).copied();
+        (p * rate.unwrap_or(1.0)).min(1.0)
+    }
+
+    /// The best that world offer `world_index` can do on this request:
+    /// its best variant's probability.
+    pub fn p_best(&self, world_index: usize) -> f64 {
+        self.p_shown(world_index, CREATIVE_BEST)
+            .max(self.p(world_index))
+    }
 }
 
 /// The oracle's pick for one request: the catalog index and its true click
@@ -93,7 +124,7 @@ pub fn best_offer(
 ) -> Option<(usize, f64)> {
     (0..offers.len())
         .filter(|&i| catalog.check_eligibility(i, ctx).is_ok())
-        .map(|i| (i, truth.p(offers.world_index(i))))
+        .map(|i| (i, truth.p_best(offers.world_index(i))))
         .fold(None, |best, (i, p)| match best {
             Some((_, best_p)) if best_p >= p => best,
             _ => Some((i, p)),
@@ -124,6 +155,7 @@ mod tests {
                 row: &row_truth,
                 shifted: None,
                 logit_shift: 0.0,
+                variant_offer: None,
             };
             let admitted: Vec<usize> = (0..catalog.len())
                 .filter(|&i| catalog.check_eligibility(i, &ctx).is_ok())
@@ -154,6 +186,7 @@ mod tests {
             row: &row_truth,
             shifted: None,
             logit_shift: 0.0,
+            variant_offer: None,
         };
         let (best, p) = best_offer(&catalog, &offers, &ctx, &plain).unwrap();
         let world_best = offers.world_index(best);
@@ -176,5 +209,47 @@ mod tests {
         let catalog = Catalog::from_toml_str(&text).unwrap();
         let error = OfferMap::new(&catalog, &generator).unwrap_err().to_string();
         assert!(error.contains("catalog offer 4242"), "{error}");
+    }
+
+    #[test]
+    fn the_creative_offer_s_best_variant_doubles_its_rate_and_moves_the_oracle_to_it() {
+        let (generator, catalog, offers) = world();
+        let (row, row_truth) = generator.row_with_truth(3);
+        let ctx = row.to_context();
+        let plain = Truth {
+            row: &row_truth,
+            shifted: None,
+            logit_shift: 0.0,
+            variant_offer: None,
+        };
+        let (best, p) = best_offer(&catalog, &offers, &ctx, &plain).unwrap();
+        let world_best = offers.world_index(best);
+        // Give the variants to another admitted offer, whose doubled rate
+        // may beat the best one's.
+        let other = (0..catalog.len())
+            .filter(|&i| i != best && catalog.check_eligibility(i, &ctx).is_ok())
+            .max_by(|&a, &b| {
+                plain
+                    .p(offers.world_index(a))
+                    .total_cmp(&plain.p(offers.world_index(b)))
+            })
+            .expect("two admitted offers");
+        let world_other = offers.world_index(other);
+        let creative = Truth {
+            variant_offer: Some(world_other),
+            ..plain
+        };
+        let own = plain.p(world_other);
+        assert_eq!(creative.p_shown(world_other, 0), own);
+        assert_eq!(creative.p_shown(world_other, 2), own);
+        assert_eq!(creative.p_shown(world_other, 1), (2.0 * own).min(1.0));
+        assert_eq!(creative.p_shown(world_other, 7), own, "no such variant");
+        assert_eq!(creative.p_shown(world_best, 1), p, "other offers unchanged");
+        let (pick, pick_p) = best_offer(&catalog, &offers, &ctx, &creative).unwrap();
+        if 2.0 * own > p {
+            assert_eq!((pick, pick_p), (other, (2.0 * own).min(1.0)));
+        } else {
+            assert_eq!((pick, pick_p), (best, p));
+        }
     }
 }

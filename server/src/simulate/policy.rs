@@ -62,7 +62,8 @@ pub struct Request<'a> {
     pub draws: Draws,
     /// The quarter of the run it falls in, 0..4.
     pub quarter: usize,
-    /// The world offer the scenario changes (before and after the change).
+    /// The world offer the scenario changes (before and after the change;
+    /// under `creative`, the one with variants).
     pub watched: Option<usize>,
 }
 
@@ -142,6 +143,9 @@ pub struct PolicyRun {
     pub cap_violations: u64,
     /// Events waiting for the next feedback call.
     pub events: Vec<Event>,
+    /// Under `creative`: the variant of each impression of the offer with
+    /// variants, in order, with the quarter it fell in.
+    pub variants_shown: Vec<(u8, u8)>,
 }
 
 impl PolicyRun {
@@ -164,6 +168,7 @@ impl PolicyRun {
             cap_windows: HashMap::new(),
             cap_violations: 0,
             events: Vec::new(),
+            variants_shown: Vec::new(),
         }
     }
 
@@ -190,7 +195,7 @@ impl PolicyRun {
         let result = decision.offers().first().map(|chosen| {
             let catalog_index = chosen.catalog_index as usize;
             let world_index = offers.world_index(catalog_index);
-            let p_true = request.truth.p(world_index);
+            let p_true = request.truth.p_shown(world_index, decision.variant);
             tally.offered = 1;
             tally.regret = (request.oracle_p - p_true).max(0.0);
             tally.p_true_sum = p_true;
@@ -228,6 +233,10 @@ impl PolicyRun {
                 return (catalog_index, false);
             };
             tally.impressions = 1;
+            if request.truth.variant_offer == Some(world_index) {
+                self.variants_shown
+                    .push((request.quarter as u8, decision.variant));
+            }
             self.book_impression(request.user_id, catalog_index, price_cpm, now_ns);
             self.events.push(event(EventKind::Impression));
             let clicked = request.draws.click_u < p_true;

@@ -4,6 +4,7 @@
 
 use super::auction::Auction;
 use super::ope::OpeReport;
+use super::oracle::{CREATIVE_BEST, CREATIVE_RATES};
 use super::policy::{ratio, Point, PolicyRun, SettlementMode, Tally};
 use super::{Run, Spec, SHIFT_LOGIT};
 use cx_domain::feedback::{EventKind, EventRefusal};
@@ -42,10 +43,12 @@ pub struct Report {
     pub cap_violations: u64,
     /// The `shift` scenario's change and each policy's response.
     pub shift: Option<ShiftReport>,
-    /// Greedy's value estimated from thompson's log, and its truth.
+    /// The `creative` scenario's variants and how each policy's engine
+    /// chose among them.
+    pub creative: Option<CreativeReport>,
+    /// Greedy's value estimated from thompson's log, and its truth (not
+    /// under `creative`).
     pub ope: Option<OpeReport>,
-    /// What the issue asks for that this run does not do.
-    pub not_built: Vec<&'static str>,
 }
 
 /// The auction's parameters.
@@ -143,6 +146,75 @@ pub struct ShiftPolicy {
     pub regret_per_decision_by_quarter: [f64; 4],
 }
 
+/// Impressions of the creative offer per window when judging whether most
+/// of them go to its best variant.
+pub const CREATIVE_WINDOW: usize = 200;
+
+/// The `creative` scenario.
+#[derive(Debug, Serialize)]
+pub struct CreativeReport {
+    /// The offer with variants.
+    pub offer_id: u64,
+    /// Each variant's true click probability as a multiple of the offer's
+    /// own creative's (variant 0), capped at 1.
+    pub variant_click_rates: [f64; 3],
+    /// The variant clicked most.
+    pub best_variant: u8,
+    /// The window `majority_after_impressions` judges by.
+    pub window_impressions: usize,
+    /// Per policy (each engine chooses variants by Thompson sampling on
+    /// their own clicks, whatever its offer policy).
+    pub policies: BTreeMap<&'static str, CreativePolicy>,
+}
+
+/// One policy's impressions of the creative offer.
+#[derive(Debug, Serialize)]
+pub struct CreativePolicy {
+    /// Impressions of the offer.
+    pub impressions: u64,
+    /// Per variant.
+    pub impressions_by_variant: [u64; 3],
+    /// The best variant's share of the offer's impressions per quarter.
+    pub best_share_by_quarter: [f64; 4],
+    /// The best variant's share in the last full window.
+    pub best_share_last_window: f64,
+    /// The offer's impressions before every later full window of
+    /// `window_impressions` gave most (over half) to the best variant;
+    /// null when the last full window did not, or there was none.
+    pub majority_after_impressions: Option<u64>,
+}
+
+/// One policy's [`CreativePolicy`] from its impressions' `(quarter,
+/// variant)`s in order, judged in windows of `window` impressions.
+pub fn creative_policy(shown: &[(u8, u8)], window: usize) -> CreativePolicy {
+    let mut by_variant = [0u64; 3];
+    let mut quarter = [(0u64, 0u64); 4];
+    for &(q, v) in shown {
+        if let Some(n) = by_variant.get_mut(usize::from(v)) {
+            *n += 1;
+        }
+        let q = &mut quarter[usize::from(q).min(3)];
+        q.0 += u64::from(v == CREATIVE_BEST);
+        q.1 += 1;
+    }
+    let shares: Vec<f64> = shown
+        .chunks_exact(window.max(1))
+        .map(|w| {
+            let best = w.iter().filter(|&&(_, v)| v == CREATIVE_BEST).count();
+            best as f64 / w.len() as f64
+        })
+        .collect();
+    // The first window from which every window gives most to the best.
+    let from = shares.iter().rposition(|&s| s <= 0.5).map_or(0, |w| w + 1);
+    CreativePolicy {
+        impressions: shown.len() as u64,
+        impressions_by_variant: by_variant,
+        best_share_by_quarter: quarter.map(|(best, all)| ratio(best as f64, all as f64)),
+        best_share_last_window: shares.last().copied().unwrap_or(0.0),
+        majority_after_impressions: (from < shares.len()).then_some((from * window) as u64),
+    }
+}
+
 /// The report of `run`.
 pub fn report(run: &Run, model: String, catalog: String) -> Report {
     let spec = &run.spec;
@@ -203,11 +275,18 @@ pub fn report(run: &Run, model: String, catalog: String) -> Report {
         budget_overspend,
         policies,
         shift,
+        creative: run.creative_offer.map(|offer_id| CreativeReport {
+            offer_id,
+            variant_click_rates: CREATIVE_RATES,
+            best_variant: CREATIVE_BEST,
+            window_impressions: CREATIVE_WINDOW,
+            policies: run
+                .policies
+                .iter()
+                .map(|p| (p.name, creative_policy(&p.variants_shown, CREATIVE_WINDOW)))
+                .collect(),
+        }),
         ope: run.ope.clone(),
-        not_built: vec![
-            "scenario creative: the simulated world has one creative per offer, so one \
-             variant with twice the click rate cannot be simulated yet",
-        ],
     }
 }
 
@@ -261,5 +340,40 @@ fn policy_report(p: &PolicyRun, run: &Run) -> PolicyReport {
             .map(|(&id, &n)| (id, ratio(n as f64, t.offered as f64)))
             .collect(),
         series: p.series.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_majority_holds_from_the_first_window_after_the_last_that_failed() {
+        let window =
+            |best: usize| (0..1000).map(move |i| (0u8, if i < best { CREATIVE_BEST } else { 0 }));
+        // Windows with 400, 700, 500 (not over half), 600 and 900 best.
+        let shown: Vec<(u8, u8)> = [400, 700, 500, 600, 900]
+            .into_iter()
+            .flat_map(window)
+            .chain([(3u8, 2u8); 10])
+            .collect();
+        let p = creative_policy(&shown, 1000);
+        assert_eq!(p.impressions, 5010);
+        assert_eq!(p.impressions_by_variant, [1900, 3100, 10]);
+        assert_eq!(p.majority_after_impressions, Some(3000));
+        assert_eq!(p.best_share_last_window, 0.9);
+        assert_eq!(p.best_share_by_quarter[0], 0.62);
+        assert_eq!(p.best_share_by_quarter[3], 0.0);
+        let failing: Vec<(u8, u8)> = [900, 300].into_iter().flat_map(window).collect();
+        assert_eq!(
+            creative_policy(&failing, 1000).majority_after_impressions,
+            None
+        );
+        assert_eq!(creative_policy(&[], 1000).majority_after_impressions, None);
+        let always: Vec<(u8, u8)> = [600, 800].into_iter().flat_map(window).collect();
+        assert_eq!(
+            creative_policy(&always, 1000).majority_after_impressions,
+            Some(0)
+        );
     }
 }

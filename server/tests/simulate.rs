@@ -222,6 +222,56 @@ fn the_creative_scenario_learns_the_variant_clicked_twice_as_often() {
     );
 }
 
+/// In a world Thompson sampling can learn (the model's own probability
+/// times a hidden factor per offer), its regret per decision falls quarter
+/// by quarter and grows sublinearly, while greedy's stays linear.
+#[test]
+fn in_the_calibrated_world_thompson_s_regret_grows_sublinearly() {
+    let json = dir("simulate_calibrated").join("report.json");
+    let output = simulate(&[
+        "--decisions",
+        "20000",
+        "--scenario",
+        "calibrated",
+        "--half-life-s",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
+    let factors = report["calibration_factors"].as_object().expect("factors");
+    assert_eq!(factors.len(), 8);
+    let values: Vec<f64> = factors.values().map(|v| v.as_f64().unwrap()).collect();
+    assert!(values.contains(&0.5) && values.contains(&2.0), "{values:?}");
+    assert_eq!(report["cap_violations"], 0);
+    let policy = |name: &str| &report["policies"][name];
+    let regret = |name: &str| f(policy(name), "cumulative_regret");
+    assert!(regret("thompson") < 0.5 * regret("greedy"), "{report}");
+    assert!(regret("greedy") < regret("random"), "{report}");
+    let quarters = |name: &str| -> Vec<f64> {
+        policy(name)["regret_per_decision_by_quarter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q.as_f64().unwrap())
+            .collect()
+    };
+    let thompson = quarters("thompson");
+    assert!(thompson[3] < 0.5 * thompson[0], "{thompson:?}");
+    let exponent = |name: &str| f(policy(name), "regret_growth_exponent");
+    assert!(exponent("thompson") < 0.7, "{report}");
+    assert!(
+        exponent("greedy") > 0.9 && exponent("random") > 0.9,
+        "{report}"
+    );
+}
+
 #[test]
 fn bad_options_are_refused_by_name() {
     let json = dir("simulate_bad").join("report.json");

@@ -20,9 +20,12 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "N")]
     pub decisions: u64,
     /// The scenario: `default`; `shift` (at half time the offer the oracle
-    /// picks most often loses appeal); or `creative` (that offer gets two
-    /// more creative variants, and variant 1 is clicked twice as often as
-    /// the other two; no --dsjson there).
+    /// picks most often loses appeal); `creative` (that offer gets two more
+    /// creative variants, and variant 1 is clicked twice as often as the
+    /// other two; no --dsjson there); or `calibrated` (the catalog's first
+    /// 8 offers without caps, budgets or floors, each clicked with the
+    /// model's own probability times a hidden factor from 0.5 to 2: a world
+    /// Thompson sampling can learn exactly).
     #[arg(long, value_enum, default_value = "default")]
     pub scenario: Scenario,
     /// The run's seed (0..=16777214): which requests (each seed its own
@@ -99,7 +102,9 @@ OUTPUT
   --json: per policy the cumulative regret against the oracle (the best
   offer by true click probability among those the targeting admits, not
   limited by caps, budgets or floors), the CTR and a time series every
-  decisions/200; budget_overspend (max over offers and days of spend minus
+  decisions/200, and regret_growth_exponent (the slope of log regret
+  against log decisions over the second half: 1 linear, below 1
+  sublinear); budget_overspend (max over offers and days of spend minus
   budget, from the wins sent) and cap_violations (impressions past a cap,
   from the impressions sent); the shift's response; under creative, each
   policy's impressions of the offer per variant and after how many of them

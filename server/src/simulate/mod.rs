@@ -15,6 +15,7 @@
 //! [`plot`] (the SVG figures).
 
 pub mod auction;
+pub mod calibrated;
 pub mod ope;
 pub mod oracle;
 pub mod plot;
@@ -68,6 +69,41 @@ pub enum Scenario {
     /// variants, and variant 1 is clicked twice as often as the offer's
     /// own creative (variant 0) and variant 2 (`oracle::CREATIVE_RATES`).
     Creative,
+    /// A world the offer policy can learn: the catalog's first
+    /// [`CALIBRATED_OFFERS`] offers, each clicked with the model's own
+    /// probability for the request times a hidden factor per offer
+    /// ([`calibration_factors`]); no frequency caps, budgets or floors.
+    Calibrated,
+}
+
+/// Offers of the `calibrated` scenario's catalog: every one the targeting
+/// admits fits in one decision's ranked offers, so the model's probability
+/// of each is known.
+pub const CALIBRATED_OFFERS: usize = TOP_K_MAX;
+
+/// The `calibrated` scenario's hidden factors, one per offer: `2^z` for
+/// `z` evenly spaced from -1 to 1 (0.5 to 2), in an order drawn from
+/// `seed`.
+pub fn calibration_factors(offers: usize, seed: u64) -> Vec<f64> {
+    use rand::seq::SliceRandom;
+    let step = 2.0 / offers.saturating_sub(1).max(1) as f64;
+    let mut factors: Vec<f64> = (0..offers)
+        .map(|k| 2f64.powf(-1.0 + step * k as f64))
+        .collect();
+    factors.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0xCA11_B4A7_E000_0001));
+    factors
+}
+
+/// How a run changes the catalog it loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatalogEdit {
+    /// As it is.
+    None,
+    /// The `creative` scenario's variants added to this offer id.
+    Variants(u64),
+    /// The `calibrated` scenario's: the first [`CALIBRATED_OFFERS`]
+    /// offers, without frequency caps or daily budgets.
+    Calibrated,
 }
 
 /// What a run is asked to do (the report repeats it).
@@ -178,6 +214,8 @@ pub struct Run {
     pub shifted_offer: Option<u64>,
     /// The offer with creative variants, under `creative`.
     pub creative_offer: Option<u64>,
+    /// Under `calibrated`: each catalog offer's id and hidden factor.
+    pub calibration: Option<Vec<(u64, f64)>>,
     /// Off-policy evaluation of greedy from thompson's log.
     pub ope: Option<ope::OpeReport>,
     /// Requests the catalog's targeting admitted no offer for.
@@ -189,12 +227,11 @@ pub struct Run {
 }
 
 /// The catalog of `path` (or the bundled one), each daily budget times
-/// `scale`, and with the `creative` scenario's variants added to offer
-/// `variants_for` when given.
+/// `scale`, and changed as `edit` says.
 pub fn load_catalog(
     path: Option<&std::path::Path>,
     scale: f64,
-    variants_for: Option<u64>,
+    edit: CatalogEdit,
 ) -> Result<Catalog> {
     let mut text = match path {
         None => cx_engine::DEFAULT_CATALOG_TOML.to_string(),
@@ -204,7 +241,7 @@ pub fn load_catalog(
         })?,
     };
     let shown = path.map_or("the bundled catalog".into(), |p| p.display().to_string());
-    if scale != 1.0 || variants_for.is_some() {
+    if scale != 1.0 || edit != CatalogEdit::None {
         let mut table: toml::Table = text
             .parse()
             .map_err(|e| Error::Mismatch(format!("catalog {shown}: {e}")))?;
@@ -215,9 +252,17 @@ pub fn load_catalog(
                     *budget = toml::Value::Float(amount * scale);
                 }
             }
-            if let Some(id) = variants_for {
-                add_variants(offers, id)
-                    .map_err(|e| Error::Mismatch(format!("catalog {shown}: {e}")))?;
+            match edit {
+                CatalogEdit::None => {}
+                CatalogEdit::Variants(id) => add_variants(offers, id)
+                    .map_err(|e| Error::Mismatch(format!("catalog {shown}: {e}")))?,
+                CatalogEdit::Calibrated => {
+                    offers.truncate(CALIBRATED_OFFERS);
+                    for offer in offers.iter_mut().filter_map(toml::Value::as_table_mut) {
+                        offer.remove("frequency_cap");
+                        offer.remove("daily_budget");
+                    }
+                }
             }
         }
         text = table.to_string();
@@ -316,6 +361,7 @@ fn most_picked_offer(
             shifted: None,
             logit_shift: 0.0,
             variant_offer: None,
+            calibrated: None,
         };
         if let Some((best, _)) = best_offer(catalog, offers, &row.to_context(), &truth) {
             picks[best] += 1;
@@ -345,7 +391,14 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
     check_dsjson(spec.scenario, dsjson.is_some())?;
     let generator = Generator::new(SynthConfig::default(), spec.world_seed)
         .map_err(|e| Error::Mismatch(format!("synthetic world: {e}")))?;
-    let plain = load_catalog(spec.catalog.as_deref(), spec.budget_scale, None)?;
+    let plain = load_catalog(
+        spec.catalog.as_deref(),
+        spec.budget_scale,
+        match spec.scenario {
+            Scenario::Calibrated => CatalogEdit::Calibrated,
+            _ => CatalogEdit::None,
+        },
+    )?;
     let offers = OfferMap::new(&plain, &generator)?;
     let first_row = (spec.seed + 1) << 32;
     // The offer a scenario changes: the oracle's most frequent pick.
@@ -357,14 +410,18 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
             first_row,
             spec.decisions.min(SHIFT_PROBE_ROWS),
         ),
-        Scenario::Default => None,
+        Scenario::Default | Scenario::Calibrated => None,
     };
     let shifted = watched.filter(|_| spec.scenario == Scenario::Shift);
     let variant_offer = watched.filter(|_| spec.scenario == Scenario::Creative);
     let catalog = match variant_offer {
         Some(w) => {
             let id = generator.offers()[w].id;
-            load_catalog(spec.catalog.as_deref(), spec.budget_scale, Some(id))?
+            load_catalog(
+                spec.catalog.as_deref(),
+                spec.budget_scale,
+                CatalogEdit::Variants(id),
+            )?
         }
         None => plain,
     };
@@ -377,6 +434,17 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
         })
         .collect::<Result<Vec<_>>>()?;
     let model_id = runs[0].engine.model().id.clone();
+    let zero_floors = spec.scenario == Scenario::Calibrated;
+    let mut calibration = match spec.scenario {
+        Scenario::Calibrated => Some(calibrated::Calibration::new(
+            build_engine(&spec, &catalog, 0)?,
+            &catalog,
+            &offers,
+            &generator,
+            spec.seed,
+        )),
+        _ => None,
+    };
     let shift_at = spec.decisions / 2;
     let auction = Auction::default();
     // Off-policy evaluation is of the offer policy: under `creative` the
@@ -404,7 +472,18 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
         batch.clear();
         batch.extend((0..n).map(|j| generator.row_with_truth(first_row + next + j)));
         for (run, decided) in runs.iter_mut().zip(decisions.iter_mut()) {
-            decide_batch(&mut run.engine, &batch, spec.settlement, now_ns, decided)?;
+            let settlement = spec.settlement;
+            decide_batch(
+                &mut run.engine,
+                &batch,
+                settlement,
+                zero_floors,
+                now_ns,
+                decided,
+            )?;
+        }
+        if let Some(c) = calibration.as_mut() {
+            c.probe(&batch, &offers, now_ns)?;
         }
         for (j, (row, row_truth)) in batch.iter().enumerate() {
             let index = next + j as u64;
@@ -413,8 +492,12 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
                 shifted: shifted.filter(|_| index >= shift_at),
                 logit_shift: SHIFT_LOGIT,
                 variant_offer,
+                calibrated: calibration.as_ref().map(|c| c.truth(j)),
             };
-            let ctx = row.to_context();
+            let mut ctx = row.to_context();
+            if zero_floors {
+                ctx.bid_floor = 0.0;
+            }
             let oracle = best_offer(&catalog, &offers, &ctx, &truth);
             oracle_empty += u64::from(oracle.is_none());
             let oracle_p = oracle.map_or(0.0, |(_, p)| p);
@@ -423,7 +506,7 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
             let request = policy::Request {
                 index,
                 user_id: row.user_id,
-                floor_cpm: row.bid_floor,
+                floor_cpm: ctx.bid_floor,
                 truth,
                 oracle_p,
                 draws: Draws {
@@ -482,6 +565,7 @@ pub fn run(spec: Spec, dsjson: Option<&mut dyn Write>) -> Result<Run> {
     Ok(Run {
         shifted_offer: shifted.map(|w| generator.offers()[w].id),
         creative_offer: variant_offer.map(|w| generator.offers()[w].id),
+        calibration: calibration.map(|c| c.by_offer),
         spec,
         policies: runs,
         catalog,
@@ -499,6 +583,7 @@ fn decide_batch(
     engine: &mut Engine,
     batch: &[(SynthRow, RowTruth)],
     settlement: SettlementMode,
+    zero_floors: bool,
     now_ns: u64,
     out: &mut Vec<Decision>,
 ) -> Result<()> {
@@ -508,9 +593,13 @@ fn decide_batch(
     };
     let mut first = None;
     for (row, _) in batch {
+        let mut ctx = row.to_context();
+        if zero_floors {
+            ctx.bid_floor = 0.0;
+        }
         let ticket = engine
             .submit_request(Request {
-                ctx: row.to_context(),
+                ctx,
                 settlement: match settlement {
                     SettlementMode::Auction => Settlement::Auction,
                     SettlementMode::Direct => Settlement::Direct,

@@ -79,11 +79,21 @@ pub struct Truth<'a> {
     pub logit_shift: f64,
     /// The world offer whose creative variants differ, if any.
     pub variant_offer: Option<usize>,
+    /// Under `calibrated`: per world offer, the model's click probability
+    /// for this request (0 where the model's engine ranked it nowhere) and
+    /// the offer's hidden factor; the truth is their product, capped at 1,
+    /// instead of the row's.
+    pub calibrated: Option<(&'a [f64], &'a [f64])>,
 }
 
 impl Truth<'_> {
     /// The true click probability of world offer `world_index`.
     pub fn p(&self, world_index: usize) -> f64 {
+        if let Some((model_p, factors)) = self.calibrated {
+            let p = model_p.get(world_index).copied().unwrap_or(0.0);
+            let factor = factors.get(world_index).copied().unwrap_or(1.0);
+            return (p * factor).min(1.0);
+        }
         let z = self.row.logit(world_index).unwrap_or(f64::NEG_INFINITY);
         let z = if self.shifted == Some(world_index) {
             z + self.logit_shift
@@ -156,6 +166,7 @@ mod tests {
                 shifted: None,
                 logit_shift: 0.0,
                 variant_offer: None,
+                calibrated: None,
             };
             let admitted: Vec<usize> = (0..catalog.len())
                 .filter(|&i| catalog.check_eligibility(i, &ctx).is_ok())
@@ -187,6 +198,7 @@ mod tests {
             shifted: None,
             logit_shift: 0.0,
             variant_offer: None,
+            calibrated: None,
         };
         let (best, p) = best_offer(&catalog, &offers, &ctx, &plain).unwrap();
         let world_best = offers.world_index(best);
@@ -221,6 +233,7 @@ mod tests {
             shifted: None,
             logit_shift: 0.0,
             variant_offer: None,
+            calibrated: None,
         };
         let (best, p) = best_offer(&catalog, &offers, &ctx, &plain).unwrap();
         let world_best = offers.world_index(best);
@@ -251,5 +264,24 @@ mod tests {
         } else {
             assert_eq!((pick, pick_p), (best, p));
         }
+    }
+
+    #[test]
+    fn a_calibrated_truth_is_the_model_s_p_times_the_offer_s_factor() {
+        let (generator, _, _) = world();
+        let (_, row_truth) = generator.row_with_truth(3);
+        let model_p = [0.1, 0.4, 0.0];
+        let factors = [2.0, 3.0, 0.5];
+        let truth = Truth {
+            row: &row_truth,
+            shifted: None,
+            logit_shift: 0.0,
+            variant_offer: None,
+            calibrated: Some((&model_p, &factors)),
+        };
+        assert_eq!(truth.p(0), 0.2);
+        assert_eq!(truth.p(1), 1.0, "capped");
+        assert_eq!(truth.p(2), 0.0, "not ranked");
+        assert_eq!(truth.p(9), 0.0, "out of range");
     }
 }

@@ -46,6 +46,9 @@ pub struct Report {
     /// The `creative` scenario's variants and how each policy's engine
     /// chose among them.
     pub creative: Option<CreativeReport>,
+    /// The `calibrated` scenario's hidden factor per offer id: its true
+    /// click probability over the model's.
+    pub calibration_factors: Option<BTreeMap<u64, f64>>,
     /// Greedy's value estimated from thompson's log, and its truth (not
     /// under `creative`).
     pub ope: Option<OpeReport>,
@@ -90,6 +93,11 @@ pub struct PolicyReport {
     pub regret_per_decision: f64,
     /// Regret per decision in each quarter of the run.
     pub regret_per_decision_by_quarter: [f64; 4],
+    /// How cumulative regret grows over the run's second half: the slope
+    /// of its logarithm against the logarithm of decisions (least squares
+    /// over the series' points there). 1: linear; below 1: sublinear (0.5
+    /// for a square root); null without two points with regret.
+    pub regret_growth_exponent: Option<f64>,
     /// Spend, currency units.
     pub spend: f64,
     /// This policy's largest spend over budget (offer, day).
@@ -286,8 +294,33 @@ pub fn report(run: &Run, model: String, catalog: String) -> Report {
                 .map(|p| (p.name, creative_policy(&p.variants_shown, CREATIVE_WINDOW)))
                 .collect(),
         }),
+        calibration_factors: run
+            .calibration
+            .as_ref()
+            .map(|factors| factors.iter().copied().collect()),
         ope: run.ope.clone(),
     }
+}
+
+/// The least-squares slope of `ln(cumulative_regret)` against
+/// `ln(decisions)` over the series' second half.
+pub fn growth_exponent(series: &[Point]) -> Option<f64> {
+    let last = series.last()?.decisions;
+    let points: Vec<(f64, f64)> = series
+        .iter()
+        .filter(|p| p.decisions * 2 >= last && p.cumulative_regret > 0.0 && p.decisions > 0)
+        .map(|p| ((p.decisions as f64).ln(), p.cumulative_regret.ln()))
+        .collect();
+    if points.len() < 2 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(x, y), p| (x + p.0 / n, y + p.1 / n));
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
 }
 
 fn regret_per(t: Tally) -> f64 {
@@ -315,6 +348,7 @@ fn policy_report(p: &PolicyRun, run: &Run) -> PolicyReport {
         cumulative_regret: t.regret,
         regret_per_decision: regret_per(t),
         regret_per_decision_by_quarter: p.quarters.map(regret_per),
+        regret_growth_exponent: growth_exponent(&p.series),
         spend: p.spend,
         budget_overspend: p.budget_overspend(catalog),
         cap_violations: p.cap_violations,
@@ -346,6 +380,29 @@ fn policy_report(p: &PolicyRun, run: &Run) -> PolicyReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn series(regret: impl Fn(f64) -> f64) -> Vec<Point> {
+        (1..=200u64)
+            .map(|k| Point {
+                decisions: k * 5000,
+                cumulative_regret: regret(k as f64 * 5000.0),
+                ctr: 0.0,
+                expected_ctr: 0.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_growth_exponent_tells_linear_from_square_root_from_log() {
+        let linear = growth_exponent(&series(|t| 0.05 * t)).unwrap();
+        let root = growth_exponent(&series(|t| 3.0 * t.sqrt())).unwrap();
+        let log = growth_exponent(&series(|t| 100.0 * t.ln())).unwrap();
+        assert!((linear - 1.0).abs() < 1e-9, "{linear}");
+        assert!((root - 0.5).abs() < 1e-9, "{root}");
+        assert!(log > 0.0 && log < 0.1, "{log}");
+        assert_eq!(growth_exponent(&series(|_| 0.0)), None);
+        assert_eq!(growth_exponent(&[]), None);
+    }
 
     #[test]
     fn the_majority_holds_from_the_first_window_after_the_last_that_failed() {

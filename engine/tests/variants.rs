@@ -91,6 +91,21 @@ fn clicked(v: usize, k: u64) -> bool {
     }
 }
 
+/// Sends round `k`'s impression of bid `id` (variant `v`) to `engine`, and
+/// its click when [`clicked`]; each must be applied.
+fn send_outcome(engine: &mut Engine, id: &str, v: usize, k: u64, now: u64) {
+    let key = id_key(id);
+    let impression = Event::new(EventKind::Impression, key);
+    assert_eq!(
+        engine.feedback_event(&impression, now),
+        Ok(Accepted::Applied)
+    );
+    if clicked(v, k) {
+        let click = Event::new(EventKind::Click, key);
+        assert_eq!(engine.feedback_event(&click, now), Ok(Accepted::Applied));
+    }
+}
+
 /// A native request (the title shows in the markup) by user `user`: the
 /// bid's id, crid and markup.
 fn bid(engine: &mut Engine, user: u64, now_ns: u64) -> (String, String, String) {
@@ -126,16 +141,7 @@ fn the_variant_clicked_twice_as_often_gets_most_impressions() {
         if k >= rounds - 1_000 {
             late[v] += 1;
         }
-        let key = id_key(&id);
-        let impression = Event::new(EventKind::Impression, key);
-        assert_eq!(
-            engine.feedback_event(&impression, now),
-            Ok(Accepted::Applied)
-        );
-        if clicked(v, k) {
-            let click = Event::new(EventKind::Click, key);
-            assert_eq!(engine.feedback_event(&click, now), Ok(Accepted::Applied));
-        }
+        send_outcome(&mut engine, &id, v, k, now);
     }
     eprintln!("impressions per variant: all {shown:?}, last 1000 {late:?}");
     assert!(
@@ -165,16 +171,7 @@ fn a_worker_learns_variants_from_feedback_another_worker_took() {
         if k >= rounds - 1_000 {
             late[v] += 1;
         }
-        let key = id_key(&id);
-        let impression = Event::new(EventKind::Impression, key);
-        assert_eq!(
-            notified.feedback_event(&impression, now),
-            Ok(Accepted::Applied)
-        );
-        if clicked(v, k) {
-            let click = Event::new(EventKind::Click, key);
-            assert_eq!(notified.feedback_event(&click, now), Ok(Accepted::Applied));
-        }
+        send_outcome(&mut notified, &id, v, k, now);
     }
     eprintln!("the deciding worker's last 1000 impressions per variant: {late:?}");
     assert!(

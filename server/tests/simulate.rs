@@ -49,6 +49,21 @@ fn run_into(dir: &Path, seed: &str, extra: &[&str]) -> String {
     std::fs::read_to_string(json).expect("report written")
 }
 
+/// Runs `cx simulate` with `args` and `--json` into `dir`, which must
+/// succeed; returns the report.
+fn report_of(dir: &Path, args: &[&str]) -> Value {
+    let json = dir.join("report.json");
+    let mut all = args.to_vec();
+    all.extend(["--json", json.to_str().unwrap()]);
+    let output = simulate(&all);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON")
+}
+
 fn f(v: &Value, path: &str) -> f64 {
     path.split('.')
         .fold(v, |v, key| &v[key])
@@ -148,22 +163,7 @@ fn the_same_seed_gives_the_same_report() {
 #[test]
 fn the_creative_scenario_learns_the_variant_clicked_twice_as_often() {
     let out = dir("simulate_creative");
-    let json = out.join("report.json");
-    let output = simulate(&[
-        "--decisions",
-        "20000",
-        "--scenario",
-        "creative",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
+    let report = report_of(&out, &["--decisions", "20000", "--scenario", "creative"]);
     let creative = &report["creative"];
     assert_eq!(creative["best_variant"], 1);
     assert_eq!(
@@ -227,24 +227,17 @@ fn the_creative_scenario_learns_the_variant_clicked_twice_as_often() {
 /// by quarter and grows sublinearly, while greedy's stays linear.
 #[test]
 fn in_the_calibrated_world_thompson_s_regret_grows_sublinearly() {
-    let json = dir("simulate_calibrated").join("report.json");
-    let output = simulate(&[
-        "--decisions",
-        "20000",
-        "--scenario",
-        "calibrated",
-        "--half-life-s",
-        "0",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let report = report_of(
+        &dir("simulate_calibrated"),
+        &[
+            "--decisions",
+            "20000",
+            "--scenario",
+            "calibrated",
+            "--half-life-s",
+            "0",
+        ],
     );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
     let factors = report["calibration_factors"].as_object().expect("factors");
     assert_eq!(factors.len(), 8);
     let values: Vec<f64> = factors.values().map(|v| v.as_f64().unwrap()).collect();

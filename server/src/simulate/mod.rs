@@ -356,13 +356,7 @@ fn most_picked_offer(
     let mut picks = vec![0u64; offers.len()];
     for i in 0..rows {
         let (row, truth) = generator.row_with_truth(first_row + i);
-        let truth = Truth {
-            row: &truth,
-            shifted: None,
-            logit_shift: 0.0,
-            variant_offer: None,
-            calibrated: None,
-        };
+        let truth = Truth::of(&truth);
         if let Some((best, _)) = best_offer(catalog, offers, &row.to_context(), &truth) {
             picks[best] += 1;
         }

@@ -86,7 +86,18 @@ pub struct Truth<'a> {
     pub calibrated: Option<(&'a [f64], &'a [f64])>,
 }
 
-impl Truth<'_> {
+impl<'a> Truth<'a> {
+    /// The row's own truth, no scenario's change.
+    pub fn of(row: &'a RowTruth) -> Self {
+        Self {
+            row,
+            shifted: None,
+            logit_shift: 0.0,
+            variant_offer: None,
+            calibrated: None,
+        }
+    }
+
     /// The true click probability of world offer `world_index`.
     pub fn p(&self, world_index: usize) -> f64 {
         if let Some((model_p, factors)) = self.calibrated {
@@ -161,13 +172,7 @@ mod tests {
         for index in 0..300 {
             let (row, row_truth) = generator.row_with_truth(index);
             let ctx = row.to_context();
-            let truth = Truth {
-                row: &row_truth,
-                shifted: None,
-                logit_shift: 0.0,
-                variant_offer: None,
-                calibrated: None,
-            };
+            let truth = Truth::of(&row_truth);
             let admitted: Vec<usize> = (0..catalog.len())
                 .filter(|&i| catalog.check_eligibility(i, &ctx).is_ok())
                 .collect();
@@ -193,13 +198,7 @@ mod tests {
         let (generator, catalog, offers) = world();
         let (row, row_truth) = generator.row_with_truth(3);
         let ctx = row.to_context();
-        let plain = Truth {
-            row: &row_truth,
-            shifted: None,
-            logit_shift: 0.0,
-            variant_offer: None,
-            calibrated: None,
-        };
+        let plain = Truth::of(&row_truth);
         let (best, p) = best_offer(&catalog, &offers, &ctx, &plain).unwrap();
         let world_best = offers.world_index(best);
         let shifted = Truth {
@@ -228,13 +227,7 @@ mod tests {
         let (generator, catalog, offers) = world();
         let (row, row_truth) = generator.row_with_truth(3);
         let ctx = row.to_context();
-        let plain = Truth {
-            row: &row_truth,
-            shifted: None,
-            logit_shift: 0.0,
-            variant_offer: None,
-            calibrated: None,
-        };
+        let plain = Truth::of(&row_truth);
         let (best, p) = best_offer(&catalog, &offers, &ctx, &plain).unwrap();
         let world_best = offers.world_index(best);
         // Give the variants to another admitted offer, whose doubled rate

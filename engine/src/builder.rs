@@ -186,6 +186,7 @@ pub struct EngineBuilder {
     shared: Option<SharedStores>,
     bid_ids: Option<BidIds>,
     feature_store: Option<cx_featurestore::FeatureBackend>,
+    journal: Option<crate::journal::Journal>,
     decision_log: Option<std::sync::Arc<cx_domain::store::DecisionLog>>,
     posteriors: Option<Arc<PosteriorHub>>,
 }
@@ -200,6 +201,14 @@ impl EngineBuilder {
     /// Default: a store of the engine's own.
     pub fn shared_posteriors(mut self, hub: Arc<PosteriorHub>) -> Self {
         self.posteriors = Some(hub);
+        self
+    }
+
+    /// Record decisions and the feedback applied to them in this journal
+    /// ([`crate::journal`]; a server gives all its workers one), for
+    /// `cx decisions export`. Default: none.
+    pub fn journal(mut self, journal: crate::journal::Journal) -> Self {
+        self.journal = Some(journal);
         self
     }
 
@@ -336,6 +345,7 @@ impl EngineBuilder {
                 .or_else(|| self.shared.as_ref().and_then(|s| s.posteriors().cloned())),
             shared: self.shared,
             feature_store: self.feature_store,
+            journal: self.journal,
         })
     }
 
@@ -397,6 +407,7 @@ struct Resolved {
     decision_log: DecisionLogSource,
     posteriors: Option<Arc<PosteriorHub>>,
     feature_store: Option<cx_featurestore::FeatureBackend>,
+    journal: Option<crate::journal::Journal>,
 }
 
 impl Resolved {
@@ -423,6 +434,14 @@ impl Resolved {
         let handles = cx_systems::install(world, schedule, parts)?;
         world.insert_resource(monitor);
         cx_systems::monitor::system::add_system(schedule);
+        if let Some(journal) = self.journal {
+            world.insert_resource(journal);
+        }
+        schedule.add_systems(
+            crate::journal::record_decisions
+                .after(cx_domain::pipeline::Stage::Decide)
+                .before(cx_domain::pipeline::Stage::Respond),
+        );
         Ok(Port::new(handles, config.in_flight_max))
     }
 }

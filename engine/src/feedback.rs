@@ -261,6 +261,9 @@ impl Engine {
                 })
             });
         self.feedback.counts.take(effect, &applied);
+        if let Some(journal) = self.world.get_resource::<crate::journal::Journal>() {
+            journal.record_observation(crate::journal::Observation::of(effect, now_ns));
+        }
         // What learning reads: the offer's posterior, keyed by offer id (a
         // catalog swapped in since keeps it).
         let d = &effect.decision;

@@ -51,6 +51,7 @@ pub mod error;
 pub mod feature_store;
 pub mod feedback;
 pub mod fit;
+pub mod journal;
 pub mod json;
 pub mod model_schema;
 pub mod monitor;

@@ -161,6 +161,10 @@ pub struct ServerConfig {
     /// How often the state file is written, s (and once more at
     /// shutdown); 1..=3600. Default 10.
     pub state_interval_s: u64,
+    /// Where the decision journal is written (`cx_engine::journal`: every
+    /// decision and the feedback applied to it, for `cx decisions export`;
+    /// `docs/FEEDBACK.md`, "Logged data out"); `None`: no journal.
+    pub journal_dir: Option<PathBuf>,
     /// Start with empty state when the state file is refused (corrupt,
     /// foreign, another version): the file is moved aside to
     /// `state.bin.refused`. Without it a refused file stops the start.
@@ -196,6 +200,7 @@ impl Default for ServerConfig {
             uring_entries: URING_ENTRIES_DEFAULT,
             busy_poll: false,
             state_dir: None,
+            journal_dir: None,
             state_interval_s: 10,
             fresh_state: false,
             echo: false,

@@ -26,6 +26,7 @@ pub mod bench;
 pub mod catalog;
 pub mod client;
 pub mod data;
+pub mod decisions;
 pub mod eval;
 pub mod experiment;
 pub mod features;
@@ -136,6 +137,11 @@ pub enum Command {
     /// truth and fed back; regret, CTR, budgets, caps and off-policy
     /// estimates as JSON and SVG (docs/FEEDBACK.md, "Proof that it learns").
     Simulate(simulate::SimulateArgs),
+    /// The decision journal (`cx serve --journal-dir`): export its
+    /// decisions joined with their feedback as DSJSON training data
+    /// (docs/FEEDBACK.md, "Logged data out").
+    #[command(subcommand)]
+    Decisions(decisions::DecisionsCommand),
 }
 
 /// The `cx catalog` commands.
@@ -526,6 +532,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Experiment(command) => experiment::execute(command, streams.stdout),
         Command::Ope(args) => ope::ope(args, streams),
         Command::Simulate(args) => simulate::simulate(args, streams),
+        Command::Decisions(command) => decisions::execute(command, streams),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "cx", streams.stdout);

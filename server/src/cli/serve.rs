@@ -145,6 +145,12 @@ pub struct ServeArgs {
     /// and at shutdown, restored at start [default: memory only].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Write a decision journal in DIR: every decision that chose an offer
+    /// (DSJSON, its reward not yet known) and the feedback applied to it,
+    /// which `cx decisions export` joins into training data
+    /// (docs/FEEDBACK.md, "Logged data out") [default: none].
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
     /// How often the state file is written, s [default: 10].
     #[arg(long, value_name = "S", requires = "state_dir")]
     pub state_interval_s: Option<u64>,
@@ -265,6 +271,8 @@ struct Overrides<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     state_interval_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    journal_dir: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     fresh_state: Option<bool>,
     /// The `--features-*` flags given, as `[features]` keys.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -303,6 +311,7 @@ impl ServeArgs {
             bundle: self.bundle.as_deref(),
             state_dir: self.state_dir.as_ref(),
             state_interval_s: self.state_interval_s,
+            journal_dir: self.journal_dir.as_ref(),
             fresh_state: self.fresh_state.then_some(true),
             features: self.feature_overrides(),
             engine: self

@@ -261,10 +261,19 @@ impl Server {
         // One feature store for all workers (restored from state_dir
         // before any engine holds it).
         let (feature_store, feature_start) = features::build(&config)?;
+        // One decision journal for all workers, if asked for.
+        let journal = match &config.journal_dir {
+            Some(dir) => Some(
+                cx_engine::journal::Journal::start(cx_engine::journal::JournalConfig::in_dir(dir))
+                    .map_err(|e| Error::Config(format!("journal_dir {}: {e}", dir.display())))?,
+            ),
+            None => None,
+        };
         let mut engines = Vec::with_capacity(workers);
         for _ in 0..workers {
             let store = feature_store.clone();
-            engines.push(build_engine(&config, &served, shared.clone(), store)?);
+            let engine = build_engine(&config, &served, shared.clone(), store, journal.as_ref())?;
+            engines.push(engine);
         }
         let model = engines
             .first()

@@ -192,22 +192,23 @@ impl Reloader {
         cx_model::SnnModel::from_bytes(&served.model)
             .map_err(|e| engine_error(ReloadResult::InvalidModel, e.into()))?;
         let features = self.features.clone();
-        let probe = build_engine(&self.config, &served, None, features).map_err(|e| match e {
-            Error::Engine { source, .. } => {
-                let result = match &source {
-                    EngineError::Load { .. } => ReloadResult::ReadError,
-                    // The model itself parsed above, so a model error here is
-                    // the fallback's.
-                    EngineError::Model(_) => ReloadResult::InvalidFallback,
-                    _ => ReloadResult::Incompatible,
-                };
-                engine_error(result, source)
-            }
-            error => Refused {
-                result: ReloadResult::Incompatible,
-                error: Box::new(error),
-            },
-        })?;
+        let probe =
+            build_engine(&self.config, &served, None, features, None).map_err(|e| match e {
+                Error::Engine { source, .. } => {
+                    let result = match &source {
+                        EngineError::Load { .. } => ReloadResult::ReadError,
+                        // The model itself parsed above, so a model error here is
+                        // the fallback's.
+                        EngineError::Model(_) => ReloadResult::InvalidFallback,
+                        _ => ReloadResult::Incompatible,
+                    };
+                    engine_error(result, source)
+                }
+                error => Refused {
+                    result: ReloadResult::Incompatible,
+                    error: Box::new(error),
+                },
+            })?;
         if let (Some(stores), Some(catalog)) = (&self.shared, &served.catalog) {
             // Every worker will register this catalog with the bank they
             // share; a bank without room refuses it here, before any swap.

@@ -248,6 +248,7 @@ pub(super) fn build_engine(
     served: &Served,
     shared: Option<SharedStores>,
     features: Option<cx_engine::featurestore::FeatureBackend>,
+    journal: Option<&cx_engine::journal::Journal>,
 ) -> Result<Engine, Error> {
     let mut engine_config = config.engine.clone();
     if let Some(decide) = &served.decide {
@@ -262,6 +263,9 @@ pub(super) fn build_engine(
     }
     if let Some(store) = features {
         builder = builder.feature_store(store);
+    }
+    if let Some(journal) = journal {
+        builder = builder.journal(journal.clone());
     }
     match (&served.catalog, &config.catalog) {
         (Some(catalog), _) => builder = builder.catalog(catalog.clone()),

@@ -166,8 +166,12 @@ pub struct DecideConfig {
     /// Half-life of an observation in the posteriors, seconds; 0: no
     /// discounting. In `[0, 315360000]` (ten years). Default 86400.
     pub posterior_half_life_s: f64,
-    /// Under `thompson`: posterior re-draws behind each decision's
-    /// propensity estimate, `1..=PROPENSITY_SAMPLES_MAX`. Default 16.
+    /// Under `thompson`: the most replica rounds behind a decision's
+    /// propensity (the rounds stop at the first the chosen offer wins; its
+    /// propensity is one over their number), `1..=PROPENSITY_SAMPLES_MAX`.
+    /// Bounds the cost of an unlikely pick; an offer picked with
+    /// probability under about its inverse gets a propensity too high.
+    /// Default 1024.
     pub propensity_samples: usize,
     /// Bid shading in `[0, 1]`: the bid is `floor + shading * (value - floor)`,
     /// capped at the offer's `max_bid_cpm`. Default 0.5.
@@ -207,7 +211,7 @@ impl Default for DecideConfig {
             epsilon: 0.05,
             thompson_prior_impressions: 100.0,
             posterior_half_life_s: 86_400.0,
-            propensity_samples: 16,
+            propensity_samples: 1024,
             bid_shading: 0.5,
             learned_shading: true,
             price_exploration: 0.05,
@@ -218,8 +222,8 @@ impl Default for DecideConfig {
 /// Largest weight or bonus accepted; keeps every score finite.
 pub const WEIGHT_MAX: f32 = 1e6;
 
-/// Most posterior re-draws behind one propensity estimate.
-pub const PROPENSITY_SAMPLES_MAX: usize = 256;
+/// Most replica rounds behind one propensity.
+pub const PROPENSITY_SAMPLES_MAX: usize = 65_536;
 
 /// How the decide step explores (`docs/DECISIONS.md`, "Exploration").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

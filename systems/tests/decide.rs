@@ -8,7 +8,9 @@ use cx_domain::store::{
     BudgetLedger, FrequencyConfig, FrequencyStore, PosteriorConfig, Posteriors,
 };
 use cx_features::{DeviceType, RequestContext};
-use cx_systems::logic::{bid_price, commit, decide, CommitRefusals, DecideInputs, NS_PER_S};
+use cx_systems::logic::{
+    bid_price, commit, decide, CommitRefusals, DecideInputs, ExploreScratch, NS_PER_S,
+};
 use cx_systems::{DecideConfig, Exploration, ObjectiveWeights};
 use proptest::prelude::*;
 
@@ -143,7 +145,7 @@ impl Fixture {
     fn decide(&self) -> Decision {
         let mut out = Decision::default();
         out.reset(self.ticket, false);
-        decide(&self.inputs(), &mut out);
+        decide(&self.inputs(), &mut ExploreScratch::default(), &mut out);
         out
     }
 
@@ -894,7 +896,7 @@ fn a_simulated_decision_changes_nothing() {
     let (freq_before, budget_before) = (f.frequency.clone(), f.budget.clone());
     let mut d = Decision::default();
     d.reset(Ticket(9), true);
-    decide(&f.inputs(), &mut d);
+    decide(&f.inputs(), &mut ExploreScratch::default(), &mut d);
     assert!(d.simulated, "decide keeps the simulation flag");
     assert_eq!(d.ticket, Ticket(9), "decide keeps the ticket");
     assert_eq!(
@@ -951,9 +953,9 @@ fn decide_is_deterministic() {
     let mut reused = Decision::default();
     reused.reset(f.ticket, false);
     f.ticket = Ticket(8);
-    decide(&f.inputs(), &mut reused);
+    decide(&f.inputs(), &mut ExploreScratch::default(), &mut reused);
     f.ticket = first.ticket;
-    decide(&f.inputs(), &mut reused);
+    decide(&f.inputs(), &mut ExploreScratch::default(), &mut reused);
     assert_eq!(reused, first);
     // A different ticket changes only the exploration draws.
     f.ticket = Ticket(8);

@@ -9,7 +9,7 @@ use cx_domain::store::{
     mix64, BudgetLedger, FrequencyConfig, FrequencyStore, PosteriorConfig, Posteriors,
 };
 use cx_features::{DeviceType, RequestContext};
-use cx_systems::logic::{decide, DecideInputs, NS_PER_S};
+use cx_systems::logic::{decide, DecideInputs, ExploreScratch, NS_PER_S};
 use cx_systems::{DecideConfig, Exploration};
 use proptest::prelude::*;
 
@@ -88,7 +88,7 @@ impl World {
         };
         let mut out = Decision::default();
         out.reset(Ticket(ticket), false);
-        decide(&inputs, &mut out);
+        decide(&inputs, &mut ExploreScratch::default(), &mut out);
         out
     }
 }
@@ -267,13 +267,13 @@ fn thompson_sends_most_impressions_to_the_offer_clicked_twice_as_often() {
 }
 
 #[test]
-fn thompson_propensities_average_to_how_often_each_offer_is_picked() {
+fn thompson_inverse_propensities_average_to_one_over_how_often_each_offer_is_picked() {
     // Four offers the model scores close together, no feedback yet. The
-    // pick is an exact Thompson draw, so the share of decisions whose top
-    // is offer j is j's true propensity q_j; the decisions that picked j
-    // estimate q_j from M = 16 replicas drawn apart from the pick, so their
-    // mean propensity is q_j, up to the replica draw's bias (under 0.01)
-    // and the floor's (at most (1 - q)^M / (M + 1), under 0.005 here).
+    // share of decisions whose top is offer j is j's probability q_j under
+    // the policy; a decision that picked j counts N replica rounds (the
+    // same draw as the pick's, from streams of their own) until j wins
+    // one, and N is geometric with mean 1 / q_j: the inverse propensity,
+    // averaged over the decisions that picked j, is 1 / q_j.
     let offers = (1..=4).map(|id| offer(id, 0.0)).collect();
     let w = World::new(
         offers,
@@ -282,20 +282,22 @@ fn thompson_propensities_average_to_how_often_each_offer_is_picked() {
     );
     let n = 20_000;
     let mut picks = [0u64; 4];
-    let mut propensity_sums = [0.0f64; 4];
+    let mut inverse_sums = [0.0f64; 4];
     for ticket in 0..n {
         let d = w.decide(ticket, NOW_NS);
         let j = d.offers()[0].catalog_index as usize;
         picks[j] += 1;
-        propensity_sums[j] += f64::from(d.propensity);
+        inverse_sums[j] += 1.0 / f64::from(d.propensity);
     }
     for j in 0..4 {
         let share = picks[j] as f64 / n as f64;
-        let mean_propensity = propensity_sums[j] / picks[j] as f64;
-        // Sampling noise: about 0.003 on the share, 0.002 on the mean.
+        let mean_inverse = inverse_sums[j] / picks[j] as f64;
+        // Sampling noise: about 1.5% on the share, 2% on the mean (N's
+        // standard deviation is sqrt(1 - q) / q, over 3,000+ picks).
+        let ratio = mean_inverse * share;
         assert!(
-            share > 0.1 && (mean_propensity - share).abs() < 0.015,
-            "offer {j}: picked {share}, mean propensity {mean_propensity}; {picks:?}"
+            share > 0.1 && (ratio - 1.0).abs() < 0.08,
+            "offer {j}: picked {share}, mean inverse propensity {mean_inverse}; {picks:?}"
         );
     }
 }

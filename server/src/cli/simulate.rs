@@ -50,9 +50,9 @@ pub struct SimulateArgs {
     /// within a short run).
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     pub budget_scale: f64,
-    /// Thompson's posterior re-draws behind each decision's propensity
-    /// (`[decide] propensity_samples`), 1..=256.
-    #[arg(long, value_name = "M", default_value_t = 16)]
+    /// The most replica rounds behind each of Thompson's propensities
+    /// (`[decide] propensity_samples`), 1..=65536.
+    #[arg(long, value_name = "M", default_value_t = 1024)]
     pub propensity_samples: usize,
     /// Let the engines learn their bid shading from the win and loss
     /// notices (`[decide] learned_shading`) [default: off: the static

@@ -15,9 +15,10 @@
 //! event where greedy chose nothing, or an offer thompson did not rank, is
 //! unsupported and left out of both the estimates and the truth.
 //!
-//! Thompson's propensity is itself a Monte-Carlo estimate
-//! (`propensity_samples` replicas, `docs/DECISIONS.md`), so the weights
-//! `1 / propensity` carry that noise too.
+//! Thompson's propensity is itself a Monte-Carlo estimate (one over the
+//! replica rounds until the chosen offer wins one, `docs/DECISIONS.md`,
+//! "Propensity"): its inverse is unbiased, and the weights carry its
+//! noise.
 
 use super::auction::Auction;
 use super::oracle::{OfferMap, Truth};

@@ -7,7 +7,7 @@
 //! split is what makes simulation mode exact: a simulated request runs
 //! `decide` only.
 
-use super::explore::Explorer;
+use super::explore::{ExploreScratch, Explorer};
 use super::stored::{BehaviorInputs, SegmentTable, StoreSegments};
 use super::NS_PER_S;
 use crate::config::DecideConfig;
@@ -74,8 +74,13 @@ pub struct StoredUser<'a> {
 /// Decides one request into `out` (reset first). Reads state, changes none.
 /// The exploration policy (`logic/explore.rs`) sets each eligible offer's
 /// ExplorationBonus as it is scored, may move its pick to the top, and
-/// sets the propensity.
-pub fn decide<F: FrequencyCaps, B: Budgets>(inputs: &DecideInputs<'_, F, B>, out: &mut Decision) {
+/// sets the propensity; `scratch` is its working space (one per caller,
+/// reused across decisions).
+pub fn decide<F: FrequencyCaps, B: Budgets>(
+    inputs: &DecideInputs<'_, F, B>,
+    scratch: &mut ExploreScratch,
+    out: &mut Decision,
+) {
     out.reset(out.ticket, out.simulated);
     let keys = RequestKeys::of(inputs);
     let mut explorer = Explorer::new(
@@ -84,6 +89,7 @@ pub fn decide<F: FrequencyCaps, B: Budgets>(inputs: &DecideInputs<'_, F, B>, out
         inputs.seed,
         inputs.ticket,
         inputs.now_ns,
+        scratch,
     );
     out.source = inputs.source;
     let scored = matches!(

@@ -11,14 +11,17 @@
 //!   with the model as the prior ([`Posterior::beta`]); the drawn rate over
 //!   the prior's mean is a calibration ratio `r` that multiplies the
 //!   request's `p`, and the bonus is the blend at `min(1, p r)` less the
-//!   blend at `p`. The propensity is a Monte-Carlo estimate: `M`
-//!   (`propensity_samples`) more draws per offer from an independent
-//!   stream, and the share of those `M` replicas whose top offer is the one
-//!   chosen, at least `1 / (M + 1)`. The decision's own draw is exact
-//!   ([`draw::BetaDraw`]); the replicas' draws are a cheap close
-//!   approximation in `f32` ([`draw::ReplicaDraw`], the Wilson-Hilferty
-//!   cube of a tabulated normal), which moves a win probability by well
-//!   under 0.01 (tested against exact draws).
+//!   blend at `p`. Every draw, the decision's and the propensity's, is the
+//!   same cheap close approximation of the Beta in `f32`
+//!   ([`draw::ReplicaDraw`], the Wilson-Hilferty cube of a tabulated
+//!   normal, which moves a win probability by well under 0.01 against
+//!   exact draws), so the propensity's replicas follow the very policy that
+//!   decided. The propensity is `1 / N`, `N` the number of replica rounds
+//!   (every eligible offer drawn again, each from a stream of its own) up
+//!   to and including the first whose top offer is the one chosen: `N` is
+//!   geometric with mean `1 / q`, `q` the policy's probability of that
+//!   offer, so the inverse propensity that off-policy estimators weigh by
+//!   is unbiased (up to `propensity_samples` rounds, the most tried).
 //!
 //! Every draw is a function of the engine's seed, the ticket, the offer id
 //! and the posterior state, so a decision is deterministic and a simulated
@@ -26,18 +29,42 @@
 //!
 //! # Layout
 //!
-//! The Monte-Carlo replicas are run offer by offer as the decide step
-//! meets each eligible offer: per replica the [`Explorer`] keeps only the
-//! best score so far and its offer, two arrays of `M` on the stack
-//! ([`keep_best`]). Nothing is buffered per offer and nothing sized by the
-//! catalog is needed; the price is that the replicas cannot be pruned once
-//! the winner is known (every eligible offer draws once exactly and `M`
-//! times by the replica draw).
+//! As the decide step meets each eligible offer, the [`Explorer`] draws its
+//! bonus and keeps what its replicas need (the draw's constants, the
+//! bonus, the other factors' sum, its stream: [`ReplicaOffer`], about 64
+//! bytes) in a scratch array the decide system owns, sized by the catalog
+//! once. The rounds run after ranking, [`REPLICA_CHUNK`] at a time, each
+//! offer's chunk of draws and scores in one branch-free loop, per round
+//! only the best score so far and its offer kept ([`keep_best`]); they stop
+//! at the first chunk holding a round the chosen offer won. A likely pick
+//! costs one chunk; a pick of probability `q` about `1 / (16 q)` chunks,
+//! which averages out to about one chunk per decision per offer the
+//! policy gives a fair chance.
 
 use crate::config::{DecideConfig, Exploration, PROPENSITY_SAMPLES_MAX};
 use cx_domain::pipeline::{ChosenOffer, Decision, Ticket};
 use cx_domain::store::{mix64, Posterior, Posteriors};
 use draw::{BetaDraw, DrawStream, DrawTables, ReplicaDraw, REPLICA_CHUNK};
+
+/// One eligible offer as the propensity's replica rounds draw it.
+#[derive(Clone, Copy, Debug)]
+struct ReplicaOffer {
+    /// Its draw; `None`: no posterior to draw from (its bonus is 0).
+    draw: Option<ReplicaDraw>,
+    bonus: BonusF32,
+    /// The other factors' sum.
+    partial: f32,
+    index: u32,
+    stream: DrawStream,
+}
+
+/// The eligible offers of the decision being made, for the propensity's
+/// rounds: owned by the decide system, cleared per decision, grown to the
+/// catalog's size once (no allocation in steady state).
+#[derive(Debug, Default)]
+pub struct ExploreScratch {
+    offers: Vec<ReplicaOffer>,
+}
 
 mod draw;
 
@@ -62,13 +89,12 @@ pub(crate) struct Explorer<'a> {
     now_ns: u64,
     /// `mix64` of the seed and the ticket: every draw starts from it.
     request_key: u64,
-    /// Thompson replicas: `M`, and per replica the best score so far and
-    /// the catalog index that has it.
-    samples: usize,
-    /// The replicas' tables of normal and exponential draws.
+    /// Thompson: the most replica rounds behind the propensity.
+    rounds_max: usize,
+    /// The draws' tables of normal and exponential values.
     tables: &'static DrawTables,
-    best_score: [f32; PROPENSITY_SAMPLES_MAX],
-    best_index: [u32; PROPENSITY_SAMPLES_MAX],
+    /// Thompson: the eligible offers seen, for the rounds.
+    scratch: &'a mut ExploreScratch,
     /// Eligible offers seen.
     eligible: u32,
     /// Epsilon-greedy: the uniform pick among the offers seen so far.
@@ -82,17 +108,18 @@ impl<'a> Explorer<'a> {
         seed: u64,
         ticket: Ticket,
         now_ns: u64,
+        scratch: &'a mut ExploreScratch,
     ) -> Self {
+        scratch.offers.clear();
         Self {
             policy: config.exploration,
             config,
             posteriors,
             now_ns,
             request_key: mix64(mix64(seed) ^ ticket.0),
-            samples: config.propensity_samples.clamp(1, PROPENSITY_SAMPLES_MAX),
+            rounds_max: config.propensity_samples.clamp(1, PROPENSITY_SAMPLES_MAX),
             tables: draw::draw_tables(),
-            best_score: [f32::NEG_INFINITY; PROPENSITY_SAMPLES_MAX],
-            best_index: [NO_OFFER; PROPENSITY_SAMPLES_MAX],
+            scratch,
             eligible: 0,
             pick: None,
         }
@@ -118,57 +145,36 @@ impl<'a> Explorer<'a> {
         offer.score = offer.factors.iter().sum();
     }
 
-    /// The Thompson draw of one offer, and its `M` replicas.
+    /// The Thompson draw of one offer; keeps what its replicas need.
     fn thompson(&mut self, offer: &mut ChosenOffer) {
         let i = offer.catalog_index as usize;
         let (alpha, beta, m) = self
             .posterior(i, offer.offer_id)
             .beta(self.config.thompson_prior_impressions, offer.p_click);
-        let bonus = Bonus::new(offer.factors[3], offer.p_click, m);
+        let bonus = Bonus::new(offer.factors[3], offer.p_click, m).in_f32();
         let key = self.offer_key(offer.offer_id);
         // A replica's score is the other factors' sum plus its bonus, as
-        // the real one is, so replica ties break as the ranking's do (the
-        // earlier offer wins).
+        // the decision's is, so replica ties break as the ranking's do
+        // (the earlier offer wins).
         let partial: f32 = offer.factors[..EXPLORATION].iter().sum();
-        let samples = self.samples;
-        let best_score = &mut self.best_score[..samples];
-        let best_index = &mut self.best_index[..samples];
-        let index = offer.catalog_index;
-        let Some(draw) = BetaDraw::new(alpha, beta) else {
-            // Never for the parameters `Posterior::beta` gives.
-            let scores = [partial; REPLICA_CHUNK];
-            for (chunk_score, chunk_index) in best_score
-                .chunks_mut(REPLICA_CHUNK)
-                .zip(best_index.chunks_mut(REPLICA_CHUNK))
-            {
-                keep_best(
-                    &scores[..chunk_score.len()],
-                    index,
-                    chunk_score,
-                    chunk_index,
-                );
-            }
-            return;
-        };
-        let mut rng = DrawStream::new(mix64(key ^ SALT_CHOICE));
-        offer.factors[EXPLORATION] = bonus.at(draw.sample(&mut rng));
-        let replica = ReplicaDraw::of(&draw);
-        let mut replicas = DrawStream::new(mix64(key ^ SALT_REPLICAS));
-        let bonus = bonus.in_f32();
-        // Up to REPLICA_CHUNK replicas at a time: the draws, then the
-        // scores, in place.
-        let mut scores = [0.0f32; REPLICA_CHUNK];
-        for (chunk_score, chunk_index) in best_score
-            .chunks_mut(REPLICA_CHUNK)
-            .zip(best_index.chunks_mut(REPLICA_CHUNK))
-        {
-            let scores = &mut scores[..chunk_score.len()];
-            replica.fill(&mut replicas, self.tables, scores);
-            for score in scores.iter_mut() {
-                *score = partial + bonus.at(*score);
-            }
-            keep_best(scores, index, chunk_score, chunk_index);
+        // Never `None` for the parameters `Posterior::beta` gives.
+        let draw = BetaDraw::new(alpha, beta).map(|exact| ReplicaDraw::of(&exact));
+        if let Some(draw) = draw {
+            let mut theta = [0.0f32; 1];
+            draw.fill(
+                &mut DrawStream::new(mix64(key ^ SALT_CHOICE)),
+                self.tables,
+                &mut theta,
+            );
+            offer.factors[EXPLORATION] = bonus.at(theta[0]);
         }
+        self.scratch.offers.push(ReplicaOffer {
+            draw,
+            bonus,
+            partial,
+            index: offer.catalog_index,
+            stream: DrawStream::new(mix64(key ^ SALT_REPLICAS)),
+        });
     }
 
     /// Offer `i`'s counts now; none when the store's arm `i` is another
@@ -187,7 +193,7 @@ impl<'a> Explorer<'a> {
     /// Settles the decision ranked greedily (on the scores with their
     /// bonuses) in `out`: the epsilon-greedy pick moves to the top, and the
     /// propensity is set.
-    pub(crate) fn finish(&self, out: &mut Decision) {
+    pub(crate) fn finish(&mut self, out: &mut Decision) {
         let Some(top) = out.offers().first().copied() else {
             out.propensity = 1.0;
             return;
@@ -216,19 +222,41 @@ impl<'a> Explorer<'a> {
         };
     }
 
-    /// The share of replicas whose top offer is `chosen`, at least
-    /// `1 / (M + 1)`; exactly 1 with one eligible offer.
-    fn thompson_propensity(&self, chosen: u32) -> f32 {
+    /// `1 / N`, `N` the replica rounds up to the first whose top offer is
+    /// `chosen` (at most `propensity_samples`; `1 / rounds_max` when none
+    /// in those); exactly 1 with one eligible offer.
+    fn thompson_propensity(&mut self, chosen: u32) -> f32 {
         if self.eligible <= 1 {
             return 1.0;
         }
-        let m = self.samples;
-        let won = self.best_index[..m]
-            .iter()
-            .filter(|&&i| i == chosen)
-            .count();
-        let floor = 1.0 / (m as f64 + 1.0);
-        (won as f64 / m as f64).max(floor) as f32
+        let tables = self.tables;
+        let offers = &mut self.scratch.offers;
+        let mut best_score = [0.0f32; REPLICA_CHUNK];
+        let mut best_index = [NO_OFFER; REPLICA_CHUNK];
+        let mut scores = [0.0f32; REPLICA_CHUNK];
+        let mut done = 0;
+        while done < self.rounds_max {
+            let n = (self.rounds_max - done).min(REPLICA_CHUNK);
+            best_index[..n].fill(NO_OFFER);
+            for o in offers.iter_mut() {
+                let scores = &mut scores[..n];
+                match o.draw {
+                    Some(draw) => {
+                        draw.fill(&mut o.stream, tables, scores);
+                        for score in scores.iter_mut() {
+                            *score = o.partial + o.bonus.at(*score);
+                        }
+                    }
+                    None => scores.fill(o.partial),
+                }
+                keep_best(scores, o.index, &mut best_score[..n], &mut best_index[..n]);
+            }
+            if let Some(t) = best_index[..n].iter().position(|&i| i == chosen) {
+                return 1.0 / (done + t + 1) as f32;
+            }
+            done += n;
+        }
+        1.0 / self.rounds_max as f32
     }
 }
 
@@ -256,7 +284,8 @@ impl Bonus {
         }
     }
 
-    #[inline]
+    /// The bonus at an exact draw (the tests' reference).
+    #[cfg(test)]
     fn at(&self, theta: f64) -> f32 {
         let ratio = (theta * self.inv_m).min(self.ratio_max);
         (self.model_prediction * (ratio - 1.0)) as f32

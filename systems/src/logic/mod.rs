@@ -10,6 +10,7 @@ pub mod stored;
 mod variants;
 
 pub use decide::{bid_price, commit, decide, CommitRefusals, DecideInputs, StoredUser};
+pub use explore::ExploreScratch;
 pub use feedback::{apply_effect, logged_decision, DecisionFacts, EffectApplied};
 pub use shading::{placement_key, shade_first, Priced};
 pub use variants::choose_variant;

@@ -47,6 +47,7 @@ pub fn decide(
     mut queues: ResMut<RequestQueues>,
     mut counters: ResMut<Counters>,
     mut query: Query<DecideItem>,
+    mut scratch: Local<logic::ExploreScratch>,
 ) {
     let start_raw = clocks.raw();
     let now_ns = clocks.now_ns();
@@ -85,7 +86,7 @@ pub fn decide(
                 _ => None,
             },
         };
-        logic::decide(&inputs, &mut item.decision);
+        logic::decide(&inputs, &mut scratch, &mut item.decision);
         // An auction bid's price from the placement's win rates.
         let placement = logic::placement_key(&item.request.ctx);
         if item.request.settlement == Settlement::Auction && !item.request.simulate {

@@ -16,6 +16,7 @@
 
 use cx_domain::store::mix64;
 use rand::RngCore;
+#[cfg(test)]
 use rand_distr::{Distribution, StandardNormal};
 use std::sync::OnceLock;
 
@@ -24,6 +25,7 @@ use std::sync::OnceLock;
 /// stream costs nothing, so every (request, offer, purpose) has its own
 /// without the seeding cost of a `Pcg64Mcg` (a quarter of the draw's
 /// cost before).
+#[derive(Clone, Copy, Debug)]
 pub(super) struct DrawStream {
     state: u64,
 }
@@ -37,6 +39,7 @@ impl DrawStream {
     }
 
     /// A uniform draw in `(0, 1)`: 53 bits, never 0 or 1.
+    #[cfg(test)]
     fn open01(&mut self) -> f64 {
         ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
@@ -69,6 +72,7 @@ struct GammaDraw {
     d: f64,
     c: f64,
     /// `1 / a` for a shape under 1; 0 otherwise.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the exact draw
     inv_shape: f64,
 }
 
@@ -92,6 +96,8 @@ impl GammaDraw {
         })
     }
 
+    /// The exact draw: the reference the replica draw is tested against.
+    #[cfg(test)]
     fn sample(&self, rng: &mut DrawStream) -> f64 {
         let x = loop {
             let z: f64 = StandardNormal.sample(rng);
@@ -141,6 +147,8 @@ impl BetaDraw {
         })
     }
 
+    /// The exact draw: the reference the replica draw is tested against.
+    #[cfg(test)]
     pub(super) fn sample(&self, rng: &mut DrawStream) -> f64 {
         let x = self.x.sample(rng);
         let y = self.y.sample(rng);

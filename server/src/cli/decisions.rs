@@ -170,7 +170,8 @@ fn export(args: &ExportArgs, streams: &mut Streams<'_>) -> Result<()> {
                     return Err(Error::Mismatch(format!("{}: {e}", path.display())))
                 }
                 Err(e) => {
-                    bad_line(streams.stderr, path, None, &e.to_string(), &mut report)?;
+                    let line = Some(reader.line());
+                    bad_line(streams.stderr, path, line, &e.to_string(), &mut report)?;
                     continue;
                 }
             };

@@ -149,16 +149,7 @@ fn a_server_with_a_journal_dir_records_its_decisions_and_their_feedback() {
         };
         ids.push(decision.imps[0].decision_id.clone().expect("an id"));
     }
-    let click = FeedbackEvent {
-        kind: FeedbackKind::Click,
-        decision_id: &ids[0],
-        event_id: "",
-        offer_id: 0,
-        variant: 0,
-        loss_code: 0,
-        timestamp_ns: 0,
-        amount: 0.0,
-    };
+    let click = FeedbackEvent::new(FeedbackKind::Click, &ids[0]);
     let ack = client.feedback(&[click]).expect("acknowledged");
     assert_eq!(ack.applied, 1, "{ack:?}");
     drop(client);

@@ -14,8 +14,9 @@
 //!
 //! The engine's systems never write a file. A decision's interaction is
 //! copied into a pooled record (`clone_from`, so the request's strings
-//! reuse the record's buffers: no allocation in steady state) and pushed
-//! on a bounded queue; one writer thread per journal serializes and
+//! reuse the record's buffers; what allocates is a list item, a segment
+//! or a category, beyond those the record last held: at most one per
+//! decision in `engine/tests/no_alloc.rs`) and pushed on a bounded queue; one writer thread per journal serializes and
 //! appends. A full queue drops the record and counts it (`dropped`), so
 //! the journal can never slow decisions down. Files rotate at
 //! `file_bytes_max`, and only the newest `files_max` of each stream are

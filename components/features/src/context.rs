@@ -11,8 +11,10 @@ use std::str::FromStr;
 
 /// One request as the feature schema sees it. Every field has a "missing"
 /// value (empty string, empty list, `Unknown`, zero), which is what
-/// [`Default`] gives.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// [`Default`] gives. `clone_from` reuses the target's strings and lists
+/// (a host or a journal that copies contexts into pooled ones allocates
+/// nothing once their buffers have grown).
+#[derive(Debug, Default, PartialEq)]
 pub struct RequestContext {
     /// The user's id (OpenRTB `user.id` or `user.buyeruid`); empty if unknown.
     pub user_id: String,
@@ -60,6 +62,56 @@ pub struct RequestContext {
     /// `[0, `[`limits::EXTRA_NUMERIC_MAX`](super::limits::EXTRA_NUMERIC_MAX)`]`;
     /// unused slots stay 0.
     pub extra_numeric: [f64; EXTRA_NUMERIC_SLOTS],
+}
+
+impl Clone for RequestContext {
+    fn clone(&self) -> Self {
+        let mut copy = Self::default();
+        copy.clone_from(self);
+        copy
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        // Destructured whole: a field added to the struct must be added here.
+        let Self {
+            user_id,
+            user_segments,
+            device_type,
+            os,
+            connection_type,
+            country,
+            region,
+            site_id,
+            is_app,
+            domain,
+            categories,
+            placement_width,
+            placement_height,
+            ad_position,
+            bid_floor,
+            timestamp,
+            extra,
+            extra_numeric,
+        } = source;
+        self.user_id.clone_from(user_id);
+        self.user_segments.clone_from(user_segments);
+        self.device_type = *device_type;
+        self.os = *os;
+        self.connection_type = *connection_type;
+        self.country.clone_from(country);
+        self.region.clone_from(region);
+        self.site_id.clone_from(site_id);
+        self.is_app = *is_app;
+        self.domain.clone_from(domain);
+        self.categories.clone_from(categories);
+        self.placement_width = *placement_width;
+        self.placement_height = *placement_height;
+        self.ad_position = *ad_position;
+        self.bid_floor = *bid_floor;
+        self.timestamp = *timestamp;
+        self.extra.clone_from(extra);
+        self.extra_numeric = *extra_numeric;
+    }
 }
 
 /// Slots of [`RequestContext::extra_numeric`].
@@ -352,5 +404,44 @@ mod tests {
         }
         assert_eq!(placement_size_slot(0, 0), 12);
         assert_eq!(placement_size_slot(250, 300), 12);
+    }
+
+    #[test]
+    fn clone_from_copies_every_field_and_keeps_the_target_s_buffers() {
+        let full = RequestContext {
+            user_id: "user-1".into(),
+            user_segments: vec!["a".into(), "b".into(), "c".into()],
+            device_type: DeviceType::Phone,
+            os: Os::Ios,
+            country: "USA".into(),
+            region: "CA".into(),
+            site_id: "s".into(),
+            is_app: true,
+            domain: "news.example".into(),
+            categories: vec!["IAB1".into()],
+            placement_width: 300,
+            placement_height: 250,
+            bid_floor: 0.5,
+            timestamp: 7,
+            extra: vec!["C14=1".into()],
+            extra_numeric: [1.0, 2.0, 3.0, 4.0],
+            ..RequestContext::default()
+        };
+        let mut target = RequestContext {
+            user_id: String::with_capacity(64),
+            ..RequestContext::default()
+        };
+        let buffer = target.user_id.as_ptr();
+        target.clone_from(&full);
+        assert_eq!(target, full);
+        assert_eq!(
+            target.user_id.as_ptr(),
+            buffer,
+            "the string kept its buffer"
+        );
+        assert_eq!(full.clone(), full);
+        // Back to a context with fewer items.
+        target.clone_from(&RequestContext::default());
+        assert_eq!(target, RequestContext::default());
     }
 }

@@ -269,16 +269,6 @@ impl WinRates {
         Ok(placements)
     }
 
-    /// Fills this store (a new one) from a section [`Self::write_state`]
-    /// wrote, checking it whole first; returns the placements restored.
-    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<u64> {
-        let records = Self::read_state(bytes)?;
-        for record in &records {
-            self.insert(record);
-        }
-        Ok(records.len() as u64)
-    }
-
     /// Puts a restored placement in its set, in place of the least
     /// recently seen one.
     pub fn insert(&mut self, record: &PlacementRecord) {

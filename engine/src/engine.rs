@@ -24,15 +24,20 @@ use cx_systems::resources::{BatchTimes, Counters, Schema, TickClock};
 use cx_systems::StagedModel;
 use hdrhistogram::Histogram;
 
-/// A model staged by [`Engine::swap_model`] or [`Engine::swap_bundle`],
-/// applied at the next tick.
-struct Staged {
-    model: StagedModel,
-    info: ModelInfo,
-    fit: CatalogFit,
-    skew: TrainServeSkew,
-    decide: Option<cx_systems::DecideConfig>,
-    monitor: cx_systems::monitor::Monitor,
+/// A model staged by [`Engine::swap_model`] or [`Engine::swap_bundle`]
+/// (or experiments by [`Engine::set_experiments`]), applied at the next
+/// tick.
+pub(crate) struct Staged {
+    pub(crate) model: StagedModel,
+    pub(crate) info: ModelInfo,
+    pub(crate) fit: CatalogFit,
+    pub(crate) skew: TrainServeSkew,
+    pub(crate) decide: Option<cx_systems::DecideConfig>,
+    /// A monitor for a new model (`None`: keep the running one).
+    pub(crate) monitor: Option<cx_systems::monitor::Monitor>,
+    /// Experiments staged with it ([`Engine::set_experiments`]), kept so
+    /// that a swap staged after them carries them.
+    pub(crate) experiments: Option<cx_systems::ExperimentParts>,
 }
 
 /// The engine. See the [module docs](self) and `docs/ARCHITECTURE.md`.
@@ -40,14 +45,14 @@ pub struct Engine {
     pub(crate) world: World,
     schedule: Schedule,
     port: Port,
-    staged: Option<Staged>,
+    pub(crate) staged: Option<Staged>,
     clock: quanta::Clock,
     tick_ns: Histogram<u64>,
     ticks: u64,
-    backend: BackendKind,
-    model: ModelInfo,
+    pub(crate) backend: BackendKind,
+    pub(crate) model: ModelInfo,
     /// How the model serving and the catalog match.
-    fit: CatalogFit,
+    pub(crate) fit: CatalogFit,
     /// Context fields the model was trained on that serving never fills.
     pub(crate) skew: TrainServeSkew,
     config: EngineConfig,
@@ -131,7 +136,9 @@ impl Engine {
             if let Some(decide) = staged.decide {
                 self.config.decide = decide;
             }
-            self.world.insert_resource(staged.monitor);
+            if let Some(monitor) = staged.monitor {
+                self.world.insert_resource(monitor);
+            }
         }
         self.world.resource_mut::<TickClock>().now_ns = now_ns;
         let before = self.world.resource::<Counters>().decided;
@@ -204,7 +211,9 @@ impl Engine {
     /// error) not at all. With a new catalog, daily budgets spent and
     /// frequency counts carry over by offer id ([`cx_systems::stage_bundle`]),
     /// so a swap never re-opens a spent budget. A staged swap not yet
-    /// applied is replaced by this one.
+    /// applied is replaced by this one (experiments staged with it stay
+    /// staged). The live experiments' models must fit the new model
+    /// ([`Engine::set_experiments`]), or the swap is refused.
     pub fn swap_bundle(&mut self, bundle: Bundle) -> Result<ModelInfo> {
         let (serving, info, schema) = load_serving(&bundle.model, &bundle.fallback)?;
         let running = &self.world.resource::<Schema>().0;
@@ -228,9 +237,12 @@ impl Engine {
             .check(self.config.train_serve_skew, &info.name)?;
         let decide = bundle.decide.clone();
         let monitor = crate::monitor::build(&self.config.monitor, serving.model.meta(), &schema)?;
+        // Experiments staged and not yet applied go live with this swap.
+        let experiments = self.staged.as_ref().and_then(|s| s.experiments.clone());
         let parts = cx_systems::BundleParts {
             catalog: bundle.catalog,
             decide: bundle.decide,
+            experiments: experiments.clone(),
         };
         let staged = cx_systems::stage_bundle(&self.world, serving, self.backend, parts)?;
         self.staged = Some(Staged {
@@ -239,7 +251,8 @@ impl Engine {
             fit,
             skew,
             decide,
-            monitor,
+            monitor: Some(monitor),
+            experiments,
         });
         Ok(info)
     }

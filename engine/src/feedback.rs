@@ -261,6 +261,7 @@ impl Engine {
                 })
             });
         self.feedback.counts.take(effect, &applied);
+        self.count_arm_outcome(effect);
         if let Some(journal) = self.world.get_resource::<crate::journal::Journal>() {
             journal.record_observation(crate::journal::Observation::of(effect, now_ns));
         }

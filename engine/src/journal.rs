@@ -27,9 +27,9 @@ use crate::error::{Error, Result};
 use bevy_ecs::prelude::Res;
 use crossbeam::queue::ArrayQueue;
 use cx_domain::store::Effect;
-use cx_evaluation::{DsjsonWriter, LoggedEvent};
+use cx_evaluation::{ArmJson, DsjsonWriter, LoggedEvent};
 use cx_features::RequestContext;
-use cx_systems::resources::{DecisionLogging, Scoring, TickClock};
+use cx_systems::resources::{DecisionLogging, ExperimentRoutes, Scoring, TickClock};
 use cx_systems::systems::DecidedRequests;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -98,8 +98,12 @@ pub struct Interaction {
     pub decision_id: String,
     /// When it was decided, unix ns.
     pub decided_ns: u64,
-    /// The serving model's key.
+    /// The key of the model that scored it.
     pub model_key: u64,
+    /// The experiment's key (empty outside experiments).
+    pub experiment: String,
+    /// The variation's key (empty outside experiments).
+    pub variation: String,
     /// The request.
     pub context: RequestContext,
     /// The ranked offers, the chosen one first.
@@ -302,6 +306,7 @@ pub fn record_decisions(
     logging: Res<DecisionLogging>,
     clock: Res<TickClock>,
     scoring: Res<Scoring>,
+    experiments: Res<ExperimentRoutes>,
 ) {
     let Some(journal) = journal else {
         return;
@@ -314,7 +319,15 @@ pub fn record_decisions(
             r.decision_id.clear();
             logging.write_id(decision.ticket, &mut r.decision_id);
             r.decided_ns = clock.now_ns;
-            r.model_key = scoring.serving.id.as_u64();
+            let arm = experiments.arm(decision.arm);
+            let slot = arm.map_or(0, |a| a.route.slot);
+            r.model_key = scoring.slot(slot).id.as_u64();
+            r.experiment.clear();
+            r.variation.clear();
+            if let Some(arm) = arm {
+                r.experiment.push_str(&arm.experiment_key);
+                r.variation.push_str(&arm.variation_key);
+            }
             r.context.clone_from(&request.ctx);
             r.offers.clear();
             r.offers
@@ -384,6 +397,10 @@ fn logged_event(i: &Interaction) -> LoggedEvent {
         chosen: 0,
         probabilities,
         reward: 0.0,
+        experiment: (!i.experiment.is_empty()).then(|| ArmJson {
+            key: i.experiment.clone(),
+            variation: i.variation.clone(),
+        }),
     }
 }
 

@@ -38,6 +38,8 @@
 //!   `train_serve_skew` key).
 //! - [`monitor`]: model monitoring, the serving distributions against the
 //!   model's training reference ([`Engine::monitor_report`]).
+//! - [`experiments`]: several models served at once, one per experiment
+//!   arm ([`Engine::set_experiments`], [`Engine::experiment_report`]).
 //! - [`feature_store`]: the optional online feature store's hooks
 //!   ([`Engine::put_features`], [`Engine::features_for`]); they change no
 //!   decision yet.
@@ -48,6 +50,7 @@ pub mod config_feedback;
 mod decision_ids;
 pub mod engine;
 pub mod error;
+pub mod experiments;
 pub mod feature_store;
 pub mod feedback;
 pub mod fit;
@@ -78,6 +81,7 @@ pub use cx_systems as systems;
 pub use cx_wire as wire;
 pub use engine::{Engine, EngineCounts};
 pub use error::{Error, Result};
+pub use experiments::{ArmDef, ArmReport, ArmSource, ExperimentDef, ExperimentReport};
 pub use fit::{CatalogFit, CatalogOverlap};
 pub use port::Port;
 pub use skew::{SkewPolicy, SkewRefusal, TrainServeSkew};

@@ -104,6 +104,37 @@ fn steady_state_allocates_nothing_with_the_cache_off() {
 }
 
 #[test]
+fn steady_state_allocates_nothing_with_an_experiment_live() {
+    use cx_engine::experiments::{ArmDef, ArmSource, ExperimentDef};
+    use cx_engine::{FallbackSource, ModelSource, DEFAULT_MODEL_BYTES};
+    let mut engine = Engine::builder().seed(1).build().expect("engine");
+    let experiment = cx_experiments::Experiment::from_json(
+        r#"{"key": "e", "variations": [0, 1], "hashVersion": 2}"#,
+    )
+    .expect("experiment");
+    let second = ArmSource {
+        model: ModelSource::Bytes(DEFAULT_MODEL_BYTES.into()),
+        fallback: FallbackSource::Auto,
+    };
+    let arms = vec![
+        ArmDef { id: 1, model: None },
+        ArmDef {
+            id: 2,
+            model: Some(second),
+        },
+    ];
+    engine
+        .set_experiments(&[ExperimentDef { experiment, arms }])
+        .expect("experiments");
+    let ctxs = contexts(200);
+    assert!(
+        ctxs.iter().all(|c| !c.user_id.is_empty()),
+        "users to assign"
+    );
+    assert_engine_allocates_nothing(engine, "an experiment live");
+}
+
+#[test]
 fn steady_state_allocates_nothing_with_a_feature_store() {
     use cx_featurestore::{Definitions, FeatureBackend, FeaturePut, StoreConfig, Value};
     use std::sync::Arc;

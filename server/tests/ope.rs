@@ -64,6 +64,7 @@ fn log_from_the_bundled_model(n: u64, seed: u64) -> (Vec<LoggedEvent>, f64) {
             chosen,
             probabilities: probabilities.clone(),
             reward: if clicked { 1.0 } else { 0.0 },
+            experiment: None,
         });
     }
     let value = greedy_value / events.len() as f64;

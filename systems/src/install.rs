@@ -8,8 +8,9 @@ use crate::config::{BatchPolicy, DecideConfig};
 use crate::error::{Error, Result};
 use crate::logic::stored::BehaviorInputs;
 use crate::resources::{
-    BatchTimes, Counters, DecisionLogging, Egress, Ingress, Latencies, RequestQueues, Schema,
-    Scoring, Seed, ServingModel, SpareContexts, Submission, TickClock, WallClock,
+    Arm, BatchTimes, Counters, DecisionLogging, Egress, ExperimentCounts, ExperimentRoutes,
+    Ingress, Latencies, LiveExperiment, RequestQueues, Schema, Scoring, Seed, ServingModel,
+    SpareContexts, Submission, TickClock, WallClock,
 };
 use crate::user_store::{UserFeatures, UserStore};
 use bevy_ecs::prelude::*;
@@ -112,6 +113,7 @@ pub type RequestBundle = (
     StageTimes,
     Decision,
     UserFeatures,
+    Arm,
 );
 
 /// A free request entity's components, its scores `width` wide, its user
@@ -127,6 +129,7 @@ fn idle_request(width: usize, defs: Option<&Arc<Definitions>>) -> RequestBundle 
         StageTimes::default(),
         Decision::default(),
         UserFeatures::new(defs),
+        Arm::default(),
     )
 }
 
@@ -212,6 +215,8 @@ pub fn install(
     world.insert_resource(logging);
     world.insert_resource(variant_stats);
     world.insert_resource(win_rates);
+    world.insert_resource(ExperimentRoutes::default());
+    world.insert_resource(ExperimentCounts::default());
     world.insert_resource(Latencies::new());
     world.insert_resource(BatchTimes::new());
     if let Some(store) = user_store {
@@ -296,6 +301,8 @@ pub struct StagedModel {
     /// Their behaviour features resolved against the feature store's
     /// definitions (with new settings and a store).
     behavior: Option<BehaviorInputs>,
+    /// New experiment routes (`None`: keep the running ones).
+    routes: Option<ExperimentRoutes>,
 }
 
 /// A catalog staged with its model: the catalog, a budget store over its
@@ -318,6 +325,31 @@ impl StagedModel {
     pub fn catalog(&self) -> Option<&Catalog> {
         self.catalog.as_ref().map(|c| &c.catalog)
     }
+
+    /// Makes `experiments` go live with this swap instead of the ones it
+    /// carried: its scoring is rebuilt with their models. An error changes
+    /// nothing.
+    pub fn set_experiments(
+        &mut self,
+        world: &World,
+        experiments: ExperimentParts,
+        backend: BackendKind,
+    ) -> Result<()> {
+        let routes = ExperimentRoutes::new(experiments.live, experiments.models.len())?;
+        let catalog = self
+            .catalog
+            .as_ref()
+            .map_or_else(|| world.resource::<Catalog>(), |c| &c.catalog);
+        self.scoring = Scoring::with_arms(
+            self.scoring.serving.clone(),
+            experiments.models,
+            catalog,
+            backend,
+            world.resource::<BatchPolicy>().batch_max,
+        )?;
+        self.routes = Some(routes);
+        Ok(())
+    }
 }
 
 /// What [`stage_bundle`] swaps in beside the model.
@@ -327,6 +359,20 @@ pub struct BundleParts {
     pub catalog: Option<Catalog>,
     /// New decision settings (`None`: keep the running ones).
     pub decide: Option<DecideConfig>,
+    /// New live experiments (`None`: keep the running ones, whose models
+    /// must then fit the new model).
+    pub experiments: Option<ExperimentParts>,
+}
+
+/// Live experiments as staged: the models that serve their arms beside
+/// the default one (scoring slots 1 and up, in order), and the
+/// experiments with their routes to those slots.
+#[derive(Clone, Debug, Default)]
+pub struct ExperimentParts {
+    /// The arms' models.
+    pub models: Vec<ServingModel>,
+    /// The experiments, in the order a request tries them.
+    pub live: Vec<LiveExperiment>,
 }
 
 /// Builds everything a swap to `serving` needs against the pipeline in
@@ -384,17 +430,29 @@ pub fn stage_bundle(
         }
     };
     let mapped = catalog.as_ref().map_or(running_catalog, |c| &c.catalog);
-    let scoring = Scoring::new(serving, mapped, backend, batch_max)?;
+    let (arm_models, routes) = match parts.experiments {
+        Some(e) => {
+            let routes = ExperimentRoutes::new(e.live, e.models.len())?;
+            (e.models, Some(routes))
+        }
+        None => {
+            let running = world.resource::<Scoring>();
+            (running.arm_models().cloned().collect(), None)
+        }
+    };
+    let scoring = Scoring::with_arms(serving, arm_models, mapped, backend, batch_max)?;
     Ok(StagedModel {
         scoring,
         cache,
         catalog,
         decide: parts.decide,
         behavior,
+        routes,
     })
 }
 
-/// Installs a staged model between ticks: the new scoring state, and a
+/// Installs a staged model between ticks: the new scoring state (with its
+/// experiment arms' models, and their routes when staged anew), and a
 /// cleared cache (its keys include the model id, so old entries could
 /// never hit; clearing frees their room) or the new-width one, with every
 /// pooled entity's scores resized to match; with a staged catalog, the
@@ -441,6 +499,12 @@ pub fn apply_model(world: &mut World, staged: StagedModel) {
         (staged.behavior, world.get_resource_mut::<UserStore>())
     {
         store.set_behavior(behavior);
+    }
+    if let Some(routes) = staged.routes {
+        world
+            .resource_mut::<ExperimentCounts>()
+            .reserve_for(&routes);
+        world.insert_resource(routes);
     }
     world.insert_resource(staged.scoring);
 }

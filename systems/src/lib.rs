@@ -30,7 +30,7 @@ pub use config::{BatchPolicy, DecideConfig, Exploration, ObjectiveWeights};
 pub use error::{Error, Result};
 pub use install::{
     apply_model, install, stage_bundle, stage_model, BundleParts, DecisionLogSource,
-    PipelineHandles, PipelineParts, RequestBundle, StagedModel,
+    ExperimentParts, PipelineHandles, PipelineParts, RequestBundle, StagedModel,
 };
 pub use systems::PipelineSet;
 

@@ -296,6 +296,10 @@ pub struct Decision {
     /// when it has several (`cx_domain::catalog::variants`). Not on the
     /// binary wire; an OpenRTB bid carries the variant's creative id.
     pub variant: u8,
+    /// The experiment arm the request was assigned to (0: in no
+    /// experiment; `docs/EXPERIMENTS.md`): its model scored the request.
+    /// Not on the binary wire.
+    pub arm: u16,
 }
 
 impl Decision {
@@ -318,6 +322,7 @@ impl Decision {
             eligible,
             propensity,
             variant,
+            arm,
         } = self;
         *t = ticket;
         *len = 0;
@@ -328,6 +333,7 @@ impl Decision {
         *eligible = 0;
         *propensity = 0.0;
         *variant = 0;
+        *arm = 0;
     }
 
     /// Moves `offer` to the top of the list (an exploration policy's pick;
@@ -434,6 +440,7 @@ impl PartialEq for Decision {
             eligible,
             propensity,
             variant,
+            arm,
         } = self;
         *ticket == other.ticket
             && self.offers() == other.offers()
@@ -444,6 +451,7 @@ impl PartialEq for Decision {
             && *eligible == other.eligible
             && propensity.to_bits() == other.propensity.to_bits()
             && *variant == other.variant
+            && *arm == other.arm
     }
 }
 

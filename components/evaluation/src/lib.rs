@@ -20,7 +20,7 @@ pub mod estimate;
 pub mod policy;
 
 pub use context::ContextJson;
-pub use dsjson::{DsjsonLine, DsjsonReader, DsjsonWriter, LoggedEvent};
+pub use dsjson::{ArmJson, DsjsonLine, DsjsonReader, DsjsonWriter, LoggedEvent};
 pub use error::{Error, Result};
 pub use estimate::{Estimate, Evaluator, Observation, Report, LEVEL_DEFAULT};
 pub use policy::TargetPolicy;

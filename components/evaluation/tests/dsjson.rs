@@ -25,6 +25,7 @@ fn event(id: &str, chosen: usize, reward: f64) -> LoggedEvent {
         chosen,
         probabilities: vec![0.7, 0.2, 0.1],
         reward,
+        experiment: None,
     }
 }
 

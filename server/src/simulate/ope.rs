@@ -125,6 +125,7 @@ impl<'w> OpeLog<'w> {
                     chosen: 0,
                     probabilities: probabilities.clone(),
                     reward,
+                    experiment: None,
                 })
                 .map_err(|e| Error::Mismatch(format!("writing the DSJSON log: {e}")))?;
         }

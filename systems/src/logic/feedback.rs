@@ -20,8 +20,10 @@ pub struct DecisionFacts {
     pub key: u64,
     /// Its settlement.
     pub settlement: Settlement,
-    /// The serving model's key.
+    /// The key of the model that scored it.
     pub model_key: u64,
+    /// Its experiment arm (0: none).
+    pub arm: u16,
     /// The request's feature fingerprint.
     pub fingerprint: u64,
     /// The user.
@@ -53,7 +55,7 @@ pub fn logged_decision(decision: &Decision, facts: &DecisionFacts) -> Option<Log
         score: top.score,
         propensity: decision.propensity,
         model_key: facts.model_key,
-        arm: 0,
+        arm: facts.arm,
         fingerprint: facts.fingerprint,
         user_hash: facts.user_hash,
         placement_key: facts.placement_key,

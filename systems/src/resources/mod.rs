@@ -6,6 +6,8 @@
 //!   and the fallback scorer.
 //! - [`counters`]: what the pipeline counted, and its latency histograms.
 //! - [`feedback`]: the decision log and decision ids.
+//! - [`experiments`]: the live experiments' routes to models, and their
+//!   counts per arm.
 //! - here: the clocks, the seed and the feature schema.
 //!
 //! Every buffer is sized when the resource is built; the systems only index
@@ -14,6 +16,7 @@
 //! can feed an engine that a game loop ticks.
 
 pub mod counters;
+pub mod experiments;
 pub mod feedback;
 pub mod queues;
 pub mod scoring;
@@ -21,9 +24,15 @@ pub mod scoring;
 pub use counters::{
     new_histogram, BatchTimes, Counters, Latencies, BATCH_TIMES_MAX, LATENCY_NS_MAX,
 };
+pub use experiments::{
+    Arm, ArmCounts, ArmInfo, ArmRegistry, ArmRoute, ExperimentCounts, ExperimentRoutes,
+    LiveExperiment,
+};
 pub use feedback::DecisionLogging;
 pub use queues::{Egress, Ingress, QueuedRequest, RequestQueues, SpareContexts, Submission};
-pub use scoring::{offer_columns, FallbackScorer, Scoring, ServingModel, FEATURE_NORM_KEY};
+pub use scoring::{
+    offer_columns, ArmModel, FallbackScorer, Scoring, ServingModel, FEATURE_NORM_KEY,
+};
 
 use bevy_ecs::prelude::Resource;
 use cx_features::FeatureSchema;

@@ -158,8 +158,20 @@ fn check_fallback(f: &FallbackScorer, model: &SnnModel, schema: &FeatureSchema) 
     Ok(())
 }
 
-/// The scoring state: the serving model and its backend chain, the catalog
-/// mapping, and the buffers of one inference batch.
+/// A model that serves experiment arms beside the default one, with its
+/// own backend chain. It scores the same offers as the default model,
+/// column for column, so the catalog mapping, the cache's width and every
+/// request's scores stay the same whichever model scored it.
+pub struct ArmModel {
+    /// The model.
+    pub serving: ServingModel,
+    /// Its backend chain.
+    pub dispatcher: Dispatcher,
+}
+
+/// The scoring state: the serving model and its backend chain, the models
+/// of experiment arms, the catalog mapping, and the buffers of one
+/// inference batch (shared by every model: one batch runs at a time).
 ///
 /// Layout: one batch is a compressed-sparse-row block: `batch_starts`
 /// (`batch_max + 1` row bounds) over `batch_columns` / `batch_values`, room
@@ -172,6 +184,9 @@ pub struct Scoring {
     pub serving: ServingModel,
     /// Its backend chain.
     pub dispatcher: Dispatcher,
+    /// The models of experiment arms: scoring slot `k` is `arms[k - 1]`
+    /// (slot 0 is the default model).
+    pub arms: Vec<ArmModel>,
     /// Per catalog offer, its model output column.
     pub columns: Vec<Option<u32>>,
     /// Rows per batch.
@@ -199,6 +214,33 @@ impl Scoring {
         kind: BackendKind,
         batch_max: usize,
     ) -> Result<Self> {
+        Self::with_arms(serving, Vec::new(), catalog, kind, batch_max)
+    }
+
+    /// [`Self::new`] with the models of experiment arms, slots 1 and up in
+    /// order. Each must score the default model's offers column for column
+    /// and read rows as wide; at most
+    /// [`ARM_MODELS_MAX`](super::experiments::ARM_MODELS_MAX).
+    pub fn with_arms(
+        serving: ServingModel,
+        arm_models: Vec<ServingModel>,
+        catalog: &Catalog,
+        kind: BackendKind,
+        batch_max: usize,
+    ) -> Result<Self> {
+        let arms_max = super::experiments::ARM_MODELS_MAX;
+        if arm_models.len() > arms_max {
+            return Err(Error::Config {
+                field: "experiments",
+                reason: format!(
+                    "{} models for experiment arms; at most {arms_max} serve beside the default",
+                    arm_models.len()
+                ),
+            });
+        }
+        for arm in &arm_models {
+            check_arm(arm, &serving)?;
+        }
         let columns = offer_columns(catalog, &serving.model.meta().offer_ids);
         if columns.iter().all(Option::is_none) {
             return Err(Error::Mismatch(format!(
@@ -213,11 +255,31 @@ impl Scoring {
             batch_max,
             FallbackPolicy::default(),
         )?;
+        let arms = arm_models
+            .into_iter()
+            .map(|serving| {
+                let dispatcher = Dispatcher::new(
+                    serving.model.clone(),
+                    kind,
+                    batch_max,
+                    FallbackPolicy::default(),
+                )?;
+                Ok(ArmModel {
+                    serving,
+                    dispatcher,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let inputs = serving.model.inputs();
         let outputs = serving.model.outputs();
-        let row_max = SPARSE_NONZERO_MAX + serving.norm.columns.len();
+        let norm_columns_max = arms
+            .iter()
+            .map(|a| a.serving.norm.columns.len())
+            .fold(serving.norm.columns.len(), usize::max);
+        let row_max = SPARSE_NONZERO_MAX + norm_columns_max;
         Ok(Self {
             dispatcher,
+            arms,
             columns,
             batch_max,
             batch_starts: Vec::with_capacity(batch_max + 1),
@@ -239,6 +301,38 @@ impl Scoring {
     pub fn outputs(&self) -> usize {
         self.serving.model.outputs()
     }
+
+    /// The model of scoring slot `slot` (0: the default).
+    pub fn slot(&self, slot: u16) -> &ServingModel {
+        match slot {
+            0 => &self.serving,
+            k => &self.arms[usize::from(k) - 1].serving,
+        }
+    }
+
+    /// The models serving experiment arms, slots 1 and up.
+    pub fn arm_models(&self) -> impl Iterator<Item = &ServingModel> {
+        self.arms.iter().map(|a| &a.serving)
+    }
+}
+
+/// Checks that an arm's model can stand in for the default one: the same
+/// offers in the same columns, and rows as wide.
+fn check_arm(arm: &ServingModel, default: &ServingModel) -> Result<()> {
+    let (a, d) = (arm.model.meta(), default.model.meta());
+    if a.offer_ids != d.offer_ids || arm.model.inputs() != default.model.inputs() {
+        return Err(Error::Mismatch(format!(
+            "experiment arm model `{}` scores offers {:?} from {} inputs; the default model `{}` \
+             scores {:?} from {}: an arm's model must score the same offers in the same order",
+            a.name,
+            a.offer_ids,
+            arm.model.inputs(),
+            d.name,
+            d.offer_ids,
+            default.model.inputs()
+        )));
+    }
+    Ok(())
 }
 
 /// Per catalog offer, the model column that scores it.

@@ -2,7 +2,7 @@
 
 use super::params::{assert_awaiting, Clocks, Rules, Stores, POOLED};
 use crate::logic::{self, DecideInputs, DecisionFacts, StoredUser};
-use crate::resources::{Counters, RequestQueues, Scoring};
+use crate::resources::{Arm, Counters, ExperimentCounts, RequestQueues, Scoring};
 use crate::user_store::{UserFeatures, UserStore};
 use bevy_ecs::prelude::*;
 use bevy_ecs::query::QueryData;
@@ -18,6 +18,7 @@ pub struct DecideItem {
     ticket: &'static Ticket,
     request: &'static Request,
     fingerprint: &'static Fingerprint,
+    arm: &'static Arm,
     scores: &'static Scores,
     user: &'static UserFeatures,
     decision: &'static mut Decision,
@@ -46,6 +47,7 @@ pub fn decide(
     mut stores: Stores,
     mut queues: ResMut<RequestQueues>,
     mut counters: ResMut<Counters>,
+    mut arm_counts: ResMut<ExperimentCounts>,
     mut query: Query<DecideItem>,
     mut scratch: Local<logic::ExploreScratch>,
 ) {
@@ -127,10 +129,12 @@ pub fn decide(
                 now_ns,
             );
         }
+        item.decision.arm = item.arm.id;
         let facts = DecisionFacts {
             key: stores.log.key(*item.ticket),
             settlement: item.request.settlement,
-            model_key: scoring.serving.id.as_u64(),
+            model_key: scoring.slot(item.arm.slot).id.as_u64(),
+            arm: item.arm.id,
             fingerprint: item.fingerprint.key,
             user_hash: item.fingerprint.user_hash,
             placement_key: placement,
@@ -138,6 +142,9 @@ pub fn decide(
         };
         if let Some(entry) = logic::logged_decision(&item.decision, &facts) {
             counters.decisions_logged += 1;
+            if let Some(arm) = arm_counts.arm_mut(entry.arm) {
+                arm.decided += 1;
+            }
             if let Some(evicted) = stores.log.log().record(&entry, now_ns) {
                 // A bid evicted unsettled gives back what it held.
                 logic::apply_effect(

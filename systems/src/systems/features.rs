@@ -4,15 +4,41 @@
 
 use super::params::{assert_awaiting, Clocks, POOLED};
 use crate::logic;
-use crate::resources::{Counters, RequestQueues, Schema, Scoring};
+use crate::resources::{
+    Arm, Counters, ExperimentCounts, ExperimentRoutes, RequestQueues, Schema, Scoring,
+};
 use crate::user_store::{UserFeatures, UserStore};
 use bevy_ecs::prelude::*;
 use bevy_ecs::query::QueryData;
+use bevy_ecs::system::SystemParam;
 use cx_domain::pipeline::{
     FeatureRow, Fingerprint, Phase, Request, ScoreSource, Scores, Stage, StageTimes,
 };
 use cx_domain::store::{CacheBackend, ScoreCache};
 use cx_featurestore::READ_BATCH_MAX;
+
+/// The live experiments, and what their arms counted.
+#[derive(SystemParam)]
+pub struct Experiments<'w> {
+    routes: Res<'w, ExperimentRoutes>,
+    counts: ResMut<'w, ExperimentCounts>,
+}
+
+impl Experiments<'_> {
+    /// Assigns the request `ctx` to its arm, counting it unless simulated.
+    fn assign(&mut self, ctx: &cx_features::RequestContext, simulated: bool) -> Arm {
+        if self.routes.is_empty() {
+            return Arm::default();
+        }
+        let arm = self.routes.assign(ctx);
+        if !simulated {
+            if let Some(counts) = self.counts.arm_mut(arm.id) {
+                counts.assigned += 1;
+            }
+        }
+        arm
+    }
+}
 
 /// What the features system reads and writes.
 #[derive(QueryData)]
@@ -21,6 +47,7 @@ pub struct FeaturesItem {
     request: &'static Request,
     row: &'static mut FeatureRow,
     user: &'static mut UserFeatures,
+    arm: &'static mut Arm,
     fingerprint: &'static mut Fingerprint,
     phase: &'static mut Phase,
     times: &'static mut StageTimes,
@@ -30,19 +57,20 @@ pub struct FeaturesItem {
 /// ([`read_user_chunk`]: one batched store read per [`READ_BATCH_MAX`]
 /// requests), extracts its sparse feature row into its [`FeatureRow`] and
 /// computes its [`Fingerprint`] (cache key, validity, user hash), then
-/// queues it for [`Stage::Cache`].
+/// queues it for [`Stage::Cache`]. With experiments live, it first assigns
+/// the request to its [`Arm`]; the arm's model is the fingerprint's.
 #[allow(clippy::too_many_arguments)]
 pub fn features(
     clocks: Clocks,
     schema: Res<Schema>,
     scoring: Res<Scoring>,
+    mut experiments: Experiments,
     mut store: Option<ResMut<UserStore>>,
     mut queues: ResMut<RequestQueues>,
     mut counters: ResMut<Counters>,
     mut query: Query<FeaturesItem>,
 ) {
     let start_raw = clocks.raw();
-    let model_key = scoring.serving.key();
     let mut batch = queues.take(Stage::Features);
     let mut user_hashes = [0u64; READ_BATCH_MAX];
     while !batch.is_empty() {
@@ -54,6 +82,8 @@ pub fn features(
             assert_awaiting(*item.phase, Stage::Features);
             item.times.stamp(Stage::Features, start_raw);
             let ctx = &item.request.ctx;
+            *item.arm = experiments.assign(ctx, item.request.simulate);
+            let model_key = scoring.slot(item.arm.slot).key();
             let (columns, values) = item.row.buffers_mut();
             // The engine checked at build that a store's definitions are the
             // ones the schema's store section reads (or that it has none).

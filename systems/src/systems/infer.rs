@@ -4,7 +4,7 @@ use super::params::{assert_awaiting, Clocks, POOLED};
 use crate::config::BatchPolicy;
 use crate::logic;
 use crate::resources::counters::record;
-use crate::resources::{BatchTimes, Counters, Ingress, Latencies, RequestQueues, Scoring};
+use crate::resources::{Arm, BatchTimes, Counters, Ingress, Latencies, RequestQueues, Scoring};
 use bevy_ecs::prelude::*;
 use bevy_ecs::query::QueryData;
 use bevy_ecs::system::SystemParam;
@@ -24,13 +24,15 @@ pub struct BatchTally<'w> {
 #[query_data(mutable)]
 pub struct InferItem {
     row: &'static FeatureRow,
+    arm: &'static Arm,
     scores: &'static mut Scores,
     phase: &'static mut Phase,
     times: &'static mut StageTimes,
 }
 
-/// Scores pending requests in batches of `batch_max`, oldest first, and
-/// queues them for [`Stage::Validate`]. A partial last batch is held for a
+/// Scores pending requests in batches of `batch_max`, oldest first, each
+/// by its [`Arm`]'s model (a batch holds one model's rows), and queues
+/// them for [`Stage::Validate`]. A partial last batch is held for a
 /// later tick per the [`BatchPolicy`] (Nagle: it runs when the ingress is
 /// drained or its oldest request has waited `wait_us_max`).
 pub fn infer(
@@ -55,24 +57,47 @@ pub fn infer(
         policy.wait_us_max.saturating_mul(1000),
     );
     let start_raw = clocks.raw();
-    for queued in pending.drain(..run) {
-        let mut item = query.get_mut(queued.entity).expect(POOLED);
-        assert_awaiting(*item.phase, Stage::Infer);
-        item.times.stamp(Stage::Infer, start_raw);
-        scoring.batch.push(queued);
-        if scoring.batch.len() == scoring.batch_max {
-            run_batch(&mut scoring, &mut query, &mut queues, &clocks, &mut tally);
+    // One pass per scoring slot, so that each model's rows batch together
+    // (one pass, as before, when no experiment is live).
+    for slot in 0..=scoring.arms.len() as u16 {
+        for &queued in pending.range(..run) {
+            let mut item = query.get_mut(queued.entity).expect(POOLED);
+            if item.arm.slot != slot {
+                continue;
+            }
+            assert_awaiting(*item.phase, Stage::Infer);
+            item.times.stamp(Stage::Infer, start_raw);
+            scoring.batch.push(queued);
+            if scoring.batch.len() == scoring.batch_max {
+                run_batch(
+                    slot,
+                    &mut scoring,
+                    &mut query,
+                    &mut queues,
+                    &clocks,
+                    &mut tally,
+                );
+            }
         }
+        run_batch(
+            slot,
+            &mut scoring,
+            &mut query,
+            &mut queues,
+            &clocks,
+            &mut tally,
+        );
     }
-    run_batch(&mut scoring, &mut query, &mut queues, &clocks, &mut tally);
+    pending.drain(..run);
     queues.restore(Stage::Infer, pending);
 }
 
-/// Gathers the batch's sparse rows, normalised, into one compressed-sparse
-/// block, runs the kernels on it, writes each request's probabilities (or
+/// Gathers the batch's sparse rows, normalised by scoring slot `slot`'s
+/// model, into one compressed-sparse block, runs that model's kernels on it, writes each request's probabilities (or
 /// marks the batch failed, for the fallback scorer), and queues the batch
 /// for [`Stage::Validate`].
 fn run_batch(
+    slot: u16,
     scoring: &mut Scoring,
     query: &mut Query<InferItem>,
     queues: &mut RequestQueues,
@@ -87,6 +112,7 @@ fn run_batch(
     let Scoring {
         serving,
         dispatcher,
+        arms,
         batch_starts,
         batch_columns,
         batch_values,
@@ -94,6 +120,13 @@ fn run_batch(
         readout,
         ..
     } = scoring;
+    let (serving, dispatcher) = match slot {
+        0 => (&*serving, dispatcher),
+        k => {
+            let arm = &mut arms[usize::from(k) - 1];
+            (&arm.serving, &mut arm.dispatcher)
+        }
+    };
     batch_starts.clear();
     batch_starts.push(0);
     let mut used = 0;

@@ -3,7 +3,7 @@
 
 use super::params::{assert_awaiting, Clocks, POOLED};
 use crate::logic;
-use crate::resources::{Counters, RequestQueues, Scoring};
+use crate::resources::{Arm, Counters, RequestQueues, Scoring};
 use bevy_ecs::prelude::*;
 use bevy_ecs::query::QueryData;
 use cx_domain::pipeline::{
@@ -18,6 +18,7 @@ pub struct ValidateItem {
     request: &'static Request,
     fingerprint: &'static Fingerprint,
     row: &'static FeatureRow,
+    arm: &'static Arm,
     scores: &'static mut Scores,
     phase: &'static mut Phase,
     times: &'static mut StageTimes,
@@ -56,7 +57,7 @@ pub fn validate(
             }
             counters.invalid_rows += 1;
         }
-        let outcome = score_fallback(&mut scoring, item.row, &mut item.scores);
+        let outcome = score_fallback(&mut scoring, item.arm.slot, item.row, &mut item.scores);
         match outcome {
             ScoreSource::Fallback => counters.fallback_rows += 1,
             _ => counters.failed_rows += 1,
@@ -66,13 +67,26 @@ pub fn validate(
     queues.restore(Stage::Validate, batch);
 }
 
-/// Scores `row` with the fallback scorer into `scores`; returns
+/// Scores `row` with the fallback scorer of scoring slot `slot`'s model
+/// into `scores`; returns
 /// [`ScoreSource::Fallback`], or [`ScoreSource::Failed`] when there is no
 /// fallback scorer or its output is invalid too.
-fn score_fallback(scoring: &mut Scoring, row: &FeatureRow, scores: &mut Scores) -> ScoreSource {
+fn score_fallback(
+    scoring: &mut Scoring,
+    slot: u16,
+    row: &FeatureRow,
+    scores: &mut Scores,
+) -> ScoreSource {
     let Scoring {
-        serving, scratch, ..
+        serving,
+        arms,
+        scratch,
+        ..
     } = scoring;
+    let serving = match slot {
+        0 => &*serving,
+        k => &arms[usize::from(k) - 1].serving,
+    };
     let Some(fallback) = &serving.fallback else {
         return ScoreSource::Failed;
     };

@@ -90,6 +90,24 @@ pub struct DsjsonLine {
         skip_serializing_if = "Option::is_none"
     )]
     pub original_label_cost: Option<f64>,
+    /// The experiment arm the decision was made in (ours; absent outside
+    /// experiments). Readers that do not know it ignore it.
+    #[serde(
+        rename = "_experiment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub experiment: Option<ArmJson>,
+}
+
+/// An experiment arm as a DSJSON line records it: the experiment's key and
+/// the variation's key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArmJson {
+    /// The experiment's key.
+    pub key: String,
+    /// The variation's key (`meta[i].key`, or its index).
+    pub variation: String,
 }
 
 /// A line's `c`: our request context and the candidate actions. Other
@@ -137,6 +155,8 @@ pub struct LoggedEvent {
     pub probabilities: Vec<f64>,
     /// The reward observed: minus `_label_cost`.
     pub reward: f64,
+    /// The experiment arm it was decided in (`_experiment`), if any.
+    pub experiment: Option<ArmJson>,
 }
 
 impl LoggedEvent {
@@ -281,6 +301,7 @@ impl LoggedEvent {
             chosen: line.label_index as usize,
             probabilities,
             reward,
+            experiment: line.experiment,
         })
     }
 
@@ -340,6 +361,7 @@ impl LoggedEvent {
             p,
             vw_state: self.model_id.clone().map(|m| VwState { m }),
             original_label_cost: Some(cost),
+            experiment: self.experiment.clone(),
         };
         // The same checks the reader makes, so no written line is refused.
         Self::from_line(line.clone()).map_err(|(field, reason)| Error::Unwritable {

@@ -215,6 +215,30 @@ impl Engine {
     /// staged). The live experiments' models must fit the new model
     /// ([`Engine::set_experiments`]), or the swap is refused.
     pub fn swap_bundle(&mut self, bundle: Bundle) -> Result<ModelInfo> {
+        // Experiments staged and not yet applied go live with this swap.
+        let experiments = self.staged.as_ref().and_then(|s| s.experiments.clone());
+        self.stage_swap(bundle, experiments)
+    }
+
+    /// [`swap_bundle`](Self::swap_bundle) with `experiments` live from the
+    /// same tick in place of the running ones
+    /// ([`set_experiments`](Self::set_experiments)): their models are
+    /// checked against the new model, not the running one. Any error
+    /// changes nothing.
+    pub fn swap_bundle_with_experiments(
+        &mut self,
+        bundle: Bundle,
+        experiments: &[crate::experiments::ExperimentDef],
+    ) -> Result<ModelInfo> {
+        let parts = self.load_experiments(experiments)?;
+        self.stage_swap(bundle, Some(parts))
+    }
+
+    fn stage_swap(
+        &mut self,
+        bundle: Bundle,
+        experiments: Option<cx_systems::ExperimentParts>,
+    ) -> Result<ModelInfo> {
         let (serving, info, schema) = load_serving(&bundle.model, &bundle.fallback)?;
         let running = &self.world.resource::<Schema>().0;
         if schema.id() != running.id() {
@@ -237,8 +261,6 @@ impl Engine {
             .check(self.config.train_serve_skew, &info.name)?;
         let decide = bundle.decide.clone();
         let monitor = crate::monitor::build(&self.config.monitor, serving.model.meta(), &schema)?;
-        // Experiments staged and not yet applied go live with this swap.
-        let experiments = self.staged.as_ref().and_then(|s| s.experiments.clone());
         let parts = cx_systems::BundleParts {
             catalog: bundle.catalog,
             decide: bundle.decide,

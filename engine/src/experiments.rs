@@ -131,7 +131,10 @@ impl Engine {
     }
 
     /// Loads every arm's model and numbers the scoring slots.
-    fn load_experiments(&self, experiments: &[ExperimentDef]) -> Result<ExperimentParts> {
+    pub(crate) fn load_experiments(
+        &self,
+        experiments: &[ExperimentDef],
+    ) -> Result<ExperimentParts> {
         let schema_id = self.world.resource::<Schema>().0.id().to_owned();
         let mut parts = ExperimentParts::default();
         for def in experiments {
@@ -204,8 +207,6 @@ impl Engine {
 
 fn report(live: &LiveExperiment, counts: &ExperimentCounts, scoring: &Scoring) -> ExperimentReport {
     let e = &live.experiment;
-    let widths: Vec<f64> = e.ranges().iter().map(|r| r.end - r.start).collect();
-    let total: f64 = widths.iter().sum();
     let arms = live
         .routes
         .iter()
@@ -228,10 +229,7 @@ fn report(live: &LiveExperiment, counts: &ExperimentCounts, scoring: &Scoring) -
         .collect();
     ExperimentReport {
         key: e.key().to_owned(),
-        weights: widths
-            .iter()
-            .map(|w| if total > 0.0 { w / total } else { 0.0 })
-            .collect(),
+        weights: e.split(),
         arms,
     }
 }

@@ -154,6 +154,11 @@ pub struct ServerConfig {
     pub repository: Option<PathBuf>,
     /// The bundle of `repository` to serve; `None`: its only bundle.
     pub bundle: Option<String>,
+    /// Experiments to serve (`docs/EXPERIMENTS.md`, "Serving"): a TOML
+    /// file of `[[experiment]]` tables, or GrowthBook JSON (`.json`),
+    /// whose variations name versions of the served bundle; re-read at
+    /// every reload. Needs `repository`. Default none.
+    pub experiments: Option<PathBuf>,
     /// Where state that must survive a restart is kept (`state.bin`:
     /// budgets, frequency counts, the decision log; `docs/FEEDBACK.md`,
     /// "Persistence"); `None`: in memory only, and the start line says so.
@@ -209,6 +214,7 @@ impl Default for ServerConfig {
             catalog: None,
             repository: None,
             bundle: None,
+            experiments: None,
             features: crate::serve::features::FeatureSettings::default(),
             engine: EngineConfig::default(),
         }
@@ -282,6 +288,12 @@ impl ServerConfig {
             return bad(
                 "bundle",
                 "names a bundle of a repository, and none is set".into(),
+            );
+        } else if self.experiments.is_some() {
+            return bad(
+                "experiments",
+                "their variations name versions of a repository bundle, and no repository is set"
+                    .into(),
             );
         }
         if let Some(name) = &self.bundle {

@@ -150,6 +150,20 @@ impl Experiment {
         self.variations.get(index)
     }
 
+    /// Each variation's share of the users in the experiment: its bucket
+    /// range's width over the sum of the widths (0 each when the coverage
+    /// is 0). What a sample-ratio check compares assignments against.
+    pub fn split(&self) -> Vec<f64> {
+        let total: f64 = self.ranges.iter().map(|r| r.end - r.start).sum();
+        self.ranges
+            .iter()
+            .map(|r| match total > 0.0 {
+                true => (r.end - r.start) / total,
+                false => 0.0,
+            })
+            .collect()
+    }
+
     /// The bucket range of each variation (from `ranges`, or from
     /// `coverage` and `weights`).
     pub fn ranges(&self) -> &[BucketRange] {

@@ -80,15 +80,23 @@ pub struct ExportArgs {
 #[derive(Debug, Deserialize)]
 struct ObservationLine {
     decision_key: String,
+    kind: String,
+    impression: bool,
     click: bool,
     conversion_value: f64,
 }
 
 /// A decision's outcome so far.
 #[derive(Clone, Copy, Debug, Default)]
-struct Outcome {
-    clicked: bool,
-    conversion_value: f64,
+pub(super) struct Outcome {
+    /// Impressions counted.
+    pub impressions: u32,
+    /// Clicks counted.
+    pub clicks: u32,
+    /// Conversions counted.
+    pub conversions: u32,
+    /// Their value.
+    pub conversion_value: f64,
 }
 
 /// What the export did.
@@ -184,7 +192,7 @@ fn export(args: &ExportArgs, streams: &mut Streams<'_>) -> Result<()> {
             }
             let outcome = outcome.unwrap_or_default();
             event.reward = match args.reward {
-                Reward::Click => f64::from(u8::from(outcome.clicked)),
+                Reward::Click => f64::from(u8::from(outcome.clicks > 0)),
                 Reward::Conversion => outcome.conversion_value,
             };
             report.rewarded += u64::from(event.reward != 0.0);
@@ -202,7 +210,7 @@ fn export(args: &ExportArgs, streams: &mut Streams<'_>) -> Result<()> {
     super::write_json(streams.stdout, &report, false)
 }
 
-fn open(path: &Path) -> Result<std::fs::File> {
+pub(super) fn open(path: &Path) -> Result<std::fs::File> {
     std::fs::File::open(path).map_err(|source| Error::File {
         path: path.display().to_string(),
         source,
@@ -210,7 +218,7 @@ fn open(path: &Path) -> Result<std::fs::File> {
 }
 
 /// Adds `path`'s observations to `outcomes`.
-fn read_observations(
+pub(super) fn read_observations(
     path: &Path,
     outcomes: &mut HashMap<u64, Outcome>,
     report: &mut ExportReport,
@@ -235,7 +243,9 @@ fn read_observations(
             Ok((key, o)) => {
                 report.observations += 1;
                 let outcome = outcomes.entry(key).or_default();
-                outcome.clicked |= o.click;
+                outcome.impressions += u32::from(o.impression);
+                outcome.clicks += u32::from(o.click);
+                outcome.conversions += u32::from(o.kind == "conversion");
                 if o.conversion_value.is_finite() {
                     outcome.conversion_value += o.conversion_value;
                 }
@@ -246,7 +256,7 @@ fn read_observations(
     Ok(())
 }
 
-fn bad_line(
+pub(super) fn bad_line(
     stderr: &mut dyn Write,
     path: &Path,
     line: Option<usize>,

@@ -18,6 +18,11 @@ pub enum ExperimentCommand {
     /// Assign a user to an experiment's variation as GrowthBook would, and
     /// print GrowthBook's result fields as one JSON object.
     Assign(AssignArgs),
+    /// Report each experiment's variants: counts, CTR intervals, the
+    /// z-test, the always-valid sequential test, the chance to beat
+    /// control and the sample-ratio check; from a live server (--addr) or
+    /// a decision journal (--journal).
+    Report(super::experiment_report::ReportArgs),
 }
 
 /// Arguments of `cx experiment assign`.
@@ -62,9 +67,10 @@ EXIT STATUS
   and field on stderr, for invalid JSON or an invalid context or experiment.";
 
 /// Runs a `cx experiment` command.
-pub fn execute(command: &ExperimentCommand, stdout: &mut dyn Write) -> Result<()> {
+pub fn execute(command: &ExperimentCommand, streams: &mut super::Streams<'_>) -> Result<()> {
     match command {
-        ExperimentCommand::Assign(args) => assign(args, stdout),
+        ExperimentCommand::Assign(args) => assign(args, streams.stdout),
+        ExperimentCommand::Report(args) => super::experiment_report::run(args, streams),
     }
 }
 

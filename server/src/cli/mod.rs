@@ -29,6 +29,7 @@ pub mod data;
 pub mod decisions;
 pub mod eval;
 pub mod experiment;
+pub mod experiment_report;
 pub mod features;
 pub mod feedback;
 pub mod history;
@@ -529,7 +530,7 @@ pub fn execute(cli: &Cli, streams: &mut Streams<'_>) -> Result<()> {
         Command::Bench(args) => bench::bench(args),
         Command::Catalog(CatalogCommand::Init(args)) => catalog::init(args, streams.stdout),
         Command::Repository(command) => repository::execute(command, streams.stdout),
-        Command::Experiment(command) => experiment::execute(command, streams.stdout),
+        Command::Experiment(command) => experiment::execute(command, streams),
         Command::Ope(args) => ope::ope(args, streams),
         Command::Simulate(args) => simulate::simulate(args, streams),
         Command::Decisions(command) => decisions::execute(command, streams),

@@ -44,6 +44,10 @@ A model repository (docs/REPOSITORY.md) is a directory of bundles,
 NAME/VERSION/ with model.safetensors, catalog.toml, and optionally
 fallback.safetensors and decide.toml; NAME/ACTIVE names the version served
 (else the highest). `cx repository activate|rollback` change it.
+With --experiments FILE, several versions serve at once: each request is
+assigned by GrowthBook's hashing to an experiment arm whose version scores
+it; GET /admin/experiments on the admin port reports each arm's counts
+and tests (`cx experiment report --addr ADMIN` prints them).
 
 Logs go to stderr, filtered by RUST_LOG (default `info`).
 
@@ -140,6 +144,12 @@ pub struct ServeArgs {
     /// The repository's bundle to serve [default: its only bundle].
     #[arg(long, value_name = "NAME", requires = "repository")]
     pub bundle: Option<String>,
+    /// Serve experiments (docs/EXPERIMENTS.md, "Serving"): a TOML file of
+    /// [[experiment]] tables, or GrowthBook JSON (.json), whose variations
+    /// name versions of the served bundle; each request is scored by its
+    /// arm's version. Re-read at every reload [default: none].
+    #[arg(long, value_name = "FILE", requires = "repository")]
+    pub experiments: Option<PathBuf>,
     /// Keep state that must survive a restart (budgets, frequency counts,
     /// the decision log) in DIR/state.bin, written every --state-interval-s
     /// and at shutdown, restored at start [default: memory only].
@@ -267,6 +277,8 @@ struct Overrides<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     bundle: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    experiments: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     state_dir: Option<&'a PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     state_interval_s: Option<u64>,
@@ -309,6 +321,7 @@ impl ServeArgs {
             catalog: self.catalog.as_ref(),
             repository: self.repository.as_ref(),
             bundle: self.bundle.as_deref(),
+            experiments: self.experiments.as_ref(),
             state_dir: self.state_dir.as_ref(),
             state_interval_s: self.state_interval_s,
             journal_dir: self.journal_dir.as_ref(),

@@ -422,6 +422,7 @@ fn respond(request: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
             None => return text(StatusCode::NOT_FOUND, "no feature store\n"),
         },
         MONITOR_PATH => Route::Monitor,
+        EXPERIMENTS_PATH => Route::Experiments,
         _ => return text(StatusCode::NOT_FOUND, "not found\n"),
     };
     if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -456,8 +457,16 @@ fn respond(request: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
             JSON_CONTENT_TYPE,
             Bytes::from(state.metrics.monitor_json() + "\n"),
         ),
+        Route::Experiments => with_type(
+            StatusCode::OK,
+            JSON_CONTENT_TYPE,
+            Bytes::from(state.metrics.experiments_json() + "\n"),
+        ),
     }
 }
+
+/// The path of the live experiments' report (`docs/EXPERIMENTS.md`).
+pub const EXPERIMENTS_PATH: &str = "/admin/experiments";
 
 /// The path of the model monitor's state (`docs/MONITORING.md`).
 pub const MONITOR_PATH: &str = "/admin/monitor";
@@ -500,6 +509,7 @@ enum Route<'a> {
     Readyz,
     FeaturesHealth(&'a FeaturesHook),
     Monitor,
+    Experiments,
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -33,6 +33,7 @@
 //!   scrapes this format natively.
 //!
 pub mod admin;
+mod experiments;
 mod features;
 mod feedback;
 mod http;
@@ -41,6 +42,7 @@ mod monitor;
 pub use admin::{
     AdminHooks, AdminLimits, AdminServer, FeaturesHook, Health, MetricsError, ReloadHook,
 };
+pub use experiments::LiveExperiment;
 pub use http::NOTICE_RESULTS;
 
 use cx_wire::protocol::ErrorCode;
@@ -109,6 +111,7 @@ struct Inner {
     feedback: feedback::FeedbackMetrics,
     features: features::FeatureMetrics,
     monitor: monitor::MonitorMetrics,
+    experiments: experiments::ExperimentMetrics,
 }
 
 /// How one model reload ended: the `result` label of
@@ -272,6 +275,7 @@ impl Metrics {
             feedback: feedback::FeedbackMetrics::register(&mut registry),
             features: features::FeatureMetrics::register(&mut registry),
             monitor: monitor::MonitorMetrics::register(&mut registry),
+            experiments: experiments::ExperimentMetrics::register(&mut registry),
             registry,
         };
         Self {
@@ -487,6 +491,23 @@ impl Metrics {
         self.inner.reloads[result as usize].inc();
     }
 
+    /// Makes `live` the experiments `/admin/experiments` and the
+    /// `cx_experiment_*` series show (at start and at each reload).
+    pub fn set_experiments(&self, live: Vec<LiveExperiment>) {
+        self.inner.experiments.set_live(live);
+    }
+
+    /// Adds a worker's counts of arm `id` since its last publish.
+    pub fn add_arm_counts(&self, id: u16, delta: &cx_engine::systems::resources::ArmCounts) {
+        self.inner.experiments.add(id, delta);
+    }
+
+    /// The document `GET /admin/experiments` answers: every live
+    /// experiment's report (a look: the sequential tests read once more).
+    pub fn experiments_json(&self) -> String {
+        self.inner.experiments.json()
+    }
+
     /// Counts a worker that failed to stage a reload the server had
     /// already checked.
     pub fn model_swap_failed(&self) {
@@ -496,6 +517,8 @@ impl Metrics {
     /// Every metric as OpenMetrics text ([`METRICS_CONTENT_TYPE`]), ending
     /// with `# EOF`.
     pub fn render(&self) -> String {
+        // A scrape is a look: the experiments' statistics are read anew.
+        self.inner.experiments.report();
         let mut text = String::with_capacity(8 * 1024);
         // Writing to a `String` cannot fail; an encoder error would be a bug
         // in `prometheus_client`, so log it and serve what was written.

@@ -22,6 +22,7 @@
 //! engine is the engine's to say, when the bundle is loaded.
 
 pub mod active;
+pub mod experiments;
 
 use crate::error::Error;
 use cx_engine::domain::catalog::Catalog;
@@ -303,7 +304,7 @@ fn list_dirs(dir: &Path) -> Result<Vec<String>, Error> {
 }
 
 /// A file's bytes, refusing a missing file and one over `limit` bytes.
-fn read_file(path: &Path, limit: u64) -> Result<Arc<[u8]>, Error> {
+pub(crate) fn read_file(path: &Path, limit: u64) -> Result<Arc<[u8]>, Error> {
     let fail = |source| Error::File {
         path: path.display().to_string(),
         source,

@@ -81,6 +81,8 @@ pub enum LoopExit {
 /// bundle).
 struct Reload {
     bundle: Bundle,
+    /// The experiments served with it (none: none live).
+    experiments: Vec<cx_engine::experiments::ExperimentDef>,
 }
 
 /// Orders from the server handle to its workers.
@@ -149,7 +151,7 @@ impl Watch {
         if generation != self.reload_seen {
             self.reload_seen = generation;
             if let Some(order) = control.latest_reload() {
-                match worker.reload(order.bundle.clone()) {
+                match worker.reload(order.bundle.clone(), &order.experiments) {
                     Ok(info) => tracing::info!(model = %info.id, "model staged for the next tick"),
                     Err(e) => {
                         tracing::error!(error = %e, "model reload failed; serving the old model")
@@ -216,7 +218,8 @@ impl Server {
         config.validate()?;
         let io = resolve_io(config.io)?;
         let workers = config.worker_count();
-        let served = Served::load(&config)?;
+        let mut arms = cx_engine::systems::resources::ArmRegistry::default();
+        let served = Served::load(&config, &mut arms)?;
         let metrics = Metrics::new();
         let health = Health::new();
         let control = Arc::new(Control {
@@ -281,6 +284,7 @@ impl Server {
             .ok_or_else(|| Error::Config("workers: none to start".into()))?;
         let (name, version) = served.label(&model);
         metrics.set_model_info(&name, &version, &model.id);
+        metrics.set_experiments(served.live.clone());
         let reloader = Arc::new(
             Reloader::new(
                 config.clone(),
@@ -288,6 +292,7 @@ impl Server {
                 metrics.clone(),
                 shared.clone(),
                 served.bundle.clone(),
+                arms,
             )
             .with_features(feature_store.clone()),
         );

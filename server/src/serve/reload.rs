@@ -16,6 +16,7 @@ use crate::config::ServerConfig;
 use crate::error::{render_chain, Error};
 use crate::metrics::{Metrics, ReloadHook, ReloadResult};
 use cx_domain::store::SharedStores;
+use cx_engine::systems::resources::ArmRegistry;
 use cx_engine::{Error as EngineError, ModelInfo};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, TryLockError};
@@ -43,6 +44,9 @@ pub struct Reloader {
     /// with it, so a bundle whose decision settings name features the
     /// store's definitions lack is refused before any worker swaps.
     features: Option<cx_engine::featurestore::FeatureBackend>,
+    /// Experiment arm ids, kept for the process's life: an experiment a
+    /// reload keeps keeps its ids (and its counts).
+    arms: Mutex<ArmRegistry>,
 }
 
 /// A reload that cannot serve: how it is counted, and why.
@@ -59,6 +63,7 @@ impl Reloader {
         metrics: Metrics,
         shared: Option<SharedStores>,
         bundle: Option<(String, String)>,
+        arms: ArmRegistry,
     ) -> Self {
         Self {
             config,
@@ -67,6 +72,7 @@ impl Reloader {
             shared,
             serving: Mutex::new(bundle),
             features: None,
+            arms: Mutex::new(arms),
         }
     }
 
@@ -143,12 +149,14 @@ impl Reloader {
         let generation = self.control.reload_generation.load(Ordering::Acquire) + 1;
         *slot = Some(Arc::new(Reload {
             bundle: served.to_bundle(),
+            experiments: served.experiments.clone(),
         }));
         self.control
             .reload_generation
             .store(generation, Ordering::Release);
         let (name, version) = served.label(&model);
         self.metrics.set_model_info(&name, &version, &model.id);
+        self.metrics.set_experiments(served.live.clone());
         tracing::info!(
             model = %model.id,
             name = %name,
@@ -166,7 +174,13 @@ impl Reloader {
     /// Reads and checks a reload: what to serve and its model's
     /// description, or why it cannot serve.
     fn check(&self) -> Result<(Served, ModelInfo), Refused> {
-        let served = Served::load(&self.config).map_err(|error| {
+        let loaded = match self.arms.lock() {
+            Ok(mut arms) => Served::load(&self.config, &mut arms),
+            Err(_) => Err(Error::Config(
+                "reload: the arm registry lock is poisoned".into(),
+            )),
+        };
+        let served = loaded.map_err(|error| {
             let result = match &error {
                 // Only a repository bundle's catalog gets here as an
                 // engine error: it did not parse or validate.

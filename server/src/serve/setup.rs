@@ -5,11 +5,14 @@
 //! serving paths (train/serve skew). Free functions over the config; nothing here runs per request.
 
 use super::{Error, IoMode, Metrics, ServerConfig, LISTEN_BACKLOG};
-use crate::repository::Repository;
+use crate::metrics::LiveExperiment;
+use crate::repository::{experiments, Repository};
 use cx_domain::catalog::Catalog;
 use cx_domain::store::{
     PosteriorConfig, PosteriorHub, Posteriors, SharedStores, VariantHub, VariantStats,
 };
+use cx_engine::experiments::ExperimentDef;
+use cx_engine::systems::resources::ArmRegistry;
 use cx_engine::systems::DecideConfig;
 use cx_engine::{Bundle, Engine, FallbackSource, ModelInfo, ModelSource};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -178,6 +181,31 @@ pub(super) fn shared_stores(
     ))
 }
 
+/// The experiments as the metrics show them: keys, weights, and per
+/// variation its arm id, key and version.
+fn live_experiments(
+    definitions: &[experiments::Definition],
+    resolved: &[ExperimentDef],
+) -> Vec<LiveExperiment> {
+    definitions
+        .iter()
+        .zip(resolved)
+        .map(|(d, r)| {
+            let e = &d.experiment;
+            LiveExperiment {
+                key: e.key().to_owned(),
+                weights: e.split(),
+                arms: r
+                    .arms
+                    .iter()
+                    .enumerate()
+                    .map(|(v, a)| (a.id, e.variation_key(v), d.versions[v].clone()))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 /// What the engines serve: the config's model, fallback and catalog
 /// files, or the active version of a repository bundle.
 #[derive(Clone)]
@@ -192,12 +220,17 @@ pub(super) struct Served {
     pub decide: Option<DecideConfig>,
     /// The bundle's name and version, when served from a repository.
     pub bundle: Option<(String, String)>,
+    /// The experiments to serve (`experiments`), resolved.
+    pub experiments: Vec<ExperimentDef>,
+    /// The same, as the metrics show them.
+    pub live: Vec<LiveExperiment>,
 }
 
 impl Served {
-    /// What the config names: its files, or its repository's bundle (read
-    /// afresh: a reload calls this too).
-    pub fn load(config: &ServerConfig) -> Result<Self, Error> {
+    /// What the config names: its files, or its repository's bundle and
+    /// experiments (read afresh: a reload calls this too; arm ids from
+    /// `arms`).
+    pub fn load(config: &ServerConfig, arms: &mut ArmRegistry) -> Result<Self, Error> {
         let Some(root) = &config.repository else {
             return Ok(Self {
                 model: read_model(config.model.as_deref())?,
@@ -205,6 +238,8 @@ impl Served {
                 catalog: None,
                 decide: None,
                 bundle: None,
+                experiments: Vec::new(),
+                live: Vec::new(),
             });
         };
         let repository = Repository::open(root)?;
@@ -213,6 +248,17 @@ impl Served {
             None => repository.only_bundle()?,
         };
         let loaded = repository.load_active(&name, &config.engine.decide)?;
+        let (experiments, live) = match &config.experiments {
+            None => (Vec::new(), Vec::new()),
+            Some(path) => {
+                let definitions = experiments::read_definitions(path)?;
+                let base = &config.engine.decide;
+                let resolved =
+                    experiments::resolve(&repository, &loaded, base, &definitions, arms)?;
+                let live = live_experiments(&definitions, &resolved);
+                (resolved, live)
+            }
+        };
         Ok(Self {
             model: loaded.model,
             fallback: loaded
@@ -221,6 +267,8 @@ impl Served {
             catalog: Some(loaded.catalog),
             decide: loaded.decide,
             bundle: Some((loaded.name, loaded.version)),
+            experiments,
+            live,
         })
     }
 
@@ -267,6 +315,7 @@ pub(super) fn build_engine(
     if let Some(journal) = journal {
         builder = builder.journal(journal.clone());
     }
+    let experiments = &served.experiments;
     match (&served.catalog, &config.catalog) {
         (Some(catalog), _) => builder = builder.catalog(catalog.clone()),
         (None, Some(path)) => builder = builder.catalog_path(path),
@@ -277,10 +326,19 @@ pub(super) fn build_engine(
         (None, Some(path)) => path.display().to_string(),
         (None, None) => cx_engine::DEFAULT_MODEL_NAME.to_string(),
     };
-    builder.build().map_err(|source| Error::Engine {
+    let mut engine = builder.build().map_err(|source| Error::Engine {
         what: format!("cannot set up the engine with model {model}"),
         source,
-    })
+    })?;
+    if !experiments.is_empty() {
+        engine
+            .set_experiments(experiments)
+            .map_err(|source| Error::Engine {
+                what: format!("cannot serve the experiments beside model {model}"),
+                source,
+            })?;
+    }
+    Ok(engine)
 }
 
 /// One listening socket per worker on the same address (`SO_REUSEPORT`

@@ -25,6 +25,7 @@
 //! requests naturally and an idle server adds no wait.
 
 mod budgets;
+mod experiments;
 mod features;
 mod feedback;
 mod monitor;
@@ -214,6 +215,8 @@ pub struct Worker {
     features: features::FeaturePublishing,
     /// When the model monitor's report is next published, unix ns.
     monitor_due_ns: u64,
+    /// The engine's counts per experiment arm when last published.
+    arm_counts: Vec<cx_engine::systems::resources::ArmCounts>,
 }
 
 impl Worker {
@@ -257,6 +260,7 @@ impl Worker {
             state: None,
             features: features::FeaturePublishing::default(),
             monitor_due_ns: 0,
+            arm_counts: Vec::new(),
         }
     }
 
@@ -636,6 +640,7 @@ impl Worker {
             }
         }
         self.publish_feedback();
+        self.publish_experiments();
         self.publish_features();
         self.publish_monitor();
     }
@@ -688,10 +693,16 @@ impl Worker {
     }
 
     /// Stages a new bundle: a model and fallback, with a repository
-    /// bundle's catalog and decision settings (applied together at the
-    /// next tick boundary).
-    pub fn reload(&mut self, bundle: Bundle) -> cx_engine::Result<ModelInfo> {
-        let result = self.engine.swap_bundle(bundle);
+    /// bundle's catalog and decision settings, and the experiments to
+    /// serve beside it (applied together at the next tick boundary).
+    pub fn reload(
+        &mut self,
+        bundle: Bundle,
+        experiments: &[cx_engine::experiments::ExperimentDef],
+    ) -> cx_engine::Result<ModelInfo> {
+        let result = self
+            .engine
+            .swap_bundle_with_experiments(bundle, experiments);
         if result.is_err() {
             // The server checked this bundle against the same config before
             // ordering the reload; hardly anything gets here.

@@ -7,6 +7,7 @@
 //!   normal mixture), valid however often it is read.
 //! - [`bayes`]: the chance to beat control under Beta posteriors.
 //! - [`srm`]: the sample-ratio-mismatch check on assignment counts.
+//! - [`report`]: one experiment's report, every test read together.
 //! - [`dist`]: the normal, gamma and chi-square functions they rest on.
 //!
 //! `docs/EXPERIMENTS.md` gives every formula and default.
@@ -14,6 +15,7 @@
 pub mod bayes;
 pub mod dist;
 pub mod fixed;
+pub mod report;
 pub mod sequential;
 pub mod srm;
 

@@ -211,6 +211,18 @@ pub struct ArmCounts {
 }
 
 impl ArmCounts {
+    /// What was counted since `before` (earlier counts of the same arm).
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            assigned: self.assigned.saturating_sub(before.assigned),
+            decided: self.decided.saturating_sub(before.decided),
+            impressions: self.impressions.saturating_sub(before.impressions),
+            clicks: self.clicks.saturating_sub(before.clicks),
+            conversions: self.conversions.saturating_sub(before.conversions),
+            revenue: (self.revenue - before.revenue).max(0.0),
+        }
+    }
+
     /// Adds `other` (another worker's counts of the same arm).
     pub fn add(&mut self, other: &Self) {
         self.assigned += other.assigned;

@@ -139,20 +139,7 @@ fn export(args: &ExportArgs, streams: &mut Streams<'_>) -> Result<()> {
         .window_s
         .unwrap_or_else(|| args.reward.window_s())
         .saturating_mul(1_000_000_000);
-    let files = |name| {
-        journal_files(&args.journal, name).map_err(|source| Error::File {
-            path: args.journal.display().to_string(),
-            source,
-        })
-    };
-    let (interactions, observations) = (files(INTERACTIONS)?, files(OBSERVATIONS)?);
-    if interactions.is_empty() {
-        return Err(Error::Mismatch(format!(
-            "{}: no interactions-NNNNNN.dsjson files: not a decision journal \
-             (cx serve --journal-dir)",
-            args.journal.display()
-        )));
-    }
+    let (interactions, observations) = journal_streams(&args.journal)?;
     let mut report = ExportReport {
         reward: Some(args.reward),
         ..ExportReport::default()
@@ -208,6 +195,29 @@ fn export(args: &ExportArgs, streams: &mut Streams<'_>) -> Result<()> {
     })?;
     report.observed_without_interaction = (outcomes.len() as u64).saturating_sub(named);
     super::write_json(streams.stdout, &report, false)
+}
+
+/// One stream's files, oldest first: (index, path).
+pub(super) type JournalFiles = Vec<(u64, PathBuf)>;
+
+/// A journal's files, oldest first: its interactions and its
+/// observations. A directory without interactions is not a journal.
+pub(super) fn journal_streams(dir: &Path) -> Result<(JournalFiles, JournalFiles)> {
+    let files = |name| {
+        journal_files(dir, name).map_err(|source| Error::File {
+            path: dir.display().to_string(),
+            source,
+        })
+    };
+    let (interactions, observations) = (files(INTERACTIONS)?, files(OBSERVATIONS)?);
+    if interactions.is_empty() {
+        return Err(Error::Mismatch(format!(
+            "{}: no interactions-NNNNNN.dsjson files: not a decision journal \
+             (cx serve --journal-dir)",
+            dir.display()
+        )));
+    }
+    Ok((interactions, observations))
 }
 
 pub(super) fn open(path: &Path) -> Result<std::fs::File> {

@@ -23,6 +23,9 @@ pub enum ExperimentCommand {
     /// control and the sample-ratio check; from a live server (--addr) or
     /// a decision journal (--journal).
     Report(super::experiment_report::ReportArgs),
+    /// Run A/A or A/B experiments live through the engine on the synthetic
+    /// world, many seeds, and report how the tests did against the truth.
+    Simulate(super::experiment_simulate::SimulateArgs),
 }
 
 /// Arguments of `cx experiment assign`.
@@ -71,6 +74,7 @@ pub fn execute(command: &ExperimentCommand, streams: &mut super::Streams<'_>) ->
     match command {
         ExperimentCommand::Assign(args) => assign(args, streams.stdout),
         ExperimentCommand::Report(args) => super::experiment_report::run(args, streams),
+        ExperimentCommand::Simulate(args) => super::experiment_simulate::run(args, streams),
     }
 }
 

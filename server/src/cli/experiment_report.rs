@@ -14,14 +14,13 @@
 //! control is the smallest) and there is no SRM check, since the configured
 //! split is unknown.
 
-use super::decisions::{bad_line, open, read_observations, Outcome};
+use super::decisions::{bad_line, journal_streams, open, read_observations, Outcome};
 use super::features::health::{fetch, print_json};
 use super::Streams;
 use crate::error::{Error, Result};
 use crate::repository::experiments::{read_definitions, Definition};
 use clap::Args;
 use cx_domain::feedback::id_key;
-use cx_engine::journal::{journal_files, INTERACTIONS, OBSERVATIONS};
 use cx_evaluation::DsjsonReader;
 use cx_experiments::stats::report::{report, ExperimentReport, Looks, VariantInput};
 use cx_experiments::stats::sequential::SequentialConfig;
@@ -100,20 +99,7 @@ fn from_journal(
     look_every: u64,
     streams: &mut Streams<'_>,
 ) -> Result<serde_json::Value> {
-    let files = |name| {
-        journal_files(dir, name).map_err(|source| Error::File {
-            path: dir.display().to_string(),
-            source,
-        })
-    };
-    let (interactions, observations) = (files(INTERACTIONS)?, files(OBSERVATIONS)?);
-    if interactions.is_empty() {
-        return Err(Error::Mismatch(format!(
-            "{}: no interactions-NNNNNN.dsjson files: not a decision journal \
-             (cx serve --journal-dir)",
-            dir.display()
-        )));
-    }
+    let (interactions, observations) = journal_streams(dir)?;
     let mut counts = super::decisions::ExportReport::default();
     let mut outcomes: HashMap<u64, Outcome> = HashMap::new();
     for (_, path) in &observations {

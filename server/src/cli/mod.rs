@@ -30,6 +30,7 @@ pub mod decisions;
 pub mod eval;
 pub mod experiment;
 pub mod experiment_report;
+pub mod experiment_simulate;
 pub mod features;
 pub mod feedback;
 pub mod history;

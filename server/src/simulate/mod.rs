@@ -14,6 +14,7 @@
 //! evaluation of greedy from thompson's log), [`report`] (the JSON) and
 //! [`plot`] (the SVG figures).
 
+pub mod ab;
 pub mod auction;
 pub mod calibrated;
 pub mod ope;
@@ -299,13 +300,9 @@ fn add_variants(offers: &mut [toml::Value], id: u64) -> std::result::Result<(), 
 }
 
 /// The engine config of one policy: ranking by click probability alone.
-fn engine_config(spec: &Spec, exploration: Exploration, epsilon: f32) -> EngineConfig {
-    let mut config = EngineConfig {
-        seed: spec.seed,
-        ..EngineConfig::default()
-    };
-    let decide = &mut config.decide;
-    decide.top_k = TOP_K_MAX;
+/// Ranks by the click probability alone: the other objectives and every
+/// bonus off, so that what a policy learns of clicks is what it acts on.
+pub fn clicks_only(decide: &mut cx_engine::systems::DecideConfig) {
     decide.weights = ObjectiveWeights {
         click: 1.0,
         conversion: 0.0,
@@ -318,6 +315,16 @@ fn engine_config(spec: &Spec, exploration: Exploration, epsilon: f32) -> EngineC
     decide.context_bonus = 0.0;
     decide.fatigue_weight = 0.0;
     decide.boost_weight = 0.0;
+}
+
+fn engine_config(spec: &Spec, exploration: Exploration, epsilon: f32) -> EngineConfig {
+    let mut config = EngineConfig {
+        seed: spec.seed,
+        ..EngineConfig::default()
+    };
+    let decide = &mut config.decide;
+    decide.top_k = TOP_K_MAX;
+    clicks_only(decide);
     decide.exploration = exploration;
     decide.epsilon = epsilon;
     decide.posterior_half_life_s = spec.half_life_s;

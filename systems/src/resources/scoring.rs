@@ -249,21 +249,14 @@ impl Scoring {
                 serving.model.meta().offer_ids
             )));
         }
-        let dispatcher = Dispatcher::new(
-            serving.model.clone(),
-            kind,
-            batch_max,
-            FallbackPolicy::default(),
-        )?;
+        let chain = |s: &ServingModel| {
+            Dispatcher::new(s.model.clone(), kind, batch_max, FallbackPolicy::default())
+        };
+        let dispatcher = chain(&serving)?;
         let arms = arm_models
             .into_iter()
             .map(|serving| {
-                let dispatcher = Dispatcher::new(
-                    serving.model.clone(),
-                    kind,
-                    batch_max,
-                    FallbackPolicy::default(),
-                )?;
+                let dispatcher = chain(&serving)?;
                 Ok(ArmModel {
                     serving,
                     dispatcher,

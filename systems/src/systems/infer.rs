@@ -59,6 +59,9 @@ pub fn infer(
     let start_raw = clocks.raw();
     // One pass per scoring slot, so that each model's rows batch together
     // (one pass, as before, when no experiment is live).
+    let mut flush = |slot, scoring: &mut Scoring, query: &mut Query<InferItem>| {
+        run_batch(slot, scoring, query, &mut queues, &clocks, &mut tally);
+    };
     for slot in 0..=scoring.arms.len() as u16 {
         for &queued in pending.range(..run) {
             let mut item = query.get_mut(queued.entity).expect(POOLED);
@@ -69,24 +72,10 @@ pub fn infer(
             item.times.stamp(Stage::Infer, start_raw);
             scoring.batch.push(queued);
             if scoring.batch.len() == scoring.batch_max {
-                run_batch(
-                    slot,
-                    &mut scoring,
-                    &mut query,
-                    &mut queues,
-                    &clocks,
-                    &mut tally,
-                );
+                flush(slot, &mut scoring, &mut query);
             }
         }
-        run_batch(
-            slot,
-            &mut scoring,
-            &mut query,
-            &mut queues,
-            &clocks,
-            &mut tally,
-        );
+        flush(slot, &mut scoring, &mut query);
     }
     pending.drain(..run);
     queues.restore(Stage::Infer, pending);

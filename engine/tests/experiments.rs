@@ -270,3 +270,46 @@ fn a_model_swap_keeps_the_experiments_and_their_counts() {
         .expect_err("the arm's model no longer fits");
     assert!(err.to_string().contains("same offers"), "{err}");
 }
+
+#[test]
+fn requests_held_for_a_fuller_batch_follow_the_experiments_a_reload_leaves() {
+    // Four requests ingested per tick, batches of 16, no waiting limit in
+    // sight: the first tick's rows wait in the infer queue for more.
+    let mut config = EngineConfig::default();
+    config.decide.exploration = Exploration::None;
+    config.batch.ingest_max = 4;
+    config.batch.batch_max = 16;
+    config.batch.wait_us_max = 1_000_000;
+    let mut engine = Engine::builder()
+        .fallback(FallbackSource::None)
+        .config(config)
+        .build()
+        .expect("engine");
+    engine
+        .set_experiments(&defs(other_model()))
+        .expect("experiments");
+    let ctxs = requests(8);
+    for ctx in &ctxs {
+        engine.submit_simulated(ctx.clone()).expect("room");
+    }
+    engine.tick(T0_NS);
+    assert_eq!(engine.drain().count(), 0, "held for a fuller batch");
+    // The arm model goes away while they wait; they are decided by the
+    // default model, in no experiment.
+    engine.set_experiments(&[]).expect("no experiments");
+    engine.run_until_decided(T0_NS);
+    let decided: Vec<Decision> = engine.drain().collect();
+    assert_eq!(decided.len(), 8);
+    assert!(decided.iter().all(|d| d.arm == 0), "{decided:?}");
+    let mut alone = engine_alone();
+    let by_default = decide(&mut alone, &ctxs, true);
+    let mut decided = decided;
+    decided.sort_by_key(|d| d.ticket);
+    for (d, a) in decided.iter().zip(&by_default) {
+        assert_eq!(chosen(d), chosen(a));
+    }
+}
+
+fn engine_alone() -> Engine {
+    engine(ModelSource::Bundled)
+}

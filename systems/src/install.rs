@@ -18,7 +18,7 @@ use crossbeam::queue::ArrayQueue;
 use cx_backends::BackendKind;
 use cx_domain::catalog::Catalog;
 use cx_domain::pipeline::{
-    Decision, FeatureRow, Fingerprint, Phase, Request, Scores, StageTimes, Ticket,
+    Decision, FeatureRow, Fingerprint, Phase, Request, Scores, Stage, StageTimes, Ticket,
 };
 use cx_domain::store::{
     BudgetBackend, BudgetLedger, CacheBackend, CacheConfig, DecisionCache, DecisionLog,
@@ -507,4 +507,31 @@ pub fn apply_model(world: &mut World, staged: StagedModel) {
         world.insert_resource(routes);
     }
     world.insert_resource(staged.scoring);
+    reroute_held(world);
+}
+
+/// Requests held in the infer queue for a fuller batch were assigned to a
+/// scoring slot of the models just replaced: each is assigned again under
+/// the routes now live (not counted again), and its fingerprint is keyed
+/// by its new model, so that it is scored, cached and logged as that
+/// model's.
+fn reroute_held(world: &mut World) {
+    world.resource_scope(|world, routes: Mut<ExperimentRoutes>| {
+        world.resource_scope(|world, scoring: Mut<Scoring>| {
+            let mut held =
+                world.query::<(&Phase, &Request, &FeatureRow, &mut Arm, &mut Fingerprint)>();
+            for (phase, request, row, mut arm, mut fingerprint) in held.iter_mut(world) {
+                if *phase != Phase::Awaiting(Stage::Infer) {
+                    continue;
+                }
+                *arm = match routes.is_empty() {
+                    true => Arm::default(),
+                    false => routes.assign(&request.ctx),
+                };
+                let (columns, values) = row.pairs();
+                let model_key = scoring.slot(arm.slot).key();
+                fingerprint.key = crate::logic::fingerprint(model_key, columns, values);
+            }
+        });
+    });
 }

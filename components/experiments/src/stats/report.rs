@@ -83,6 +83,7 @@ pub struct ExperimentReport {
 /// Monitors of one experiment's treatments, kept between looks.
 #[derive(Debug, Clone)]
 pub struct Looks {
+    config: SequentialConfig,
     monitors: Vec<SequentialMonitor>,
 }
 
@@ -91,17 +92,16 @@ impl Looks {
     pub fn new(treatments: usize, config: SequentialConfig) -> Result<Self, Error> {
         let monitor = SequentialMonitor::new(config)?;
         Ok(Self {
+            config,
             monitors: vec![monitor; treatments],
         })
     }
 
     /// Adds fresh monitors up to `treatments` (variations first seen late).
     pub fn grow_to(&mut self, treatments: usize) {
-        if let Some(&first) = self.monitors.first() {
-            let fresh = SequentialMonitor::new(first.config()).expect("a checked config");
-            self.monitors
-                .resize(treatments.max(self.monitors.len()), fresh);
-        }
+        let fresh = SequentialMonitor::new(self.config).expect("checked in Looks::new");
+        self.monitors
+            .resize(treatments.max(self.monitors.len()), fresh);
     }
 }
 
@@ -223,6 +223,19 @@ mod tests {
                 .p_value
                 > p1
         );
+    }
+
+    #[test]
+    fn a_variation_seen_late_gets_a_monitor_from_then_on() {
+        let mut looks = Looks::new(0, SequentialConfig::default()).unwrap();
+        let one = [input("a", 100, 100, 5)];
+        assert!(report("e", &one, &[1.0], &mut looks).variants[0]
+            .vs_control
+            .is_none());
+        looks.grow_to(1);
+        let two = [input("a", 200, 200, 10), input("b", 100, 100, 9)];
+        let r = report("e", &two, &[0.5, 0.5], &mut looks);
+        assert_eq!(r.variants[1].vs_control.as_ref().unwrap().looks, 1);
     }
 
     #[test]

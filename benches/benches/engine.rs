@@ -11,6 +11,11 @@
 //! and 64, each measured by criterion in turn (`off` and `on`), then
 //! interleaved round by round (`engine/store/interleaved`, printed).
 //!
+//! Then one experiment live (`engine/experiments/interleaved`, printed):
+//! two arms, the bundled model and a second copy of it as an arm's model,
+//! against no experiment, no exploration, batch 16: what assignment and a
+//! batch per model cost.
+//!
 //! An interleaved comparison prints one line per case on stderr: each
 //! engine's median decisions/s over the rounds with its range, and the
 //! median of the per-round ratios, first engine over second.
@@ -123,7 +128,48 @@ fn engine(c: &mut Criterion) {
             &pool,
         );
     }
+    if selected("engine/experiments/interleaved") {
+        let engines = [
+            ("two-arms", experiment_engine(setup, true)),
+            ("none", experiment_engine(setup, false)),
+        ];
+        interleaved(
+            "engine/experiments/interleaved",
+            engines,
+            setup.batch_max,
+            &pool,
+        );
+    }
     store(c, &pool);
+}
+
+/// An engine set up as `setup`, no exploration, with (or without) one
+/// experiment live: a 50/50 split of the users between the bundled model
+/// (the default slot) and a second copy of it loaded as an arm's model,
+/// so each tick runs one batch per model where it ran one.
+fn experiment_engine(setup: Setup, live: bool) -> Engine {
+    use cx_engine::experiments::{ArmDef, ArmSource, Experiment, ExperimentDef};
+    let mut engine = exploration_engine(setup, Exploration::None);
+    if live {
+        let experiment =
+            Experiment::from_json(r#"{"key": "bench", "variations": [0, 1], "hashVersion": 2}"#)
+                .expect("experiment");
+        let second = ArmSource {
+            model: cx_engine::ModelSource::Bytes(DEFAULT_MODEL_BYTES.into()),
+            fallback: cx_engine::FallbackSource::Auto,
+        };
+        let arms = vec![
+            ArmDef { id: 1, model: None },
+            ArmDef {
+                id: 2,
+                model: Some(second),
+            },
+        ];
+        engine
+            .set_experiments(&[ExperimentDef { experiment, arms }])
+            .expect("experiments");
+    }
+    engine
 }
 
 /// An engine set up as `setup`, exploring by `exploration`, seed 1.

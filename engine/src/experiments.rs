@@ -20,7 +20,7 @@ use crate::engine::{Engine, Staged};
 use crate::error::{Error, Result};
 use cx_domain::feedback::EventKind;
 use cx_domain::store::Effect;
-use cx_experiments::Experiment;
+pub use cx_experiments::Experiment;
 use cx_systems::resources::{
     ArmCounts, ArmRoute, ExperimentCounts, ExperimentRoutes, LiveExperiment, Schema, Scoring,
 };

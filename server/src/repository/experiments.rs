@@ -41,7 +41,7 @@ pub struct Definition {
 
 /// Reads and checks the definitions in `path`.
 pub fn read_definitions(path: &Path) -> Result<Vec<Definition>, Error> {
-    let bytes = super::read_file(path, EXPERIMENTS_BYTES_MAX)?;
+    let bytes = super::read_file(path, EXPERIMENTS_BYTES_MAX).map_err(|e| bad(path, reason(e)))?;
     let text =
         std::str::from_utf8(&bytes).map_err(|e| bad(path, format!("is not UTF-8 text: {e}")))?;
     parse_definitions(text, is_json(path)).map_err(|reason| bad(path, reason))
@@ -50,6 +50,15 @@ pub fn read_definitions(path: &Path) -> Result<Vec<Definition>, Error> {
 fn is_json(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+/// What went wrong, without the repository's own prefix when it is the
+/// repository's error (the caller adds context and the prefix once).
+fn reason(e: Error) -> String {
+    match e {
+        Error::Repository(reason) => reason,
+        other => crate::error::render_chain(&other),
+    }
 }
 
 fn bad(path: &Path, reason: String) -> Error {
@@ -192,7 +201,12 @@ fn load_arm(
     key: &str,
     version: &str,
 ) -> Result<ArmSource, Error> {
-    let arm = repository.load(&served.name, version, base)?;
+    let arm = repository.load(&served.name, version, base).map_err(|e| {
+        Error::Repository(format!(
+            "experiment `{key}`: version {version}: {}",
+            reason(e)
+        ))
+    })?;
     let differs = |what: &str| {
         Error::Repository(format!(
             "experiment `{key}`: version {version} of bundle {} has another {what} than the \

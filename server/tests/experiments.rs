@@ -276,3 +276,81 @@ fn experiments_need_a_repository() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--repository"), "{stderr}");
 }
+
+#[test]
+fn counts_and_arm_ids_survive_a_restart_and_a_damaged_file_is_refused() {
+    let root = repository("experiments_restart");
+    let state = common::temp_dir("experiments_restart_state");
+    let _ = std::fs::remove_dir_all(&state);
+    let serve = || {
+        let mut config = common::config(cx_server::config::IoMode::Epoll);
+        config.repository = Some(root.clone());
+        config.experiments = Some(root.join("experiments.toml"));
+        config.state_dir = Some(state.clone());
+        config
+    };
+    // A first run ends with a second experiment first in the file, so a
+    // fresh registry would number the arms otherwise.
+    let server = start(serve());
+    let mut client = connect(&server);
+    for i in 0..100 {
+        client.send_context(&context(i), false).expect("sends");
+        client.flush().expect("flushes");
+        client.recv().expect("an answer");
+    }
+    let before = wait_for(&server, "100 assignments", |d| {
+        let v = &d["experiments"][0]["variants"];
+        v[0]["assigned"].as_u64().unwrap_or(0) + v[1]["assigned"].as_u64().unwrap_or(0) == 100
+    });
+    drop(client);
+    stop(server);
+    let defs = root.join("experiments.toml");
+    let first = "[[experiment]]\nkey = \"other\"\nvariations = [\"1\", \"2\"]\nnamespace = [\"ns\", 0, 0.01]\n";
+    std::fs::write(&defs, format!("{first}{EXPERIMENTS}")).expect("write");
+
+    let server = start(serve());
+    let after = experiments(&server);
+    let ranker = after["experiments"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|e| e["key"] == "ranker")
+        .expect("ranker is live")
+        .clone();
+    for v in 0..2 {
+        let (b, a) = (
+            &before["experiments"][0]["variants"][v],
+            &ranker["variants"][v],
+        );
+        assert_eq!(a["arm"], b["arm"], "the arm keeps its id");
+        assert_eq!(a["assigned"], b["assigned"], "its counts go on");
+    }
+    stop(server);
+
+    // A damaged file stops the start; --fresh-state moves it aside.
+    let file = state.join("experiments.bin");
+    let mut bytes = std::fs::read(&file).expect("written");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xFF;
+    std::fs::write(&file, &bytes).expect("write");
+    let err = cx_server::serve::Server::start(serve())
+        .err()
+        .expect("refused");
+    let text = cx_server::error::render_chain(&err);
+    assert!(
+        text.contains("experiments.bin") && text.contains("--fresh-state"),
+        "{text}"
+    );
+    let mut fresh = serve();
+    fresh.fresh_state = true;
+    let server = start(fresh);
+    assert!(state.join("experiments.bin.refused").exists());
+    let doc = experiments(&server);
+    assert!(
+        doc["experiments"][1]["variants"][0]["assigned"] == 0,
+        "{doc}"
+    );
+    stop(server);
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&state);
+}

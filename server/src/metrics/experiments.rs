@@ -177,6 +177,41 @@ impl ExperimentMetrics {
         }
     }
 
+    /// Every named arm with its counts: `(id, experiment key, variation
+    /// key, counts)`, by id (what the experiments' state file keeps).
+    pub(super) fn arms(&self) -> Vec<(u16, String, String, ArmCounts)> {
+        let board = self.board();
+        board
+            .names
+            .iter()
+            .zip(&board.counts)
+            .enumerate()
+            .filter_map(|(id, (name, counts))| {
+                let (e, v) = name.as_ref()?;
+                Some((u16::try_from(id).ok()?, e.clone(), v.clone(), *counts))
+            })
+            .collect()
+    }
+
+    /// Puts back what an earlier run counted for arm `id`, named
+    /// `(experiment, variation)` (before any worker publishes).
+    pub(super) fn restore(&self, id: u16, name: (String, String), counts: ArmCounts) {
+        let i = usize::from(id);
+        if i >= ARMS_MAX {
+            return;
+        }
+        let mut board = self.board();
+        if board.names.len() <= i {
+            board.names.resize(i + 1, None);
+            board.counts.resize(i + 1, ArmCounts::default());
+        }
+        board.names[i] = Some(name);
+        board.counts[i] = ArmCounts::default();
+        drop(board);
+        // Counted as a worker's publish: the series carry it too.
+        self.add(id, &counts);
+    }
+
     /// One look: every live experiment's report, and the statistics'
     /// gauges set from it.
     pub(super) fn report(&self) -> Vec<(LiveExperiment, ExperimentReport)> {

@@ -502,6 +502,30 @@ impl Metrics {
         self.inner.experiments.add(id, delta);
     }
 
+    /// Every named experiment arm with its counts over the workers:
+    /// `(id, experiment key, variation key, counts)`.
+    pub fn experiment_arms(
+        &self,
+    ) -> Vec<(
+        u16,
+        String,
+        String,
+        cx_engine::systems::resources::ArmCounts,
+    )> {
+        self.inner.experiments.arms()
+    }
+
+    /// Puts back what an earlier run of the server counted for arm `id`
+    /// (the experiments' state file, at start).
+    pub fn restore_experiment_arm(
+        &self,
+        id: u16,
+        name: (String, String),
+        counts: &cx_engine::systems::resources::ArmCounts,
+    ) {
+        self.inner.experiments.restore(id, name, *counts);
+    }
+
     /// The document `GET /admin/experiments` answers: every live
     /// experiment's report (a look: the sequential tests read once more).
     pub fn experiments_json(&self) -> String {

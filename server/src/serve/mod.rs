@@ -28,6 +28,7 @@
 //! connection once its answers are sent. It exits when none is left, or
 //! after `shutdown_timeout_ms` (closing what remains, logged).
 
+pub mod experiments_state;
 pub mod features;
 mod reload;
 mod setup;
@@ -208,6 +209,9 @@ pub struct Server {
     state: state::StateStart,
     /// The feature store at start.
     features: features::FeatureStart,
+    /// Where the experiments' counts are kept (`state_dir`), written a
+    /// last time once every worker has stopped.
+    experiments_file: Option<std::path::PathBuf>,
 }
 
 impl Server {
@@ -218,9 +222,12 @@ impl Server {
         config.validate()?;
         let io = resolve_io(config.io)?;
         let workers = config.worker_count();
-        let mut arms = cx_engine::systems::resources::ArmRegistry::default();
-        let served = Served::load(&config, &mut arms)?;
         let metrics = Metrics::new();
+        // Arm ids and counts of an earlier run first, so that the
+        // experiments resolved now keep theirs.
+        let mut arms = cx_engine::systems::resources::ArmRegistry::default();
+        experiments_state::restore(&config, &metrics, &mut arms)?;
+        let served = Served::load(&config, &mut arms)?;
         let health = Health::new();
         let control = Arc::new(Control {
             loops_pending: AtomicUsize::new(workers),
@@ -372,6 +379,10 @@ impl Server {
             let saver = if index == 0 {
                 let (start, saver) = state::restore(&config, &mut engine, unix_now_ns())?;
                 state_start = start;
+                let saver = saver.map(|saver| match experiments_state::path(&config) {
+                    Some(path) => saver.with_experiments(metrics.clone(), path),
+                    None => saver,
+                });
                 match (saver, &feature_store, features::snapshot_path(&config)) {
                     (Some(saver), Some(store), Some(path)) => {
                         Some(saver.with_features(store.clone(), path))
@@ -429,6 +440,7 @@ impl Server {
             output,
             state: state_start,
             features: feature_start,
+            experiments_file: experiments_state::path(&config),
         })
     }
 
@@ -532,8 +544,12 @@ impl Server {
             }
         }
         // Every worker has stopped: nothing writes the feature store any
-        // more, so this snapshot holds every value taken.
+        // more, so this snapshot holds every value taken; and every worker
+        // published its last experiment counts.
         self.features.save_final();
+        if let Some(path) = &self.experiments_file {
+            experiments_state::save(&self.metrics, path, unix_now_ns());
+        }
         if let Some(admin) = self.admin.take() {
             admin.stop();
         }

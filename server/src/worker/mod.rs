@@ -683,10 +683,13 @@ impl Worker {
         self.state = Some(saver);
     }
 
-    /// The event loop's last call, once every connection is closed: writes
-    /// the state file a last time (the feature snapshot is the server's
+    /// The event loop's last call, once every connection is closed:
+    /// publishes its experiment counts, and writes the state file a last time (the feature snapshot is the server's
     /// last write, `Server::wait`).
     pub fn finish(&mut self) {
+        // Every worker's last experiment counts reach the board before the
+        // server writes it a last time.
+        self.publish_experiments();
         if let Some(saver) = &mut self.state {
             saver.save_last(&self.engine, crate::serve::unix_now_ns());
         }

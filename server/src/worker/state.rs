@@ -23,6 +23,9 @@ pub struct StateSaver {
     pub saves: u64,
     /// The feature store and its snapshot file, written with the state.
     features: Option<(FeatureBackend, PathBuf)>,
+    /// The metrics' experiment counts and their file, written with the
+    /// state.
+    experiments: Option<(crate::metrics::Metrics, PathBuf)>,
 }
 
 impl StateSaver {
@@ -35,7 +38,15 @@ impl StateSaver {
             failures: 0,
             saves: 0,
             features: None,
+            experiments: None,
         }
+    }
+
+    /// Also writes the experiments' counts in `metrics` to `path` at every
+    /// save (`crate::serve::experiments_state`).
+    pub fn with_experiments(mut self, metrics: crate::metrics::Metrics, path: PathBuf) -> Self {
+        self.experiments = Some((metrics, path));
+        self
     }
 
     /// Also writes `backend`'s snapshot to `path` at every save.
@@ -81,6 +92,11 @@ impl StateSaver {
             Err(e) => {
                 self.failures += 1;
                 tracing::error!(path = %self.path.display(), error = %e, "state not saved");
+            }
+        }
+        if let Some((metrics, path)) = &self.experiments {
+            if !crate::serve::experiments_state::save(metrics, path, now_ns) {
+                self.failures += 1;
             }
         }
         if let Some((backend, path)) = self.features.as_ref().filter(|_| features) {

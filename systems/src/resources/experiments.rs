@@ -279,6 +279,8 @@ impl ExperimentCounts {
 #[derive(Clone, Debug, Default)]
 pub struct ArmRegistry {
     ids: BTreeMap<(String, String), u16>,
+    /// The largest id given out or restored.
+    last: u16,
 }
 
 impl ArmRegistry {
@@ -289,7 +291,7 @@ impl ArmRegistry {
         if let Some(&id) = self.ids.get(&key) {
             return Ok(id);
         }
-        let next = self.ids.len() + 1;
+        let next = usize::from(self.last) + 1;
         if next >= ARMS_MAX {
             return Err(config(format!(
                 "experiment `{experiment_key}`: more than {} arms in this process's life",
@@ -298,7 +300,27 @@ impl ArmRegistry {
         }
         let id = u16::try_from(next).expect("ARMS_MAX fits a u16");
         self.ids.insert(key, id);
+        self.last = id;
         Ok(id)
+    }
+
+    /// Gives variation `variation_key` of `experiment_key` the id `id`, as
+    /// an earlier run of the process did (its decisions in a restored
+    /// decision log carry it). Refused when the id is 0 or past
+    /// [`ARMS_MAX`], or when the id or the pair already has another.
+    pub fn restore(&mut self, experiment_key: &str, variation_key: &str, id: u16) -> Result<()> {
+        let key = (experiment_key.to_owned(), variation_key.to_owned());
+        let taken = self.ids.iter().any(|(k, &v)| v == id && *k != key);
+        let other = self.ids.get(&key).is_some_and(|&v| v != id);
+        if id == 0 || usize::from(id) >= ARMS_MAX || taken || other {
+            return Err(config(format!(
+                "experiment `{experiment_key}` variation `{variation_key}`: arm id {id} is 0, \
+                 at least {ARMS_MAX}, or taken"
+            )));
+        }
+        self.ids.insert(key, id);
+        self.last = self.last.max(id);
+        Ok(())
     }
 
     /// Every arm given out: `(experiment key, variation key, id)`.
@@ -395,6 +417,18 @@ mod tests {
         assert_eq!(r.id("f", "0").unwrap(), 3);
         assert_eq!(r.id("e", "1").unwrap(), 2);
         assert_eq!(r.arms().count(), 3);
+    }
+
+    #[test]
+    fn restored_ids_stay_and_new_ones_come_after_them() {
+        let mut r = ArmRegistry::default();
+        r.restore("e", "0", 7).unwrap();
+        r.restore("e", "0", 7).unwrap();
+        assert!(r.restore("f", "0", 7).is_err(), "id 7 is e/0's");
+        assert!(r.restore("e", "0", 8).is_err(), "e/0 is 7");
+        assert!(r.restore("g", "0", 0).is_err());
+        assert_eq!(r.id("e", "0").unwrap(), 7);
+        assert_eq!(r.id("e", "1").unwrap(), 8);
     }
 
     #[test]

@@ -248,6 +248,11 @@ impl<'a> SectionReader<'a> {
         Ok(out)
     }
 
+    /// The next `n` bytes.
+    pub fn bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        self.take(n, what)
+    }
+
     /// The next u64.
     pub fn u64(&mut self, what: &str) -> Result<u64> {
         let b = self.take(8, what)?;

@@ -151,8 +151,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "repository")]
     pub experiments: Option<PathBuf>,
     /// Keep state that must survive a restart (budgets, frequency counts,
-    /// the decision log) in DIR/state.bin, written every --state-interval-s
-    /// and at shutdown, restored at start [default: memory only].
+    /// the decision log) in DIR/state.bin (the feature store in
+    /// DIR/features.bin, experiment counts in DIR/experiments.bin), written
+    /// every --state-interval-s and at shutdown, restored at start
+    /// [default: memory only].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Write a decision journal in DIR: every decision that chose an offer

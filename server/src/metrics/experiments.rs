@@ -142,10 +142,13 @@ impl ExperimentMetrics {
         let keep: BTreeMap<String, Looks> = live
             .iter()
             .map(|e| {
-                let looks = board.looks.remove(&e.key).unwrap_or_else(|| {
-                    Looks::new(e.arms.len().saturating_sub(1), SequentialConfig::default())
+                let treatments = e.arms.len().saturating_sub(1);
+                let mut looks = board.looks.remove(&e.key).unwrap_or_else(|| {
+                    Looks::new(treatments, SequentialConfig::default())
                         .expect("the default sequential config is valid")
                 });
+                // A variation added to a kept experiment gets a monitor.
+                looks.grow_to(treatments);
                 (e.key.clone(), looks)
             })
             .collect();

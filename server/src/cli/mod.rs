@@ -126,7 +126,8 @@ pub enum Command {
     /// powershell) to stdout; e.g. `cx completions bash >
     /// ~/.local/share/bash-completion/completions/cx`.
     Completions(CompletionsArgs),
-    /// Experiments: assign a user to a variation as GrowthBook would
+    /// Experiments: assign a user as GrowthBook would, report a live
+    /// server's or a journal's experiments, simulate A/A and A/B runs
     /// (docs/EXPERIMENTS.md).
     #[command(subcommand)]
     Experiment(experiment::ExperimentCommand),

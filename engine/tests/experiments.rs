@@ -107,16 +107,22 @@ fn chosen(d: &Decision) -> Vec<(u64, u32)> {
         .collect()
 }
 
-#[test]
-fn each_request_is_decided_by_the_model_of_its_arm() {
-    let ctxs = requests(400);
-    let mut alone_default = engine(ModelSource::Bundled);
-    let mut alone_other = engine(ModelSource::Bytes(other_model()));
+/// `ctxs` decided (simulated) by an engine serving the bundled model
+/// alone and by one serving the other model alone; and an engine serving
+/// both in the split, not yet run.
+fn alone_and_both(ctxs: &[RequestContext]) -> (Engine, Vec<Decision>, Vec<Decision>) {
+    let by_default = decide(&mut engine(ModelSource::Bundled), ctxs, true);
+    let by_other = decide(&mut engine(ModelSource::Bytes(other_model())), ctxs, true);
     let mut both = engine(ModelSource::Bundled);
     both.set_experiments(&defs(other_model()))
         .expect("experiments");
-    let by_default = decide(&mut alone_default, &ctxs, true);
-    let by_other = decide(&mut alone_other, &ctxs, true);
+    (both, by_default, by_other)
+}
+
+#[test]
+fn each_request_is_decided_by_the_model_of_its_arm() {
+    let ctxs = requests(400);
+    let (mut both, by_default, by_other) = alone_and_both(&ctxs);
     let served = decide(&mut both, &ctxs, true);
     let exp = split();
     let mut per_arm = [0usize; 3];
@@ -143,8 +149,9 @@ fn each_request_is_decided_by_the_model_of_its_arm() {
     assert_eq!(report[0].key, "ranker-v2");
     assert_eq!(report[0].weights, vec![0.5, 0.5]);
     let arms = &report[0].arms;
-    assert_eq!(arms[0].model_id, alone_default.model().id);
-    assert_eq!(arms[1].model_id, alone_other.model().id);
+    let id = |bytes: &[u8]| cx_model::ModelId::of_bytes(bytes).to_string();
+    assert_eq!(arms[0].model_id, id(DEFAULT_MODEL_BYTES));
+    assert_eq!(arms[1].model_id, id(&other_model()));
     assert_eq!((arms[0].key.as_str(), arms[1].key.as_str()), ("0", "1"));
     assert!(arms.iter().all(|a| a.assigned == 0));
 }
@@ -161,13 +168,7 @@ fn cached_scores_stay_with_the_model_that_made_them() {
             ..one.clone()
         })
         .collect();
-    let mut alone_default = engine(ModelSource::Bundled);
-    let mut alone_other = engine(ModelSource::Bytes(other_model()));
-    let mut both = engine(ModelSource::Bundled);
-    both.set_experiments(&defs(other_model()))
-        .expect("experiments");
-    let by_default = decide(&mut alone_default, &ctxs, true);
-    let by_other = decide(&mut alone_other, &ctxs, true);
+    let (mut both, by_default, by_other) = alone_and_both(&ctxs);
     // Twice for real: the second time from the cache.
     decide(&mut both, &ctxs, false);
     let again = decide(&mut both, &ctxs, false);

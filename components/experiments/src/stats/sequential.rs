@@ -185,11 +185,6 @@ impl SequentialMonitor {
         self.first_rejection
     }
 
-    /// Its settings.
-    pub fn config(&self) -> SequentialConfig {
-        self.config
-    }
-
     /// Looks so far.
     pub fn looks(&self) -> u64 {
         self.looks

@@ -6,6 +6,10 @@
 //! default) against `none` at batch 16, cache off, each measured by
 //! criterion in turn, then interleaved round by round in the same process
 //! (`engine/exploration/interleaved`, printed: medians and the ratio).
+//! Every posterior is at its prior there (the widest: the most exploring);
+//! `engine/exploration/learned/interleaved` compares the two again after
+//! 200,000 decisions' feedback (`learn_posteriors`), a serving engine's
+//! steady state.
 //! Then the online feature store (issue 16, `engine/store`): the same
 //! engine with a store of 100,000 users on against off, at batches 1, 16
 //! and 64, each measured by criterion in turn (`off` and `on`), then
@@ -128,6 +132,19 @@ fn engine(c: &mut Criterion) {
             &pool,
         );
     }
+    if selected("engine/exploration/learned/interleaved") {
+        let engines = [Exploration::Thompson, Exploration::None].map(|exploration| {
+            let mut engine = exploration_engine(setup, exploration);
+            learn_posteriors(&mut engine, &pool);
+            (exploration.name(), engine)
+        });
+        interleaved(
+            "engine/exploration/learned/interleaved",
+            engines,
+            setup.batch_max,
+            &pool,
+        );
+    }
     if selected("engine/experiments/interleaved") {
         let engines = [
             ("two-arms", experiment_engine(setup, true)),
@@ -170,6 +187,59 @@ fn experiment_engine(setup: Setup, live: bool) -> Engine {
             .expect("experiments");
     }
     engine
+}
+
+/// Decisions fed back before `engine/exploration/learned/interleaved`.
+const LEARNING_DECISIONS: usize = 200_000;
+
+/// Closes the loop on `LEARNING_DECISIONS` of the pool's requests with a
+/// Thompson sampling engine, and gives `engine` the posteriors it learnt:
+/// each decision's top offer an impression, clicked with its `p_click`
+/// times a hidden factor per offer (`2^z`, `z` in [-1, 1] from a hash of
+/// the offer id), as the calibrated world of `cx simulate` does. Both
+/// engines of the comparison get the same posteriors: a serving engine's
+/// steady state, where feedback has narrowed them.
+fn learn_posteriors(engine: &mut Engine, pool: &[RequestContext]) {
+    static LEARNT: std::sync::OnceLock<Vec<(u64, f32, bool)>> = std::sync::OnceLock::new();
+    let observations = LEARNT.get_or_init(|| {
+        let mut learner = exploration_engine(Setup::simd(16), Exploration::Thompson);
+        let mut out = Vec::with_capacity(LEARNING_DECISIONS);
+        for (k, ctx) in pool.iter().cycle().take(LEARNING_DECISIONS).enumerate() {
+            learner.submit(ctx.clone()).expect("in-flight room");
+            if k % 16 == 15 {
+                learner.tick(T0_NS);
+                while let Some(decision) = learner.poll() {
+                    let Some(top) = decision.offers().first() else {
+                        continue;
+                    };
+                    let z = (mix64(top.offer_id) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+                    let p_true = f64::from(top.p_click) * z.exp2();
+                    let u = (mix64(decision.ticket.0 ^ 0x636c_6963_6b73) >> 11) as f64
+                        / (1u64 << 53) as f64;
+                    let clicked = u < p_true;
+                    learner.observe_impression(top.offer_id, top.p_click, T0_NS);
+                    if clicked {
+                        learner.observe_click(top.offer_id, T0_NS);
+                    }
+                    out.push((top.offer_id, top.p_click, clicked));
+                }
+            }
+        }
+        out
+    });
+    for &(offer_id, p_click, clicked) in observations {
+        engine.observe_impression(offer_id, p_click, T0_NS);
+        if clicked {
+            engine.observe_click(offer_id, T0_NS);
+        }
+    }
+}
+
+/// splitmix64's finalizer: a hash for the bench's hidden factors and clicks.
+fn mix64(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// An engine set up as `setup`, exploring by `exploration`, seed 1.

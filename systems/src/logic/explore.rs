@@ -30,16 +30,23 @@
 //! # Layout
 //!
 //! As the decide step meets each eligible offer, the [`Explorer`] draws its
-//! bonus and keeps what its replicas need (the draw's constants, the
-//! bonus, the other factors' sum, its stream: [`ReplicaOffer`], about 64
-//! bytes) in a scratch array the decide system owns, sized by the catalog
-//! once. The rounds run after ranking, [`REPLICA_CHUNK`] at a time, each
-//! offer's chunk of draws and scores in one branch-free loop, per round
-//! only the best score so far and its offer kept ([`keep_best`]); they stop
-//! at the first chunk holding a round the chosen offer won. A likely pick
-//! costs one chunk; a pick of probability `q` about `1 / (16 q)` chunks,
-//! which averages out to about one chunk per decision per offer the
-//! policy gives a fair chance.
+//! bonus together with its first [`FIRST_ROUNDS`] replica rounds (one call
+//! of the draw), and keeps what the later rounds need (the draw's
+//! constants, the bonus, the other factors' sum, its stream, the least and
+//! greatest score a replica can give it: [`ReplicaOffer`], about 90 bytes)
+//! in a scratch array the decide system owns, sized by the catalog once.
+//! An offer with feedback draws from its counts alone, so its draw's
+//! set-up is kept in the scratch per catalog offer ([`OfferDraw`]) while
+//! its counts and the time stand: one set-up per tick, not per request.
+//! After ranking, the offers whose greatest replica score is below another
+//! offer's least are left out (they never top a round; with learned
+//! posteriors that is most of them), and the rounds run in chunks (8,
+//! then [`REPLICA_CHUNK`]), each offer's chunk of draws and scores in one
+//! branch-free loop, per round only the best score so far and its offer
+//! kept ([`keep_best`]); they stop at the first chunk holding a round the
+//! chosen offer won. A pick of probability `q` costs about `1 / q` rounds,
+//! which averages out to one round per decision per offer the policy
+//! gives a fair chance.
 
 use crate::config::{DecideConfig, Exploration, PROPENSITY_SAMPLES_MAX};
 use cx_domain::pipeline::{ChosenOffer, Decision, Ticket};
@@ -54,8 +61,103 @@ struct ReplicaOffer {
     bonus: BonusF32,
     /// The other factors' sum.
     partial: f32,
+    /// The least and the greatest score a replica can give it.
+    score_min: f32,
+    score_max: f32,
+    /// Its scores in the first [`FIRST_ROUNDS`] rounds, drawn with the
+    /// decision's own draw.
+    first: [f32; FIRST_ROUNDS],
     index: u32,
+    /// Its stream, past the draws of `first`.
     stream: DrawStream,
+}
+
+impl ReplicaOffer {
+    /// An offer with its decision's draw and its first rounds drawn from
+    /// `stream` (in one call); also the decision's bonus (0 without a draw).
+    fn drawn(
+        offer_draw: OfferDraw,
+        bonus: BonusF32,
+        partial: f32,
+        index: u32,
+        mut stream: DrawStream,
+        tables: &DrawTables,
+    ) -> (Self, f32) {
+        let mut first = [partial; FIRST_ROUNDS];
+        let (mut score_min, mut score_max) = (partial, partial);
+        let mut decision_bonus = 0.0;
+        let draw = offer_draw.draw;
+        if let Some(draw) = draw {
+            let mut theta = [0.0f32; 1 + FIRST_ROUNDS];
+            draw.fill(&mut stream, tables, &mut theta);
+            decision_bonus = bonus.at(theta[0]);
+            for (score, &theta) in first.iter_mut().zip(&theta[1..]) {
+                *score = partial + bonus.at(theta);
+            }
+            let (theta_min, theta_max) = offer_draw.theta_bounds;
+            let (a, b) = (partial + bonus.at(theta_min), partial + bonus.at(theta_max));
+            (score_min, score_max) = (a.min(b), a.max(b));
+        }
+        let offer = Self {
+            draw,
+            bonus,
+            partial,
+            score_min,
+            score_max,
+            first,
+            index,
+            stream,
+        };
+        (offer, decision_bonus)
+    }
+}
+
+/// What an offer's draws need from its posterior: the same for every
+/// request while its counts and the time stand, when it has feedback.
+#[derive(Clone, Copy, Debug)]
+struct OfferDraw {
+    /// `None`: no posterior to draw from (its bonus is 0).
+    draw: Option<ReplicaDraw>,
+    /// The least and the greatest rate the draw can give.
+    theta_bounds: (f32, f32),
+    /// One over the prior's mean.
+    inv_m: f32,
+}
+
+impl OfferDraw {
+    /// The draw from `posterior` with the model as its prior
+    /// ([`Posterior::beta`]).
+    fn of(posterior: Posterior, prior_impressions: f64, p_request: f32) -> Self {
+        let (alpha, beta, m) = posterior.beta(prior_impressions, p_request);
+        Self::new(BetaDraw::new(alpha, beta), m)
+    }
+
+    fn new(exact: Option<BetaDraw>, m: f64) -> Self {
+        let draw = exact.map(|exact| ReplicaDraw::of(&exact));
+        Self {
+            draw,
+            theta_bounds: draw.map_or((0.0, 0.0), |d| d.bounds(draw::draw_tables())),
+            inv_m: (1.0 / m) as f32,
+        }
+    }
+}
+
+/// An [`OfferDraw`] and what it was computed from.
+#[derive(Clone, Copy, Debug)]
+struct CachedDraw {
+    key: DrawKey,
+    draw: OfferDraw,
+}
+
+/// What an offer's [`OfferDraw`] is a function of, when it has feedback.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct DrawKey {
+    offer_id: u64,
+    now_ns: u64,
+    /// Its counts as stored, and when they were last decayed.
+    counts: Posterior,
+    updated_ns: u64,
+    prior_impressions: f64,
 }
 
 /// The eligible offers of the decision being made, for the propensity's
@@ -64,15 +166,18 @@ struct ReplicaOffer {
 #[derive(Debug, Default)]
 pub struct ExploreScratch {
     offers: Vec<ReplicaOffer>,
+    /// Each catalog offer's draw set-up, by catalog index, while its key
+    /// holds (offers with feedback only).
+    draws: Vec<Option<CachedDraw>>,
 }
 
 mod draw;
+mod exp;
 
 /// Index of the ExplorationBonus in `ChosenOffer::factors`.
 const EXPLORATION: usize = 5;
 
 /// Salts that keep the streams of one (seed, ticket, offer) apart.
-const SALT_CHOICE: u64 = 0x7468_6f6d_7073_6f6e; // "thompson"
 const SALT_REPLICAS: u64 = 0x7072_6f70_656e_7369; // "propensi"
 const SALT_COIN: u64 = 0x6570_7369_6c6f_6e63; // "epsilonc"
 const SALT_RESERVOIR: u64 = 0x7265_7365_7276_6f69; // "reservoi"
@@ -147,43 +252,68 @@ impl<'a> Explorer<'a> {
 
     /// The Thompson draw of one offer; keeps what its replicas need.
     fn thompson(&mut self, offer: &mut ChosenOffer) {
-        let i = offer.catalog_index as usize;
-        let (alpha, beta, m) = self
-            .posterior(i, offer.offer_id)
-            .beta(self.config.thompson_prior_impressions, offer.p_click);
-        let bonus = Bonus::new(offer.factors[3], offer.p_click, m).in_f32();
+        let draw = self.offer_draw(offer);
+        let bonus = BonusF32::new(offer.factors[3], offer.p_click, draw.inv_m);
         let key = self.offer_key(offer.offer_id);
         // A replica's score is the other factors' sum plus its bonus, as
         // the decision's is, so replica ties break as the ranking's do
         // (the earlier offer wins).
         let partial: f32 = offer.factors[..EXPLORATION].iter().sum();
-        // Never `None` for the parameters `Posterior::beta` gives.
-        let draw = BetaDraw::new(alpha, beta).map(|exact| ReplicaDraw::of(&exact));
-        if let Some(draw) = draw {
-            let mut theta = [0.0f32; 1];
-            draw.fill(
-                &mut DrawStream::new(mix64(key ^ SALT_CHOICE)),
-                self.tables,
-                &mut theta,
-            );
-            offer.factors[EXPLORATION] = bonus.at(theta[0]);
-        }
-        self.scratch.offers.push(ReplicaOffer {
+        let stream = DrawStream::new(mix64(key ^ SALT_REPLICAS));
+        let (replica, decision_bonus) = ReplicaOffer::drawn(
             draw,
             bonus,
             partial,
-            index: offer.catalog_index,
-            stream: DrawStream::new(mix64(key ^ SALT_REPLICAS)),
-        });
+            offer.catalog_index,
+            stream,
+            self.tables,
+        );
+        offer.factors[EXPLORATION] = decision_bonus;
+        self.scratch.offers.push(replica);
     }
 
-    /// Offer `i`'s counts now; none when the store's arm `i` is another
-    /// offer (a catalog swapped in without its posteriors carried over).
-    fn posterior(&self, i: usize, offer_id: u64) -> Posterior {
-        match self.posteriors.offer_ids().get(i) {
-            Some(&id) if id == offer_id => self.posteriors.posterior(i, self.now_ns),
-            _ => Posterior::default(),
+    /// Offer `offer`'s draw from its posterior now. An offer with feedback
+    /// draws from its counts alone (its prior's mean is the model's mean
+    /// on its impressions), so the set-up is computed once per tick and
+    /// change of its counts, and kept in the scratch; one without draws
+    /// from a prior at the request's own `p`.
+    fn offer_draw(&mut self, offer: &ChosenOffer) -> OfferDraw {
+        let i = offer.catalog_index as usize;
+        let prior_impressions = self.config.thompson_prior_impressions;
+        let stored = match self.posteriors.offer_ids().get(i) {
+            Some(&id) if id == offer.offer_id => self.posteriors.stored(i),
+            // A catalog swapped in without its posteriors carried over.
+            _ => None,
+        };
+        let Some((counts, updated_ns)) = stored.filter(|(c, _)| c.impressions > 0.0) else {
+            return OfferDraw::of(Posterior::default(), prior_impressions, offer.p_click);
+        };
+        let key = DrawKey {
+            offer_id: offer.offer_id,
+            now_ns: self.now_ns,
+            counts,
+            updated_ns,
+            prior_impressions,
+        };
+        if let Some(cached) = self
+            .scratch
+            .draws
+            .get(i)
+            .and_then(|c| c.filter(|c| c.key == key))
+        {
+            return cached.draw;
         }
+        let posterior = self.posteriors.posterior(i, self.now_ns);
+        let draw = OfferDraw::of(posterior, prior_impressions, offer.p_click);
+        // Decayed to nothing, it draws at the request's `p`: not kept.
+        if posterior.mean_p_model().is_some() {
+            if self.scratch.draws.len() <= i {
+                // Grows to the catalog's size once.
+                self.scratch.draws.resize(i + 1, None);
+            }
+            self.scratch.draws[i] = Some(CachedDraw { key, draw });
+        }
+        draw
     }
 
     fn offer_key(&self, offer_id: u64) -> u64 {
@@ -229,40 +359,110 @@ impl<'a> Explorer<'a> {
         if self.eligible <= 1 {
             return 1.0;
         }
-        let tables = self.tables;
         let offers = &mut self.scratch.offers;
-        let mut best_score = [0.0f32; REPLICA_CHUNK];
-        let mut best_index = [NO_OFFER; REPLICA_CHUNK];
-        let mut scores = [0.0f32; REPLICA_CHUNK];
-        let mut done = 0;
-        while done < self.rounds_max {
-            let n = (self.rounds_max - done).min(REPLICA_CHUNK);
-            best_index[..n].fill(NO_OFFER);
-            for o in offers.iter_mut() {
-                let scores = &mut scores[..n];
-                match o.draw {
-                    Some(draw) => {
-                        draw.fill(&mut o.stream, tables, scores);
-                        for score in scores.iter_mut() {
-                            *score = o.partial + o.bonus.at(*score);
-                        }
-                    }
-                    None => scores.fill(o.partial),
-                }
-                keep_best(scores, o.index, &mut best_score[..n], &mut best_index[..n]);
-            }
-            if let Some(t) = best_index[..n].iter().position(|&i| i == chosen) {
-                return 1.0 / (done + t + 1) as f32;
-            }
-            done += n;
-        }
-        1.0 / self.rounds_max as f32
+        let contenders = keep_contenders(offers);
+        let n = rounds_until(
+            &mut offers[..contenders],
+            chosen,
+            self.rounds_max,
+            self.tables,
+        );
+        1.0 / n as f32
     }
 }
 
+/// Moves to the front the offers that can top a replica round, and returns
+/// how many: an offer whose greatest score is below another's least never
+/// does, so leaving it out changes no round's top (catalog order, which
+/// breaks ties, is kept among the rest). Posteriors narrowed by feedback
+/// leave few in the running.
+fn keep_contenders(offers: &mut [ReplicaOffer]) -> usize {
+    let floor = offers
+        .iter()
+        .map(|o| o.score_min)
+        .fold(f32::NEG_INFINITY, f32::max);
+    // A margin of a few ulps for the bounds' own rounding.
+    let floor = floor - floor.abs() * 1.0e-5;
+    let mut kept = 0;
+    for i in 0..offers.len() {
+        if offers[i].score_max >= floor {
+            offers.swap(kept, i);
+            kept += 1;
+        }
+    }
+    kept
+}
+
+/// The replica rounds, in catalog order of `offers` (every offer that can
+/// top one), up to the first whose top is `chosen`: its number, or
+/// `rounds_max` when none in those.
+fn rounds_until(
+    offers: &mut [ReplicaOffer],
+    chosen: u32,
+    rounds_max: usize,
+    tables: &DrawTables,
+) -> usize {
+    let mut best_score = [0.0f32; REPLICA_CHUNK];
+    let mut best_index = [NO_OFFER; REPLICA_CHUNK];
+    let mut scores = [0.0f32; REPLICA_CHUNK];
+    // The first rounds were drawn with the decisions.
+    let n = FIRST_ROUNDS.min(rounds_max);
+    best_index[..n].fill(NO_OFFER);
+    for o in offers.iter() {
+        keep_best(
+            &o.first[..n],
+            o.index,
+            &mut best_score[..n],
+            &mut best_index[..n],
+        );
+    }
+    if let Some(t) = best_index[..n].iter().position(|&i| i == chosen) {
+        return t + 1;
+    }
+    let mut done = n;
+    while done < rounds_max {
+        let n = (rounds_max - done).min(chunk_after(done));
+        best_index[..n].fill(NO_OFFER);
+        for o in offers.iter_mut() {
+            let scores = &mut scores[..n];
+            match o.draw {
+                Some(draw) => {
+                    draw.fill(&mut o.stream, tables, scores);
+                    for score in scores.iter_mut() {
+                        *score = o.partial + o.bonus.at(*score);
+                    }
+                }
+                None => scores.fill(o.partial),
+            }
+            keep_best(scores, o.index, &mut best_score[..n], &mut best_index[..n]);
+        }
+        if let Some(t) = best_index[..n].iter().position(|&i| i == chosen) {
+            return done + t + 1;
+        }
+        done += n;
+    }
+    rounds_max
+}
+
+/// How many replica rounds to run next after `done`: few at first, since
+/// most picks are won again within a handful of rounds (about as many as
+/// the offers in the running), then [`REPLICA_CHUNK`].
+fn chunk_after(done: usize) -> usize {
+    if done < REPLICA_CHUNK {
+        REPLICA_CHUNK / 2
+    } else {
+        REPLICA_CHUNK
+    }
+}
+
+/// Replica rounds drawn with the decision's own draw, in the same call.
+const FIRST_ROUNDS: usize = 3;
+
 /// The ExplorationBonus at a drawn click rate `theta`: the blend at
 /// `min(1, p r)` less the blend at `p`, with `r = theta / m`, i.e.
-/// `ModelPrediction * (min(theta / m, 1 / p) - 1)`; 0 when `p` is 0.
+/// `ModelPrediction * (min(theta / m, 1 / p) - 1)`; 0 when `p` is 0. In
+/// `f64`, the tests' reference; the draws use [`BonusF32`].
+#[cfg(test)]
 #[derive(Clone, Copy, Debug)]
 struct Bonus {
     model_prediction: f64,
@@ -270,6 +470,7 @@ struct Bonus {
     ratio_max: f64,
 }
 
+#[cfg(test)]
 impl Bonus {
     fn new(model_prediction: f32, p: f32, m: f64) -> Self {
         let p = f64::from(p);
@@ -285,7 +486,6 @@ impl Bonus {
     }
 
     /// The bonus at an exact draw (the tests' reference).
-    #[cfg(test)]
     fn at(&self, theta: f64) -> f32 {
         let ratio = (theta * self.inv_m).min(self.ratio_max);
         (self.model_prediction * (ratio - 1.0)) as f32
@@ -300,7 +500,7 @@ impl Bonus {
     }
 }
 
-/// [`Bonus`] in `f32`, for the replicas.
+/// [`Bonus`] in `f32`, for the draws.
 #[derive(Clone, Copy, Debug)]
 struct BonusF32 {
     model_prediction: f32,
@@ -309,6 +509,16 @@ struct BonusF32 {
 }
 
 impl BonusF32 {
+    /// As [`Bonus::new`], with `1 / m` given.
+    fn new(model_prediction: f32, p: f32, inv_m: f32) -> Self {
+        let known = p > 0.0;
+        Self {
+            model_prediction: if known { model_prediction } else { 0.0 },
+            inv_m,
+            ratio_max: if known { 1.0 / p } else { 1.0 },
+        }
+    }
+
     #[inline]
     fn at(&self, theta: f32) -> f32 {
         self.model_prediction * ((theta * self.inv_m).min(self.ratio_max) - 1.0)
@@ -456,6 +666,83 @@ mod tests {
                 assert!((r - e).abs() < 0.01, "{by_replicas:?} against {exact:?}");
             }
         }
+    }
+
+    /// `fixed` offers as a decision's replicas, streams keyed by `seed`;
+    /// with each one's decision score.
+    fn replicas(offers: &[Fixed], seed: u64) -> Vec<(ReplicaOffer, f32)> {
+        let tables = draw::draw_tables();
+        offers
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let (replica, bonus) = ReplicaOffer::drawn(
+                    OfferDraw::new(Some(o.draw), 1.0 / o.bonus.inv_m),
+                    o.bonus.in_f32(),
+                    o.partial,
+                    i as u32,
+                    DrawStream::new(mix64(seed ^ i as u64)),
+                    tables,
+                );
+                (replica, o.partial + bonus)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn leaving_out_offers_that_cannot_win_changes_no_propensity() {
+        let tables = draw::draw_tables();
+        // Learned posteriors (a few contenders) and cold ones (most).
+        let learned: Vec<Fixed> = (0..10)
+            .map(|i| {
+                fixed(
+                    0.03 + 0.01 * i as f32,
+                    0.0,
+                    20_000.0,
+                    20_000.0 * (0.03 + 0.01 * i as f64),
+                )
+            })
+            .collect();
+        let cold: Vec<Fixed> = (0..10)
+            .map(|i| fixed(0.01 + 0.012 * i as f32, 0.002 * (i % 4) as f32, 0.0, 0.0))
+            .collect();
+        let mut left_out = 0;
+        for (offers, seeds) in [(&learned, 200u64), (&cold, 200)] {
+            for seed in 0..seeds {
+                let drawn = replicas(offers, seed);
+                // Each replica score within its bounds, the decision's too.
+                for (o, decision) in &drawn {
+                    for s in o.first.iter().chain([decision]) {
+                        assert!((o.score_min..=o.score_max).contains(s), "{s} outside {o:?}");
+                    }
+                }
+                // The decision's pick: the highest score, the first on ties.
+                let chosen = drawn
+                    .iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |best, (i, (_, s))| {
+                        if *s > best.1 {
+                            (i, *s)
+                        } else {
+                            best
+                        }
+                    })
+                    .0 as u32;
+                let mut all: Vec<ReplicaOffer> = drawn.iter().map(|(o, _)| *o).collect();
+                let mut pruned = all.clone();
+                let kept = keep_contenders(&mut pruned);
+                left_out += all.len() - kept;
+                assert!(pruned[..kept].iter().any(|o| o.index == chosen));
+                assert!(pruned[..kept].windows(2).all(|w| w[0].index < w[1].index));
+                assert_eq!(
+                    rounds_until(&mut all, chosen, 4096, tables),
+                    rounds_until(&mut pruned[..kept], chosen, 4096, tables),
+                    "seed {seed}"
+                );
+            }
+        }
+        // Learned posteriors leave most offers out.
+        assert!(left_out > 200 * 5, "{left_out} left out");
     }
 
     #[test]

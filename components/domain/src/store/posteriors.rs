@@ -288,6 +288,21 @@ impl Posteriors {
         }
     }
 
+    /// The arm's counts as stored (not decayed) and when they were last
+    /// decayed: what [`Self::posterior`] is a function of, with `now_ns`
+    /// and the half-life (so a reader may cache what it derives from them).
+    /// `None` for an offer outside the store.
+    pub fn stored(&self, offer: usize) -> Option<(Posterior, u64)> {
+        (offer < self.arms()).then(|| {
+            let counts = Posterior {
+                impressions: self.impressions[offer],
+                clicks: self.clicks[offer],
+                expected_clicks: self.expected_clicks[offer],
+            };
+            (counts, self.updated_ns[offer])
+        })
+    }
+
     /// Calls `f(offer id, impressions, clicks, expected clicks, updated
     /// ns)` for every arm with data, undecayed (for a state file).
     pub fn for_each_arm(&self, mut f: impl FnMut(u64, f64, f64, f64, u64)) {

@@ -14,6 +14,7 @@
 //! - [`DrawStream`]: the random bits, a counter-based splitmix64 stream per
 //!   (request, offer, purpose), free to start.
 
+use super::exp::exp_nonpositive;
 use cx_domain::store::mix64;
 use rand::RngCore;
 #[cfg(test)]
@@ -231,7 +232,7 @@ impl BoostedGamma {
     #[inline]
     fn at(&self, z: f32, e: [f32; BOOSTS_MAX]) -> f32 {
         let v = (1.0 + self.c * z).max(0.0);
-        let boost = (-(e[0] * self.inv[0] + e[1] * self.inv[1])).exp();
+        let boost = exp_nonpositive(-(e[0] * self.inv[0] + e[1] * self.inv[1]));
         self.d * v * v * v * boost
     }
 }
@@ -256,6 +257,30 @@ impl ReplicaDraw {
             x: (exact.x.d as f32, exact.x.c as f32),
             y: (exact.y.d as f32, exact.y.c as f32),
             mean: exact.mean as f32,
+        }
+    }
+
+    /// The least and the greatest draw [`Self::fill`] can give: the
+    /// tables' outer bins on each side (each Gamma grows with its `z` and
+    /// falls with its `E`, and the ratio grows with `X` and falls with `Y`;
+    /// every step rounds monotonically). The mean a draw falls back on when
+    /// both Gammas are 0 lies between them (a side is 0 only at its least).
+    pub(super) fn bounds(&self, tables: &DrawTables) -> (f32, f32) {
+        let (z_min, z_max) = (tables.normal[0], tables.normal[NORMAL_BINS - 1]);
+        let (e_min, e_max) = (tables.exponential[0], tables.exponential[NORMAL_BINS - 1]);
+        match *self {
+            Self::Cube { x, y, mean } => (
+                cube_ratio(x, y, z_min, z_max, mean),
+                cube_ratio(x, y, z_max, z_min, mean),
+            ),
+            Self::Boosted { x, y, mean } => {
+                let least = |g: &BoostedGamma| g.at(z_min, [e_max; BOOSTS_MAX]);
+                let greatest = |g: &BoostedGamma| g.at(z_max, [e_min; BOOSTS_MAX]);
+                (
+                    ratio_or(least(&x), greatest(&y), mean),
+                    ratio_or(greatest(&x), least(&y), mean),
+                )
+            }
         }
     }
 
@@ -285,13 +310,23 @@ impl ReplicaDraw {
                 }
             }
             Self::Boosted { x, y, mean } => {
+                // The table reads first, then the arithmetic in a loop of
+                // its own, which vectorizes (`exp_nonpositive` inlines).
                 let exps = &tables.exponential;
-                for theta in thetas {
+                let mut z = [[0.0f32; REPLICA_CHUNK]; 2];
+                let mut e = [[[0.0f32; BOOSTS_MAX]; REPLICA_CHUNK]; 2];
+                for t in 0..n {
                     // Six 10-bit indices: z and two E for each side.
                     let bits = rng.next_u64();
                     let at = |k: u32| ((bits >> (k * BIN_BITS)) & BIN_MASK) as usize;
-                    let gx = x.at(bins[at(0)], [exps[at(2)], exps[at(3)]]);
-                    let gy = y.at(bins[at(1)], [exps[at(4)], exps[at(5)]]);
+                    z[0][t] = bins[at(0)];
+                    z[1][t] = bins[at(1)];
+                    e[0][t] = [exps[at(2)], exps[at(3)]];
+                    e[1][t] = [exps[at(4)], exps[at(5)]];
+                }
+                for (t, theta) in thetas.iter_mut().enumerate() {
+                    let gx = x.at(z[0][t], e[0][t]);
+                    let gy = y.at(z[1][t], e[1][t]);
                     *theta = ratio_or(gx, gy, mean);
                 }
             }

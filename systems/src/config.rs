@@ -163,6 +163,14 @@ pub struct DecideConfig {
     /// worth as the prior of an offer's click rate, in `[1, 1e9]`.
     /// Default 100.
     pub thompson_prior_impressions: f64,
+    /// Under `thompson`: the share of decisions, in `[0, 1)`, whose top
+    /// offer is a uniform choice among the eligible ones instead of the
+    /// posterior draws' best (lifted to the top by its bonus, as under
+    /// `epsilon_greedy`). Every eligible offer then has a probability of
+    /// at least this over their number, so off-policy estimates of any
+    /// target policy have support (`docs/DECISIONS.md`, "Propensity"), at
+    /// a regret that grows by this share of uniform choice's. Default 0.
+    pub thompson_uniform_share: f32,
     /// Half-life of an observation in the posteriors, seconds; 0: no
     /// discounting. In `[0, 315360000]` (ten years). Default 86400.
     pub posterior_half_life_s: f64,
@@ -210,6 +218,7 @@ impl Default for DecideConfig {
             exploration: Exploration::Thompson,
             epsilon: 0.05,
             thompson_prior_impressions: 100.0,
+            thompson_uniform_share: 0.0,
             posterior_half_life_s: 86_400.0,
             propensity_samples: 1024,
             bid_shading: 0.5,
@@ -321,6 +330,12 @@ impl DecideConfig {
                 reason: format!("{} is not in [1, 1e9]", self.thompson_prior_impressions),
             });
         }
+        if !(0.0..1.0).contains(&self.thompson_uniform_share) {
+            return Err(Error::Config {
+                field: "decide.thompson_uniform_share",
+                reason: format!("{} is not in [0, 1)", self.thompson_uniform_share),
+            });
+        }
         let half_life_max = cx_domain::store::posteriors::HALF_LIFE_S_MAX;
         if !(0.0..=half_life_max).contains(&self.posterior_half_life_s) {
             return Err(Error::Config {
@@ -425,6 +440,13 @@ mod tests {
                     ..Default::default()
                 },
                 "decide.thompson_prior_impressions",
+            ),
+            (
+                DecideConfig {
+                    thompson_uniform_share: 1.0,
+                    ..Default::default()
+                },
+                "decide.thompson_uniform_share",
             ),
             (
                 DecideConfig {

@@ -54,6 +54,12 @@ pub struct SimulateArgs {
     /// (`[decide] propensity_samples`), 1..=65536.
     #[arg(long, value_name = "M", default_value_t = 1024)]
     pub propensity_samples: usize,
+    /// Thompson's share of decisions whose top offer is a uniform choice
+    /// among the eligible (`[decide] thompson_uniform_share`), in [0, 1):
+    /// above 0, every offer greedy may pick has a logged probability of at
+    /// least the share over the eligible offers, which IPS needs.
+    #[arg(long, value_name = "U", default_value_t = 0.0)]
+    pub thompson_uniform_share: f32,
     /// Let the engines learn their bid shading from the win and loss
     /// notices (`[decide] learned_shading`) [default: off: the static
     /// shading rule, so an offer's bid on a request does not depend on the
@@ -126,6 +132,7 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> Result<()> {
         half_life_s: args.half_life_s,
         budget_scale: args.budget_scale,
         propensity_samples: args.propensity_samples,
+        thompson_uniform_share: args.thompson_uniform_share,
         frequency_capacity: args.frequency_capacity,
         learned_shading: args.learned_shading,
         model: args.model.clone(),

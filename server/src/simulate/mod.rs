@@ -128,6 +128,9 @@ pub struct Spec {
     pub budget_scale: f64,
     /// Thompson's posterior re-draws behind each propensity.
     pub propensity_samples: usize,
+    /// Thompson's share of uniform choices (`[decide]
+    /// thompson_uniform_share`).
+    pub thompson_uniform_share: f32,
     /// Entries of each engine's frequency store.
     pub frequency_capacity: usize,
     /// Whether the engines learn their bid shading from the notices
@@ -175,6 +178,12 @@ impl Spec {
                 "--propensity-samples {} is outside 1..={}",
                 self.propensity_samples,
                 cx_engine::systems::config::PROPENSITY_SAMPLES_MAX
+            ));
+        }
+        if !(0.0..1.0).contains(&self.thompson_uniform_share) {
+            return bad(format!(
+                "--thompson-uniform-share {} is outside [0, 1)",
+                self.thompson_uniform_share
             ));
         }
         if !(1..=FREQUENCY_CAPACITY_MAX).contains(&self.frequency_capacity) {
@@ -329,6 +338,7 @@ fn engine_config(spec: &Spec, exploration: Exploration, epsilon: f32) -> EngineC
     decide.epsilon = epsilon;
     decide.posterior_half_life_s = spec.half_life_s;
     decide.propensity_samples = spec.propensity_samples;
+    decide.thompson_uniform_share = spec.thompson_uniform_share;
     decide.learned_shading = spec.learned_shading;
     // The store is bounded and forgets counts when it must make room (by
     // design, `FrequencyStore`); the cap check counts the impressions past

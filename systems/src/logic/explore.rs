@@ -52,6 +52,7 @@ use crate::config::{DecideConfig, Exploration, PROPENSITY_SAMPLES_MAX};
 use cx_domain::pipeline::{ChosenOffer, Decision, Ticket};
 use cx_domain::store::{mix64, Posterior, Posteriors};
 use draw::{BetaDraw, DrawStream, DrawTables, ReplicaDraw, REPLICA_CHUNK};
+use rand::RngCore;
 
 /// One eligible offer as the propensity's replica rounds draw it.
 #[derive(Clone, Copy, Debug)]
@@ -181,6 +182,7 @@ const EXPLORATION: usize = 5;
 const SALT_REPLICAS: u64 = 0x7072_6f70_656e_7369; // "propensi"
 const SALT_COIN: u64 = 0x6570_7369_6c6f_6e63; // "epsilonc"
 const SALT_RESERVOIR: u64 = 0x7265_7365_7276_6f69; // "reservoi"
+const SALT_UNIFORM_ROUNDS: u64 = 0x756e_6966_726f_756e; // "unifroun"
 
 /// No offer yet in a replica.
 const NO_OFFER: u32 = u32::MAX;
@@ -238,16 +240,24 @@ impl<'a> Explorer<'a> {
         offer.factors[EXPLORATION] = 0.0;
         match self.policy {
             Exploration::None => {}
-            Exploration::EpsilonGreedy => {
-                let u = unit(mix64(self.offer_key(offer.offer_id) ^ SALT_RESERVOIR));
-                // Keeps the n-th offer with probability 1/n: a uniform pick.
-                if u * f64::from(self.eligible) < 1.0 {
-                    self.pick = Some(*offer);
+            Exploration::EpsilonGreedy => self.keep_uniform_pick(offer),
+            Exploration::Thompson => {
+                self.thompson(offer);
+                if self.config.thompson_uniform_share > 0.0 {
+                    self.keep_uniform_pick(offer);
                 }
             }
-            Exploration::Thompson => self.thompson(offer),
         }
         offer.score = offer.factors.iter().sum();
+    }
+
+    /// The reservoir sample: keeps the n-th offer with probability 1/n,
+    /// so that after the last the pick is uniform among them.
+    fn keep_uniform_pick(&mut self, offer: &ChosenOffer) {
+        let u = unit(mix64(self.offer_key(offer.offer_id) ^ SALT_RESERVOIR));
+        if u * f64::from(self.eligible) < 1.0 {
+            self.pick = Some(*offer);
+        }
     }
 
     /// The Thompson draw of one offer; keeps what its replicas need.
@@ -330,7 +340,18 @@ impl<'a> Explorer<'a> {
         };
         out.propensity = match self.policy {
             Exploration::None => 1.0,
-            Exploration::Thompson => self.thompson_propensity(top.catalog_index),
+            Exploration::Thompson => {
+                let share = self.config.thompson_uniform_share;
+                let coin = unit(mix64(self.request_key ^ SALT_COIN));
+                let mut chosen = top.catalog_index;
+                if let Some(pick) = self.pick.filter(|_| coin < f64::from(share)) {
+                    if pick.catalog_index != top.catalog_index {
+                        out.promote(lifted_above(pick, top.score), self.config.top_k);
+                    }
+                    chosen = pick.catalog_index;
+                }
+                self.thompson_propensity(chosen)
+            }
             Exploration::EpsilonGreedy => {
                 let epsilon = f64::from(self.config.epsilon);
                 let coin = unit(mix64(self.request_key ^ SALT_COIN));
@@ -361,10 +382,16 @@ impl<'a> Explorer<'a> {
         }
         let offers = &mut self.scratch.offers;
         let contenders = keep_contenders(offers);
+        let uniform = UniformRounds {
+            share: self.config.thompson_uniform_share,
+            stream: DrawStream::new(mix64(self.request_key ^ SALT_UNIFORM_ROUNDS)),
+        };
         let n = rounds_until(
-            &mut offers[..contenders],
+            offers,
+            contenders,
             chosen,
             self.rounds_max,
+            uniform,
             self.tables,
         );
         1.0 / n as f32
@@ -393,13 +420,46 @@ fn keep_contenders(offers: &mut [ReplicaOffer]) -> usize {
     kept
 }
 
-/// The replica rounds, in catalog order of `offers` (every offer that can
-/// top one), up to the first whose top is `chosen`: its number, or
-/// `rounds_max` when none in those.
+/// The uniform share of the rounds: each round's top is, with probability
+/// `share`, a uniform choice among all the eligible offers instead of the
+/// replica draws' best, as the decision's is.
+#[derive(Clone, Copy, Debug)]
+struct UniformRounds {
+    share: f32,
+    /// One 64-bit draw per round: the coin and the offer.
+    stream: DrawStream,
+}
+
+impl UniformRounds {
+    /// Round tops `tops` after the uniform share: each replaced, with
+    /// probability `share`, by a uniform choice among `offers`.
+    fn apply(&mut self, tops: &mut [u32], offers: &[ReplicaOffer]) {
+        if self.share <= 0.0 {
+            return;
+        }
+        let share = f64::from(self.share);
+        for top in tops {
+            let bits = self.stream.next_u64();
+            // The top 32 bits are the coin, the low 32 the offer.
+            let coin = (bits >> 32) as f64 / (1u64 << 32) as f64;
+            if coin < share {
+                let k = ((bits & u64::from(u32::MAX)) * offers.len() as u64) >> 32;
+                *top = offers[k as usize].index;
+            }
+        }
+    }
+}
+
+/// The replica rounds up to the first whose top is `chosen`: its number,
+/// or `rounds_max` when none in those. `offers[..contenders]` (in catalog
+/// order) are every offer that can top a replica draw's round; the uniform
+/// share chooses among all of `offers`.
 fn rounds_until(
     offers: &mut [ReplicaOffer],
+    contenders: usize,
     chosen: u32,
     rounds_max: usize,
+    mut uniform: UniformRounds,
     tables: &DrawTables,
 ) -> usize {
     let mut best_score = [0.0f32; REPLICA_CHUNK];
@@ -408,7 +468,7 @@ fn rounds_until(
     // The first rounds were drawn with the decisions.
     let n = FIRST_ROUNDS.min(rounds_max);
     best_index[..n].fill(NO_OFFER);
-    for o in offers.iter() {
+    for o in &offers[..contenders] {
         keep_best(
             &o.first[..n],
             o.index,
@@ -416,6 +476,7 @@ fn rounds_until(
             &mut best_index[..n],
         );
     }
+    uniform.apply(&mut best_index[..n], offers);
     if let Some(t) = best_index[..n].iter().position(|&i| i == chosen) {
         return t + 1;
     }
@@ -423,7 +484,7 @@ fn rounds_until(
     while done < rounds_max {
         let n = (rounds_max - done).min(chunk_after(done));
         best_index[..n].fill(NO_OFFER);
-        for o in offers.iter_mut() {
+        for o in offers[..contenders].iter_mut() {
             let scores = &mut scores[..n];
             match o.draw {
                 Some(draw) => {
@@ -436,6 +497,7 @@ fn rounds_until(
             }
             keep_best(scores, o.index, &mut best_score[..n], &mut best_index[..n]);
         }
+        uniform.apply(&mut best_index[..n], offers);
         if let Some(t) = best_index[..n].iter().position(|&i| i == chosen) {
             return done + t + 1;
         }
@@ -734,15 +796,62 @@ mod tests {
                 left_out += all.len() - kept;
                 assert!(pruned[..kept].iter().any(|o| o.index == chosen));
                 assert!(pruned[..kept].windows(2).all(|w| w[0].index < w[1].index));
+                let none = UniformRounds {
+                    share: 0.0,
+                    stream: DrawStream::new(0),
+                };
+                let everyone = all.len();
                 assert_eq!(
-                    rounds_until(&mut all, chosen, 4096, tables),
-                    rounds_until(&mut pruned[..kept], chosen, 4096, tables),
+                    rounds_until(&mut all, everyone, chosen, 4096, none, tables),
+                    rounds_until(&mut pruned, kept, chosen, 4096, none, tables),
                     "seed {seed}"
                 );
             }
         }
         // Learned posteriors leave most offers out.
         assert!(left_out > 200 * 5, "{left_out} left out");
+    }
+
+    #[test]
+    fn rounds_with_a_uniform_share_are_unbiased_for_the_mixture() {
+        // Mean rounds until offer `c` tops one, over independent streams,
+        // against 1 / ((1 - s) q_c + s / K): q_c each offer's share of
+        // replica draws won (400k), K the offers. A pick the draws never
+        // make gets s / K.
+        let tables = draw::draw_tables();
+        let offers = vec![
+            fixed(0.05, 0.0, 0.0, 0.0),
+            fixed(0.06, 0.0, 0.0, 0.0),
+            fixed(0.12, -0.05, 0.0, 0.0),
+            // Far behind: no replica draw lifts it to the top.
+            fixed(0.01, -0.5, 5_000.0, 50.0),
+        ];
+        let q = win_shares(&offers, 400_000, true, 3);
+        assert_eq!(q[3], 0.0);
+        let share = 0.2f32;
+        let trials = 20_000u64;
+        for c in 0..offers.len() {
+            let mut total = 0.0;
+            for seed in 0..trials {
+                let mut drawn: Vec<ReplicaOffer> = replicas(&offers, seed * 8 + c as u64)
+                    .into_iter()
+                    .map(|(o, _)| o)
+                    .collect();
+                let kept = keep_contenders(&mut drawn);
+                let uniform = UniformRounds {
+                    share,
+                    stream: DrawStream::new(mix64(seed ^ 0xabc)),
+                };
+                total += rounds_until(&mut drawn, kept, c as u32, 65_536, uniform, tables) as f64;
+            }
+            let mixture = (1.0 - f64::from(share)) * q[c] + f64::from(share) / offers.len() as f64;
+            let mean = total / trials as f64;
+            let want = 1.0 / mixture;
+            assert!(
+                (mean / want - 1.0).abs() < 0.05,
+                "offer {c}: {mean} rounds against {want}"
+            );
+        }
     }
 
     #[test]

@@ -830,7 +830,7 @@ mod tests {
         assert_eq!(q[3], 0.0);
         let share = 0.2f32;
         let trials = 20_000u64;
-        for c in 0..offers.len() {
+        for (c, &q_c) in q.iter().enumerate() {
             let mut total = 0.0;
             for seed in 0..trials {
                 let mut drawn: Vec<ReplicaOffer> = replicas(&offers, seed * 8 + c as u64)
@@ -844,7 +844,7 @@ mod tests {
                 };
                 total += rounds_until(&mut drawn, kept, c as u32, 65_536, uniform, tables) as f64;
             }
-            let mixture = (1.0 - f64::from(share)) * q[c] + f64::from(share) / offers.len() as f64;
+            let mixture = (1.0 - f64::from(share)) * q_c + f64::from(share) / offers.len() as f64;
             let mean = total / trials as f64;
             let want = 1.0 / mixture;
             assert!(

@@ -30,7 +30,7 @@
 //! # Layout
 //!
 //! As the decide step meets each eligible offer, the [`Explorer`] draws its
-//! bonus together with its first [`FIRST_ROUNDS`] replica rounds (one call
+//! bonus together with its first [`rounds::FIRST_ROUNDS`] replica rounds (one call
 //! of the draw), and keeps what the later rounds need (the draw's
 //! constants, the bonus, the other factors' sum, its stream, the least and
 //! greatest score a replica can give it: [`ReplicaOffer`], about 90 bytes)
@@ -41,9 +41,9 @@
 //! After ranking, the offers whose greatest replica score is below another
 //! offer's least are left out (they never top a round; with learned
 //! posteriors that is most of them), and the rounds run in chunks (8,
-//! then [`REPLICA_CHUNK`]), each offer's chunk of draws and scores in one
+//! then [`draw::REPLICA_CHUNK`]), each offer's chunk of draws and scores in one
 //! branch-free loop, per round only the best score so far and its offer
-//! kept ([`keep_best`]); they stop at the first chunk holding a round the
+//! kept ([`rounds::keep_best`]); they stop at the first chunk holding a round the
 //! chosen offer won. A pick of probability `q` costs about `1 / q` rounds,
 //! which averages out to one round per decision per offer the policy
 //! gives a fair chance.
@@ -51,67 +51,8 @@
 use crate::config::{DecideConfig, Exploration, PROPENSITY_SAMPLES_MAX};
 use cx_domain::pipeline::{ChosenOffer, Decision, Ticket};
 use cx_domain::store::{mix64, Posterior, Posteriors};
-use draw::{BetaDraw, DrawStream, DrawTables, ReplicaDraw, REPLICA_CHUNK};
-use rand::RngCore;
-
-/// One eligible offer as the propensity's replica rounds draw it.
-#[derive(Clone, Copy, Debug)]
-struct ReplicaOffer {
-    /// Its draw; `None`: no posterior to draw from (its bonus is 0).
-    draw: Option<ReplicaDraw>,
-    bonus: BonusF32,
-    /// The other factors' sum.
-    partial: f32,
-    /// The least and the greatest score a replica can give it.
-    score_min: f32,
-    score_max: f32,
-    /// Its scores in the first [`FIRST_ROUNDS`] rounds, drawn with the
-    /// decision's own draw.
-    first: [f32; FIRST_ROUNDS],
-    index: u32,
-    /// Its stream, past the draws of `first`.
-    stream: DrawStream,
-}
-
-impl ReplicaOffer {
-    /// An offer with its decision's draw and its first rounds drawn from
-    /// `stream` (in one call); also the decision's bonus (0 without a draw).
-    fn drawn(
-        offer_draw: OfferDraw,
-        bonus: BonusF32,
-        partial: f32,
-        index: u32,
-        mut stream: DrawStream,
-        tables: &DrawTables,
-    ) -> (Self, f32) {
-        let mut first = [partial; FIRST_ROUNDS];
-        let (mut score_min, mut score_max) = (partial, partial);
-        let mut decision_bonus = 0.0;
-        let draw = offer_draw.draw;
-        if let Some(draw) = draw {
-            let mut theta = [0.0f32; 1 + FIRST_ROUNDS];
-            draw.fill(&mut stream, tables, &mut theta);
-            decision_bonus = bonus.at(theta[0]);
-            for (score, &theta) in first.iter_mut().zip(&theta[1..]) {
-                *score = partial + bonus.at(theta);
-            }
-            let (theta_min, theta_max) = offer_draw.theta_bounds;
-            let (a, b) = (partial + bonus.at(theta_min), partial + bonus.at(theta_max));
-            (score_min, score_max) = (a.min(b), a.max(b));
-        }
-        let offer = Self {
-            draw,
-            bonus,
-            partial,
-            score_min,
-            score_max,
-            first,
-            index,
-            stream,
-        };
-        (offer, decision_bonus)
-    }
-}
+use draw::{BetaDraw, DrawStream, DrawTables, ReplicaDraw};
+use rounds::{keep_contenders, rounds_until, ReplicaOffer, UniformRounds};
 
 /// What an offer's draws need from its posterior: the same for every
 /// request while its counts and the time stand, when it has feedback.
@@ -174,6 +115,7 @@ pub struct ExploreScratch {
 
 mod draw;
 mod exp;
+mod rounds;
 
 /// Index of the ExplorationBonus in `ChosenOffer::factors`.
 const EXPLORATION: usize = 5;
@@ -183,9 +125,6 @@ const SALT_REPLICAS: u64 = 0x7072_6f70_656e_7369; // "propensi"
 const SALT_COIN: u64 = 0x6570_7369_6c6f_6e63; // "epsilonc"
 const SALT_RESERVOIR: u64 = 0x7265_7365_7276_6f69; // "reservoi"
 const SALT_UNIFORM_ROUNDS: u64 = 0x756e_6966_726f_756e; // "unifroun"
-
-/// No offer yet in a replica.
-const NO_OFFER: u32 = u32::MAX;
 
 /// One decision's exploration: fed every eligible offer in catalog order
 /// ([`Self::explore`]), then settles the decision ([`Self::finish`]).
@@ -398,128 +337,6 @@ impl<'a> Explorer<'a> {
     }
 }
 
-/// Moves to the front the offers that can top a replica round, and returns
-/// how many: an offer whose greatest score is below another's least never
-/// does, so leaving it out changes no round's top (catalog order, which
-/// breaks ties, is kept among the rest). Posteriors narrowed by feedback
-/// leave few in the running.
-fn keep_contenders(offers: &mut [ReplicaOffer]) -> usize {
-    let floor = offers
-        .iter()
-        .map(|o| o.score_min)
-        .fold(f32::NEG_INFINITY, f32::max);
-    // A margin of a few ulps for the bounds' own rounding.
-    let floor = floor - floor.abs() * 1.0e-5;
-    let mut kept = 0;
-    for i in 0..offers.len() {
-        if offers[i].score_max >= floor {
-            offers.swap(kept, i);
-            kept += 1;
-        }
-    }
-    kept
-}
-
-/// The uniform share of the rounds: each round's top is, with probability
-/// `share`, a uniform choice among all the eligible offers instead of the
-/// replica draws' best, as the decision's is.
-#[derive(Clone, Copy, Debug)]
-struct UniformRounds {
-    share: f32,
-    /// One 64-bit draw per round: the coin and the offer.
-    stream: DrawStream,
-}
-
-impl UniformRounds {
-    /// Round tops `tops` after the uniform share: each replaced, with
-    /// probability `share`, by a uniform choice among `offers`.
-    fn apply(&mut self, tops: &mut [u32], offers: &[ReplicaOffer]) {
-        if self.share <= 0.0 {
-            return;
-        }
-        let share = f64::from(self.share);
-        for top in tops {
-            let bits = self.stream.next_u64();
-            // The top 32 bits are the coin, the low 32 the offer.
-            let coin = (bits >> 32) as f64 / (1u64 << 32) as f64;
-            if coin < share {
-                let k = ((bits & u64::from(u32::MAX)) * offers.len() as u64) >> 32;
-                *top = offers[k as usize].index;
-            }
-        }
-    }
-}
-
-/// The replica rounds up to the first whose top is `chosen`: its number,
-/// or `rounds_max` when none in those. `offers[..contenders]` (in catalog
-/// order) are every offer that can top a replica draw's round; the uniform
-/// share chooses among all of `offers`.
-fn rounds_until(
-    offers: &mut [ReplicaOffer],
-    contenders: usize,
-    chosen: u32,
-    rounds_max: usize,
-    mut uniform: UniformRounds,
-    tables: &DrawTables,
-) -> usize {
-    let mut best_score = [0.0f32; REPLICA_CHUNK];
-    let mut best_index = [NO_OFFER; REPLICA_CHUNK];
-    let mut scores = [0.0f32; REPLICA_CHUNK];
-    // The first rounds were drawn with the decisions.
-    let n = FIRST_ROUNDS.min(rounds_max);
-    best_index[..n].fill(NO_OFFER);
-    for o in &offers[..contenders] {
-        keep_best(
-            &o.first[..n],
-            o.index,
-            &mut best_score[..n],
-            &mut best_index[..n],
-        );
-    }
-    uniform.apply(&mut best_index[..n], offers);
-    if let Some(t) = best_index[..n].iter().position(|&i| i == chosen) {
-        return t + 1;
-    }
-    let mut done = n;
-    while done < rounds_max {
-        let n = (rounds_max - done).min(chunk_after(done));
-        best_index[..n].fill(NO_OFFER);
-        for o in offers[..contenders].iter_mut() {
-            let scores = &mut scores[..n];
-            match o.draw {
-                Some(draw) => {
-                    draw.fill(&mut o.stream, tables, scores);
-                    for score in scores.iter_mut() {
-                        *score = o.partial + o.bonus.at(*score);
-                    }
-                }
-                None => scores.fill(o.partial),
-            }
-            keep_best(scores, o.index, &mut best_score[..n], &mut best_index[..n]);
-        }
-        uniform.apply(&mut best_index[..n], offers);
-        if let Some(t) = best_index[..n].iter().position(|&i| i == chosen) {
-            return done + t + 1;
-        }
-        done += n;
-    }
-    rounds_max
-}
-
-/// How many replica rounds to run next after `done`: few at first, since
-/// most picks are won again within a handful of rounds (about as many as
-/// the offers in the running), then [`REPLICA_CHUNK`].
-fn chunk_after(done: usize) -> usize {
-    if done < REPLICA_CHUNK {
-        REPLICA_CHUNK / 2
-    } else {
-        REPLICA_CHUNK
-    }
-}
-
-/// Replica rounds drawn with the decision's own draw, in the same call.
-const FIRST_ROUNDS: usize = 3;
-
 /// The ExplorationBonus at a drawn click rate `theta`: the blend at
 /// `min(1, p r)` less the blend at `p`, with `r = theta / m`, i.e.
 /// `ModelPrediction * (min(theta / m, 1 / p) - 1)`; 0 when `p` is 0. In
@@ -562,7 +379,7 @@ impl Bonus {
     }
 }
 
-/// [`Bonus`] in `f32`, for the draws.
+/// `Bonus` (the tests' reference) in `f32`, for the draws.
 #[derive(Clone, Copy, Debug)]
 struct BonusF32 {
     model_prediction: f32,
@@ -571,7 +388,7 @@ struct BonusF32 {
 }
 
 impl BonusF32 {
-    /// As [`Bonus::new`], with `1 / m` given.
+    /// As `Bonus::new` (the tests' reference), with `1 / m` given.
     fn new(model_prediction: f32, p: f32, inv_m: f32) -> Self {
         let known = p > 0.0;
         Self {
@@ -584,20 +401,6 @@ impl BonusF32 {
     #[inline]
     fn at(&self, theta: f32) -> f32 {
         self.model_prediction * ((theta * self.inv_m).min(self.ratio_max) - 1.0)
-    }
-}
-
-/// One offer's turn in the replicas: `scores[t]` against replica `t`'s
-/// best so far, which it replaces when strictly higher (or when there is
-/// none yet), so ties keep the earlier offer.
-#[inline]
-fn keep_best(scores: &[f32], index: u32, best_score: &mut [f32], best_index: &mut [u32]) {
-    for ((best_score, best_index), &score) in best_score.iter_mut().zip(best_index).zip(scores) {
-        // Selects, not a branch: whether an offer beats a replica's best
-        // is a coin toss the branch predictor cannot learn.
-        let better = (*best_index == NO_OFFER) | (score > *best_score);
-        *best_score = if better { score } else { *best_score };
-        *best_index = if better { index } else { *best_index };
     }
 }
 
@@ -626,6 +429,8 @@ fn unit(h: u64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use super::draw::REPLICA_CHUNK;
+    use super::rounds::{keep_best, NO_OFFER};
     use super::*;
     use cx_domain::store::Posterior;
 

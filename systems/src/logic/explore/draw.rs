@@ -139,7 +139,7 @@ pub(super) struct BetaDraw {
 
 impl BetaDraw {
     /// `None` when a parameter is not finite and positive (never for the
-    /// parameters [`Posterior::beta`] gives).
+    /// parameters `Posterior::beta` gives).
     pub(super) fn new(alpha: f64, beta: f64) -> Option<Self> {
         Some(Self {
             x: GammaDraw::new(alpha)?,

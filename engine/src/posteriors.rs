@@ -167,6 +167,51 @@ mod tests {
     }
 
     #[test]
+    fn a_uniform_share_spreads_the_top_and_keeps_the_explanations_whole() {
+        // The same requests decided with and without a uniform share: with
+        // one, some tops are another offer (lifted by its bonus), every top
+        // is still the sum of its factors and first by score, and the
+        // propensities stay in (0, 1].
+        let tops = |share: f32| {
+            let mut config = config(Exploration::Thompson);
+            config.decide.thompson_uniform_share = share;
+            let mut engine = Engine::builder().config(config).build().expect("engine");
+            for k in 0..400 {
+                let ctx = RequestContext {
+                    user_id: format!("u{k}"),
+                    country: "USA".into(),
+                    ..RequestContext::default()
+                };
+                engine.submit(ctx).expect("room");
+            }
+            engine.run_until_decided(NOW_NS);
+            let mut tops = Vec::new();
+            for d in engine.drain() {
+                assert!(
+                    d.propensity > 0.0 && d.propensity <= 1.0,
+                    "{}",
+                    d.propensity
+                );
+                let offers = d.offers();
+                let Some(top) = offers.first() else {
+                    tops.push(None);
+                    continue;
+                };
+                assert_eq!(top.score, top.factors.iter().sum::<f32>());
+                assert!(offers.windows(2).all(|w| w[0].score >= w[1].score));
+                tops.push(Some(top.offer_id));
+            }
+            tops
+        };
+        let (without, with) = (tops(0.0), tops(0.5));
+        assert_eq!(without.len(), 400);
+        assert_eq!(with.len(), 400);
+        let moved = without.iter().zip(&with).filter(|(a, b)| a != b).count();
+        // Half the decisions are uniform choices among about 8 offers.
+        assert!(moved > 100, "{moved} of 400 tops moved");
+    }
+
+    #[test]
     fn every_decision_carries_its_propensity() {
         for (exploration, exact_one) in [
             (Exploration::None, true),

@@ -211,6 +211,17 @@ impl Creative {
             Some(text) => Some(own_template(&spec, "video", text)?),
             None => default_video(&spec)?,
         };
+        // The creative's own fields are bound now; a bid fills in its own.
+        let bind = |template: Template| {
+            template.bind(|slot, value| {
+                let own = spec.slot_field(slot).is_some();
+                if own {
+                    spec.slot_value(slot, value);
+                }
+                own
+            })
+        };
+        let (banner, video) = (banner.map(bind), video.map(bind));
         if banner.is_none() && video.is_none() && !native_possible(&spec) {
             return Err((
                 "click_url",
@@ -233,13 +244,14 @@ impl Creative {
     }
 
     /// The banner template (the offer's own or the built-in one), if the
-    /// creative can serve banners.
+    /// creative can serve banners, with the creative's own fields bound
+    /// ([`Template::bind`]): only the bid's slots are left to render.
     pub fn banner(&self) -> Option<&Template> {
         self.banner.as_ref()
     }
 
     /// The video template (the offer's own or a built-in VAST document), if
-    /// the creative can serve video.
+    /// the creative can serve video, with the creative's own fields bound.
     pub fn video(&self) -> Option<&Template> {
         self.video.as_ref()
     }

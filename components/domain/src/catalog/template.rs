@@ -10,6 +10,10 @@
 
 use std::fmt::Write as _;
 
+/// The scratch a render starts with for one slot's value, in bytes (more
+/// is allocated as needed).
+const SLOT_VALUE_BYTES_TYPICAL: usize = 256;
+
 /// What a placeholder stands for: a field of the offer's creative (which
 /// must be set for a template to use it) or a value of the bid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -120,8 +124,10 @@ impl Slot {
 /// One piece of a parsed template.
 #[derive(Clone, Debug, PartialEq)]
 enum Piece {
-    /// Copied as it is.
-    Text(Box<str>),
+    /// Copied as it is; `json` is the same text escaped as the inside of
+    /// a JSON string, made once here so that a response writer copies it
+    /// without a scan ([`MarkupOut::push_text`]).
+    Text { plain: Box<str>, json: Box<str> },
     /// Replaced by the slot's value, escaped.
     Slot(Slot),
 }
@@ -142,7 +148,7 @@ impl Template {
         let mut offset = 0;
         while let Some(open) = rest.find("{{") {
             if open > 0 {
-                pieces.push(Piece::Text(rest[..open].into()));
+                pieces.push(Piece::text(&rest[..open]));
             }
             let after = &rest[open + 2..];
             let Some(close) = after.find("}}") else {
@@ -166,7 +172,7 @@ impl Template {
             rest = &rest[consumed..];
         }
         if !rest.is_empty() {
-            pieces.push(Piece::Text(rest.into()));
+            pieces.push(Piece::text(rest));
         }
         Ok(Self {
             source: source.into(),
@@ -183,25 +189,119 @@ impl Template {
     pub fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
         self.pieces.iter().filter_map(|p| match p {
             Piece::Slot(s) => Some(*s),
-            Piece::Text(_) => None,
+            Piece::Text { .. } => None,
         })
     }
 
     /// Appends the template to `out`, each slot replaced by `value(slot)`
     /// escaped with [`escape_markup`] (a slot without a value gives
     /// nothing).
-    pub fn render(&self, out: &mut String, value: impl Fn(Slot, &mut String)) {
-        let mut scratch = String::new();
+    pub fn render<O: MarkupOut + ?Sized>(&self, out: &mut O, value: impl Fn(Slot, &mut String)) {
+        let mut scratch = String::with_capacity(SLOT_VALUE_BYTES_TYPICAL);
+        let mut escaped = String::with_capacity(SLOT_VALUE_BYTES_TYPICAL);
         for piece in &self.pieces {
             match piece {
-                Piece::Text(text) => out.push_str(text),
+                Piece::Text { plain, json } => out.push_text(plain, json),
                 Piece::Slot(slot) => {
                     scratch.clear();
                     value(*slot, &mut scratch);
-                    escape_markup(&scratch, out);
+                    escaped.clear();
+                    escape_markup(&scratch, &mut escaped);
+                    out.push_markup(&escaped);
                 }
             }
         }
+    }
+}
+
+impl Template {
+    /// This template with every slot that `fill` gives a value for (it
+    /// returns `true`) replaced by that value, escaped, as text: a
+    /// creative's own fields are bound once when the catalog is built, so
+    /// that a bid renders only its own values (size, ids, price) between
+    /// pieces of text that are copied, already escaped for JSON too.
+    /// [`Self::render`] gives the same markup either way; [`Self::source`]
+    /// is kept, and [`Self::slots`] lists the slots still open.
+    pub fn bind(&self, fill: impl Fn(Slot, &mut String) -> bool) -> Self {
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        let mut value = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text { plain, .. } => text.push_str(plain),
+                Piece::Slot(slot) => {
+                    value.clear();
+                    if fill(*slot, &mut value) {
+                        escape_markup(&value, &mut text);
+                        continue;
+                    }
+                    if !text.is_empty() {
+                        pieces.push(Piece::text(&text));
+                        text.clear();
+                    }
+                    pieces.push(Piece::Slot(*slot));
+                }
+            }
+        }
+        if !text.is_empty() {
+            pieces.push(Piece::text(&text));
+        }
+        Self {
+            source: self.source.clone(),
+            pieces,
+        }
+    }
+}
+
+impl Piece {
+    fn text(plain: &str) -> Self {
+        let mut json = String::with_capacity(plain.len() + plain.len() / 8);
+        for c in plain.chars() {
+            match c {
+                '"' => json.push_str("\\\""),
+                '\\' => json.push_str("\\\\"),
+                '\n' => json.push_str("\\n"),
+                '\r' => json.push_str("\\r"),
+                '\t' => json.push_str("\\t"),
+                // Writing into a String cannot fail.
+                c if u32::from(c) < 0x20 => {
+                    let _ = write!(json, "\\u{:04x}", u32::from(c));
+                }
+                c => json.push(c),
+            }
+        }
+        Self::Text {
+            plain: plain.into(),
+            json: json.into(),
+        }
+    }
+}
+
+/// Where markup is written: as it is (a `String`), or already escaped as
+/// the inside of a JSON string (the bidder's response writer, which puts
+/// the markup in `bid.adm` without a second pass over it).
+pub trait MarkupOut {
+    /// Empties the markup written so far.
+    fn clear_markup(&mut self);
+    /// Appends a template's own text, given as it is (`plain`) and as
+    /// JSON string text (`json`).
+    fn push_text(&mut self, plain: &str, json: &str);
+    /// Appends markup made at render time: a value already escaped for
+    /// HTML and XML, or a whole document.
+    fn push_markup(&mut self, markup: &str);
+}
+
+impl MarkupOut for String {
+    fn clear_markup(&mut self) {
+        self.clear();
+    }
+
+    fn push_text(&mut self, plain: &str, _json: &str) {
+        self.push_str(plain);
+    }
+
+    fn push_markup(&mut self, markup: &str) {
+        self.push_str(markup);
     }
 }
 
@@ -209,16 +309,23 @@ impl Template {
 /// for XML: `&`, `<`, `>`, `"` and `'` become entities; everything else,
 /// `$`, `{` and `}` of OpenRTB macros included, is kept.
 pub fn escape_markup(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+    // Runs between special characters are copied whole; the five special
+    // characters are ASCII, so every split falls on a character boundary.
+    let mut run_start = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let entity = match byte {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        out.push_str(&text[run_start..at]);
+        out.push_str(entity);
+        run_start = at + 1;
     }
+    out.push_str(&text[run_start..]);
 }
 
 /// A duration in seconds as VAST writes it, `HH:MM:SS`.
@@ -274,6 +381,69 @@ mod tests {
         // Single braces and OpenRTB macros are text.
         let t = Template::parse("{a} ${AUCTION_PRICE} }}").unwrap();
         assert_eq!(render(&t), "{a} ${AUCTION_PRICE} }}");
+    }
+
+    /// The obviously correct escape: one character at a time.
+    fn escape_by_char(text: &str) -> String {
+        let mut out = String::new();
+        for c in text.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_by_runs_agrees_with_escaping_by_character(
+            text in "[a&<>\"'\u{e9}\u{1F600}$ {}]{0,40}",
+            prefix in "[x<]{0,3}",
+        ) {
+            let mut out = prefix.clone();
+            escape_markup(&text, &mut out);
+            proptest::prop_assert_eq!(out, format!("{prefix}{}", escape_by_char(&text)));
+        }
+    }
+
+    #[test]
+    fn a_bound_template_renders_as_the_template_did() {
+        let t = Template::parse("<a href=\"{{click_url}}\">{{title}}</a>{{price}}{{w}}x").unwrap();
+        let bound = t.bind(|slot, v| match slot {
+            Slot::ClickUrl => {
+                v.push_str("https://x.example/?a=1&b=\"2\"");
+                true
+            }
+            Slot::Title => {
+                v.push_str("<b>{{title}}</b> it's");
+                true
+            }
+            _ => false,
+        });
+        assert_eq!(render(&bound), render(&t));
+        assert_eq!(bound.slots().collect::<Vec<_>>(), [Slot::Price, Slot::W]);
+        assert_eq!(bound.source(), t.source());
+        // Text, price, text (nothing), w, text: neighbouring text is merged.
+        assert_eq!(bound.pieces.len(), 4);
+    }
+
+    #[test]
+    fn text_pieces_carry_their_json_form() {
+        let t = Template::parse("<a href=\"x\">\\ \n\r\t\u{1}\u{7f}é😀{{title}}</a>").unwrap();
+        let mut texts = 0;
+        for piece in &t.pieces {
+            if let Piece::Text { plain, json } = piece {
+                let back: String = serde_json::from_str(&format!("\"{json}\"")).unwrap();
+                assert_eq!(&*back, &**plain);
+                texts += 1;
+            }
+        }
+        assert_eq!(texts, 2);
     }
 
     #[test]

@@ -326,4 +326,18 @@ impl Engine {
     ) -> BidResponse {
         build_response(request, impressions, &mut self.bidder())
     }
+
+    /// [`Self::bid_response`] written as JSON into `out`
+    /// ([`write_response`](crate::openrtb::write_response): the same
+    /// response, without building it first), with `buffers` reused from
+    /// call to call. What the HTTP bidder sends.
+    pub fn write_bid_response(
+        &mut self,
+        request: &BidRequest,
+        impressions: &[ImpOutcome],
+        buffers: &mut crate::openrtb::ResponseBuffers,
+        out: &mut Vec<u8>,
+    ) -> crate::openrtb::Written {
+        crate::openrtb::write_response(request, impressions, &mut self.bidder(), buffers, out)
+    }
 }

@@ -2,6 +2,7 @@
 //! BidResponse, and the request-level rules (test mode, `badv`, currency)
 //! hold.
 
+use cx_engine::openrtb::{NoticeUrls, ResponseBuffers, Written};
 use cx_engine::Engine;
 use cx_wire::openrtb::{parse_request, BidRequest};
 use std::path::{Path, PathBuf};
@@ -63,8 +64,12 @@ fn requests_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Decides every valid request and checks its response; returns (valid, bids).
+/// The engine sends notices, so that bids carry their notice URLs.
 fn answer_all(requests: &[(String, Vec<u8>)]) -> (usize, usize) {
     let mut engine = Engine::builder().seed(1).build().expect("engine");
+    engine.set_notice_urls(NoticeUrls::new("http://127.0.0.1:8080").expect("a base URL"));
+    let mut buffers = ResponseBuffers::default();
+    let mut written = b"stale".to_vec();
     let (mut valid, mut bids) = (0, 0);
     for (i, (name, bytes)) in requests.iter().enumerate() {
         let Ok(request) = parse_request(bytes) else {
@@ -93,6 +98,19 @@ fn answer_all(requests: &[(String, Vec<u8>)]) -> (usize, usize) {
         // Round-trips as JSON, as a server would send it.
         let json = serde_json::to_vec(response).expect("serialises");
         cx_wire::openrtb::parse_response(&json).expect("parses back");
+        // The JSON written straight into a buffer (the HTTP bidder's) is
+        // the same document, and says alike whether it bids.
+        written.clear();
+        let kind =
+            engine.write_bid_response(&request, &outcome.impressions, &mut buffers, &mut written);
+        let as_written: serde_json::Value = serde_json::from_slice(&written)
+            .unwrap_or_else(|e| panic!("{name}: {e}: {}", String::from_utf8_lossy(&written)));
+        let as_built: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+        assert_eq!(as_written, as_built, "{name}");
+        assert_eq!(kind == Written::Bid, !response.is_no_bid(), "{name}");
+        if let Written::NoBid(nbr) = kind {
+            assert_eq!(Some(nbr.code()), response.nbr, "{name}");
+        }
     }
     assert_eq!(engine.in_flight(), 0);
     (valid, bids)

@@ -112,9 +112,14 @@ impl BidIds {
     /// with it is ([`Self::count_issued`]).
     pub fn id_for(&self, ticket: Ticket) -> String {
         let mut id = String::with_capacity(self.prefix.len() + 13);
-        id.push_str(&self.prefix);
-        push_base36(&mut id, ticket.0);
+        self.write_id_for(ticket, &mut id);
         id
+    }
+
+    /// Appends [`Self::id_for`]`(ticket)` to `out`.
+    pub fn write_id_for(&self, ticket: Ticket, out: &mut String) {
+        out.push_str(&self.prefix);
+        push_base36(out, ticket.0);
     }
 
     /// Counts one more bid made ([`Self::issued`]) with an id from

@@ -31,11 +31,12 @@
 //! before choosing it ([`super::rules`], `Catalog::check_showable`); the
 //! two must agree, and the tests check that they do.
 
-use cx_domain::catalog::template::{Slot, Template};
+use cx_domain::catalog::template::{MarkupOut, Slot, Template};
 use cx_domain::catalog::{Catalog, Creative, CreativeSpec};
 use cx_domain::pipeline::NoBidCause;
 use cx_wire::openrtb::{Banner, Imp, ImpKind, Video};
 use serde_json::{json, Map, Value};
+use std::fmt::Write as _;
 
 /// Most native request assets read; later ones are ignored.
 pub const NATIVE_ASSETS_MAX: usize = 64;
@@ -95,6 +96,23 @@ pub fn markup(
     variant: usize,
     bid: &BidValues<'_>,
 ) -> Result<Markup, NoMarkup> {
+    let mut adm = String::new();
+    let (kind, size) = markup_into(imp, catalog, i, variant, bid, &mut adm)?;
+    Ok(Markup { kind, adm, size })
+}
+
+/// [`markup`] written into `adm` (cleared first, and left empty on an
+/// error), for a caller that reuses the buffer from bid to bid, or wants
+/// the markup as JSON string text: the kind served and the size.
+pub fn markup_into<O: MarkupOut>(
+    imp: &Imp,
+    catalog: &Catalog,
+    i: usize,
+    variant: usize,
+    bid: &BidValues<'_>,
+    adm: &mut O,
+) -> Result<(ImpKind, Option<(u32, u32)>), NoMarkup> {
+    adm.clear_markup();
     let creative = catalog
         .variant(i, variant)
         .and_then(|(_, creative)| creative)
@@ -105,26 +123,34 @@ pub fn markup(
         if !kind.offered_by(imp) {
             continue;
         }
+        adm.clear_markup();
         let made = match kind {
             ImpKind::Banner => imp
                 .banner
                 .as_ref()
-                .and_then(|b| banner(b, creative, catalog.sizes(i), bid)),
-            ImpKind::Video => imp.video.as_ref().and_then(|v| video(v, creative, bid)),
+                .and_then(|b| banner(b, creative, catalog.sizes(i), bid, adm)),
+            ImpKind::Video => imp
+                .video
+                .as_ref()
+                .and_then(|v| video(v, creative, bid, adm)),
             _ => imp
                 .native
                 .as_ref()
                 .and_then(|n| n.request.as_deref())
                 .and_then(|r| native(r, creative.spec()))
-                .map(|adm| (adm, None)),
+                .map(|document| {
+                    adm.push_markup(&document);
+                    None
+                }),
         };
-        let Some((adm, size)) = made else { continue };
+        let Some(size) = made else { continue };
         if blocks(imp, kind, attr) {
             why = NoMarkup::BlockedAttribute;
             continue;
         }
-        return Ok(Markup { kind, adm, size });
+        return Ok((kind, size));
     }
+    adm.clear_markup();
     Err(why)
 }
 
@@ -138,38 +164,51 @@ fn blocks(imp: &Imp, kind: ImpKind, attr: &[u32]) -> bool {
     battr.is_some_and(|battr| attr.iter().any(|&a| battr.contains(&i64::from(a))))
 }
 
-/// Renders `template` for the bid, with the format's size.
+/// Renders `template` for the bid, with the format's size, into `out`.
 fn render(
     template: &Template,
     spec: &CreativeSpec,
     bid: &BidValues<'_>,
     size: Option<(u32, u32)>,
-) -> String {
-    let mut out = String::with_capacity(template.source().len() + 256);
-    template.render(&mut out, |slot, v| match slot {
-        Slot::W => v.push_str(&size.map(|s| s.0.to_string()).unwrap_or_default()),
-        Slot::H => v.push_str(&size.map(|s| s.1.to_string()).unwrap_or_default()),
-        Slot::OfferId => v.push_str(&bid.offer_id.to_string()),
+    out: &mut impl MarkupOut,
+) {
+    template.render(out, |slot, v| match slot {
+        // Writing into a String cannot fail.
+        Slot::W => {
+            if let Some((w, _)) = size {
+                let _ = write!(v, "{w}");
+            }
+        }
+        Slot::H => {
+            if let Some((_, h)) = size {
+                let _ = write!(v, "{h}");
+            }
+        }
+        Slot::OfferId => {
+            let _ = write!(v, "{}", bid.offer_id);
+        }
         Slot::CreativeId => v.push_str(bid.creative_id),
         Slot::BidId => v.push_str(bid.bid_id),
         Slot::ImpId => v.push_str(bid.imp_id),
         Slot::Price => v.push_str("${AUCTION_PRICE}"),
         other => spec.slot_value(other, v),
     });
-    out
 }
 
-type Made = (String, Option<(u32, u32)>);
+/// A bid's size, when it has one (the markup goes into a caller's buffer).
+type Made = Option<(u32, u32)>;
 
 fn banner(
     b: &Banner,
     creative: &Creative,
     sizes: &[(u32, u32)],
     bid: &BidValues<'_>,
+    out: &mut impl MarkupOut,
 ) -> Option<Made> {
     let template = creative.banner()?;
     let size = banner_size(b, sizes).ok()?;
-    Some((render(template, creative.spec(), bid, size), size))
+    render(template, creative.spec(), bid, size, out);
+    Some(size)
 }
 
 /// The format a banner bid is for: the first of the banner's own size and
@@ -195,7 +234,12 @@ fn banner_size(b: &Banner, sizes: &[(u32, u32)]) -> Result<Option<(u32, u32)>, (
         .ok_or(())
 }
 
-fn video(v: &Video, creative: &Creative, bid: &BidValues<'_>) -> Option<Made> {
+fn video(
+    v: &Video,
+    creative: &Creative,
+    bid: &BidValues<'_>,
+    out: &mut impl MarkupOut,
+) -> Option<Made> {
     let template = creative.video()?;
     let spec = creative.spec();
     if spec.media_url.is_some() && !file_fits(v, spec) {
@@ -207,7 +251,8 @@ fn video(v: &Video, creative: &Creative, bid: &BidValues<'_>) -> Option<Made> {
     };
     let file = spec.media_width.zip(spec.media_height);
     let size = player.or(file);
-    Some((render(template, spec, bid, size), size))
+    render(template, spec, bid, size, out);
+    Some(size)
 }
 
 /// Whether an inline video file suits the player: its type among the

@@ -31,16 +31,20 @@
 //! path.
 
 pub mod bid_ids;
+mod json_out;
 pub mod markup;
 pub mod notice;
 pub mod response;
+pub mod response_json;
 pub mod rules;
 
 pub use bid_ids::{BidIdParts, BidIds};
-pub use notice::{BidNotices, NoticeUrls};
+pub use notice::{BidNotices, Notice, NoticeUrls};
 pub use response::{
-    build_response, nbr_for_cause, nbr_for_skip, no_bid_reason, unshown_top_offers, Bidder,
+    build_response, nbr_for_cause, nbr_for_skip, no_bid_reason, unshown_top_offers, BidBuffers,
+    Bidder,
 };
+pub use response_json::{write_response, ResponseBuffers, Written};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};

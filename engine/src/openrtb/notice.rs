@@ -14,6 +14,7 @@
 //! in the response.
 
 use crate::error::{Error, Result};
+use std::fmt::Write as _;
 
 /// Path of the win notice, after the base URL.
 pub const WIN_PATH: &str = "/notice/win";
@@ -38,6 +39,41 @@ pub const BASE_URL_BYTES_MAX: usize = 1024;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NoticeUrls {
     base: Option<String>,
+    /// Per [`Notice`] (in `Notice::ALL` order), what comes before the
+    /// offer id and after it, already escaped as JSON string text, so
+    /// that a bid's URLs are written into its JSON without a scan
+    /// ([`Self::write_json`]). Empty when notices are off.
+    json_parts: Vec<(String, String)>,
+}
+
+/// Room a notice URL is given up front, bytes.
+const NOTICE_URL_BYTES_TYPICAL: usize = 192;
+
+/// One of a bid's three notices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Notice {
+    /// The win notice (`nurl`).
+    Win,
+    /// The billing notice (`burl`).
+    Bill,
+    /// The loss notice (`lurl`).
+    Loss,
+}
+
+impl Notice {
+    /// The three, in the order of a bid's members.
+    pub const ALL: [Self; 3] = [Self::Win, Self::Bill, Self::Loss];
+
+    /// The path after the base URL, and what the URL adds after the
+    /// offer id.
+    fn path_and_tail(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Win => (WIN_PATH, ""),
+            Self::Bill => (BILL_PATH, ""),
+            Self::Loss => (LOSS_PATH, LOSS_QUERY),
+        }
+    }
 }
 
 /// The three notice URLs of one bid.
@@ -73,16 +109,53 @@ impl NoticeUrls {
         } else if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
             format!("{base:?} holds whitespace or a control character")
         } else {
-            return Ok(Self {
-                base: Some(trimmed.to_owned()),
-            });
+            return Ok(Self::under(trimmed));
         };
         Err(Error::Config(format!("`openrtb.notice_base_url` {reason}")))
     }
 
     /// No notice URLs: bids go out without `nurl`, `burl` and `lurl`.
     pub fn none() -> Self {
-        Self { base: None }
+        Self {
+            base: None,
+            json_parts: Vec::new(),
+        }
+    }
+
+    /// Notices under `base`, already checked.
+    fn under(base: &str) -> Self {
+        let json_text = |text: &str| {
+            let quoted = serde_json::to_string(text).unwrap_or_default();
+            quoted[1..quoted.len() - 1].to_owned()
+        };
+        let json_parts = Notice::ALL
+            .iter()
+            .map(|&notice| {
+                let (path, tail) = notice.path_and_tail();
+                let head = format!("{base}{path}?{NOTICE_QUERY}&offer=");
+                (json_text(&head), json_text(tail))
+            })
+            .collect();
+        Self {
+            base: Some(base.to_owned()),
+            json_parts,
+        }
+    }
+
+    /// Appends the URL of `notice` for `offer_id` to `out` as a JSON
+    /// string, quotes included (the same text as [`Self::write_url`]);
+    /// `false`, appending nothing, when notices are off.
+    pub fn write_json(&self, notice: Notice, offer_id: u64, out: &mut Vec<u8>) -> bool {
+        let Some((head, tail)) = self.json_parts.get(notice as usize) else {
+            return false;
+        };
+        out.push(b'"');
+        out.extend_from_slice(head.as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = std::io::Write::write_fmt(out, format_args!("{offer_id}"));
+        out.extend_from_slice(tail.as_bytes());
+        out.push(b'"');
+        true
     }
 
     /// The base URL, without a trailing slash, if notices are on.
@@ -92,14 +165,30 @@ impl NoticeUrls {
 
     /// The notice URLs of a bid with offer `offer_id`, if notices are on.
     pub fn for_offer(&self, offer_id: u64) -> Option<BidNotices> {
-        let base = self.base.as_deref()?;
-        let url =
-            |path: &str, tail: &str| format!("{base}{path}?{NOTICE_QUERY}&offer={offer_id}{tail}");
+        self.base.as_ref()?;
+        let url = |notice| {
+            let mut url = String::with_capacity(NOTICE_URL_BYTES_TYPICAL);
+            self.write_url(notice, offer_id, &mut url);
+            url
+        };
         Some(BidNotices {
-            win: url(WIN_PATH, ""),
-            bill: url(BILL_PATH, ""),
-            loss: url(LOSS_PATH, LOSS_QUERY),
+            win: url(Notice::Win),
+            bill: url(Notice::Bill),
+            loss: url(Notice::Loss),
         })
+    }
+
+    /// Appends the URL of `notice` for `offer_id` to `out` (the shape in
+    /// the [module docs](self)); `false`, appending nothing, when notices
+    /// are off.
+    pub fn write_url(&self, notice: Notice, offer_id: u64, out: &mut String) -> bool {
+        let Some(base) = self.base.as_deref() else {
+            return false;
+        };
+        let (path, tail) = notice.path_and_tail();
+        // Writing into a String cannot fail.
+        let _ = write!(out, "{base}{path}?{NOTICE_QUERY}&offer={offer_id}{tail}");
+        true
     }
 }
 
@@ -132,6 +221,25 @@ mod tests {
             .unwrap()
             .win
             .starts_with("https://bid.example.com/cx/notice/win?bid="));
+    }
+
+    #[test]
+    fn urls_written_as_json_read_back_as_the_urls() {
+        for base in ["http://127.0.0.1:8080", "https://h.example/a\"b\\c/é"] {
+            let n = NoticeUrls::new(base).unwrap();
+            for notice in Notice::ALL {
+                let mut json = Vec::new();
+                assert!(n.write_json(notice, 1004, &mut json));
+                let mut url = String::new();
+                assert!(n.write_url(notice, 1004, &mut url));
+                let back: String = serde_json::from_slice(&json).unwrap();
+                assert_eq!(back, url, "{base} {notice:?}");
+            }
+        }
+        let (mut json, mut url) = (Vec::new(), String::new());
+        assert!(!NoticeUrls::none().write_json(Notice::Win, 1, &mut json));
+        assert!(!NoticeUrls::none().write_url(Notice::Win, 1, &mut url));
+        assert!(json.is_empty() && url.is_empty());
     }
 
     #[test]

@@ -17,12 +17,13 @@
 //! ([`unshown_top_offers`]) and panics in debug builds.
 
 use super::bid_ids::BidIds;
-use super::markup::{self, BidValues, NoMarkup};
+use super::markup::{self, BidValues};
 use super::notice::NoticeUrls;
 use super::{ImpOutcome, CURRENCY, SEAT};
+use cx_domain::catalog::template::MarkupOut;
 use cx_domain::catalog::{category_covers, Catalog};
 use cx_domain::pipeline::{ChosenOffer, Decision, NoBidCause, Ticket};
-use cx_wire::openrtb::{Bid, BidRequest, BidResponse, Imp, NoBidReason, SeatBid};
+use cx_wire::openrtb::{Bid, BidRequest, BidResponse, Imp, ImpKind, NoBidReason, SeatBid};
 use cx_wire::protocol::SkipReason;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,9 +85,10 @@ pub fn build_response(
 ) -> BidResponse {
     let mut bids = Vec::new();
     let mut reason: Option<(NoBidReason, &'static str)> = None;
+    let mut buffers = BidBuffers::default();
     for imp in impressions {
-        match bid_for(request, imp, bidder) {
-            Ok(bid) => bids.push(bid),
+        match plan_bid(request, imp, bidder, &mut buffers) {
+            Ok(plan) => bids.push(assemble(&plan, &mut buffers, bidder.notices)),
             Err(why) => {
                 reason.get_or_insert(why);
             }
@@ -109,12 +111,47 @@ pub fn build_response(
     }
 }
 
-/// The bid for one impression, or why there is none.
-fn bid_for(
-    request: &BidRequest,
-    imp: &ImpOutcome,
-    bidder: &mut Bidder<'_>,
-) -> Result<Bid, (NoBidReason, &'static str)> {
+/// The buffers a bid's id and markup are written into: reused from bid to
+/// bid by [`write_response`](super::response_json::write_response), taken
+/// into each [`Bid`] by [`build_response`].
+/// The markup goes into an `A`: a `String` for a [`Bid`], or JSON string
+/// text for [`write_response`](super::response_json::write_response).
+#[derive(Debug, Default)]
+pub struct BidBuffers<A = String> {
+    /// The bid's id.
+    pub(super) bid_id: String,
+    /// The bid's markup.
+    pub(super) adm: A,
+}
+
+/// One bid, decided, with its id and markup in the [`BidBuffers`], before
+/// it is encoded as a [`Bid`] or as JSON.
+pub(super) struct BidPlan<'r, 'c> {
+    /// `imp.id`.
+    pub imp_id: &'r str,
+    /// The top offer.
+    pub offer: &'r ChosenOffer,
+    /// The offer's catalog.
+    pub catalog: &'c Catalog,
+    /// The offer's catalog index.
+    pub i: usize,
+    /// The chosen creative variant's id (empty: none).
+    pub creative_id: &'c str,
+    /// The markup's kind.
+    pub kind: ImpKind,
+    /// `w`, `h`.
+    pub size: Option<(u32, u32)>,
+}
+
+/// The bid for one impression, its id and markup written into `buffers`,
+/// or why there is none. The one place that decides what is bid, for
+/// [`build_response`] and [`write_response`](super::response_json::write_response).
+pub(super) fn plan_bid<'r, 'c, A: MarkupOut>(
+    request: &'r BidRequest,
+    imp: &'r ImpOutcome,
+    bidder: &mut Bidder<'c>,
+    buffers: &mut BidBuffers<A>,
+) -> Result<BidPlan<'r, 'c>, (NoBidReason, &'static str)> {
     let decision = imp.decision.as_ref();
     let Some(offer) = decision.and_then(|d| d.offers().first()) else {
         return Err(no_bid_reason(decision, imp.skipped));
@@ -131,71 +168,50 @@ fn bid_for(
     // markup may carry it (VAST's AdServingId). It is counted as issued
     // only once the markup exists, so that only bids count.
     let ticket = decision.map_or(Ticket(0), |d| d.ticket);
-    let bid_id = bidder.bid_ids.id_for(ticket);
+    buffers.bid_id.clear();
+    bidder.bid_ids.write_id_for(ticket, &mut buffers.bid_id);
     // The creative variant the decision chose for its first offer.
     let variant = decision.map_or(0, |d| usize::from(d.variant));
     let creative_id = catalog
         .variant(i, variant)
         .map_or_else(|| catalog.creative_id(i), |(id, _)| id);
-    let markup = markup_for(wire_imp, catalog, i, variant, offer, creative_id, &bid_id)
-        .map_err(|why| unshown(request, wire_imp, catalog, i, why.label()))?;
-    bidder.bid_ids.count_issued();
-    Ok(assemble(
-        imp,
-        offer,
-        catalog,
-        (i, creative_id),
-        bid_id,
-        markup,
-        bidder.notices,
-    ))
-}
-
-/// The markup for offer `i`'s creative `variant` (its id `creative_id`)
-/// on `imp`, for the bid `bid_id`.
-fn markup_for(
-    imp: &Imp,
-    catalog: &Catalog,
-    i: usize,
-    variant: usize,
-    offer: &ChosenOffer,
-    creative_id: &str,
-    bid_id: &str,
-) -> Result<markup::Markup, NoMarkup> {
     let values = BidValues {
-        bid_id,
-        imp_id: &imp.id,
+        bid_id: &buffers.bid_id,
+        imp_id: &wire_imp.id,
         offer_id: offer.offer_id,
         creative_id,
     };
-    markup::markup(imp, catalog, i, variant, &values)
+    let (kind, size) =
+        markup::markup_into(wire_imp, catalog, i, variant, &values, &mut buffers.adm)
+            .map_err(|why| unshown(request, wire_imp, catalog, i, why.label()))?;
+    bidder.bid_ids.count_issued();
+    Ok(BidPlan {
+        imp_id: &imp.imp_id,
+        offer,
+        catalog,
+        i,
+        creative_id,
+        kind,
+        size,
+    })
 }
 
-/// The bid's fields, from the offer, its markup and the notices.
-/// `(i, creative)`: the offer's catalog index and the chosen variant's
-/// creative id.
-fn assemble(
-    imp: &ImpOutcome,
-    offer: &ChosenOffer,
-    catalog: &Catalog,
-    (i, creative): (usize, &str),
-    id: String,
-    markup: markup::Markup,
-    notices: &NoticeUrls,
-) -> Bid {
+/// The [`Bid`] of a plan, taking its id and markup out of `buffers`.
+fn assemble(plan: &BidPlan<'_, '_>, buffers: &mut BidBuffers, notices: &NoticeUrls) -> Bid {
+    let (offer, catalog, i) = (plan.offer, plan.catalog, plan.i);
     let urls = notices.for_offer(offer.offer_id);
     Bid {
-        id,
-        impid: imp.imp_id.clone(),
+        id: std::mem::take(&mut buffers.bid_id),
+        impid: plan.imp_id.to_owned(),
         price: offer.bid_cpm,
         nurl: urls.as_ref().map(|u| u.win.clone()),
         burl: urls.as_ref().map(|u| u.bill.clone()),
         lurl: urls.map(|u| u.loss),
-        adm: Some(markup.adm),
+        adm: Some(std::mem::take(&mut buffers.adm)),
         adid: Some(offer.offer_id.to_string()),
         adomain: catalog.adomain(i).to_vec(),
         cid: Some(offer.offer_id.to_string()),
-        crid: (!creative.is_empty()).then(|| creative.to_string()),
+        crid: (!plan.creative_id.is_empty()).then(|| plan.creative_id.to_string()),
         cat: catalog
             .categories(i)
             .iter()
@@ -203,9 +219,9 @@ fn assemble(
             .collect(),
         attr: catalog.attr(i).iter().map(|&a| i64::from(a)).collect(),
         dealid: None,
-        w: markup.size.map(|s| s.0),
-        h: markup.size.map(|s| s.1),
-        mtype: markup.kind.mtype(),
+        w: plan.size.map(|s| s.0),
+        h: plan.size.map(|s| s.1),
+        mtype: plan.kind.mtype(),
         ext: Some(json!({
             "offer_id": offer.offer_id,
             "score": offer.score,

@@ -9,9 +9,9 @@ use cx_domain::feedback::{Accepted, Event, EventRefusal};
 use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Request, Ticket};
 use cx_engine::featurestore::{Definitions, FeaturePut, PutOutcome};
-use cx_engine::openrtb::ImpOutcome;
+use cx_engine::openrtb::{ImpOutcome, ResponseBuffers, Written};
 use cx_features::RequestContext;
-use cx_wire::openrtb::{BidRequest, BidResponse};
+use cx_wire::openrtb::{BidRequest, BidResponse, NoBidReason};
 use cx_wire::protocol::PutFeaturesAck;
 use std::sync::Arc;
 
@@ -31,6 +31,30 @@ pub trait Respond {
     /// The response to `request`, whose impressions ended as `imps` (in
     /// `imp` order).
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse;
+
+    /// [`Self::bid_response`] appended to `out` as JSON, and whether it
+    /// bids; `buffers` are the caller's, reused from call to call. The
+    /// default serializes [`Self::bid_response`]; a host over an engine
+    /// gives the engine's writer (`Engine::write_bid_response`: the same
+    /// document, written without building the response first).
+    fn write_bid_response(
+        &mut self,
+        request: &BidRequest,
+        imps: &[ImpOutcome],
+        buffers: &mut ResponseBuffers,
+        out: &mut Vec<u8>,
+    ) -> Written {
+        let _ = buffers;
+        let response = self.bid_response(request, imps);
+        // Writing into a Vec cannot fail, nor can a BidResponse's encoding
+        // (its maps have string keys).
+        let _ = serde_json::to_writer(&mut *out, &response);
+        match response.no_bid_reason() {
+            Some(nbr) if response.is_no_bid() => Written::NoBid(nbr),
+            None if response.is_no_bid() => Written::NoBid(NoBidReason::UnknownError),
+            _ => Written::Bid,
+        }
+    }
 
     /// Appends the id of the decision of `ticket` to `out` (the engine's
     /// `write_decision_id`: what the decision's feedback events name), for
@@ -59,6 +83,16 @@ impl Respond for EngineResponder<'_> {
 
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
         cx_engine::openrtb::build_response(request, imps, &mut self.0.bidder())
+    }
+
+    fn write_bid_response(
+        &mut self,
+        request: &BidRequest,
+        imps: &[ImpOutcome],
+        buffers: &mut ResponseBuffers,
+        out: &mut Vec<u8>,
+    ) -> Written {
+        self.0.write_bid_response(request, imps, buffers, out)
     }
 
     fn write_decision_id(&self, ticket: Ticket, out: &mut String) -> bool {

@@ -13,7 +13,7 @@ use crate::conn::{
 use cx_domain::feedback::Accepted;
 use cx_domain::notice::NoticeKind;
 use cx_domain::pipeline::Decision;
-use cx_engine::openrtb::{plan_impressions, ImpOutcome, ImpPlan};
+use cx_engine::openrtb::{plan_impressions, ImpOutcome, ImpPlan, ResponseBuffers, Written};
 use cx_wire::openrtb::{self, BidRequest, NoBidReason};
 use cx_wire::Error as WireError;
 use std::collections::VecDeque;
@@ -57,6 +57,8 @@ pub struct HttpConnection {
     inflated: Vec<u8>,
     /// Scratch: a BidResponse's JSON.
     json: Vec<u8>,
+    /// Scratch: a bid's parts before they are escaped into `json`.
+    response_buffers: ResponseBuffers,
     /// Scratch: the impressions' outcomes handed to the responder.
     outcomes: Vec<ImpOutcome>,
     counts: HttpCounts,
@@ -86,6 +88,7 @@ impl HttpConnection {
             continue_sent: false,
             inflated: Vec::new(),
             json: Vec::new(),
+            response_buffers: ResponseBuffers::default(),
             outcomes: Vec::new(),
             counts: HttpCounts::default(),
         }
@@ -486,23 +489,26 @@ impl HttpConnection {
         self.outcomes.clear();
         self.outcomes
             .extend(imps.iter().map(|(id, state)| state.outcome(id)));
-        let response = respond.bid_response(request, &self.outcomes);
-        if response.is_no_bid() {
-            let code = response.nbr.unwrap_or(NoBidReason::UnknownError.code());
-            tracing::debug!(request = %request.id, nbr = code, reason = ?response.ext, "no bid");
-            self.write_no_bid(out, code, framing);
-            return;
-        }
         self.json.clear();
-        match serde_json::to_writer(&mut self.json, &response) {
-            Ok(()) => {
+        let written = respond.write_bid_response(
+            request,
+            &self.outcomes,
+            &mut self.response_buffers,
+            &mut self.json,
+        );
+        match written {
+            Written::Bid => {
                 answer::write(out, 200, &self.json, framing);
                 self.counts.answered(200);
             }
-            Err(e) => {
-                let msg = format!("the response could not be encoded: {e}");
-                answer::write_error(out, 500, None, &msg, framing);
-                self.counts.answered(500);
+            Written::NoBid(nbr) => {
+                tracing::debug!(
+                    request = %request.id,
+                    nbr = nbr.code(),
+                    response = %String::from_utf8_lossy(&self.json),
+                    "no bid"
+                );
+                self.write_no_bid(out, nbr.code(), framing);
             }
         }
     }

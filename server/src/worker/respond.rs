@@ -1,11 +1,12 @@
 //! The worker's [`Respond`]: the one place a connection's decided OpenRTB
 //! request becomes a BidResponse ([`Engine::bid_response`]: the engine's
-//! `build_response` over its catalog, bid ids and notice URLs, each bid
-//! recorded in the bid ledger the workers share).
+//! `build_response` over its catalog, bid ids and notice URLs; or
+//! [`Engine::write_bid_response`], the same response written as JSON
+//! straight into the answer, which the HTTP bidder sends).
 
 use crate::conn::Respond;
 use cx_domain::pipeline::Ticket;
-use cx_engine::openrtb::ImpOutcome;
+use cx_engine::openrtb::{ImpOutcome, ResponseBuffers, Written};
 use cx_engine::Engine;
 use cx_wire::openrtb::{BidRequest, BidResponse};
 
@@ -33,6 +34,16 @@ impl Respond for Responder<'_> {
 
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
         self.engine.bid_response(request, imps)
+    }
+
+    fn write_bid_response(
+        &mut self,
+        request: &BidRequest,
+        imps: &[ImpOutcome],
+        buffers: &mut ResponseBuffers,
+        out: &mut Vec<u8>,
+    ) -> Written {
+        self.engine.write_bid_response(request, imps, buffers, out)
     }
 
     fn write_decision_id(&self, ticket: Ticket, out: &mut String) -> bool {

@@ -10,7 +10,7 @@ use cx_domain::feedback::{Accepted, Event, EventRefusal};
 use cx_domain::notice::Notice;
 use cx_domain::pipeline::{Request, Ticket};
 use cx_engine::featurestore::{Definitions, FeaturePut, OnlineFeatures, PutOutcome};
-use cx_engine::openrtb::ImpOutcome;
+use cx_engine::openrtb::{ImpOutcome, ResponseBuffers, Written};
 use cx_engine::Engine;
 use cx_features::RequestContext;
 use cx_wire::openrtb::{BidRequest, BidResponse};
@@ -46,6 +46,16 @@ impl Respond for Sink<'_> {
 
     fn bid_response(&mut self, request: &BidRequest, imps: &[ImpOutcome]) -> BidResponse {
         Responder::new(self.engine, self.now_ns).bid_response(request, imps)
+    }
+
+    fn write_bid_response(
+        &mut self,
+        request: &BidRequest,
+        imps: &[ImpOutcome],
+        buffers: &mut ResponseBuffers,
+        out: &mut Vec<u8>,
+    ) -> Written {
+        Responder::new(self.engine, self.now_ns).write_bid_response(request, imps, buffers, out)
     }
 
     fn write_decision_id(&self, ticket: Ticket, out: &mut String) -> bool {

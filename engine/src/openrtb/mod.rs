@@ -39,7 +39,7 @@ pub mod response_json;
 pub mod rules;
 
 pub use bid_ids::{BidIdParts, BidIds};
-pub use notice::{BidNotices, Notice, NoticeUrls};
+pub use notice::{BidNotices, NoticeUrls};
 pub use response::{
     build_response, nbr_for_cause, nbr_for_skip, no_bid_reason, unshown_top_offers, BidBuffers,
     Bidder,

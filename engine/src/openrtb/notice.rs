@@ -14,6 +14,7 @@
 //! in the response.
 
 use crate::error::{Error, Result};
+use cx_domain::notice::NoticeKind;
 use std::fmt::Write as _;
 
 /// Path of the win notice, after the base URL.
@@ -39,7 +40,7 @@ pub const BASE_URL_BYTES_MAX: usize = 1024;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NoticeUrls {
     base: Option<String>,
-    /// Per [`Notice`] (in `Notice::ALL` order), what comes before the
+    /// Per [`NoticeKind`] (at its `index`), what comes before the
     /// offer id and after it, already escaped as JSON string text, so
     /// that a bid's URLs are written into its JSON without a scan
     /// ([`Self::write_json`]). Empty when notices are off.
@@ -49,30 +50,13 @@ pub struct NoticeUrls {
 /// Room a notice URL is given up front, bytes.
 const NOTICE_URL_BYTES_TYPICAL: usize = 192;
 
-/// One of a bid's three notices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum Notice {
-    /// The win notice (`nurl`).
-    Win,
-    /// The billing notice (`burl`).
-    Bill,
-    /// The loss notice (`lurl`).
-    Loss,
-}
-
-impl Notice {
-    /// The three, in the order of a bid's members.
-    pub const ALL: [Self; 3] = [Self::Win, Self::Bill, Self::Loss];
-
-    /// The path after the base URL, and what the URL adds after the
-    /// offer id.
-    fn path_and_tail(self) -> (&'static str, &'static str) {
-        match self {
-            Self::Win => (WIN_PATH, ""),
-            Self::Bill => (BILL_PATH, ""),
-            Self::Loss => (LOSS_PATH, LOSS_QUERY),
-        }
+/// The path after the base URL of a notice of `kind`, and what its URL
+/// adds after the offer id.
+fn path_and_tail(kind: NoticeKind) -> (&'static str, &'static str) {
+    match kind {
+        NoticeKind::Win => (WIN_PATH, ""),
+        NoticeKind::Bill => (BILL_PATH, ""),
+        NoticeKind::Loss => (LOSS_PATH, LOSS_QUERY),
     }
 }
 
@@ -128,10 +112,10 @@ impl NoticeUrls {
             let quoted = serde_json::to_string(text).unwrap_or_default();
             quoted[1..quoted.len() - 1].to_owned()
         };
-        let json_parts = Notice::ALL
+        let json_parts = NoticeKind::ALL
             .iter()
             .map(|&notice| {
-                let (path, tail) = notice.path_and_tail();
+                let (path, tail) = path_and_tail(notice);
                 let head = format!("{base}{path}?{NOTICE_QUERY}&offer=");
                 (json_text(&head), json_text(tail))
             })
@@ -145,8 +129,8 @@ impl NoticeUrls {
     /// Appends the URL of `notice` for `offer_id` to `out` as a JSON
     /// string, quotes included (the same text as [`Self::write_url`]);
     /// `false`, appending nothing, when notices are off.
-    pub fn write_json(&self, notice: Notice, offer_id: u64, out: &mut Vec<u8>) -> bool {
-        let Some((head, tail)) = self.json_parts.get(notice as usize) else {
+    pub fn write_json(&self, notice: NoticeKind, offer_id: u64, out: &mut Vec<u8>) -> bool {
+        let Some((head, tail)) = self.json_parts.get(notice.index()) else {
             return false;
         };
         out.push(b'"');
@@ -172,20 +156,20 @@ impl NoticeUrls {
             url
         };
         Some(BidNotices {
-            win: url(Notice::Win),
-            bill: url(Notice::Bill),
-            loss: url(Notice::Loss),
+            win: url(NoticeKind::Win),
+            bill: url(NoticeKind::Bill),
+            loss: url(NoticeKind::Loss),
         })
     }
 
     /// Appends the URL of `notice` for `offer_id` to `out` (the shape in
     /// the [module docs](self)); `false`, appending nothing, when notices
     /// are off.
-    pub fn write_url(&self, notice: Notice, offer_id: u64, out: &mut String) -> bool {
+    pub fn write_url(&self, notice: NoticeKind, offer_id: u64, out: &mut String) -> bool {
         let Some(base) = self.base.as_deref() else {
             return false;
         };
-        let (path, tail) = notice.path_and_tail();
+        let (path, tail) = path_and_tail(notice);
         // Writing into a String cannot fail.
         let _ = write!(out, "{base}{path}?{NOTICE_QUERY}&offer={offer_id}{tail}");
         true
@@ -227,7 +211,7 @@ mod tests {
     fn urls_written_as_json_read_back_as_the_urls() {
         for base in ["http://127.0.0.1:8080", "https://h.example/a\"b\\c/é"] {
             let n = NoticeUrls::new(base).unwrap();
-            for notice in Notice::ALL {
+            for notice in NoticeKind::ALL {
                 let mut json = Vec::new();
                 assert!(n.write_json(notice, 1004, &mut json));
                 let mut url = String::new();
@@ -237,8 +221,8 @@ mod tests {
             }
         }
         let (mut json, mut url) = (Vec::new(), String::new());
-        assert!(!NoticeUrls::none().write_json(Notice::Win, 1, &mut json));
-        assert!(!NoticeUrls::none().write_url(Notice::Win, 1, &mut url));
+        assert!(!NoticeUrls::none().write_json(NoticeKind::Win, 1, &mut json));
+        assert!(!NoticeUrls::none().write_url(NoticeKind::Win, 1, &mut url));
         assert!(json.is_empty() && url.is_empty());
     }
 

@@ -15,10 +15,11 @@
 //! [`BidResponse`]: cx_wire::openrtb::BidResponse
 
 use super::json_out::{write_f64, write_i64, write_key, write_str, write_str_contents, write_u64};
-use super::notice::{Notice, NoticeUrls};
+use super::notice::NoticeUrls;
 use super::response::{plan_bid, BidBuffers, BidPlan, Bidder, NO_IMPRESSIONS};
 use super::{ImpOutcome, CURRENCY, SEAT};
 use cx_domain::catalog::template::MarkupOut;
+use cx_domain::notice::NoticeKind;
 use cx_wire::openrtb::{BidRequest, NoBidReason};
 
 /// What [`write_response`] wrote.
@@ -139,7 +140,7 @@ fn write_bid(
     write_str(out, plan.imp_id);
     write_key(out, "price", false);
     write_f64(out, offer.bid_cpm);
-    for (name, notice) in ["nurl", "burl", "lurl"].into_iter().zip(Notice::ALL) {
+    for (name, notice) in ["nurl", "burl", "lurl"].into_iter().zip(NoticeKind::ALL) {
         let key_at = out.len();
         write_key(out, name, false);
         if !notices.write_json(notice, offer.offer_id, out) {

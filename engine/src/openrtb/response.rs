@@ -112,10 +112,9 @@ pub fn build_response(
 }
 
 /// The buffers a bid's id and markup are written into: reused from bid to
-/// bid by [`write_response`](super::response_json::write_response), taken
-/// into each [`Bid`] by [`build_response`].
-/// The markup goes into an `A`: a `String` for a [`Bid`], or JSON string
-/// text for [`write_response`](super::response_json::write_response).
+/// bid by [`write_response`](super::response_json::write_response) (its
+/// markup `A` holds JSON string text), taken into each [`Bid`] by
+/// [`build_response`] (a `String`).
 #[derive(Debug, Default)]
 pub struct BidBuffers<A = String> {
     /// The bid's id.

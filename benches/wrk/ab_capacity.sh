@@ -26,6 +26,7 @@ REPEATS="${REPEATS:-5}"
 START="${START:-20000}"
 PORT="${PORT:-18080}"
 OUT="${OUT:-$(mktemp -d /tmp/cx-ab-capacity.XXXXXX)}"
+mkdir -p "$OUT"
 declare -A CX=([A]="${CX_A:?set CX_A to build A}" [B]="${CX_B:?set CX_B to build B}")
 
 echo "$(date -u); $(lscpu | sed -n 's/^Model name: *//p'); kernel $(uname -r); reports in $OUT"

@@ -84,6 +84,20 @@ mod tests {
         config
     }
 
+    /// Submits one request for each of `users` users in the USA and
+    /// decides them all.
+    fn decide_users(engine: &mut Engine, users: usize) {
+        for k in 0..users {
+            let ctx = RequestContext {
+                user_id: format!("u{k}"),
+                country: "USA".into(),
+                ..RequestContext::default()
+            };
+            engine.submit(ctx).expect("room");
+        }
+        engine.run_until_decided(NOW_NS);
+    }
+
     #[test]
     fn observations_by_offer_id_reach_the_store() {
         let mut engine = Engine::builder().build().expect("default engine");
@@ -176,15 +190,7 @@ mod tests {
             let mut config = config(Exploration::Thompson);
             config.decide.thompson_uniform_share = share;
             let mut engine = Engine::builder().config(config).build().expect("engine");
-            for k in 0..400 {
-                let ctx = RequestContext {
-                    user_id: format!("u{k}"),
-                    country: "USA".into(),
-                    ..RequestContext::default()
-                };
-                engine.submit(ctx).expect("room");
-            }
-            engine.run_until_decided(NOW_NS);
+            decide_users(&mut engine, 400);
             let mut tops = Vec::new();
             for d in engine.drain() {
                 assert!(
@@ -222,15 +228,7 @@ mod tests {
                 .config(config(exploration))
                 .build()
                 .expect("engine");
-            for k in 0..40 {
-                let ctx = RequestContext {
-                    user_id: format!("u{k}"),
-                    country: "USA".into(),
-                    ..RequestContext::default()
-                };
-                engine.submit(ctx).expect("room");
-            }
-            engine.run_until_decided(NOW_NS);
+            decide_users(&mut engine, 40);
             let mut decided = 0;
             for d in engine.drain() {
                 decided += 1;

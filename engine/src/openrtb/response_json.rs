@@ -18,7 +18,7 @@ use super::json_out::{write_f64, write_i64, write_key, write_str, write_str_cont
 use super::notice::NoticeUrls;
 use super::response::{plan_bid, BidBuffers, BidPlan, Bidder, NO_IMPRESSIONS};
 use super::{ImpOutcome, CURRENCY, SEAT};
-use cx_domain::catalog::template::MarkupOut;
+use cx_domain::catalog::template::{escape_markup, MarkupOut};
 use cx_domain::notice::NoticeKind;
 use cx_wire::openrtb::{BidRequest, NoBidReason};
 
@@ -45,19 +45,30 @@ pub struct ResponseBuffers {
 /// copied in its escaped form, made when the catalog was built; what is
 /// rendered per bid (values, native documents) is escaped here.
 #[derive(Debug, Default)]
-pub(super) struct JsonMarkup(Vec<u8>);
+pub(super) struct JsonMarkup {
+    /// The markup, as JSON string text.
+    json: Vec<u8>,
+    /// Scratch: a value escaped for HTML and XML, before JSON.
+    value: String,
+}
 
 impl MarkupOut for JsonMarkup {
     fn clear_markup(&mut self) {
-        self.0.clear();
+        self.json.clear();
     }
 
     fn push_text(&mut self, _plain: &str, json: &str) {
-        self.0.extend_from_slice(json.as_bytes());
+        self.json.extend_from_slice(json.as_bytes());
+    }
+
+    fn push_value(&mut self, value: &str) {
+        self.value.clear();
+        escape_markup(value, &mut self.value);
+        write_str_contents(&mut self.json, &self.value);
     }
 
     fn push_markup(&mut self, markup: &str) {
-        write_str_contents(&mut self.0, markup);
+        write_str_contents(&mut self.json, markup);
     }
 }
 
@@ -149,7 +160,7 @@ fn write_bid(
     }
     write_key(out, "adm", false);
     out.push(b'"');
-    out.extend_from_slice(&buffers.bid.adm.0);
+    out.extend_from_slice(&buffers.bid.adm.json);
     out.push(b'"');
     write_key(out, "adid", false);
     write_decimal_str(out, offer.offer_id);

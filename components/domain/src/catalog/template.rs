@@ -198,16 +198,13 @@ impl Template {
     /// nothing).
     pub fn render<O: MarkupOut + ?Sized>(&self, out: &mut O, value: impl Fn(Slot, &mut String)) {
         let mut scratch = String::with_capacity(SLOT_VALUE_BYTES_TYPICAL);
-        let mut escaped = String::with_capacity(SLOT_VALUE_BYTES_TYPICAL);
         for piece in &self.pieces {
             match piece {
                 Piece::Text { plain, json } => out.push_text(plain, json),
                 Piece::Slot(slot) => {
                     scratch.clear();
                     value(*slot, &mut scratch);
-                    escaped.clear();
-                    escape_markup(&scratch, &mut escaped);
-                    out.push_markup(&escaped);
+                    out.push_value(&scratch);
                 }
             }
         }
@@ -255,21 +252,9 @@ impl Template {
 
 impl Piece {
     fn text(plain: &str) -> Self {
-        let mut json = String::with_capacity(plain.len() + plain.len() / 8);
-        for c in plain.chars() {
-            match c {
-                '"' => json.push_str("\\\""),
-                '\\' => json.push_str("\\\\"),
-                '\n' => json.push_str("\\n"),
-                '\r' => json.push_str("\\r"),
-                '\t' => json.push_str("\\t"),
-                // Writing into a String cannot fail.
-                c if u32::from(c) < 0x20 => {
-                    let _ = write!(json, "\\u{:04x}", u32::from(c));
-                }
-                c => json.push(c),
-            }
-        }
+        // A str always encodes; serde_json writes it quoted.
+        let quoted = serde_json::to_string(plain).unwrap_or_default();
+        let json = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or("");
         Self::Text {
             plain: plain.into(),
             json: json.into(),
@@ -286,8 +271,9 @@ pub trait MarkupOut {
     /// Appends a template's own text, given as it is (`plain`) and as
     /// JSON string text (`json`).
     fn push_text(&mut self, plain: &str, json: &str);
-    /// Appends markup made at render time: a value already escaped for
-    /// HTML and XML, or a whole document.
+    /// Appends a slot's value, escaped with [`escape_markup`].
+    fn push_value(&mut self, value: &str);
+    /// Appends markup made at render time as it is (a whole document).
     fn push_markup(&mut self, markup: &str);
 }
 
@@ -298,6 +284,10 @@ impl MarkupOut for String {
 
     fn push_text(&mut self, plain: &str, _json: &str) {
         self.push_str(plain);
+    }
+
+    fn push_value(&mut self, value: &str) {
+        escape_markup(value, self);
     }
 
     fn push_markup(&mut self, markup: &str) {

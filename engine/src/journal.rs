@@ -15,7 +15,7 @@
 //! The engine's systems never write a file. A decision's interaction is
 //! copied into a pooled record (`clone_from`, so the request's strings
 //! reuse the record's buffers; what allocates is a list item, a segment
-//! or a category, beyond those the record last held: at most one per
+//! or a category, beyond those the record last held: about one per
 //! decision in `engine/tests/no_alloc.rs`) and pushed on a bounded queue; one writer thread per journal serializes and
 //! appends. A full queue drops the record and counts it (`dropped`), so
 //! the journal can never slow decisions down. Files rotate at

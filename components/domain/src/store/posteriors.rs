@@ -216,6 +216,7 @@ impl Posteriors {
     }
 
     /// The offer id of each arm.
+    #[inline]
     pub fn offer_ids(&self) -> &[u64] {
         &self.offer_ids
     }
@@ -266,6 +267,7 @@ impl Posteriors {
 
     /// The arm's counts at `now_ns`, decayed to then (the store is not
     /// changed). An offer outside the store reads as no data.
+    #[inline]
     pub fn posterior(&self, offer: usize, now_ns: u64) -> Posterior {
         if offer >= self.arms() {
             return Posterior::default();
@@ -292,6 +294,7 @@ impl Posteriors {
     /// decayed: what [`Self::posterior`] is a function of, with `now_ns`
     /// and the half-life (so a reader may cache what it derives from them).
     /// `None` for an offer outside the store.
+    #[inline]
     pub fn stored(&self, offer: usize) -> Option<(Posterior, u64)> {
         (offer < self.arms()).then(|| {
             let counts = Posterior {
@@ -362,6 +365,7 @@ impl Posteriors {
 
     /// `0.5^(dt / half_life)` for the time since the arm's last update; 1
     /// without discounting, or when `now_ns` is not later.
+    #[inline]
     fn decay_factor(&self, offer: usize, now_ns: u64) -> f64 {
         let dt_ns = now_ns.saturating_sub(self.updated_ns[offer]);
         if self.half_life_ns == 0.0 || dt_ns == 0 {

@@ -287,13 +287,40 @@ impl ReplicaDraw {
     /// Fills `thetas` (at most [`REPLICA_CHUNK`]) with draws.
     #[inline]
     pub(super) fn fill(&self, rng: &mut DrawStream, tables: &DrawTables, thetas: &mut [f32]) {
-        let n = thetas.len().min(REPLICA_CHUNK);
+        self.fill_up_to::<REPLICA_CHUNK>(rng, tables, thetas);
+    }
+
+    /// `N` draws (at most [`REPLICA_CHUNK`]), the same as [`Self::fill`]
+    /// of `N` gives, compiled for `N`: the decision's draw and its first
+    /// rounds, a few draws, where the general loop's set-up would cost as
+    /// much as the draws.
+    #[inline]
+    pub(super) fn draws<const N: usize>(
+        &self,
+        rng: &mut DrawStream,
+        tables: &DrawTables,
+    ) -> [f32; N] {
+        let mut thetas = [0.0f32; N];
+        self.fill_up_to::<N>(rng, tables, &mut thetas);
+        thetas
+    }
+
+    /// [`Self::fill`] of at most `N` draws, its scratch arrays `N` long.
+    #[inline(always)]
+    fn fill_up_to<const N: usize>(
+        &self,
+        rng: &mut DrawStream,
+        tables: &DrawTables,
+        thetas: &mut [f32],
+    ) {
+        const { assert!(N <= REPLICA_CHUNK) };
+        let n = thetas.len().min(N);
         let thetas = &mut thetas[..n];
         let bins = &tables.normal;
         match *self {
             Self::Cube { x, y, mean } => {
-                let mut zx = [0.0f32; REPLICA_CHUNK];
-                let mut zy = [0.0f32; REPLICA_CHUNK];
+                let mut zx = [0.0f32; N];
+                let mut zy = [0.0f32; N];
                 for (zx, zy) in zx[..n]
                     .chunks_mut(DRAWS_PER_U64)
                     .zip(zy[..n].chunks_mut(DRAWS_PER_U64))
@@ -313,8 +340,8 @@ impl ReplicaDraw {
                 // The table reads first, then the arithmetic in a loop of
                 // its own, which vectorizes (`exp_nonpositive` inlines).
                 let exps = &tables.exponential;
-                let mut z = [[0.0f32; REPLICA_CHUNK]; 2];
-                let mut e = [[[0.0f32; BOOSTS_MAX]; REPLICA_CHUNK]; 2];
+                let mut z = [[0.0f32; N]; 2];
+                let mut e = [[[0.0f32; BOOSTS_MAX]; N]; 2];
                 for t in 0..n {
                     // Six 10-bit indices: z and two E for each side.
                     let bits = rng.next_u64();
@@ -580,6 +607,40 @@ mod tests {
             let (mut a, mut b) = fast_and_reference(alpha, beta, n, seed);
             let d = ks_statistic(&mut a, &mut b);
             prop_assert!(d < ks_critical(n, 1e-6), "KS {}", d);
+        }
+
+        /// The draws compiled for a fixed count are the general loop's,
+        /// bit for bit, and leave the stream where it leaves it, for the
+        /// cube and the boosted shapes alike.
+        #[test]
+        fn draws_of_a_fixed_count_are_fill_s(
+            alpha in prop_oneof![0.05f64..2.0, 2.0f64..1e4],
+            beta in prop_oneof![0.05f64..2.0, 2.0f64..1e4],
+            seed in any::<u64>(),
+        ) {
+            let replica = ReplicaDraw::of(&BetaDraw::new(alpha, beta).expect("valid"));
+            let tables = draw_tables();
+            let (mut a, mut b) = (DrawStream::new(seed), DrawStream::new(seed));
+            fn both<const N: usize>(
+                replica: &ReplicaDraw,
+                a: &mut DrawStream,
+                b: &mut DrawStream,
+                tables: &DrawTables,
+            ) -> ([f32; N], [f32; N]) {
+                let fixed = replica.draws::<N>(a, tables);
+                let mut general = [0.0f32; N];
+                replica.fill(b, tables, &mut general);
+                (fixed, general)
+            }
+            let (f1, g1) = both::<1>(&replica, &mut a, &mut b, tables);
+            let (f4, g4) = both::<4>(&replica, &mut a, &mut b, tables);
+            let (f7, g7) = both::<7>(&replica, &mut a, &mut b, tables);
+            let (f16, g16) = both::<16>(&replica, &mut a, &mut b, tables);
+            prop_assert_eq!(f1.map(f32::to_bits), g1.map(f32::to_bits));
+            prop_assert_eq!(f4.map(f32::to_bits), g4.map(f32::to_bits));
+            prop_assert_eq!(f7.map(f32::to_bits), g7.map(f32::to_bits));
+            prop_assert_eq!(f16.map(f32::to_bits), g16.map(f32::to_bits));
+            prop_assert_eq!(rand::RngCore::next_u64(&mut a), rand::RngCore::next_u64(&mut b));
         }
     }
 

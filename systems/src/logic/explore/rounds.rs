@@ -52,8 +52,7 @@ impl ReplicaOffer {
         let mut decision_bonus = 0.0;
         let draw = offer_draw.draw;
         if let Some(draw) = draw {
-            let mut theta = [0.0f32; 1 + FIRST_ROUNDS];
-            draw.fill(&mut stream, tables, &mut theta);
+            let theta = draw.draws::<{ 1 + FIRST_ROUNDS }>(&mut stream, tables);
             decision_bonus = bonus.at(theta[0]);
             for (score, &theta) in first.iter_mut().zip(&theta[1..]) {
                 *score = partial + bonus.at(theta);

@@ -25,17 +25,18 @@
 //!   `required` there is no native ad.
 //!
 //! Every value put into HTML or VAST is escaped ([`Template::render`]);
-//! the native document is written by serde_json.
+//! the native document is written with JSON's escapes
+//! ([`super::native`]).
 //!
 //! What an offer needs to get markup here is what the decide step checks
 //! before choosing it ([`super::rules`], `Catalog::check_showable`); the
 //! two must agree, and the tests check that they do.
 
+use super::native::native_into;
 use cx_domain::catalog::template::{MarkupOut, Slot, Template};
 use cx_domain::catalog::{Catalog, Creative, CreativeSpec};
 use cx_domain::pipeline::NoBidCause;
 use cx_wire::openrtb::{Banner, Imp, ImpKind, Video};
-use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
 /// Most native request assets read; later ones are ignored.
@@ -137,11 +138,7 @@ pub fn markup_into<O: MarkupOut>(
                 .native
                 .as_ref()
                 .and_then(|n| n.request.as_deref())
-                .and_then(|r| native(r, creative.spec()))
-                .map(|document| {
-                    adm.push_markup(&document);
-                    None
-                }),
+                .and_then(|r| native_into(r, creative.spec(), adm).then_some(None)),
         };
         let Some(size) = made else { continue };
         if blocks(imp, kind, attr) {
@@ -264,100 +261,4 @@ fn file_fits(v: &Video, spec: &CreativeSpec) -> bool {
     let min_ok = v.minduration.is_none_or(|min| duration >= min);
     let max_ok = v.maxduration.is_none_or(|max| max == 0 || duration <= max);
     type_ok && min_ok && max_ok
-}
-
-/// The Native 1.2 response answering the native request `request` (a JSON
-/// string), or `None` when it cannot be read or a required asset cannot
-/// be filled.
-pub fn native(request: &str, spec: &CreativeSpec) -> Option<String> {
-    let parsed: Value = serde_json::from_str(request).ok()?;
-    let root = parsed.get("native").unwrap_or(&parsed);
-    let assets = root.get("assets")?.as_array()?;
-    let mut answered = Vec::new();
-    for asset in assets.iter().take(NATIVE_ASSETS_MAX) {
-        let id = asset.get("id").and_then(Value::as_u64)?;
-        let required = asset.get("required").and_then(Value::as_u64) == Some(1);
-        match native_asset(asset, spec) {
-            Some(mut filled) => {
-                filled.insert("id".into(), json!(id));
-                answered.push(Value::Object(filled));
-            }
-            None if required => return None,
-            None => {}
-        }
-    }
-    if answered.is_empty() {
-        return None;
-    }
-    let mut response = Map::new();
-    response.insert("ver".into(), json!("1.2"));
-    response.insert("assets".into(), Value::Array(answered));
-    response.insert("link".into(), json!({ "url": spec.click_url }));
-    if let Some(url) = &spec.impression_url {
-        if root.get("eventtrackers").is_some() {
-            // A 1.2 request that lists the trackers it supports.
-            response.insert(
-                "eventtrackers".into(),
-                json!([{ "event": 1, "method": 1, "url": url }]),
-            );
-        } else {
-            response.insert("imptrackers".into(), json!([url]));
-        }
-    }
-    serde_json::to_string(&Value::Object(response)).ok()
-}
-
-/// The response object of one request asset (without its `id`), or `None`
-/// when the creative has nothing for it.
-fn native_asset(asset: &Value, spec: &CreativeSpec) -> Option<Map<String, Value>> {
-    let mut out = Map::new();
-    if let Some(title) = asset.get("title") {
-        let text = cut(spec.title.as_deref()?, title.get("len"));
-        out.insert("title".into(), json!({ "text": text }));
-    } else if let Some(img) = asset.get("img") {
-        let icon = img.get("type").and_then(Value::as_u64) == Some(1);
-        let url = if icon {
-            &spec.icon_url
-        } else {
-            &spec.image_url
-        };
-        let mut image = Map::new();
-        image.insert("url".into(), json!(url.as_deref()?));
-        let side = |exact: &str, min: &str| {
-            img.get(exact)
-                .or_else(|| img.get(min))
-                .and_then(Value::as_u64)
-                .filter(|&n| n > 0)
-        };
-        if let (Some(w), Some(h)) = (side("w", "wmin"), side("h", "hmin")) {
-            image.insert("w".into(), json!(w));
-            image.insert("h".into(), json!(h));
-        }
-        out.insert("img".into(), Value::Object(image));
-    } else if let Some(data) = asset.get("data") {
-        let text = match data.get("type").and_then(Value::as_u64)? {
-            1 => spec.sponsor.as_deref()?,
-            2 => spec.description.as_deref()?,
-            12 => spec.cta.as_deref()?,
-            _ => return None,
-        };
-        out.insert(
-            "data".into(),
-            json!({ "value": cut(text, data.get("len")) }),
-        );
-    } else {
-        return None;
-    }
-    Some(out)
-}
-
-/// `text` cut to at most `len` characters (when `len` is a positive number).
-fn cut(text: &str, len: Option<&Value>) -> String {
-    match len.and_then(Value::as_u64).filter(|&n| n > 0) {
-        Some(n) => text
-            .chars()
-            .take(usize::try_from(n).unwrap_or(usize::MAX))
-            .collect(),
-        None => text.to_owned(),
-    }
 }

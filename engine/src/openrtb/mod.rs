@@ -33,6 +33,7 @@
 pub mod bid_ids;
 mod json_out;
 pub mod markup;
+mod native;
 pub mod notice;
 pub mod response;
 pub mod response_json;

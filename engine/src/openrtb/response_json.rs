@@ -52,6 +52,14 @@ pub(super) struct JsonMarkup {
     value: String,
 }
 
+#[cfg(test)]
+impl JsonMarkup {
+    /// The markup written, as JSON string text.
+    pub(super) fn json(&self) -> &[u8] {
+        &self.json
+    }
+}
+
 impl MarkupOut for JsonMarkup {
     fn clear_markup(&mut self) {
         self.json.clear();

@@ -4,6 +4,7 @@
 
 use super::native_into;
 use crate::openrtb::markup::NATIVE_ASSETS_MAX;
+use crate::openrtb::response_json::JsonMarkup;
 use cx_domain::catalog::CreativeSpec;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -104,10 +105,20 @@ fn cut(text: &str, len: Option<&Value>) -> String {
     }
 }
 
-/// The new document, as the reference gives it.
+/// The new document, as the reference gives it; and checks that the
+/// JSON string text written for the same request is its escape.
 fn written(request: &str, spec: &CreativeSpec) -> Option<String> {
     let mut out = String::new();
-    native_into(request, spec, &mut out).then_some(out)
+    let answered = native_into(request, spec, &mut out);
+    let mut json = JsonMarkup::default();
+    assert_eq!(native_into(request, spec, &mut json), answered);
+    let escaped = serde_json::to_string(&out).expect("a string");
+    assert_eq!(
+        std::str::from_utf8(json.json()).expect("UTF-8"),
+        &escaped[1..escaped.len() - 1],
+        "JSON string text of {out:?}"
+    );
+    answered.then_some(out)
 }
 
 /// An object's JSON text from its members, which may repeat a key.
@@ -321,4 +332,13 @@ fn a_full_creative_answers_every_asset_kind() {
     };
     assert_eq!(written(request, &bare), None);
     assert_eq!(reference(request, &bare), None);
+}
+
+#[test]
+fn every_fixed_piece_s_json_form_is_its_escape() {
+    use super::write::PIECES;
+    for (plain, json) in PIECES.iter().copied().chain(super::write::control_pieces()) {
+        let escaped = serde_json::to_string(plain).expect("a string");
+        assert_eq!(json, &escaped[1..escaped.len() - 1], "{plain:?}");
+    }
 }

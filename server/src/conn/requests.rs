@@ -314,7 +314,7 @@ impl Connection {
         decision_ids: bool,
         respond: &mut impl Respond,
     ) {
-        let outcomes: Vec<_> = imps.iter().map(|(id, s)| s.outcome(id)).collect();
+        let outcomes: Vec<_> = imps.iter().map(|(id, s)| s.outcome(id.clone())).collect();
         let response = respond.bid_response(request, &outcomes);
         let decision_id = |o: &cx_engine::openrtb::ImpOutcome| {
             let ticket = o

@@ -46,14 +46,19 @@ pub struct Framing<'a> {
 
 /// Appends a whole answer: `status`, JSON `body` (may be empty).
 pub fn write(out: &mut Vec<u8>, status: u16, body: &[u8], framing: Framing<'_>) {
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason(status));
+    let mut digits = itoa::Buffer::new();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(digits.format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(b"x-openrtb-version: ");
     out.extend_from_slice(OPENRTB_VERSION.as_bytes());
     out.extend_from_slice(b"\r\n");
     if framing.close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
+    // Writing into a Vec cannot fail.
     if let Some(allow) = framing.allow {
         let _ = write!(out, "Allow: {allow}\r\n");
     }
@@ -67,7 +72,9 @@ pub fn write(out: &mut Vec<u8>, status: u16, body: &[u8], framing: Framing<'_>) 
         if !body.is_empty() {
             out.extend_from_slice(b"Content-Type: application/json\r\n");
         }
-        let _ = write!(out, "Content-Length: {}\r\n", body.len());
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(digits.format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
     if status != 204 {

@@ -456,7 +456,8 @@ impl HttpConnection {
                 Stage::Deciding { request, imps, .. } => {
                     let expired = exchange.deadline_ns.is_some_and(|d| respond.now_ns() > d);
                     let mut out = std::mem::take(&mut self.io.write);
-                    self.render_bid(&mut out, &request, &imps, expired, close, respond);
+                    let mut imps = imps;
+                    self.render_bid(&mut out, &request, &mut imps, expired, close, respond);
                     self.io.write = out;
                     lists.keep(imps);
                 }
@@ -470,7 +471,7 @@ impl HttpConnection {
         &mut self,
         out: &mut Vec<u8>,
         request: &BidRequest,
-        imps: &[(String, ImpState)],
+        imps: &mut [(String, ImpState)],
         expired: bool,
         close: bool,
         respond: &mut impl Respond,
@@ -487,8 +488,11 @@ impl HttpConnection {
             return;
         }
         self.outcomes.clear();
-        self.outcomes
-            .extend(imps.iter().map(|(id, state)| state.outcome(id)));
+        // The ids move into the outcomes: the list is recycled emptied.
+        self.outcomes.extend(
+            imps.iter_mut()
+                .map(|(id, state)| state.outcome(std::mem::take(id))),
+        );
         self.json.clear();
         let written = respond.write_bid_response(
             request,
@@ -584,14 +588,14 @@ impl HttpConnection {
 
 impl ImpState {
     /// What happened to this impression, for the responder.
-    pub(crate) fn outcome(&self, imp_id: &str) -> ImpOutcome {
+    pub(crate) fn outcome(&self, imp_id: String) -> ImpOutcome {
         let (decision, skipped) = match self {
             ImpState::Decided(d) => (Some(*d), None),
             ImpState::Skipped(reason) => (None, Some(reason.label())),
             ImpState::Waiting(_) => (None, Some("not_decided")),
         };
         ImpOutcome {
-            imp_id: imp_id.to_owned(),
+            imp_id,
             decision,
             skipped,
         }

@@ -251,49 +251,39 @@ fn documents() -> Vec<Vec<u8>> {
 /// A round's input and where each group of [`DEPTH`] requests ends.
 type Input = (Vec<u8>, Vec<usize>);
 
-/// Marks the end of a group after every [`DEPTH`]-th request and the last.
-fn group_end(i: usize, input: &[u8], ends: &mut Vec<usize>) {
-    if (i + 1).is_multiple_of(DEPTH) || i + 1 == REQUESTS_PER_ROUND {
-        ends.push(input.len());
+/// A round's requests, each of the documents in turn encoded by
+/// `encode(out, i, document)`, and the end of every group of [`DEPTH`].
+fn input(documents: &[Vec<u8>], mut encode: impl FnMut(&mut Vec<u8>, usize, &[u8])) -> Input {
+    let mut input = Vec::new();
+    let mut ends = Vec::new();
+    let requests = documents.iter().cycle().take(REQUESTS_PER_ROUND);
+    for (i, doc) in requests.enumerate() {
+        encode(&mut input, i, doc);
+        if (i + 1).is_multiple_of(DEPTH) || i + 1 == REQUESTS_PER_ROUND {
+            ends.push(input.len());
+        }
     }
+    (input, ends)
 }
 
+/// Pipelined `POST /openrtb2/bid` requests.
 fn http_input(documents: &[Vec<u8>]) -> Input {
-    let mut input = Vec::new();
-    let mut ends = Vec::new();
-    for (i, doc) in documents
-        .iter()
-        .cycle()
-        .take(REQUESTS_PER_ROUND)
-        .enumerate()
-    {
-        input.extend_from_slice(
-            format!(
-                "POST /openrtb2/bid HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n\
-                 x-openrtb-version: 2.6\r\nContent-Length: {}\r\n\r\n",
-                doc.len()
-            )
-            .as_bytes(),
+    input(documents, |out, _, doc| {
+        let head = format!(
+            "POST /openrtb2/bid HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n\
+             x-openrtb-version: 2.6\r\nContent-Length: {}\r\n\r\n",
+            doc.len()
         );
-        input.extend_from_slice(doc);
-        group_end(i, &input, &mut ends);
-    }
-    (input, ends)
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(doc);
+    })
 }
 
+/// `score_openrtb` frames (request ids from 2: the hello is 1).
 fn binary_input(documents: &[Vec<u8>]) -> Input {
-    let mut input = Vec::new();
-    let mut ends = Vec::new();
-    for (i, doc) in documents
-        .iter()
-        .cycle()
-        .take(REQUESTS_PER_ROUND)
-        .enumerate()
-    {
-        encode_score_openrtb(&mut input, i as u64 + 2, doc, false).expect("a small document");
-        group_end(i, &input, &mut ends);
-    }
-    (input, ends)
+    input(documents, |out, i, doc| {
+        encode_score_openrtb(out, i as u64 + 2, doc, false).expect("a small document");
+    })
 }
 
 /// One more round each, its answers kept: every HTTP request answered

@@ -145,9 +145,9 @@ impl<'de, O: MarkupOut> Visitor<'de> for RootSeed<'_, '_, O> {
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::Native if self.level == Level::Top => {
+        while let Some(key) = map.next_key::<Name>()? {
+            match key.0 {
+                "native" if self.level == Level::Top => {
                     // The wrapped request is the root; what the top level
                     // answered so far is dropped (a second `native` key
                     // replaces the first, as in a JSON object).
@@ -159,7 +159,7 @@ impl<'de, O: MarkupOut> Visitor<'de> for RootSeed<'_, '_, O> {
                         level: Level::Native,
                     })?;
                 }
-                Key::Assets if self.answers() => {
+                "assets" if self.answers() => {
                     // The last `assets` key is the one that counts.
                     self.doc.out.out.clear_markup();
                     let mut out = AssetsSeed {
@@ -168,7 +168,7 @@ impl<'de, O: MarkupOut> Visitor<'de> for RootSeed<'_, '_, O> {
                     let assets = map.next_value_seed(&mut out)?;
                     self.root().assets = assets;
                 }
-                Key::EventTrackers => {
+                "eventtrackers" => {
                     map.next_value::<IgnoredAny>()?;
                     self.root().eventtrackers = true;
                 }
@@ -277,43 +277,10 @@ impl<'de, O: MarkupOut> Visitor<'de> for &mut AssetsSeed<'_, '_, O> {
     }
 }
 
-/// The keys read at a root.
-enum Key {
-    Native,
-    Assets,
-    EventTrackers,
-    Other,
-}
-
-impl<'de> serde::Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        de.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl Visitor<'_> for KeyVisitor {
-    type Value = Key;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_str<E>(self, key: &str) -> Result<Key, E> {
-        Ok(match key {
-            "native" => Key::Native,
-            "assets" => Key::Assets,
-            "eventtrackers" => Key::EventTrackers,
-            _ => Key::Other,
-        })
-    }
-}
-
 mod asset;
 mod write;
 
-use asset::AssetRequest;
+use asset::{AssetRequest, Name};
 use write::Out;
 
 /// Reads the rest of a sequence.

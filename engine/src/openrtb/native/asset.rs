@@ -209,9 +209,9 @@ impl<'de> Visitor<'de> for AssetVisitor {
     }
 }
 
-/// A key among the few read, or `""` for any other (escaped keys are
-/// unescaped by serde_json first, so they match too).
-struct Name(&'static str);
+/// A key among the few the request is read for, or `""` for any other
+/// (escaped keys are unescaped by serde_json first, so they match too).
+pub(super) struct Name(pub(super) &'static str);
 
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
@@ -229,8 +229,21 @@ impl Visitor<'_> for NameVisitor {
     }
 
     fn visit_str<E>(self, key: &str) -> Result<Name, E> {
-        const READ: [&str; 11] = [
-            "id", "required", "title", "img", "data", "type", "len", "w", "wmin", "h", "hmin",
+        const READ: [&str; 14] = [
+            "native",
+            "assets",
+            "eventtrackers",
+            "id",
+            "required",
+            "title",
+            "img",
+            "data",
+            "type",
+            "len",
+            "w",
+            "wmin",
+            "h",
+            "hmin",
         ];
         Ok(Name(READ.into_iter().find(|&k| k == key).unwrap_or("")))
     }

@@ -22,6 +22,45 @@ use cx_domain::catalog::CreativeSpec;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
+/// The visit methods of a visitor that takes any JSON value, for the
+/// kinds it does not read: each gives `$default`. With `seq`, arrays too
+/// (read through).
+macro_rules! other_kinds {
+    ($value:ty, $default:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<$value, E> {
+            Ok($default)
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<$value, E> {
+            Ok($default)
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<$value, E> {
+            Ok($default)
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<$value, E> {
+            Ok($default)
+        }
+
+        fn visit_str<E>(self, _: &str) -> Result<$value, E> {
+            Ok($default)
+        }
+
+        fn visit_unit<E>(self) -> Result<$value, E> {
+            Ok($default)
+        }
+    };
+    ($value:ty, $default:expr, seq) => {
+        other_kinds!($value, $default);
+
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<$value, A::Error> {
+            drain(seq)?;
+            Ok($default)
+        }
+    };
+}
+
 /// Writes into `out` the Native 1.2 response answering the native request
 /// `request` (a JSON string), and says whether there is one: `false` when
 /// the request cannot be read, has no `assets` array, an asset without a
@@ -107,17 +146,21 @@ impl<'de, O: MarkupOut> DeserializeSeed<'de> for DocSeed<'_, '_, O> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_any(RootSeed {
-            doc: self.0,
+        let doc = self.0;
+        let object = de.deserialize_any(RootSeed {
+            doc: &mut *doc,
             level: Level::Top,
-        })
+        })?;
+        doc.top.invalid = !object;
+        Ok(())
     }
 }
 
 impl<'de, O: MarkupOut> DeserializeSeed<'de> for RootSeed<'_, '_, O> {
-    type Value = ();
+    /// Whether the value was an object.
+    type Value = bool;
 
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<bool, D::Error> {
         de.deserialize_any(self)
     }
 }
@@ -138,13 +181,13 @@ impl<O: MarkupOut> RootSeed<'_, '_, O> {
 }
 
 impl<'de, O: MarkupOut> Visitor<'de> for RootSeed<'_, '_, O> {
-    type Value = ();
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a native request object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<bool, A::Error> {
         while let Some(key) = map.next_key::<Name>()? {
             match key.0 {
                 "native" if self.level == Level::Top => {
@@ -154,10 +197,11 @@ impl<'de, O: MarkupOut> Visitor<'de> for RootSeed<'_, '_, O> {
                     self.doc.native_seen = true;
                     self.doc.native = Root::default();
                     self.doc.out.out.clear_markup();
-                    map.next_value_seed(RootSeed {
+                    let object = map.next_value_seed(RootSeed {
                         doc: &mut *self.doc,
                         level: Level::Native,
                     })?;
+                    self.doc.native.invalid = !object;
                 }
                 "assets" if self.answers() => {
                     // The last `assets` key is the one that counts.
@@ -177,44 +221,10 @@ impl<'de, O: MarkupOut> Visitor<'de> for RootSeed<'_, '_, O> {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(mut self, seq: A) -> Result<(), A::Error> {
-        drain(seq)?;
-        self.root().invalid = true;
-        Ok(())
-    }
-
-    fn visit_bool<E>(mut self, _: bool) -> Result<(), E> {
-        self.root().invalid = true;
-        Ok(())
-    }
-
-    fn visit_i64<E>(mut self, _: i64) -> Result<(), E> {
-        self.root().invalid = true;
-        Ok(())
-    }
-
-    fn visit_u64<E>(mut self, _: u64) -> Result<(), E> {
-        self.root().invalid = true;
-        Ok(())
-    }
-
-    fn visit_f64<E>(mut self, _: f64) -> Result<(), E> {
-        self.root().invalid = true;
-        Ok(())
-    }
-
-    fn visit_str<E>(mut self, _: &str) -> Result<(), E> {
-        self.root().invalid = true;
-        Ok(())
-    }
-
-    fn visit_unit<E>(mut self) -> Result<(), E> {
-        self.root().invalid = true;
-        Ok(())
-    }
+    other_kinds!(bool, false, seq);
 }
 
 impl<'de, O: MarkupOut> DeserializeSeed<'de> for &mut AssetsSeed<'_, '_, O> {
@@ -252,29 +262,7 @@ impl<'de, O: MarkupOut> Visitor<'de> for &mut AssetsSeed<'_, '_, O> {
         Ok(None)
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Option<Assets>, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Option<Assets>, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Option<Assets>, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Option<Assets>, E> {
-        Ok(None)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Option<Assets>, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E>(self) -> Result<Option<Assets>, E> {
-        Ok(None)
-    }
+    other_kinds!(Option<Assets>, None);
 }
 
 mod asset;

@@ -49,41 +49,6 @@ pub(super) struct AssetRequest {
     pub(super) data: Option<Fields>,
 }
 
-/// Visitors that take any JSON value: `$default` for every kind the type
-/// does not read (arrays and objects read through).
-macro_rules! other_kinds {
-    ($value:ty, $default:expr) => {
-        fn visit_bool<E>(self, _: bool) -> Result<$value, E> {
-            Ok($default)
-        }
-
-        fn visit_i64<E>(self, _: i64) -> Result<$value, E> {
-            Ok($default)
-        }
-
-        fn visit_u64<E>(self, _: u64) -> Result<$value, E> {
-            Ok($default)
-        }
-
-        fn visit_f64<E>(self, _: f64) -> Result<$value, E> {
-            Ok($default)
-        }
-
-        fn visit_str<E>(self, _: &str) -> Result<$value, E> {
-            Ok($default)
-        }
-
-        fn visit_unit<E>(self) -> Result<$value, E> {
-            Ok($default)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<$value, A::Error> {
-            drain(seq)?;
-            Ok($default)
-        }
-    };
-}
-
 impl<'de> Deserialize<'de> for Num {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         de.deserialize_any(NumVisitor)
@@ -149,7 +114,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
         f.write_str("any value")
     }
 
-    other_kinds!(Fields, Fields::default());
+    other_kinds!(Fields, Fields::default(), seq);
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
         let mut fields = Fields::default();
@@ -189,7 +154,7 @@ impl<'de> Visitor<'de> for AssetVisitor {
     }
 
     // Not an object: no id, so the request has no answer.
-    other_kinds!(AssetRequest, AssetRequest::default());
+    other_kinds!(AssetRequest, AssetRequest::default(), seq);
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AssetRequest, A::Error> {
         let mut asset = AssetRequest::default();

@@ -41,20 +41,14 @@ const ROUNDS: usize = 41;
 /// Iterations (each over every request) per round and side.
 const ITERATIONS_PER_ROUND: usize = 400;
 
+/// The HTTP load's bid requests, marked `test`, parsed as the bidder
+/// parses them.
 fn requests() -> Vec<BidRequest> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../components/wire/tests/fixtures/openrtb/prebid_sample.jsonl"
-    );
-    let text = std::fs::read_to_string(path).expect("the prebid sample mix");
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let wrapper: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-            let json = serde_json::to_vec(&wrapper["request"]).expect("re-encoded");
-            let mut request = parse_request(&json).expect("a valid bid request");
-            request.test = 1;
-            request
+    cx_benches::prebid_sample_requests()
+        .iter()
+        .map(|request| {
+            let json = serde_json::to_vec(request).expect("re-encoded");
+            parse_request(&json).expect("a valid bid request")
         })
         .collect()
 }

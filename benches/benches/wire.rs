@@ -232,19 +232,9 @@ impl Side {
 /// The prebid sample's bid requests, compact, marked `test` (decided in
 /// simulation: nothing spent, so every round decides alike).
 fn documents() -> Vec<Vec<u8>> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../components/wire/tests/fixtures/openrtb/prebid_sample.jsonl"
-    );
-    let text = std::fs::read_to_string(path).expect("the prebid sample mix");
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let mut wrapper: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-            let request = &mut wrapper["request"];
-            request["test"] = 1.into();
-            serde_json::to_vec(request).expect("re-encoded")
-        })
+    cx_benches::prebid_sample_requests()
+        .iter()
+        .map(|request| serde_json::to_vec(request).expect("re-encoded"))
         .collect()
 }
 

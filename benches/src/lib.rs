@@ -87,6 +87,27 @@ pub fn dense_inputs(inputs: usize, batch: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// The bid requests of the HTTP load's mix (the prebid sample committed
+/// with `cx-wire`'s fixtures), each marked `test`, so that deciding it
+/// again and again spends no budget: what the `openrtb` and `wire`
+/// benches decide.
+pub fn prebid_sample_requests() -> Vec<serde_json::Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../components/wire/tests/fixtures/openrtb/prebid_sample.jsonl"
+    );
+    let text = std::fs::read_to_string(path).expect("the prebid sample mix");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let mut wrapper: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            let mut request = wrapper["request"].take();
+            request["test"] = 1.into();
+            request
+        })
+        .collect()
+}
+
 /// In-process engine workloads, shared by the `engine` criterion bench and
 /// the `engine_report` example: a pool of synthetic requests, engines set up
 /// the ways the benchmarks compare, and a timed submit-tick-poll loop.

@@ -453,10 +453,11 @@ impl HttpConnection {
             let close = !exchange.keep_alive || (self.shutting_down && self.queue.is_empty());
             match exchange.stage {
                 Stage::Answered(bytes) => self.io.write.extend_from_slice(&bytes),
-                Stage::Deciding { request, imps, .. } => {
+                Stage::Deciding {
+                    request, mut imps, ..
+                } => {
                     let expired = exchange.deadline_ns.is_some_and(|d| respond.now_ns() > d);
                     let mut out = std::mem::take(&mut self.io.write);
-                    let mut imps = imps;
                     self.render_bid(&mut out, &request, &mut imps, expired, close, respond);
                     self.io.write = out;
                     lists.keep(imps);

@@ -262,3 +262,46 @@ fn requests_that_are_not_ad_slots_need_no_creative() {
     assert_eq!(d.offers()[0].offer_id, A);
     assert_eq!(d.excluded, [0; NoBidCause::COUNT]);
 }
+
+#[test]
+fn a_bid_whose_markup_fails_is_cut_from_the_written_answer() {
+    // A host's decision made without the impression's rules: imp 1 (video)
+    // is handed imp 2's decision for A, which has no video. Its bid's
+    // members before the markup are already written into the answer when
+    // the markup fails, so they must be cut off again; imp 2 still bids.
+    let video = video_only("video/mp4");
+    let mut engine = engine(catalog(("", BANNER_ONLY), ("", &video)));
+    let imps = r#"{"id":"1","video":{"mimes":["video/mp4"],"maxduration":30}},
+                  {"id":"2","banner":{"w":300,"h":250}}"#;
+    let request = request(imps, "");
+    let outcome = engine.decide_openrtb(&request, T0_NS).expect("decides");
+    let banner = outcome.impressions[1].clone();
+    assert_eq!(banner.decision.expect("decided").offers()[0].offer_id, A);
+    let mut misplaced = banner.clone();
+    misplaced.imp_id = "1".into();
+    for impressions in [vec![misplaced.clone(), banner], vec![misplaced]] {
+        let built =
+            cx_engine::openrtb::build_response(&request, &impressions, &mut engine.bidder());
+        let mut written = Vec::new();
+        let mut buffers = cx_engine::openrtb::ResponseBuffers::default();
+        engine.write_bid_response(&request, &impressions, &mut buffers, &mut written);
+        let written: serde_json::Value = serde_json::from_slice(&written)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&written)));
+        // Both as text parsed back (serde_json's float parse is not exact).
+        let built_json = serde_json::to_vec(&built).expect("JSON");
+        let as_built: serde_json::Value = serde_json::from_slice(&built_json).expect("JSON");
+        assert_eq!(written, as_built);
+        if impressions.len() == 2 {
+            let bids = &built.seatbid[0].bid;
+            assert_eq!((bids.len(), bids[0].impid.as_str()), (1, "2"));
+        } else {
+            assert!(built.is_no_bid());
+            assert_eq!(written["ext"]["reason"], "no_creative");
+        }
+    }
+    assert_eq!(
+        unshown_top_offers(),
+        0,
+        "the decision skipped imp 1's rules"
+    );
+}

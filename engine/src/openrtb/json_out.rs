@@ -111,14 +111,12 @@ pub fn write_f64(out: &mut Vec<u8>, value: f64) {
 
 /// Appends `value` in decimal.
 pub fn write_u64(out: &mut Vec<u8>, value: u64) {
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &value);
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// Appends `value` in decimal.
 pub fn write_i64(out: &mut Vec<u8>, value: i64) {
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &value);
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// Appends `,"name":` (or `"name":` after `{`), for a member `name`
@@ -195,13 +193,20 @@ mod tests {
         }
 
         #[test]
-        fn numbers_are_written_as_serde_json_writes_them(x in proptest::num::f64::ANY, n: u64) {
+        fn numbers_are_written_as_serde_json_writes_them(
+            x in proptest::num::f64::ANY,
+            n: u64,
+            m: i64,
+        ) {
             let mut out = Vec::new();
             write_f64(&mut out, x);
             prop_assert_eq!(out, serde_json::to_vec(&x).expect("encoded"));
             let mut out = Vec::new();
             write_u64(&mut out, n);
             prop_assert_eq!(out, n.to_string().into_bytes());
+            let mut out = Vec::new();
+            write_i64(&mut out, m);
+            prop_assert_eq!(out, m.to_string().into_bytes());
         }
     }
 }

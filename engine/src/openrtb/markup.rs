@@ -37,7 +37,6 @@ use cx_domain::catalog::template::{MarkupOut, Slot, Template};
 use cx_domain::catalog::{Catalog, Creative, CreativeSpec};
 use cx_domain::pipeline::NoBidCause;
 use cx_wire::openrtb::{Banner, Imp, ImpKind, Video};
-use std::fmt::Write as _;
 
 /// Most native request assets read; later ones are ignored.
 pub const NATIVE_ASSETS_MAX: usize = 64;
@@ -170,20 +169,17 @@ fn render(
     out: &mut impl MarkupOut,
 ) {
     template.render(out, |slot, v| match slot {
-        // Writing into a String cannot fail.
         Slot::W => {
             if let Some((w, _)) = size {
-                let _ = write!(v, "{w}");
+                v.push_str(itoa::Buffer::new().format(w));
             }
         }
         Slot::H => {
             if let Some((_, h)) = size {
-                let _ = write!(v, "{h}");
+                v.push_str(itoa::Buffer::new().format(h));
             }
         }
-        Slot::OfferId => {
-            let _ = write!(v, "{}", bid.offer_id);
-        }
+        Slot::OfferId => v.push_str(itoa::Buffer::new().format(bid.offer_id)),
         Slot::CreativeId => v.push_str(bid.creative_id),
         Slot::BidId => v.push_str(bid.bid_id),
         Slot::ImpId => v.push_str(bid.imp_id),

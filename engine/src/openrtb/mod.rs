@@ -42,8 +42,7 @@ pub mod rules;
 pub use bid_ids::{BidIdParts, BidIds};
 pub use notice::{BidNotices, NoticeUrls};
 pub use response::{
-    build_response, nbr_for_cause, nbr_for_skip, no_bid_reason, unshown_top_offers, BidBuffers,
-    Bidder,
+    build_response, nbr_for_cause, nbr_for_skip, no_bid_reason, unshown_top_offers, Bidder,
 };
 pub use response_json::{write_response, ResponseBuffers, Written};
 

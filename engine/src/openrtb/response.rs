@@ -111,20 +111,38 @@ pub fn build_response(
     }
 }
 
-/// The buffers a bid's id and markup are written into: reused from bid to
-/// bid by [`write_response`](super::response_json::write_response) (its
-/// markup `A` holds JSON string text), taken into each [`Bid`] by
-/// [`build_response`] (a `String`).
+/// The buffers [`build_response`] writes a bid's id and markup into,
+/// before it takes them into each [`Bid`].
 #[derive(Debug, Default)]
-pub struct BidBuffers<A = String> {
+struct BidBuffers {
     /// The bid's id.
-    pub(super) bid_id: String,
+    bid_id: String,
     /// The bid's markup.
-    pub(super) adm: A,
+    adm: String,
 }
 
-/// One bid, decided, with its id and markup in the [`BidBuffers`], before
-/// it is encoded as a [`Bid`] or as JSON.
+/// One impression's bid as chosen, before its markup: the top offer, its
+/// creative variant, and the bid's id already written into the caller's
+/// buffer.
+pub(super) struct BidChoice<'r, 'c> {
+    /// The decided impression's `imp.id`.
+    pub imp_id: &'r str,
+    /// The impression as the request lists it.
+    wire_imp: &'r Imp,
+    /// The top offer.
+    pub offer: &'r ChosenOffer,
+    /// The offer's catalog.
+    catalog: &'c Catalog,
+    /// The offer's catalog index.
+    i: usize,
+    /// The creative variant the decision chose (0: the offer's own).
+    variant: usize,
+    /// The chosen creative variant's id (empty: none).
+    creative_id: &'c str,
+}
+
+/// One bid, decided, its markup written, before it is encoded as a
+/// [`Bid`] or as JSON.
 pub(super) struct BidPlan<'r, 'c> {
     /// `imp.id`.
     pub imp_id: &'r str,
@@ -142,15 +160,30 @@ pub(super) struct BidPlan<'r, 'c> {
     pub size: Option<(u32, u32)>,
 }
 
-/// The bid for one impression, its id and markup written into `buffers`,
-/// or why there is none. The one place that decides what is bid, for
-/// [`build_response`] and [`write_response`](super::response_json::write_response).
-pub(super) fn plan_bid<'r, 'c, A: MarkupOut>(
+/// The bid for one impression with its id and markup written into
+/// `buffers`, or why there is none: [`choose_bid`], then [`render_bid`].
+fn plan_bid<'r, 'c>(
     request: &'r BidRequest,
     imp: &'r ImpOutcome,
     bidder: &mut Bidder<'c>,
-    buffers: &mut BidBuffers<A>,
+    buffers: &mut BidBuffers,
 ) -> Result<BidPlan<'r, 'c>, (NoBidReason, &'static str)> {
+    let choice = choose_bid(request, imp, bidder, &mut buffers.bid_id)?;
+    render_bid(request, choice, bidder, &buffers.bid_id, &mut buffers.adm)
+}
+
+/// The first half of deciding what is bid, for [`build_response`] and
+/// [`write_response`](super::response_json::write_response): the
+/// impression's top offer, unless its category is blocked, with the bid's
+/// id written into `bid_id` (cleared first). [`render_bid`] then writes
+/// the markup; a caller can write what comes before the markup in
+/// between.
+pub(super) fn choose_bid<'r, 'c>(
+    request: &'r BidRequest,
+    imp: &'r ImpOutcome,
+    bidder: &mut Bidder<'c>,
+    bid_id: &mut String,
+) -> Result<BidChoice<'r, 'c>, (NoBidReason, &'static str)> {
     let decision = imp.decision.as_ref();
     let Some(offer) = decision.and_then(|d| d.offers().first()) else {
         return Err(no_bid_reason(decision, imp.skipped));
@@ -164,28 +197,57 @@ pub(super) fn plan_bid<'r, 'c, A: MarkupOut>(
         return Err(unshown(request, wire_imp, catalog, i, BLOCKED_CATEGORY));
     }
     // The bid's id is its decision's id (the key feedback joins on); the
-    // markup may carry it (VAST's AdServingId). It is counted as issued
-    // only once the markup exists, so that only bids count.
+    // markup may carry it (VAST's AdServingId).
     let ticket = decision.map_or(Ticket(0), |d| d.ticket);
-    buffers.bid_id.clear();
-    bidder.bid_ids.write_id_for(ticket, &mut buffers.bid_id);
+    bid_id.clear();
+    bidder.bid_ids.write_id_for(ticket, bid_id);
     // The creative variant the decision chose for its first offer.
     let variant = decision.map_or(0, |d| usize::from(d.variant));
     let creative_id = catalog
         .variant(i, variant)
         .map_or_else(|| catalog.creative_id(i), |(id, _)| id);
+    Ok(BidChoice {
+        imp_id: &imp.imp_id,
+        wire_imp,
+        offer,
+        catalog,
+        i,
+        variant,
+        creative_id,
+    })
+}
+
+/// The second half: the chosen bid's markup written into `adm` (`bid_id`
+/// is the id [`choose_bid`] wrote), or why the impression cannot show it.
+/// The bid is counted as issued only once its markup exists, so that only
+/// bids count.
+pub(super) fn render_bid<'r, 'c, A: MarkupOut>(
+    request: &BidRequest,
+    choice: BidChoice<'r, 'c>,
+    bidder: &mut Bidder<'c>,
+    bid_id: &str,
+    adm: &mut A,
+) -> Result<BidPlan<'r, 'c>, (NoBidReason, &'static str)> {
+    let BidChoice {
+        imp_id,
+        wire_imp,
+        offer,
+        catalog,
+        i,
+        variant,
+        creative_id,
+    } = choice;
     let values = BidValues {
-        bid_id: &buffers.bid_id,
+        bid_id,
         imp_id: &wire_imp.id,
         offer_id: offer.offer_id,
         creative_id,
     };
-    let (kind, size) =
-        markup::markup_into(wire_imp, catalog, i, variant, &values, &mut buffers.adm)
-            .map_err(|why| unshown(request, wire_imp, catalog, i, why.label()))?;
+    let (kind, size) = markup::markup_into(wire_imp, catalog, i, variant, &values, adm)
+        .map_err(|why| unshown(request, wire_imp, catalog, i, why.label()))?;
     bidder.bid_ids.count_issued();
     Ok(BidPlan {
-        imp_id: &imp.imp_id,
+        imp_id,
         offer,
         catalog,
         i,

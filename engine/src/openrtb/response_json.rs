@@ -2,21 +2,25 @@
 //! the HTTP bidder sends.
 //!
 //! [`write_response`] decides every bid through the same
-//! [`plan_bid`](super::response::plan_bid) as
+//! [`choose_bid`](super::response::choose_bid) and
+//! [`render_bid`](super::response::render_bid) as
 //! [`build_response`](super::response::build_response), and writes the
 //! JSON that serde_json would write for that function's [`BidResponse`]
 //! (the tests hold the two to the same document for every request of the
 //! spec examples and the prebid samples). What it saves is the
-//! response's owned strings, its `serde_json::Value` extensions, and a
-//! second pass over the markup: a bid's id, markup and notice URLs are
-//! written into [`ResponseBuffers`] reused from answer to answer, and
-//! escaped once, eight bytes at a time ([`super::json_out`]).
+//! response's owned strings, its `serde_json::Value` extensions, and
+//! copies of the markup: a bid's markup is rendered straight into the
+//! answer between the members before it and those after it, escaped once
+//! as it is written, eight bytes at a time ([`super::json_out`]); a
+//! template's own text is copied in the JSON form made when the catalog
+//! was built. The bid's id goes through a buffer reused from answer to
+//! answer ([`ResponseBuffers`]).
 //!
 //! [`BidResponse`]: cx_wire::openrtb::BidResponse
 
 use super::json_out::{write_f64, write_i64, write_key, write_str, write_str_contents, write_u64};
 use super::notice::NoticeUrls;
-use super::response::{plan_bid, BidBuffers, BidPlan, Bidder, NO_IMPRESSIONS};
+use super::response::{choose_bid, render_bid, BidChoice, BidPlan, Bidder, NO_IMPRESSIONS};
 use super::{ImpOutcome, CURRENCY, SEAT};
 use cx_domain::catalog::template::{escape_markup, MarkupOut};
 use cx_domain::notice::NoticeKind;
@@ -33,36 +37,40 @@ pub enum Written {
     NoBid(NoBidReason),
 }
 
-/// The buffers [`write_response`] writes a bid's parts into before they
-/// are escaped into the answer; keep one per connection (or worker) so
-/// that they are allocated once.
+/// What [`write_response`] reuses from answer to answer: the bid's id and
+/// a value's markup escape; keep one per connection (or worker) so that
+/// they are allocated once.
 #[derive(Debug, Default)]
 pub struct ResponseBuffers {
-    bid: BidBuffers<JsonMarkup>,
-}
-
-/// A bid's markup as the inside of a JSON string: a template's text is
-/// copied in its escaped form, made when the catalog was built; what is
-/// rendered per bid (values, native documents) is escaped here.
-#[derive(Debug, Default)]
-pub(super) struct JsonMarkup {
-    /// The markup, as JSON string text.
-    json: Vec<u8>,
+    /// The bid's id.
+    bid_id: String,
     /// Scratch: a value escaped for HTML and XML, before JSON.
     value: String,
 }
 
-#[cfg(test)]
-impl JsonMarkup {
-    /// The markup written, as JSON string text.
-    pub(super) fn json(&self) -> &[u8] {
-        &self.json
+/// A bid's markup written as the inside of a JSON string at the end of
+/// the answer itself: a template's text is copied in its escaped form,
+/// made when the catalog was built; what is rendered per bid (values,
+/// native documents) is escaped here.
+pub(super) struct JsonMarkup<'o> {
+    /// The answer; the markup starts at `start`.
+    json: &'o mut Vec<u8>,
+    start: usize,
+    /// Scratch: a value escaped for HTML and XML, before JSON.
+    value: &'o mut String,
+}
+
+impl<'o> JsonMarkup<'o> {
+    /// Markup appended to `json` from its current end.
+    pub(super) fn new(json: &'o mut Vec<u8>, value: &'o mut String) -> Self {
+        let start = json.len();
+        Self { json, start, value }
     }
 }
 
-impl MarkupOut for JsonMarkup {
+impl MarkupOut for JsonMarkup<'_> {
     fn clear_markup(&mut self) {
-        self.json.clear();
+        self.json.truncate(self.start);
     }
 
     fn push_text(&mut self, _plain: &str, json: &str) {
@@ -71,19 +79,20 @@ impl MarkupOut for JsonMarkup {
 
     fn push_value(&mut self, value: &str) {
         self.value.clear();
-        escape_markup(value, &mut self.value);
-        write_str_contents(&mut self.json, &self.value);
+        escape_markup(value, self.value);
+        write_str_contents(self.json, self.value);
     }
 
     fn push_markup(&mut self, markup: &str) {
-        write_str_contents(&mut self.json, markup);
+        write_str_contents(self.json, markup);
     }
 }
 
 /// Appends the BidResponse for `impressions` (one per impression of
 /// `request`, as decided) to `out` as JSON, and says whether it bids. The
 /// same response as [`build_response`](super::response::build_response),
-/// bid ids issued alike.
+/// bid ids issued alike. Each bid's markup is rendered straight into
+/// `out`; a bid that turns out to have none is cut off again.
 pub fn write_response(
     request: &BidRequest,
     impressions: &[ImpOutcome],
@@ -98,16 +107,8 @@ pub fn write_response(
     let mut bids = 0usize;
     let mut reason: Option<(NoBidReason, &'static str)> = None;
     for imp in impressions {
-        match plan_bid(request, imp, bidder, &mut buffers.bid) {
-            Ok(plan) => {
-                out.extend_from_slice(if bids == 0 {
-                    b",\"seatbid\":[{\"bid\":["
-                } else {
-                    b","
-                });
-                write_bid(&plan, buffers, bidder.notices, out);
-                bids += 1;
-            }
+        match write_bid(request, imp, bidder, buffers, bids == 0, out) {
+            Ok(()) => bids += 1,
             Err(why) => {
                 reason.get_or_insert(why);
             }
@@ -129,6 +130,40 @@ pub fn write_response(
     Written::Bid
 }
 
+/// Appends `imp`'s bid object (after `,"seatbid":[{"bid":[` when it is
+/// the `first`, else after a comma), or appends nothing and says why the
+/// impression gets no bid.
+fn write_bid(
+    request: &BidRequest,
+    imp: &ImpOutcome,
+    bidder: &mut Bidder<'_>,
+    buffers: &mut ResponseBuffers,
+    first: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), (NoBidReason, &'static str)> {
+    let choice = choose_bid(request, imp, bidder, &mut buffers.bid_id)?;
+    let mark = out.len();
+    out.extend_from_slice(if first {
+        b",\"seatbid\":[{\"bid\":["
+    } else {
+        b","
+    });
+    write_bid_head(&choice, &buffers.bid_id, bidder.notices, out);
+    out.push(b'"');
+    let mut adm = JsonMarkup::new(out, &mut buffers.value);
+    match render_bid(request, choice, bidder, &buffers.bid_id, &mut adm) {
+        Ok(plan) => {
+            out.push(b'"');
+            write_bid_tail(&plan, out);
+            Ok(())
+        }
+        Err(why) => {
+            out.truncate(mark);
+            Err(why)
+        }
+    }
+}
+
 /// `{"id": id, "nbr": code, "ext": {"reason": label}}`.
 fn write_no_bid(id: &str, nbr: NoBidReason, label: &str, out: &mut Vec<u8>) {
     out.push(b'{');
@@ -143,20 +178,21 @@ fn write_no_bid(id: &str, nbr: NoBidReason, label: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(b"}}");
 }
 
-/// One bid object, its members in the order of [`cx_wire::openrtb::Bid`]'s
-/// fields, those that serde leaves out when empty left out alike.
-fn write_bid(
-    plan: &BidPlan<'_, '_>,
-    buffers: &mut ResponseBuffers,
+/// A bid object's members before the markup, in the order of
+/// [`cx_wire::openrtb::Bid`]'s fields (those that serde leaves out when
+/// empty left out alike), up to `"adm":`.
+fn write_bid_head(
+    choice: &BidChoice<'_, '_>,
+    bid_id: &str,
     notices: &NoticeUrls,
     out: &mut Vec<u8>,
 ) {
-    let (offer, catalog, i) = (plan.offer, plan.catalog, plan.i);
+    let offer = choice.offer;
     out.push(b'{');
     write_key(out, "id", true);
-    write_str(out, &buffers.bid.bid_id);
+    write_str(out, bid_id);
     write_key(out, "impid", false);
-    write_str(out, plan.imp_id);
+    write_str(out, choice.imp_id);
     write_key(out, "price", false);
     write_f64(out, offer.bid_cpm);
     for (name, notice) in ["nurl", "burl", "lurl"].into_iter().zip(NoticeKind::ALL) {
@@ -167,9 +203,11 @@ fn write_bid(
         }
     }
     write_key(out, "adm", false);
-    out.push(b'"');
-    out.extend_from_slice(&buffers.bid.adm.json);
-    out.push(b'"');
+}
+
+/// The bid object's members after the markup, and its end.
+fn write_bid_tail(plan: &BidPlan<'_, '_>, out: &mut Vec<u8>) {
+    let (offer, catalog, i) = (plan.offer, plan.catalog, plan.i);
     write_key(out, "adid", false);
     write_decimal_str(out, offer.offer_id);
     write_str_list(out, "adomain", catalog.adomain(i));

@@ -110,11 +110,14 @@ fn cut(text: &str, len: Option<&Value>) -> String {
 fn written(request: &str, spec: &CreativeSpec) -> Option<String> {
     let mut out = String::new();
     let answered = native_into(request, spec, &mut out);
-    let mut json = JsonMarkup::default();
-    assert_eq!(native_into(request, spec, &mut json), answered);
+    // The JSON form is written after text already in its buffer, as an
+    // answer's markup follows the bid's members before it.
+    let (mut json, mut value) = (b"{\"adm\":\"".to_vec(), String::new());
+    let answered_json = native_into(request, spec, &mut JsonMarkup::new(&mut json, &mut value));
+    assert_eq!(answered_json, answered);
     let escaped = serde_json::to_string(&out).expect("a string");
     assert_eq!(
-        std::str::from_utf8(json.json()).expect("UTF-8"),
+        std::str::from_utf8(&json[8..]).expect("UTF-8"),
         &escaped[1..escaped.len() - 1],
         "JSON string text of {out:?}"
     );

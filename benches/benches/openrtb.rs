@@ -15,10 +15,12 @@
 //!   answered before `write_bid_response`).
 //! - `openrtb/decide`: `Engine::decide_openrtb` for each request (plan,
 //!   submit, tick, poll, and the response built, not serialized).
+//! - `openrtb/parse`: `parse_request` of each request's JSON (as the load
+//!   sends it), validation included: what every wire does first.
 //!
 //! Throughput is in requests (7 per iteration). After criterion, an
 //! interleaved run (`openrtb/interleaved`, printed on stderr) times the
-//! three round by round in the same process and prints their medians and
+//! four round by round in the same process and prints their medians and
 //! the median per-round ratios. The allocator is mimalloc, as in `cx`.
 //!
 //! Run: `cargo bench -p cx-benches --bench openrtb`.
@@ -41,20 +43,10 @@ const ROUNDS: usize = 41;
 /// Iterations (each over every request) per round and side.
 const ITERATIONS_PER_ROUND: usize = 400;
 
-/// The HTTP load's bid requests, marked `test`, parsed as the bidder
-/// parses them.
-fn requests() -> Vec<BidRequest> {
-    cx_benches::prebid_sample_requests()
-        .iter()
-        .map(|request| {
-            let json = serde_json::to_vec(request).expect("re-encoded");
-            parse_request(&json).expect("a valid bid request")
-        })
-        .collect()
-}
-
 struct Fixture {
     engine: Engine,
+    /// Each request's JSON, as the HTTP load sends it.
+    documents: Vec<Vec<u8>>,
     requests: Vec<BidRequest>,
     outcomes: Vec<Vec<ImpOutcome>>,
     json: Vec<u8>,
@@ -64,7 +56,16 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let mut engine = Engine::builder().build().expect("engine");
-        let requests = requests();
+        // The HTTP load's bid requests, marked `test`, parsed as the
+        // bidder parses them.
+        let documents: Vec<Vec<u8>> = cx_benches::prebid_sample_requests()
+            .iter()
+            .map(|request| serde_json::to_vec(request).expect("re-encoded"))
+            .collect();
+        let requests: Vec<BidRequest> = documents
+            .iter()
+            .map(|json| parse_request(json).expect("a valid bid request"))
+            .collect();
         let outcomes = requests
             .iter()
             .map(|r| {
@@ -76,6 +77,7 @@ impl Fixture {
             .collect();
         Self {
             engine,
+            documents,
             requests,
             outcomes,
             json: Vec::with_capacity(1 << 16),
@@ -105,6 +107,14 @@ impl Fixture {
         bytes
     }
 
+    fn parse_all(&self) -> usize {
+        let mut imps = 0;
+        for json in &self.documents {
+            imps += parse_request(black_box(json)).expect("valid").imp.len();
+        }
+        imps
+    }
+
     fn decide_all(&mut self) -> usize {
         let mut bids = 0;
         for request in &self.requests {
@@ -125,17 +135,19 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(fixture.build_serialize_all()))
     });
     group.bench_function("decide", |b| b.iter(|| black_box(fixture.decide_all())));
+    group.bench_function("parse", |b| b.iter(|| black_box(fixture.parse_all())));
     group.finish();
     interleaved(&mut fixture);
 }
 
-/// The three round by round; prints ns per request for each (median over
+/// The four round by round; prints ns per request for each (median over
 /// rounds, with the range) and the median per-round ratios.
 fn interleaved(fixture: &mut Fixture) {
     let n = (fixture.requests.len() * ITERATIONS_PER_ROUND) as f64;
     let mut write_ns = Vec::with_capacity(ROUNDS);
     let mut serde_ns = Vec::with_capacity(ROUNDS);
     let mut decide_ns = Vec::with_capacity(ROUNDS);
+    let mut parse_ns = Vec::with_capacity(ROUNDS);
     let time = |f: &mut dyn FnMut() -> usize| {
         let start = Instant::now();
         for _ in 0..ITERATIONS_PER_ROUND {
@@ -147,6 +159,7 @@ fn interleaved(fixture: &mut Fixture) {
         write_ns.push(time(&mut || fixture.write_all()));
         serde_ns.push(time(&mut || fixture.build_serialize_all()));
         decide_ns.push(time(&mut || fixture.decide_all()));
+        parse_ns.push(time(&mut || fixture.parse_all()));
     }
     let ratio = |a: &[f64], b: &[f64]| {
         let mut r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
@@ -155,14 +168,17 @@ fn interleaved(fixture: &mut Fixture) {
     let write_to_serde = ratio(&write_ns, &serde_ns);
     let write_to_decide = ratio(&write_ns, &decide_ns);
     let serde_to_decide = ratio(&serde_ns, &decide_ns);
+    let parse_to_decide = ratio(&parse_ns, &decide_ns);
     let bytes = fixture.write_all() / fixture.requests.len();
     eprintln!(
         "openrtb/interleaved ({ROUNDS} rounds, {bytes} JSON bytes per request): ns per request: \
-         write {}, build_serialize {}, decide {}; write/build_serialize {write_to_serde:.3}, \
-         write/decide {write_to_decide:.3}, build_serialize/decide {serde_to_decide:.3}",
+         write {}, build_serialize {}, decide {}, parse {}; write/build_serialize \
+         {write_to_serde:.3}, write/decide {write_to_decide:.3}, build_serialize/decide \
+         {serde_to_decide:.3}, parse/decide {parse_to_decide:.3}",
         spread(&mut write_ns),
         spread(&mut serde_ns),
         spread(&mut decide_ns),
+        spread(&mut parse_ns),
     );
 }
 

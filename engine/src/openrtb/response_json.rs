@@ -1,9 +1,8 @@
 //! The BidResponse written as JSON straight into an answer's buffer: what
 //! the HTTP bidder sends.
 //!
-//! [`write_response`] decides every bid through the same
-//! [`choose_bid`](super::response::choose_bid) and
-//! [`render_bid`](super::response::render_bid) as
+//! [`write_response`] decides every bid through the same `choose_bid` and
+//! `render_bid` (in `super::response`) as
 //! [`build_response`](super::response::build_response), and writes the
 //! JSON that serde_json would write for that function's [`BidResponse`]
 //! (the tests hold the two to the same document for every request of the

@@ -132,28 +132,20 @@ pub(super) struct BidChoice<'r, 'c> {
     /// The top offer.
     pub offer: &'r ChosenOffer,
     /// The offer's catalog.
-    catalog: &'c Catalog,
-    /// The offer's catalog index.
-    i: usize,
-    /// The creative variant the decision chose (0: the offer's own).
-    variant: usize,
-    /// The chosen creative variant's id (empty: none).
-    creative_id: &'c str,
-}
-
-/// One bid, decided, its markup written, before it is encoded as a
-/// [`Bid`] or as JSON.
-pub(super) struct BidPlan<'r, 'c> {
-    /// `imp.id`.
-    pub imp_id: &'r str,
-    /// The top offer.
-    pub offer: &'r ChosenOffer,
-    /// The offer's catalog.
     pub catalog: &'c Catalog,
     /// The offer's catalog index.
     pub i: usize,
+    /// The creative variant the decision chose (0: the offer's own).
+    variant: usize,
     /// The chosen creative variant's id (empty: none).
     pub creative_id: &'c str,
+}
+
+/// One bid, decided, its markup written, before it is encoded as a
+/// [`Bid`] or as JSON: the choice, and what its markup served.
+pub(super) struct BidPlan<'r, 'c> {
+    /// The bid as chosen.
+    pub choice: BidChoice<'r, 'c>,
     /// The markup's kind.
     pub kind: ImpKind,
     /// `w`, `h`.
@@ -228,42 +220,27 @@ pub(super) fn render_bid<'r, 'c, A: MarkupOut>(
     bid_id: &str,
     adm: &mut A,
 ) -> Result<BidPlan<'r, 'c>, (NoBidReason, &'static str)> {
-    let BidChoice {
-        imp_id,
-        wire_imp,
-        offer,
-        catalog,
-        i,
-        variant,
-        creative_id,
-    } = choice;
     let values = BidValues {
         bid_id,
-        imp_id: &wire_imp.id,
-        offer_id: offer.offer_id,
-        creative_id,
+        imp_id: &choice.wire_imp.id,
+        offer_id: choice.offer.offer_id,
+        creative_id: choice.creative_id,
     };
-    let (kind, size) = markup::markup_into(wire_imp, catalog, i, variant, &values, adm)
+    let (wire_imp, catalog, i) = (choice.wire_imp, choice.catalog, choice.i);
+    let (kind, size) = markup::markup_into(wire_imp, catalog, i, choice.variant, &values, adm)
         .map_err(|why| unshown(request, wire_imp, catalog, i, why.label()))?;
     bidder.bid_ids.count_issued();
-    Ok(BidPlan {
-        imp_id,
-        offer,
-        catalog,
-        i,
-        creative_id,
-        kind,
-        size,
-    })
+    Ok(BidPlan { choice, kind, size })
 }
 
 /// The [`Bid`] of a plan, taking its id and markup out of `buffers`.
 fn assemble(plan: &BidPlan<'_, '_>, buffers: &mut BidBuffers, notices: &NoticeUrls) -> Bid {
-    let (offer, catalog, i) = (plan.offer, plan.catalog, plan.i);
+    let choice = &plan.choice;
+    let (offer, catalog, i) = (choice.offer, choice.catalog, choice.i);
     let urls = notices.for_offer(offer.offer_id);
     Bid {
         id: std::mem::take(&mut buffers.bid_id),
-        impid: plan.imp_id.to_owned(),
+        impid: choice.imp_id.to_owned(),
         price: offer.bid_cpm,
         nurl: urls.as_ref().map(|u| u.win.clone()),
         burl: urls.as_ref().map(|u| u.bill.clone()),
@@ -272,7 +249,7 @@ fn assemble(plan: &BidPlan<'_, '_>, buffers: &mut BidBuffers, notices: &NoticeUr
         adid: Some(offer.offer_id.to_string()),
         adomain: catalog.adomain(i).to_vec(),
         cid: Some(offer.offer_id.to_string()),
-        crid: (!plan.creative_id.is_empty()).then(|| plan.creative_id.to_string()),
+        crid: (!choice.creative_id.is_empty()).then(|| choice.creative_id.to_string()),
         cat: catalog
             .categories(i)
             .iter()

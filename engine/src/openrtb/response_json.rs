@@ -206,15 +206,16 @@ fn write_bid_head(
 
 /// The bid object's members after the markup, and its end.
 fn write_bid_tail(plan: &BidPlan<'_, '_>, out: &mut Vec<u8>) {
-    let (offer, catalog, i) = (plan.offer, plan.catalog, plan.i);
+    let choice = &plan.choice;
+    let (offer, catalog, i) = (choice.offer, choice.catalog, choice.i);
     write_key(out, "adid", false);
     write_decimal_str(out, offer.offer_id);
     write_str_list(out, "adomain", catalog.adomain(i));
     write_key(out, "cid", false);
     write_decimal_str(out, offer.offer_id);
-    if !plan.creative_id.is_empty() {
+    if !choice.creative_id.is_empty() {
         write_key(out, "crid", false);
-        write_str(out, plan.creative_id);
+        write_str(out, choice.creative_id);
     }
     write_str_list(out, "cat", catalog.categories(i));
     let attr = catalog.attr(i);

@@ -169,8 +169,11 @@ fn parse_document<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T> {
     use serde::Deserialize as _;
     // Checking the whole document's UTF-8 at once costs less than checking
     // each string as it is read, which reading from bytes does.
-    let text = std::str::from_utf8(json).ok();
-    if let Some(text) = text.filter(|_| json.len() <= limits::REQUEST_BYTES_MAX) {
+    let within_limit = json.len() <= limits::REQUEST_BYTES_MAX;
+    if let Some(text) = within_limit
+        .then(|| std::str::from_utf8(json).ok())
+        .flatten()
+    {
         let mut json_de = serde_json::Deserializer::from_str(text);
         if let Ok(de::Obj(value)) = de::Obj::<T>::deserialize(&mut json_de) {
             json_de.end().map_err(|e| json_error(".", &e))?;

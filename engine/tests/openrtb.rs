@@ -2,7 +2,7 @@
 //! BidResponse, and the request-level rules (test mode, `badv`, currency)
 //! hold.
 
-use cx_engine::openrtb::{NoticeUrls, ResponseBuffers, Written};
+use cx_engine::openrtb::{trim_for_response, NoticeUrls, ResponseBuffers, Written};
 use cx_engine::Engine;
 use cx_wire::openrtb::{parse_request, BidRequest};
 use std::path::{Path, PathBuf};
@@ -108,6 +108,28 @@ fn answer_all(requests: &[(String, Vec<u8>)]) -> (usize, usize) {
         let as_built: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
         assert_eq!(as_written, as_built, "{name}");
         assert_eq!(kind == Written::Bid, !response.is_no_bid(), "{name}");
+        // What a connection holds until the answer (the request trimmed)
+        // answers the same, byte for byte.
+        let mut trimmed = request.clone();
+        trim_for_response(&mut trimmed);
+        let mut from_trimmed = Vec::new();
+        let kind_trimmed = engine.write_bid_response(
+            &trimmed,
+            &outcome.impressions,
+            &mut buffers,
+            &mut from_trimmed,
+        );
+        assert_eq!(kind_trimmed, kind, "{name}");
+        assert_eq!(
+            String::from_utf8_lossy(&from_trimmed),
+            String::from_utf8_lossy(&written),
+            "{name}"
+        );
+        assert_eq!(
+            &engine.bid_response(&trimmed, &outcome.impressions),
+            response,
+            "{name}"
+        );
         if let Written::NoBid(nbr) = kind {
             assert_eq!(Some(nbr.code()), response.nbr, "{name}");
         }

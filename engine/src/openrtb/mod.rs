@@ -98,6 +98,40 @@ pub fn plan_impressions(request: &BidRequest) -> Vec<(String, ImpPlan)> {
         .collect()
 }
 
+/// Drops from a planned bid request what its answer never reads, so that a
+/// connection holding it until its impressions are decided holds (and
+/// later frees) only that: [`build_response`] and [`write_response`] read
+/// the request's `id`, its impressions' ids, `banner`, `video` and
+/// `native` (markup, sizes, `battr`) and its `bcat`. The context objects
+/// (`site`, `app`, `dooh`, `device`, `user`, `regs`), the buyer lists the
+/// decisions already applied (`badv`) or ignore (`bapp`, `wseat`,
+/// `bseat`), every `ext`, and each impression's `audio`, `pmp` and
+/// `tagid` are freed here, right after [`plan_impressions`] read them,
+/// while they are still in cache.
+pub fn trim_for_response(request: &mut BidRequest) {
+    for imp in &mut request.imp {
+        imp.audio = None;
+        imp.pmp = None;
+        imp.tagid = None;
+        imp.ext = None;
+    }
+    request.site = None;
+    request.app = None;
+    request.dooh = None;
+    request.device = None;
+    request.user = None;
+    request.regs = None;
+    request.ext = None;
+    for list in [
+        &mut request.badv,
+        &mut request.bapp,
+        &mut request.wseat,
+        &mut request.bseat,
+    ] {
+        *list = Vec::new();
+    }
+}
+
 /// What happened to one impression.
 #[derive(Clone, Debug)]
 pub struct ImpOutcome {

@@ -7,7 +7,7 @@ use super::{Connection, ImpLists, ImpState, Owner, Pending, Respond, Submit};
 use crate::conn::Overloaded;
 use cx_domain::pipeline::Ticket;
 use cx_engine::json::decision_json;
-use cx_engine::openrtb::{plan_impressions, ImpPlan};
+use cx_engine::openrtb::{plan_impressions, trim_for_response, ImpPlan};
 use cx_wire::openrtb::{self, BidRequest, BidResponse};
 use cx_wire::protocol::{
     self, limits, DecisionWriter, ErrorCode, ImpOutcome, OpenRtbFlags, SkipReason,
@@ -75,7 +75,7 @@ impl Connection {
             self.error(request_id, ErrorCode::TooManyInFlight, &msg);
             return;
         }
-        let request: BidRequest = match openrtb::parse_request(json) {
+        let mut request: BidRequest = match openrtb::parse_request(json) {
             Ok(r) => r,
             Err(e) => {
                 self.error(request_id, ErrorCode::InvalidPayload, &e.to_string());
@@ -96,7 +96,11 @@ impl Connection {
         }
         let answer = Answer {
             deadline_ns: sink.deadline_ns(request.tmax),
-            bid_request: flags.bid_response.then(|| Box::new(request)),
+            bid_request: flags.bid_response.then(|| {
+                // Held until its answer is written: only what the answer reads.
+                trim_for_response(&mut request);
+                Box::new(request)
+            }),
             decision_ids: flags.decision_ids,
         };
         self.submit_request(request_id, answer, imps.into_iter(), sink, lists);

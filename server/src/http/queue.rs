@@ -13,7 +13,9 @@ use crate::conn::{
 use cx_domain::feedback::Accepted;
 use cx_domain::notice::NoticeKind;
 use cx_domain::pipeline::Decision;
-use cx_engine::openrtb::{plan_impressions, ImpOutcome, ImpPlan, ResponseBuffers, Written};
+use cx_engine::openrtb::{
+    plan_impressions, trim_for_response, ImpOutcome, ImpPlan, ResponseBuffers, Written,
+};
 use cx_wire::openrtb::{self, BidRequest, NoBidReason};
 use cx_wire::Error as WireError;
 use std::collections::VecDeque;
@@ -380,7 +382,7 @@ impl HttpConnection {
     /// Submits a valid bid request's impressions and queues it.
     fn submit_bid(
         &mut self,
-        request: Box<BidRequest>,
+        mut request: Box<BidRequest>,
         keep_alive: bool,
         sink: &mut impl Submit,
         lists: &mut ImpLists,
@@ -394,6 +396,8 @@ impl HttpConnection {
             return;
         }
         let plans = plan_impressions(&request);
+        // Held until its answer is written: only what the answer reads.
+        trim_for_response(&mut request);
         if deadline_ns.is_some_and(|d| sink.decided_by_ns(plans.len()) > d) {
             self.counts.deadline_shed += 1;
             let msg = "the engine's backlog would decide the request after its deadline";

@@ -1,12 +1,16 @@
-//! A native bid's markup: the Native 1.2 response document that answers
-//! `imp.native.request` ([`native_into`]; the rules are in [`super::markup`]'s
-//! docs).
+//! A native request read in one pass: for a native bid's markup, the
+//! Native 1.2 response document that answers `imp.native.request`
+//! ([`native_into`]; the rules are in [`super::markup`]'s docs), and for
+//! the decide step, what the request asks of a creative ([`native_fit`],
+//! which [`super::rules`] puts on the impression). One reader serves both,
+//! so the two read every request alike.
 //!
 //! Layout: the request is read in one pass by serde visitors that keep one
 //! asset at a time on the stack (its `id`, `required`, and the few numbers
-//! of its `title`, `img` or `data` that the answer needs), and each asset's
-//! answer is written into the markup output as soon as the asset is read:
-//! no `Value` tree, no owned strings, nothing allocated. The trade-off: a
+//! of its `title`, `img` or `data` that the answer needs), and each asset
+//! goes to an [`AssetSink`] as soon as it is read: its answer is written
+//! into the markup output, or its need noted in a bitmask. No `Value`
+//! tree, no owned strings, nothing allocated. The trade-off: a
 //! request found wanting late (a later asset without an id, a required
 //! asset the creative cannot fill, a syntax error at the end) leaves the
 //! answers written so far behind, and the caller clears them
@@ -18,7 +22,7 @@
 
 use super::markup::NATIVE_ASSETS_MAX;
 use cx_domain::catalog::template::MarkupOut;
-use cx_domain::catalog::CreativeSpec;
+use cx_domain::catalog::{CreativeSpec, NativeFit};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
@@ -68,26 +72,101 @@ macro_rules! other_kinds {
 /// no asset is answered. On `false`, `out` holds partial output the
 /// caller must clear.
 pub fn native_into<O: MarkupOut>(request: &str, spec: &CreativeSpec, out: &mut O) -> bool {
+    let mut out = Out { spec, out };
+    let Some(root) = read(request, &mut out) else {
+        return false;
+    };
+    match root.assets {
+        Some(assets) if !root.invalid && !assets.failed && assets.answered > 0 => {
+            out.tail(root.eventtrackers);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// What the native request `request` (a JSON string) asks of a creative:
+/// the [`native_asset`](cx_domain::catalog::showable::native_asset) bit of each of its first [`NATIVE_ASSETS_MAX`]
+/// assets ([`AssetRequest::need`]), as required (`required` is 1) or
+/// optional. [`NativeFit::NONE`] when [`native_into`] could answer it with
+/// no creative at all: the request cannot be read, has no `assets` array,
+/// or an asset without a numeric `id`.
+pub fn native_fit(request: &str) -> NativeFit {
+    let Some(root) = read(request, &mut Needs) else {
+        return NativeFit::NONE;
+    };
+    match root.assets {
+        Some(assets) if !root.invalid && !assets.failed => assets.fit,
+        _ => NativeFit::NONE,
+    }
+}
+
+/// Reads `request`, handing its assets to `sink`; the root that counts
+/// (its `native` object, else the top level), or `None` when it is not
+/// JSON.
+fn read<S: AssetSink>(request: &str, sink: &mut S) -> Option<Root> {
     let mut doc = Doc {
-        out: Out { spec, out },
+        sink,
         native_seen: false,
         top: Root::default(),
         native: Root::default(),
     };
     let mut de = serde_json::Deserializer::from_str(request);
-    let read = DocSeed(&mut doc)
+    DocSeed(&mut doc)
         .deserialize(&mut de)
-        .and_then(|()| de.end());
-    if read.is_err() {
-        return false;
+        .and_then(|()| de.end())
+        .ok()?;
+    Some(if doc.native_seen { doc.native } else { doc.top })
+}
+
+/// What reading a request does with the assets of the `assets` array
+/// that counts.
+trait AssetSink {
+    /// What was done so far is void: a later `assets` key, or a `native`
+    /// root, replaces it.
+    fn restart(&mut self);
+    /// An `assets` array begins.
+    fn open(&mut self);
+    /// One of the array's first [`NATIVE_ASSETS_MAX`] assets.
+    fn asset(&mut self, asset: &AssetRequest, assets: &mut Assets);
+}
+
+impl<O: MarkupOut> AssetSink for Out<'_, O> {
+    fn restart(&mut self) {
+        self.out.clear_markup();
     }
-    let root = if doc.native_seen { doc.native } else { doc.top };
-    match root.assets {
-        Some(assets) if !root.invalid && !assets.failed && assets.answered > 0 => {
-            doc.out.tail(root.eventtrackers);
-            true
+
+    fn open(&mut self) {
+        Out::open(self);
+    }
+
+    fn asset(&mut self, asset: &AssetRequest, assets: &mut Assets) {
+        self.answer(asset, assets);
+    }
+}
+
+/// Notes each asset's need in [`Assets::fit`], for [`native_fit`].
+struct Needs;
+
+impl AssetSink for Needs {
+    fn restart(&mut self) {}
+
+    fn open(&mut self) {}
+
+    fn asset(&mut self, asset: &AssetRequest, assets: &mut Assets) {
+        if assets.failed {
+            return;
         }
-        _ => false,
+        if asset.id.as_u64().is_none() {
+            assets.failed = true;
+            return;
+        }
+        let need = asset.need();
+        if asset.required.as_u64() == Some(1) {
+            assets.fit.required |= need;
+        } else {
+            assets.fit.optional |= need;
+        }
     }
 }
 
@@ -106,15 +185,18 @@ struct Root {
 /// What an `assets` array came to.
 #[derive(Clone, Copy, Debug, Default)]
 struct Assets {
-    /// Assets answered.
+    /// Assets answered (by [`Out`]).
     answered: u32,
-    /// An asset without a numeric id, or a required one not answered.
+    /// An asset without a numeric id, or (for [`Out`]) a required one not
+    /// answered.
     failed: bool,
+    /// What the assets need (by [`Needs`]).
+    fit: NativeFit,
 }
 
-/// The whole request and where its answers go.
-struct Doc<'a, O> {
-    out: Out<'a, O>,
+/// The whole request and where its assets go.
+struct Doc<'s, S> {
+    sink: &'s mut S,
     /// Whether the request has a `native` key: then its value is the root.
     native_seen: bool,
     top: Root,
@@ -129,20 +211,20 @@ enum Level {
 }
 
 /// The request's top level.
-struct DocSeed<'d, 'a, O>(&'d mut Doc<'a, O>);
+struct DocSeed<'d, 's, S>(&'d mut Doc<'s, S>);
 
 /// A root object: the top level or the `native` value.
-struct RootSeed<'d, 'a, O> {
-    doc: &'d mut Doc<'a, O>,
+struct RootSeed<'d, 's, S> {
+    doc: &'d mut Doc<'s, S>,
     level: Level,
 }
 
-/// An `assets` array, answered into the output.
-struct AssetsSeed<'d, 'a, O> {
-    out: &'d mut Out<'a, O>,
+/// An `assets` array, handed to the sink.
+struct AssetsSeed<'d, S> {
+    sink: &'d mut S,
 }
 
-impl<'de, O: MarkupOut> DeserializeSeed<'de> for DocSeed<'_, '_, O> {
+impl<'de, S: AssetSink> DeserializeSeed<'de> for DocSeed<'_, '_, S> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
@@ -156,7 +238,7 @@ impl<'de, O: MarkupOut> DeserializeSeed<'de> for DocSeed<'_, '_, O> {
     }
 }
 
-impl<'de, O: MarkupOut> DeserializeSeed<'de> for RootSeed<'_, '_, O> {
+impl<'de, S: AssetSink> DeserializeSeed<'de> for RootSeed<'_, '_, S> {
     /// Whether the value was an object.
     type Value = bool;
 
@@ -165,7 +247,7 @@ impl<'de, O: MarkupOut> DeserializeSeed<'de> for RootSeed<'_, '_, O> {
     }
 }
 
-impl<O: MarkupOut> RootSeed<'_, '_, O> {
+impl<S: AssetSink> RootSeed<'_, '_, S> {
     fn root(&mut self) -> &mut Root {
         match self.level {
             Level::Top => &mut self.doc.top,
@@ -180,7 +262,7 @@ impl<O: MarkupOut> RootSeed<'_, '_, O> {
     }
 }
 
-impl<'de, O: MarkupOut> Visitor<'de> for RootSeed<'_, '_, O> {
+impl<'de, S: AssetSink> Visitor<'de> for RootSeed<'_, '_, S> {
     type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -196,7 +278,7 @@ impl<'de, O: MarkupOut> Visitor<'de> for RootSeed<'_, '_, O> {
                     // replaces the first, as in a JSON object).
                     self.doc.native_seen = true;
                     self.doc.native = Root::default();
-                    self.doc.out.out.clear_markup();
+                    self.doc.sink.restart();
                     let object = map.next_value_seed(RootSeed {
                         doc: &mut *self.doc,
                         level: Level::Native,
@@ -205,11 +287,11 @@ impl<'de, O: MarkupOut> Visitor<'de> for RootSeed<'_, '_, O> {
                 }
                 "assets" if self.answers() => {
                     // The last `assets` key is the one that counts.
-                    self.doc.out.out.clear_markup();
-                    let mut out = AssetsSeed {
-                        out: &mut self.doc.out,
+                    self.doc.sink.restart();
+                    let mut seed = AssetsSeed {
+                        sink: &mut *self.doc.sink,
                     };
-                    let assets = map.next_value_seed(&mut out)?;
+                    let assets = map.next_value_seed(&mut seed)?;
                     self.root().assets = assets;
                 }
                 "eventtrackers" => {
@@ -227,7 +309,7 @@ impl<'de, O: MarkupOut> Visitor<'de> for RootSeed<'_, '_, O> {
     other_kinds!(bool, false, seq);
 }
 
-impl<'de, O: MarkupOut> DeserializeSeed<'de> for &mut AssetsSeed<'_, '_, O> {
+impl<'de, S: AssetSink> DeserializeSeed<'de> for &mut AssetsSeed<'_, S> {
     /// `None`: not an array.
     type Value = Option<Assets>;
 
@@ -236,7 +318,7 @@ impl<'de, O: MarkupOut> DeserializeSeed<'de> for &mut AssetsSeed<'_, '_, O> {
     }
 }
 
-impl<'de, O: MarkupOut> Visitor<'de> for &mut AssetsSeed<'_, '_, O> {
+impl<'de, S: AssetSink> Visitor<'de> for &mut AssetsSeed<'_, S> {
     type Value = Option<Assets>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -245,12 +327,12 @@ impl<'de, O: MarkupOut> Visitor<'de> for &mut AssetsSeed<'_, '_, O> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Assets>, A::Error> {
         let mut assets = Assets::default();
-        self.out.open();
+        self.sink.open();
         for _ in 0..NATIVE_ASSETS_MAX {
             let Some(asset) = seq.next_element::<AssetRequest>()? else {
                 return Ok(Some(assets));
             };
-            self.out.answer(&asset, &mut assets);
+            self.sink.asset(&asset, &mut assets);
         }
         // Later assets are read (they must be JSON) but not answered.
         drain(seq)?;

@@ -14,13 +14,12 @@
 //! check per offer compares numbers only.
 
 use cx_domain::catalog::showable::{
-    attr_bit, kind, media_type_key, native_asset, size_key, CATEGORIES_INLINE, SIZES_INLINE,
+    attr_bit, kind, media_type_key, size_key, CATEGORIES_INLINE, SIZES_INLINE,
 };
 use cx_domain::catalog::{item_hash, limits, ImpRules, KeySet, NativeFit, VideoFit};
 use cx_wire::openrtb::{Banner, BidRequest, Imp, Video};
-use serde_json::Value;
 
-use super::markup::NATIVE_ASSETS_MAX;
+pub use super::native::native_fit;
 
 /// The request's `bcat` as keys ([`item_hash`] of each entry), taken once
 /// per request for all its impressions. Empty entries and entries longer
@@ -96,63 +95,10 @@ fn video_fit(video: &Video) -> VideoFit {
     }
 }
 
-/// What the native request `request` (a JSON string) asks of a creative,
-/// read as [`markup::native`](super::markup::native) reads it: the root
-/// object or the one under `native`, its first [`NATIVE_ASSETS_MAX`]
-/// `assets`. A request that cannot be read, has no asset list, or has an
-/// asset without a numeric `id` answers nothing ([`NativeFit::NONE`]).
-pub fn native_fit(request: &str) -> NativeFit {
-    let Ok(parsed) = serde_json::from_str::<Value>(request) else {
-        return NativeFit::NONE;
-    };
-    let root = parsed.get("native").unwrap_or(&parsed);
-    let Some(assets) = root.get("assets").and_then(Value::as_array) else {
-        return NativeFit::NONE;
-    };
-    let mut fit = NativeFit::default();
-    for asset in assets.iter().take(NATIVE_ASSETS_MAX) {
-        if asset.get("id").and_then(Value::as_u64).is_none() {
-            return NativeFit::NONE;
-        }
-        let need = asset_need(asset);
-        if asset.get("required").and_then(Value::as_u64) == Some(1) {
-            fit.required |= need;
-        } else {
-            fit.optional |= need;
-        }
-    }
-    fit
-}
-
-/// The creative field a native request asset needs ([`native_asset`]
-/// bits): a title, an icon (image type 1), the main image (any other
-/// image), a sponsor, description or call to action (data types 1, 2, 12);
-/// [`native_asset::UNFILLABLE`] for anything else.
-pub fn asset_need(asset: &Value) -> u8 {
-    if asset.get("title").is_some() {
-        native_asset::TITLE
-    } else if let Some(img) = asset.get("img") {
-        if img.get("type").and_then(Value::as_u64) == Some(1) {
-            native_asset::ICON
-        } else {
-            native_asset::IMAGE
-        }
-    } else if let Some(data) = asset.get("data") {
-        match data.get("type").and_then(Value::as_u64) {
-            Some(1) => native_asset::SPONSOR,
-            Some(2) => native_asset::DESCRIPTION,
-            Some(12) => native_asset::CTA,
-            _ => native_asset::UNFILLABLE,
-        }
-    } else {
-        native_asset::UNFILLABLE
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use native_asset::*;
+    use cx_domain::catalog::showable::native_asset::*;
 
     #[test]
     fn native_requests_are_read_as_the_markup_reads_them() {

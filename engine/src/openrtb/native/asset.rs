@@ -3,6 +3,7 @@
 //! as empty), the way `serde_json::Value::get` and `as_u64` saw it.
 
 use super::{drain, drain_map};
+use cx_domain::catalog::showable::native_asset;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
@@ -47,6 +48,33 @@ pub(super) struct AssetRequest {
     pub(super) title: Option<Fields>,
     pub(super) img: Option<Fields>,
     pub(super) data: Option<Fields>,
+}
+
+impl AssetRequest {
+    /// The creative field the asset needs ([`native_asset`] bits): a
+    /// title, an icon (image type 1), the main image (any other image), a
+    /// sponsor, description or call to action (data types 1, 2, 12);
+    /// [`native_asset::UNFILLABLE`] for anything else.
+    pub(super) fn need(&self) -> u8 {
+        if self.title.is_some() {
+            native_asset::TITLE
+        } else if let Some(img) = self.img {
+            if img.kind.as_u64() == Some(1) {
+                native_asset::ICON
+            } else {
+                native_asset::IMAGE
+            }
+        } else if let Some(data) = self.data {
+            match data.kind.as_u64() {
+                Some(1) => native_asset::SPONSOR,
+                Some(2) => native_asset::DESCRIPTION,
+                Some(12) => native_asset::CTA,
+                _ => native_asset::UNFILLABLE,
+            }
+        } else {
+            native_asset::UNFILLABLE
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Num {

@@ -1,11 +1,13 @@
 //! The document written piece by piece against the one serde_json wrote
 //! from a `Value` tree (the code this module replaced, kept here as the
-//! reference), on generated native requests and creatives.
+//! reference), on generated native requests and creatives; likewise what
+//! a request asks of a creative ([`native_fit`]).
 
-use super::native_into;
+use super::{native_fit, native_into};
 use crate::openrtb::markup::NATIVE_ASSETS_MAX;
 use crate::openrtb::response_json::JsonMarkup;
-use cx_domain::catalog::CreativeSpec;
+use cx_domain::catalog::showable::native_asset;
+use cx_domain::catalog::{CreativeSpec, NativeFit};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -285,12 +287,65 @@ fn spec() -> impl Strategy<Value = CreativeSpec> {
     )
 }
 
+/// What `request` asks of a creative, read through a `Value` tree (the
+/// code [`native_fit`] replaced).
+fn reference_fit(request: &str) -> NativeFit {
+    let Ok(parsed) = serde_json::from_str::<Value>(request) else {
+        return NativeFit::NONE;
+    };
+    let root = parsed.get("native").unwrap_or(&parsed);
+    let Some(assets) = root.get("assets").and_then(Value::as_array) else {
+        return NativeFit::NONE;
+    };
+    let mut fit = NativeFit::default();
+    for asset in assets.iter().take(NATIVE_ASSETS_MAX) {
+        if asset.get("id").and_then(Value::as_u64).is_none() {
+            return NativeFit::NONE;
+        }
+        let need = reference_need(asset);
+        if asset.get("required").and_then(Value::as_u64) == Some(1) {
+            fit.required |= need;
+        } else {
+            fit.optional |= need;
+        }
+    }
+    fit
+}
+
+/// The creative field an asset needs, read from its `Value`.
+fn reference_need(asset: &Value) -> u8 {
+    let kind = |v: &Value| v.get("type").and_then(Value::as_u64);
+    if asset.get("title").is_some() {
+        native_asset::TITLE
+    } else if let Some(img) = asset.get("img") {
+        if kind(img) == Some(1) {
+            native_asset::ICON
+        } else {
+            native_asset::IMAGE
+        }
+    } else if let Some(data) = asset.get("data") {
+        match kind(data) {
+            Some(1) => native_asset::SPONSOR,
+            Some(2) => native_asset::DESCRIPTION,
+            Some(12) => native_asset::CTA,
+            _ => native_asset::UNFILLABLE,
+        }
+    } else {
+        native_asset::UNFILLABLE
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4_000))]
 
     #[test]
     fn the_document_is_the_value_tree_s(request in request(), spec in spec()) {
         prop_assert_eq!(written(&request, &spec), reference(&request, &spec), "{}", request);
+    }
+
+    #[test]
+    fn the_fit_is_the_value_tree_s(request in request()) {
+        prop_assert_eq!(native_fit(&request), reference_fit(&request), "{}", request);
     }
 }
 

@@ -46,9 +46,21 @@ pub struct Framing<'a> {
 
 /// Appends a whole answer: `status`, JSON `body` (may be empty).
 pub fn write(out: &mut Vec<u8>, status: u16, body: &[u8], framing: Framing<'_>) {
-    let mut digits = itoa::Buffer::new();
+    write_fields(out, status, !body.is_empty(), framing);
+    if status != 204 {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(body);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The status line and every header field but `Content-Length`.
+fn write_fields(out: &mut Vec<u8>, status: u16, json: bool, framing: Framing<'_>) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(digits.format(status).as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -68,17 +80,71 @@ pub fn write(out: &mut Vec<u8>, status: u16, body: &[u8], framing: Framing<'_>) 
     if let Some(s) = framing.retry_after_s {
         let _ = write!(out, "Retry-After: {s}\r\n");
     }
-    if status != 204 {
-        if !body.is_empty() {
-            out.extend_from_slice(b"Content-Type: application/json\r\n");
-        }
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(digits.format(body.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
+    if json && status != 204 {
+        out.extend_from_slice(b"Content-Type: application/json\r\n");
     }
-    out.extend_from_slice(b"\r\n");
-    if status != 204 {
-        out.extend_from_slice(body);
+}
+
+/// Digits the head of an answer written in place ([`InPlace`]) leaves for
+/// its `Content-Length`: a BidResponse is most often 1,000 to 9,999
+/// bytes, and any other length moves the body once.
+const LENGTH_DIGITS_RESERVED: usize = 4;
+
+/// A `200` answer with a JSON body written straight into the buffer
+/// after its head, instead of into a buffer of its own and then copied:
+/// [`InPlace::begin`] writes the head with room for the length, the
+/// caller appends the body, and [`InPlace::finish`] writes the length in
+/// (or [`InPlace::abandon`] removes the answer).
+#[derive(Debug)]
+pub struct InPlace {
+    /// Where the answer starts in the buffer.
+    start: usize,
+    /// Where the reserved `Content-Length` digits are.
+    length_at: usize,
+    /// Where the body starts.
+    body_at: usize,
+}
+
+impl InPlace {
+    /// Appends the head of a `200` answer with a JSON body.
+    pub fn begin(out: &mut Vec<u8>, framing: Framing<'_>) -> Self {
+        let start = out.len();
+        write_fields(out, 200, true, framing);
+        out.extend_from_slice(b"Content-Length: ");
+        let length_at = out.len();
+        out.extend_from_slice(&[b'0'; LENGTH_DIGITS_RESERVED]);
+        out.extend_from_slice(b"\r\n\r\n");
+        let body_at = out.len();
+        Self {
+            start,
+            length_at,
+            body_at,
+        }
+    }
+
+    /// The body appended so far.
+    pub fn body<'o>(&self, out: &'o [u8]) -> &'o [u8] {
+        &out[self.body_at..]
+    }
+
+    /// Writes the body's length into the head: in the reserved digits,
+    /// or, for a length with more or fewer digits, in their place, the
+    /// body moved to follow.
+    pub fn finish(self, out: &mut Vec<u8>) {
+        assert!(out.len() >= self.body_at, "the answer's head is intact");
+        let mut digits = itoa::Buffer::new();
+        let length = digits.format(out.len() - self.body_at).as_bytes();
+        let reserved = self.length_at..self.length_at + LENGTH_DIGITS_RESERVED;
+        if length.len() == LENGTH_DIGITS_RESERVED {
+            out[reserved].copy_from_slice(length);
+        } else {
+            out.splice(reserved, length.iter().copied());
+        }
+    }
+
+    /// Removes the answer: the buffer is as it was before [`Self::begin`].
+    pub fn abandon(self, out: &mut Vec<u8>) {
+        out.truncate(self.start);
     }
 }
 
@@ -132,6 +198,36 @@ mod tests {
             !text.contains("Content-Length") && text.ends_with("\r\n\r\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_answer_written_in_place_equals_one_written_whole() {
+        // A body written in place is JSON, never empty.
+        for len in [1, 9, 10, 999, 1_000, 1_232, 9_999, 10_000, 123_456] {
+            let body: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            for close in [false, true] {
+                let framing = Framing {
+                    close,
+                    ..Framing::default()
+                };
+                let mut whole = b"before".to_vec();
+                write(&mut whole, 200, &body, framing);
+                let mut in_place = b"before".to_vec();
+                let answer = InPlace::begin(&mut in_place, framing);
+                in_place.extend_from_slice(&body);
+                assert_eq!(answer.body(&in_place), body.as_slice());
+                answer.finish(&mut in_place);
+                assert_eq!(
+                    String::from_utf8_lossy(&in_place),
+                    String::from_utf8_lossy(&whole),
+                    "{len} bytes"
+                );
+                let answer = InPlace::begin(&mut in_place, framing);
+                in_place.extend_from_slice(&body);
+                answer.abandon(&mut in_place);
+                assert_eq!(in_place, whole, "abandoned, {len} bytes");
+            }
+        }
     }
 
     #[test]

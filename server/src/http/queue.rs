@@ -1,7 +1,7 @@
 //! [`HttpConnection`]: requests in, submissions out, answers written in
 //! request order (see the [module docs](super), "Order and data layout").
 
-use super::answer::{self, Framing};
+use super::answer::{self, Framing, InPlace};
 use super::body::{self, BodyError};
 use super::head::{self, Head, Parsed, Refusal, Route};
 use super::limits::IN_FLIGHT_MAX;
@@ -57,9 +57,7 @@ pub struct HttpConnection {
     continue_sent: bool,
     /// Scratch: an inflated gzip body.
     inflated: Vec<u8>,
-    /// Scratch: a BidResponse's JSON.
-    json: Vec<u8>,
-    /// Scratch: a bid's parts before they are escaped into `json`.
+    /// Scratch: a bid's parts before they are escaped into its answer.
     response_buffers: ResponseBuffers,
     /// Scratch: the impressions' outcomes handed to the responder.
     outcomes: Vec<ImpOutcome>,
@@ -89,7 +87,6 @@ impl HttpConnection {
             shutting_down: false,
             continue_sent: false,
             inflated: Vec::new(),
-            json: Vec::new(),
             response_buffers: ResponseBuffers::default(),
             outcomes: Vec::new(),
             counts: HttpCounts::default(),
@@ -498,25 +495,24 @@ impl HttpConnection {
             imps.iter_mut()
                 .map(|(id, state)| state.outcome(std::mem::take(id))),
         );
-        self.json.clear();
-        let written = respond.write_bid_response(
-            request,
-            &self.outcomes,
-            &mut self.response_buffers,
-            &mut self.json,
-        );
+        // The BidResponse is written straight after the head; a no-bid's
+        // document is logged and replaced by a `204`.
+        let in_place = InPlace::begin(out, framing);
+        let written =
+            respond.write_bid_response(request, &self.outcomes, &mut self.response_buffers, out);
         match written {
             Written::Bid => {
-                answer::write(out, 200, &self.json, framing);
+                in_place.finish(out);
                 self.counts.answered(200);
             }
             Written::NoBid(nbr) => {
                 tracing::debug!(
                     request = %request.id,
                     nbr = nbr.code(),
-                    response = %String::from_utf8_lossy(&self.json),
+                    response = %String::from_utf8_lossy(in_place.body(out)),
                     "no bid"
                 );
+                in_place.abandon(out);
                 self.write_no_bid(out, nbr.code(), framing);
             }
         }

@@ -36,9 +36,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const T0_NS: u64 = 1_767_225_600_000_000_000;
 
 /// Interleaved rounds.
-const ROUNDS: usize = 41;
+const ROUNDS: usize = 161;
 /// Requests per wire and round: the sample's requests, over and over.
-const REQUESTS_PER_ROUND: usize = 2_800;
+const REQUESTS_PER_ROUND: usize = 704;
 /// Requests handed to a connection at once, then decided and answered
 /// before the next: the load generator's depth per connection (the
 /// binary protocol refuses requests beyond its in-flight limit).

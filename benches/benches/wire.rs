@@ -12,7 +12,7 @@
 //! deadlines, every ticket's owner in a map), the same for both wires.
 //!
 //! `cargo bench -p cx-benches --bench wire` prints, per wire, the median
-//! ns per request over 41 interleaved rounds (the wire that goes first
+//! ns per request over 161 interleaved rounds of 704 requests (the wire that goes first
 //! alternating) and the median per-round ratio HTTP / binary: HTTP's
 //! overhead over the binary protocol is that ratio less 1 (issue 14 asks
 //! for at most 20%).

@@ -86,9 +86,9 @@ pub fn native_into<O: MarkupOut>(request: &str, spec: &CreativeSpec, out: &mut O
 }
 
 /// What the native request `request` (a JSON string) asks of a creative:
-/// the [`native_asset`](cx_domain::catalog::showable::native_asset) bit of each of its first [`NATIVE_ASSETS_MAX`]
-/// assets ([`AssetRequest::need`]), as required (`required` is 1) or
-/// optional. [`NativeFit::NONE`] when [`native_into`] could answer it with
+/// the [`native_asset`](cx_domain::catalog::showable::native_asset) bit
+/// of each of its first [`NATIVE_ASSETS_MAX`] assets
+/// ([`AssetRequest::need`]), as required (`required` is 1) or optional. [`NativeFit::NONE`] when [`native_into`] could answer it with
 /// no creative at all: the request cannot be read, has no `assets` array,
 /// or an asset without a numeric `id`.
 pub fn native_fit(request: &str) -> NativeFit {
